@@ -1,0 +1,44 @@
+"""The camera interface every backend implements, and the errors it raises."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from edged.types import CapturedImage, Exposure
+
+
+class CameraError(RuntimeError):
+    """A camera could not be opened, configured or read; the message says which and why."""
+
+
+@runtime_checkable
+class Camera(Protocol):
+    """A frame source with exposure controls.
+
+    Exposure units: shutter in microseconds, gain as a linear analogue gain (1.0 = unity).
+    ``capture`` blocks until the next frame is available; it is called from an executor thread.
+    """
+
+    width: int
+    height: int
+    gain_range: tuple[float, float]
+    """Smallest and largest analogue gain the sensor accepts."""
+    shutter_range_us: tuple[float, float]
+
+    def start(self) -> None:
+        """Open the device and start streaming; raises :class:`CameraError`."""
+
+    def stop(self) -> None:
+        """Stop streaming and release the device; safe to call twice."""
+
+    def capture(self) -> CapturedImage:
+        """Return the next frame with the exposure in effect when it was taken."""
+
+    def set_auto_exposure(self) -> None:
+        """Hand shutter and gain to the camera's auto-exposure loop."""
+
+    def set_manual_exposure(self, shutter_us: float, gain: float) -> None:
+        """Lock shutter and gain to the given values (AE off)."""
+
+    def read_exposure(self) -> Exposure:
+        """Exposure currently in effect (mode, shutter, gain), as the sensor reports it."""
