@@ -51,7 +51,8 @@ class FakeCameraConfig(_Section):
     seed: int = 7
     """Scene seed: the same seed renders the same frames and ground truth."""
     realtime: bool = True
-    """Pace capture at ``camera.fps`` on the wall clock; off renders as fast as it can (tests)."""
+    """Pace capture at ``camera.fps`` on the wall clock; off renders as fast as the pipeline
+    takes frames (tests, benchmarks, simulated runs)."""
     cars_per_minute: NonNegative = 24.0
     """About one car every 2.5 s: enough traffic that tracks overlap, few enough to count by eye."""
     people_per_minute: NonNegative = 12.0
@@ -63,6 +64,8 @@ class FileCameraConfig(_Section):
     path: str = ""
     """A video file or a folder of images (sorted by name)."""
     loop: bool = False
+    realtime: bool = True
+    """Replay at ``camera.fps`` on the wall clock; off replays as fast as the pipeline takes frames."""
 
 
 class V4l2CameraConfig(_Section):
@@ -111,8 +114,7 @@ class PipelineConfig(_Section):
     frame is dropped (and counted) rather than latency growing."""
     result_queue: PositiveInt = 16
     stats_period_s: Positive = 5.0
-    workers: Annotated[int, msgspec.Meta(ge=1, le=16)] = 1
-    """Executor threads for blocking work (inference, encoding)."""
+    """How often the daemon logs its stats line (fps, per-stage ms, queue depths, drops)."""
 
 
 class OutputConfig(_Section):

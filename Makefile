@@ -1,0 +1,34 @@
+# edged: set-up and everyday commands. `make demo` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test system-deps venv bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@# `trackers` pulls the GUI build of OpenCV, which needs libGL; keep only the headless one.
+	$(PY) -m pip uninstall --quiet -y opencv-python || true
+	$(PY) -m pip install --quiet --force-reinstall --no-deps "opencv-python-headless>=4.9"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## Debian packages the tests need (a real MQTT broker); installed only when missing.
+system-deps:
+	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { \
+	  echo "installing mosquitto (apt-get)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq mosquitto >/dev/null; }
+
+test: $(STAMP) system-deps
+	$(PY) -m pytest
+
+demo: $(STAMP)
+	$(VENV)/bin/edged run --config config/default.toml --duration 20
+
+clean:
+	rm -rf $(VENV) out data .pytest_cache

@@ -1,0 +1,87 @@
+"""Command line: ``edged run``, ``edged check-config`` and the other subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from edged import __version__
+from edged.config import ConfigError, load, to_dict
+
+
+def _run(args: argparse.Namespace) -> int:
+    from edged.app import build_daemon, run_folder
+    from hal.base import CameraError
+
+    config = load(args.config)
+    if args.out:
+        config.output.dir = args.out
+    out = run_folder(config)
+    try:
+        daemon = build_daemon(config, out)
+    except CameraError as err:
+        print(f"edged: camera: {err}", file=sys.stderr)
+        return 2
+    logging.getLogger("edged").info("run output in %s", out)
+    try:
+        summary = asyncio.run(daemon.run(max_frames=args.frames, duration=args.duration))
+    except CameraError as err:
+        print(f"edged: camera: {err}", file=sys.stderr)
+        return 2
+    frames = summary["frames"]
+    print(
+        f"edged: stopped ({summary['stop_reason']}): captured {frames['captured']}, "
+        f"processed {frames['processed']}, dropped {frames['dropped']}, {summary['fps']} fps"
+    )
+    print(f"edged: output in {out} (summary: {out / 'summary.json'})")
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    config = load(args.file)
+    if args.print:
+        print(json.dumps(to_dict(config), indent=2))
+    print(f"{args.file}: ok")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edged", description="Privacy-first roadside vision daemon.")
+    parser.add_argument("--version", action="version", version=f"edged {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the daemon")
+    run.add_argument("--config", required=True, type=Path, help="TOML config file")
+    run.add_argument("--frames", type=int, help="stop after capturing N frames")
+    run.add_argument("--duration", type=float, help="stop after S seconds")
+    run.add_argument("--out", help="local output folder (overrides output.dir)")
+    run.set_defaults(handler=_run)
+
+    check = sub.add_parser("check-config", help="validate a config file and exit")
+    check.add_argument("file", type=Path)
+    check.add_argument("--print", action="store_true", help="print the full config with defaults")
+    check.set_defaults(handler=_check_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return args.handler(args)
+    except ConfigError as err:
+        print(f"edged: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,311 @@
+"""The asyncio daemon: capture → frame queue → pipeline → result queue → sinks.
+
+Tasks are wired by bounded queues. The frame queue drops its *oldest* frame when detection falls
+behind (counted); the result queue applies back-pressure instead, so nothing after detection is
+dropped. Blocking work runs in executors: camera calls on one thread (cameras are not
+thread-safe), the stage chain on another (frames must reach the tracker in order), sinks on a third.
+On stop (signal, frame or time limit) capture ends first, then every frame already captured is
+processed and sunk, so ``captured == processed + dropped`` at exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from edged.config import Config
+from edged.exposure import ExposureCommand, ExposureController
+from edged.ids import MonotonicUlid
+from edged.pipeline import FrameWork, Pipeline
+from edged.stats import RunStats
+from edged.types import CapturedImage, ExposureMode, Frame, FrameMeta, Position
+from hal.base import Camera
+
+log = logging.getLogger("edged")
+
+
+class Sink(Protocol):
+    """Consumes finished frames (I/O allowed: runs on the sink thread)."""
+
+    def consume(self, work: FrameWork) -> None: ...
+
+    def close(self) -> dict[str, Any]:
+        """Flush and return figures for the run summary."""
+        ...
+
+
+@dataclass
+class SegmentClock:
+    """Assigns each frame its video segment id: a new ULID every ``segment_s`` seconds."""
+
+    segment_s: float
+    ids: MonotonicUlid
+    start: float | None = None
+    index: int = -1
+    video_id: str = ""
+
+    def video_for(self, timestamp: float) -> str:
+        if self.start is None:
+            self.start = timestamp
+        index = int((timestamp - self.start) // self.segment_s)
+        if index != self.index:
+            self.index, self.video_id = index, self.ids.new(timestamp)
+        return self.video_id
+
+
+@dataclass
+class StopState:
+    reason: str = ""
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def request(self, reason: str) -> None:
+        if not self.event.is_set():
+            self.reason = reason
+            self.event.set()
+
+
+class Daemon:
+    """Owns the camera, the pipeline, the queues, the tasks and shutdown."""
+
+    def __init__(
+        self,
+        config: Config,
+        camera: Camera,
+        pipeline: Pipeline,
+        sinks: list[Sink],
+        paced: bool,
+        summary_path: Path | None = None,
+    ) -> None:
+        self.config = config
+        self.camera = camera
+        self.pipeline = pipeline
+        self.sinks = sinks
+        self.paced = paced
+        self.summary_path = summary_path
+        self.stats = RunStats()
+        self.ids = MonotonicUlid()
+        self.segments = SegmentClock(config.camera.segment_s, self.ids)
+        self.exposure = (
+            ExposureController(config.exposure, camera.gain_range, camera.shutter_range_us)
+            if config.exposure.enabled
+            else None
+        )
+        p = config.device.position
+        self.position = Position(p.lat, p.lon, p.alt)
+        self.frames: asyncio.Queue[Frame | None] = asyncio.Queue(config.pipeline.frame_queue)
+        self.results: asyncio.Queue[FrameWork | None] = asyncio.Queue(config.pipeline.result_queue)
+        self.stop = StopState()
+        self.heartbeat = 0.0
+        """Monotonic time of the last frame through the pipeline (watchdog source)."""
+        self._camera_pool = ThreadPoolExecutor(1, thread_name_prefix="camera")
+        self._stage_pool = ThreadPoolExecutor(1, thread_name_prefix="stages")
+        self._sink_pool = ThreadPoolExecutor(1, thread_name_prefix="sinks")
+
+    # ------------------------------------------------------------------------------------ public
+    def request_stop(self, reason: str) -> None:
+        """Ask the daemon to stop capturing and drain; safe from signal handlers and tasks."""
+        self.stop.request(reason)
+
+    async def run(self, max_frames: int | None = None, duration: float | None = None) -> dict[str, Any]:
+        """Run until stopped, ``max_frames`` captured, or ``duration`` seconds; return the summary."""
+        loop = asyncio.get_running_loop()
+        installed = self._install_signal_handlers(loop)
+        wall0 = time.monotonic()
+        try:
+            await loop.run_in_executor(self._camera_pool, self.camera.start)
+            tasks = [
+                asyncio.create_task(self._capture(max_frames, duration), name="capture"),
+                asyncio.create_task(self._process(), name="process"),
+                asyncio.create_task(self._sink(), name="sink"),
+            ]
+            stats_task = asyncio.create_task(self._stats(), name="stats")
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                stats_task.cancel()
+                for t in tasks:
+                    t.cancel()
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            await loop.run_in_executor(self._camera_pool, self.camera.stop)
+            for pool in (self._camera_pool, self._stage_pool):
+                pool.shutdown(wait=True)
+        sink_figures = await loop.run_in_executor(self._sink_pool, self._close_sinks)
+        self._sink_pool.shutdown(wait=True)
+        summary = self._summary(time.monotonic() - wall0, sink_figures)
+        if self.summary_path is not None:
+            self.summary_path.parent.mkdir(parents=True, exist_ok=True)
+            self.summary_path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        return summary
+
+    # ------------------------------------------------------------------------------------- tasks
+    async def _capture(self, max_frames: int | None, duration: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        period = 1.0 / self.config.camera.fps
+        started = time.monotonic()
+        next_tick = started
+        try:
+            if self.exposure is not None:
+                await self._apply(self.exposure.start())
+            index = 0
+            while not self.stop.event.is_set():
+                if max_frames is not None and index >= max_frames:
+                    self.request_stop(f"captured {max_frames} frames")
+                    break
+                if duration is not None and time.monotonic() - started >= duration:
+                    self.request_stop(f"ran {duration:g} s")
+                    break
+                if self.paced:
+                    delay = next_tick - time.monotonic()
+                    if delay > 0:
+                        try:
+                            await asyncio.wait_for(self.stop.event.wait(), delay)
+                            break
+                        except TimeoutError:
+                            pass
+                    next_tick = max(next_tick + period, time.monotonic() - period)
+                captured = await loop.run_in_executor(self._camera_pool, self.camera.capture)
+                frame = self._frame(captured, index)
+                index += 1
+                self.stats.captured += 1
+                self.stats.auto_frames += captured.exposure.mode is ExposureMode.AUTO
+                if self.exposure is not None:
+                    command = self.exposure.step(captured.timestamp, captured.exposure)
+                    if command is not None:
+                        await self._apply(command)
+                self._offer(frame)
+        except Exception:
+            self.request_stop("capture failed")
+            raise
+        finally:
+            await self.frames.put(None)
+
+    def _offer(self, frame: Frame) -> None:
+        """Queue a frame for detection, dropping the oldest waiting frame when the queue is full."""
+        if self.frames.full():
+            self.frames.get_nowait()
+            self.stats.dropped += 1
+        self.frames.put_nowait(frame)
+
+    async def _apply(self, command: ExposureCommand) -> None:
+        loop = asyncio.get_running_loop()
+        if command.mode is ExposureMode.AUTO:
+            await loop.run_in_executor(self._camera_pool, self.camera.set_auto_exposure)
+            log.info("exposure: metering (auto)")
+        else:
+            await loop.run_in_executor(
+                self._camera_pool, self.camera.set_manual_exposure, command.shutter_us, command.gain
+            )
+            record = self.exposure.records[-1] if self.exposure and self.exposure.records else None
+            clamp = " (clamped)" if record and record.clamped else ""
+            log.info("exposure: locked shutter=%.0fus gain=%.2f%s", command.shutter_us, command.gain, clamp)
+
+    async def _process(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while (frame := await self.frames.get()) is not None:
+                work = await loop.run_in_executor(self._stage_pool, self.pipeline.process, frame)
+                self.stats.processed += 1
+                self.stats.record_stage_times(work.timings_ms)
+                self.heartbeat = time.monotonic()
+                await self.results.put(work)
+        except Exception:
+            self.request_stop("pipeline failed")
+            raise
+        finally:
+            await self.results.put(None)
+
+    async def _sink(self) -> None:
+        loop = asyncio.get_running_loop()
+        while (work := await self.results.get()) is not None:
+            t0 = time.perf_counter()
+            await loop.run_in_executor(self._sink_pool, self._consume, work)
+            self.stats.record_stage_times({"sink": (time.perf_counter() - t0) * 1000.0})
+
+    def _consume(self, work: FrameWork) -> None:
+        for sink in self.sinks:
+            sink.consume(work)
+
+    def _close_sinks(self) -> dict[str, Any]:
+        figures: dict[str, Any] = {}
+        for sink in self.sinks:
+            figures.update(sink.close())
+        return figures
+
+    async def _stats(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.pipeline.stats_period_s)
+            log.info("stats %s", self.stats.line(self.queue_depths()))
+
+    # ----------------------------------------------------------------------------------- helpers
+    def queue_depths(self) -> dict[str, tuple[int, int]]:
+        return {
+            "frames": (self.frames.qsize(), self.frames.maxsize),
+            "results": (self.results.qsize(), self.results.maxsize),
+        }
+
+    def _frame(self, captured: CapturedImage, index: int) -> Frame:
+        h, w = captured.pixels.shape[:2]
+        meta = FrameMeta(
+            image_id=self.ids.new(captured.timestamp),
+            frame_index=index,
+            video_id=self.segments.video_for(captured.timestamp),
+            timestamp=captured.timestamp,
+            exposure=captured.exposure,
+            position=self.position,
+            width=w,
+            height=h,
+        )
+        return Frame(meta, captured.pixels, captured.ground_truth)
+
+    def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> list[int]:
+        installed = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError):  # not the main thread
+                pass
+        return installed
+
+    def _summary(self, wall_s: float, sink_figures: dict[str, Any]) -> dict[str, Any]:
+        s = self.stats
+        exposure = []
+        if self.exposure is not None:
+            exposure = [
+                {
+                    "time": r.time,
+                    "auto_shutter_us": r.auto_shutter_us,
+                    "auto_gain": round(r.auto_gain, 4),
+                    "locked_shutter_us": r.locked_shutter_us,
+                    "locked_gain": round(r.locked_gain, 4),
+                    "clamped": r.clamped,
+                }
+                for r in self.exposure.records
+            ]
+        return {
+            "stop_reason": self.stop.reason,
+            "wall_s": round(wall_s, 3),
+            "frames": {
+                "captured": s.captured,
+                "processed": s.processed,
+                "dropped": s.dropped,
+                "auto_exposure": s.auto_frames,
+                "accounted": s.captured == s.processed + s.dropped,
+            },
+            "fps": round(s.processed / wall_s, 2) if wall_s > 0 else 0.0,
+            "stage_ms": s.stage_summary(),
+            "exposure": {
+                "meter_cycles": exposure,
+                "clamped": self.exposure.clamp_count if self.exposure else 0,
+            },
+            **sink_figures,
+        }
