@@ -11,6 +11,10 @@ class CameraError(RuntimeError):
     """A camera could not be opened, configured or read; the message says which and why."""
 
 
+class EndOfStream(CameraError):
+    """A finite source (file replay) has no more frames: a clean end, not a fault."""
+
+
 @runtime_checkable
 class Camera(Protocol):
     """A frame source with exposure controls.
