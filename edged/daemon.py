@@ -26,7 +26,7 @@ from edged.ids import MonotonicUlid
 from edged.pipeline import FrameWork, Pipeline
 from edged.stats import RunStats
 from edged.types import CapturedImage, ExposureMode, Frame, FrameMeta, Position
-from hal.base import Camera
+from hal.base import Camera, EndOfStream
 
 log = logging.getLogger("edged")
 
@@ -172,7 +172,11 @@ class Daemon:
                         except TimeoutError:
                             pass
                     next_tick = max(next_tick + period, time.monotonic() - period)
-                captured = await loop.run_in_executor(self._camera_pool, self.camera.capture)
+                try:
+                    captured = await loop.run_in_executor(self._camera_pool, self.camera.capture)
+                except EndOfStream:
+                    self.request_stop("end of stream")
+                    break
                 frame = self._frame(captured, index)
                 index += 1
                 self.stats.captured += 1
