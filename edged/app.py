@@ -7,13 +7,13 @@ from pathlib import Path
 
 from edged.config import Config, resolve_path
 from edged.daemon import Daemon, Sink
-from edged.pipeline import Pipeline, Stage
+from edged.pipeline import Stage
 from edged.sinks import FrameWriter
 from hal.base import Camera
 from hal.factory import make_camera
 
 
-def is_paced(config: Config) -> bool:
+def paced(config: Config) -> bool:
     """Whether the daemon must pace capture itself (replayed sources) or the sensor paces it."""
     cam = config.camera
     if cam.backend == "fake":
@@ -36,17 +36,27 @@ def run_folder(config: Config) -> Path:
     return folder
 
 
-def build_stages(config: Config) -> list[Stage]:
-    """The per-frame stage chain for this config."""
-    return []
+class AppBuilder:
+    """Builds cameras and stage chains from config sections (the daemon's :class:`Builder`)."""
+
+    def camera(self, config: Config) -> Camera:
+        return make_camera(config.camera)
+
+    def stages(self, config: Config, changed: set[str] | None) -> list[Stage]:
+        """The per-frame stage chain for this config."""
+        return []
+
+    def paced(self, config: Config) -> bool:
+        return paced(config)
 
 
 def build_daemon(config: Config, out: Path, camera: Camera | None = None) -> Daemon:
     """Wire camera, stages and sinks; ``out`` receives the run's local output."""
-    camera = camera if camera is not None else make_camera(config.camera)
-    stages = build_stages(config)
-    privacy = any(getattr(s, "name", "") == "privacy" for s in stages)
+    builder = AppBuilder()
+    daemon = Daemon(config, builder, [], summary_path=out / "summary.json", camera=camera)
+    privacy = any(s.name == "privacy" for s in daemon.pipeline.stages)
     sinks: list[Sink] = [
         FrameWriter(out / "frames", config.output.save_every, config.output.jpeg_quality, allow_raw=not privacy)
     ]
-    return Daemon(config, camera, Pipeline(stages), sinks, paced=is_paced(config), summary_path=out / "summary.json")
+    daemon.sinks = sinks
+    return daemon

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from edged.config import Config
 from edged.exposure import ExposureCommand, ExposureController
 from edged.ids import MonotonicUlid
-from edged.pipeline import FrameWork, Pipeline
+from edged.pipeline import FrameWork, Pipeline, Stage
 from edged.stats import RunStats
 from edged.types import CapturedImage, ExposureMode, Frame, FrameMeta, Position
 from hal.base import Camera, EndOfStream
@@ -71,37 +71,85 @@ class StopState:
             self.event.set()
 
 
+class Service(Protocol):
+    """A long-running companion task (uplink, remote control, watchdog).
+
+    ``run`` starts with the daemon; it must return soon after ``daemon.drained`` is set (every
+    captured frame processed and sunk), finishing its own work first (e.g. a last outbox flush).
+    """
+
+    name: str
+
+    async def run(self, daemon: Daemon) -> None: ...
+
+
+def _log_service_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("service %s failed: %r", task.get_name(), task.exception())
+
+
+class Builder(Protocol):
+    """Makes the parts of a daemon that depend on the config (so they can be rebuilt on change)."""
+
+    def camera(self, config: Config) -> Camera: ...
+
+    def stages(self, config: Config, changed: set[str] | None) -> list[Stage]:
+        """Stages for ``config``; ``changed`` names the sections that changed since the last call
+        (``None``: build everything), so a builder can keep the stages whose sections did not."""
+        ...
+
+    def paced(self, config: Config) -> bool: ...
+
+
+class ApplyError(RuntimeError):
+    """A new config could not be applied; the daemon is back on the previous one."""
+
+
+CAMERA_SECTIONS = frozenset({"camera", "exposure"})
+"""Sections whose change restarts the camera; others at most rebuild stages."""
+
+
+def changed_sections(old: Config, new: Config) -> set[str]:
+    """Top-level sections whose values differ."""
+    return {name for name in Config.__struct_fields__ if getattr(old, name) != getattr(new, name)}
+
+
 class Daemon:
     """Owns the camera, the pipeline, the queues, the tasks and shutdown."""
 
     def __init__(
         self,
         config: Config,
-        camera: Camera,
-        pipeline: Pipeline,
+        builder: Builder,
         sinks: list[Sink],
-        paced: bool,
         summary_path: Path | None = None,
+        camera: Camera | None = None,
+        services: list[Service] | None = None,
     ) -> None:
         self.config = config
-        self.camera = camera
-        self.pipeline = pipeline
+        self.services: list[Service] = list(services or [])
+        self.builder = builder
+        self.camera = camera if camera is not None else builder.camera(config)
+        self.pipeline = Pipeline(builder.stages(config, None))
         self.sinks = sinks
-        self.paced = paced
+        self.paced = builder.paced(config)
         self.summary_path = summary_path
         self.stats = RunStats()
         self.ids = MonotonicUlid()
         self.segments = SegmentClock(config.camera.segment_s, self.ids)
-        self.exposure = (
-            ExposureController(config.exposure, camera.gain_range, camera.shutter_range_us)
-            if config.exposure.enabled
-            else None
-        )
+        self.exposure = self._exposure_controller(config, self.camera)
         p = config.device.position
         self.position = Position(p.lat, p.lon, p.alt)
+        self._camera_lock = asyncio.Lock()
+        self._apply_lock = asyncio.Lock()
+        self.applied = 0
+        """Configs applied since start (for the pipeline-up check)."""
         self.frames: asyncio.Queue[Frame | None] = asyncio.Queue(config.pipeline.frame_queue)
         self.results: asyncio.Queue[FrameWork | None] = asyncio.Queue(config.pipeline.result_queue)
         self.stop = StopState()
+        self.drained = asyncio.Event()
+        """Set once every captured frame has been processed and sunk (services then finish)."""
+        self.service_timeout_s = 10.0
         self.heartbeat = 0.0
         """Monotonic time of the last frame through the pipeline (watchdog source)."""
         self._camera_pool = ThreadPoolExecutor(1, thread_name_prefix="camera")
@@ -126,12 +174,21 @@ class Daemon:
                 asyncio.create_task(self._sink(), name="sink"),
             ]
             stats_task = asyncio.create_task(self._stats(), name="stats")
+            services = [asyncio.create_task(sv.run(self), name=sv.name) for sv in self.services]
+            for t in services:
+                t.add_done_callback(_log_service_failure)
             try:
                 await asyncio.gather(*tasks)
             finally:
+                self.drained.set()
                 stats_task.cancel()
                 for t in tasks:
                     t.cancel()
+                if services:
+                    _, late = await asyncio.wait(services, timeout=self.service_timeout_s)
+                    for t in late:
+                        log.warning("service %s did not finish in %.0f s; cancelled", t.get_name(), self.service_timeout_s)
+                        t.cancel()
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
@@ -145,6 +202,75 @@ class Daemon:
             self.summary_path.parent.mkdir(parents=True, exist_ok=True)
             self.summary_path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
         return summary
+
+    async def apply_config(self, new: Config, up_timeout_s: float = 10.0) -> set[str]:
+        """Apply ``new`` while running: rebuild only what changed, roll back on failure.
+
+        Stages are built first (no side effect); then, if camera settings changed, the camera is
+        restarted with them; then the new stages are swapped in between two frames. Finally the
+        pipeline must carry a frame within ``up_timeout_s``. Any failure restores the previous
+        camera, stages and config and raises :class:`ApplyError` saying why.
+        Returns the names of the sections that changed.
+        """
+        async with self._apply_lock:
+            old = self.config
+            changed = changed_sections(old, new)
+            if not changed:
+                return changed
+            loop = asyncio.get_running_loop()
+            old_pipeline, old_camera = self.pipeline, self.camera
+            try:
+                stages = await loop.run_in_executor(self._stage_pool, self.builder.stages, new, changed)
+            except Exception as err:
+                raise ApplyError(f"stages failed to build: {err}") from err
+            if changed & CAMERA_SECTIONS:
+                await self._swap_camera(new)
+            self.pipeline = Pipeline(stages)
+            self._adopt(new)
+            before = self.stats.processed
+            deadline = time.monotonic() + up_timeout_s
+            while self.stats.processed == before and not self.stop.event.is_set():
+                if time.monotonic() > deadline:
+                    self.pipeline = old_pipeline
+                    if self.camera is not old_camera:
+                        await self._swap_camera(old, rollback=True)
+                    self._adopt(old)
+                    raise ApplyError(f"pipeline carried no frame within {up_timeout_s:g} s; rolled back")
+                await asyncio.sleep(0.02)
+            self.applied += 1
+            return changed
+
+    def _adopt(self, config: Config) -> None:
+        self.config = config
+        self.paced = self.builder.paced(config)
+        self.segments.segment_s = config.camera.segment_s
+        p = config.device.position
+        self.position = Position(p.lat, p.lon, p.alt)
+
+    async def _swap_camera(self, config: Config, rollback: bool = False) -> None:
+        """Stop the running camera and start one built from ``config``; on failure restart the old one."""
+        loop = asyncio.get_running_loop()
+        async with self._camera_lock:
+            old = self.camera
+            await loop.run_in_executor(self._camera_pool, old.stop)
+            try:
+                camera = self.builder.camera(config)
+                await loop.run_in_executor(self._camera_pool, camera.start)
+            except Exception as err:
+                if rollback:
+                    raise
+                await loop.run_in_executor(self._camera_pool, old.start)
+                raise ApplyError(f"camera failed to start with the new settings: {err}") from err
+            self.camera = camera
+            self.exposure = self._exposure_controller(config, camera)
+            if self.exposure is not None:
+                await self._apply(self.exposure.start())
+
+    @staticmethod
+    def _exposure_controller(config: Config, camera: Camera) -> ExposureController | None:
+        if not config.exposure.enabled:
+            return None
+        return ExposureController(config.exposure, camera.gain_range, camera.shutter_range_us)
 
     # ------------------------------------------------------------------------------------- tasks
     async def _capture(self, max_frames: int | None, duration: float | None) -> None:
@@ -172,19 +298,20 @@ class Daemon:
                         except TimeoutError:
                             pass
                     next_tick = max(next_tick + period, time.monotonic() - period)
-                try:
-                    captured = await loop.run_in_executor(self._camera_pool, self.camera.capture)
-                except EndOfStream:
-                    self.request_stop("end of stream")
-                    break
+                async with self._camera_lock:
+                    try:
+                        captured = await loop.run_in_executor(self._camera_pool, self.camera.capture)
+                    except EndOfStream:
+                        self.request_stop("end of stream")
+                        break
+                    if self.exposure is not None:
+                        command = self.exposure.step(captured.timestamp, captured.exposure)
+                        if command is not None:
+                            await self._apply(command)
                 frame = self._frame(captured, index)
                 index += 1
                 self.stats.captured += 1
                 self.stats.auto_frames += captured.exposure.mode is ExposureMode.AUTO
-                if self.exposure is not None:
-                    command = self.exposure.step(captured.timestamp, captured.exposure)
-                    if command is not None:
-                        await self._apply(command)
                 self._offer(frame)
         except Exception:
             self.request_stop("capture failed")
