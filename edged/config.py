@@ -154,6 +154,145 @@ class DetectConfig(_Section):
     tiling: TilingConfig = msgspec.field(default_factory=TilingConfig)
 
 
+# ---------------------------------------------------------------------------------------------- track
+class TrackConfig(_Section):
+    """ByteTrack-style tracker, one track set per class (SPEC S3)."""
+
+    high_score: Fraction = 0.5
+    """Detections scoring at least this take part in the first association (ByteTrack's
+    ``track_thresh``); the rest, down to ``low_score``, only in the second."""
+    low_score: Fraction = 0.1
+    """Detections below this are ignored. 0.1 as ByteTrack: the second association recovers objects
+    whose score dropped (partly occluded, blurred). The detector's own score threshold must be at or
+    below this, or the second association gets no input."""
+    birth_score: Fraction = 0.6
+    """An unmatched detection starts a candidate track only at or above this (ByteTrack's
+    ``track_thresh + 0.1``): borderline false positives do not spawn tracks."""
+    min_iou_first: Fraction = 0.2
+    """Least IoU between a predicted box and a high-score detection to match them (ByteTrack's
+    ``match_thresh`` 0.8 as a cost). Low, because a fast near car at 10 fps moves a large fraction of
+    its width between frames and class separation already removes most wrong candidates."""
+    min_iou_second: Fraction = 0.5
+    """Least IoU for the second (low-score) association: stricter, as in ByteTrack, because low
+    scores are often false positives."""
+    min_iou_candidate: Fraction = 0.3
+    """Least IoU to extend an unconfirmed candidate (ByteTrack's 0.7 cost for unconfirmed tracks)."""
+    confirm_hits: PositiveInt = 2
+    """Consecutive matched frames before a candidate becomes a track: it then gets an id, is
+    reported and can upload an image. 2 means a one-frame false positive never becomes a track (nor
+    triggers an upload) while a real object loses one frame (0.1 s at 10 fps)."""
+    lost_buffer_s: Positive = 2.0
+    """How long a track unmatched by any detection is kept (coasting on its Kalman prediction) before
+    removal. 2 s (20 frames at 10 fps) bridges a car hidden behind a passing truck or a person
+    behind a pole, and is short enough that a departed object's id is not re-used by a newcomer."""
+    predicted_output_s: NonNegative = 0.5
+    """Lost tracks are reported (``detected=False``, predicted box) for this long after their last
+    detection, so privacy keeps covering a face or plate the detector missed for a few frames. 0.5 s:
+    detector misses on a visible object rarely last longer, and a prediction drifts after that."""
+    history_len: PositiveInt = 64
+    """Observations kept per track (plus its first one): 6.4 s at 10 fps, enough for a trail's
+    direction and speed; memory stays bounded for parked cars."""
+    id_block: PositiveInt = 1024
+    """Track ids reserved per write of the id store: one small write per 1024 tracks; a restart skips
+    at most that many ids."""
+    std_position: Positive = 0.05
+    """Kalman position noise as a fraction of box size per frame (ByteTrack's 1/20)."""
+    std_velocity: Positive = 0.00625
+    """Kalman velocity noise as a fraction of box size per frame (ByteTrack's 1/160)."""
+
+    def __post_init__(self) -> None:
+        if not self.low_score <= self.high_score <= self.birth_score:
+            raise ValueError(
+                f"need low_score <= high_score <= birth_score, got {self.low_score}, {self.high_score}, "
+                f"{self.birth_score}"
+            )
+
+
+class CalibrationConfig(_Section):
+    """Image -> ground mapping for the ground point of each observation (SPEC S3).
+
+    Ground coordinates are metres on a flat ground plane in a local frame centred below the camera:
+    ``x`` east, ``y`` north (with ``yaw_deg`` 0 the camera looks north).
+    """
+
+    model: Literal["none", "homography", "pinhole"] = "none"
+    """``none``: no calibration (ground points are NaN). ``homography``: the 3x3 ``homography``
+    maps image pixels to ground metres. ``pinhole``: intrinsics + mounting height and angles give the
+    ground plane. Default ``none`` because any made-up calibration would give wrong positions that look
+    right; a site sets its own."""
+    homography: list[list[float]] = msgspec.field(
+        default_factory=lambda: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    )
+    """Row-major 3x3 image (u, v, 1) -> ground (x, y, 1), e.g. from ``cv2.findHomography`` on four or
+    more surveyed road markings."""
+    fx: Positive = 1000.0
+    """Focal length in pixels (from ``cv2.calibrateCamera``)."""
+    fy: Positive = 1000.0
+    cx: float | None = None
+    """Principal point; ``None`` is the image centre."""
+    cy: float | None = None
+    distortion: list[float] = []
+    """OpenCV distortion coefficients (k1, k2, p1, p2[, k3...]); empty for none."""
+    height_m: Positive = 6.0
+    """Camera height above the road: 6 m is a typical roadside pole."""
+    pitch_deg: Annotated[float, msgspec.Meta(gt=0, le=90)] = 15.0
+    """Downward tilt of the optical axis below the horizon (must be > 0 to see the ground)."""
+    yaw_deg: float = 0.0
+    """Compass bearing of the optical axis, degrees clockwise from north."""
+    roll_deg: float = 0.0
+    """Rotation about the optical axis, clockwise as seen from behind the camera."""
+
+    def __post_init__(self) -> None:
+        rows = self.homography
+        if len(rows) != 3 or any(len(r) != 3 for r in rows):
+            raise ValueError("homography must be 3 rows of 3 numbers")
+        if len(self.distortion) not in (0, 4, 5, 8, 12, 14):
+            raise ValueError(f"distortion must have 0, 4, 5, 8, 12 or 14 coefficients, got {len(self.distortion)}")
+
+
+class SelectConfig(_Section):
+    """Best-image selection and the cached upload queue (SPEC S4). Pixels are of the full image."""
+
+    min_width: NonNegative = 32.0
+    """W_min: a track's box (after its first observation) qualifies only this wide. 32 px is COCO's
+    small/medium boundary: below it detectors and a cloud re-analysis gain little from the crop."""
+    min_height: NonNegative = 32.0
+    """H_min, same reason as ``min_width``."""
+    score1: Fraction = 0.5
+    """score1: least detection score to qualify, the usual detector operating point (below it the
+    class is about as likely wrong as right). Conventionally score1 < score2."""
+    score2: Fraction = 0.7
+    """score2: least score to send immediately: confident enough to spend the uplink at once."""
+    edge1: NonNegative = 4.0
+    """edge1: least edge distance (px) of a better image: the box does not touch the border, so the
+    object is wholly in view; 4 px absorbs box jitter. Conventionally edge1 < edge2."""
+    edge2: NonNegative = 32.0
+    """edge2: an immediate image's box must be more than this (px) inside every border, well clear of
+    truncation even with box error."""
+    area_ratio: Fraction = 0.01
+    """Box area / image area above which (with score2, edge2) an image goes immediately: 1% of a
+    1280x720 image is about a 96x96 px box, a near object with readable detail."""
+    classes: list[str] = msgspec.field(
+        default_factory=lambda: ["person", "car", "truck", "bus", "bicycle", "motorcycle"]
+    )
+    """Classes whose tracks select best images and appear in upload packages (SPEC S2). Sensitive
+    classes (face, plate) are left out: their data goes only to the functional platforms."""
+    cached_period_s: Positive = 2.0
+    """The cached queue sends its oldest package once per this period (SPEC S4: 1 per 2 s)."""
+    cached_in_flight: PositiveInt = 1
+    """Cached packages sent but not yet confirmed; 1 keeps delivery strictly oldest first."""
+    ack_timeout_s: Positive = 30.0
+    """A send not confirmed (or failed) within this counts as failed and is retried: an MQTT PUBACK
+    takes well under a second on a working link, so 30 s means it was lost."""
+
+    def __post_init__(self) -> None:
+        from edged.classes import CLASS_NAMES
+
+        unknown = [c for c in self.classes if c not in CLASS_NAMES]
+        if unknown:
+            raise ValueError(f"unknown class {unknown[0]!r} in classes; known: {', '.join(CLASS_NAMES)}")
+
+
 # --------------------------------------------------------------------------------------------- root
 class Config(_Section):
     """The whole configuration tree."""
@@ -164,6 +303,9 @@ class Config(_Section):
     pipeline: PipelineConfig = msgspec.field(default_factory=PipelineConfig)
     output: OutputConfig = msgspec.field(default_factory=OutputConfig)
     detect: DetectConfig = msgspec.field(default_factory=DetectConfig)
+    track: TrackConfig = msgspec.field(default_factory=TrackConfig)
+    calibration: CalibrationConfig = msgspec.field(default_factory=CalibrationConfig)
+    select: SelectConfig = msgspec.field(default_factory=SelectConfig)
 
 
 _LOCATION = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
