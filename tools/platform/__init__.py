@@ -1,0 +1,1 @@
+"""Functional/operations platform side: message store and tools that use it."""
