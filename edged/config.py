@@ -70,6 +70,11 @@ class FileCameraConfig(_Section):
 
 class V4l2CameraConfig(_Section):
     device: str = "/dev/video0"
+    gain_unity_value: int | None = None
+    """Gain control value that means 1x. Unset: the control's minimum (drivers start at unity)."""
+    gain_units_per_x: Positive = 16.0
+    """Gain control units per 1x of linear gain (gain = 1 + (value - unity) / units). 16: the 1/16
+    steps of common OmniVision sensors; V4L2 gives no scale, so set it for your camera."""
 
 
 class PiCameraConfig(_Section):
