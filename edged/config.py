@@ -298,6 +298,86 @@ class SelectConfig(_Section):
             raise ValueError(f"unknown class {unknown[0]!r} in classes; known: {', '.join(CLASS_NAMES)}")
 
 
+# ------------------------------------------------------------------------------------------- remote
+class MqttRemoteConfig(_Section):
+    """Command connection to the device broker: ``edged/<device.id>/config/set`` and friends."""
+
+    enabled: bool = False
+    """Off by default: the demo runs without a broker; a roadside config turns it on."""
+    host: str = "localhost"
+    """Broker host. On a roadside unit this is usually the operator's broker reached over the
+    cellular link (or a local bridge on ``localhost`` that forwards to it)."""
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 1883
+    """1883 is MQTT's plain port; use 8883 with ``tls = true``."""
+    tls: bool = False
+    ca_file: str = ""
+    """CA bundle that signs the broker's certificate ("" with ``tls``: the system store)."""
+    cert_file: str = ""
+    """Client certificate for mutual TLS ("" for none)."""
+    key_file: str = ""
+    """Private key of ``cert_file``; keep it mode 0600, owned by the service user."""
+    username: str = ""
+    password: str = ""
+    """Never echoed in replies, state or logs (shown as ``<redacted>``)."""
+    client_id: str = ""
+    """MQTT client id; "" gives ``edged-<device.id>-remote``, unique per device so two units never
+    kick each other off the broker."""
+    keepalive_s: Annotated[int, msgspec.Meta(ge=5, le=3600)] = 30
+    """A dead link is noticed within 1.5 keepalives; 30 s keeps idle cellular traffic small (one
+    PINGREQ/PINGRESP pair) while "offline" appears on ``status`` within ~45 s of a power cut."""
+    reconnect_min_s: Positive = 1.0
+    """First reconnect delay; doubles on each failure up to ``reconnect_max_s``."""
+    reconnect_max_s: Positive = 60.0
+    """Longest wait between attempts: a broker outage costs at most a minute of extra downtime
+    after it ends, and a thousand units do not hammer a recovering broker."""
+    max_payload_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 262_144
+    """Larger command payloads are refused unread; a full config is a few kB."""
+
+
+class SerialRemoteConfig(_Section):
+    """Maintenance console on a serial line (a USB-UART adapter on site)."""
+
+    enabled: bool = False
+    """Off by default: the port may not exist, and on a Pi ``/dev/ttyUSB0`` only appears when a
+    technician plugs an adapter in (the console waits for it)."""
+    port: str = "/dev/ttyUSB0"
+    """The usual name of the first USB-serial adapter on Linux."""
+    baud: Annotated[int, msgspec.Meta(ge=300, le=4_000_000)] = 115200
+    """The common default of terminal programs (picocom, minicom, PuTTY) and USB-UART adapters."""
+    console_secret: str = ""
+    """Required by ``set`` on the console; "" disables ``set`` there (get/status stay available).
+    Never echoed (shown as ``<redacted>``)."""
+    max_line_bytes: Annotated[int, msgspec.Meta(ge=256)] = 65_536
+    """Longest request line; a whole config as JSON is a few kB."""
+    wrong_secret_delay_s: NonNegative = 1.0
+    """Pause after a wrong secret before the console reads on: guessing becomes slow (one try a
+    second) while a typo costs a human only a moment."""
+    reopen_s: Positive = 2.0
+    """How often a missing or unplugged port is retried."""
+
+
+class RemoteConfig(_Section):
+    """Remote configuration and operations (SPEC S8)."""
+
+    mqtt: MqttRemoteConfig = msgspec.field(default_factory=MqttRemoteConfig)
+    serial: SerialRemoteConfig = msgspec.field(default_factory=SerialRemoteConfig)
+    stats_period_s: Positive = 60.0
+    """Period of the ``stats`` message: about 1.4k messages a day of ~1 kB (~45 MB a month on a
+    metered link); a stall shows within a minute, and the systemd watchdog covers faster failures."""
+    apply_timeout_s: Positive = 10.0
+    """How long a new config has to carry a frame through the pipeline before it is rolled back:
+    a picamera2 restart takes 1-3 s and the first frames after AE start a few more."""
+
+
+class SystemdConfig(_Section):
+    """Service manager integration (sd_notify READY/WATCHDOG/STOPPING)."""
+
+    heartbeat_stale_s: Positive = 10.0
+    """Watchdog pings stop when no frame has passed the pipeline for this long. Longer than the
+    longest legitimate pause (a camera restart while a config is applied, up to
+    ``remote.apply_timeout_s``), far shorter than ``WatchdogSec`` in edged.service (60 s)."""
+
+
 # --------------------------------------------------------------------------------------------- root
 class Config(_Section):
     """The whole configuration tree."""
@@ -311,6 +391,8 @@ class Config(_Section):
     track: TrackConfig = msgspec.field(default_factory=TrackConfig)
     calibration: CalibrationConfig = msgspec.field(default_factory=CalibrationConfig)
     select: SelectConfig = msgspec.field(default_factory=SelectConfig)
+    remote: RemoteConfig = msgspec.field(default_factory=RemoteConfig)
+    systemd: SystemdConfig = msgspec.field(default_factory=SystemdConfig)
 
 
 _LOCATION = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
