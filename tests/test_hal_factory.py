@@ -1,0 +1,50 @@
+"""make_camera picks the configured backend and passes the config through."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edged.config import from_dict
+from hal.base import Camera
+from hal.factory import make_camera
+from hal.file import FileCamera
+from hal.picamera2 import PiCamera
+from hal.v4l2 import V4l2Camera
+
+
+def camera_config(camera: dict):
+    return from_dict({"camera": camera}).camera
+
+
+def test_file_backend_built_and_runs(tmp_path: Path) -> None:
+    cv2.imwrite(str(tmp_path / "0.png"), np.full((90, 120, 3), 77, np.uint8))
+    cam = make_camera(camera_config({"backend": "file", "width": 96, "height": 64, "fps": 5.0,
+                                     "file": {"path": str(tmp_path), "loop": True}}))
+    assert isinstance(cam, FileCamera) and isinstance(cam, Camera)
+    assert (cam.width, cam.height, cam.fps, cam.loop) == (96, 64, 5.0, True)
+    cam.start()
+    assert [cam.capture().pixels.shape for _ in range(3)] == [(64, 96, 3)] * 3  # loops a one-image folder
+
+
+def test_hardware_backends_built_without_importing_their_libraries() -> None:
+    had = "picamera2" in sys.modules
+    pi = make_camera(camera_config({"backend": "picamera2", "fps": 15.0, "picamera2": {"camera_num": 1}}))
+    assert isinstance(pi, PiCamera) and (pi.camera_num, pi.fps, pi.width) == (1, 15.0, 1280)
+    assert ("picamera2" in sys.modules) == had
+    v = make_camera(camera_config({"backend": "v4l2", "v4l2": {"device": "/dev/video3", "gain_unity_value": 8,
+                                                              "gain_units_per_x": 8.0}}))
+    assert isinstance(v, V4l2Camera) and v.device == "/dev/video3"
+    assert (v._gain_unity_value, v._gain_units_per_x) == (8, 8.0)
+
+
+def test_fake_backend_gets_the_scene_config() -> None:
+    fake = pytest.importorskip("hal.fake")
+    cam = make_camera(camera_config({"backend": "fake", "width": 320, "height": 240,
+                                     "fake": {"seed": 11, "events": False}}))
+    assert isinstance(cam, fake.FakeCamera) and isinstance(cam, Camera)
+    assert (cam.width, cam.height) == (320, 240)
