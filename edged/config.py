@@ -144,12 +144,20 @@ class ModelConfig(_Section):
     """Per-class score thresholds; classes not named use ``score_threshold``."""
     score_threshold: Fraction = 0.5
     nms_iou: Fraction = 0.45
+    input_range: tuple[float, float] | None = None
+    """Float range the model expects pixels mapped into; ``None`` is the layout's usual one:
+    (-1, 1) for blazeface and ssd (MobileNet-style), (0, 1) for yolov5/yolov8."""
+    resize: Literal["letterbox", "stretch"] = "letterbox"
+    """How the frame is fitted to the input: ``letterbox`` keeps the aspect ratio (padding), as
+    BlazeFace and YOLO are trained; ``stretch`` for models trained on stretched images."""
 
 
 class TilingConfig(_Section):
     enabled: bool = False
     tile: tuple[PositiveInt, PositiveInt] = (640, 640)
     overlap: Fraction = 0.2
+    models: list[str] = []
+    """Names of the models that also run on tiles (empty: every model)."""
 
 
 class DetectConfig(_Section):
@@ -378,6 +386,88 @@ class SystemdConfig(_Section):
     ``remote.apply_timeout_s``), far shorter than ``WatchdogSec`` in edged.service (60 s)."""
 
 
+# ------------------------------------------------------------------------------------ outbox, uplink
+class OutboxConfig(_Section):
+    """The persistent outbox of SPEC S7 (see ``edged.outbox`` for the eviction and fsync policy)."""
+
+    path: str = "outbox.sqlite"
+    """SQLite file; a relative path is relative to ``device.data_dir``."""
+    budget_bytes: Annotated[int, msgspec.Meta(ge=65_536)] = 1 << 30
+    """Ring budget (stored envelopes + 128 B each). 1 GiB holds about three hours of a busy road's
+    uploads (~100 kB/s of 200 kB images) through an outage, and is ~3% of a 32 GB SD card."""
+    synchronous: Literal["full", "normal"] = "full"
+    """``full``: every commit fsyncs the WAL, a stored message survives power loss (about 3k
+    commits/s on this SSD, a few hundred on an SD card: far above the few messages a second a camera
+    makes). ``normal``: survives a crash of the process but may lose the last commits on power loss."""
+    check_on_open: bool = True
+    """Run ``PRAGMA quick_check`` at start: a damaged file is reported at once instead of failing
+    later; costs about a second per GB."""
+
+
+class UplinkBrokerConfig(_Section):
+    """One MQTT connection: the operations platform's broker or a functional platform's."""
+
+    host: str = "localhost"
+    """Broker host (or a local bridge on ``localhost`` that forwards over the cellular link)."""
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 1883
+    """1883 is MQTT's plain port; use 8883 with ``tls = true``."""
+    topic_prefix: str = ""
+    """Messages go to ``<topic_prefix>/<kind>``; "" gives ``edged/<device.id>/<destination>``,
+    e.g. ``edged/rsu-0001/func.face/sensitive``."""
+    tls: bool = False
+    ca_file: str = ""
+    """CA bundle that signs the broker's certificate ("" with ``tls``: the system store)."""
+    cert_file: str = ""
+    """Client certificate for mutual TLS ("" for none)."""
+    key_file: str = ""
+    """Private key of ``cert_file``; keep it mode 0600, owned by the service user."""
+    username: str = ""
+    password: str = ""
+    """Never logged; shown as ``<redacted>`` wherever the config is echoed."""
+    client_id: str = ""
+    """"" gives ``edged-<device.id>-<destination>``: unique per device and link."""
+    keepalive_s: Annotated[int, msgspec.Meta(ge=5, le=3600)] = 30
+    """A dead link is noticed within 1.5 keepalives; 30 s costs one ping pair a minute when idle."""
+    max_in_flight: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 32
+    """Messages published and awaiting PUBACK. 32 keeps a 200 ms-RTT cellular link busy with small
+    messages (32 / 0.2 s = 160 msg/s) while a disconnect re-sends at most 32."""
+
+
+class UplinkConfig(_Section):
+    """MQTT uplink to the operations platform and the functional platforms (SPEC S7)."""
+
+    enabled: bool = False
+    """Off by default: the demo runs without a broker (messages wait in the outbox)."""
+    ops: UplinkBrokerConfig = msgspec.field(default_factory=UplinkBrokerConfig)
+    """De-identified images, events and telemetry. Never carries a sensitive record."""
+    functional: dict[Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_-]{0,31}$")], UplinkBrokerConfig] = {}
+    """Functional platforms by sensitive category (``face``, ``plate``): destination ``func.<name>``,
+    each on its own connection. A category without an entry keeps its records in the outbox."""
+    reconnect_min_s: Positive = 1.0
+    """First reconnect delay; doubles on each failure up to ``reconnect_max_s``."""
+    reconnect_max_s: Positive = 60.0
+    """Longest wait between attempts: a broker outage costs at most a minute of extra delay after
+    it ends, and a thousand units do not hammer a recovering broker."""
+    reconnect_jitter: Fraction = 0.5
+    """Each delay is drawn from [d*(1-jitter), d]: units that lost the same broker spread out."""
+    rate_window_s: Positive = 30.0
+    """The link rate is measured over this much recent busy time: long enough to average a few
+    200 kB images on a 1 Mbit/s link, short enough to follow a cellular link's changes."""
+    quality_min: Annotated[int, msgspec.Meta(ge=10, le=100)] = 50
+    """Lowest JPEG quality the link may push images to; below ~50 plates blur into blocks."""
+    quality_max: Annotated[int, msgspec.Meta(ge=10, le=100)] = 90
+    """Quality on a fast link; above 90 files grow fast for little visible gain."""
+    quality_full_rate_bps: Positive = 2_000_000.0
+    """Measured rate (bytes/s) at or above which ``quality_max`` is used; below it quality falls
+    linearly to ``quality_min`` at zero. 2 MB/s carries ten 200 kB images a second."""
+
+    def __post_init__(self) -> None:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        if self.quality_max < self.quality_min:
+            raise ValueError("quality_max must be >= quality_min")
+
+
 # --------------------------------------------------------------------------------------------- root
 class Config(_Section):
     """The whole configuration tree."""
@@ -393,6 +483,8 @@ class Config(_Section):
     select: SelectConfig = msgspec.field(default_factory=SelectConfig)
     remote: RemoteConfig = msgspec.field(default_factory=RemoteConfig)
     systemd: SystemdConfig = msgspec.field(default_factory=SystemdConfig)
+    outbox: OutboxConfig = msgspec.field(default_factory=OutboxConfig)
+    uplink: UplinkConfig = msgspec.field(default_factory=UplinkConfig)
 
 
 _LOCATION = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")

@@ -1,0 +1,571 @@
+"""Persistent outbox: a bounded ring of outgoing envelopes in SQLite (SPEC S7).
+
+Every outgoing message is stored here before it is sent and deleted only when its receiver
+acknowledged it (:meth:`Outbox.ack` on MQTT PUBACK). Delivery is at least once; the envelope's
+message id lets receivers de-duplicate.
+
+Durability (fsync policy)
+    The database runs in WAL mode. With ``synchronous="full"`` (the default) every commit fsyncs
+    the WAL before it returns: a message whose :meth:`Outbox.enqueue` returned ``stored`` survives
+    SIGKILL *and* power loss. :meth:`Outbox.enqueue_many` and :meth:`Outbox.ack` commit a whole
+    batch in one transaction, i.e. one fsync per batch; each message of the batch is durable when the
+    call returns, none before. ``synchronous="normal"`` syncs only at WAL checkpoints: it survives
+    SIGKILL (the OS has the data) but the last commits before a power cut may be lost; the file is
+    never corrupted in either mode.
+
+Send order (per destination)
+    ``immediate`` first, then ``sensitive``, then ``normal``, each oldest first; ``cached`` items
+    are handed out only as many as the caller allows (its rate policy, see
+    :meth:`Outbox.next_batch`), oldest first.
+
+Ring budget and eviction
+    The stored size of a message is its envelope bytes plus :data:`ROW_OVERHEAD` (keys and index
+    entries). When storing a new message would exceed ``budget_bytes``, older messages are evicted
+    in the same transaction: oldest ``cached`` first, then oldest ``immediate``/``normal`` (any
+    destination), and ``sensitive`` records last. A message larger than the whole budget is refused.
+    Every eviction is counted per class (persistently, in the ``counters`` table), logged, and shown
+    by :meth:`Outbox.stats`. The file on disk is larger than the budget by SQLite's page slack and
+    the WAL (at most ``wal_autocheckpoint`` = 1000 pages, ~4 MB); freed pages are reused.
+
+Full disk
+    SQLite reports a full disk (ENOSPC, or ``max_page_count`` reached) as SQLITE_FULL. The
+    transaction is rolled back, so nothing already stored is lost and the file stays consistent.
+    The outbox then makes room by the same eviction policy (counted as ``disk_full`` evictions) and
+    tries once more; if that fails too, :meth:`Outbox.enqueue` returns a result with
+    ``stored=False`` and the reason, counts it in ``enqueue_failed``, and logs it. It never raises
+    for a full disk.
+
+Threads
+    One connection, guarded by a lock: safe to call from several threads (the daemon runs the
+    blocking calls in an executor). All methods are synchronous.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlite_utils
+
+from edged.wire import PRIORITIES, Envelope, encode
+
+log = logging.getLogger(__name__)
+
+ROW_OVERHEAD = 128
+"""Bytes charged per stored message on top of its envelope: row header, the id and index entries."""
+
+EVICTION_LOG_PERIOD_S = 60.0
+"""Evictions are logged at once, then summarised at most once a minute (every one is counted)."""
+
+SEND_RANK = {"immediate": 0, "sensitive": 1, "normal": 2, "cached": 3}
+"""Lower goes first. Cached items are released separately, at the caller's rate."""
+EVICT_RANK = {"cached": 0, "normal": 1, "immediate": 1, "sensitive": 2}
+"""Lower is evicted first (then oldest first within a rank)."""
+EVICT_CLASS = {0: "cached", 1: "others", 2: "sensitive"}
+assert set(SEND_RANK) == set(PRIORITIES) == set(EVICT_RANK)
+
+_SCHEMA_USER_VERSION = 1
+
+
+class OutboxError(RuntimeError):
+    """The outbox file cannot be opened or used (not raised for a full disk)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    """What :meth:`Outbox.enqueue` did. Truthy when the message is stored."""
+
+    stored: bool
+    evicted: int = 0
+    """Messages evicted to make room for this one."""
+    duplicate: bool = False
+    """A message with this id was already stored (nothing changed; ``stored`` is True)."""
+    error: str | None = None
+    """Why it was not stored: ``disk full``, ``larger than the budget`` or the SQLite error."""
+
+    def __bool__(self) -> bool:
+        return self.stored
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A stored message handed to the uplink by :meth:`Outbox.next_batch`."""
+
+    id: str
+    dest: str
+    prio: str
+    kind: str
+    payload: bytes
+    """The encoded envelope: send these bytes as they are."""
+
+
+@dataclass
+class _Counters:
+    enqueued: int = 0
+    duplicates: int = 0
+    acked: int = 0
+    enqueue_failed: int = 0
+    failed_disk_full: int = 0
+    failed_too_large: int = 0
+    failed_other: int = 0
+    ack_failed: int = 0
+    last_error: str | None = None
+    evicted: dict[str, int] = field(default_factory=dict)
+    evicted_bytes: dict[str, int] = field(default_factory=dict)
+
+
+class Outbox:
+    """SQLite-backed bounded ring of outgoing envelopes (see the module docstring for the policy)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        budget_bytes: int = 1 << 30,
+        synchronous: Literal["full", "normal"] = "full",
+        check_on_open: bool = True,
+        busy_timeout_ms: int = 5000,
+    ) -> None:
+        if budget_bytes < 1:
+            raise ValueError(f"budget_bytes must be >= 1, got {budget_bytes}")
+        if synchronous not in ("full", "normal"):
+            raise ValueError(f"synchronous must be 'full' or 'normal', got {synchronous!r}")
+        self.path = Path(path)
+        self.budget_bytes = int(budget_bytes)
+        self.synchronous = synchronous
+        self._lock = threading.RLock()
+        self._leased: set[str] = set()
+        self._c = _Counters()
+        self._log_pending: dict[str, int] = {}
+        self._last_eviction_log = -EVICTION_LOG_PERIOD_S
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._open(busy_timeout_ms, check_on_open)
+        except sqlite3.DatabaseError as err:
+            raise OutboxError(f"cannot open outbox {self.path}: {err}") from None
+        self._used = int(self._q1("SELECT coalesce(sum(size), 0) FROM messages"))
+
+    # ------------------------------------------------------------------ open / schema
+    def _open(self, busy_timeout_ms: int, check: bool) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise OutboxError(f"outbox {self.path}: WAL mode not available (got {mode})")
+        conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+        if check:
+            result = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if result != "ok":
+                conn.close()
+                raise OutboxError(f"outbox {self.path} failed its integrity check: {result}")
+        self._conn = conn
+        self.db = sqlite_utils.Database(conn)
+        if "messages" not in self.db.table_names():
+            with self._tx():
+                self.db["messages"].create(
+                    {
+                        "seq": int,
+                        "id": str,
+                        "dest": str,
+                        "prio": str,
+                        "kind": str,
+                        "send_rank": int,
+                        "evict_rank": int,
+                        "video_id": str,
+                        "image_id": str,
+                        "created": float,
+                        "size": int,
+                        "payload": bytes,
+                    },
+                    pk="seq",
+                    not_null={"id", "dest", "prio", "kind", "send_rank", "evict_rank", "size", "payload"},
+                )
+                self.db["messages"].create_index(["id"], unique=True)
+                self.db["messages"].create_index(["dest", "send_rank", "seq"])
+                self.db["messages"].create_index(["evict_rank", "seq"])
+                self.db["counters"].create({"name": str, "value": int}, pk="name")
+                self.db.execute(f"PRAGMA user_version={_SCHEMA_USER_VERSION}")
+        version = self._q1("PRAGMA user_version")
+        if version != _SCHEMA_USER_VERSION:
+            raise OutboxError(f"outbox {self.path}: schema version {version}, this build knows {_SCHEMA_USER_VERSION}")
+
+    def close(self) -> None:
+        """Checkpoint the WAL and close the file."""
+        with self._lock:
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.OperationalError as err:  # a full disk must not stop a shutdown
+                log.warning("outbox: checkpoint at close failed: %s", err)
+            self._conn.close()
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ writing
+    def enqueue(self, env: Envelope) -> EnqueueResult:
+        """Store one message durably (per the fsync policy) before it is sent."""
+        return self.enqueue_many([env])[0]
+
+    def enqueue_many(self, envs: Sequence[Envelope]) -> list[EnqueueResult]:
+        """Store several messages in one transaction (one fsync). Each result says what happened.
+
+        If the batch cannot be stored as a whole because the disk is full, the messages are stored
+        one by one so that as many as fit get in.
+        """
+        results: dict[int, EnqueueResult] = {}
+        rows: list[tuple[Envelope, bytes, int]] = []
+        index: list[int] = []
+        with self._lock:
+            for i, env in enumerate(envs):
+                payload = encode(env)
+                size = len(payload) + ROW_OVERHEAD
+                if size > self.budget_bytes:
+                    reason = f"larger than the budget ({size} > {self.budget_bytes} bytes)"
+                    results[i] = self._fail(env, reason, "failed_too_large")
+                else:
+                    rows.append((env, payload, size))
+                    index.append(i)
+            if rows:
+                try:
+                    results.update(zip(index, self._store(rows)))
+                except _DiskFull:
+                    for i, row in zip(index, rows):  # store as many as fit, one by one
+                        try:
+                            results[i] = self._store([row])[0]
+                        except _DiskFull:
+                            results[i] = self._fail(row[0], "disk full", "failed_disk_full")
+            return [results[i] for i in range(len(envs))]
+
+    def _store(self, rows: list[tuple[Envelope, bytes, int]]) -> list[EnqueueResult]:
+        """Store rows in one transaction; on a full disk evict by policy and retry once (else _DiskFull)."""
+        try:
+            return self._store_once(rows, extra_room=0)
+        except sqlite3.OperationalError as err:
+            if not _is_full(err):
+                msg = f"sqlite error: {err}"
+                return [self._fail(env, msg, "failed_other") for env, _, _ in rows]
+        # Disk full: make room by policy (as if the budget were smaller) and try once more.
+        need = sum(size for _, _, size in rows) + 16 * int(self._q1("PRAGMA page_size"))
+        log.warning("outbox: disk full storing %d message(s) (%d bytes); evicting by policy and retrying", len(rows), need)
+        try:
+            return self._store_once(rows, extra_room=need, reason="disk_full")
+        except sqlite3.OperationalError as err:
+            if _is_full(err):
+                raise _DiskFull from None
+            msg = f"sqlite error: {err}"
+            return [self._fail(env, msg, "failed_other") for env, _, _ in rows]
+
+    def _store_once(self, rows: list[tuple[Envelope, bytes, int]], extra_room: int, reason: str = "budget") -> list[EnqueueResult]:
+        results: list[EnqueueResult] = []
+        added_bytes = 0
+        evicted_now: dict[str, tuple[int, int]] = {}
+        counters_delta: dict[str, int] = {}
+        used = self._used
+        dropped_leases: list[str] = []
+        new_ids: set[str] = set()
+        with self._tx():
+            for env, payload, size in rows:
+                if env.id in new_ids or self._q1("SELECT 1 FROM messages WHERE id = ?", [env.id]):
+                    results.append(EnqueueResult(stored=True, duplicate=True))
+                    continue
+                room_needed = used + size - self.budget_bytes
+                if extra_room:  # disk full: free this much on top of the budget's needs
+                    room_needed = max(room_needed, 0) + extra_room
+                n_evicted = 0
+                if room_needed > 0:
+                    n_evicted, freed, by_class, ids = self._evict(room_needed)
+                    used -= freed
+                    dropped_leases += ids
+                    for cls, (n, b) in by_class.items():
+                        on, ob = evicted_now.get(cls, (0, 0))
+                        evicted_now[cls] = (on + n, ob + b)
+                        counters_delta[f"evicted_{cls}"] = counters_delta.get(f"evicted_{cls}", 0) + n
+                        counters_delta[f"evicted_bytes_{cls}"] = counters_delta.get(f"evicted_bytes_{cls}", 0) + b
+                    if reason == "disk_full":
+                        counters_delta["evicted_disk_full"] = counters_delta.get("evicted_disk_full", 0) + n_evicted
+                    extra_room = 0  # the retry's extra room is needed once per batch
+                self._conn.execute(
+                    "INSERT INTO messages (id, dest, prio, kind, send_rank, evict_rank, video_id, image_id, created, size, payload)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (env.id, env.dest, env.prio, env.kind, SEND_RANK[env.prio], EVICT_RANK[env.prio], env.video_id,
+                     env.image_id, env.created, size, payload),
+                )
+                new_ids.add(env.id)
+                used += size
+                added_bytes += size
+                results.append(EnqueueResult(stored=True, evicted=n_evicted))
+            for name, delta in counters_delta.items():
+                self._conn.execute(
+                    "INSERT INTO counters (name, value) VALUES (?, ?)"
+                    " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                    (name, delta),
+                )
+        # committed: only now update the in-memory view
+        self._used = used
+        self._leased.difference_update(dropped_leases)
+        for r in results:
+            if r.duplicate:
+                self._c.duplicates += 1
+            elif r.stored:
+                self._c.enqueued += 1
+        for cls, (n, b) in evicted_now.items():
+            self._c.evicted[cls] = self._c.evicted.get(cls, 0) + n
+            self._c.evicted_bytes[cls] = self._c.evicted_bytes.get(cls, 0) + b
+            self._log_pending[cls] = self._log_pending.get(cls, 0) + n
+        if evicted_now:
+            self._log_evictions(reason)
+        return results
+
+    def _log_evictions(self, reason: str) -> None:
+        """Log evictions: the first at once, then a summary at most every EVICTION_LOG_PERIOD_S."""
+        now = time.monotonic()
+        if now - self._last_eviction_log < EVICTION_LOG_PERIOD_S:
+            return
+        what = ", ".join(f"{n} {cls}" for cls, n in sorted(self._log_pending.items()))
+        log.warning(
+            "outbox: evicted %s message(s) (%s; budget %d bytes, used %d); totals this run: %s",
+            what, reason, self.budget_bytes, self._used, self._c.evicted,
+        )
+        self._log_pending.clear()
+        self._last_eviction_log = now
+
+    def _evict(self, need: int) -> tuple[int, int, dict[str, tuple[int, int]], list[str]]:
+        """Delete messages by policy until ``need`` bytes are freed (inside the caller's transaction)."""
+        freed, count = 0, 0
+        by_class: dict[str, tuple[int, int]] = {}
+        ids: list[str] = []
+        cursor = self._conn.execute("SELECT seq, id, size, evict_rank FROM messages ORDER BY evict_rank, seq")
+        victims = []
+        for seq, msg_id, size, rank in cursor:
+            if freed >= need:
+                break
+            victims.append((seq,))
+            ids.append(msg_id)
+            freed += size
+            count += 1
+            cls = EVICT_CLASS[rank]
+            n, b = by_class.get(cls, (0, 0))
+            by_class[cls] = (n + 1, b + size)
+        cursor.close()
+        self._conn.executemany("DELETE FROM messages WHERE seq = ?", victims)
+        return count, freed, by_class, ids
+
+    def _fail(self, env: Envelope, reason: str, counter: str) -> EnqueueResult:
+        self._c.enqueue_failed += 1
+        setattr(self._c, counter, getattr(self._c, counter) + 1)
+        self._c.last_error = f"message {env.id} ({env.kind} to {env.dest}) not stored: {reason}"
+        log.error("outbox: %s", self._c.last_error)
+        return EnqueueResult(stored=False, error=reason)
+
+    # ------------------------------------------------------------------ sending
+    def next_batch(self, dest: str, limit: int, *, cached_limit: int = 0) -> list[Pending]:
+        """Up to ``limit`` stored messages for ``dest`` that are not already handed out, in send order.
+
+        At most ``cached_limit`` of them are ``cached`` items (the caller's rate policy decides how
+        many may go now); they come after every other class. Returned messages are *leased*: later
+        calls skip them until :meth:`ack` deletes them or :meth:`release` hands them back (call it
+        when the connection drops). Leases live in memory only: after a restart everything stored is
+        sent again.
+        """
+        if limit <= 0:
+            return []
+        with self._lock:
+            skip = len(self._leased)
+            out = self._select(
+                "SELECT id, dest, prio, kind, payload FROM messages WHERE dest = ? AND send_rank < 3"
+                " ORDER BY send_rank, seq LIMIT ?",
+                (dest, limit + skip),
+                limit,
+            )
+            room = min(limit - len(out), cached_limit)
+            if room > 0:
+                out += self._select(
+                    "SELECT id, dest, prio, kind, payload FROM messages WHERE dest = ? AND send_rank = 3"
+                    " ORDER BY seq LIMIT ?",
+                    (dest, room + skip),
+                    room,
+                )
+            self._leased.update(p.id for p in out)
+            return out
+
+    def _select(self, sql: str, params: tuple[Any, ...], limit: int) -> list[Pending]:
+        out: list[Pending] = []
+        for row in self._conn.execute(sql, params):
+            if row[0] in self._leased:
+                continue
+            out.append(Pending(*row))
+            if len(out) >= limit:
+                break
+        return out
+
+    def ack(self, ids: Iterable[str]) -> int:
+        """Delete acknowledged messages (one transaction); returns how many were still stored.
+
+        An id that is no longer stored (evicted meanwhile, or acked twice) is ignored. If the delete
+        fails (e.g. the disk is full) the messages stay stored and are sent again later; the failure
+        is counted in ``ack_failed`` and this returns 0.
+        """
+        ids = list(ids)
+        if not ids:
+            return 0
+        with self._lock:
+            try:
+                freed, deleted = 0, 0
+                with self._tx():
+                    for msg_id in ids:
+                        row = self._conn.execute("DELETE FROM messages WHERE id = ? RETURNING size", (msg_id,)).fetchone()
+                        if row is not None:
+                            freed += row[0]
+                            deleted += 1
+            except sqlite3.OperationalError as err:
+                self._c.ack_failed += len(ids)
+                self._c.last_error = f"ack of {len(ids)} message(s) failed: {err}"
+                log.error("outbox: %s", self._c.last_error)
+                self._leased.difference_update(ids)
+                return 0
+            self._used -= freed
+            self._c.acked += deleted
+            self._leased.difference_update(ids)
+            return deleted
+
+    def release(self, ids: Iterable[str] | None = None) -> None:
+        """Hand leased messages back (not acknowledged): they are offered again by :meth:`next_batch`.
+
+        ``None`` releases every lease (e.g. all of a destination's in-flight messages after a disconnect
+        when the caller did not track them).
+        """
+        with self._lock:
+            if ids is None:
+                self._leased.clear()
+            else:
+                self._leased.difference_update(ids)
+
+    # ------------------------------------------------------------------ inspection
+    def pending(self, dest: str | None = None) -> tuple[int, int]:
+        """(messages, stored bytes) waiting, for one destination or all."""
+        with self._lock:
+            if dest is None:
+                row = self._conn.execute("SELECT count(*), coalesce(sum(size), 0) FROM messages").fetchone()
+            else:
+                row = self._conn.execute(
+                    "SELECT count(*), coalesce(sum(size), 0) FROM messages WHERE dest = ?", (dest,)
+                ).fetchone()
+            return int(row[0]), int(row[1])
+
+    def ids(self, dest: str | None = None) -> list[str]:
+        """Stored message ids in insertion order (for tools and tests)."""
+        with self._lock:
+            if dest is None:
+                rows = self._conn.execute("SELECT id FROM messages ORDER BY seq")
+            else:
+                rows = self._conn.execute("SELECT id FROM messages WHERE dest = ? ORDER BY seq", (dest,))
+            return [r[0] for r in rows]
+
+    @property
+    def used_bytes(self) -> int:
+        """Stored bytes as charged against the budget (envelopes + :data:`ROW_OVERHEAD` each)."""
+        return self._used
+
+    def stats(self) -> dict[str, Any]:
+        """Counters of this run, persistent eviction totals and the backlog per destination and class."""
+        with self._lock:
+            backlog: dict[str, dict[str, dict[str, int]]] = {}
+            for dest, prio, n, b in self._conn.execute(
+                "SELECT dest, prio, count(*), sum(size) FROM messages GROUP BY dest, prio"
+            ):
+                backlog.setdefault(dest, {})[prio] = {"messages": n, "bytes": b}
+            totals = dict(self._conn.execute("SELECT name, value FROM counters"))
+            c = self._c
+            return {
+                "budget_bytes": self.budget_bytes,
+                "used_bytes": self._used,
+                "file_bytes": _file_bytes(self.path),
+                "enqueued": c.enqueued,
+                "duplicates": c.duplicates,
+                "acked": c.acked,
+                "in_flight": len(self._leased),
+                "enqueue_failed": c.enqueue_failed,
+                "failed": {"disk_full": c.failed_disk_full, "too_large": c.failed_too_large, "other": c.failed_other},
+                "ack_failed": c.ack_failed,
+                "evicted": dict(c.evicted),
+                "evicted_bytes": dict(c.evicted_bytes),
+                "evicted_total": {k: v for k, v in totals.items() if k.startswith("evicted")},
+                "backlog": backlog,
+                "last_error": c.last_error,
+            }
+
+    def integrity_check(self) -> str:
+        """``PRAGMA integrity_check``: ``"ok"`` or SQLite's description of the damage."""
+        with self._lock:
+            return "; ".join(r[0] for r in self._conn.execute("PRAGMA integrity_check"))
+
+    # ------------------------------------------------------------------ helpers
+    def _q1(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self._conn.execute(sql, params).fetchone()
+        return None if row is None else row[0]
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._conn)
+
+
+class _DiskFull(Exception):
+    pass
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is None:
+            try:
+                self.conn.execute("COMMIT")
+                return
+            except BaseException:
+                self._rollback()
+                raise
+        self._rollback()
+
+    def _rollback(self) -> None:
+        if self.conn.in_transaction:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.OperationalError as err:  # SQLite may have rolled back already
+                log.debug("outbox: rollback: %s", err)
+
+
+def _is_full(err: sqlite3.OperationalError) -> bool:
+    code = getattr(err, "sqlite_errorcode", None)
+    return code == sqlite3.SQLITE_FULL or "database or disk is full" in str(err)
+
+
+def _file_bytes(path: Path) -> int:
+    total = 0
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            total += Path(f"{path}{suffix}").stat().st_size
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def open_from_config(cfg: Any, data_dir: str | Path) -> Outbox:
+    """Open the outbox described by an :class:`edged.config.OutboxConfig` under ``data_dir``."""
+    path = Path(cfg.path)
+    if not path.is_absolute():
+        path = Path(data_dir) / path
+    return Outbox(path, budget_bytes=cfg.budget_bytes, synchronous=cfg.synchronous, check_on_open=cfg.check_on_open)
