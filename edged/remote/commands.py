@@ -1,0 +1,421 @@
+"""Remote commands, independent of the transport: ``get``, ``set``, ``status``, ``stats``.
+
+A request is a JSON object::
+
+    {"cmd": "set", "id": "r-17", "version": 8, "config": {"camera": {"fps": 5}}, "mode": "merge"}
+    {"cmd": "get", "id": 3, "path": "camera"}            # path is optional
+    {"cmd": "status"}   {"cmd": "stats"}
+
+The reply always carries ``ok``, ``cmd`` (when known) and the request's ``id`` (when it had a
+usable one); a failed request has ``error`` (one sentence naming what is wrong) and ``code``
+(``bad_request``, ``unknown_command``, ``invalid_config``, ``stale_version``, ``forbidden``, ``bad_secret``,
+``stopping``, ``apply_failed``, ``persist_failed``, ``internal``).
+
+``set`` deep-merges ``config`` onto the running config (``mode: "replace"`` takes it as the whole
+config over the defaults instead), validates the result fully, writes it to a temporary file,
+applies it to the daemon (which rolls itself back on failure) and only then commits the file, so
+the record on disk is always the last config that ran. ``version`` must be larger than the applied
+one. Secrets are never echoed; sending ``"<redacted>"`` back for a secret keeps its value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Protocol
+
+import msgspec
+
+from edged.config import Config, ConfigError, from_dict, to_dict
+from edged.remote.redact import keep_redacted, redact, scrub, secret_values
+from edged.remote.store import AppliedRecord, ConfigStore, StartupConfig, StoreError
+
+log = logging.getLogger("edged.remote")
+
+LOCAL_ONLY_KEYS = ("device.id", "device.data_dir")
+"""Keys a remote ``set`` may not change: the device id names the MQTT topics the command arrived
+on, and the data folder holds the applied-config record itself."""
+
+MAX_VERSION = 2**53
+"""Versions stay exact in JSON numbers of every client (JavaScript doubles included)."""
+
+
+class CommandError(Exception):
+    """A request that cannot be served; ``code`` classifies it, the message says what is wrong."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Request(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    cmd: Literal["get", "set", "status", "stats"]
+    id: Annotated[str, msgspec.Meta(max_length=128)] | Annotated[int, msgspec.Meta(ge=-MAX_VERSION, le=MAX_VERSION)] | None = None
+    version: Annotated[int, msgspec.Meta(ge=1, le=MAX_VERSION)] | None = None
+    config: dict[str, Any] | None = None
+    mode: Literal["merge", "replace"] = "merge"
+    path: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+    secret: str | None = None
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a transport demands of a ``set``."""
+
+    require_version: bool = True
+    """MQTT: the fleet manager owns version numbers. Console: a missing version means "next"."""
+    console_secret: bool = False
+    """Serial: ``set`` must carry ``remote.serial.console_secret``."""
+
+
+MQTT_ACCESS = Access(require_version=True, console_secret=False)
+SERIAL_ACCESS = Access(require_version=False, console_secret=True)
+
+
+class ApplyTarget(Protocol):
+    """What the handler needs of the daemon (``edged.daemon.Daemon`` is one)."""
+
+    config: Config
+
+    async def apply_config(self, new: Config, up_timeout_s: float = 10.0) -> set[str]: ...
+
+
+_LOCATION = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+
+
+def _request_error(err: msgspec.ValidationError) -> str:
+    text = str(err)
+    m = _LOCATION.search(text)
+    path = m.group("path") if m else ""
+    what = text[: m.start()] if m else text
+    unknown = re.match(r"Object contains unknown field `(?P<key>[^`]+)`", what)
+    if unknown:
+        return f"request error at {unknown.group('key')[:64]}: unknown field"
+    what = what.replace("`", "")
+    what = what[:1].lower() + what[1:]
+    if path.startswith("config"):
+        return f"request error at {path}: {what}"
+    return f"request error at {path or '(root)'}: {what}"
+
+
+def deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``patch`` laid over it: objects merge key by key, anything else replaces."""
+    out = dict(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _lookup(tree: dict[str, Any], path: str) -> Any:
+    node: Any = tree
+    for i, part in enumerate(path.split(".")):
+        if not isinstance(node, dict) or part not in node:
+            raise CommandError("bad_request", f"no config key {'.'.join(path.split('.')[: i + 1])}")
+        node = node[part]
+    return node
+
+
+class FpsMeter:
+    """Processed frames per second over roughly the last ``window_s`` seconds."""
+
+    def __init__(self, window_s: float = 60.0) -> None:
+        self.window_s = window_s
+        self.samples: deque[tuple[float, int]] = deque()
+
+    def update(self, processed: int, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        self.samples.append((now, processed))
+        while len(self.samples) > 2 and now - self.samples[1][0] >= self.window_s:
+            self.samples.popleft()
+        t0, p0 = self.samples[0]
+        return round((processed - p0) / (now - t0), 2) if now > t0 else 0.0
+
+
+class RemoteControl:
+    """Serves requests against the running daemon; one instance shared by every transport."""
+
+    def __init__(
+        self,
+        store: ConfigStore,
+        version: int = 0,
+        base_sha256: str = "",
+        applied_at: float | None = None,
+        source: str = "file",
+    ) -> None:
+        self.store = store
+        self.version = version
+        self.base_sha256 = base_sha256
+        self.applied_at = applied_at
+        self.source = source
+        self.target: ApplyTarget | None = None
+        self.last_error: str | None = None
+        self.started = time.monotonic()
+        self._lock = asyncio.Lock()
+        self._listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._fps = FpsMeter()
+
+    @classmethod
+    def from_startup(cls, startup: StartupConfig) -> RemoteControl:
+        return cls(startup.store, startup.version, startup.base_sha256, startup.applied_at, startup.source)
+
+    # -------------------------------------------------------------------------------- plumbing
+    def attach(self, target: ApplyTarget) -> None:
+        """Serve requests against ``target`` (idempotent; every service calls it in ``run``)."""
+        self.target = target
+
+    def add_listener(self, listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Call ``listener(event)`` for every event (config applied/rejected/rolled back); returns
+        a function that removes it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def emit(self, event: dict[str, Any]) -> None:
+        event = {"time": round(time.time(), 3), **event}
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a listener must not break a command
+                log.exception("event listener failed")
+
+    def _config(self) -> Config:
+        if self.target is None:
+            raise CommandError("stopping", "daemon is not running yet")
+        return self.target.config
+
+    def state(self) -> dict[str, Any]:
+        """The reported config (secrets redacted) and its version: the ``config/state`` document."""
+        return {
+            "version": self.version,
+            "config": redact(to_dict(self._config())),
+            "applied_at": self.applied_at,
+            "source": self.source,
+        }
+
+    # ------------------------------------------------------------------------------- entry points
+    def parse(self, payload: bytes | str | None, implied_cmd: str | None = None) -> dict[str, Any]:
+        """Decode a JSON request. ``implied_cmd`` comes from the transport (an MQTT topic); an empty
+        payload is then an empty request. Raises :class:`CommandError`."""
+        if payload is None or payload in (b"", ""):
+            if implied_cmd is None:
+                raise CommandError("bad_request", "empty request")
+            return {"cmd": implied_cmd}
+        if isinstance(payload, (bytes, bytearray, memoryview)):
+            try:
+                payload = bytes(payload).decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise CommandError("bad_request", f"request is not valid UTF-8 (byte {err.start})") from None
+        try:
+            data = json.loads(payload)
+        except json.JSONDecodeError as err:
+            raise CommandError("bad_request", f"request is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+        except RecursionError:
+            raise CommandError("bad_request", "request is nested too deeply") from None
+        if not isinstance(data, dict):
+            raise CommandError("bad_request", f"request must be a JSON object, got {type(data).__name__}")
+        if implied_cmd is not None:
+            cmd = data.setdefault("cmd", implied_cmd)
+            if cmd != implied_cmd:
+                raise CommandError("bad_request", f"request cmd {str(cmd)[:32]!r} does not match the topic ({implied_cmd})")
+        return data
+
+    async def handle_payload(
+        self, payload: bytes | str | None, source: str, access: Access, implied_cmd: str | None = None
+    ) -> dict[str, Any]:
+        """Parse and serve one request; always returns a reply, never raises."""
+        try:
+            request = self.parse(payload, implied_cmd)
+        except CommandError as err:
+            return {"ok": False, "cmd": implied_cmd, "code": err.code, "error": str(err)}
+        return await self.handle(request, source, access)
+
+    async def handle(self, request: dict[str, Any], source: str, access: Access) -> dict[str, Any]:
+        """Serve one decoded request; always returns a reply, never raises."""
+        rid = request.get("id") if isinstance(request, dict) else None
+        if not (isinstance(rid, str) and len(rid) <= 128) and not (
+            isinstance(rid, int) and not isinstance(rid, bool) and abs(rid) <= MAX_VERSION
+        ):
+            rid = None
+        cmd = request.get("cmd") if isinstance(request, dict) else None
+        reply: dict[str, Any] = {"ok": False, "cmd": cmd if cmd in ("get", "set", "status", "stats") else None}
+        if rid is not None:
+            reply["id"] = rid
+        secrets = secret_values(request) | (secret_values(to_dict(self.target.config)) if self.target else set())
+        try:
+            if "cmd" not in request:
+                raise CommandError("bad_request", "request error at cmd: missing (one of get, set, status, stats)")
+            if cmd not in ("get", "set", "status", "stats"):
+                raise CommandError("unknown_command", f"unknown command {str(cmd)[:32]!r}; use get, set, status or stats")
+            try:
+                req = msgspec.convert(request, Request, strict=True)
+            except msgspec.ValidationError as err:
+                raise CommandError("bad_request", _request_error(err)) from None
+            if req.cmd == "get":
+                body = self._get(req)
+            elif req.cmd == "status":
+                body = self.status()
+            elif req.cmd == "stats":
+                body = self.stats()
+            else:
+                body = await self._set(req, source, access)
+            reply.update(body)
+            reply["ok"] = True
+        except CommandError as err:
+            reply["code"] = err.code
+            reply["error"] = scrub(str(err), secrets)
+        except Exception as err:  # a bug must not take the console or the broker connection down
+            log.exception("remote %s from %s failed", cmd, source)
+            reply["code"] = "internal"
+            reply["error"] = scrub(f"internal error: {type(err).__name__}: {err}", secrets)
+        return reply
+
+    # -------------------------------------------------------------------------------- commands
+    def _get(self, req: Request) -> dict[str, Any]:
+        body = self.state()
+        if req.path:
+            body["path"] = req.path
+            body["config"] = _lookup(body["config"], req.path)
+        return body
+
+    def status(self) -> dict[str, Any]:
+        target = self.target
+        config = self._config()
+        stop = getattr(target, "stop", None)
+        stopping = bool(stop is not None and stop.event.is_set())
+        heartbeat = getattr(target, "heartbeat", 0.0) or 0.0
+        stats = getattr(target, "stats", None)
+        body: dict[str, Any] = {
+            "state": "stopping" if stopping else ("running" if heartbeat else "starting"),
+            "device": config.device.id,
+            "version": self.version,
+            "applied_at": self.applied_at,
+            "source": self.source,
+            "uptime_s": round(time.monotonic() - self.started, 1),
+            "heartbeat_age_s": round(time.monotonic() - heartbeat, 3) if heartbeat else None,
+            "camera": config.camera.backend,
+            "last_error": self.last_error,
+        }
+        if stats is not None:
+            body["frames"] = {"captured": stats.captured, "processed": stats.processed, "dropped": stats.dropped}
+        return body
+
+    def stats(self) -> dict[str, Any]:
+        """fps, per-stage latency, queue depths and drops: the ``stats`` document."""
+        target = self.target
+        self._config()
+        stats = getattr(target, "stats", None)
+        body: dict[str, Any] = {"uptime_s": round(time.monotonic() - self.started, 1)}
+        if stats is not None:
+            body.update(
+                fps=self._fps.update(stats.processed),
+                captured=stats.captured,
+                processed=stats.processed,
+                dropped=stats.dropped,
+                stage_ms=stats.stage_summary(),
+            )
+        depths = getattr(target, "queue_depths", None)
+        if callable(depths):
+            body["queues"] = {name: {"depth": n, "capacity": cap} for name, (n, cap) in depths().items()}
+        return body
+
+    async def _set(self, req: Request, source: str, access: Access) -> dict[str, Any]:
+        target = self.target
+        current = self._config()
+        if access.console_secret:
+            expected = current.remote.serial.console_secret
+            if not expected:
+                raise CommandError("forbidden", "set is disabled on this console: remote.serial.console_secret is not configured")
+            if req.secret is None:
+                raise CommandError("forbidden", "set needs the console secret (secret=...)")
+            if not hmac.compare_digest(req.secret.encode(), expected.encode()):
+                raise CommandError("bad_secret", "wrong console secret")
+        if req.config is None:
+            raise CommandError("bad_request", "set needs a config object (the keys to change)")
+        if access.require_version and req.version is None:
+            raise CommandError("bad_request", "request error at version: missing (an integer larger than the applied version)")
+        # Shielded: a transport that goes away mid-apply must not cancel the daemon's apply or
+        # leave the record half-done; the set finishes, and its event still goes out.
+        task = asyncio.ensure_future(self._apply(req, source))
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved even if no one waits
+        return await asyncio.shield(task)
+
+    async def _apply(self, req: Request, source: str) -> dict[str, Any]:
+        target = self.target
+        assert target is not None
+        async with self._lock:
+            stop = getattr(target, "stop", None)
+            if stop is not None and stop.event.is_set():
+                raise CommandError("stopping", "daemon is stopping; config not applied")
+            current = self._config()
+            version = req.version if req.version is not None else self.version + 1
+            if version <= self.version:
+                self._reject(version, source, f"version {version} is not larger than the applied version {self.version}")
+                raise CommandError("stale_version", f"version {version} is not larger than the applied version {self.version}")
+            new = self._validated(current, req, version, source)
+            try:
+                temp = self.store.prepare(AppliedRecord(version, to_dict(new), time.time(), source, self.base_sha256))
+            except StoreError as err:
+                self._reject(version, source, str(err))
+                raise CommandError("persist_failed", f"config not applied: {err}") from None
+            timeout = current.remote.apply_timeout_s
+            try:
+                changed = await target.apply_config(new, up_timeout_s=timeout)
+            except Exception as err:  # ApplyError, or anything the daemon let through
+                self.store.discard(temp)
+                why = str(err) or type(err).__name__
+                self.last_error = f"version {version}: {why}"
+                log.warning("remote config version %d from %s rolled back: %s", version, source, why)
+                self.emit({"event": "config_rolled_back", "version": version, "restored_version": self.version, "source": source, "reason": why})
+                raise CommandError("apply_failed", f"config version {version} failed to apply and was rolled back to version {self.version}: {why}") from None
+            try:
+                self.store.commit(temp)
+            except StoreError as err:
+                why = f"applied but could not be persisted ({err})"
+                try:
+                    await target.apply_config(current, up_timeout_s=timeout)
+                    why += "; rolled back"
+                except Exception as back:
+                    why += f"; rollback failed too: {back}"
+                self.last_error = f"version {version}: {why}"
+                self.emit({"event": "config_rolled_back", "version": version, "restored_version": self.version, "source": source, "reason": why})
+                raise CommandError("persist_failed", f"config version {version} {why}") from None
+            self.version, self.applied_at, self.source = version, time.time(), source
+            self.last_error = None
+            names = sorted(changed)
+            log.info("remote config version %d from %s applied; changed: %s", version, source, ", ".join(names) or "nothing")
+            self.emit({"event": "config_applied", "version": version, "source": source, "changed": names})
+            return {"version": version, "changed": names}
+
+    def _validated(self, current: Config, req: Request, version: int, source: str) -> Config:
+        assert req.config is not None
+        now = to_dict(current)
+        patch = keep_redacted(req.config, now)
+        merged = deep_merge(now, patch) if req.mode == "merge" else patch
+        try:
+            new = from_dict(merged)
+        except ConfigError as err:
+            self._reject(version, source, str(err))
+            raise CommandError("invalid_config", str(err)) from None
+        except (ValueError, TypeError, RecursionError) as err:  # a section's own check
+            self._reject(version, source, str(err))
+            raise CommandError("invalid_config", f"config error: {err}") from None
+        for key in LOCAL_ONLY_KEYS:
+            section, name = key.split(".")
+            if getattr(getattr(new, section), name) != getattr(getattr(current, section), name):
+                why = f"config error at {key}: cannot be changed remotely (edit the local config file)"
+                self._reject(version, source, why)
+                raise CommandError("invalid_config", why)
+        return new
+
+    def _reject(self, version: int, source: str, why: str) -> None:
+        log.warning("remote config version %d from %s rejected: %s", version, source, why)
+        self.emit({"event": "config_rejected", "version": version, "source": source, "reason": why})

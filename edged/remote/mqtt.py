@@ -1,0 +1,280 @@
+"""Remote commands over MQTT 5 on the device broker connection.
+
+Topics (``<base>`` = ``edged/<device.id>``):
+
+- ``<base>/config/set``   in:  ``{"version": 8, "config": {...}, "id": "..."}`` (partial or, with
+  ``"mode": "replace"``, whole)
+- ``<base>/config/get``   in:  empty or ``{"id": ..., "path": "camera"}``
+- ``<base>/config/reply`` out: the reply to each request, unless the request named an MQTT 5
+  response topic; the request's correlation data and ``id`` are echoed either way
+- ``<base>/config/state`` out, retained: ``{"version", "config" (secrets redacted), "applied_at", "source"}``
+- ``<base>/status``       out, retained: ``online``; ``offline`` as the last will and on clean stop
+- ``<base>/events``       out: config applied / rejected / rolled back, with the reason
+- ``<base>/stats``        out, every ``remote.stats_period_s``: fps, stage latency, queues, drops
+
+Connection settings come from ``remote.mqtt`` of the running config; when a remote change alters
+them the service reconnects with the new ones, and if those fail three times in a row it goes back
+to the last settings that connected (and says so in an event) so a typo cannot strand the unit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import ssl
+from typing import Any
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edged.config import MqttRemoteConfig, resolve_path
+from edged.remote.commands import MQTT_ACCESS, RemoteControl
+
+log = logging.getLogger("edged.remote.mqtt")
+
+FALLBACK_AFTER = 3
+"""Failed connects with changed settings before going back to the last ones that worked."""
+EVENT_BACKLOG = 256
+"""Events kept while the broker is unreachable (oldest dropped first)."""
+IN_FLIGHT = 4
+"""Requests served at once; one slow ``set`` (it waits for a frame) must not block ``get``."""
+
+
+def topics(device_id: str) -> dict[str, str]:
+    base = f"edged/{device_id}"
+    names = ("config/set", "config/get", "config/reply", "config/state", "status", "events", "stats")
+    return {name: f"{base}/{name}" for name in names}
+
+
+def tls_context(settings: MqttRemoteConfig) -> ssl.SSLContext | None:
+    """Client TLS context: the configured CA (else the system store), and a client certificate
+    for mutual TLS when ``cert_file`` is set."""
+    if not settings.tls:
+        return None
+    ca = str(resolve_path(settings.ca_file)) if settings.ca_file else None
+    context = ssl.create_default_context(cafile=ca)
+    if settings.cert_file:
+        key = str(resolve_path(settings.key_file)) if settings.key_file else None
+        context.load_cert_chain(str(resolve_path(settings.cert_file)), key)
+    return context
+
+
+def _json(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":"), default=str).encode()
+
+
+class MqttService:
+    """The MQTT command service (a daemon :class:`~edged.daemon.Service`)."""
+
+    name = "remote-mqtt"
+
+    def __init__(self, control: RemoteControl) -> None:
+        self.control = control
+        self.connected = asyncio.Event()
+        """Set while connected and subscribed (tests wait on it)."""
+        self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue(EVENT_BACKLOG)
+        self._good: tuple[str, MqttRemoteConfig] | None = None
+        """The last settings that connected."""
+        self._up = False
+
+    # ----------------------------------------------------------------------------------- service
+    async def run(self, daemon: Any) -> None:
+        self.control.attach(daemon)
+        remove = self.control.add_listener(self._on_event)
+        try:
+            await self._loop(daemon)
+        finally:
+            remove()
+            self.connected.clear()
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        if self._events.full():
+            self._events.get_nowait()
+            log.warning("MQTT event backlog full; oldest event dropped")
+        self._events.put_nowait(event)
+
+    async def _loop(self, daemon: Any) -> None:
+        failures = 0
+        while not daemon.drained.is_set():
+            wanted = (daemon.config.device.id, daemon.config.remote.mqtt)
+            if not wanted[1].enabled:
+                await self._wait_change(daemon, wanted)
+                continue
+            settings = wanted
+            if failures >= FALLBACK_AFTER and self._good is not None and self._good != wanted:
+                settings = self._good
+                log.warning("MQTT settings from the config failed %d times; using the last ones that connected", failures)
+                self._on_event({"event": "mqtt_fallback", "reason": f"new remote.mqtt settings failed to connect {failures} times"})
+            self._up = False
+            try:
+                await self._session(daemon, settings, wanted)
+                failures = 0
+            except (aiomqtt.MqttError, OSError, ssl.SSLError, ValueError) as err:
+                self.connected.clear()
+                failures = 1 if self._up else failures + 1
+                delay = min(wanted[1].reconnect_min_s * 2 ** (failures - 1), wanted[1].reconnect_max_s)
+                log.warning("MQTT %s:%d: %s; retrying in %.1f s", settings[1].host, settings[1].port, err, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(daemon.drained.wait(), delay)
+
+    async def _wait_change(self, daemon: Any, wanted: tuple[str, MqttRemoteConfig]) -> None:
+        while not daemon.drained.is_set() and (daemon.config.device.id, daemon.config.remote.mqtt) == wanted:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(daemon.drained.wait(), 1.0)
+
+    async def _session(
+        self, daemon: Any, settings: tuple[str, MqttRemoteConfig], wanted: tuple[str, MqttRemoteConfig]
+    ) -> None:
+        device_id, cfg = settings
+        t = topics(device_id)
+        client = aiomqtt.Client(
+            cfg.host,
+            cfg.port,
+            username=cfg.username or None,
+            password=cfg.password or None,
+            identifier=cfg.client_id or f"edged-{device_id}-remote",
+            protocol=aiomqtt.ProtocolVersion.V5,
+            will=aiomqtt.Will(t["status"], b"offline", qos=1, retain=True),
+            keepalive=cfg.keepalive_s,
+            tls_context=tls_context(cfg),
+            timeout=10.0,
+            max_queued_incoming_messages=100,
+        )
+        async with client:
+            await client.publish(t["status"], b"online", qos=1, retain=True)
+            await client.publish(t["config/state"], _json(self.control.state()), qos=1, retain=True)
+            await client.subscribe(t["config/set"], qos=1)
+            await client.subscribe(t["config/get"], qos=1)
+            self._good, self._up = settings, True
+            self.connected.set()
+            log.info("MQTT connected to %s:%d as %s", cfg.host, cfg.port, device_id)
+            tasks = [
+                asyncio.create_task(self._receive(client, t), name="mqtt-receive"),
+                asyncio.create_task(self._publish_events(client, t), name="mqtt-events"),
+                asyncio.create_task(self._publish_stats(client, t, daemon), name="mqtt-stats"),
+                asyncio.create_task(self._watch(daemon, wanted), name="mqtt-watch"),
+            ]
+            try:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            for task in done:
+                if task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+            self.connected.clear()
+            await self._flush_events(client, t)
+            if daemon.drained.is_set():
+                await client.publish(t["status"], b"offline", qos=1, retain=True, timeout=2.0)
+                log.info("MQTT: status offline, disconnecting")
+
+    async def _watch(self, daemon: Any, wanted: tuple[str, MqttRemoteConfig]) -> None:
+        """Return when the daemon is drained or the configured connection settings change."""
+        while not daemon.drained.is_set():
+            if (daemon.config.device.id, daemon.config.remote.mqtt) != wanted:
+                log.info("MQTT settings changed; reconnecting")
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(daemon.drained.wait(), 0.5)
+
+    # ---------------------------------------------------------------------------------- requests
+    async def _receive(self, client: aiomqtt.Client, t: dict[str, str]) -> None:
+        limit = asyncio.Semaphore(IN_FLIGHT)
+        pending: set[asyncio.Task[None]] = set()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            pending.discard(task)
+            limit.release()
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("MQTT request failed: %r", task.exception())
+
+        try:
+            async for message in client.messages:
+                await limit.acquire()
+                task = asyncio.create_task(self._serve(client, t, message))
+                pending.add(task)
+                task.add_done_callback(finished)
+        finally:
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+            for task in list(pending):
+                task.cancel()
+
+    async def _serve(self, client: aiomqtt.Client, t: dict[str, str], message: aiomqtt.Message) -> None:
+        topic = message.topic.value
+        implied = "set" if topic == t["config/set"] else "get" if topic == t["config/get"] else None
+        if implied is None:
+            return
+        payload = message.payload if isinstance(message.payload, (bytes, bytearray)) else str(message.payload or "").encode()
+        limit = self._settings_limit()
+        if len(payload) > limit:
+            reply: dict[str, Any] = {
+                "ok": False, "cmd": implied, "code": "bad_request",
+                "error": f"request of {len(payload)} bytes exceeds remote.mqtt.max_payload_bytes ({limit})",
+            }
+        else:
+            if message.retain and implied == "set" and self._already_applied(payload):
+                log.debug("retained config/set at or below the applied version; ignored")
+                return
+            reply = await self.control.handle_payload(payload, "mqtt", MQTT_ACCESS, implied_cmd=implied)
+        await self._reply(client, t, message, reply)
+
+    def _settings_limit(self) -> int:
+        target = self.control.target
+        return target.config.remote.mqtt.max_payload_bytes if target is not None else 262_144
+
+    def _already_applied(self, payload: bytes) -> bool:
+        try:
+            version = json.loads(payload).get("version")
+        except (ValueError, AttributeError, RecursionError):
+            return False
+        return isinstance(version, int) and version <= self.control.version
+
+    async def _reply(self, client: aiomqtt.Client, t: dict[str, str], message: aiomqtt.Message, reply: dict[str, Any]) -> None:
+        props = Properties(PacketTypes.PUBLISH)
+        props.ContentType = "application/json"
+        request_props = message.properties
+        correlation = getattr(request_props, "CorrelationData", None) if request_props is not None else None
+        if correlation is not None:
+            props.CorrelationData = correlation
+        target = getattr(request_props, "ResponseTopic", None) if request_props is not None else None
+        if not self._safe_reply_topic(target, t):
+            target = t["config/reply"]
+        try:
+            await client.publish(target, _json(reply), qos=1, properties=props)
+        except ValueError as err:  # paho refuses the topic
+            log.warning("reply to %r refused (%s); sent to %s", target, err, t["config/reply"])
+            await client.publish(t["config/reply"], _json(reply), qos=1, properties=props)
+
+    @staticmethod
+    def _safe_reply_topic(topic: Any, t: dict[str, str]) -> bool:
+        """A requested response topic is used unless it is empty, has wildcards, or is one of this
+        device's own topics (a reply must never land on ``config/set`` and loop)."""
+        if not isinstance(topic, str) or not topic or "+" in topic or "#" in topic or "\0" in topic:
+            return False
+        own = {v for k, v in t.items() if k != "config/reply"}
+        return topic not in own and len(topic.encode()) < 65535
+
+    # ---------------------------------------------------------------------------------- outgoing
+    async def _publish_events(self, client: aiomqtt.Client, t: dict[str, str]) -> None:
+        while True:
+            event = await self._events.get()
+            await self._publish_event(client, t, event)
+
+    async def _flush_events(self, client: aiomqtt.Client, t: dict[str, str]) -> None:
+        while not self._events.empty():
+            await self._publish_event(client, t, self._events.get_nowait())
+
+    async def _publish_event(self, client: aiomqtt.Client, t: dict[str, str], event: dict[str, Any]) -> None:
+        await client.publish(t["events"], _json(event), qos=1)
+        if event.get("event") == "config_applied":
+            await client.publish(t["config/state"], _json(self.control.state()), qos=1, retain=True)
+
+    async def _publish_stats(self, client: aiomqtt.Client, t: dict[str, str], daemon: Any) -> None:
+        while True:
+            await asyncio.sleep(daemon.config.remote.stats_period_s)
+            await client.publish(t["stats"], _json(self.control.stats()), qos=0)
