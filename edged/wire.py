@@ -90,15 +90,17 @@ def make(
     msg_id: str | None = None,
 ) -> Envelope:
     """Build and validate an envelope; ``msg_id`` and ``created`` default to now."""
-    created = time.time() if created is None else float(created)
+    created = time.time() if created is None else created
+    if isinstance(created, bool) or not isinstance(created, (int, float)) or not math.isfinite(created):
+        raise WireError(f"envelope field t: expected a finite time in seconds, got {created!r}")
     env = Envelope(
-        id=msg_id if msg_id is not None else new_id(created),
+        id=msg_id if msg_id is not None else new_id(float(created)),
         kind=kind,
         dest=dest,
         prio=prio,
         video_id=video_id,
         body=body,
-        created=created,
+        created=float(created),
         image_id=image_id,
         device=device,
     )

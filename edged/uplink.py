@@ -1,0 +1,453 @@
+"""MQTT uplink: one connection per destination, draining the outbox with QoS 1 (SPEC S7).
+
+An :class:`Uplink` owns one destination (``ops`` or ``func.<category>``) and its own MQTT
+connection; sensitive records therefore never share the ops connection (and the wire layer refuses
+to address them to ``ops`` at all). It takes messages from the :class:`~edged.outbox.Outbox` in send
+order, publishes them with QoS 1, and acks them to the outbox only when the broker's PUBACK has
+arrived. Up to ``max_in_flight`` messages await their PUBACK at once.
+
+* Immediate items jump the queue (the outbox's send order); ``cached`` items are released at most
+  one per ``cached_period_s`` and at most ``cached_in_flight`` at a time, oldest first.
+* A dropped connection (or a PUBACK not seen within ``ack_timeout_s``) ends the session: messages
+  in flight go back to the outbox and are sent again after reconnecting (receivers de-duplicate by
+  message id). Reconnects back off exponentially with jitter.
+* While the broker is away nothing blocks the caller: messages simply wait in the outbox.
+* Link awareness: the rate is measured over busy time (while messages were in flight), so an idle
+  link does not look slow; :meth:`Uplink.status` reports the backlog and its estimated drain time,
+  and :meth:`Uplink.suggested_quality` maps the rate to a JPEG quality within configured bounds.
+
+The daemon runs ``await uplink.run(stop_event)`` as a task per destination (see
+:func:`uplinks_from_config`) and calls :meth:`Uplink.wake` after enqueueing so the message goes out
+without waiting for the poll interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import sqlite3
+import ssl
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+
+from edged.outbox import Outbox, Pending
+
+log = logging.getLogger(__name__)
+
+OPS = "ops"
+
+
+def func_destination(category: str) -> str:
+    """Destination name of the functional platform for a sensitive category: ``func.<category>``."""
+    return f"func.{category}"
+
+
+class UplinkConfigError(ValueError):
+    """The broker settings of a destination cannot be used (e.g. a TLS file is missing)."""
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    """Resolved connection settings of one destination (built from ``UplinkBrokerConfig``)."""
+
+    host: str
+    port: int = 1883
+    topic_prefix: str = ""
+    tls: bool = False
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    username: str = ""
+    password: str = ""
+    client_id: str = ""
+    keepalive_s: int = 30
+    max_in_flight: int = 32
+
+    @classmethod
+    def from_config(cls, broker: Any) -> BrokerSettings:
+        return cls(**{f: getattr(broker, f) for f in cls.__dataclass_fields__})
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The client TLS context (server verified against ``ca_file``; client cert for mutual TLS)."""
+        if not self.tls:
+            return None
+        for name in ("ca_file", "cert_file", "key_file"):
+            value = getattr(self, name)
+            if value and not Path(value).is_file():
+                raise UplinkConfigError(f"uplink {self.host}:{self.port}: {name} {value!r} does not exist")
+        if self.key_file and not self.cert_file:
+            raise UplinkConfigError(f"uplink {self.host}:{self.port}: key_file given without cert_file")
+        try:
+            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.ca_file or None)
+            if self.cert_file:
+                ctx.load_cert_chain(self.cert_file, self.key_file or None)
+        except (ssl.SSLError, OSError) as err:
+            raise UplinkConfigError(f"uplink {self.host}:{self.port}: cannot load TLS files: {err}") from None
+        return ctx
+
+
+class RateMeter:
+    """Bytes and messages per second of *busy* time (while something was in flight), over a window.
+
+    Idle time is not counted, so a link that is simply not asked to carry much does not look slow.
+    """
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self._busy_total = 0.0
+        self._busy_since: float | None = None
+        self._samples: deque[tuple[float, int]] = deque()  # (busy clock, bytes) per acked message
+
+    def busy(self, is_busy: bool, now: float) -> None:
+        if is_busy and self._busy_since is None:
+            self._busy_since = now
+        elif not is_busy and self._busy_since is not None:
+            self._busy_total += now - self._busy_since
+            self._busy_since = None
+
+    def clock(self, now: float) -> float:
+        return self._busy_total + (now - self._busy_since if self._busy_since is not None else 0.0)
+
+    def add(self, nbytes: int, now: float) -> None:
+        self._samples.append((self.clock(now), nbytes))
+        self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        start = self.clock(now) - self.window_s
+        while self._samples and self._samples[0][0] < start:
+            self._samples.popleft()
+
+    def rates(self, now: float) -> tuple[float | None, float | None]:
+        """(bytes/s, messages/s), or ``None`` before there is 0.2 s of busy time to judge by."""
+        self._trim(now)
+        span = min(self.window_s, self.clock(now))
+        if span < 0.2 or not self._samples:
+            return None, None
+        return sum(b for _, b in self._samples) / span, len(self._samples) / span
+
+
+@dataclass
+class LinkStatus:
+    """What :meth:`Uplink.status` reports (also the destination's part of the stats message)."""
+
+    dest: str
+    connected: bool
+    rate_bps: float | None
+    """Measured bytes/s while busy (``None`` until measured)."""
+    rate_msgs: float | None
+    backlog_messages: int
+    backlog_bytes: int
+    eta_s: float | None
+    """Estimated time to drain the backlog at the measured rate (0 when empty, ``None`` unknown)."""
+    in_flight: int
+    published: int
+    acked: int
+    reconnects: int
+    sessions: int
+    last_error: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Uplink:
+    """Drains one destination of the outbox over its own MQTT connection (see module docstring)."""
+
+    def __init__(
+        self,
+        dest: str,
+        broker: BrokerSettings,
+        outbox: Outbox,
+        *,
+        device_id: str = "edged",
+        reconnect_min_s: float = 1.0,
+        reconnect_max_s: float = 60.0,
+        reconnect_jitter: float = 0.5,
+        ack_timeout_s: float = 30.0,
+        cached_period_s: float = 2.0,
+        cached_in_flight: int = 1,
+        rate_window_s: float = 30.0,
+        quality_bounds: tuple[int, int] = (50, 90),
+        quality_full_rate_bps: float = 2_000_000.0,
+        poll_s: float = 1.0,
+        stop_grace_s: float = 5.0,
+    ) -> None:
+        self.dest = dest
+        self.broker = broker
+        self.outbox = outbox
+        self.device_id = device_id
+        self.prefix = broker.topic_prefix.rstrip("/") or f"edged/{device_id}/{dest}"
+        self.client_id = broker.client_id or f"edged-{device_id}-{dest}"
+        self.reconnect_min_s = reconnect_min_s
+        self.reconnect_max_s = reconnect_max_s
+        self.reconnect_jitter = reconnect_jitter
+        self.ack_timeout_s = ack_timeout_s
+        self.cached_period_s = cached_period_s
+        self.cached_in_flight = cached_in_flight
+        self.quality_bounds = quality_bounds
+        self.quality_full_rate_bps = quality_full_rate_bps
+        self.poll_s = poll_s
+        self.stop_grace_s = stop_grace_s
+        self.meter = RateMeter(rate_window_s)
+        self._tls = broker.tls_context()  # raises UplinkConfigError early on bad TLS files
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._ack_ready = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[str, Pending] = {}
+        self._acked: list[Pending] = []
+        self._last_cached = -float("inf")
+        self._lock = threading.Lock()
+        self.connected = False
+        self.published = 0
+        self.acked = 0
+        self.reconnects = 0
+        self.sessions = 0
+        self.last_error: str | None = None
+
+    # ------------------------------------------------------------------ public
+    @classmethod
+    def from_config(cls, cfg: Any, dest: str, outbox: Outbox) -> Uplink:
+        """An uplink for ``dest`` from the root :class:`edged.config.Config`.
+
+        Uses ``cfg.uplink`` (broker, reconnect, rate, quality) and ``cfg.select`` (cached period,
+        cached in flight, ack timeout).
+        """
+        up = cfg.uplink
+        if dest == OPS:
+            broker = up.ops
+        elif dest.startswith("func.") and dest[5:] in up.functional:
+            broker = up.functional[dest[5:]]
+        else:
+            raise UplinkConfigError(f"no uplink configured for destination {dest!r}")
+        return cls(
+            dest,
+            BrokerSettings.from_config(broker),
+            outbox,
+            device_id=cfg.device.id,
+            reconnect_min_s=up.reconnect_min_s,
+            reconnect_max_s=up.reconnect_max_s,
+            reconnect_jitter=up.reconnect_jitter,
+            ack_timeout_s=cfg.select.ack_timeout_s,
+            cached_period_s=cfg.select.cached_period_s,
+            cached_in_flight=cfg.select.cached_in_flight,
+            rate_window_s=up.rate_window_s,
+            quality_bounds=(up.quality_min, up.quality_max),
+            quality_full_rate_bps=up.quality_full_rate_bps,
+        )
+
+    def topic(self, kind: str) -> str:
+        """MQTT topic of a message of ``kind``: ``<prefix>/<kind>``."""
+        return f"{self.prefix}/{kind}"
+
+    def wake(self) -> None:
+        """Tell the uplink new messages are stored (safe from any thread)."""
+        loop = self._loop
+        if loop is None:
+            self._wake.set()
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake.set()
+        else:
+            loop.call_soon_threadsafe(self._wake.set)
+
+    def status(self) -> LinkStatus:
+        """Connection state, measured rate, backlog and its estimated drain time (queries the outbox)."""
+        now = time.monotonic()
+        rate_bps, rate_msgs = self.meter.rates(now)
+        n, nbytes = self.outbox.pending(self.dest)
+        if n == 0:
+            eta: float | None = 0.0
+        elif rate_bps:
+            eta = nbytes / rate_bps
+        else:
+            eta = None
+        return LinkStatus(
+            dest=self.dest, connected=self.connected, rate_bps=rate_bps, rate_msgs=rate_msgs,
+            backlog_messages=n, backlog_bytes=nbytes, eta_s=eta, in_flight=len(self._in_flight),
+            published=self.published, acked=self.acked, reconnects=self.reconnects,
+            sessions=self.sessions, last_error=self.last_error,
+        )
+
+    def suggested_quality(self) -> int:
+        """JPEG quality for new images from the measured rate (``quality_max`` until measured)."""
+        rate, _ = self.meter.rates(time.monotonic())
+        return quality_for_rate(rate, self.quality_bounds, self.quality_full_rate_bps)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Connect, drain, reconnect with backoff, until ``stop`` is set. Never raises for link errors."""
+        self._loop = asyncio.get_running_loop()
+        delay = self.reconnect_min_s
+        while not stop.is_set():
+            connected_once = False
+            try:
+                async with self._client() as client:
+                    connected_once = True
+                    self.connected = True
+                    self.sessions += 1
+                    delay = self.reconnect_min_s
+                    log.info("uplink %s: connected to %s:%d", self.dest, self.broker.host, self.broker.port)
+                    await self._session(client, stop)
+            except* (aiomqtt.MqttError, OSError, sqlite3.Error) as group:
+                self.last_error = "; ".join(f"{type(e).__name__}: {e}" for e in group.exceptions)
+                log.warning("uplink %s: %s", self.dest, self.last_error)
+            finally:
+                self.connected = False
+                await self._end_session()
+            if stop.is_set():
+                break
+            if connected_once:
+                self.reconnects += 1
+            wait = delay * (1 - self.reconnect_jitter * random.random())
+            log.info("uplink %s: reconnecting in %.1f s", self.dest, wait)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=wait)
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, self.reconnect_max_s)
+
+    # ------------------------------------------------------------------ session
+    def _client(self) -> aiomqtt.Client:
+        b = self.broker
+        client = aiomqtt.Client(
+            b.host,
+            b.port,
+            username=b.username or None,
+            password=b.password or None,
+            identifier=self.client_id,
+            clean_session=True,  # redelivery is the outbox's job, not the broker's
+            keepalive=b.keepalive_s,
+            max_inflight_messages=b.max_in_flight,
+            tls_context=self._tls,
+            timeout=self.ack_timeout_s,
+            logger=logging.getLogger(f"{__name__}.mqtt"),
+        )
+        client.pending_calls_threshold = b.max_in_flight + 1  # a full window is normal, not a warning
+        return client
+
+    async def _session(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as tg:
+            watcher = tg.create_task(self._watch(client))
+            flusher = tg.create_task(self._flush_loop())
+            await self._feed(client, stop, tg)
+            # stopping: give in-flight messages a moment to be acknowledged
+            deadline = time.monotonic() + self.stop_grace_s
+            while self._in_flight and time.monotonic() < deadline:
+                self._slot_freed.clear()
+                await self._wait_any(self._slot_freed, timeout=deadline - time.monotonic())
+            watcher.cancel()
+            flusher.cancel()
+            for task in list(self._tasks):
+                task.cancel()
+
+    async def _feed(self, client: aiomqtt.Client, stop: asyncio.Event, tg: asyncio.TaskGroup) -> None:
+        limit = self.broker.max_in_flight
+        while not stop.is_set():
+            self._wake.clear()
+            self._slot_freed.clear()
+            room = limit - len(self._in_flight)
+            now = time.monotonic()
+            cached_now = sum(1 for p in self._in_flight.values() if p.prio == "cached")
+            cached_due = now - self._last_cached >= self.cached_period_s
+            cached_ok = 1 if cached_now < self.cached_in_flight and cached_due else 0
+            batch: list[Pending] = []
+            if room > 0:
+                batch = await asyncio.to_thread(self.outbox.next_batch, self.dest, room, cached_limit=cached_ok)
+            for p in batch:
+                if self.dest == OPS and (p.prio == "sensitive" or p.kind == "sensitive"):
+                    # cannot happen through edged.wire; refuse loudly rather than leak
+                    self.outbox.release([p.id])
+                    log.error("uplink ops: refusing to send sensitive message %s", p.id)
+                    continue
+                if p.prio == "cached":
+                    self._last_cached = now
+                self._in_flight[p.id] = p
+                self.meter.busy(True, now)
+                task = tg.create_task(self._publish(client, p))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            if room > 0 and len(batch) == room and len(self._in_flight) < limit:
+                continue  # there may be more, and there is room
+            timeout = self.poll_s
+            if not cached_due:
+                timeout = min(timeout, max(0.01, self._last_cached + self.cached_period_s - now))
+            await self._wait_any(self._wake, self._slot_freed, stop, timeout=timeout)
+
+    async def _publish(self, client: aiomqtt.Client, p: Pending) -> None:
+        await client.publish(self.topic(p.kind), p.payload, qos=1, timeout=self.ack_timeout_s)
+        # PUBACK received: the broker has it
+        self.published += 1
+        self._in_flight.pop(p.id, None)
+        self._acked.append(p)
+        now = time.monotonic()
+        self.meter.add(len(p.payload), now)
+        if not self._in_flight:
+            self.meter.busy(False, now)
+        self._slot_freed.set()
+        self._ack_ready.set()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            self._ack_ready.clear()
+            if self._acked:
+                await self._flush_acks()
+            else:
+                await self._ack_ready.wait()
+
+    async def _flush_acks(self) -> None:
+        batch, self._acked = self._acked, []
+        if batch:
+            # shielded: a cancelled session still records what the broker acknowledged
+            deleted = await asyncio.shield(asyncio.to_thread(self.outbox.ack, [p.id for p in batch]))
+            self.acked += deleted
+
+    @staticmethod
+    async def _watch(client: aiomqtt.Client) -> None:
+        """Raises MqttError when the connection drops (aiomqtt's message iterator does that)."""
+        async for _message in client.messages:
+            pass
+
+    async def _end_session(self) -> None:
+        """After a session: record PUBACKed messages, hand the rest back to the outbox."""
+        await self._flush_acks()
+        if self._in_flight:
+            self.outbox.release(list(self._in_flight))
+            self._in_flight.clear()
+        self.meter.busy(False, time.monotonic())
+
+    @staticmethod
+    async def _wait_any(*events: asyncio.Event, timeout: float) -> None:
+        waiters = [asyncio.ensure_future(e.wait()) for e in events]
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+
+
+def quality_for_rate(rate_bps: float | None, bounds: tuple[int, int], full_rate_bps: float) -> int:
+    """JPEG quality for a measured link rate: linear from ``bounds[0]`` at 0 to ``bounds[1]`` at
+    ``full_rate_bps`` and above; ``bounds[1]`` while the rate is unknown."""
+    lo, hi = bounds
+    if rate_bps is None:
+        return hi
+    frac = max(0.0, min(1.0, rate_bps / full_rate_bps))
+    return int(round(lo + (hi - lo) * frac))
+
+
+def uplinks_from_config(cfg: Any, outbox: Outbox) -> list[Uplink]:
+    """One :class:`Uplink` for ops and one per configured functional platform (``func.<name>``)."""
+    dests = [OPS] + [func_destination(name) for name in cfg.uplink.functional]
+    return [Uplink.from_config(cfg, d, outbox) for d in dests]

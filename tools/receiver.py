@@ -1,0 +1,186 @@
+"""Platform receiver: subscribe to a broker topic and store every envelope in a SegmentStore.
+
+Used for the operations platform and for each functional platform (one receiver each, each with
+its own store folder), by the tests and the demo::
+
+    python -m tools.receiver --host 127.0.0.1 --port 1883 --topic 'edged/+/ops/#' --store platform/ops
+
+The session is persistent (``clean_session=False`` with a fixed client id), so QoS 1 messages
+published while the receiver is offline wait at the broker. Duplicates (at-least-once delivery)
+are dropped by message id; malformed payloads are logged and counted, never stored, never fatal.
+Reconnects with exponential backoff. A message is PUBACKed by the MQTT client as it arrives, before
+it is stored: a receiver killed in between loses that message (a platform that needs more uses a
+broker bridge with its own persistence).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import random
+import signal
+import ssl
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiomqtt
+
+from edged.wire import Envelope, WireError, decode
+from tools.platform.store import SegmentStore
+
+log = logging.getLogger("tools.receiver")
+
+
+@dataclass
+class ReceiverStats:
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    malformed: int = 0
+    connects: int = 0
+    arrivals: list[str] = field(default_factory=list)
+    """Message ids in first-arrival order (kept only with ``keep_order=True``)."""
+
+
+class Receiver:
+    """Subscribes to ``topic`` and appends each decoded envelope to ``store`` (de-duplicated)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        topic: str,
+        store: SegmentStore,
+        *,
+        client_id: str = "edged-receiver",
+        username: str | None = None,
+        password: str | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        keep_order: bool = False,
+        on_envelope: Callable[[Envelope], None] | None = None,
+        reconnect_max_s: float = 10.0,
+    ) -> None:
+        self.host, self.port, self.topic, self.store = host, port, topic, store
+        self.client_id = client_id
+        self.username, self.password, self.tls_context = username, password, tls_context
+        self.keep_order = keep_order
+        self.on_envelope = on_envelope
+        self.reconnect_max_s = reconnect_max_s
+        self.stats = ReceiverStats()
+        self.subscribed = asyncio.Event()
+
+    def handle(self, payload: bytes) -> bool:
+        """Decode and store one payload; ``True`` if it was new."""
+        self.stats.received += 1
+        try:
+            env = decode(payload)
+        except WireError as err:
+            self.stats.malformed += 1
+            log.warning("receiver: dropped malformed payload (%d bytes): %s", len(payload), err)
+            return False
+        if not self.store.append(env):
+            self.stats.duplicates += 1
+            return False
+        self.stats.stored += 1
+        if self.keep_order:
+            self.stats.arrivals.append(env.id)
+        if self.on_envelope is not None:
+            self.on_envelope(env)
+        return True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Receive until ``stop`` is set, reconnecting with backoff."""
+        delay = 0.2
+        while not stop.is_set():
+            try:
+                async with aiomqtt.Client(
+                    self.host, self.port, identifier=self.client_id, clean_session=False,
+                    username=self.username, password=self.password, tls_context=self.tls_context,
+                    keepalive=15, max_queued_incoming_messages=0,
+                ) as client:
+                    await client.subscribe(self.topic, qos=1)
+                    self.stats.connects += 1
+                    self.subscribed.set()
+                    delay = 0.2
+                    messages = aiter(client.messages)
+                    stopper = asyncio.ensure_future(stop.wait())
+                    try:
+                        while True:
+                            nxt = asyncio.ensure_future(anext(messages))
+                            done, _ = await asyncio.wait({nxt, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                            if nxt not in done:
+                                nxt.cancel()
+                                return
+                            msg = nxt.result()
+                            payload = msg.payload if isinstance(msg.payload, (bytes, bytearray)) else b""
+                            self.handle(bytes(payload))
+                    finally:
+                        stopper.cancel()
+            except aiomqtt.MqttError as err:
+                self.subscribed.clear()
+                log.info("receiver: %s; reconnecting in %.1f s", err, delay)
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=delay * (0.5 + random.random() / 2))
+                except TimeoutError:
+                    pass
+                delay = min(delay * 2, self.reconnect_max_s)
+
+
+def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if not (args.tls or args.ca or args.cert):
+        return None
+    ctx = ssl.create_default_context(cafile=args.ca or None)
+    if args.cert:
+        ctx.load_cert_chain(args.cert, args.key or None)
+    return ctx
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tools.receiver", description=__doc__.split("\n")[0])
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=1883)
+    ap.add_argument("--topic", required=True, help="MQTT topic filter, e.g. 'edged/+/ops/#'")
+    ap.add_argument("--store", required=True, type=Path, help="folder of the SegmentStore")
+    ap.add_argument("--client-id", default="edged-receiver")
+    ap.add_argument("--username")
+    ap.add_argument("--password")
+    ap.add_argument("--tls", action="store_true", help="TLS with the system CA store")
+    ap.add_argument("--ca", help="CA file that signs the broker's certificate")
+    ap.add_argument("--cert", help="client certificate (mutual TLS)")
+    ap.add_argument("--key", help="client key")
+    ap.add_argument("--fsync", action="store_true", help="fsync each stored message")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        tls = _tls(args)
+    except (OSError, ssl.SSLError) as err:
+        print(f"receiver: cannot load TLS files: {err}", file=sys.stderr)
+        return 2
+    store = SegmentStore(args.store, fsync=args.fsync)
+
+    def on_env(env: Envelope) -> None:
+        log.info("stored %s %s video=%s image=%s (%d bytes)", env.kind, env.id, env.video_id, env.image_id, len(env.body))
+
+    receiver = Receiver(args.host, args.port, args.topic, store, client_id=args.client_id,
+                        username=args.username, password=args.password, tls_context=tls, on_envelope=on_env)
+
+    async def amain() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await receiver.run(stop)
+
+    asyncio.run(amain())
+    s = receiver.stats
+    log.info("receiver: %d received, %d stored, %d duplicates, %d malformed", s.received, s.stored, s.duplicates, s.malformed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
