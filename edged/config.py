@@ -469,6 +469,69 @@ class UplinkConfig(_Section):
             raise ValueError("quality_max must be >= quality_min")
 
 
+# --------------------------------------------------------------------------------------------- health
+class HealthConfig(_Section):
+    """Block pixel-stability health checks (SPEC S6, ``edged/health.py``). Grey levels are 0-255,
+    measured on the frame shrunk by ``downscale``."""
+
+    enabled: bool = True
+    block_size: Annotated[int, msgspec.Meta(ge=4, le=512)] = 32
+    """Block edge in full-frame pixels. 32 gives 40x23 blocks at 1280x720: small enough that a
+    distortion the size of a face is one or two whole blocks, large enough for stable statistics."""
+    downscale: Annotated[int, msgspec.Meta(ge=1, le=8)] = 2
+    """Statistics on a frame this many times smaller (must divide ``block_size``): 4x fewer pixels,
+    and the 2x2 averaging halves sensor noise; any distortion worth flagging spans many pixels."""
+    distortion_index: Annotated[float, msgspec.Meta(ge=-1, le=1)] = 0.90
+    """A block outside the sensitive regions whose processed-vs-raw stability index falls below
+    this is distorted. Untouched blocks score exactly 1; JPEG at quality >= 50 keeps every block of
+    the fake scene and real photos above ~0.95 (tools/eval_health.py); a blur or fill scores < 0.8."""
+    region_margin_px: NonNegative = 0.0
+    """Grow the sensitive regions by this much before excluding their blocks. 0 when the caller
+    passes the regions as blurred (grown by privacy's margin); raise it if it passes detector boxes."""
+    freeze_rms: NonNegative = 0.25
+    """A frame is still when no block changed by more than this RMS (grey levels, small frame)
+    since the previous frame. A frozen camera re-delivers identical frames (0); sensor noise of
+    0.4 grey levels (a very clean sensor; the fake camera has 0.85 at unity gain) already gives
+    ~0.55 in every block, while a dozen pixels of a block flickering by one level stay below 0.25."""
+    cover_block_std: Positive = 3.0
+    """A block is flat when its pixel standard deviation is below this (a lens cap or hand is
+    out of focus: only noise remains, a few grey levels even at high gain after 2x2 averaging)."""
+    cover_fraction: Fraction = 0.95
+    """A frame is covered when at least this fraction of blocks is flat ..."""
+    cover_mean_spread: NonNegative = 12.0
+    """... and the block means spread (std) by at most this: uniform across the frame. A road
+    scene spreads by 30-60 grey levels between sky, asphalt and markings, even at night."""
+    baseline_frames: PositiveInt = 100
+    """Frames the running noise floor (reported telemetry) averages over: 10 s at 10 fps."""
+    on_frames: PositiveInt = 3
+    """Consecutive positive frames that start a freeze or cover event (0.3 s at 10 fps): no single
+    odd frame raises an event, a real freeze is caught quickly."""
+    off_frames: PositiveInt = 3
+    """Consecutive negative frames that end an event, so one occurrence is one event."""
+    defect_every: Annotated[int, msgspec.Meta(ge=0)] = 10
+    """Sample every n-th frame for defect pixels (full resolution, ~10 ms); 0 disables. Once a
+    second at 10 fps: defects are permanent, there is no hurry."""
+    defect_sigma: Positive = 2.5
+    """A pixel is an outlier beyond this many block standard deviations from the block mean ...
+    (2.5, not more: in a textured block a stuck pixel's distance is only 3-5 SDs, and the isolation
+    test below is what rules out scene detail)"""
+    defect_min_abs: Positive = 40.0
+    """... and at least this many grey levels from it (flat blocks have tiny deviations) ..."""
+    defect_isolation: Positive = 20.0
+    """... and brighter (darker) than all 8 neighbours by this much: a single pixel, not a lamp."""
+    defect_persistence: Fraction = 0.75
+    """A pixel that is an outlier in this fraction of samples is a defect. Content passing over a
+    stuck pixel hides it in some samples (bright over hot, dark over dead); scene detail is not a
+    single isolated extreme in the same place most of the time, and over a day a one-pixel night
+    light is an outlier in well under 75 % of samples."""
+    defect_min_samples: PositiveInt = 30
+    """Samples before any defect is reported (30 s at the defaults)."""
+
+    def __post_init__(self) -> None:
+        if self.block_size % self.downscale:
+            raise ValueError(f"block_size {self.block_size} must be a multiple of downscale {self.downscale}")
+
+
 # --------------------------------------------------------------------------------------------- root
 class Config(_Section):
     """The whole configuration tree."""
@@ -486,6 +549,7 @@ class Config(_Section):
     systemd: SystemdConfig = msgspec.field(default_factory=SystemdConfig)
     outbox: OutboxConfig = msgspec.field(default_factory=OutboxConfig)
     uplink: UplinkConfig = msgspec.field(default_factory=UplinkConfig)
+    health: HealthConfig = msgspec.field(default_factory=HealthConfig)
 
 
 _LOCATION = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
