@@ -299,6 +299,7 @@ class Daemon:
                             pass
                     next_tick = max(next_tick + period, time.monotonic() - period)
                 async with self._camera_lock:
+                    t0 = time.perf_counter()
                     try:
                         captured = await loop.run_in_executor(self._camera_pool, self.camera.capture)
                     except EndOfStream:
@@ -308,6 +309,7 @@ class Daemon:
                         command = self.exposure.step(captured.timestamp, captured.exposure)
                         if command is not None:
                             await self._apply(command)
+                self.stats.record_stage_times({"capture": (time.perf_counter() - t0) * 1000.0})
                 frame = self._frame(captured, index)
                 index += 1
                 self.stats.captured += 1

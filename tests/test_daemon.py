@@ -1,0 +1,197 @@
+"""The asyncio daemon on the fake camera: accounting, SIGTERM, exposure timeline, live config."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from edged.config import Config, from_dict, to_dict
+from edged.daemon import ApplyError, Daemon
+from edged.pipeline import FrameWork, Stage
+from edged.types import ExposureMode
+from hal.factory import make_camera
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def config(**sections: Any) -> Config:
+    base: dict[str, Any] = {
+        "camera": {"width": 320, "height": 192, "fps": 10.0, "fake": {"realtime": False}},
+        "exposure": {"settle_s": 0.5, "remeter_period_s": 2.0},
+    }
+    for name, values in sections.items():
+        base.setdefault(name, {}).update(values)
+    return from_dict(base)
+
+
+class Recorder:
+    """Sink keeping what each finished frame carried."""
+
+    def __init__(self) -> None:
+        self.works: list[FrameWork] = []
+
+    def consume(self, work: FrameWork) -> None:
+        self.works.append(work)
+
+    def close(self) -> dict[str, Any]:
+        return {"recorded": len(self.works)}
+
+
+class SlowStage:
+    """A stage that takes ``seconds`` per frame, so detection falls behind capture."""
+
+    name = "slow"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self, work: FrameWork) -> None:
+        time.sleep(self.seconds)
+
+
+class Builder:
+    def __init__(self, stages: list[Stage] | None = None, paced: bool = False) -> None:
+        self._stages = stages or []
+        self._paced = paced
+
+    def camera(self, config: Config):  # noqa: ANN201
+        return make_camera(config.camera)
+
+    def stages(self, config: Config, changed: set[str] | None) -> list[Stage]:
+        return list(self._stages)
+
+    def paced(self, config: Config) -> bool:
+        return self._paced
+
+
+def test_frames_carry_metadata_and_are_all_accounted(tmp_path: Path) -> None:
+    rec = Recorder()
+    cfg = config(device={"position": {"lat": 1.5, "lon": 2.5, "alt": 3.0}}, camera={"segment_s": 1.0})
+    daemon = Daemon(cfg, Builder(), [rec], summary_path=tmp_path / "summary.json")
+    summary = asyncio.run(daemon.run(max_frames=25))
+    assert summary["frames"] == {
+        "captured": 25, "processed": 25, "dropped": 0, "auto_exposure": summary["frames"]["auto_exposure"],
+        "accounted": True,
+    }
+    metas = [w.frame.meta for w in rec.works]
+    ids = [m.image_id for m in metas]
+    assert len(set(ids)) == 25 and ids == sorted(ids), "image ids unique and time-ordered"
+    assert [m.frame_index for m in metas] == list(range(25))
+    assert all(m.position.lat == 1.5 and m.position.alt == 3.0 for m in metas)
+    assert all(m.width == 320 and m.height == 192 for m in metas)
+    # 1 s segments at 10 fps: frames 0-9, 10-19, 20-24 -> three video ids, in order
+    videos = [m.video_id for m in metas]
+    assert len(set(videos)) == 3 and videos[0] == videos[9] != videos[10] == videos[19] != videos[20]
+    assert all(w.frame.ground_truth is not None for w in rec.works)
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk["frames"]["captured"] == 25 and on_disk["recorded"] == 25
+
+
+def test_exposure_timeline_auto_manual_auto_on_fake_camera() -> None:
+    rec = Recorder()
+    daemon = Daemon(config(), Builder(), [rec])
+    asyncio.run(daemon.run(max_frames=60))  # 6 s at 10 fps: settle 0.5 s, re-meter every 2 s
+    modes = "".join("A" if w.frame.meta.exposure.mode is ExposureMode.AUTO else "M" for w in rec.works)
+    # metering at start, locked, metering again after the period, locked again ...
+    runs = [m for i, m in enumerate(modes) if i == 0 or modes[i - 1] != m]
+    assert runs[:4] == ["A", "M", "A", "M"], modes
+    records = list(daemon.exposure.records)
+    assert len(records) >= 2
+    for w in rec.works:
+        e = w.frame.meta.exposure
+        if e.mode is ExposureMode.MANUAL:
+            assert e.shutter_us == 2000.0
+    first_manual = next(i for i, c in enumerate(modes) if c == "M")
+    r = records[0]
+    assert rec.works[first_manual].frame.meta.exposure.gain == pytest.approx(r.locked_gain)
+    assert r.locked_gain == pytest.approx(r.auto_shutter_us * r.auto_gain / 2000.0)
+    # meter and lock keeps the brightness AE found (the point of the rule)
+    last_auto = rec.works[first_manual - 1].frame.pixels.mean()
+    locked = rec.works[first_manual].frame.pixels.mean()
+    assert abs(locked - last_auto) / last_auto < 0.1
+
+
+def test_sigterm_mid_run_finishes_in_flight_frames(tmp_path: Path) -> None:
+    rec = Recorder()
+    cfg = config(camera={"fake": {"realtime": True}, "fps": 20.0})
+    daemon = Daemon(cfg, Builder([SlowStage(0.12)], paced=True), [rec], summary_path=tmp_path / "s.json")
+
+    async def main() -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        loop.call_later(1.5, os.kill, os.getpid(), signal.SIGTERM)
+        return await daemon.run(duration=30)
+
+    summary = asyncio.run(main())
+    f = summary["frames"]
+    assert summary["stop_reason"] == "SIGTERM"
+    assert f["dropped"] > 0, "the slow stage must have made the daemon drop frames"
+    assert f["captured"] == f["processed"] + f["dropped"] and f["accounted"]
+    assert len(rec.works) == f["processed"]
+    assert summary["wall_s"] < 5
+
+
+def test_cli_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[camera]\nwidth = 320\nheight = 192\n[output]\ndir = "%s"\nsave_every = 5\n' % (tmp_path / "out")
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edged.cli", "run", "--config", str(cfg)],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 30
+    summary_glob = tmp_path / "out"
+    while time.monotonic() < deadline and not list(summary_glob.glob("run-*/frames/*.jpg")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "stopped (SIGTERM)" in out
+    summary = json.loads(next(summary_glob.glob("run-*/summary.json")).read_text())
+    assert summary["frames"]["accounted"] and summary["frames"]["captured"] > 0
+
+
+def test_apply_config_restarts_camera_and_rolls_back_a_bad_one(tmp_path: Path) -> None:
+    rec = Recorder()
+    cfg = config(camera={"fake": {"realtime": True}})
+    daemon = Daemon(cfg, Builder(paced=True), [rec])
+
+    async def main() -> tuple[set[str], str, int, int]:
+        run = asyncio.create_task(daemon.run(duration=30))
+        while daemon.stats.processed < 3:
+            await asyncio.sleep(0.05)
+        first = daemon.camera
+        good = to_dict(daemon.config)
+        good["camera"]["fake"]["seed"] = 99
+        changed = await daemon.apply_config(from_dict(good))
+        assert daemon.camera is not first and daemon.config.camera.fake.seed == 99
+        second = daemon.camera
+        bad = to_dict(daemon.config)
+        bad["camera"]["backend"] = "file"
+        bad["camera"]["file"]["path"] = str(tmp_path / "no-such-video.mp4")
+        with pytest.raises(ApplyError) as err:
+            await daemon.apply_config(from_dict(bad))
+        assert daemon.camera is second and daemon.config.camera.backend == "fake"
+        before = daemon.stats.processed
+        while daemon.stats.processed < before + 3:  # frames still flow on the old camera
+            await asyncio.sleep(0.05)
+        daemon.request_stop("test done")
+        await run
+        return changed, str(err.value), before, daemon.stats.processed
+
+    changed, message, before, after = asyncio.run(main())
+    assert changed == {"camera"}
+    assert "camera failed to start" in message and "no-such-video.mp4" in message
+    assert after >= before + 3
+    seeds = {int(np.asarray(w.frame.pixels).sum()) for w in rec.works}
+    assert len(seeds) > 1
