@@ -342,6 +342,10 @@ class MqttRemoteConfig(_Section):
     max_payload_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 262_144
     """Larger command payloads are refused unread; a full config is a few kB."""
 
+    def __post_init__(self) -> None:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+
 
 class SerialRemoteConfig(_Section):
     """Maintenance console on a serial line (a USB-UART adapter on site)."""
