@@ -141,12 +141,10 @@ def parse_line(line: str) -> dict[str, Any] | None:
     word, _, rest = text.partition(" ")
     word = word.lower()
     rest = rest.strip()
-    if word == "help":
-        return None
-    if word in ("status", "stats"):
+    if word in ("status", "stats", "help"):
         if rest:
             raise CommandError("bad_request", f"{word} takes no arguments")
-        return {"cmd": word}
+        return None if word == "help" else {"cmd": word}
     if word == "get":
         if not rest:
             return {"cmd": "get"}
