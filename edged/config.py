@@ -455,6 +455,9 @@ class UplinkConfig(_Section):
     it ends, and a thousand units do not hammer a recovering broker."""
     reconnect_jitter: Fraction = 0.5
     """Each delay is drawn from [d*(1-jitter), d]: units that lost the same broker spread out."""
+    connect_timeout_s: Positive = 10.0
+    """Wait for CONNACK: a TCP + TLS handshake over a poor cellular link takes a few seconds; a
+    broker that refuses silently (e.g. a TLS alert paho does not surface) costs at most this."""
     rate_window_s: Positive = 30.0
     """The link rate is measured over this much recent busy time: long enough to average a few
     200 kB images on a 1 Mbit/s link, short enough to follow a cellular link's changes."""

@@ -238,6 +238,9 @@ class Outbox:
                 try:
                     results.update(zip(index, self._store(rows)))
                 except _DiskFull:
+                    if len(rows) == 1:
+                        results[index[0]] = self._fail(rows[0][0], "disk full", "failed_disk_full")
+                        return [results[i] for i in range(len(envs))]
                     for i, row in zip(index, rows):  # store as many as fit, one by one
                         try:
                             results[i] = self._store([row])[0]

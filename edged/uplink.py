@@ -125,10 +125,10 @@ class RateMeter:
             self._samples.popleft()
 
     def rates(self, now: float) -> tuple[float | None, float | None]:
-        """(bytes/s, messages/s), or ``None`` before there is 0.2 s of busy time to judge by."""
+        """(bytes/s, messages/s), or ``None`` before anything was acknowledged."""
         self._trim(now)
         span = min(self.window_s, self.clock(now))
-        if span < 0.2 or not self._samples:
+        if span < 0.01 or not self._samples:
             return None, None
         return sum(b for _, b in self._samples) / span, len(self._samples) / span
 
@@ -171,6 +171,7 @@ class Uplink:
         reconnect_max_s: float = 60.0,
         reconnect_jitter: float = 0.5,
         ack_timeout_s: float = 30.0,
+        connect_timeout_s: float = 10.0,
         cached_period_s: float = 2.0,
         cached_in_flight: int = 1,
         rate_window_s: float = 30.0,
@@ -189,6 +190,7 @@ class Uplink:
         self.reconnect_max_s = reconnect_max_s
         self.reconnect_jitter = reconnect_jitter
         self.ack_timeout_s = ack_timeout_s
+        self.connect_timeout_s = connect_timeout_s
         self.cached_period_s = cached_period_s
         self.cached_in_flight = cached_in_flight
         self.quality_bounds = quality_bounds
@@ -237,6 +239,7 @@ class Uplink:
             reconnect_max_s=up.reconnect_max_s,
             reconnect_jitter=up.reconnect_jitter,
             ack_timeout_s=cfg.select.ack_timeout_s,
+            connect_timeout_s=up.connect_timeout_s,
             cached_period_s=cfg.select.cached_period_s,
             cached_in_flight=cfg.select.cached_in_flight,
             rate_window_s=up.rate_window_s,
@@ -287,29 +290,35 @@ class Uplink:
         return quality_for_rate(rate, self.quality_bounds, self.quality_full_rate_bps)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Connect, drain, reconnect with backoff, until ``stop`` is set. Never raises for link errors."""
+        """Connect, drain, reconnect with backoff, until ``stop`` is set. Never raises for link errors.
+
+        On ``stop`` a connected session stops taking new messages, waits up to ``stop_grace_s`` for
+        the PUBACKs of those in flight, records them and disconnects; a connection attempt still
+        in progress is abandoned.
+        """
         self._loop = asyncio.get_running_loop()
         delay = self.reconnect_min_s
         while not stop.is_set():
-            connected_once = False
+            attempt = asyncio.ensure_future(self._attempt(stop))
+            stopper = asyncio.ensure_future(stop.wait())
             try:
-                async with self._client() as client:
-                    connected_once = True
-                    self.connected = True
-                    self.sessions += 1
-                    delay = self.reconnect_min_s
-                    log.info("uplink %s: connected to %s:%d", self.dest, self.broker.host, self.broker.port)
-                    await self._session(client, stop)
-            except* (aiomqtt.MqttError, OSError, sqlite3.Error) as group:
-                self.last_error = "; ".join(f"{type(e).__name__}: {e}" for e in group.exceptions)
-                log.warning("uplink %s: %s", self.dest, self.last_error)
+                await asyncio.wait({attempt, stopper}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                self.connected = False
+                stopper.cancel()
+            if not attempt.done() and not self.connected:
+                attempt.cancel()  # stop while still connecting
+            try:
+                connected = await attempt
+            except asyncio.CancelledError:
+                if not stop.is_set():
+                    raise
                 await self._end_session()
+                break
             if stop.is_set():
                 break
-            if connected_once:
+            if connected:
                 self.reconnects += 1
+                delay = self.reconnect_min_s
             wait = delay * (1 - self.reconnect_jitter * random.random())
             log.info("uplink %s: reconnecting in %.1f s", self.dest, wait)
             try:
@@ -317,6 +326,24 @@ class Uplink:
             except TimeoutError:
                 pass
             delay = min(delay * 2, self.reconnect_max_s)
+
+    async def _attempt(self, stop: asyncio.Event) -> bool:
+        """One connection: connect and drain until the link drops or ``stop``; True if it connected."""
+        connected = False
+        try:
+            async with self._client() as client:
+                connected = True
+                self.connected = True
+                self.sessions += 1
+                log.info("uplink %s: connected to %s:%d", self.dest, self.broker.host, self.broker.port)
+                await self._session(client, stop)
+        except* (aiomqtt.MqttError, OSError, sqlite3.Error) as group:
+            self.last_error = "; ".join(f"{type(e).__name__}: {e}" for e in group.exceptions)
+            log.warning("uplink %s: %s", self.dest, self.last_error)
+        finally:
+            self.connected = False
+            await self._end_session()
+        return connected
 
     # ------------------------------------------------------------------ session
     def _client(self) -> aiomqtt.Client:
@@ -331,7 +358,7 @@ class Uplink:
             keepalive=b.keepalive_s,
             max_inflight_messages=b.max_in_flight,
             tls_context=self._tls,
-            timeout=self.ack_timeout_s,
+            timeout=self.connect_timeout_s,  # CONNACK wait; publishes pass ack_timeout_s
             logger=logging.getLogger(f"{__name__}.mqtt"),
         )
         client.pending_calls_threshold = b.max_in_flight + 1  # a full window is normal, not a warning

@@ -102,6 +102,7 @@ class Receiver:
                     keepalive=15, max_queued_incoming_messages=0,
                 ) as client:
                     await client.subscribe(self.topic, qos=1)
+                    log.info("receiver: subscribed to %s on %s:%d", self.topic, self.host, self.port)
                     self.stats.connects += 1
                     self.subscribed.set()
                     delay = 0.2

@@ -1,0 +1,124 @@
+"""Platform side: SegmentStore (one file per video, de-dup, image lookup) and the receiver tool."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edged import config as edged_config
+from edged import wire
+from edged.outbox import Outbox
+from edged.uplink import Uplink, func_destination, quality_for_rate, uplinks_from_config
+from tests.mosquitto import Mosquitto
+from tools.platform.store import SegmentStore
+from tools.receiver import Receiver
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pkg(video: str, image: str | None = None, kind: str = "package") -> wire.Envelope:
+    return wire.make(kind, "ops", "normal", os.urandom(64), video_id=video, image_id=image)
+
+
+def test_one_file_per_video_dedup_and_lookup(tmp_path: Path) -> None:
+    store = SegmentStore(tmp_path)
+    a1, a2, b1 = pkg("VA", "I1"), pkg("VA", "I2"), pkg("VB", "I1", kind="event")
+    assert store.append(a1) and store.append(a2) and store.append(b1)
+    assert not store.append(a1) and store.duplicates == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["VA.cbors", "VB.cbors"]
+    assert store.segments() == ["VA", "VB"]
+    assert list(store.iter_segment("VA")) == [a1, a2]
+    assert store.get_image("I1") == a1  # kind "package" by default
+    assert store.by_image("I1") == [a1, b1]
+    assert store.get(b1.id) == b1 and store.get("nope") is None
+    again = SegmentStore(tmp_path)  # indexes rebuilt from the files
+    assert again.ids() == {a1.id, a2.id, b1.id} and not again.append(a2)
+
+
+def test_torn_tail_is_skipped_and_cut_on_next_append(tmp_path: Path) -> None:
+    store = SegmentStore(tmp_path)
+    a = pkg("V")
+    store.append(a)
+    with open(tmp_path / "V.cbors", "ab") as f:
+        f.write(wire.encode(pkg("V"))[:20])  # a writer killed mid-append
+    s2 = SegmentStore(tmp_path)
+    assert s2.torn_tails == 1 and list(s2.iter_segment("V")) == [a]
+    b = pkg("V")
+    assert s2.append(b)
+    assert [e.id for e in SegmentStore(tmp_path).iter_segment("V")] == [a.id, b.id]
+
+
+def test_receiver_drops_malformed_payloads_and_counts_duplicates(tmp_path: Path) -> None:
+    rx = Receiver("127.0.0.1", 1, "t", SegmentStore(tmp_path), keep_order=True)
+    e = pkg("V")
+    assert rx.handle(wire.encode(e)) and not rx.handle(wire.encode(e))
+    assert not rx.handle(b"garbage")
+    assert (rx.stats.stored, rx.stats.duplicates, rx.stats.malformed) == (1, 1, 1)
+
+
+def test_receiver_cli_stores_what_the_uplink_sends(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    store_dir = tmp_path / "platform-ops"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.receiver", "--host", "127.0.0.1", "--port", str(mosquitto.port),
+         "--topic", "edged/+/ops/#", "--store", str(store_dir), "--client-id", "cli-rx"],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # wait for the subscription (the receiver logs it)
+            if "subscribed to" in line:
+                break
+        else:
+            raise AssertionError("receiver exited before subscribing")
+        ob = Outbox(tmp_path / "o.db")
+        envs = [pkg("V7", f"I{i}") for i in range(5)]
+        ob.enqueue_many(envs)
+        cfg = edged_config.from_dict({"device": {"id": "rsu-9"}, "uplink": {"ops": {"port": mosquitto.port}}})
+        up = Uplink.from_config(cfg, "ops", ob)
+        assert up.topic("package") == "edged/rsu-9/ops/package"
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            task = asyncio.ensure_future(up.run(stop))
+            while ob.pending()[0]:
+                await asyncio.sleep(0.02)
+            stop.set()
+            await task
+
+        asyncio.run(main())
+        deadline = time.monotonic() + 5
+        while len(SegmentStore(store_dir)) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    store = SegmentStore(store_dir)
+    assert [e.id for e in store.iter_segment("V7")] == [e.id for e in envs]
+    assert store.get_image("I3") == envs[3]
+    assert "5 stored" in err
+
+
+def test_uplinks_from_config_one_connection_per_destination(tmp_path: Path) -> None:
+    cfg = edged_config.from_dict({"uplink": {"functional": {"face": {"port": 1884}, "plate": {"host": "police"}}}})
+    ups = uplinks_from_config(cfg, Outbox(tmp_path / "o.db"))
+    assert [u.dest for u in ups] == ["ops", func_destination("face"), "func.plate"]
+    assert len({u.client_id for u in ups}) == 3
+    assert ups[2].broker.host == "police" and ups[1].broker.port == 1884
+    assert ups[0].cached_period_s == cfg.select.cached_period_s
+    with pytest.raises(ValueError, match="no uplink configured"):
+        Uplink.from_config(cfg, "func.bike", Outbox(tmp_path / "p.db"))
+
+
+def test_quality_follows_the_measured_rate() -> None:
+    assert quality_for_rate(None, (50, 90), 1e6) == 90
+    assert quality_for_rate(0.0, (50, 90), 1e6) == 50
+    assert quality_for_rate(5e5, (50, 90), 1e6) == 70
+    assert quality_for_rate(5e6, (50, 90), 1e6) == 90
