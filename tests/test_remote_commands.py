@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import stat
+import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from edged.remote.commands import MQTT_ACCESS, SERIAL_ACCESS, Access, RemoteControl, deep_merge
 from edged.remote.redact import REDACTED, redact
@@ -271,5 +274,31 @@ def test_persist_failure_rejects_before_applying(tmp_path: Path) -> None:
             assert reply["code"] == "persist_failed" and "cannot write" in reply["error"], reply
             assert daemon.config.camera.fps == 25.0 and control.version == 0
             assert events[-1]["event"] == "config_rejected"
+
+    run(scenario())
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="edged.daemon.Daemon._capture computes its pacing period once at start; it must re-read "
+    "1 / self.config.camera.fps after apply_config (lead's file). Remove this mark once fixed.",
+)
+def test_pipeline_runs_at_the_new_fps(tmp_path: Path) -> None:
+    """"The pipeline uses it": after fps 25 -> 5 the frame rate follows."""
+    path = write_config(tmp_path)
+
+    async def rate(daemon: Any, seconds: float) -> float:
+        before, t0 = daemon.stats.processed, time.monotonic()
+        await asyncio.sleep(seconds)
+        return (daemon.stats.processed - before) / (time.monotonic() - t0)
+
+    async def scenario() -> None:
+        async with running_daemon(path) as (daemon, startup):
+            control, _ = control_for(startup)
+            control.attach(daemon)
+            fast = await rate(daemon, 1.0)
+            assert (await control.handle({"cmd": "set", "version": 1, "config": {"camera": {"fps": 5}}}, "t", MQTT_ACCESS))["ok"]
+            slow = await rate(daemon, 1.2)
+            assert fast > 15 and slow < 8, (fast, slow)
 
     run(scenario())
