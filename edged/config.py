@@ -407,6 +407,10 @@ class OutboxConfig(_Section):
     check_on_open: bool = True
     """Run ``PRAGMA quick_check`` at start: a damaged file is reported at once instead of failing
     later; costs about a second per GB."""
+    reserve_bytes: Annotated[int, msgspec.Meta(ge=0)] = 8 << 20
+    """Disk space kept preallocated beside the database (``<path>.reserve``) and released when the
+    disk fills, so the outbox can still checkpoint, evict and ack; the WAL is kept under half of it.
+    8 MiB: twice SQLite's usual WAL ceiling (1000 pages of 4 KiB) plus a 200 kB image. 0 disables."""
 
 
 class UplinkBrokerConfig(_Section):
@@ -518,12 +522,10 @@ class HealthConfig(_Section):
     defect_every: Annotated[int, msgspec.Meta(ge=0)] = 10
     """Sample every n-th frame for defect pixels (full resolution, ~10 ms); 0 disables. Once a
     second at 10 fps: defects are permanent, there is no hurry."""
-    defect_sigma: Positive = 2.5
-    """A pixel is an outlier beyond this many block standard deviations from the block mean ...
-    (2.5, not more: in a textured block a stuck pixel's distance is only 3-5 SDs, and the isolation
-    test below is what rules out scene detail)"""
     defect_min_abs: Positive = 40.0
-    """... and at least this many grey levels from it (flat blocks have tiny deviations) ..."""
+    """A pixel is an outlier when it is at least this many grey levels from the mean of its 3x3
+    block (8 neighbours) ... (a sixth of the range: far beyond noise, a stuck pixel is usually
+    clipped to 255 or 0) ..."""
     defect_isolation: Positive = 20.0
     """... and brighter (darker) than all 8 neighbours by this much: a single pixel, not a lamp."""
     defect_persistence: Fraction = 0.75
@@ -537,6 +539,61 @@ class HealthConfig(_Section):
     def __post_init__(self) -> None:
         if self.block_size % self.downscale:
             raise ValueError(f"block_size {self.block_size} must be a multiple of downscale {self.downscale}")
+
+
+# -------------------------------------------------------------------------------------------- privacy
+class PrivacyConfig(_Section):
+    """De-identification of outgoing images and sealed sensitive records (SPEC S5, ``edged/privacy``)."""
+
+    method: Literal["blur", "pixelate", "fill"] = "blur"
+    """How a sensitive region is de-identified: ``blur`` (Gaussian-like smooth field), ``pixelate``
+    (flat square cells) or ``fill`` (one flat colour). Blur is the default: it keeps the scene's
+    colours and layout (SSIM) and compresses best; all three stop the face detector at the defaults."""
+    margin: NonNegative = 0.25
+    """Each side of a region's box is pushed out by this fraction of the box's width (left/right)
+    and height (top/bottom). Detector boxes of faces end at the brow and chin (hair, ears and jaw
+    line lie outside) and a predicted box between detections can be off by a tenth of its size."""
+    cells: Annotated[int, msgspec.Meta(ge=1, le=64)] = 5
+    """Strength, scaled to the region: a de-identified region keeps about this many cells of detail
+    across its longer side (pixelate: cells x cells blocks; blur: a Gaussian of sigma = side / cells;
+    fill ignores it). 5 leaves a face (grown by ``margin``) about 3 cells wide: eyes, nose and mouth
+    merge and the default face detector no longer fires (``tools/eval_privacy.py``)."""
+    min_cell_px: Annotated[int, msgspec.Meta(ge=1, le=256)] = 4
+    """Cells are never smaller than this many pixels, so a small region is not left at nearly full
+    resolution; 4 px also matches the smallest H.264 partition."""
+    min_score: Fraction = 0.3
+    """Sensitive detections scoring at least this are de-identified even before the tracker confirms
+    them (a new face is covered in its first frame). Below the tracker's ``high_score`` on purpose:
+    a false blur costs a little utility, a missed one leaks a face."""
+    stabilize: bool = True
+    """Temporal stability (SPEC S5, seed 001): per track, the region's box moves on a grid with
+    hysteresis and its content is a slowly updated low-resolution field, so de-identified video
+    compresses better than per-frame blur. Off: every frame is de-identified on its own."""
+    grid_px: Annotated[int, msgspec.Meta(ge=1, le=64)] = 16
+    """Stabilised boxes move and resize in steps of this many pixels (one H.264 macroblock): between
+    steps the region is pixel-identical to the previous frame and costs almost no bits."""
+    shrink_per_frame: Fraction = 0.02
+    """A stabilised box grows at once when its object grows, and shrinks by at most this fraction
+    per frame (a few seconds from far to near): detector size jitter does not resize it."""
+    fill_update: Fraction = 0.1
+    """Per-frame weight of the new frame in a track's de-identified field (exponential average):
+    lighting changes show within about a second at 10 fps, frame-to-frame detail does not."""
+    categories: list[str] = msgspec.field(default_factory=lambda: ["face", "plate"])
+    """Sensitive categories whose original crops are sealed and sent to a functional platform. Every
+    sensitive class is de-identified whether listed or not; a category left out keeps no crop."""
+    recipients: dict[str, str] = {}
+    """Category -> functional platform's X25519 public key file (``edged keygen platform``). The
+    daemon refuses to start unless every category in ``categories`` has one (:func:`edged.keys.check_keys`)."""
+    signing_key: str = "keys/device.key"
+    """The device's Ed25519 signing key (``edged keygen device``), mode 0600; relative paths are
+    relative to the working directory."""
+
+    def __post_init__(self) -> None:
+        from edged.classes import SENSITIVE_CLASSES
+
+        for c in list(self.categories) + list(self.recipients):
+            if c not in SENSITIVE_CLASSES:
+                raise ValueError(f"{c!r} is not a sensitive category ({', '.join(sorted(SENSITIVE_CLASSES))})")
 
 
 # --------------------------------------------------------------------------------------------- root
@@ -557,6 +614,7 @@ class Config(_Section):
     outbox: OutboxConfig = msgspec.field(default_factory=OutboxConfig)
     uplink: UplinkConfig = msgspec.field(default_factory=UplinkConfig)
     health: HealthConfig = msgspec.field(default_factory=HealthConfig)
+    privacy: PrivacyConfig = msgspec.field(default_factory=PrivacyConfig)
 
 
 _LOCATION = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
