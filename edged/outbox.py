@@ -25,15 +25,22 @@ Ring budget and eviction
     destination), and ``sensitive`` records last. A message larger than the whole budget is refused.
     Every eviction is counted per class (persistently, in the ``counters`` table), logged, and shown
     by :meth:`Outbox.stats`. The file on disk is larger than the budget by SQLite's page slack and
-    the WAL (at most ``wal_autocheckpoint`` = 1000 pages, ~4 MB); freed pages are reused.
+    the WAL (checkpointed at half of ``reserve_bytes``, 4 MB by default) and the reserve file
+    (8 MB by default); freed pages are reused.
 
 Full disk
     SQLite reports a full disk (ENOSPC, or ``max_page_count`` reached) as SQLITE_FULL. The
     transaction is rolled back, so nothing already stored is lost and the file stays consistent.
-    The outbox then makes room by the same eviction policy (counted as ``disk_full`` evictions) and
-    tries once more; if that fails too, :meth:`Outbox.enqueue` returns a result with
-    ``stored=False`` and the reason, counts it in ``enqueue_failed``, and logs it. It never raises
-    for a full disk.
+    The outbox then deletes its *reserve file* (``<path>.reserve``, ``reserve_bytes`` preallocated
+    at open), checkpoints the WAL into the database with TRUNCATE (the WAL is kept below half the
+    reserve by ``wal_autocheckpoint`` and ``journal_size_limit``, so this fits in the freed space
+    and returns the WAL's space to the file system), makes room by the same eviction policy
+    (counted as ``disk_full`` evictions), tries once more, checkpoints again and re-creates the
+    reserve. The ring
+    thus shrinks to the disk it actually has. If the retry fails too, :meth:`Outbox.enqueue`
+    returns a result with ``stored=False`` and the reason, counts it in ``enqueue_failed``, and
+    logs it. An :meth:`Outbox.ack` that hits a full disk uses the reserve the same way. Nothing
+    raises for a full disk.
 
 Threads
     One connection, guarded by a lock: safe to call from several threads (the daemon runs the
@@ -43,6 +50,8 @@ Threads
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -115,6 +124,7 @@ class _Counters:
     failed_too_large: int = 0
     failed_other: int = 0
     ack_failed: int = 0
+    reserve_used: int = 0
     last_error: str | None = None
     evicted: dict[str, int] = field(default_factory=dict)
     evicted_bytes: dict[str, int] = field(default_factory=dict)
@@ -131,6 +141,7 @@ class Outbox:
         synchronous: Literal["full", "normal"] = "full",
         check_on_open: bool = True,
         busy_timeout_ms: int = 5000,
+        reserve_bytes: int = 8 << 20,
     ) -> None:
         if budget_bytes < 1:
             raise ValueError(f"budget_bytes must be >= 1, got {budget_bytes}")
@@ -150,6 +161,28 @@ class Outbox:
         except sqlite3.DatabaseError as err:
             raise OutboxError(f"cannot open outbox {self.path}: {err}") from None
         self._used = int(self._q1("SELECT coalesce(sum(size), 0) FROM messages"))
+        self.reserve_bytes = int(reserve_bytes)
+        self._reserve = Path(f"{self.path}.reserve")
+        if self.reserve_bytes > 0:
+            # keep the WAL within half the reserve, so a checkpoint on a full disk always has room
+            page = int(self._q1("PRAGMA page_size"))
+            self._conn.execute(f"PRAGMA wal_autocheckpoint={max(16, self.reserve_bytes // 2 // page)}")
+            self._conn.execute(f"PRAGMA journal_size_limit={self.reserve_bytes // 2}")
+        self._ensure_reserve()
+        self._warn_if_disk_smaller_than_budget()
+
+    def _warn_if_disk_smaller_than_budget(self) -> None:
+        try:
+            free = shutil.disk_usage(self.path.parent).free
+        except OSError:
+            return
+        room = free + _file_bytes(self.path)
+        if room < self.budget_bytes:
+            log.warning(
+                "outbox: budget %d bytes exceeds the space this file can grow into (%d bytes on %s): "
+                "the disk will fill first, and disk-full evictions will keep the ring within it",
+                self.budget_bytes, room, self.path.parent,
+            )
 
     # ------------------------------------------------------------------ open / schema
     def _open(self, busy_timeout_ms: int, check: bool) -> None:
@@ -256,16 +289,66 @@ class Outbox:
             if not _is_full(err):
                 msg = f"sqlite error: {err}"
                 return [self._fail(env, msg, "failed_other") for env, _, _ in rows]
-        # Disk full: make room by policy (as if the budget were smaller) and try once more.
+        # Disk full: free the reserve file (room for the WAL), make room by policy (as if the budget
+        # were smaller), try once more, then checkpoint so the WAL's space returns and re-reserve.
         need = sum(size for _, _, size in rows) + 16 * int(self._q1("PRAGMA page_size"))
-        log.warning("outbox: disk full storing %d message(s) (%d bytes); evicting by policy and retrying", len(rows), need)
+        had_reserve = self._drop_reserve()
+        log.warning("outbox: disk full storing %d message(s) (%d bytes); %sevicting by policy and retrying",
+                    len(rows), need, "released the reserve file, " if had_reserve else "")
+        self._checkpoint()  # empty the WAL first: the retry then writes into its freed space
         try:
-            return self._store_once(rows, extra_room=need, reason="disk_full")
+            results = self._store_once(rows, extra_room=need, reason="disk_full")
         except sqlite3.OperationalError as err:
             if _is_full(err):
                 raise _DiskFull from None
             msg = f"sqlite error: {err}"
             return [self._fail(env, msg, "failed_other") for env, _, _ in rows]
+        self._after_disk_full()
+        return results
+
+    # ------------------------------------------------------------------ disk-full reserve
+    def _ensure_reserve(self) -> bool:
+        """Make sure the reserve file holds ``reserve_bytes`` of disk space (False if no space)."""
+        if self.reserve_bytes <= 0:
+            return True
+        try:
+            if self._reserve.stat().st_size >= self.reserve_bytes:
+                return True
+        except FileNotFoundError:
+            pass
+        try:
+            fd = os.open(self._reserve, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, self.reserve_bytes)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            return True
+        except OSError as err:
+            self._reserve.unlink(missing_ok=True)
+            log.warning("outbox: cannot reserve %d bytes beside %s: %s", self.reserve_bytes, self.path, err.strerror)
+            return False
+
+    def _drop_reserve(self) -> bool:
+        try:
+            self._reserve.unlink()
+            self._c.reserve_used += 1
+            return True
+        except FileNotFoundError:
+            return False
+
+    def _after_disk_full(self) -> None:
+        """Checkpoint (truncating the WAL returns its space to the file system), then re-reserve."""
+        self._checkpoint()
+        self._ensure_reserve()
+
+    def _checkpoint(self) -> bool:
+        try:
+            busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            return busy == 0
+        except sqlite3.OperationalError as err:
+            log.warning("outbox: checkpoint failed: %s", err)
+            return False
 
     def _store_once(self, rows: list[tuple[Envelope, bytes, int]], extra_room: int, reason: str = "budget") -> list[EnqueueResult]:
         results: list[EnqueueResult] = []
@@ -430,6 +513,13 @@ class Outbox:
                             freed += row[0]
                             deleted += 1
             except sqlite3.OperationalError as err:
+                if _is_full(err) and self._drop_reserve():
+                    log.warning("outbox: disk full acknowledging; released the reserve file and retrying")
+                    self._leased.difference_update(ids)
+                    self._checkpoint()
+                    n = self.ack(ids)
+                    self._after_disk_full()
+                    return n
                 self._c.ack_failed += len(ids)
                 self._c.last_error = f"ack of {len(ids)} message(s) failed: {err}"
                 log.error("outbox: %s", self._c.last_error)
@@ -499,6 +589,7 @@ class Outbox:
                 "enqueue_failed": c.enqueue_failed,
                 "failed": {"disk_full": c.failed_disk_full, "too_large": c.failed_too_large, "other": c.failed_other},
                 "ack_failed": c.ack_failed,
+                "reserve_used": c.reserve_used,
                 "evicted": dict(c.evicted),
                 "evicted_bytes": dict(c.evicted_bytes),
                 "evicted_total": {k: v for k, v in totals.items() if k.startswith("evicted")},
@@ -571,4 +662,5 @@ def open_from_config(cfg: Any, data_dir: str | Path) -> Outbox:
     path = Path(cfg.path)
     if not path.is_absolute():
         path = Path(data_dir) / path
-    return Outbox(path, budget_bytes=cfg.budget_bytes, synchronous=cfg.synchronous, check_on_open=cfg.check_on_open)
+    return Outbox(path, budget_bytes=cfg.budget_bytes, synchronous=cfg.synchronous, check_on_open=cfg.check_on_open,
+                  reserve_bytes=cfg.reserve_bytes)

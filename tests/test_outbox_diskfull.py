@@ -68,7 +68,7 @@ def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
     mnt.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root (the max_page_count test covers SQLITE_FULL)")
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, text=True)
     if res.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
     try:
@@ -79,19 +79,30 @@ def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
 
 def test_real_enospc_on_a_full_filesystem(small_tmpfs: Path) -> None:
     path = small_tmpfs / "o.db"
-    ob = Outbox(path, budget_bytes=1 << 30)
-    stored, attempts = fill_until_full(ob, 20_000, 200)
-    assert attempts < 200
-    # keep writing into the full disk: every call returns, none raises
-    for _ in range(20):
-        r = ob.enqueue(make("normal", 20_000))
+    ob = Outbox(path, budget_bytes=1 << 30, reserve_bytes=256 << 10)  # budget far above the 2 MB disk
+    assert (small_tmpfs / "o.db.reserve").stat().st_size == 256 << 10
+    stored, attempts = fill_until_full(ob, 20_000, 300)
+    assert attempts < 300
+    # keep writing into the full disk: every call returns, none raises; the ring shrinks to the disk
+    results = []
+    for _ in range(30):
+        e = make("normal", 20_000)
+        r = ob.enqueue(e)
+        results.append(r)
         if r:
-            stored.append(ob.ids()[-1])
+            stored.append(e.id)
         else:
             assert r.error == "disk full"
+    s = ob.stats()
+    assert sum(map(bool, results)) >= 20, [r.error for r in results if not r]
+    assert s["evicted_total"]["evicted_disk_full"] > 0 and s["reserve_used"] >= 1
+    check_consistent(ob, stored)
+    # acks still work on the full disk
+    batch = ob.next_batch("ops", 5)
+    assert ob.ack([p.id for p in batch]) == len(batch) > 0
     check_consistent(ob, stored)
     ob.close()
-    again = Outbox(path)
+    again = Outbox(path, reserve_bytes=256 << 10)
     assert again.integrity_check() == "ok"
     assert set(again.ids()) <= set(stored)
     again.close()
