@@ -6,8 +6,8 @@ paces it). The same seed (or the same script) and the same exposure commands giv
 pixels and identical ground truth.
 
 Per frame: copy the pre-drawn background, blit the visible actors far to near (each actor's
-picture is drawn once, and motion-blurred once per blur length), then one lookup table applies
-exposure (brightness proportional to shutter x gain, see :mod:`hal.fake_exposure`), then
+picture is drawn once, and motion-blurred once per blur length), then one saturating pass applies
+exposure (brightness proportional to shutter x gain, see :mod:`hal.fake_exposure`) and adds
 pre-generated sensor noise scaled with the gain. Motion blur length is the actor's speed in px/s
 times the shutter time.
 
@@ -39,7 +39,7 @@ from hal.base import CameraError
 from hal.fake_background import cover_frame, render_background
 from hal.fake_exposure import (
     AutoExposure,
-    exposure_lut,
+    code_multiplier,
     exposure_scale,
     noise_sigma,
     split_exposure,
@@ -75,8 +75,8 @@ INITIAL_EXPOSURE = (10_000.0, 1.0)
 """Shutter (us) and gain AE starts from; it converges from there in a few frames."""
 NOISE_PLANES = 4
 NOISE_PLANE_SIGMA = 16.0
-"""Noise is pre-generated as ``NOISE_PLANES`` planes of N(128, 16) codes and cycled by frame;
-per frame it is scaled to the gain's sigma in the same pass that adds it."""
+"""Noise is pre-generated as ``NOISE_PLANES`` planes of N(128, 16) codes, cycled by frame and
+scaled to the gain's sigma in the same pass that applies the exposure."""
 AE_SUBSAMPLE = 8
 
 
@@ -98,6 +98,22 @@ class Placement:
     def frame_box(self) -> tuple[int, int, int, int]:
         x1, y1, x2, y2 = self.sprite.box
         return x1 + self.x, y1 + self.y, x2 + self.x, y2 + self.y
+
+
+BLUR_EXACT_UP_TO = 8
+BLUR_STEP = 1.12
+
+
+def blur_length(travel_px: float) -> int:
+    """Motion-blur kernel length for an object that moves ``travel_px`` during the exposure: 0 below
+    2 px, exact up to 8 px, then on a 12 % geometric grid (sprites are re-blurred only when the
+    length changes, and AE nudges the shutter every frame)."""
+    if travel_px < 2:
+        return 0
+    if travel_px <= BLUR_EXACT_UP_TO:
+        return round(travel_px)
+    steps = round(math.log(travel_px / BLUR_EXACT_UP_TO) / math.log(BLUR_STEP))
+    return round(BLUR_EXACT_UP_TO * BLUR_STEP**steps)
 
 
 def blit(canvas: np.ndarray, sprite: Sprite, x: int, y: int) -> None:
@@ -182,7 +198,7 @@ class FakeCamera:
         self._speed_px = [actor_speed_px(a, height) for a in actors]
         self._background = render_background(width, height, self.seed)
         self._cover = cover_frame(width, height)
-        self._noise_planes: list[np.ndarray] | None = None
+        self._noise_planes: list[np.ndarray] = []
         self._layers: dict[tuple[int, int], Layers] = {}
         self._sprites: dict[tuple[int, int, int], Sprite] = {}
         self._ae = AutoExposure()
@@ -235,10 +251,8 @@ class FakeCamera:
             else:
                 scene = self._background.copy()
                 placements = self._compose(scene, local, loop, exposure.shutter_us)
-            lut = exposure_lut(exposure_scale(exposure.shutter_us, exposure.gain, illumination))
-            pixels = cv2.LUT(scene, lut)
-            if self.noise:
-                pixels = self._add_noise(pixels, k, exposure.gain)
+            multiplier = code_multiplier(exposure_scale(exposure.shutter_us, exposure.gain, illumination))
+            pixels = self._expose(scene, multiplier, k, exposure.gain)
             if exposure.mode is ExposureMode.AUTO:
                 self._auto_expose(exposure, float(pixels[::AE_SUBSAMPLE, ::AE_SUBSAMPLE].mean()) / 255.0)
             self._placements = placements
@@ -305,17 +319,19 @@ class FakeCamera:
             if self._mode is ExposureMode.AUTO:
                 self._shutter_us, self._gain = shutter, gain
 
-    def _add_noise(self, pixels: np.ndarray, frame: int, gain: float) -> np.ndarray:
-        if self._noise_planes is None:
+    def _expose(self, scene: np.ndarray, multiplier: float, frame: int, gain: float) -> np.ndarray:
+        """Sensor pixels in one saturating pass: codes x exposure multiplier + gain-scaled noise."""
+        if not self.noise:
+            return cv2.convertScaleAbs(scene, alpha=multiplier)
+        if not self._noise_planes:
             rng = np.random.default_rng([self.seed, 5])
             shape = (self.height, self.width, 3)
-            self._noise_planes = [
-                np.clip(np.round(128.0 + NOISE_PLANE_SIGMA * rng.standard_normal(shape, dtype=np.float32)), 0, 255).astype(np.uint8)
-                for _ in range(NOISE_PLANES)
-            ]
+            for _ in range(NOISE_PLANES):
+                unit = 128.0 + NOISE_PLANE_SIGMA * rng.standard_normal(shape, dtype=np.float32)
+                self._noise_planes.append(np.clip(np.round(unit), 0, 255).astype(np.uint8))
         scale = noise_sigma(gain) / NOISE_PLANE_SIGMA
         plane = self._noise_planes[frame % NOISE_PLANES]
-        return cv2.addWeighted(pixels, 1.0, plane, scale, -128.0 * scale)
+        return cv2.addWeighted(scene, multiplier, plane, scale, -128.0 * scale)
 
     def _compose(self, canvas: np.ndarray, local: int, loop: int, shutter_us: float) -> list[Placement]:
         actors = self.scenario.actors
@@ -327,8 +343,7 @@ class FakeCamera:
             actor = actors[index]
             person = actor.kind == "person"
             pose = person_pose(actor, local, self.fps) if person else 0
-            blur = round(self._speed_px[index] * shutter_us * 1e-6)
-            sprite = self._sprite(index, pose, blur if blur >= 2 else 0)
+            sprite = self._sprite(index, pose, blur_length(self._speed_px[index] * shutter_us * 1e-6))
             x = round(actor_left_x(actor, local, self.width, self.height, self.fps)) - sprite.pad
             y = round(actor_ground_y(actor, self.height)) - self._extent[index][1]
             blit(canvas, sprite, x, y)

@@ -6,8 +6,9 @@ The scene is composed in *reflectance codes*: ``uint8`` values ``v`` whose linea
     signal = (v / 255) ** GAMMA * illumination * shutter_us * gain / FULL_SCALE_EXPOSURE_US
 
 clips it at 1 and encodes it with the same gamma, ``pixel = 255 * min(signal, 1) ** (1 / GAMMA)``.
-So brightness (in linear units) is proportional to shutter x gain until it clips; one 256-entry
-lookup table per frame applies the whole model.
+So brightness (in linear units) is proportional to shutter x gain until it clips. Because codes and
+pixels share the gamma, the whole model is one saturating multiply per frame
+(:func:`code_multiplier`), fused with the noise pass.
 """
 
 from __future__ import annotations
@@ -36,8 +37,15 @@ def exposure_scale(shutter_us: float, gain: float, illumination: float) -> float
     return shutter_us * gain * illumination / FULL_SCALE_EXPOSURE_US
 
 
+def code_multiplier(scale: float) -> float:
+    """The exposure model applied to gamma-encoded codes is one multiply: ``255 * (scale * (v/255)
+    ** GAMMA) ** (1/GAMMA) = v * scale ** (1/GAMMA)``, saturated at 255. This is that factor."""
+    return scale ** (1.0 / GAMMA)
+
+
 def exposure_lut(scale: float) -> np.ndarray:
-    """``(256,) uint8`` table: reflectance code -> output pixel for a given :func:`exposure_scale`."""
+    """``(256,) uint8`` table: reflectance code -> output pixel (the model written out; the camera
+    applies the equivalent :func:`code_multiplier` in one saturating pass)."""
     signal = np.minimum(LINEAR_OF_CODE.astype(np.float64) * scale, 1.0)
     return np.round(255.0 * signal ** (1.0 / GAMMA)).astype(np.uint8)
 

@@ -26,7 +26,9 @@ from PIL import Image, ImageDraw, ImageFont
 from hal.scene import PERSON_HEAD_RATIO, PLATE_SIZE_M, VEHICLE_DIMS_M, Actor
 
 FACES_DIR = Path(__file__).resolve().parent / "assets" / "faces"
-SUPERSAMPLE = 2
+SUPERSAMPLE_BELOW = 240
+"""Sprites less than this many px high are drawn at 2x and shrunk (anti-aliased silhouettes);
+larger ones at 1x, where a 1 px stair step is invisible and drawing 4x the pixels is not free."""
 WHEEL_RADIUS_M = {"car": 0.33, "truck": 0.5, "bus": 0.5}
 GLASS = (60, 52, 46)
 GLASS_SIDE = (72, 64, 58)
@@ -130,16 +132,17 @@ def paste(layers: Layers, colour: np.ndarray, alpha: np.ndarray, x: int, y: int)
 
 
 class Painter:
-    """Draws filled shapes at ``SUPERSAMPLE`` x into colour and mask planes (coordinates in 1x px)."""
+    """Draws filled shapes into colour and mask planes, supersampled for small sprites
+    (coordinates always in 1x px)."""
 
     def __init__(self, width: int, height: int) -> None:
         self.width, self.height = width, height
-        k = SUPERSAMPLE
+        self.k = k = 2 if height < SUPERSAMPLE_BELOW else 1
         self.img = np.zeros((height * k, width * k, 3), np.uint8)
         self.mask = np.zeros((height * k, width * k), np.uint8)
 
     def _fix(self, pts) -> np.ndarray:
-        return np.round(np.asarray(pts, np.float64) * SUPERSAMPLE * 16).astype(np.int32).reshape(-1, 1, 2)
+        return np.round(np.asarray(pts, np.float64) * self.k * 16).astype(np.int32).reshape(-1, 1, 2)
 
     def poly(self, pts, colour, body: bool = True) -> None:
         fixed = self._fix(pts)
@@ -151,29 +154,30 @@ class Painter:
         self.poly([(x1, y1), (x2, y1), (x2, y2), (x1, y2)], colour, body)
 
     def ellipse(self, cx, cy, ax, ay, colour, body: bool = True) -> None:
-        k = SUPERSAMPLE * 16
+        k = self.k * 16
         centre = (round(cx * k), round(cy * k))
-        axes = (max(1, round(ax * k)), max(1, round(ay * k)))
+        axes = (max(k // 2, round(ax * k)), max(k // 2, round(ay * k)))  # at least 1 px across
         cv2.ellipse(self.img, centre, axes, 0, 0, 360, colour, -1, cv2.LINE_8, shift=4)
         if body:
             cv2.ellipse(self.mask, centre, axes, 0, 0, 360, 255, -1, cv2.LINE_8, shift=4)
 
     def line(self, p1, p2, colour, thickness: float, body: bool = True) -> None:
-        k = SUPERSAMPLE * 16
+        k = self.k * 16
         a = (round(p1[0] * k), round(p1[1] * k))
         b = (round(p2[0] * k), round(p2[1] * k))
-        t = max(1, round(thickness * SUPERSAMPLE))
+        t = max(self.k, round(thickness * self.k))  # at least 1 px thick
         cv2.line(self.img, a, b, colour, t, cv2.LINE_8, shift=4)
         if body:
             cv2.line(self.mask, a, b, 255, t, cv2.LINE_8, shift=4)
 
     def layers(self) -> Layers:
         """Shrink to 1x: colour becomes premultiplied by the (now fractional) alpha."""
-        img = self.img.copy()
-        img[self.mask == 0] = 0
+        img = cv2.bitwise_and(self.img, self.img, mask=self.mask)
+        if self.k == 1:
+            return Layers(img.astype(np.float32), self.mask.astype(np.float32) / 255.0, np.zeros(self.mask.shape, np.float32))
         size = (self.width, self.height)
-        premult = cv2.resize(img.astype(np.float32), size, interpolation=cv2.INTER_AREA)
-        alpha = cv2.resize(self.mask.astype(np.float32) / 255.0, size, interpolation=cv2.INTER_AREA)
+        premult = cv2.resize(img, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+        alpha = cv2.resize(self.mask, size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
         return Layers(premult, alpha, np.zeros_like(alpha))
 
 
@@ -260,7 +264,6 @@ def _shade_rows(layers: Layers) -> None:
     """Light from above: a gentle top-to-bottom darkening of the body."""
     k = np.linspace(1.06, 0.9, layers.alpha.shape[0], dtype=np.float32)[:, None, None]
     layers.premult *= k
-    np.minimum(layers.premult, 255.0 * layers.alpha[:, :, None], out=layers.premult)
 
 
 def _wheel(p: Painter, cx: float, ground: float, r: float, foreshorten: float = 0.45) -> None:
