@@ -1,0 +1,21 @@
+"""Privacy split (SPEC S5): de-identify outgoing images, seal the original crops for the functional
+platforms. Stages here are pure (no I/O); keys are loaded by :mod:`edged.keys`."""
+
+from edged.privacy.deid import FrameDeidentifier, SensitiveRegions, sensitive_regions
+from edged.privacy.records import RecordError, SensitiveRecord, open_sealed, seal
+from edged.privacy.stabilize import StableDeidentifier
+from edged.privacy.stage import PrivacyOutput, PrivacyStage, make_deidentifier
+
+__all__ = [
+    "FrameDeidentifier",
+    "PrivacyOutput",
+    "PrivacyStage",
+    "RecordError",
+    "SensitiveRecord",
+    "SensitiveRegions",
+    "StableDeidentifier",
+    "make_deidentifier",
+    "open_sealed",
+    "seal",
+    "sensitive_regions",
+]

@@ -1,0 +1,168 @@
+"""De-identification: region choice, growth, methods, locality, and track-stable boxes and content."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edged.privacy.deid import (
+    UNTRACKED,
+    DeidError,
+    FrameDeidentifier,
+    SensitiveRegions,
+    cell_size,
+    grow_boxes,
+    pixel_boxes,
+    sensitive_regions,
+)
+from edged.privacy.stabilize import StableDeidentifier
+from edged.types import Detections
+from tests.privacy_support import CAR, FACE, PLATE, gt_tracks, photos, scene_frames, tracked
+from tools.platform.restore import DETAIL_MAX_SHARE, _detail, _grey, detail_share
+
+
+def regions_of(boxes, class_ids, track_ids) -> SensitiveRegions:
+    n = len(boxes)
+    return SensitiveRegions(
+        np.asarray(boxes, np.float32).reshape(n, 4), np.asarray(class_ids, np.int16), np.asarray(track_ids, np.int64),
+        np.full(n, 0.9, np.float32), np.zeros(n, np.float32), np.ones(n, bool),
+    )
+
+
+def test_grow_boxes_margin_and_rotation() -> None:
+    g = grow_boxes(np.array([[10, 20, 30, 60]]), None, 0.25)
+    np.testing.assert_allclose(g, [[5, 10, 35, 70]])
+    # a 40x10 box turned by 90 degrees covers 10x40
+    g = grow_boxes(np.array([[0, 0, 40, 10]]), np.array([np.pi / 2]), 0.0)
+    np.testing.assert_allclose(g, [[15, -15, 25, 25]], atol=1e-9)
+    r = pixel_boxes(np.array([[-3.5, 2.2, 10.1, 400.0], [700, 10, 800, 20]]), 640, 360)
+    assert r.tolist() == [[0, 2, 11, 360], [640, 10, 640, 20]]
+
+
+def test_sensitive_regions_from_tracks_and_untracked_detections() -> None:
+    tracks = tracked([[10, 10, 50, 60], [100, 100, 200, 150], [300, 30, 340, 40]], [FACE, CAR, PLATE], [1, 2, 3],
+                     detected=[True, True, False])
+    dets = Detections(
+        boxes=np.array([[12, 11, 50, 61], [400, 40, 440, 90], [500, 40, 540, 90], [0, 0, 5, 5]], np.float32),
+        scores=np.array([0.9, 0.8, 0.1, 0.9], np.float32),
+        class_ids=np.array([FACE, FACE, FACE, CAR], np.int16),
+        angles=np.zeros(4, np.float32),
+    )
+    r = sensitive_regions(tracks, dets, min_score=0.3)
+    # face track, predicted plate track, and the new face; the duplicate, the weak face and the car are out
+    assert r.track_ids.tolist() == [1, 3, UNTRACKED]
+    assert r.class_ids.tolist() == [FACE, PLATE, FACE]
+    assert r.detected.tolist() == [True, False, True]
+    assert len(sensitive_regions(None, None, 0.3)) == 0
+    assert len(sensitive_regions(None, dets, 0.3)) == 2
+
+
+@pytest.mark.parametrize("method", ["blur", "pixelate", "fill"])
+def test_only_the_grown_regions_change_and_detail_is_gone(method: str) -> None:
+    photo = photos()[0]
+    img = photo.pixels
+    regions = sensitive_regions(photo.tracks, None, 0.3)
+    res = FrameDeidentifier(method, margin=0.25)(img, regions)
+    assert res.image is not img and np.array_equal(img, photos()[0].pixels)  # input untouched
+    inside = np.zeros(img.shape[:2], bool)
+    for (x1, y1, x2, y2), grown in zip(res.rects, grow_boxes(regions.boxes, regions.angles, 0.25), strict=True):
+        assert x1 <= grown[0] and y1 <= grown[1] and x2 >= min(grown[2], img.shape[1]) and y2 >= grown[3]
+        inside[y1:y2, x1:x2] = True
+        crop, out = img[y1:y2, x1:x2], res.image[y1:y2, x1:x2]
+        share = detail_share(out, _detail(_grey(crop)))
+        assert share < DETAIL_MAX_SHARE / 2, f"{method}: fine detail survives (share {share:.2f})"
+    assert np.array_equal(res.image[~inside], img[~inside])
+    assert (res.image[inside] != img[inside]).any(axis=-1).mean() > 0.5
+
+
+def test_a_region_depends_only_on_its_own_pixels() -> None:
+    img = photos()[1].pixels.copy()
+    regions = regions_of([[100, 100, 220, 200]], [FACE], [5])
+    for deid in (FrameDeidentifier("blur"), FrameDeidentifier("pixelate"), StableDeidentifier()):
+        a = deid(img, regions)
+        other = img.copy()
+        x1, y1, x2, y2 = a.rects[0]
+        mask = np.ones(img.shape[:2], bool)
+        mask[y1:y2, x1:x2] = False
+        other[mask] = 255 - other[mask]
+        if isinstance(deid, StableDeidentifier):
+            deid.reset()
+        b = deid(other, regions)
+        assert np.array_equal(a.rects, b.rects)
+        assert np.array_equal(a.image[y1:y2, x1:x2], b.image[y1:y2, x1:x2])
+
+
+def test_strength_scales_with_region_size() -> None:
+    assert cell_size(200, 100, 5, 4) == 40
+    assert cell_size(20, 10, 5, 4) == 4  # never finer than min_cell_px
+    img = photos()[0].pixels
+    small = FrameDeidentifier("pixelate", margin=0)(img, regions_of([[200, 100, 240, 140]], [FACE], [1])).image
+    big = FrameDeidentifier("pixelate", margin=0)(img, regions_of([[100, 100, 300, 300]], [FACE], [1])).image
+    # the small region is 5x5 cells of 8 px, the big one 5x5 cells of 40 px
+    assert len(np.unique(small[100:140, 200:240].reshape(-1, 3), axis=0)) <= 25
+    assert len(np.unique(big[100:300, 100:300].reshape(-1, 3), axis=0)) <= 25
+
+
+def test_bad_input_is_refused() -> None:
+    with pytest.raises(DeidError, match="unknown de-identification method"):
+        FrameDeidentifier("smudge")  # type: ignore[arg-type]
+    with pytest.raises(DeidError, match="uint8"):
+        FrameDeidentifier()(np.zeros((10, 10, 3), np.float32), SensitiveRegions())
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(st.floats(-12, 12), st.floats(-6, 6), st.floats(0.8, 1.25)), min_size=2, max_size=25
+    ),
+    start=st.tuples(st.floats(-40, 600), st.floats(-40, 330), st.floats(8, 120)),
+)
+def test_stable_box_always_covers_the_grown_box_and_moves_on_the_grid(steps, start) -> None:
+    img = np.zeros((360, 640, 3), np.uint8)
+    deid = StableDeidentifier(margin=0.25, grid_px=16)
+    x, y, s = start
+    prev = None
+    for dx, dy, ds in steps:
+        x, y, s = x + dx, y + dy, float(np.clip(s * ds, 4, 200))
+        regions = regions_of([[x, y, x + s, y + s * 1.2]], [FACE], [7])
+        rect = deid(img, regions).rects[0]
+        grown_f = grow_boxes(regions.boxes, None, 0.25)[0]
+        grown = pixel_boxes(grown_f[None], 640, 360)[0]
+        if grown[2] > grown[0] and grown[3] > grown[1]:
+            assert rect[0] <= grown[0] and rect[1] <= grown[1] and rect[2] >= grown[2] and rect[3] >= grown[3]
+        st_ = deid._tracks[(FACE, 7)]
+        assert st_.x1 % 16 == 0 and st_.y1 % 16 == 0 and st_.w % 16 == 0 and st_.h % 16 == 0
+        if prev is not None:
+            # the box only moves when the object would otherwise leave it
+            if prev.x1 <= grown_f[0] and prev.x1 + prev.w >= grown_f[2] and prev.w == st_.w:
+                assert st_.x1 == prev.x1
+        prev = type(st_)(st_.x1, st_.y1, st_.w, st_.h, st_.hold_w, st_.hold_h, st_.field)
+
+
+def test_stable_content_is_identical_while_the_object_jitters_in_place() -> None:
+    img = photos()[0].pixels
+    deid = StableDeidentifier(grid_px=16)
+    rng = np.random.default_rng(0)
+    outs = []
+    for _ in range(6):
+        j = rng.uniform(-2, 2, 4)
+        outs.append(deid(img, regions_of([[181 + j[0], 72 + j[1], 271 + j[2], 186 + j[3]]], [FACE], [3])))
+    for o in outs[1:]:
+        assert np.array_equal(o.rects, outs[0].rects)
+        assert np.array_equal(o.image, outs[0].image)  # same pixels below: nothing changes at all
+    frame = FrameDeidentifier()
+    per_frame = [frame(img, regions_of([[181 + d, 72, 271 + d, 186]], [FACE], [3])).image for d in (0, 1)]
+    assert not np.array_equal(per_frame[0], per_frame[1])  # the per-frame blur follows the jitter
+
+
+def test_stable_state_follows_the_tracks_on_the_fake_scene() -> None:
+    deid = StableDeidentifier()
+    for pixels, gt in scene_frames()[:20]:
+        tracks = gt_tracks(gt)
+        res = deid(pixels, sensitive_regions(tracks, None, 0.3))
+        assert deid.live_tracks == len(tracks)
+        assert len(res.rects) == len(tracks)
+    deid(scene_frames()[0][0], SensitiveRegions())
+    assert deid.live_tracks == 0

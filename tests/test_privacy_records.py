@@ -1,0 +1,154 @@
+"""Sealed sensitive records: content, clear header, and every refusal with its own clear error."""
+
+from __future__ import annotations
+
+import cbor2
+import numpy as np
+import pytest
+from nacl.public import SealedBox
+from nacl.signing import SigningKey
+
+from edged.keys import sealing_key_id, signing_key_id
+from edged.privacy.deid import FrameDeidentifier, sensitive_regions
+from edged.privacy.records import (
+    DecryptError,
+    RecordFormatError,
+    SignatureError,
+    UnknownKeyError,
+    WrongKeyError,
+    _signed_message,
+    build_records,
+    decode_png,
+    open_sealed,
+    read_header,
+    seal,
+    trusted_signers,
+)
+from tests.privacy_support import key_material, meta, photos
+
+
+@pytest.fixture(scope="module")
+def sealed_face() -> tuple[bytes, object, np.ndarray]:
+    photo = photos()[1]
+    regions = sensitive_regions(photo.tracks, None, 0.3)
+    res = FrameDeidentifier()(photo.pixels, regions)
+    records = build_records(meta(7, 600, 400), photo.pixels, res, regions, ["face", "plate"], device="rsu-7")
+    device, face, _ = key_material()
+    return seal(records["face"], face.public_key, device), records["face"], res.rects
+
+
+def test_one_record_per_category_with_crops_and_mapping(sealed_face) -> None:
+    photo = photos()[1]
+    regions = sensitive_regions(photo.tracks, None, 0.3)
+    res = FrameDeidentifier()(photo.pixels, regions)
+    records = build_records(meta(7), photo.pixels, res, regions, ["face", "plate"], device="rsu-7")
+    assert sorted(records) == ["face", "plate"]
+    face = records["face"]
+    assert [r.track_id for r in face.regions] == [21, 23] and [r.track_id for r in records["plate"].regions] == [22]
+    assert (face.image_id, face.frame_index, face.video_id) == (meta(7).image_id, 7, meta(7).video_id)
+    assert face.timestamp == meta(7).timestamp and face.device == "rsu-7"
+    for r, rect in zip(face.regions, res.rects[[0, 2]], strict=True):
+        x1, y1, x2, y2 = rect
+        assert (r.x, r.y, r.w, r.h) == (x1, y1, x2 - x1, y2 - y1)
+        assert np.array_equal(decode_png(r.crop), photo.pixels[y1:y2, x1:x2])  # lossless
+    assert face.regions[1].x == 0  # the region cut by the image border is clipped
+    # a category not listed keeps no crop
+    assert sorted(build_records(meta(7), photo.pixels, res, regions, ["plate"])) == ["plate"]
+
+
+def test_seal_and_open_round_trip_with_clear_header(sealed_face) -> None:
+    sealed, record, _ = sealed_face
+    device, face, _ = key_material()
+    header = read_header(sealed)
+    assert header.format_version == 1 and header.category == "face"
+    assert header.recipient_key_id == sealing_key_id(face) and header.signer_key_id == signing_key_id(device)
+    assert (header.image_id, header.video_id) == (record.image_id, record.video_id)
+    opened = open_sealed(sealed, face, trusted_signers([device.verify_key]))
+    assert opened == record
+    assert record.regions[0].crop not in sealed  # the crop is not in the clear
+
+
+def _parts(sealed: bytes) -> dict:
+    return cbor2.loads(sealed)
+
+
+def test_flipped_ciphertext_bit_is_rejected_by_the_signature_and_by_the_box(sealed_face) -> None:
+    sealed, _, _ = sealed_face
+    device, face, _ = key_material()
+    m = _parts(sealed)
+    c = bytearray(m["c"])
+    c[len(c) // 2] ^= 0x01
+    tampered = cbor2.dumps({**m, "c": bytes(c)})
+    with pytest.raises(SignatureError, match="signature does not verify .* altered"):
+        open_sealed(tampered, face, trusted_signers([device.verify_key]))
+    # even re-signed by the device key, the altered ciphertext does not open (authenticated encryption)
+    resigned = cbor2.dumps({**m, "c": bytes(c), "s": device.sign(_signed_message(m["h"], bytes(c))).signature})
+    with pytest.raises(DecryptError, match="does not open"):
+        open_sealed(resigned, face, trusted_signers([device.verify_key]))
+
+
+def test_bad_signature_and_altered_header_are_rejected(sealed_face) -> None:
+    sealed, _, _ = sealed_face
+    device, face, _ = key_material()
+    m = _parts(sealed)
+    s = bytearray(m["s"])
+    s[0] ^= 0x80
+    with pytest.raises(SignatureError):
+        open_sealed(cbor2.dumps({**m, "s": bytes(s)}), face, trusted_signers([device.verify_key]))
+    h = cbor2.loads(m["h"])
+    h["image"] = "01JBBBBBBBBBBBBBBBBB999999"  # point the record at another image
+    with pytest.raises(SignatureError):
+        open_sealed(cbor2.dumps({**m, "h": cbor2.dumps(h)}), face, trusted_signers([device.verify_key]))
+
+
+def test_wrong_private_key_and_unknown_signer_are_rejected(sealed_face) -> None:
+    sealed, _, _ = sealed_face
+    device, face, plate = key_material()
+    with pytest.raises(WrongKeyError, match=f"sealed to key id {sealing_key_id(face)}; the given private key has id {sealing_key_id(plate)}"):
+        open_sealed(sealed, plate, trusted_signers([device.verify_key]))
+    stranger = SigningKey.generate()
+    with pytest.raises(UnknownKeyError, match=f"unknown device key id {signing_key_id(device)}"):
+        open_sealed(sealed, face, trusted_signers([stranger.verify_key]))
+    with pytest.raises(UnknownKeyError, match=r"trusted: none"):
+        open_sealed(sealed, face, {})
+    # a record forged by another device key that claims to be the trusted one fails the signature
+    m = _parts(sealed)
+    forged = cbor2.dumps({**m, "s": stranger.sign(_signed_message(m["h"], m["c"])).signature})
+    with pytest.raises(SignatureError):
+        open_sealed(forged, face, trusted_signers([device.verify_key]))
+
+
+def test_malformed_containers_are_rejected_clearly(sealed_face) -> None:
+    sealed, _, _ = sealed_face
+    device, face, _ = key_material()
+    signers = trusted_signers([device.verify_key])
+    with pytest.raises(RecordFormatError, match="not valid CBOR"):
+        open_sealed(b"\xff\x00garbage", face, signers)
+    with pytest.raises(RecordFormatError, match="byte strings 'h', 'c' and 's'"):
+        open_sealed(cbor2.dumps({"h": b""}), face, signers)
+    m = _parts(sealed)
+    h = cbor2.loads(m["h"])
+    with pytest.raises(RecordFormatError, match="format version 2"):
+        open_sealed(cbor2.dumps({**m, "h": cbor2.dumps({**h, "fmt": 2})}), face, signers)
+    # sealed content that disagrees with its (signed) header is refused after decryption
+    other = cbor2.dumps({**h, "image": "01JBBBBBBBBBBBBBBBBB000099"})
+    c = m["c"]
+    bad = cbor2.dumps({"h": other, "c": c, "s": device.sign(_signed_message(other, c)).signature})
+    with pytest.raises(RecordFormatError, match="disagrees with the clear header"):
+        open_sealed(bad, face, signers)
+    junk_plain = SealedBox(face.public_key).encrypt(b"\xff\xfe not cbor")
+    bad = cbor2.dumps({"h": m["h"], "c": junk_plain, "s": device.sign(_signed_message(m["h"], junk_plain)).signature})
+    with pytest.raises(RecordFormatError, match="plaintext is not valid CBOR"):
+        open_sealed(bad, face, signers)
+
+
+def test_other_recipient_key_cannot_open_even_with_forged_header(sealed_face) -> None:
+    sealed, _, _ = sealed_face
+    device, _, plate = key_material()
+    m = _parts(sealed)
+    h = cbor2.loads(m["h"])
+    h["rk"] = sealing_key_id(plate)  # header claims plate's key; re-signed by the device
+    hb = cbor2.dumps(h)
+    bad = cbor2.dumps({"h": hb, "c": m["c"], "s": device.sign(_signed_message(hb, m["c"])).signature})
+    with pytest.raises(DecryptError):
+        open_sealed(bad, plate, trusted_signers([device.verify_key]))

@@ -1,0 +1,328 @@
+"""Functional platform: restore original images from de-identified ones and sealed records (SPEC S5).
+
+::
+
+    python -m tools.platform.restore --key face.key --signer device.pub \\
+        --record R.cbor --image deid.jpg --out restored.png
+    python -m tools.platform.restore --key face.key --signer device.pub \\
+        --func-store platform/func.face --ops-store platform/ops --image-id 01J... --out restored.png
+    python -m tools.platform.restore --key face.key --signer device.pub \\
+        --record R.cbor --video segment.mp4 --frame 123 --out restored.png
+
+Steps: verify each record's signature against the trusted device keys (``--signer``), check it is
+sealed to ``--key``, decrypt, check every position lies in a de-identified region of the given image
+(:func:`check_region`), paste the original crops back and write the result losslessly (PNG).
+
+**The de-identification check.** A position passes when both hold:
+
+1. *It shows this record's de-identified content*: the image inside the rectangle, shrunk to the
+   record's signature grid (at most 8 x 8 cells, area average), differs from the signature the
+   device computed from its de-identified output by at most :data:`SIG_MAX_DIFF` grey levels (mean
+   absolute difference). Cell averages survive JPEG and H.264 re-encoding (a few levels) but not a
+   different image or a different place.
+2. *It does not show the original*: the share of the crop's fine detail that the image still
+   shows there is at most :data:`DETAIL_MAX_SHARE`. Fine detail is the grey level minus its
+   Gaussian blur of sigma 1.5 px; the share is the least-squares weight of the crop's detail in the
+   image's, ``<d_img, d_crop> / <d_crop, d_crop>``: 1 for a bare region, >= 0.53 for a bare region
+   after JPEG at quality 30 (>= 0.74 at 50), and <= 0.34 for every blurred, pixelated, filled or
+   track-stable region of the fake scene and the test photos, JPEG'd or not
+   (``tests/test_privacy_restore.py``). A crop without fine detail (its detail's standard deviation
+   below :data:`DETAIL_FLOOR`) shows nothing to hide, and only the first test applies.
+
+Either failure refuses the whole restore with a :class:`RestoreError` naming the region.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import cbor2
+import cv2
+import numpy as np
+from nacl.public import PrivateKey
+from nacl.signing import VerifyKey
+
+from edged.keys import KeyFileError, load_platform_private_key, load_verify_key
+from edged.privacy.records import (
+    RecordError,
+    RecordRegion,
+    SensitiveRecord,
+    decode_png,
+    open_sealed,
+    trusted_signers,
+)
+from edged.wire import WireError, decode
+
+SIG_MAX_DIFF = 16.0
+"""Largest mean absolute difference (grey levels) between the image's cells and the record's
+de-identification signature: JPEG at quality >= 30 and H.264 keep cell averages within ~5."""
+DETAIL_MAX_SHARE = 0.45
+"""Largest share of the crop's fine detail the image may show for a region to count as
+de-identified: midway between the worst de-identified region (0.34) and a bare one after JPEG at
+quality 30 (0.53)."""
+DETAIL_FLOOR = 1.0
+"""Crops whose fine detail has a standard deviation below this (grey levels) are featureless."""
+DETAIL_SIGMA = 1.5
+LOSSLESS_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".ppm", ".pgm")
+
+
+class RestoreError(ValueError):
+    """A restore was refused or could not be done; the message says which record or region and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class RegionCheck:
+    """Outcome of the de-identification check of one region."""
+
+    ok: bool
+    sig_diff: float
+    """Mean absolute difference to the de-identification signature (grey levels)."""
+    detail_share: float | None
+    """Share of the crop's fine detail the image shows there; ``None`` for a featureless crop."""
+    reason: str = ""
+
+
+def _grey(a: np.ndarray) -> np.ndarray:
+    a = a.astype(np.float32)
+    if a.ndim == 3 and a.shape[2] == 3:
+        return cv2.cvtColor(a, cv2.COLOR_BGR2GRAY)
+    return a.reshape(a.shape[0], a.shape[1], -1).mean(axis=2)
+
+
+def _detail(grey: np.ndarray) -> np.ndarray:
+    return grey - cv2.GaussianBlur(grey, (0, 0), DETAIL_SIGMA, borderType=cv2.BORDER_REFLECT)
+
+
+def detail_share(patch: np.ndarray, crop_detail: np.ndarray) -> float:
+    """Least-squares weight of the crop's fine detail in the patch's fine detail."""
+    img_detail = _detail(_grey(patch))
+    return float((img_detail * crop_detail).sum() / max(float((crop_detail**2).sum()), 1e-9))
+
+
+def check_region(image: np.ndarray, region: RecordRegion, crop: np.ndarray) -> RegionCheck:
+    """Whether ``region`` lies in a de-identified area of ``image`` (see the module doc)."""
+    h_img, w_img = image.shape[:2]
+    x, y, w, h = region.x, region.y, region.w, region.h
+    if x + w > w_img or y + h > h_img:
+        return RegionCheck(False, float("inf"), None, f"lies outside the {w_img}x{h_img} image")
+    if crop.shape[0] != h or crop.shape[1] != w:
+        return RegionCheck(False, float("inf"), None, f"crop is {crop.shape[1]}x{crop.shape[0]}, position says {w}x{h}")
+    patch = image[y : y + h, x : x + w]
+    rows, cols, chans = region.deid_sig_shape
+    sig = np.frombuffer(region.deid_sig, dtype=np.uint8).reshape(rows, cols, chans).astype(np.float32)
+    small = cv2.resize(patch.astype(np.float32), (cols, rows), interpolation=cv2.INTER_AREA).reshape(rows, cols, -1)
+    if small.shape[2] != chans:  # grey image against a colour signature, or the reverse
+        small, sig = small.mean(axis=2, keepdims=True), sig.mean(axis=2, keepdims=True)
+    sig_diff = float(np.abs(small - sig).mean())
+    crop_detail = _detail(_grey(crop))
+    share: float | None = None
+    if float(crop_detail.std()) >= DETAIL_FLOOR:
+        share = detail_share(patch, crop_detail)
+    if share is not None and share > DETAIL_MAX_SHARE:
+        return RegionCheck(
+            False, sig_diff, share,
+            f"is not de-identified in this image (it still shows {share:.0%} of the original crop's "
+            f"fine detail, at most {DETAIL_MAX_SHARE:.0%} allowed)",
+        )
+    if sig_diff > SIG_MAX_DIFF:
+        return RegionCheck(
+            False, sig_diff, share,
+            f"does not show this record's de-identified content (differs by {sig_diff:.1f} grey levels, "
+            f"at most {SIG_MAX_DIFF:g} allowed): wrong image or frame?",
+        )
+    return RegionCheck(True, sig_diff, share)
+
+
+def restore_image(image: np.ndarray, records: list[SensitiveRecord], check: bool = True) -> np.ndarray:
+    """Paste every region's original crop back into a copy of ``image``; refuse (``RestoreError``)
+    when the image does not match a record or a position is not de-identified in it."""
+    if not records:
+        raise RestoreError("no records to restore from")
+    out = image.copy()
+    crops: list[tuple[RecordRegion, np.ndarray]] = []
+    for rec in records:
+        if (rec.width, rec.height) != (image.shape[1], image.shape[0]):
+            raise RestoreError(
+                f"record {rec.image_id}/{rec.category} is for a {rec.width}x{rec.height} image; "
+                f"the given image is {image.shape[1]}x{image.shape[0]}"
+            )
+        for k, region in enumerate(rec.regions):
+            crop = decode_png(region.crop)
+            if crop.ndim == 2 and image.ndim == 3:
+                raise RestoreError(f"record {rec.image_id}/{rec.category} region {k}: grey crop for a colour image")
+            if check:
+                result = check_region(image, region, crop)
+                if not result.ok:
+                    raise RestoreError(
+                        f"record {rec.image_id}/{rec.category} region {k} ({region.object_type}, track "
+                        f"{region.track_id}) at x={region.x} y={region.y} w={region.w} h={region.h} {result.reason}"
+                    )
+            crops.append((region, crop))
+    for region, crop in crops:  # only after every check passed
+        out[region.y : region.y + region.h, region.x : region.x + region.w] = crop.reshape(
+            out[region.y : region.y + region.h, region.x : region.x + region.w].shape
+        )
+    return out
+
+
+# ------------------------------------------------------------------------------- input helpers
+def sealed_bytes(data: bytes) -> bytes:
+    """The sealed record inside ``data``: a wire envelope of kind ``sensitive`` or the bare container."""
+    try:
+        env = decode(data)
+    except WireError:
+        return data
+    if env.kind != "sensitive":
+        raise RestoreError(f"message {env.id} is a {env.kind!r} message, not a sensitive record")
+    return bytes(env.body)
+
+
+def decode_image_bytes(data: bytes, what: str) -> np.ndarray:
+    """Decode an image file's bytes (PNG, JPEG, ...) to BGR."""
+    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise RestoreError(f"{what} is not an image OpenCV can decode")
+    return img
+
+
+def image_from_package(body: bytes, what: str) -> tuple[np.ndarray, str | None]:
+    """The de-identified image of an ops upload package body (CBOR map with ``image`` bytes), or of
+    a body that is an encoded image itself. Returns the image and the package's image id."""
+    try:
+        m = cbor2.loads(body)
+    except Exception:
+        m = None
+    if isinstance(m, dict):
+        if not isinstance(m.get("image"), bytes):
+            raise RestoreError(f"{what}: package has no 'image' bytes")
+        image_id = m.get("image_id")
+        return decode_image_bytes(m["image"], what), image_id if isinstance(image_id, str) else None
+    return decode_image_bytes(body, what), None
+
+
+def video_frame(path: str | Path, index: int) -> np.ndarray:
+    """Frame ``index`` (0-based, decode order) of a video file, BGR."""
+    import av
+
+    if index < 0:
+        raise RestoreError(f"frame index must be >= 0, got {index}")
+    try:
+        with av.open(str(path)) as container:
+            for k, frame in enumerate(container.decode(video=0)):
+                if k == index:
+                    return frame.to_ndarray(format="bgr24")
+    except (av.error.FileNotFoundError, FileNotFoundError):
+        raise RestoreError(f"video not found: {path}") from None
+    except av.error.InvalidDataError:
+        raise RestoreError(f"{path} is not a video PyAV can decode") from None
+    raise RestoreError(f"video {path} has no frame {index} (it has {k + 1 if 'k' in locals() else 0} frames)")
+
+
+def open_records(
+    blobs: list[tuple[str, bytes]], key: PrivateKey, signers: dict[str, VerifyKey]
+) -> list[SensitiveRecord]:
+    """Verify and decrypt ``(name, bytes)`` records; a refusal names the record it came from."""
+    out = []
+    for name, data in blobs:
+        try:
+            out.append(open_sealed(sealed_bytes(data), key, signers))
+        except RecordError as err:
+            raise RestoreError(f"{name}: {err}") from None
+    return out
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m tools.platform.restore",
+        description="Restore an original image from a de-identified one and sealed sensitive records.",
+    )
+    p.add_argument("--key", required=True, help="this functional platform's private key (.key, mode 0600)")
+    p.add_argument("--signer", action="append", default=[], help="trusted device public key (.pub); repeatable")
+    p.add_argument("--record", action="append", default=[], help="sealed record file (bare or wire envelope); repeatable")
+    p.add_argument("--func-store", help="functional platform store: take every sensitive record of --image-id")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--image", help="de-identified image file")
+    src.add_argument("--ops-store", help="ops store folder: take the de-identified image of --image-id")
+    src.add_argument("--video", help="de-identified video file: take frame --frame")
+    p.add_argument("--image-id", help="image id to fetch from --ops-store / --func-store")
+    p.add_argument("--frame", type=int, help="frame index in --video (default: the record's frame index)")
+    p.add_argument("--out", required=True, help="output image (lossless: .png, .tif, .bmp, .ppm)")
+    return p
+
+
+def run(args: argparse.Namespace) -> Path:
+    """Do what the command line asks; raises :class:`RestoreError` / ``KeyFileError`` on refusal."""
+    out = Path(args.out)
+    if out.suffix.lower() not in LOSSLESS_SUFFIXES:
+        raise RestoreError(f"--out {out}: use a lossless format ({', '.join(LOSSLESS_SUFFIXES)}); JPEG would alter the restored pixels")
+    if not args.signer:
+        raise RestoreError("--signer: give at least one trusted device public key (.pub) to verify records with")
+    key = load_platform_private_key(args.key)
+    signers = trusted_signers([load_verify_key(s) for s in args.signer])
+
+    blobs: list[tuple[str, bytes]] = []
+    for r in args.record:
+        try:
+            blobs.append((r, Path(r).read_bytes()))
+        except OSError as err:
+            raise RestoreError(f"--record {r}: {err.strerror}") from None
+    if args.func_store:
+        if not args.image_id:
+            raise RestoreError("--func-store needs --image-id")
+        from tools.platform.store import SegmentStore
+
+        envs = SegmentStore(args.func_store).by_image(args.image_id, kind="sensitive")
+        if not envs:
+            raise RestoreError(f"--func-store {args.func_store} has no sensitive record for image {args.image_id}")
+        blobs += [(f"message {e.id}", bytes(e.body)) for e in envs]
+    if not blobs:
+        raise RestoreError("no record given: use --record or --func-store with --image-id")
+    records = open_records(blobs, key, signers)
+
+    if args.image:
+        try:
+            image = decode_image_bytes(Path(args.image).read_bytes(), f"--image {args.image}")
+        except OSError as err:
+            raise RestoreError(f"--image {args.image}: {err.strerror}") from None
+    elif args.ops_store:
+        image_id = args.image_id or records[0].image_id
+        from tools.platform.store import SegmentStore
+
+        env = SegmentStore(args.ops_store).get_image(image_id)
+        if env is None:
+            raise RestoreError(f"--ops-store {args.ops_store} has no de-identified image {image_id}")
+        image, pkg_id = image_from_package(bytes(env.body), f"ops message {env.id}")
+        image_id = pkg_id or image_id
+        wrong = [r for r in records if r.image_id != image_id]
+        if wrong:
+            raise RestoreError(f"record for image {wrong[0].image_id} does not belong to ops image {image_id}")
+    else:
+        index = args.frame if args.frame is not None else records[0].frame_index
+        image = video_frame(args.video, index)
+    ids = {r.image_id for r in records}
+    if len(ids) > 1:
+        raise RestoreError(f"records are for different images ({', '.join(sorted(ids))}); restore one image at a time")
+    restored = restore_image(image, records)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), restored):
+        raise RestoreError(f"could not write {out}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        out = run(args)
+    except (RestoreError, KeyFileError) as err:
+        print(f"restore: {err}", file=sys.stderr)
+        return 1
+    print(f"restore: wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
