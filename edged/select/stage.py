@@ -1,0 +1,40 @@
+"""The selection stage for :class:`edged.pipeline.Pipeline` (after ``track``).
+
+Reads ``work.extras["observations"]`` and ``work.extras["ended_tracks"]`` (written by
+:class:`edged.track.stage.TrackStage`); writes ``work.extras["upload"]``: an
+:class:`~edged.select.package.UploadPackage` or ``None``. The sink that encodes the de-identified
+image turns it into an outbox envelope with ``package.envelope(jpeg_bytes, device_id)``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from edged.config import Config
+from edged.select.selector import BestImageSelector
+
+if TYPE_CHECKING:
+    from edged.pipeline import FrameWork
+
+
+class SelectStage:
+    """Pipeline stage ``select``."""
+
+    name = "select"
+
+    def __init__(self, selector: BestImageSelector) -> None:
+        self.selector = selector
+
+    @classmethod
+    def from_config(cls, config: Config) -> SelectStage:
+        return cls(BestImageSelector(config.select))
+
+    def __call__(self, work: FrameWork) -> None:
+        observations = work.extras.get("observations")
+        package = None
+        if observations is not None:
+            package = self.selector.select(observations).package
+        ended = work.extras.get("ended_tracks")
+        if ended is not None:
+            self.selector.forget(ended)
+        work.extras["upload"] = package

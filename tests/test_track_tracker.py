@@ -1,0 +1,216 @@
+"""ByteTrack-style tracker: class separation, two-stage association, lost buffer, births, input errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edged.classes import class_id
+from edged.config import TrackConfig
+from edged.track.ids import MemoryIds
+from edged.track.tracker import Tracker, TrackerInputError
+from edged.types import Detections, Exposure, ExposureMode, FrameMeta, Position
+
+FPS = 10.0
+CAR, TRUCK, PERSON = class_id("car"), class_id("truck"), class_id("person")
+
+
+def meta(i: int, width: int = 1280, height: int = 720) -> FrameMeta:
+    return FrameMeta(f"img-{i}", i, "v", 1000.0 + i / FPS, Exposure(ExposureMode.MANUAL, 2000, 1), Position(), width, height)
+
+
+def dets(*rows: tuple[float, float, float, float, float, int]) -> Detections:
+    """Rows of ``x1, y1, x2, y2, score, class``."""
+    a = np.array(rows, dtype=np.float64).reshape(-1, 6)
+    return Detections(a[:, :4].astype(np.float32), a[:, 4].astype(np.float32), a[:, 5].astype(np.int16),
+                      np.zeros(len(a), np.float32))
+
+
+def moving_box(i: int, x0: float = 100, y0: float = 300, vx: float = 20, w: float = 120, h: float = 80):
+    x = x0 + vx * i
+    return (x, y0, x + w, y0 + h)
+
+
+def run(tracker: Tracker, frames: list[Detections], start: int = 0):
+    return [tracker.update(meta(start + i), d) for i, d in enumerate(frames)]
+
+
+def make(**kw) -> Tracker:
+    return Tracker(TrackConfig(**kw), MemoryIds(), FPS)
+
+
+def test_a_moving_object_keeps_one_id_and_is_reported_after_confirmation():
+    tracker = make()
+    steps = run(tracker, [dets((*moving_box(i), 0.9, CAR)) for i in range(30)])
+    assert len(steps[0].objects) == 0  # candidate: not yet a track
+    ids = {int(t) for s in steps[1:] for t in s.objects.track_ids}
+    assert ids == {1}
+    assert all(s.objects.detected.all() for s in steps[1:])
+    # The reported box of a detected track is the detection's own box.
+    np.testing.assert_allclose(steps[-1].objects.boxes[0], moving_box(29), atol=1e-3)
+
+
+def test_truck_box_never_joins_a_car_track_even_with_perfect_overlap():
+    tracker = make()
+    run(tracker, [dets((*moving_box(i), 0.9, CAR)) for i in range(5)])
+    step = tracker.update(meta(5), dets((*moving_box(5), 0.9, CAR), (*moving_box(5), 0.9, TRUCK)))
+    car = step.objects.track_ids[step.objects.class_ids == CAR]
+    assert car.tolist() == [1]
+    # The truck only starts a candidate of its own class; two frames later it is its own track.
+    step = tracker.update(meta(6), dets((*moving_box(6), 0.9, CAR), (*moving_box(6), 0.9, TRUCK)))
+    trucks = step.objects.track_ids[step.objects.class_ids == TRUCK]
+    assert trucks.tolist() == [2]
+    # A truck detection alone where the car is predicted does not feed the car track.
+    step = tracker.update(meta(7), dets((*moving_box(7), 0.9, TRUCK)))
+    o = step.objects
+    assert not o.detected[(o.class_ids == CAR)].any()
+    assert o.detected[o.track_ids == 2].all()
+
+
+def test_low_score_detection_continues_a_track_in_the_second_association():
+    tracker = make()
+    run(tracker, [dets((*moving_box(i), 0.9, CAR)) for i in range(5)])
+    step = tracker.update(meta(5), dets((*moving_box(5), 0.3, CAR)))  # between low_score and high_score
+    assert step.objects.track_ids.tolist() == [1]
+    assert step.objects.detected.tolist() == [True]
+    assert step.objects.scores[0] == pytest.approx(0.3)
+
+
+def test_low_score_detection_below_low_threshold_is_ignored_and_never_starts_a_track():
+    tracker = make()
+    run(tracker, [dets((*moving_box(i), 0.9, CAR)) for i in range(5)])
+    step = tracker.update(meta(5), dets((*moving_box(5), 0.05, CAR)))
+    assert step.objects.detected.tolist() == [False]
+    fresh = make()
+    steps = run(fresh, [dets((*moving_box(i), 0.4, CAR)) for i in range(10)])
+    assert all(len(s.objects) == 0 for s in steps)
+
+
+def test_low_score_detection_does_not_match_a_far_track():
+    """The second association is stricter: a low-score box overlapping the prediction by IoU < 0.5 is not taken."""
+    tracker = make()
+    run(tracker, [dets((*moving_box(i), 0.9, CAR)) for i in range(5)])
+    x1, y1, x2, y2 = moving_box(5)
+    step = tracker.update(meta(5), dets((x1 + 60, y1, x2 + 60, y2, 0.3, CAR)))  # IoU ~ 0.33
+    assert step.objects.detected.tolist() == [False]
+    # The same shift with a high score does match (first association, min IoU 0.2).
+    tracker2 = make()
+    run(tracker2, [dets((*moving_box(i), 0.9, CAR)) for i in range(5)])
+    step = tracker2.update(meta(5), dets((x1 + 60, y1, x2 + 60, y2, 0.9, CAR)))
+    assert step.objects.detected.tolist() == [True]
+
+
+def test_lost_track_is_predicted_then_hidden_and_recovered_with_its_id_within_the_buffer():
+    cfg = dict(lost_buffer_s=1.0, predicted_output_s=0.3)
+    tracker = make(**cfg)
+    frames = [dets((*moving_box(i), 0.9, CAR)) for i in range(10)]
+    frames += [Detections() for _ in range(8)]  # 0.8 s gap, inside the 1 s buffer
+    frames += [dets((*moving_box(i), 0.9, CAR)) for i in range(18, 25)]
+    steps = run(tracker, frames)
+    gap = steps[10:18]
+    # Reported with predicted boxes for 0.3 s (3 frames), then hidden while still alive.
+    assert [len(s.objects) for s in gap] == [1, 1, 1, 0, 0, 0, 0, 0]
+    assert not gap[0].objects.detected.any()
+    # The prediction keeps moving with the object.
+    np.testing.assert_allclose(gap[2].objects.boxes[0], moving_box(12), atol=6)
+    assert all(s.objects.track_ids.tolist() == [1] for s in steps[18:])
+    assert all(s.ended_ids.size == 0 for s in steps)
+
+
+def test_lost_track_is_removed_after_the_buffer_and_a_returning_object_gets_a_new_id():
+    tracker = make(lost_buffer_s=0.5)
+    frames = [dets((100, 300, 220, 380, 0.9, CAR)) for _ in range(5)]
+    frames += [Detections() for _ in range(8)]
+    frames += [dets((100, 300, 220, 380, 0.9, CAR)) for _ in range(4)]
+    steps = run(tracker, frames)
+    ended = [i for i, s in enumerate(steps) if s.ended_ids.size]
+    assert ended == [10] and steps[10].ended_ids.tolist() == [1]  # 0.6 s after the last detection (frame 4)
+    assert steps[-1].objects.track_ids.tolist() == [2]
+
+
+def test_one_frame_false_positive_never_becomes_a_track():
+    tracker = make()
+    steps = run(tracker, [dets((500, 500, 560, 600, 0.95, PERSON)), Detections(), Detections()])
+    assert all(len(s.objects) == 0 for s in steps)
+    assert all(s.ended_ids.size == 0 for s in steps)
+    assert tracker.update(meta(3), dets((*moving_box(0), 0.9, CAR))).objects.track_ids.size == 0
+
+
+def test_birth_needs_birth_score():
+    tracker = make()
+    steps = run(tracker, [dets((*moving_box(i), 0.55, CAR)) for i in range(5)])  # high but below birth_score 0.6
+    assert all(len(s.objects) == 0 for s in steps)
+
+
+def test_confirm_hits_one_reports_a_new_track_at_once():
+    tracker = make(confirm_hits=1)
+    step = tracker.update(meta(0), dets((*moving_box(0), 0.9, CAR)))
+    assert step.objects.track_ids.tolist() == [1]
+
+
+def test_two_crossing_objects_of_one_class_keep_their_ids():
+    tracker = make()
+    frames = []
+    for i in range(40):
+        a = (100 + 25 * i, 300, 220 + 25 * i, 380, 0.9, CAR)
+        b = (1100 - 25 * i, 420, 1220 - 25 * i, 500, 0.9, CAR)
+        frames.append(dets(a, b))
+    steps = run(tracker, frames)
+    for s in steps[1:]:
+        o = s.objects
+        top = o.track_ids[np.argmin(o.boxes[:, 1])]
+        assert top == 1
+
+
+def test_track_leaving_the_image_is_ended_when_predicted_outside():
+    tracker = make(lost_buffer_s=10.0)
+    frames = [dets((1000 + 40 * i, 300, 1120 + 40 * i, 380, 0.9, CAR)) for i in range(5)]  # up to x1=1160
+    frames += [Detections() for _ in range(6)]
+    steps = run(tracker, frames)
+    ended_at = [i for i, s in enumerate(steps) if s.ended_ids.size]
+    assert ended_at and ended_at[0] <= 8  # predicted past x=1280 within a few frames, not after 10 s
+
+
+def test_many_tracks_of_several_classes():
+    tracker = make()
+    rng = np.random.default_rng(0)
+    starts = rng.uniform(0, 1000, (12, 2))
+    classes = [CAR, TRUCK, PERSON] * 4
+    for i in range(20):
+        rows = [(x + 5 * i, y % 600, x + 5 * i + 60, y % 600 + 60, 0.9, c) for (x, y), c in zip(starts, classes, strict=True)]
+        step = tracker.update(meta(i), dets(*rows))
+    assert len(step.objects) == 12
+    assert len(set(step.objects.track_ids.tolist())) == 12
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (Detections(np.zeros((2, 4), np.float32), np.zeros(1, np.float32), np.zeros(2, np.int16), np.zeros(2, np.float32)), "scores"),
+        (Detections(np.full((1, 4), np.nan, np.float32), np.ones(1, np.float32), np.zeros(1, np.int16), np.zeros(1, np.float32)), "NaN"),
+        (Detections(np.zeros((1, 4), np.float32), np.ones(1, np.float32), np.full(1, 99, np.int16), np.zeros(1, np.float32)), "class id 99"),
+    ],
+)
+def test_malformed_detections_are_refused_without_changing_state(bad, message):
+    tracker = make()
+    run(tracker, [dets((*moving_box(i), 0.9, CAR)) for i in range(3)])
+    before = tracker.sets[CAR].mean.copy()
+    with pytest.raises(TrackerInputError, match=message):
+        tracker.update(meta(3), bad)
+    np.testing.assert_array_equal(tracker.sets[CAR].mean, before)
+    assert tracker.update(meta(3), dets((*moving_box(3), 0.9, CAR))).objects.track_ids.tolist() == [1]
+
+
+def test_timestamps_must_increase():
+    tracker = make()
+    tracker.update(meta(5), Detections())
+    with pytest.raises(TrackerInputError, match="not after"):
+        tracker.update(meta(5), Detections())
+
+
+def test_a_dropped_frame_predicts_two_steps_ahead():
+    tracker = make()
+    run(tracker, [dets((*moving_box(i, vx=30), 0.9, CAR)) for i in range(10)])
+    # frame 10 is dropped; frame 11 arrives 0.2 s later with the object 60 px further
+    step = tracker.update(meta(11), dets((*moving_box(11, vx=30), 0.35, CAR)))  # low score: needs IoU >= 0.5
+    assert step.objects.detected.tolist() == [True]
