@@ -275,7 +275,6 @@ class Daemon:
     # ------------------------------------------------------------------------------------- tasks
     async def _capture(self, max_frames: int | None, duration: float | None) -> None:
         loop = asyncio.get_running_loop()
-        period = 1.0 / self.config.camera.fps
         started = time.monotonic()
         next_tick = started
         try:
@@ -290,6 +289,7 @@ class Daemon:
                     self.request_stop(f"ran {duration:g} s")
                     break
                 if self.paced:
+                    period = 1.0 / self.config.camera.fps  # re-read: a new config may change it
                     delay = next_tick - time.monotonic()
                     if delay > 0:
                         try:

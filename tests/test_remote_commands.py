@@ -278,11 +278,6 @@ def test_persist_failure_rejects_before_applying(tmp_path: Path) -> None:
     run(scenario())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="edged.daemon.Daemon._capture computes its pacing period once at start; it must re-read "
-    "1 / self.config.camera.fps after apply_config (lead's file). Remove this mark once fixed.",
-)
 def test_pipeline_runs_at_the_new_fps(tmp_path: Path) -> None:
     """"The pipeline uses it": after fps 25 -> 5 the frame rate follows."""
     path = write_config(tmp_path)
