@@ -214,7 +214,10 @@ class FakeCamera:
 
     # ------------------------------------------------------------------------------ Camera protocol
     def start(self) -> None:
-        """Start streaming; the first start fixes ``t0`` (wall clock) unless it was given."""
+        """Start streaming; the first start fixes ``t0`` (wall clock) unless it was given, and
+        prepares the noise planes so the first capture is as quick as the others."""
+        if self.noise:
+            self._ensure_noise()
         if self.t0 is None:
             self.t0 = time.time()
         self._started = True
@@ -323,15 +326,19 @@ class FakeCamera:
         """Sensor pixels in one saturating pass: codes x exposure multiplier + gain-scaled noise."""
         if not self.noise:
             return cv2.convertScaleAbs(scene, alpha=multiplier)
-        if not self._noise_planes:
-            rng = np.random.default_rng([self.seed, 5])
-            shape = (self.height, self.width, 3)
-            for _ in range(NOISE_PLANES):
-                unit = 128.0 + NOISE_PLANE_SIGMA * rng.standard_normal(shape, dtype=np.float32)
-                self._noise_planes.append(np.clip(np.round(unit), 0, 255).astype(np.uint8))
+        self._ensure_noise()
         scale = noise_sigma(gain) / NOISE_PLANE_SIGMA
         plane = self._noise_planes[frame % NOISE_PLANES]
         return cv2.addWeighted(scene, multiplier, plane, scale, -128.0 * scale)
+
+    def _ensure_noise(self) -> None:
+        if self._noise_planes:
+            return
+        rng = np.random.default_rng([self.seed, 5])
+        shape = (self.height, self.width, 3)
+        for _ in range(NOISE_PLANES):
+            unit = 128.0 + NOISE_PLANE_SIGMA * rng.standard_normal(shape, dtype=np.float32)
+            self._noise_planes.append(np.clip(np.round(unit), 0, 255).astype(np.uint8))
 
     def _compose(self, canvas: np.ndarray, local: int, loop: int, shutter_us: float) -> list[Placement]:
         actors = self.scenario.actors

@@ -185,3 +185,30 @@ def test_bad_camera_arguments_are_refused():
     with pytest.raises(ValueError, match="gain must be a positive number"):
         cam.set_manual_exposure(2000.0, 0.0)
     assert cam.read_exposure().mode is ExposureMode.AUTO
+
+
+def test_runtime_does_not_need_scikit_image():
+    """The face photos are committed assets; only tools/make_face_assets.py reads scikit-image."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from hal.fake import FakeCamera; c = FakeCamera(160, 90, t0=0.0); c.start(); c.capture(); "
+        "assert 'skimage' not in sys.modules and 'matplotlib' not in sys.modules, sorted(sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_face_assets_are_small_and_documented():
+    from pathlib import Path
+
+    from hal.fake_sprites import FACES_DIR, load_faces
+
+    assets = FACES_DIR.parent
+    total = sum(p.stat().st_size for p in assets.rglob("*") if p.is_file())
+    assert total < 1_000_000
+    provenance = (assets / "PROVENANCE.md").read_text()
+    faces = load_faces()
+    assert len(faces) >= 2 and sum(f.frontal for f in faces) >= 2
+    for png in sorted(Path(FACES_DIR).glob("*.png")):
+        assert f"faces/{png.name}" in provenance
