@@ -34,7 +34,10 @@ class Watcher:
             self.messages.append(message)
 
     def on(self, suffix: str) -> list[aiomqtt.Message]:
-        return [m for m in self.messages if m.topic.value == f"{BASE}/{suffix}"]
+        return self.on_topic(f"{BASE}/{suffix}")
+
+    def on_topic(self, topic: str) -> list[aiomqtt.Message]:
+        return [m for m in self.messages if m.topic.value == topic]
 
     async def wait(self, test: Callable[[], Any], timeout: float = 10.0) -> Any:
         loop = asyncio.get_running_loop()
@@ -44,7 +47,9 @@ class Watcher:
             if result:
                 return result
             await asyncio.sleep(0.02)
-        raise AssertionError(f"timed out; saw {[(m.topic.value, m.payload[:200]) for m in self.messages]}")
+        topics = sorted({m.topic.value for m in self.messages})
+        counts = {topic: len(self.on_topic(topic)) for topic in topics}
+        raise AssertionError(f"timed out; saw {counts}; last: {[(m.topic.value, m.payload[:100]) for m in self.messages[-5:]]}")
 
     async def request(self, topic: str, body: Any, correlation: bytes, response: str = "test/replies") -> dict[str, Any]:
         props = Properties(PacketTypes.PUBLISH)
@@ -313,3 +318,38 @@ def test_credentials_required_and_mutual_tls(tmp_path: Path) -> None:
         asyncio.run(asyncio.wait_for(scenario(), 90))
     finally:
         broker.stop()
+
+
+def test_malformed_flood_over_the_broker(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """300 random payloads and one oversized one through the real broker: one error reply each,
+    in any order, matched by correlation data; the pipeline keeps running on its config."""
+    import random
+
+    path = mqtt_config(tmp_path, mosquitto.port)
+    made: list[MqttService] = []
+    rng = random.Random(7)
+    payloads = [rng.randbytes(rng.randrange(1, 300)) for _ in range(300)]
+    payloads.append(b'{"version": 9, "config": {"x": "' + b"a" * 300_000 + b'"}}')
+
+    async def scenario() -> None:
+        async with watcher(mosquitto.port) as w:
+            async with running_daemon(path, services(made)) as (daemon, _):
+                await asyncio.wait_for(made[0].connected.wait(), 10)
+                config = daemon.config
+                async def send(i: int, payload: bytes) -> None:
+                    props = Properties(PacketTypes.PUBLISH)
+                    props.ResponseTopic = "test/flood"
+                    props.CorrelationData = str(i).encode()
+                    await w.client.publish(f"{BASE}/config/set", payload, qos=1, properties=props)
+
+                await asyncio.gather(*(send(i, p) for i, p in enumerate(payloads)))
+                replies = await w.wait(lambda: len(w.on_topic("test/flood")) >= len(payloads) and w.on_topic("test/flood"), 30)
+                by_id = {int(m.properties.CorrelationData): json.loads(m.payload) for m in replies}
+                assert sorted(by_id) == list(range(len(payloads)))
+                assert all(not r["ok"] and r["code"] == "bad_request" for r in by_id.values())
+                assert "max_payload_bytes" in by_id[len(payloads) - 1]["error"]
+                before = daemon.stats.processed
+                await asyncio.sleep(0.3)
+                assert daemon.stats.processed > before and daemon.config is config
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))

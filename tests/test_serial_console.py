@@ -206,3 +206,43 @@ def test_line_splitter_endings_and_overflow() -> None:
     assert s.feed(b"\n\n\rx") == [b"cd"]
     assert s.feed(b"123456789") == [None]
     assert s.feed(b"more\nok\n") == [b"ok"]
+
+
+def test_console_survives_a_burst_of_random_lines(tmp_path: Path) -> None:
+    """200 random byte lines in bursts: 200 error replies in order, then a normal status."""
+    import random
+
+    term = Terminal()
+    path = console_config(tmp_path, term.path)
+    made: list[SerialConsoleService] = []
+    rng = random.Random(11)
+    lines = []
+    while len(lines) < 200:
+        raw = bytes(b for b in rng.randbytes(rng.randrange(1, 120)) if b not in b"\r\n")
+        if raw.strip() and not raw.lstrip().lower().startswith((b"get", b"status", b"stats", b"help")):
+            lines.append(raw)
+
+    def services(startup: Any) -> list[Any]:
+        made.append(SerialConsoleService(RemoteControl.from_startup(startup)))
+        return made
+
+    async def scenario() -> None:
+        async with running_daemon(path, services) as (daemon, _):
+            await asyncio.wait_for(made[0].opened.wait(), 10)
+            replies = []
+            for i in range(0, len(lines), 20):  # bursts of 20 lines (< the 4 kB tty input buffer)
+                batch = lines[i : i + 20]
+                await term.send(b"\n".join(batch) + b"\n")
+                replies += [await term.reply() for _ in batch]
+            assert len(replies) == len(lines)
+            assert all(not r["ok"] and r["code"] in ("bad_request", "unknown_command") for r in replies)
+            status = await term.ask("status")
+            assert status["ok"] and status["version"] == 0
+            before = daemon.stats.processed
+            await asyncio.sleep(0.2)
+            assert daemon.stats.processed > before
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+    finally:
+        term.close()

@@ -141,7 +141,8 @@ class MqttService:
             keepalive=cfg.keepalive_s,
             tls_context=tls_context(cfg),
             timeout=10.0,
-            max_queued_incoming_messages=100,
+            # No bound on queued requests: aiomqtt would drop the excess silently, leaving senders
+            # without a reply; only clients the broker authorises can publish to these topics.
         )
         async with client:
             await client.publish(t["status"], b"online", qos=1, retain=True)
