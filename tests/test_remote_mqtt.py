@@ -353,3 +353,29 @@ def test_malformed_flood_over_the_broker(tmp_path: Path, mosquitto: Mosquitto) -
                 assert daemon.stats.processed > before and daemon.config is config
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_mqtt_switched_off_and_on_by_a_config_change(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """remote.mqtt.enabled changed (e.g. from the serial console): the service says "offline" and
+    disconnects, then connects again when switched back on."""
+    from edged.remote.commands import Access
+
+    path = mqtt_config(tmp_path, mosquitto.port)
+    made: list[MqttService] = []
+    console = Access(require_version=False)
+
+    async def scenario() -> None:
+        async with watcher(mosquitto.port) as w:
+            async with running_daemon(path, services(made)):
+                service = made[0]
+                await asyncio.wait_for(service.connected.wait(), 10)
+                off = await service.control.handle({"cmd": "set", "config": {"remote": {"mqtt": {"enabled": False}}}}, "test", console)
+                assert off["ok"]
+                await w.wait(lambda: w.on("status")[-1].payload == b"offline")
+                assert not service.connected.is_set()
+                on = await service.control.handle({"cmd": "set", "config": {"remote": {"mqtt": {"enabled": True}}}}, "test", console)
+                assert on["ok"]
+                await w.wait(lambda: w.on("status")[-1].payload == b"online")
+                await w.wait(lambda: w.state()["version"] == 2)
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))

@@ -169,9 +169,11 @@ class MqttService:
                     raise task.exception()  # type: ignore[misc]
             self.connected.clear()
             await self._flush_events(client, t)
-            if daemon.drained.is_set():
+            # A clean DISCONNECT does not fire the will, so say it ourselves (a reconnect with new
+            # settings says "online" again).
+            with contextlib.suppress(aiomqtt.MqttError):
                 await client.publish(t["status"], b"offline", qos=1, retain=True, timeout=2.0)
-                log.info("MQTT: status offline, disconnecting")
+            log.info("MQTT: status offline, disconnecting")
 
     async def _watch(self, daemon: Any, wanted: tuple[str, MqttRemoteConfig]) -> None:
         """Return when the daemon is drained or the configured connection settings change."""
