@@ -10,8 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from edged.remote.commands import MQTT_ACCESS, SERIAL_ACCESS, Access, RemoteControl, deep_merge
 from edged.remote.redact import REDACTED, redact
 from edged.remote.store import RECORD_NAME, load_startup_config

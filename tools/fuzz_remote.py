@@ -335,7 +335,7 @@ def fuzz(rig: FuzzRig, examples: int, seed: int | None = None) -> dict[str, int]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=10_000, help="examples per kind (MQTT, serial)")
-    parser.add_argument("--seed", type=int, default=None, help="derandomise (repeatable run)")
+    parser.add_argument("--seed", type=int, default=None, help="any value: derandomised, repeatable run")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         rig = FuzzRig(Path(tmp))

@@ -333,7 +333,6 @@ class RemoteControl:
         return body
 
     async def _set(self, req: Request, source: str, access: Access) -> dict[str, Any]:
-        target = self.target
         current = self._config()
         if access.console_secret:
             expected = current.remote.serial.console_secret
