@@ -48,11 +48,11 @@ from hal.fake_sprites import (
     POSE_SWING,
     Layers,
     Sprite,
+    finish,
     load_faces,
     person_layers,
     person_pose,
     vehicle_layers,
-    finish,
 )
 from hal.scene import (
     EVENT_KINDS,

@@ -186,7 +186,7 @@ def shade(colour: tuple[int, int, int], k: float) -> tuple[int, int, int]:
 
 
 # ----------------------------------------------------------------------------------------- plates
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=64)
 def plate_font(size: int) -> ImageFont.FreeTypeFont:
     font = ImageFont.load_default(size=size)
     if not isinstance(font, ImageFont.FreeTypeFont):
@@ -196,13 +196,19 @@ def plate_font(size: int) -> ImageFont.FreeTypeFont:
 
 def render_plate(text: str, rear: bool, width: int, height: int) -> np.ndarray:
     """A licence plate as ``(height, width, 3) uint8`` BGR: text in Pillow's bundled TrueType font
-    (Aileron), drawn at 520x111 and shrunk."""
-    big_w, big_h = 520, 111
+    (Aileron) drawn at 4x the target size (at most 520x111, a real plate's mm) and shrunk."""
+    big_w = min(520, max(104, 4 * width))
+    k = big_w / 520
+    big_h = round(111 * k)
     bg = REAR_PLATE if rear else FRONT_PLATE
     image = Image.new("RGB", (big_w, big_h), bg[::-1])
     draw = ImageDraw.Draw(image)
-    draw.rounded_rectangle((2, 2, big_w - 3, big_h - 3), radius=10, outline=PLATE_TEXT[::-1], width=4)
-    font = plate_font(92)
+    edge = max(1, round(2 * k))
+    draw.rounded_rectangle(
+        (edge, edge, big_w - 1 - edge, big_h - 1 - edge), radius=max(1, round(10 * k)), outline=PLATE_TEXT[::-1],
+        width=max(1, round(4 * k)),
+    )
+    font = plate_font(max(8, round(92 * k)))
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
     x = (big_w - (right - left)) / 2 - left
     y = (big_h - (bottom - top)) / 2 - top
