@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test system-deps venv bench clean
+.PHONY: demo test system-deps venv keys bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,13 @@ system-deps:
 test: $(STAMP) system-deps
 	$(PY) -m pytest
 
-demo: $(STAMP)
+## Demo keys: the device signing key and one functional-platform pair per sensitive category.
+keys: $(STAMP)
+	@test -f data/keys/device.key || $(VENV)/bin/edged keygen device --out data/keys/device
+	@test -f data/keys/func-face.key || $(VENV)/bin/edged keygen platform --out data/keys/func-face
+	@test -f data/keys/func-plate.key || $(VENV)/bin/edged keygen platform --out data/keys/func-plate
+
+demo: $(STAMP) keys
 	$(VENV)/bin/edged run --config config/default.toml --duration 20
 
 clean:

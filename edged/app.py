@@ -1,16 +1,38 @@
-"""Builds a runnable daemon (camera, stages, sinks) from a validated config."""
+"""Builds a runnable daemon (camera, stages, sinks, services) from a validated config."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from edged.config import Config, resolve_path
-from edged.daemon import Daemon, Sink
+from edged.daemon import Daemon, Service, Sink
+from edged.detect.detector import DetectStage, Detector
+from edged.evaluate import DetectionRecall
+from edged.keys import check_keys
+from edged.outbox import Outbox, open_from_config
 from edged.pipeline import Stage
-from edged.sinks import FrameWriter
+from edged.privacy.stage import PrivacyStage, destination
+from edged.select.stage import SelectStage
+from edged.sinks import FrameWriter, OutboxSink
+from edged.stages import HealthStage, PackageStage
+from edged.track.stage import TrackStage
+from edged.uplink import OPS, Uplink
 from hal.base import Camera
 from hal.factory import make_camera
+
+STAGE_SECTIONS: dict[str, frozenset[str]] = {
+    "detect": frozenset({"detect"}),
+    "track": frozenset({"track", "calibration", "camera", "device"}),
+    "select": frozenset({"select"}),
+    "privacy": frozenset({"privacy", "device"}),
+    "health": frozenset({"health"}),
+    "package": frozenset({"device"}),
+}
+"""Config sections each stage is built from: a stage is rebuilt only when one of them changed, so
+the tracker keeps its tracks (and the selector its best images) across unrelated changes."""
 
 
 def paced(config: Config) -> bool:
@@ -37,26 +59,93 @@ def run_folder(config: Config) -> Path:
 
 
 class AppBuilder:
-    """Builds cameras and stage chains from config sections (the daemon's :class:`Builder`)."""
+    """Builds cameras and stage chains from config sections (the daemon's :class:`Builder`).
+
+    Stages whose sections did not change are reused, state and all.
+    """
+
+    def __init__(self, quality: Callable[[], int] = lambda: 85) -> None:
+        self.quality = quality
+        self._built: dict[str, Stage] = {}
 
     def camera(self, config: Config) -> Camera:
         return make_camera(config.camera)
 
-    def stages(self, config: Config, changed: set[str] | None) -> list[Stage]:
-        """The per-frame stage chain for this config."""
-        return []
-
     def paced(self, config: Config) -> bool:
         return paced(config)
 
+    def stages(self, config: Config, changed: set[str] | None) -> list[Stage]:
+        """The per-frame stage chain: detect → track → select → privacy → health → package."""
+        wanted: list[tuple[str, Callable[[], Stage]]] = []
+        if config.detect.enabled:
+            wanted.append(("detect", lambda: DetectStage(Detector.from_config(config.detect))))
+        wanted += [
+            ("track", lambda: TrackStage.from_config(config)),
+            ("select", lambda: SelectStage.from_config(config)),
+            ("privacy", lambda: PrivacyStage(config.privacy, self._keys(config), config.device.id)),
+            ("health", lambda: HealthStage(config.health)),
+            ("package", lambda: PackageStage(config.device.id, self.quality)),
+        ]
+        built: dict[str, Stage] = {}
+        for name, make in wanted:
+            keep = changed is not None and name in self._built and not (STAGE_SECTIONS[name] & changed)
+            built[name] = self._built[name] if keep else make()
+        self._built = built
+        return list(built.values())
 
-def build_daemon(config: Config, out: Path, camera: Camera | None = None) -> Daemon:
-    """Wire camera, stages and sinks; ``out`` receives the run's local output."""
-    builder = AppBuilder()
-    daemon = Daemon(config, builder, [], summary_path=out / "summary.json", camera=camera)
-    privacy = any(s.name == "privacy" for s in daemon.pipeline.stages)
+    @staticmethod
+    def _keys(config: Config):  # noqa: ANN205 - edged.keys.PrivacyKeys | None
+        return check_keys(config) if config.privacy.categories else None
+
+
+class UplinkService:
+    """Runs one destination's :class:`~edged.uplink.Uplink` beside the daemon; after the pipeline
+    drains it gets the uplink's own grace period to flush what it can, then stops."""
+
+    def __init__(self, uplink: Uplink) -> None:
+        self.uplink = uplink
+        self.name = f"uplink-{uplink.dest}"
+
+    async def run(self, daemon: Daemon) -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(self.uplink.run(stop))
+        await daemon.drained.wait()
+        stop.set()
+        await task
+
+
+def uplink_destinations(config: Config) -> list[str]:
+    """Destinations with a configured broker: ops, and ``func.<category>`` per functional platform."""
+    if not config.uplink.enabled:
+        return []
+    return [OPS, *(destination(c) for c in config.uplink.functional)]
+
+
+def build_daemon(
+    config: Config,
+    out: Path,
+    camera: Camera | None = None,
+    services: list[Service] | None = None,
+    evaluate: bool | None = None,
+) -> Daemon:
+    """Wire camera, stages, sinks and services; ``out`` receives the run's local output.
+
+    ``evaluate`` scores detections against ground truth (default: when the camera is the fake one).
+    """
+    outbox: Outbox = open_from_config(config.outbox, resolve_path(config.device.data_dir))
+    uplinks = [Uplink.from_config(config, dest, outbox) for dest in uplink_destinations(config)]
+    ops = next((u for u in uplinks if u.dest == OPS), None)
+    builder = AppBuilder(quality=ops.suggested_quality if ops else lambda: config.output.jpeg_quality)
+
+    def wake() -> None:
+        for u in uplinks:
+            u.wake()
+
     sinks: list[Sink] = [
-        FrameWriter(out / "frames", config.output.save_every, config.output.jpeg_quality, allow_raw=not privacy)
+        OutboxSink(outbox, wake),
+        FrameWriter(out / "frames", config.output.save_every, config.output.jpeg_quality, allow_raw=False),
     ]
-    daemon.sinks = sinks
-    return daemon
+    if evaluate if evaluate is not None else config.camera.backend == "fake":
+        sinks.append(DetectionRecall())
+    all_services: list[Service] = [UplinkService(u) for u in uplinks] + list(services or [])
+    return Daemon(config, builder, sinks, summary_path=out / "summary.json", camera=camera, services=all_services)

@@ -11,26 +11,42 @@ from pathlib import Path
 
 from edged import __version__
 from edged.config import ConfigError, load, to_dict
+from edged.keys import add_keygen_parser
+
+
+def _startup_errors() -> tuple[type[Exception], ...]:
+    """Errors that stop the daemon at start with one clear line (bad model, key, camera, outbox...)."""
+    from edged.detect.runtime import ModelError
+    from edged.keys import KeyFileError
+    from edged.outbox import OutboxError
+    from edged.remote.store import StoreError
+    from edged.track.calibration import CalibrationError
+    from edged.track.ids import IdStoreError
+    from edged.uplink import UplinkConfigError
+    from hal.base import CameraError
+
+    return (ModelError, KeyFileError, OutboxError, StoreError, CalibrationError, IdStoreError,
+            UplinkConfigError, CameraError)
 
 
 def _run(args: argparse.Namespace) -> int:
     from edged.app import build_daemon, run_folder
-    from hal.base import CameraError
+    from edged.remote import build_services, load_startup_config
 
-    config = load(args.config)
+    log = logging.getLogger("edged")
+    startup = load_startup_config(args.config)
+    log.info("%s", startup.note)
+    config = startup.config
     if args.out:
         config.output.dir = args.out
-    out = run_folder(config)
+    errors = _startup_errors()
     try:
-        daemon = build_daemon(config, out)
-    except CameraError as err:
-        print(f"edged: camera: {err}", file=sys.stderr)
-        return 2
-    logging.getLogger("edged").info("run output in %s", out)
-    try:
+        out = run_folder(config)
+        daemon = build_daemon(config, out, services=build_services(startup))
+        log.info("run output in %s", out)
         summary = asyncio.run(daemon.run(max_frames=args.frames, duration=args.duration))
-    except CameraError as err:
-        print(f"edged: camera: {err}", file=sys.stderr)
+    except errors as err:
+        print(f"edged: cannot start: {err}", file=sys.stderr)
         return 2
     frames = summary["frames"]
     print(
@@ -66,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path)
     check.add_argument("--print", action="store_true", help="print the full config with defaults")
     check.set_defaults(handler=_check_config)
+
+    add_keygen_parser(sub)
     return parser
 
 

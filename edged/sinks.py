@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import cv2
 
+from edged.outbox import Outbox
 from edged.pipeline import FrameWork
 
 
@@ -46,3 +48,39 @@ class FrameWriter:
 
     def close(self) -> dict[str, Any]:
         return {"frames_written": {"folder": str(self.folder), "count": self.written, "refused": self.refused}}
+
+
+class OutboxSink:
+    """Stores every outgoing envelope of a frame in the persistent outbox, then wakes the uplinks.
+
+    The sink owns the outbox and closes it in :meth:`close`.
+
+    Storage comes before sending, always: an uplink only ever sends what this sink stored. A message
+    the outbox cannot store (a full disk beyond its reserve) is counted and logged by the outbox,
+    never raised: capture goes on.
+    """
+
+    def __init__(self, outbox: Outbox, wake: Callable[[], None] = lambda: None) -> None:
+        self.outbox = outbox
+        self.wake = wake
+        self.stored = 0
+        self.failed = 0
+        self.by_kind: dict[str, int] = {}
+
+    def consume(self, work: FrameWork) -> None:
+        if not work.outgoing:
+            return
+        results = self.outbox.enqueue_many(work.outgoing)
+        for env, result in zip(work.outgoing, results, strict=True):
+            if result:
+                self.stored += 1
+                self.by_kind[env.kind] = self.by_kind.get(env.kind, 0) + 1
+            else:
+                self.failed += 1
+        self.wake()
+
+    def close(self) -> dict[str, Any]:
+        """Final figures, then close the outbox (sinks close after the uplinks have finished)."""
+        figures = {"stored": self.stored, "failed": self.failed, "by_kind": dict(self.by_kind), **self.outbox.stats()}
+        self.outbox.close()
+        return {"outbox": figures}

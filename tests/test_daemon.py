@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from edged.cli import main
 from edged.config import Config, from_dict, to_dict
 from edged.daemon import ApplyError, Daemon
 from edged.pipeline import FrameWork, Stage
@@ -142,8 +143,13 @@ def test_sigterm_mid_run_finishes_in_flight_frames(tmp_path: Path) -> None:
 
 def test_cli_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
+    keys = tmp_path / "keys"
+    for kind, prefix in (("device", "device"), ("platform", "face"), ("platform", "plate")):
+        assert main(["keygen", kind, "--out", str(keys / prefix)]) == 0
     cfg.write_text(
-        '[camera]\nwidth = 320\nheight = 192\n[output]\ndir = "%s"\nsave_every = 5\n' % (tmp_path / "out")
+        f'[camera]\nwidth = 320\nheight = 192\n[output]\ndir = "{tmp_path / "out"}"\nsave_every = 5\n'
+        f'[privacy]\nsigning_key = "{keys / "device.key"}"\n'
+        f'recipients = {{ face = "{keys / "face.pub"}", plate = "{keys / "plate.pub"}" }}\n'
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "edged.cli", "run", "--config", str(cfg)],
