@@ -50,7 +50,8 @@ class GroundTruth:
 
     ``object_ids`` are stable across frames for the same scene object; a face or plate has its own id
     and ``parent_ids`` holds the id of the person or car that carries it (``-1`` for none).
-    ``visible`` is the fraction of the object's box inside the image (boxes are clipped to it).
+    ``visible`` is the fraction of the object's drawn pixels that can be seen (after clipping to the
+    image and occlusion by nearer objects); boxes bound the visible pixels.
     """
 
     object_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
