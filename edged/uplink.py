@@ -16,9 +16,9 @@ arrived. Up to ``max_in_flight`` messages await their PUBACK at once.
   link does not look slow; :meth:`Uplink.status` reports the backlog and its estimated drain time,
   and :meth:`Uplink.suggested_quality` maps the rate to a JPEG quality within configured bounds.
 
-The daemon runs ``await uplink.run(stop_event)`` as a task per destination (see
-:func:`uplinks_from_config`) and calls :meth:`Uplink.wake` after enqueueing so the message goes out
-without waiting for the poll interval.
+The daemon holds an :class:`UplinkSet` (``UplinkSet.from_config(cfg, outbox)``): ``await
+send(envelope)`` stores and wakes the right uplink, ``await run(stop_event)`` runs them all. (Or run
+``Uplink.run`` per destination and call :meth:`Uplink.wake` after each enqueue.)
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ from typing import Any
 
 import aiomqtt
 
-from edged.outbox import Outbox, Pending
+from edged.outbox import EnqueueResult, Outbox, Pending
+from edged.wire import Envelope
 
 log = logging.getLogger(__name__)
 
@@ -391,11 +392,11 @@ class Uplink:
             cached_ok = 1 if cached_now < self.cached_in_flight and cached_due else 0
             batch: list[Pending] = []
             if room > 0:
-                batch = await asyncio.to_thread(self.outbox.next_batch, self.dest, room, cached_limit=cached_ok)
+                batch = await self._next_batch(room, cached_ok)
             for p in batch:
                 if self.dest == OPS and (p.prio == "sensitive" or p.kind == "sensitive"):
-                    # cannot happen through edged.wire; refuse loudly rather than leak
-                    self.outbox.release([p.id])
+                    # cannot happen through edged.wire; refuse loudly rather than leak (it stays
+                    # leased, so it is not offered again until a restart)
                     log.error("uplink ops: refusing to send sensitive message %s", p.id)
                     continue
                 if p.prio == "cached":
@@ -411,6 +412,19 @@ class Uplink:
             if not cached_due:
                 timeout = min(timeout, max(0.01, self._last_cached + self.cached_period_s - now))
             await self._wait_any(self._wake, self._slot_freed, stop, timeout=timeout)
+
+    async def _next_batch(self, room: int, cached_ok: int) -> list[Pending]:
+        """``outbox.next_batch`` in a thread; if the session is cancelled meanwhile, the messages the
+        thread still leases are handed back when it finishes (else they would stay leased)."""
+        fut = asyncio.ensure_future(asyncio.to_thread(self.outbox.next_batch, self.dest, room, cached_limit=cached_ok))
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            def give_back(f: asyncio.Future[list[Pending]]) -> None:
+                if not f.cancelled() and f.exception() is None:
+                    self.outbox.release([p.id for p in f.result()])
+            fut.add_done_callback(give_back)
+            raise
 
     async def _publish(self, client: aiomqtt.Client, p: Pending) -> None:
         await client.publish(self.topic(p.kind), p.payload, qos=1, timeout=self.ack_timeout_s)
@@ -478,3 +492,49 @@ def uplinks_from_config(cfg: Any, outbox: Outbox) -> list[Uplink]:
     """One :class:`Uplink` for ops and one per configured functional platform (``func.<name>``)."""
     dests = [OPS] + [func_destination(name) for name in cfg.uplink.functional]
     return [Uplink.from_config(cfg, d, outbox) for d in dests]
+
+
+class UplinkSet:
+    """The outbox plus one :class:`Uplink` per destination: what the daemon holds.
+
+    ``await send(env)`` stores the envelope durably (in a worker thread: a commit fsyncs) and wakes
+    the uplink of its destination; ``await run(stop)`` runs every uplink until ``stop``. Messages for
+    a destination without an uplink (not configured, or ``uplink.enabled = false``) stay in the
+    outbox, within its budget.
+    """
+
+    def __init__(self, outbox: Outbox, uplinks: list[Uplink]) -> None:
+        self.outbox = outbox
+        self.uplinks = {u.dest: u for u in uplinks}
+
+    @classmethod
+    def from_config(cls, cfg: Any, outbox: Outbox) -> UplinkSet:
+        return cls(outbox, uplinks_from_config(cfg, outbox) if cfg.uplink.enabled else [])
+
+    async def send(self, env: Envelope) -> EnqueueResult:
+        """Store ``env`` in the outbox and wake its uplink; the result says if it was stored."""
+        result = await asyncio.to_thread(self.outbox.enqueue, env)
+        if result and env.dest in self.uplinks:
+            self.uplinks[env.dest].wake()
+        return result
+
+    async def send_many(self, envs: list[Envelope]) -> list[EnqueueResult]:
+        """Store several envelopes in one commit and wake their uplinks."""
+        results = await asyncio.to_thread(self.outbox.enqueue_many, envs)
+        for dest in {e.dest for e, r in zip(envs, results) if r}:
+            if dest in self.uplinks:
+                self.uplinks[dest].wake()
+        return results
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run every uplink until ``stop`` is set."""
+        await asyncio.gather(*(u.run(stop) for u in self.uplinks.values()))
+
+    def suggested_quality(self, dest: str = OPS) -> int | None:
+        """JPEG quality for images to ``dest`` from its link rate (``None`` without an uplink)."""
+        up = self.uplinks.get(dest)
+        return up.suggested_quality() if up else None
+
+    def stats(self) -> dict[str, Any]:
+        """``{"outbox": Outbox.stats(), "links": {dest: LinkStatus as dict}}`` (queries SQLite)."""
+        return {"outbox": self.outbox.stats(), "links": {d: u.status().as_dict() for d, u in self.uplinks.items()}}

@@ -41,10 +41,15 @@ async def until(cond: Callable[[], bool], timeout: float, what: str) -> None:
         await asyncio.sleep(0.02)
 
 
-async def with_tasks(coros: list[Awaitable[None]], body: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+async def with_tasks(receivers: list[Receiver], runners: list[Callable[[asyncio.Event], Awaitable[None]]],
+                     body: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Start the receivers, wait until each is subscribed, then start the runners and run ``body``."""
     stop = asyncio.Event()
-    tasks = [asyncio.ensure_future(c(stop)) for c in coros]  # type: ignore[operator]
+    tasks = [asyncio.ensure_future(r.run(stop)) for r in receivers]
     try:
+        for r in receivers:
+            await asyncio.wait_for(r.subscribed.wait(), timeout=10)
+        tasks += [asyncio.ensure_future(run(stop)) for run in runners]
         await body(stop)
     finally:
         stop.set()
@@ -61,14 +66,9 @@ def test_delivers_all_in_send_order_and_acks_only_after_puback(tmp_path: Path, m
     ob.enqueue_many(envs)
 
     async def body(stop: asyncio.Event) -> None:
-        await rx.subscribed.wait()
         await until(lambda: len(store) == len(envs) and ob.pending()[0] == 0, 15, "delivery")
 
-    async def main() -> None:
-        await with_tasks([rx.run], lambda s: asyncio.sleep(0))
-        await with_tasks([rx.run, up.run], body)
-
-    asyncio.run(main())
+    asyncio.run(with_tasks([rx], [up.run], body))
     by = {p: [e.id for e in envs if e.prio == p] for p in ("immediate", "normal", "cached")}
     assert rx.stats.arrivals == by["immediate"] + by["normal"] + by["cached"]
     assert rx.stats.duplicates == 0 and rx.stats.malformed == 0
@@ -91,13 +91,12 @@ def test_cached_items_leave_at_the_configured_rate_and_immediates_overtake(tmp_p
     late = make("immediate")
 
     async def body(stop: asyncio.Event) -> None:
-        await rx.subscribed.wait()
         await until(lambda: cached[0].id in store, 5, "first cached")
         ob.enqueue(late)
         up.wake()
         await until(lambda: len(store) == 5, 10, "all")
 
-    asyncio.run(with_tasks([rx.run, up.run], body))
+    asyncio.run(with_tasks([rx], [up.run], body))
     gaps = [times[b.id] - times[a.id] for a, b in zip(cached, cached[1:])]
     assert all(g >= 0.35 for g in gaps), gaps  # 1 per 0.4 s (timer slack 50 ms)
     assert all(g < 1.2 for g in gaps), gaps
@@ -126,7 +125,6 @@ def test_outage_loses_nothing_duplicates_nothing_keeps_immediate_order(tmp_path:
             await asyncio.sleep(0.015)
 
     async def body(stop: asyncio.Event) -> None:
-        await rx.subscribed.wait()
         prod = asyncio.ensure_future(producer(stop))
         await asyncio.sleep(1.0)
         await asyncio.to_thread(mosquitto.stop)  # outage (broker saves its sessions)
@@ -135,11 +133,7 @@ def test_outage_loses_nothing_duplicates_nothing_keeps_immediate_order(tmp_path:
         await prod
         await until(lambda: ob.pending()[0] == 0 and len(store) == len(sent), 20, "drain after the outage")
 
-    async def main() -> None:
-        await with_tasks([rx.run], lambda s: asyncio.sleep(0))  # create the persistent session first
-        await with_tasks([rx.run, up.run], body)
-
-    asyncio.run(main())
+    asyncio.run(with_tasks([rx], [up.run], body))
     assert False in states and True in states, "the producer never saw the link down"
     assert max(enqueue_ms) < 500, "enqueue blocked while the broker was away"
     assert store.ids() == {e.id for e in sent}  # every message arrived
@@ -167,12 +161,10 @@ def test_sensitive_records_travel_only_on_their_own_connection(tmp_path: Path, m
         ob.enqueue_many(records + packages)
 
         async def body(stop: asyncio.Event) -> None:
-            for r in (rx_ops, rx_spy, rx_face):
-                await r.subscribed.wait()
             await until(lambda: ob.pending()[0] == 0, 10, "both destinations drained")
             await until(lambda: len(face_store) == 5 and len(ops_store) == 5, 5, "receivers")
 
-        asyncio.run(with_tasks([rx_ops.run, rx_spy.run, rx_face.run, up_ops.run, up_face.run], body))
+        asyncio.run(with_tasks([rx_ops, rx_spy, rx_face], [up_ops.run, up_face.run], body))
         assert face_store.ids() == {r.id for r in records}
         assert ops_store.ids() == {p.id for p in packages}
         assert all(e.kind != "sensitive" for v in ops_all.segments() for e in ops_all.iter_segment(v))
@@ -196,7 +188,7 @@ def test_reconnects_with_backoff_until_the_broker_appears(tmp_path: Path) -> Non
         await until(lambda: ob.pending()[0] == 0, 10, "delivery after the broker came up")
 
     try:
-        asyncio.run(with_tasks([up.run], body))
+        asyncio.run(with_tasks([], [up.run], body))
     finally:
         broker.stop()
     assert up.sessions == 1 and up.acked == 10
@@ -221,7 +213,7 @@ def test_mutual_tls_and_refusal_without_client_certificate(tmp_path: Path) -> No
             await until(lambda: ob.pending()[0] == 0, 10, "delivery over mutual TLS")
             await until(lambda: bad.last_error is not None, 5, "the refused client's error")
 
-        asyncio.run(with_tasks([good.run, bad.run], body))
+        asyncio.run(with_tasks([], [good.run, bad.run], body))
         assert good.sessions >= 1 and good.acked == 1
         assert bad.sessions == 0 and bad.last_error and ob_bad.pending()[0] == 1
     finally:
@@ -247,7 +239,7 @@ def test_username_password(tmp_path: Path) -> None:
             await until(lambda: ob.pending()[0] == 0, 10, "delivery with credentials")
             await asyncio.sleep(0.3)
 
-        asyncio.run(with_tasks([good.run, bad.run], body))
+        asyncio.run(with_tasks([], [good.run, bad.run], body))
         assert good.acked == 1 and bad.sessions == 0 and ob_bad.pending()[0] == 1
         assert "s3cret" not in (bad.last_error or "")
     finally:

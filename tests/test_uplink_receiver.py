@@ -122,3 +122,31 @@ def test_quality_follows_the_measured_rate() -> None:
     assert quality_for_rate(0.0, (50, 90), 1e6) == 50
     assert quality_for_rate(5e5, (50, 90), 1e6) == 70
     assert quality_for_rate(5e6, (50, 90), 1e6) == 90
+
+
+def test_uplink_set_stores_wakes_and_reports(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    from edged.uplink import UplinkSet
+
+    cfg = edged_config.from_dict({"device": {"id": "rsu-2"}, "uplink": {"enabled": True, "ops": {"port": mosquitto.port},
+                                  "functional": {"face": {"port": mosquitto.port}}}})
+    ob = Outbox(tmp_path / "o.db")
+    links = UplinkSet.from_config(cfg, ob)
+    assert sorted(links.uplinks) == ["func.face", "ops"]
+    assert UplinkSet.from_config(edged_config.from_dict({}), ob).uplinks == {}  # disabled: outbox only
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        task = asyncio.ensure_future(links.run(stop))
+        r = await links.send(wire.make("sensitive", "func.face", "sensitive", b"sealed", video_id="V"))
+        rs = await links.send_many([pkg("V"), pkg("V")])
+        assert r and all(rs)
+        t0 = time.monotonic()
+        while ob.pending()[0] and time.monotonic() - t0 < 10:
+            await asyncio.sleep(0.02)
+        stop.set()
+        await task
+
+    asyncio.run(main())
+    st = links.stats()
+    assert st["outbox"]["acked"] == 3 and st["links"]["ops"]["acked"] == 2 and st["links"]["func.face"]["acked"] == 1
+    assert cfg.uplink.quality_min <= (links.suggested_quality() or 0) <= cfg.uplink.quality_max
