@@ -104,3 +104,16 @@ def test_hysteresis_counts() -> None:
     out = [h.update(bool(v), i, float(i), {}) for i, v in enumerate(seq)]
     got = [(e.state, e.frame_index) for e in out if e]
     assert got == [("start", 3), ("end", 8), ("start", 10)] and h.count == 2
+
+
+def test_report_and_events_serialise_for_telemetry() -> None:
+    import json
+
+    scene = Scene()
+    checker = HealthChecker(HealthConfig(), W, H)
+    frames = [scene.frame() for _ in range(3)]
+    frames += [frames[-1].copy() for _ in range(3)]
+    reports, events = run(checker, frames)
+    out = json.loads(json.dumps(reports[-1].to_dict()))
+    assert out["frozen"] is True and out["events"][0]["kind"] == "freeze" and out["events"][0]["first_frame"] == 3
+    assert set(out) >= {"distortion_index", "temporal_index", "change_rms", "still", "covered", "defects", "noise_floor"}

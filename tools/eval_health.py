@@ -41,6 +41,7 @@ from hal.fake import FakeCamera
 SENSITIVE = (CLASS_NAMES.index("face"), CLASS_NAMES.index("plate"))
 MARGIN = 0.25
 SCORED = ("freeze", "cover")
+JPEG_QUALITIES = (50, 85)
 VISIBLE_RMS = 5.0
 """Grey-level RMS change of a 96x96 patch below which a blur or fill only removes noise (flat sky or
 asphalt): such a patch carries no information to lose and is not required to be flagged."""
@@ -113,6 +114,10 @@ class Result:
     faint_caught: int = 0
     """Injected distortions on flat areas (sky, asphalt) that change their patch by less."""
     distortion_min_index_clean: float = 1.0
+    jpeg_min_index: dict[int, float] = field(default_factory=lambda: {q: 1.0 for q in JPEG_QUALITIES})
+    jpeg_flagged: dict[int, int] = field(default_factory=lambda: {q: 0 for q in JPEG_QUALITIES})
+    jpeg_checked: int = 0
+    """Correct de-identification then a JPEG round trip (what ops stores): encoding is no distortion."""
     distortion_max_index_injected: float = -1.0
     defects_injected: set[tuple[int, int]] = field(default_factory=set)
     defects_found: set[tuple[int, int]] = field(default_factory=set)
@@ -150,6 +155,9 @@ class Result:
             "distortions": f"{self.distortions_caught}/{self.distortions_injected}",
             "faint_distortions": f"{self.faint_caught}/{self.faint_injected}",
             "distortion_index_clean_min": round(self.distortion_min_index_clean, 4),
+            "jpeg_checked": self.jpeg_checked,
+            "jpeg_min_index": {q: round(v, 4) for q, v in self.jpeg_min_index.items()},
+            "jpeg_flagged": dict(self.jpeg_flagged),
             "distortion_index_injected_max": round(self.distortion_max_index_injected, 4),
             "defect_samples": self.defect_samples,
             "defects_injected": len(self.defects_injected),
@@ -241,6 +249,12 @@ def evaluate(
                 res.light_frames += 1
                 res.light_flags += report.still or report.covered_frame or report.distorted
             if distort_every and k % distort_every == 0:
+                res.jpeg_checked += 1
+                for q in JPEG_QUALITIES:
+                    jpeg = cv2.imdecode(cv2.imencode(".jpg", processed, [cv2.IMWRITE_JPEG_QUALITY, q])[1], cv2.IMREAD_COLOR)
+                    index, blocks = checker.distortion_check(raw, jpeg, regions)
+                    res.jpeg_min_index[q] = min(res.jpeg_min_index[q], index)
+                    res.jpeg_flagged[q] += blocks > 0
                 bad = distort(processed, regions, rng, kinds[(k // distort_every) % len(kinds)])
                 index, blocks = checker.distortion_check(raw, bad, regions)
                 change = cv2.absdiff(cv2.cvtColor(bad, cv2.COLOR_BGR2GRAY), cv2.cvtColor(processed, cv2.COLOR_BGR2GRAY))
@@ -291,6 +305,7 @@ def markdown(summary: dict[str, Any], command: str, machine: str, width: int, he
         f"| normal frames flagged (still, covered or distorted) | {s['false_flag_rate'] * 100:.2f} % of {s['normal_frames']} (still {s['false_flags']['still']}, covered {s['false_flags']['covered']}, distorted {s['false_flags']['distorted']}) |",
         f"| of which during light changes | {s['light_frames_flagged']}/{s['light_frames']} |",
         f"| lowest distortion index outside regions, correct de-identification | {s['distortion_index_clean_min']} (threshold {HealthConfig().distortion_index}) |",
+        f"| JPEG round trip of the correct output (q50 / q85): lowest index, frames flagged of {s['jpeg_checked']} | {s['jpeg_min_index'][50]} / {s['jpeg_min_index'][85]}; {s['jpeg_flagged'][50]} / {s['jpeg_flagged'][85]} |",
         f"| injected distortions caught (blur / fill / brightness, 96x96 patch changed by >= {VISIBLE_RMS:g} grey RMS) | {s['distortions']}, highest index {s['distortion_index_injected_max']} |",
         f"| faint ones (patch on flat sky/asphalt, < {VISIBLE_RMS:g} grey RMS: only noise removed) flagged | {s['faint_distortions']} |",
         f"| stuck/dead pixels found ({s['defect_samples']} samples) | {s['defects_found']}/{s['defects_injected']}, false {s['defects_false']} |",
