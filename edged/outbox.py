@@ -245,7 +245,11 @@ class Outbox:
 
     # ------------------------------------------------------------------ writing
     def enqueue(self, env: Envelope) -> EnqueueResult:
-        """Store one message durably (per the fsync policy) before it is sent."""
+        """Store one message durably (per the fsync policy) before it is sent.
+
+        Never raises for a storage problem (full disk, SQLite error): the result says why it was not
+        stored. An invalid envelope raises :class:`edged.wire.WireError` (a caller's bug).
+        """
         return self.enqueue_many([env])[0]
 
     def enqueue_many(self, envs: Sequence[Envelope]) -> list[EnqueueResult]:
@@ -285,7 +289,7 @@ class Outbox:
         """Store rows in one transaction; on a full disk evict by policy and retry once (else _DiskFull)."""
         try:
             return self._store_once(rows, extra_room=0)
-        except sqlite3.OperationalError as err:
+        except sqlite3.Error as err:
             if not _is_full(err):
                 msg = f"sqlite error: {err}"
                 return [self._fail(env, msg, "failed_other") for env, _, _ in rows]
@@ -298,7 +302,7 @@ class Outbox:
         self._checkpoint()  # empty the WAL first: the retry then writes into its freed space
         try:
             results = self._store_once(rows, extra_room=need, reason="disk_full")
-        except sqlite3.OperationalError as err:
+        except sqlite3.Error as err:
             if _is_full(err):
                 raise _DiskFull from None
             msg = f"sqlite error: {err}"
@@ -512,7 +516,7 @@ class Outbox:
                         if row is not None:
                             freed += row[0]
                             deleted += 1
-            except sqlite3.OperationalError as err:
+            except sqlite3.Error as err:
                 if _is_full(err) and self._drop_reserve():
                     log.warning("outbox: disk full acknowledging; released the reserve file and retrying")
                     self._leased.difference_update(ids)
@@ -642,7 +646,7 @@ class _Transaction:
                 log.debug("outbox: rollback: %s", err)
 
 
-def _is_full(err: sqlite3.OperationalError) -> bool:
+def _is_full(err: sqlite3.Error) -> bool:
     code = getattr(err, "sqlite_errorcode", None)
     return code == sqlite3.SQLITE_FULL or "database or disk is full" in str(err)
 
@@ -658,9 +662,30 @@ def _file_bytes(path: Path) -> int:
 
 
 def open_from_config(cfg: Any, data_dir: str | Path) -> Outbox:
-    """Open the outbox described by an :class:`edged.config.OutboxConfig` under ``data_dir``."""
+    """Open the outbox described by an :class:`edged.config.OutboxConfig` under ``data_dir``.
+
+    A file that is not a database or fails its integrity check is moved aside (with its WAL) to
+    ``<path>.damaged-<unix time>`` and a fresh outbox is started, so the daemon still runs; the
+    error is logged. Other errors (no permission, schema from a newer build) are raised.
+    """
     path = Path(cfg.path)
     if not path.is_absolute():
         path = Path(data_dir) / path
-    return Outbox(path, budget_bytes=cfg.budget_bytes, synchronous=cfg.synchronous, check_on_open=cfg.check_on_open,
-                  reserve_bytes=cfg.reserve_bytes)
+
+    def make() -> Outbox:
+        return Outbox(path, budget_bytes=cfg.budget_bytes, synchronous=cfg.synchronous,
+                      check_on_open=cfg.check_on_open, reserve_bytes=cfg.reserve_bytes)
+
+    try:
+        return make()
+    except OutboxError as err:
+        text = str(err)
+        if "integrity check" not in text and "file is not a database" not in text and "malformed" not in text:
+            raise
+        stamp = int(time.time())
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(f"{path}{suffix}")
+            if src.exists():
+                src.rename(Path(f"{path}.damaged-{stamp}{suffix}"))
+        log.error("outbox: %s; moved it aside to %s.damaged-%d and started an empty outbox", text, path, stamp)
+        return make()

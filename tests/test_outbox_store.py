@@ -100,3 +100,19 @@ def test_bad_arguments(tmp_path: Path) -> None:
         Outbox(tmp_path / "o.db", budget_bytes=0)
     with pytest.raises(ValueError, match="synchronous"):
         Outbox(tmp_path / "o.db", synchronous="off")  # type: ignore[arg-type]
+
+
+def test_open_from_config_moves_a_damaged_file_aside(tmp_path: Path) -> None:
+    from edged.config import OutboxConfig
+    from edged.outbox import open_from_config
+
+    cfg = OutboxConfig(path="ob.sqlite", budget_bytes=1 << 20)
+    ob = open_from_config(cfg, tmp_path)
+    e = env()
+    ob.enqueue(e)
+    ob.close()
+    assert open_from_config(cfg, tmp_path).ids() == [e.id]  # healthy file reopened as is
+    (tmp_path / "ob.sqlite").write_bytes(b"garbage" * 1000)
+    fresh = open_from_config(cfg, tmp_path)
+    assert fresh.ids() == [] and fresh.integrity_check() == "ok"
+    assert list(tmp_path.glob("ob.sqlite.damaged-*"))
