@@ -83,9 +83,10 @@ class AppBuilder:
             ("track", lambda: TrackStage.from_config(config)),
             ("select", lambda: SelectStage.from_config(config)),
             ("privacy", lambda: PrivacyStage(config.privacy, self._keys(config), config.device.id)),
-            ("health", lambda: HealthStage(config.health)),
-            ("package", lambda: PackageStage(config.device.id, self.quality)),
         ]
+        if config.health.enabled:
+            wanted.append(("health", lambda: HealthStage(config.health)))
+        wanted.append(("package", lambda: PackageStage(config.device.id, self.quality)))
         built: dict[str, Stage] = {}
         for name, make in wanted:
             keep = changed is not None and name in self._built and not (STAGE_SECTIONS[name] & changed)
