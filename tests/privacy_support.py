@@ -97,3 +97,18 @@ def key_material() -> tuple[SigningKey, PrivateKey, PrivateKey]:
 def privacy_keys() -> PrivacyKeys:
     device, face, plate = key_material()
     return PrivacyKeys(device, {"face": face.public_key, "plate": plate.public_key})
+
+
+def noisy_detections(gt, rng: np.random.Generator, miss: float = 0.15, jitter: float = 0.04):
+    """Ground-truth faces and plates as a detector would report them: boxes jittered by ``jitter`` of
+    their size, scores 0.5-0.95, and each object missed with probability ``miss`` (the tracker then
+    predicts it)."""
+    from edged.types import Detections
+
+    keep = np.isin(gt.class_ids, [FACE, PLATE]) & (rng.random(len(gt)) >= miss)
+    boxes = gt.boxes[keep].astype(np.float32)
+    wh = np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]] * 2, axis=1)
+    boxes = boxes + (rng.normal(0, jitter, boxes.shape) * wh).astype(np.float32)
+    n = len(boxes)
+    return Detections(boxes, rng.uniform(0.5, 0.95, n).astype(np.float32), gt.class_ids[keep].astype(np.int16),
+                      np.zeros(n, np.float32))

@@ -166,3 +166,20 @@ def test_stable_state_follows_the_tracks_on_the_fake_scene() -> None:
         assert len(res.rects) == len(tracks)
     deid(scene_frames()[0][0], SensitiveRegions())
     assert deid.live_tracks == 0
+
+
+def test_stable_content_is_redrawn_only_when_the_average_moves() -> None:
+    rng = np.random.default_rng(1)
+    base = photos()[0].pixels.astype(np.int16)
+    deid = StableDeidentifier(redraw_levels=4.0, fill_update=0.1)
+    regions = regions_of([[181, 72, 271, 186]], [FACE], [3])
+    first = deid(base.astype(np.uint8), regions)
+    x1, y1, x2, y2 = first.rects[0]
+    for _ in range(5):  # sensor noise below the field's resolution: region pixel-identical
+        noisy = np.clip(base + rng.normal(0, 3, base.shape), 0, 255).astype(np.uint8)
+        assert np.array_equal(deid(noisy, regions).image[y1:y2, x1:x2], first.image[y1:y2, x1:x2])
+    dark = (base * 0.5).astype(np.uint8)  # the light halves: the region follows within a few frames
+    means = [float(deid(dark, regions).image[y1:y2, x1:x2].mean()) for _ in range(30)]
+    start = float(first.image[y1:y2, x1:x2].mean())
+    assert means[0] > start - 10 and means[-1] < start * 0.6
+    assert len(set(np.round(means, 3))) < 15  # redrawn in steps, not every frame

@@ -10,9 +10,10 @@ coding spends bits on it. Here each track keeps
   (``shrink_per_frame``). The box always contains the object's grown box: stability never uncovers
   a pixel.
 - a **low-resolution field** (the region's cells, as in :func:`edged.privacy.deid.sample_field`)
-  updated by an exponential average (``fill_update``) of what the region shows now. The rendered
-  content changes slowly and moves with the box in whole grid steps, which motion compensation
-  codes almost for free.
+  updated by an exponential average (``fill_update``) of what the region shows now, and redrawn
+  only when that average has moved ``redraw_levels`` grey levels from what is shown. The rendered
+  content stays pixel-identical between redraws and moves with the box in whole grid steps, which
+  motion compensation codes almost for free.
 
 Detections not (yet) in a track are hidden frame by frame with the same rendering. The state is
 keyed by (class, track id) and dropped when the track is no longer reported.
@@ -55,6 +56,8 @@ class _TrackRegion:
     hold_h: float
     field: np.ndarray
     """``(rows, cols, C)`` float32 exponential average of the region's cells."""
+    shown: np.ndarray | None = None
+    """The field as last drawn; redrawn only when ``field`` moved away from it (``redraw_levels``)."""
 
 
 def _place(lo: float, hi: float, prev: int | None, centre: float, size: int, grid: int) -> int:
@@ -78,9 +81,10 @@ class StableDeidentifier:
         margin: float = 0.25,
         cells: int = 5,
         min_cell_px: int = 4,
-        grid_px: int = 16,
+        grid_px: int = 8,
         shrink_per_frame: float = 0.02,
         fill_update: float = 0.1,
+        redraw_levels: float = 4.0,
     ) -> None:
         if method not in METHODS:
             raise DeidError(f"unknown de-identification method {method!r}; known: {', '.join(METHODS)}")
@@ -91,6 +95,7 @@ class StableDeidentifier:
         self.grid = grid_px
         self.shrink = shrink_per_frame
         self.alpha = fill_update
+        self.redraw = redraw_levels
         self._tracks: dict[tuple[int, int], _TrackRegion] = {}
 
     @property
@@ -144,7 +149,8 @@ class StableDeidentifier:
         x1 = _place(rx2 - w, rx1, prev.x1 if prev else None, (rx1 + rx2) / 2, w, g)
         y1 = _place(ry2 - h, ry1, prev.y1 if prev else None, (ry1 + ry2) / 2, h, g)
         fld = prev.field if prev is not None else np.zeros((0, 0, 0), dtype=np.float32)
-        return _TrackRegion(x1, y1, w, h, hold_w, hold_h, fld)
+        shown = prev.shown if prev is not None and (prev.w, prev.h) == (w, h) else None
+        return _TrackRegion(x1, y1, w, h, hold_w, hold_h, fld, shown)
 
     def _paint(self, pixels: np.ndarray, out: np.ndarray, st: _TrackRegion, new: bool) -> tuple[int, int, int, int]:
         img_h, img_w = pixels.shape[:2]
@@ -168,6 +174,10 @@ class StableDeidentifier:
                 st.field = old.reshape(obs.shape) * (1.0 - self.alpha) + obs * self.alpha
         else:
             st.field = st.field * (1.0 - self.alpha) + obs * self.alpha
-        drawn = render_field(st.field, st.w, st.h, self.method)
+        if st.shown is None or st.shown.shape != st.field.shape or (
+            float(np.abs(st.field - st.shown).mean()) > self.redraw
+        ):
+            st.shown = st.field.copy()
+        drawn = render_field(st.shown, st.w, st.h, self.method)
         out[vy1:vy2, vx1:vx2] = drawn[vy1 - st.y1 : vy2 - st.y1, vx1 - st.x1 : vx2 - st.x1].reshape(patch.shape)
         return (vx1, vy1, vx2, vy2)

@@ -34,7 +34,7 @@ def make_deidentifier(config: PrivacyConfig) -> Deidentifier:
     if config.stabilize:
         return StableDeidentifier(
             config.method, config.margin, config.cells, config.min_cell_px,
-            config.grid_px, config.shrink_per_frame, config.fill_update,
+            config.grid_px, config.shrink_per_frame, config.fill_update, config.redraw_levels,
         )
     return FrameDeidentifier(config.method, config.margin, config.cells, config.min_cell_px)
 

@@ -16,7 +16,7 @@ frames), and per object write
 
 and ``<out>/index.json``: per object its category, track id, video, image ids and frame indexes in
 time order (to fetch de-identified images from ops and restore them), the clip, the best crop and
-the image it came from. Records sealed to other keys are skipped and counted; records that fail
+the image it came from; ``positions`` gives each sighting's rectangle. Records sealed to other keys are skipped and counted; records that fail
 verification are listed under ``rejected`` with the reason and never used.
 
 **Best crop** ("picture feature value" of seed 000): detection score x area of the object's box x
@@ -233,6 +233,7 @@ def build_clips(
                 "last_t": obj.sightings[-1].record.timestamp,
                 "image_ids": [s.record.image_id for s in obj.sightings],
                 "frame_indexes": [s.record.frame_index for s in obj.sightings],
+                "positions": [[s.region.x, s.region.y, s.region.w, s.region.h] for s in obj.sightings],
                 "clip": str(clip.relative_to(out)),
                 "best_crop": str(best_path.relative_to(out)),
                 "best_image_id": best.record.image_id,

@@ -1,0 +1,94 @@
+"""Restoration clips: per object, crops in time order on blank frames, indexed by the best crop."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from edged.config import PrivacyConfig, TrackConfig
+from edged.pipeline import FrameWork
+from edged.privacy.records import decode_png, open_sealed, trusted_signers
+from edged.privacy.stage import PrivacyStage
+from edged.track.ids import MemoryIds
+from edged.track.tracker import Tracker
+from edged.types import Frame
+from tests.privacy_support import key_material, meta, noisy_detections, privacy_keys, scene_frames
+from tools.platform import clips
+from tools.platform.store import SegmentStore
+
+
+def test_clips_per_object_in_time_order_with_best_crop(tmp_path: Path) -> None:
+    store = SegmentStore(tmp_path / "func")
+    tracker = Tracker(TrackConfig(), MemoryIds(), fps=10.0)
+    stage = PrivacyStage(PrivacyConfig(), privacy_keys(), device_id="rsu-c")
+    rng = np.random.default_rng(9)
+    for i, (pixels, gt) in enumerate(scene_frames()):
+        h, w = pixels.shape[:2]
+        work = FrameWork(Frame(meta(i, w, h), pixels))
+        work.detections = noisy_detections(gt, rng)
+        work.tracks = tracker.update(work.frame.meta, work.detections).objects
+        stage(work)
+        for env in work.outgoing:  # this store receives both categories: plate records are not ours
+            store.append(env)
+    device, face, plate = key_material()
+    signers = trusted_signers([device.verify_key])
+    index = clips.build_clips(store, face, signers, tmp_path / "clips")
+    assert index["rejected"] == [] and index["other_recipient"] > 0
+    assert json.loads((tmp_path / "clips" / "index.json").read_text()) == index
+    objs = index["objects"]
+    assert objs and all(o["category"] == "face" for o in objs)
+    # every face region of every record is in exactly one clip frame
+    faces = [open_sealed(bytes(e.body), face, signers) for v in store.segments() for e in store.iter_segment(v)
+             if e.dest == "func.face"]
+    assert sum(o["frames"] for o in objs) == sum(len(r.regions) for r in faces)
+    tracked = [o for o in objs if o["track_id"] >= 0]
+    assert tracked and max(o["frames"] for o in tracked) >= 10
+    by_image = {r.image_id: r for r in faces}
+    # a face's first frame (before the tracker confirms it) joins its track's clip
+    linked = [o for o in tracked for iid, pos in zip(o["image_ids"], o["positions"], strict=True)
+              if next(g for g in by_image[iid].regions if [g.x, g.y, g.w, g.h] == pos).track_id == -1]
+    assert linked
+    for o in tracked[:3]:
+        assert o["frame_indexes"] == sorted(o["frame_indexes"])
+        with av.open(str(tmp_path / "clips" / o["clip"])) as c:
+            decoded = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+        assert len(decoded) == o["frames"]
+        for frame, image_id, pos in zip(decoded, o["image_ids"], o["positions"], strict=True):
+            rec = by_image[image_id]
+            region = next(g for g in rec.regions if [g.x, g.y, g.w, g.h] == pos)
+            assert region.track_id in (o["track_id"], -1)  # -1: seen before the track was confirmed
+            crop = decode_png(region.crop)
+            assert frame.shape == (rec.height, rec.width, 3)
+            assert np.array_equal(frame[region.y:region.y + region.h, region.x:region.x + region.w], crop)
+            mask = np.ones(frame.shape[:2], bool)
+            mask[region.y:region.y + region.h, region.x:region.x + region.w] = False
+            assert not frame[mask].any()  # blank elsewhere
+        best = cv2.imread(str(tmp_path / "clips" / o["best_crop"]))
+        best_rec = by_image[o["best_image_id"]]
+        assert any(np.array_equal(best, decode_png(g.crop)) for g in best_rec.regions)
+
+
+def test_best_crop_prefers_large_sharp_detected_views() -> None:
+    from edged.privacy.records import RecordRegion, encode_png
+
+    rng = np.random.default_rng(0)
+    sharp = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
+    soft = cv2.GaussianBlur(sharp, (0, 0), 3)
+
+    def region(img, box, detected=True):
+        return RecordRegion(1, "face", 0, 0, 40, 40, 0.0, box, 0.9, detected, encode_png(img), b"", (0, 0, 0))
+
+    big = clips.feature_value(region(sharp, (0, 0, 40, 40)), sharp)
+    assert big > clips.feature_value(region(sharp, (10, 10, 30, 30)), sharp)  # larger box
+    assert big > clips.feature_value(region(soft, (0, 0, 40, 40)), soft)  # sharper
+    assert clips.feature_value(region(sharp, (0, 0, 40, 40), detected=False), sharp) == 0.0
+
+
+def test_clips_cli_reports_bad_keys(tmp_path: Path, capsys) -> None:
+    assert clips.main(["--key", str(tmp_path / "no.key"), "--signer", str(tmp_path / "no.pub"),
+                       "--store", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
+    assert "not found" in capsys.readouterr().err
