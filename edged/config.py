@@ -582,15 +582,21 @@ class PrivacyConfig(_Section):
     """Temporal stability (SPEC S5, seed 001): per track, the region's box moves on a grid with
     hysteresis and its content is a slowly updated low-resolution field, so de-identified video
     compresses better than per-frame blur. Off: every frame is de-identified on its own."""
-    grid_px: Annotated[int, msgspec.Meta(ge=1, le=64)] = 16
-    """Stabilised boxes move and resize in steps of this many pixels (one H.264 macroblock): between
-    steps the region is pixel-identical to the previous frame and costs almost no bits."""
+    grid_px: Annotated[int, msgspec.Meta(ge=1, le=64)] = 8
+    """Stabilised boxes move and resize in steps of this many pixels (an H.264 8x8 partition):
+    between steps the region is pixel-identical to the previous frame and costs almost no bits.
+    8 coded the fake scene's regions smaller than 16 or 32 (and covers less area: the box is one
+    step larger than the object's grown box); see ``tools/eval_privacy.py``."""
     shrink_per_frame: Fraction = 0.02
     """A stabilised box grows at once when its object grows, and shrinks by at most this fraction
     per frame (a few seconds from far to near): detector size jitter does not resize it."""
     fill_update: Fraction = 0.1
     """Per-frame weight of the new frame in a track's de-identified field (exponential average):
     lighting changes show within about a second at 10 fps, frame-to-frame detail does not."""
+    redraw_levels: NonNegative = 4.0
+    """A track's region is redrawn only when its averaged field has moved this many grey levels
+    (mean absolute) from what is shown; in between the content stays pixel-identical. 4 levels is
+    below what the eye notices on a blurred patch and cut the regions' H.264 bits by a further ~25%."""
     categories: list[str] = msgspec.field(default_factory=lambda: ["face", "plate"])
     """Sensitive categories whose original crops are sealed and sent to a functional platform. Every
     sensitive class is de-identified whether listed or not; a category left out keeps no crop."""
