@@ -28,7 +28,6 @@ import logging
 import random
 import sqlite3
 import ssl
-import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
@@ -208,7 +207,6 @@ class Uplink:
         self._in_flight: dict[str, Pending] = {}
         self._acked: list[Pending] = []
         self._last_cached = -float("inf")
-        self._lock = threading.Lock()
         self.connected = False
         self.published = 0
         self.acked = 0
