@@ -194,10 +194,10 @@ def test_many_tracks_of_several_classes():
 def test_malformed_detections_are_refused_without_changing_state(bad, message):
     tracker = make()
     run(tracker, [dets((*moving_box(i), 0.9, CAR)) for i in range(3)])
-    before = tracker.sets[CAR].mean.copy()
+    before = tracker.tracks.mean.copy()
     with pytest.raises(TrackerInputError, match=message):
         tracker.update(meta(3), bad)
-    np.testing.assert_array_equal(tracker.sets[CAR].mean, before)
+    np.testing.assert_array_equal(tracker.tracks.mean, before)
     assert tracker.update(meta(3), dets((*moving_box(3), 0.9, CAR))).objects.track_ids.tolist() == [1]
 
 

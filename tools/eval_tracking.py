@@ -111,15 +111,18 @@ def scripted_scene(
 
 
 def fake_camera_scene(seed: int, seconds: float, fps: float = FPS, width: int = WIDTH,
-                      height: int = HEIGHT) -> tuple[list[GroundTruth], list[FrameMeta]]:
+                      height: int = HEIGHT, events: bool = False) -> tuple[list[GroundTruth], list[FrameMeta]]:
     """Ground truth and frame metadata from ``hal.fake.FakeCamera`` (it renders every frame).
 
     Exposure follows the meter-and-lock rule in its simplest form: auto for the first second, then
     manual at 2 ms with the gain that keeps shutter x gain (so the selector sees manual frames).
+    ``events`` adds the scene's camera faults (light change, 2 s freeze, 2 s cover): a freeze or cover
+    hides 2 s of motion, after which every track is matched afresh (id switches that are not the
+    tracker's doing), so they are off by default.
     """
     from hal.fake import FakeCamera  # imported only when asked for: rendering needs its assets
 
-    cam = FakeCamera(width=width, height=height, fps=fps, seed=seed, t0=1.7e9)
+    cam = FakeCamera(width=width, height=height, fps=fps, seed=seed, t0=1.7e9, events=events)
     cam.start()
     gts, metas = [], []
     try:
@@ -286,8 +289,9 @@ def run_reference(metas: list[FrameMeta], dets: list[Detections], config: TrackC
 
 # ---------------------------------------------------------------------------------------- scoring
 def score(gts: list[GroundTruth], outputs: list[TrackOutput], classes: Iterable[str] | None = None,
-          threshold: float = 0.5) -> dict[str, float]:
-    """CLEAR (MOTA, IDSW...), identity (IDF1) and HOTA from ``trackers.eval``; class-aware IoU."""
+          threshold: float = 0.5, hota: bool = True) -> dict[str, float]:
+    """CLEAR (MOTA, IDSW...), identity (IDF1) and HOTA (NaN when ``hota`` is False, it is the slow
+    one) from ``trackers.eval``, with class-aware IoU."""
     from trackers.eval import compute_clear_metrics, compute_hota_metrics, compute_identity_metrics
 
     keep_classes = np.array([class_id(c) for c in (classes or SelectConfig().classes)])
@@ -302,9 +306,9 @@ def score(gts: list[GroundTruth], outputs: list[TrackOutput], classes: Iterable[
         sims.append(sim)
     clear = compute_clear_metrics(gt_ids, tr_ids, sims, threshold=threshold)
     ident = compute_identity_metrics(gt_ids, tr_ids, sims, threshold=threshold)
-    hota = compute_hota_metrics(gt_ids, tr_ids, sims)
+    hota_value = float(compute_hota_metrics(gt_ids, tr_ids, sims)["HOTA"]) if hota else float("nan")
     return {
-        "MOTA": float(clear["MOTA"]), "IDF1": float(ident["IDF1"]), "HOTA": float(hota["HOTA"]),
+        "MOTA": float(clear["MOTA"]), "IDF1": float(ident["IDF1"]), "HOTA": hota_value,
         "IDSW": int(clear["IDSW"]), "FP": int(clear["CLR_FP"]), "FN": int(clear["CLR_FN"]),
         "TP": int(clear["CLR_TP"]), "Frag": int(clear["Frag"]), "MT": int(clear["MT"]), "ML": int(clear["ML"]),
         "gt_objects": int(len(np.unique(np.concatenate(gt_ids)))) if gt_ids else 0,
@@ -335,14 +339,14 @@ def split_visible(gt: GroundTruth, min_visible: float) -> tuple[GroundTruth, Gro
 
 
 def make_scene(source: str, seed: int, seconds: float, noise: Noise | None = None, fps: float = FPS,
-               min_visible: float = 0.25, classes: Iterable[str] | None = None) -> Scene:
+               min_visible: float = 0.25, classes: Iterable[str] | None = None, events: bool = False) -> Scene:
     """A scene with detections spoiled from its ground truth (``classes``: the detected classes)."""
     if source == "synthetic":
         raw = scripted_scene(seed, seconds, fps)
         metas = frame_metas(len(raw), fps)
         noise = noise or Noise()
     elif source == "fake":
-        raw, metas = fake_camera_scene(seed, seconds, fps)
+        raw, metas = fake_camera_scene(seed, seconds, fps, events=events)
         noise = noise or Noise(occluded_miss=None)
     else:
         raise ValueError(f"unknown source {source!r}; use 'synthetic' or 'fake'")
@@ -367,9 +371,10 @@ def drop_ignored(outputs: list[TrackOutput], ignored: list[GroundTruth], thresho
 SENSITIVE = ("face", "plate")
 
 
-def evaluate(scene: Scene, outputs: list[TrackOutput], classes: Iterable[str] | None = None) -> dict[str, float]:
+def evaluate(scene: Scene, outputs: list[TrackOutput], classes: Iterable[str] | None = None,
+             hota: bool = True) -> dict[str, float]:
     """Scores of ``outputs`` on ``scene`` for ``classes`` (default: the selection classes)."""
-    return score(scene.gts, drop_ignored(outputs, scene.ignored), classes)
+    return score(scene.gts, drop_ignored(outputs, scene.ignored), classes, hota=hota)
 
 
 @dataclass(slots=True)
@@ -432,13 +437,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", choices=["synthetic", "fake"], default="synthetic")
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--events", action="store_true", help="fake scene: include freeze/cover/light events")
+    parser.add_argument("--miss-rate", type=float, default=None, help="chance a visible object is not detected")
+    parser.add_argument("--box-sigma", type=float, default=None, help="box edge noise, fraction of size")
+    parser.add_argument("--fp-per-frame", type=float, default=None, help="mean false positives per frame")
     parser.add_argument("--reference", action="store_true", help="also score trackers' ByteTrackTracker")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    scene = make_scene(args.source, args.seed, args.seconds)
+    base = Noise() if args.source == "synthetic" else Noise(occluded_miss=None)
+    noise = Noise(
+        box_sigma=base.box_sigma if args.box_sigma is None else args.box_sigma,
+        miss_rate=base.miss_rate if args.miss_rate is None else args.miss_rate,
+        occluded_miss=base.occluded_miss, low_score_rate=base.low_score_rate,
+        fp_per_frame=base.fp_per_frame if args.fp_per_frame is None else args.fp_per_frame,
+    )
+    scene = make_scene(args.source, args.seed, args.seconds, noise=noise, events=args.events)
     n_gt = sum(len(g) for g in scene.gts)
-    print(f"{args.source} scene: {len(scene.metas)} frames at {FPS:g} fps, {n_gt} scored ground-truth boxes, "
+    events = " with camera events" if args.events and args.source == "fake" else ""
+    print(f"{args.source} scene{events}: {len(scene.metas)} frames at {FPS:g} fps, {n_gt} scored ground-truth boxes, "
           f"seed {args.seed} ({time.perf_counter() - t0:.1f} s to make)")
+    print(f"noise: {noise}")
     groups = {"selection classes": None, "face+plate": SENSITIVE}
     full = run_edged(scene.metas, scene.dets, include_predicted=True)
     detected_only = [TrackOutput(o.track_ids, o.class_ids, o.boxes) for o in run_edged(scene.metas, scene.dets)]

@@ -22,7 +22,8 @@ class KalmanNoise:
     std_position: float = 1.0 / 20.0
     std_velocity: float = 1.0 / 160.0
     std_init_velocity: float = 10.0 / 160.0
-    """Velocity standard deviation of a new track, fraction of box size per frame (ByteTrack: 10/160)."""
+    """Centre-velocity standard deviation of a new track, fraction of box size per frame (ByteTrack:
+    10/160); the size velocity always starts at ``10 * std_velocity``."""
 
 
 def _size_scale(mean: np.ndarray) -> np.ndarray:
@@ -45,7 +46,10 @@ def initiate(measurements: np.ndarray, noise: KalmanNoise) -> tuple[np.ndarray, 
     z = np.asarray(measurements, dtype=np.float64).reshape(-1, _NDIM)
     mean = np.concatenate([z, np.zeros_like(z)], axis=1)
     scale = _size_scale(mean)
-    std = np.concatenate([2.0 * noise.std_position * scale, noise.std_init_velocity * scale], axis=1)
+    # Position velocity starts uncertain (objects enter moving); size velocity starts near zero, so
+    # a box that changes shape under occlusion does not set a track shrinking or growing.
+    vel = np.concatenate([noise.std_init_velocity * scale[:, :2], 10.0 * noise.std_velocity * scale[:, 2:]], axis=1)
+    std = np.concatenate([2.0 * noise.std_position * scale, vel], axis=1)
     return mean, _diag(std)
 
 

@@ -1,17 +1,23 @@
-"""ByteTrack-style multi-class tracker (SPEC S3), one track set per class, state in stacked arrays.
+"""ByteTrack-style multi-class tracker (SPEC S3): one track set per class, all stored in stacked arrays.
 
-Per frame and class: Kalman-predict every track; associate high-score detections with all confirmed
-tracks (tracked and lost) by IoU; extend unconfirmed candidates with the remaining high-score detections and start
-candidates from what is left (score >= ``birth_score``); associate low-score detections with every
-track and candidate still unmatched (a stricter IoU); confirm a candidate after
-``confirm_hits`` consecutive matches (it then gets its persistent id); remove candidates on their
-first miss and tracks lost for more than ``lost_buffer_s``. Assignment is the Jonker-Volgenant
-solver (``lap.lapjv``) on ``1 - IoU`` with a cost limit.
+Every class has its own track set: a detection can only ever match a track of its own class. The
+sets live together in one :class:`TrackSet` (one row per track, a class column), so a frame costs a
+fixed number of numpy calls however many classes are present; association costs between different
+classes are infinite, which makes each assignment block-diagonal, i.e. exactly the per-class one.
+
+Per frame: Kalman-predict every track; (1) associate high-score detections with all confirmed tracks
+(tracked and lost) by IoU; (2) extend unconfirmed candidates with the remaining high-score detections
+(buffered IoU, since a candidate's velocity is unknown) and start candidates from what is left
+(score >= ``birth_score``); (3) associate low-score detections with every track and candidate still
+unmatched (stricter IoU). A candidate becomes a track, with its persistent id, after
+``confirm_hits`` consecutive matches; candidates are removed on their first miss, tracks when lost
+for more than ``lost_buffer_s`` or predicted wholly outside the image. Assignment: Jonker-Volgenant
+(``lap.lapjv``) on ``1 - IoU`` with a cost limit.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import lap
 import numpy as np
@@ -27,6 +33,8 @@ UNCONFIRMED = -1
 """Track id of a candidate that has not yet been confirmed."""
 TIME_EPS = 1e-6
 """Slack on time windows: epoch timestamps in float64 carry ~1e-7 s of rounding."""
+MIN_INSIDE = 0.25
+"""A predicted box is reported only while at least this fraction of it is inside the image."""
 
 
 class TrackerInputError(ValueError):
@@ -41,9 +49,8 @@ def assign(iou: np.ndarray, min_iou: float) -> tuple[np.ndarray, np.ndarray, np.
     n, m = iou.shape
     if n == 0 or m == 0:
         return np.zeros((0, 2), dtype=np.int64), np.arange(n), np.arange(m)
-    cost = 1.0 - iou
-    # lapjv treats cost_limit as inclusive of ties poorly; nudge so IoU == min_iou still matches.
-    _, row_to_col, col_to_row = lap.lapjv(cost, extend_cost=True, cost_limit=1.0 - min_iou + 1e-9)
+    # The small slack lets IoU == min_iou match (lapjv excludes costs equal to the limit).
+    _, row_to_col, col_to_row = lap.lapjv(1.0 - iou, extend_cost=True, cost_limit=1.0 - min_iou + 1e-9)
     rows = np.flatnonzero(row_to_col >= 0)
     pairs = np.column_stack([rows, row_to_col[rows]]).astype(np.int64)
     return pairs, np.flatnonzero(row_to_col < 0), np.flatnonzero(col_to_row < 0)
@@ -51,9 +58,10 @@ def assign(iou: np.ndarray, min_iou: float) -> tuple[np.ndarray, np.ndarray, np.
 
 @dataclass(slots=True)
 class TrackSet:
-    """All tracks (and candidates) of one class, one row per track."""
+    """Tracks and candidates, one row each (all classes; ``cls`` says which set a row belongs to)."""
 
     ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    cls: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
     mean: np.ndarray = field(default_factory=lambda: np.zeros((0, 8)))
     cov: np.ndarray = field(default_factory=lambda: np.zeros((0, 8, 8)))
     hits: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
@@ -75,12 +83,19 @@ class TrackSet:
         return self.ids != UNCONFIRMED
 
     def keep(self, mask: np.ndarray) -> None:
-        for name in TrackSet.__slots__:
-            setattr(self, name, getattr(self, name)[mask])
+        for f in _FIELDS:
+            setattr(self, f, getattr(self, f)[mask])
 
     def extend(self, other: TrackSet) -> None:
-        for name in TrackSet.__slots__:
-            setattr(self, name, np.concatenate([getattr(self, name), getattr(other, name)]))
+        for f in _FIELDS:
+            setattr(self, f, np.concatenate([getattr(self, f), getattr(other, f)]))
+
+    def of_class(self, class_id: int) -> np.ndarray:
+        """Row indices of one class's track set."""
+        return np.flatnonzero(self.cls == class_id)
+
+
+_FIELDS = tuple(f.name for f in fields(TrackSet))
 
 
 @dataclass(slots=True)
@@ -89,24 +104,30 @@ class TrackStep:
 
     objects: TrackedObjects
     """Confirmed tracks matched in this frame (``detected=True``, detector's box) and lost ones within
-    ``predicted_output_s`` (``detected=False``, Kalman-predicted box)."""
+    ``predicted_output_s`` (``detected=False``, Kalman-predicted box clipped to the image)."""
     ended_ids: np.ndarray
     """Ids of confirmed tracks removed in this frame (lost too long or predicted out of view)."""
 
 
 def _check_detections(dets: Detections) -> None:
     n = len(dets)
+    if dets.boxes.ndim != 2 or dets.boxes.shape[1] != 4:
+        raise TrackerInputError(f"detections.boxes has shape {dets.boxes.shape}, expected (N, 4)")
     for name in ("scores", "class_ids", "angles"):
         arr = getattr(dets, name)
         if arr.shape != (n,):
             raise TrackerInputError(f"detections.{name} has shape {arr.shape}, expected ({n},) to match boxes")
-    if dets.boxes.ndim != 2 or dets.boxes.shape[1] != 4:
-        raise TrackerInputError(f"detections.boxes has shape {dets.boxes.shape}, expected (N, 4)")
     if n and not (np.isfinite(dets.boxes).all() and np.isfinite(dets.scores).all()):
         raise TrackerInputError("detections contain NaN or infinite boxes or scores")
     if n and ((dets.class_ids < 0).any() or (dets.class_ids >= len(CLASS_NAMES)).any()):
         bad = int(dets.class_ids[(dets.class_ids < 0) | (dets.class_ids >= len(CLASS_NAMES))][0])
         raise TrackerInputError(f"detections contain class id {bad}; known ids are 0..{len(CLASS_NAMES) - 1}")
+
+
+def _same_class_iou(a_boxes: np.ndarray, a_cls: np.ndarray, b_boxes: np.ndarray, b_cls: np.ndarray) -> np.ndarray:
+    iou = iou_matrix(a_boxes, b_boxes)
+    iou[a_cls[:, None] != b_cls[None, :]] = 0.0
+    return iou
 
 
 class Tracker:
@@ -123,14 +144,13 @@ class Tracker:
         self.ids = ids
         self.fps = fps
         self.noise = kalman.KalmanNoise(config.std_position, config.std_velocity, config.std_init_velocity)
-        self.sets: dict[int, TrackSet] = {}
+        self.tracks = TrackSet()
         self.last_timestamp: float | None = None
         self.frames = 0
 
     def live_ids(self) -> np.ndarray:
         """Ids of all confirmed tracks (tracked or lost)."""
-        parts = [s.ids[s.confirmed] for s in self.sets.values()]
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        return self.tracks.ids[self.tracks.confirmed].copy()
 
     def update(self, meta: FrameMeta, detections: Detections) -> TrackStep:
         _check_detections(detections)
@@ -142,119 +162,105 @@ class Tracker:
         dt = 1.0 if self.last_timestamp is None else (ts - self.last_timestamp) * self.fps
         self.last_timestamp = ts
         self.frames += 1
+        return self._step(detections, ts, dt, meta.width, meta.height)
 
-        outputs: list[TrackedObjects] = []
-        ended: list[np.ndarray] = []
-        class_ids = np.unique(np.concatenate([np.fromiter(self.sets, dtype=np.int64),
-                                              detections.class_ids.astype(np.int64)]))
-        for cid in class_ids.tolist():
-            tracks = self.sets.setdefault(cid, TrackSet())
-            objects, gone = self._update_class(tracks, cid, detections.select(detections.class_ids == cid),
-                                               ts, dt, meta.width, meta.height)
-            outputs.append(objects)
-            ended.append(gone)
-            if len(tracks) == 0:
-                del self.sets[cid]
-        objects = _concat_tracked(outputs)
-        return TrackStep(objects, np.concatenate(ended) if ended else np.zeros(0, dtype=np.int64))
-
-    def _update_class(
-        self, tracks: TrackSet, cid: int, dets: Detections, ts: float, dt: float, width: int, height: int
-    ) -> tuple[TrackedObjects, np.ndarray]:
-        cfg = self.config
+    def _step(self, dets: Detections, ts: float, dt: float, width: int, height: int) -> TrackStep:
+        cfg, tracks = self.config, self.tracks
+        frame = np.array([width, height, width, height], dtype=np.float64)
         # Lost tracks do not keep growing or shrinking while nothing measures them.
         tracks.mean[~tracks.tracked, 6:8] = 0.0
         tracks.mean, tracks.cov = kalman.predict(tracks.mean, tracks.cov, dt, self.noise)
-        predicted = cxcywh_to_xyxy(tracks.mean[:, :4])
+        # Detections never extend past the image, so neither do the boxes they are compared with.
+        unclipped = cxcywh_to_xyxy(tracks.mean[:, :4])
+        predicted = np.clip(unclipped, 0.0, frame)
 
+        det_boxes = dets.boxes.astype(np.float64)
+        det_cls = dets.class_ids
         keep = dets.scores >= cfg.low_score
-        high = np.flatnonzero(keep & (dets.scores >= cfg.high_score))
-        low = np.flatnonzero(keep & (dets.scores < cfg.high_score))
-        matched_track = np.full(len(tracks), -1, dtype=np.int64)  # detection row per track
+        is_high = dets.scores >= cfg.high_score
+        high = np.flatnonzero(keep & is_high)
+        low = np.flatnonzero(keep & ~is_high)
+        matched = np.full(len(tracks), -1, dtype=np.int64)  # detection row per track
 
-        confirmed = np.flatnonzero(tracks.confirmed)
-        # 1. high-score detections with every confirmed track (tracked and lost)
-        pairs, free_tracks, free_high = assign(iou_matrix(predicted[confirmed], dets.boxes[high]), cfg.min_iou_first)
-        matched_track[confirmed[pairs[:, 0]]] = high[pairs[:, 1]]
-        free_high = high[free_high]
-        # 2. candidates with the remaining high-score detections; the rest may start candidates
-        candidates = np.flatnonzero(~tracks.confirmed)
-        # A candidate's velocity is unknown: compare buffered boxes so an object that moved more
-        # than its own width can still be followed (C-BIoU).
-        pairs, free_candidates, rest = assign(
-            iou_matrix(expand(predicted[candidates], cfg.candidate_buffer), expand(dets.boxes[free_high], cfg.candidate_buffer)),
-            cfg.min_iou_candidate,
-        )
-        matched_track[candidates[pairs[:, 0]]] = free_high[pairs[:, 1]]
-        births = free_high[rest]
+        confirmed_mask = tracks.confirmed
+        confirmed = np.flatnonzero(confirmed_mask)
+        candidates = np.flatnonzero(~confirmed_mask)
+        free_rows = np.zeros(0, dtype=np.int64)
+        births = np.zeros(0, dtype=np.int64)
+        if len(tracks) and len(dets):
+            iou = _same_class_iou(predicted, tracks.cls, det_boxes, det_cls)
+            # 1. high-score detections with every confirmed track (tracked and lost)
+            pairs, free_tracks, free_high = assign(iou[np.ix_(confirmed, high)], cfg.min_iou_first)
+            matched[confirmed[pairs[:, 0]]] = high[pairs[:, 1]]
+            free_high = high[free_high]
+            # 2. candidates with the remaining high-score detections (buffered boxes)
+            cand_iou = _same_class_iou(expand(predicted[candidates], cfg.candidate_buffer), tracks.cls[candidates],
+                                       expand(det_boxes[free_high], cfg.candidate_buffer), det_cls[free_high])
+            pairs, free_cand, rest = assign(cand_iou, cfg.min_iou_candidate)
+            matched[candidates[pairs[:, 0]]] = free_high[pairs[:, 1]]
+            births = free_high[rest]
+            # 3. low-score detections with every track and candidate still unmatched (stricter IoU)
+            free_rows = np.concatenate([confirmed[free_tracks], candidates[free_cand]])
+            pairs, _, _ = assign(iou[np.ix_(free_rows, low)], cfg.min_iou_second)
+            matched[free_rows[pairs[:, 0]]] = low[pairs[:, 1]]
+        elif len(dets):
+            births = high
         births = births[dets.scores[births] >= cfg.birth_score]
-        # 3. low-score detections with every track still unmatched (tracked, lost or candidate); the
-        #    stricter IoU keeps a low-score false positive from taking over a track
-        second = np.concatenate([confirmed[free_tracks], candidates[free_candidates]])
-        pairs, _, _ = assign(iou_matrix(predicted[second], dets.boxes[low]), cfg.min_iou_second)
-        matched_track[second[pairs[:, 0]]] = low[pairs[:, 1]]
 
         # Kalman update of matched tracks
-        hit = matched_track >= 0
-        rows = matched_track[hit]
-        z = xyxy_to_cxcywh(dets.boxes[rows])
-        tracks.mean[hit], tracks.cov[hit] = kalman.update(tracks.mean[hit], tracks.cov[hit], z, self.noise)
-        tracks.hits[hit] += 1
-        tracks.hits[~hit] = 0
-        tracks.last_seen[hit] = ts
+        hit = matched >= 0
+        rows = matched[hit]
+        if rows.size:
+            tracks.mean[hit], tracks.cov[hit] = kalman.update(
+                tracks.mean[hit], tracks.cov[hit], xyxy_to_cxcywh(det_boxes[rows]), self.noise
+            )
+            tracks.last_seen[hit] = ts
+            tracks.score[hit] = dets.scores[rows]
+            tracks.angle[hit] = dets.angles[rows]
+            tracks.box[hit] = dets.boxes[rows]
+            predicted[hit] = np.clip(cxcywh_to_xyxy(tracks.mean[hit, :4]), 0.0, frame)
+            unclipped[hit] = det_boxes[rows]
+        tracks.hits = np.where(hit, tracks.hits + 1, 0)
         tracks.tracked = hit
-        tracks.score[hit] = dets.scores[rows]
-        tracks.angle[hit] = dets.angles[rows]
-        tracks.box[hit] = dets.boxes[rows]
-        detected = hit.copy()
 
         # Removal: candidates on a miss; tracks lost too long or predicted wholly outside the image.
-        pred_now = cxcywh_to_xyxy(tracks.mean[:, :4])
-        outside = (pred_now[:, 2] <= 0) | (pred_now[:, 0] >= width) | (pred_now[:, 3] <= 0) | (pred_now[:, 1] >= height)
+        outside = (unclipped[:, 2] <= 0) | (unclipped[:, 0] >= width) | (unclipped[:, 3] <= 0) | (unclipped[:, 1] >= height)
         expired = (ts - tracks.last_seen) > cfg.lost_buffer_s + TIME_EPS
-        remove = np.where(tracks.confirmed, ~hit & (expired | outside), ~hit)
-        gone = tracks.ids[remove & tracks.confirmed]
-        tracks.keep(~remove)
-        detected = detected[~remove]
-        pred_now = pred_now[~remove]
+        remove = ~hit & np.where(confirmed_mask, expired | outside, True)
+        ended = tracks.ids[remove & confirmed_mask]
+        if remove.any():
+            live = ~remove
+            tracks.keep(live)
+            hit, predicted, unclipped = hit[live], predicted[live], unclipped[live]
 
         # Births, then confirmation (a new candidate is confirmed at once when confirm_hits == 1).
         if births.size:
-            mean, cov = kalman.initiate(xyxy_to_cxcywh(dets.boxes[births]), self.noise)
             n = births.size
+            mean, cov = kalman.initiate(xyxy_to_cxcywh(det_boxes[births]), self.noise)
             tracks.extend(TrackSet(
-                ids=np.full(n, UNCONFIRMED, dtype=np.int64), mean=mean, cov=cov,
+                ids=np.full(n, UNCONFIRMED, dtype=np.int64), cls=det_cls[births].astype(np.int16), mean=mean, cov=cov,
                 hits=np.ones(n, dtype=np.int64), last_seen=np.full(n, ts), tracked=np.ones(n, dtype=bool),
                 score=dets.scores[births].astype(np.float32), angle=dets.angles[births].astype(np.float32),
                 box=dets.boxes[births].astype(np.float32),
             ))
-            detected = np.concatenate([detected, np.ones(n, dtype=bool)])
-            pred_now = np.concatenate([pred_now, cxcywh_to_xyxy(mean[:, :4])])
-        for i in np.flatnonzero(~tracks.confirmed & (tracks.hits >= cfg.confirm_hits)).tolist():
+            hit = np.concatenate([hit, np.ones(n, dtype=bool)])
+            predicted = np.concatenate([predicted, det_boxes[births]])
+            unclipped = np.concatenate([unclipped, det_boxes[births]])
+        for i in np.flatnonzero((tracks.ids == UNCONFIRMED) & (tracks.hits >= cfg.confirm_hits)).tolist():
             tracks.ids[i] = self.ids.next_id()
 
-        recent = (ts - tracks.last_seen) <= cfg.predicted_output_s + TIME_EPS
-        report = tracks.confirmed & (detected | recent)
-        boxes = np.where(detected[:, None], tracks.box, pred_now).astype(np.float32)[report]
+        # Output: detected tracks, and lost ones for a short while (boxes clipped, mostly inside).
+        full_area = np.maximum((unclipped[:, 2] - unclipped[:, 0]) * (unclipped[:, 3] - unclipped[:, 1]), 1e-9)
+        inside = (predicted[:, 2] - predicted[:, 0]) * (predicted[:, 3] - predicted[:, 1]) / full_area
+        recent = ((ts - tracks.last_seen) <= cfg.predicted_output_s + TIME_EPS) & (inside >= MIN_INSIDE)
+        report = (tracks.ids != UNCONFIRMED) & (hit | recent)
+        boxes = np.where(hit[:, None], tracks.box, predicted)[report].astype(np.float32)
         objects = TrackedObjects(
-            track_ids=tracks.ids[report].copy(),
-            class_ids=np.full(int(report.sum()), cid, dtype=np.int16),
+            track_ids=tracks.ids[report],
+            class_ids=tracks.cls[report],
             boxes=boxes,
-            scores=tracks.score[report].copy(),
-            angles=tracks.angle[report].copy(),
-            detected=detected[report].copy(),
+            scores=tracks.score[report],
+            angles=tracks.angle[report],
+            detected=hit[report],
         )
-        return objects, gone
-
-
-def _concat_tracked(parts: list[TrackedObjects]) -> TrackedObjects:
-    if not parts:
-        return TrackedObjects()
-    return TrackedObjects(
-        track_ids=np.concatenate([p.track_ids for p in parts]).astype(np.int64),
-        class_ids=np.concatenate([p.class_ids for p in parts]).astype(np.int16),
-        boxes=np.concatenate([p.boxes for p in parts]).astype(np.float32).reshape(-1, 4),
-        scores=np.concatenate([p.scores for p in parts]).astype(np.float32),
-        angles=np.concatenate([p.angles for p in parts]).astype(np.float32),
-        detected=np.concatenate([p.detected for p in parts]).astype(bool),
-    )
+        return TrackStep(objects, ended)
