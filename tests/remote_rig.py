@@ -18,6 +18,7 @@ import numpy as np
 
 from edged.app import AppBuilder
 from edged.daemon import Daemon
+from edged.keys import generate_device_key, generate_platform_key
 from edged.remote.store import load_startup_config
 
 
@@ -29,9 +30,23 @@ def make_images(folder: Path, count: int = 4) -> Path:
     return folder
 
 
+def privacy_section(tmp: Path) -> str:
+    """A ``[privacy]`` TOML section with freshly generated device and platform keys under ``tmp``."""
+    keys = tmp / "keys"
+    if not (keys / "device.key").exists():
+        generate_device_key(keys / "device")
+        for category in ("face", "plate"):
+            generate_platform_key(keys / f"func-{category}")
+    return (
+        f'[privacy]\nsigning_key = "{keys / "device.key"}"\n'
+        f'recipients = {{ face = "{keys / "func-face.pub"}", plate = "{keys / "func-plate.pub"}" }}\n'
+    )
+
+
 def write_config(tmp: Path, extra: str = "", device: str = "rsu-test") -> Path:
     """A TOML config: file camera looping over generated images at 25 fps, data under ``tmp``."""
     images = make_images(tmp / "images")
+    privacy = privacy_section(tmp) if "[privacy]" not in extra else ""
     text = f"""
 [device]
 id = "{device}"
@@ -53,6 +68,7 @@ enabled = false
 
 [pipeline]
 stats_period_s = 60.0
+{privacy}
 {extra}
 """
     path = tmp / "edged.toml"
