@@ -39,6 +39,11 @@ def test_empty_file_gives_all_defaults(tmp_path: Path) -> None:
         ("[camera.fake]\nseed = 1.5", "config error at camera.fake.seed: expected int, got float"),
         ('[[detect.models]]\nname = "x"', "config error at detect.models[0].file: missing required key"),
         ("[device.position]\nlat = 91", "config error at device.position.lat: expected float <= 90.0"),
+        (
+            "[uplink.functional.'Bad Name']",
+            "config error at uplink.functional: expected str matching regex '^[a-z][a-z0-9_-]{0,31}$' "
+            "(a key of this table)",
+        ),
     ],
 )
 def test_errors_name_the_key_and_the_expectation(tmp_path: Path, toml: str, message: str) -> None:
