@@ -1,0 +1,6 @@
+"""Object detection (SPEC S2): TFLite runtime, output decoders, and the detector stage."""
+
+from edged.detect.detector import Detector, DetectStage
+from edged.detect.runtime import ModelError, TFLiteModel
+
+__all__ = ["DetectStage", "Detector", "ModelError", "TFLiteModel"]

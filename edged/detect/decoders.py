@@ -1,0 +1,202 @@
+"""Turn raw model outputs into boxes in model-input pixels.
+
+Every decoder returns a :class:`Raw` triple: ``boxes`` ``(N, 4)`` float32 ``x1, y1, x2, y2`` in
+pixels of the model's input image, ``scores`` ``(N,)`` and ``labels`` ``(N,)`` (the model's own
+class index). Decoders drop rows scoring below ``min_score`` and, for raw heads, run class-aware NMS.
+
+Layouts:
+
+- ``ssd``: TFLite_Detection_PostProcess, four outputs (boxes ``[ymin, xmin, ymax, xmax]``
+  normalised, classes, scores, count); NMS already done inside the model.
+- ``yolov5``: one ``(1, N, 5 + C)`` output: ``cx, cy, w, h, objectness, class scores``.
+- ``yolov8``: one ``(1, 4 + C, N)`` output: ``cx, cy, w, h, class scores`` (no objectness).
+  YOLO coordinates may be normalised (0-1) or in input pixels; both are accepted.
+- ``blazeface``: MediaPipe BlazeFace, ``regressors (1, N, 16)`` and ``classificators (1, N, 1)``
+  logits, decoded against SSD anchors generated from MediaPipe's anchor options.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+
+@dataclass(slots=True)
+class Raw:
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+    def select(self, keep: np.ndarray) -> Raw:
+        return Raw(self.boxes[keep], self.scores[keep], self.labels[keep])
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou: float) -> np.ndarray:
+    """Indices kept by class-aware non-maximum suppression (OpenCV's batched NMS), best first."""
+    if len(scores) == 0:
+        return np.zeros(0, np.int64)
+    xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1).astype(np.float64)
+    keep = cv2.dnn.NMSBoxesBatched(xywh, scores.astype(np.float32), labels.astype(np.int32), -1.0, float(iou))
+    return np.asarray(keep, dtype=np.int64).reshape(-1)
+
+
+def _cxcywh_to_xyxy(b: np.ndarray) -> np.ndarray:
+    half = b[:, 2:4] / 2
+    return np.concatenate([b[:, :2] - half, b[:, :2] + half], axis=1).astype(np.float32)
+
+
+def _to_pixels(xyxy: np.ndarray, input_wh: tuple[int, int]) -> np.ndarray:
+    """Scale normalised YOLO boxes to pixels; pixel boxes (any coordinate > 2) pass unchanged."""
+    if len(xyxy) and float(np.abs(xyxy).max()) <= 2.0:
+        return xyxy * np.array([input_wh[0], input_wh[1], input_wh[0], input_wh[1]], np.float32)
+    return xyxy
+
+
+# ------------------------------------------------------------------------------------------------ SSD
+def ssd_output_order(names: list[str], shapes: list[tuple[int, ...]]) -> list[int]:
+    """Indices of (boxes, classes, scores, count) among the four outputs.
+
+    TFLite names the post-processing outputs ``<op>:0`` .. ``<op>:3`` (boxes, classes, scores,
+    count; the first may lack ``:0``) but may list them in any order. When the names do not say,
+    the box tensor is the one ending in 4, the count the one-element one, and classes come before
+    scores in listing order.
+    """
+    suffixes = []
+    for name in names:
+        tail = name.rsplit(":", 1)[1] if ":" in name else "0"
+        suffixes.append(int(tail) if tail.isdigit() else -1)
+    if sorted(suffixes) == [0, 1, 2, 3]:
+        return [suffixes.index(k) for k in range(4)]
+    boxes = next(i for i, s in enumerate(shapes) if len(s) == 3 and s[-1] == 4)
+    count = next(i for i, s in enumerate(shapes) if i != boxes and int(np.prod(s)) == 1)
+    rest = [i for i in range(4) if i not in (boxes, count)]
+    return [boxes, rest[0], rest[1], count]
+
+
+def decode_ssd(
+    outputs: list[np.ndarray], input_wh: tuple[int, int], min_score: float, order: list[int] | None = None
+) -> Raw:
+    b, c, s, n = (outputs[i] for i in (order or [0, 1, 2, 3]))
+    count = int(np.asarray(n).reshape(-1)[0])
+    boxes = b.reshape(-1, 4)[:count]
+    classes = c.reshape(-1)[:count]
+    scores = s.reshape(-1)[:count].astype(np.float32)
+    w, h = input_wh
+    xyxy = np.stack([boxes[:, 1] * w, boxes[:, 0] * h, boxes[:, 3] * w, boxes[:, 2] * h], axis=1)
+    raw = Raw(xyxy.astype(np.float32), scores, np.round(classes).astype(np.int32))
+    return raw.select(raw.scores >= min_score)
+
+
+# ----------------------------------------------------------------------------------------------- YOLO
+def decode_yolov5(
+    outputs: list[np.ndarray], input_wh: tuple[int, int], num_classes: int, min_score: float, iou: float
+) -> Raw:
+    out = outputs[0].reshape(-1, outputs[0].shape[-1])
+    if out.shape[1] != 5 + num_classes:
+        raise ValueError(f"yolov5 output has {out.shape[1]} values per row, expected {5 + num_classes}")
+    cls = out[:, 5:] * out[:, 4:5]
+    labels = cls.argmax(axis=1)
+    scores = cls[np.arange(len(cls)), labels]
+    return _finish_yolo(out[:, :4], scores, labels, input_wh, min_score, iou)
+
+
+def decode_yolov8(
+    outputs: list[np.ndarray], input_wh: tuple[int, int], num_classes: int, min_score: float, iou: float
+) -> Raw:
+    out = outputs[0].reshape(outputs[0].shape[-2:])
+    if out.shape[0] != 4 + num_classes:
+        if out.shape[1] == 4 + num_classes:
+            out = out.T  # some exports put anchors first
+        else:
+            raise ValueError(f"yolov8 output shape {outputs[0].shape} has no axis of size {4 + num_classes}")
+    cls = out[4:].T
+    labels = cls.argmax(axis=1)
+    scores = cls[np.arange(len(cls)), labels]
+    return _finish_yolo(out[:4].T, scores, labels, input_wh, min_score, iou)
+
+
+def _finish_yolo(
+    cxcywh: np.ndarray, scores: np.ndarray, labels: np.ndarray, input_wh: tuple[int, int], min_score: float, iou: float
+) -> Raw:
+    keep = scores >= min_score
+    boxes = _to_pixels(_cxcywh_to_xyxy(cxcywh[keep]), input_wh)
+    raw = Raw(boxes, scores[keep].astype(np.float32), labels[keep].astype(np.int32))
+    return raw.select(nms(raw.boxes, raw.scores, raw.labels, iou))
+
+
+# ------------------------------------------------------------------------------------------ BlazeFace
+@dataclass(frozen=True, slots=True)
+class AnchorOptions:
+    """MediaPipe SsdAnchorsCalculator options for the BlazeFace models (fixed anchor size)."""
+
+    input_size: int
+    strides: tuple[int, ...]
+    interpolated_scale_aspect_ratio: float = 1.0
+    """1.0 adds a second anchor per layer (so 2 per layer); 0.0 gives one per layer."""
+
+
+BLAZEFACE_ANCHORS: dict[str, AnchorOptions] = {
+    "short_range": AnchorOptions(128, (8, 16, 16, 16)),
+    "full_range": AnchorOptions(192, (4,), 0.0),
+    "back": AnchorOptions(256, (16, 32, 32, 32)),
+}
+"""The three BlazeFace variants MediaPipe ships: front/short range (128 px, 896 anchors), full range
+(192 px, 2304 anchors), back camera (256 px, 896 anchors)."""
+
+
+def blazeface_anchors(opts: AnchorOptions) -> np.ndarray:
+    """``(N, 2)`` anchor centres ``(x, y)`` normalised to 0-1, in MediaPipe's order.
+
+    Consecutive layers with the same stride share one feature map; each layer contributes one
+    anchor per cell (aspect ratio 1) plus one when ``interpolated_scale_aspect_ratio`` is set.
+    """
+    per_layer = 2 if opts.interpolated_scale_aspect_ratio > 0 else 1
+    centres = []
+    i = 0
+    while i < len(opts.strides):
+        stride = opts.strides[i]
+        j = i
+        while j < len(opts.strides) and opts.strides[j] == stride:
+            j += 1
+        repeat = per_layer * (j - i)
+        cells = int(np.ceil(opts.input_size / stride))
+        ys, xs = np.meshgrid((np.arange(cells) + 0.5) / cells, (np.arange(cells) + 0.5) / cells, indexing="ij")
+        grid = np.stack([xs.ravel(), ys.ravel()], axis=1)
+        centres.append(np.repeat(grid, repeat, axis=0))
+        i = j
+    return np.concatenate(centres).astype(np.float32)
+
+
+def blazeface_variant(input_size: int, num_anchors: int) -> AnchorOptions:
+    """The anchor options whose input size and anchor count match the model; ``ValueError`` if none."""
+    for opts in BLAZEFACE_ANCHORS.values():
+        if opts.input_size == input_size and len(blazeface_anchors(opts)) == num_anchors:
+            return opts
+    known = ", ".join(f"{k} ({o.input_size} px, {len(blazeface_anchors(o))} anchors)" for k, o in BLAZEFACE_ANCHORS.items())
+    raise ValueError(f"no BlazeFace anchor set for input {input_size} px with {num_anchors} anchors; known: {known}")
+
+
+def decode_blazeface(
+    outputs: list[np.ndarray], anchors: np.ndarray, input_wh: tuple[int, int], min_score: float, iou: float
+) -> Raw:
+    """Decode BlazeFace: boxes are offsets from anchor centres in input pixels, scores are logits."""
+    reg, logits = (outputs[0], outputs[1]) if outputs[0].shape[-1] != 1 else (outputs[1], outputs[0])
+    reg = reg.reshape(-1, reg.shape[-1])
+    logits = np.clip(logits.reshape(-1), -80.0, 80.0)
+    scores = 1.0 / (1.0 + np.exp(-logits))
+    keep = scores >= min_score
+    w, h = input_wh
+    a = anchors[keep]
+    r = reg[keep, :4]
+    cx = r[:, 0] / w + a[:, 0]
+    cy = r[:, 1] / h + a[:, 1]
+    bw = r[:, 2] / w
+    bh = r[:, 3] / h
+    boxes = np.stack([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h], axis=1)
+    raw = Raw(boxes.astype(np.float32), scores[keep].astype(np.float32), np.zeros(int(keep.sum()), np.int32))
+    return raw.select(nms(raw.boxes, raw.scores, raw.labels, iou))

@@ -1,0 +1,258 @@
+"""The detection stage: every configured model on each frame, boxes in frame pixels.
+
+``Detector.from_config(cfg.detect)`` loads and checks every model (raising :class:`ModelError`
+naming the file and the mismatch), then ``detect(pixels_bgr)`` returns one :class:`Detections`
+with edged class ids. Each model sees the frame letterboxed (or stretched) to its input; with
+tiling on, the tiled models also see overlapping tiles, and all boxes are merged by class-aware NMS.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edged.classes import CLASS_NAMES
+from edged.config import DetectConfig, ModelConfig, TilingConfig
+from edged.detect import decoders
+from edged.detect.runtime import ModelError, TFLiteModel
+from edged.types import Detections
+
+_DEFAULT_RANGE = {"blazeface": (-1.0, 1.0), "ssd": (-1.0, 1.0), "yolov5": (0.0, 1.0), "yolov8": (0.0, 1.0)}
+"""Float input range each layout is usually trained on (pixels / 255 mapped linearly into it)."""
+_EXPECTED_OUTPUTS = {"ssd": 4, "yolov5": 1, "yolov8": 1, "blazeface": 2}
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def model_path(file: str) -> Path:
+    """A config ``file``: absolute as is; relative to the working directory, else to the repo root."""
+    p = Path(file)
+    if p.is_absolute() or p.exists():
+        return p if p.is_absolute() else Path.cwd() / p
+    fallback = _REPO_ROOT / p
+    return fallback if fallback.exists() else Path.cwd() / p
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """A rectangle of the frame (pixels) that one model invocation sees."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+def tile_regions(width: int, height: int, tiling: TilingConfig) -> list[Region]:
+    """The whole frame followed by overlapping tiles covering it (no tiles if a tile covers the frame)."""
+    regions = [Region(0, 0, width, height)]
+    tw, th = min(tiling.tile[0], width), min(tiling.tile[1], height)
+    if tw >= width and th >= height:
+        return regions
+
+    def starts(total: int, size: int) -> list[int]:
+        if size >= total:
+            return [0]
+        step = max(1, int(size * (1.0 - tiling.overlap)))
+        n = int(np.ceil((total - size) / step)) + 1
+        return [int(round(v)) for v in np.linspace(0, total - size, n)]
+
+    regions += [Region(x, y, tw, th) for y in starts(height, th) for x in starts(width, tw)]
+    return regions
+
+
+def letterbox(rgb: np.ndarray, size: tuple[int, int], pad: int = 0) -> tuple[np.ndarray, float, float, int, int]:
+    """Resize keeping the aspect ratio and centre in a ``size`` (w, h) canvas filled with ``pad``.
+
+    Returns (image, sx, sy, pad_x, pad_y): a canvas pixel ``u`` is ``(u - pad_x) / sx`` in ``rgb``.
+    """
+    w, h = size
+    ih, iw = rgb.shape[:2]
+    s = min(w / iw, h / ih)
+    nw, nh = max(1, round(iw * s)), max(1, round(ih * s))
+    px, py = (w - nw) // 2, (h - nh) // 2
+    img = np.full((h, w, 3), pad, np.uint8)
+    img[py : py + nh, px : px + nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    return img, nw / iw, nh / ih, px, py
+
+
+class LoadedModel:
+    """One model from the config: interpreter, decoder settings and label -> class-id map."""
+
+    def __init__(self, cfg: ModelConfig, threads: int) -> None:
+        self.cfg = cfg
+        self.path = model_path(cfg.file)
+        self.model = TFLiteModel(self.path, threads)
+        self.input_range = cfg.input_range or _DEFAULT_RANGE[cfg.layout]
+        self.class_map = self._class_map()
+        self.thresholds = self._thresholds()
+        self.min_score = float(min(self.thresholds[self.class_map >= 0].min(initial=1.0), 1.0))
+        self.anchors: np.ndarray | None = None
+        self.ssd_order: list[int] | None = None
+        self._check()
+
+    def _fail(self, what: str) -> ModelError:
+        return ModelError(f"model {self.cfg.name!r} ({self.path}): {what}")
+
+    def _class_map(self) -> np.ndarray:
+        ids = []
+        for label in self.cfg.labels:
+            if label == "":
+                ids.append(-1)
+            elif label in CLASS_NAMES:
+                ids.append(CLASS_NAMES.index(label))
+            else:
+                raise self._fail(f"label {label!r} is not an edged class; known: {', '.join(CLASS_NAMES)}")
+        return np.asarray(ids, dtype=np.int16)
+
+    def _thresholds(self) -> np.ndarray:
+        """Score threshold per model label index."""
+        known = {CLASS_NAMES[c] for c in self.class_map if c >= 0}
+        for name in self.cfg.thresholds:
+            if name not in known:
+                raise self._fail(f"threshold for {name!r}, which this model does not output ({', '.join(sorted(known))})")
+        return np.asarray(
+            [self.cfg.thresholds.get(CLASS_NAMES[c], self.cfg.score_threshold) if c >= 0 else 1.0 for c in self.class_map],
+            dtype=np.float32,
+        )
+
+    def _check(self) -> None:
+        """Compare the file with its config: input size, output count and output shapes."""
+        cfg, m = self.cfg, self.model
+        if tuple(cfg.input_size) != m.input_size:
+            raise self._fail(f"config input_size {tuple(cfg.input_size)} (w, h) but the file's input is {m.input_size}")
+        want = _EXPECTED_OUTPUTS[cfg.layout]
+        if len(m.outputs) != want:
+            shapes = [o.shape for o in m.outputs]
+            raise self._fail(f"layout {cfg.layout!r} needs {want} output tensors, the file has {len(m.outputs)} {shapes}")
+        n = len(cfg.labels)
+        shapes = [o.shape for o in m.outputs]
+        if cfg.layout == "yolov5" and shapes[0][-1] != 5 + n:
+            raise self._fail(f"yolov5 output {shapes[0]} does not end in 5 + {n} labels = {5 + n}")
+        if cfg.layout == "yolov8" and 4 + n not in shapes[0][-2:]:
+            raise self._fail(f"yolov8 output {shapes[0]} has no axis of 4 + {n} labels = {4 + n}")
+        if cfg.layout == "blazeface":
+            reg = next((s for s in shapes if s[-1] != 1), None)
+            if reg is None or reg[-1] < 4 or len(reg) != 3:
+                raise self._fail(f"blazeface outputs {shapes}: expected (1, N, 16) regressors and (1, N, 1) scores")
+            if m.input_size[0] != m.input_size[1]:
+                raise self._fail(f"blazeface input must be square, file has {m.input_size}")
+            try:
+                opts = decoders.blazeface_variant(m.input_size[0], reg[1])
+            except ValueError as err:
+                raise self._fail(str(err)) from None
+            self.anchors = decoders.blazeface_anchors(opts)
+            if n != 1:
+                raise self._fail(f"blazeface has one class, config lists {n} labels")
+        if cfg.layout == "ssd":
+            if not any(len(s) == 3 and s[-1] == 4 for s in shapes):
+                raise self._fail(f"ssd outputs {shapes} have no (1, N, 4) box tensor (TFLite_Detection_PostProcess)")
+            self.ssd_order = decoders.ssd_output_order([o.name for o in m.outputs], shapes)
+
+    # ------------------------------------------------------------------------------------------ run
+    def prepare(self, rgb: np.ndarray) -> tuple[np.ndarray, float, float, float, float]:
+        """Fit ``rgb`` into the model input; returns (float input, sx, sy, pad_x, pad_y).
+
+        A model pixel ``u`` maps back to ``(u - pad_x) / sx`` in ``rgb``.
+        """
+        w, h = self.model.input_size
+        ih, iw = rgb.shape[:2]
+        if self.cfg.resize == "stretch":
+            sx, sy, px, py = w / iw, h / ih, 0, 0
+            img = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR)
+        else:
+            pad = 114 if self.cfg.layout.startswith("yolo") else 0
+            img, sx, sy, px, py = letterbox(rgb, (w, h), pad)
+        lo, hi = self.input_range
+        x = img.astype(np.float32) * np.float32((hi - lo) / 255.0) + np.float32(lo)
+        return x, sx, sy, px, py
+
+    def decode(self, outputs: list[np.ndarray]) -> decoders.Raw:
+        cfg, wh = self.cfg, self.model.input_size
+        if cfg.layout == "ssd":
+            return decoders.decode_ssd(outputs, wh, self.min_score, self.ssd_order)
+        if cfg.layout == "yolov5":
+            return decoders.decode_yolov5(outputs, wh, len(cfg.labels), self.min_score, cfg.nms_iou)
+        if cfg.layout == "yolov8":
+            return decoders.decode_yolov8(outputs, wh, len(cfg.labels), self.min_score, cfg.nms_iou)
+        assert self.anchors is not None
+        return decoders.decode_blazeface(outputs, self.anchors, wh, self.min_score, cfg.nms_iou)
+
+    def detect_region(self, rgb: np.ndarray, region: Region) -> Detections:
+        """Run on one region of the RGB frame; boxes in frame pixels, thresholds applied."""
+        crop = rgb[region.y : region.y + region.h, region.x : region.x + region.w]
+        x, sx, sy, px, py = self.prepare(crop)
+        raw = self.decode(self.model.run(x))
+        valid = (raw.labels >= 0) & (raw.labels < len(self.class_map))
+        raw = raw.select(valid)
+        keep = (self.class_map[raw.labels] >= 0) & (raw.scores >= self.thresholds[raw.labels])
+        raw = raw.select(keep)
+        b = raw.boxes.copy()
+        b[:, [0, 2]] = (b[:, [0, 2]] - px) / sx + region.x
+        b[:, [1, 3]] = (b[:, [1, 3]] - py) / sy + region.y
+        fh, fw = rgb.shape[:2]
+        b[:, [0, 2]] = np.clip(b[:, [0, 2]], 0, fw)
+        b[:, [1, 3]] = np.clip(b[:, [1, 3]], 0, fh)
+        ok = (b[:, 2] - b[:, 0] >= 1) & (b[:, 3] - b[:, 1] >= 1)
+        return Detections(
+            b[ok].astype(np.float32),
+            raw.scores[ok].astype(np.float32),
+            self.class_map[raw.labels[ok]].astype(np.int16),
+            np.zeros(int(ok.sum()), np.float32),
+        )
+
+
+class Detector:
+    """Runs every configured model on a frame. Not thread-safe: call from one thread at a time."""
+
+    def __init__(self, models: list[LoadedModel], tiling: TilingConfig) -> None:
+        self.models = models
+        self.tiling = tiling
+        self.last_timings_ms: dict[str, float] = {}
+        """Milliseconds each model took on the last frame (all its regions)."""
+
+    @classmethod
+    def from_config(cls, cfg: DetectConfig) -> Detector:
+        """Load and check every model; raises :class:`ModelError` naming the file and the problem."""
+        names = [m.name for m in cfg.models]
+        if len(set(names)) != len(names):
+            raise ModelError(f"detect.models: duplicate model names in {names}")
+        unknown = [n for n in cfg.tiling.models if n not in names]
+        if unknown:
+            raise ModelError(f"detect.tiling.models names {unknown[0]!r}, not a configured model ({', '.join(names)})")
+        return cls([LoadedModel(m, cfg.threads) for m in cfg.models], cfg.tiling)
+
+    def _tiled(self, model: LoadedModel) -> bool:
+        return self.tiling.enabled and (not self.tiling.models or model.cfg.name in self.tiling.models)
+
+    def detect(self, pixels_bgr: np.ndarray) -> Detections:
+        """All models' detections on one ``(H, W, 3)`` uint8 BGR frame, in frame pixels."""
+        if pixels_bgr.ndim != 3 or pixels_bgr.shape[2] != 3 or pixels_bgr.dtype != np.uint8:
+            raise ValueError(f"detect needs an (H, W, 3) uint8 BGR image, got {pixels_bgr.shape} {pixels_bgr.dtype}")
+        rgb = cv2.cvtColor(pixels_bgr, cv2.COLOR_BGR2RGB)
+        h, w = rgb.shape[:2]
+        parts = []
+        for m in self.models:
+            t0 = time.perf_counter()
+            regions = tile_regions(w, h, self.tiling) if self._tiled(m) else [Region(0, 0, w, h)]
+            found = Detections.concat([m.detect_region(rgb, r) for r in regions])
+            if len(regions) > 1 and len(found):
+                found = found.select(decoders.nms(found.boxes, found.scores, found.class_ids, m.cfg.nms_iou))
+            parts.append(found)
+            self.last_timings_ms[m.cfg.name] = (time.perf_counter() - t0) * 1000.0
+        return Detections.concat(parts)
+
+
+class DetectStage:
+    """Pipeline stage: fills ``work.detections`` from ``work.frame.pixels``."""
+
+    name = "detect"
+
+    def __init__(self, detector: Detector) -> None:
+        self.detector = detector
+
+    def __call__(self, work) -> None:  # noqa: ANN001 - FrameWork, kept untyped to avoid an import cycle
+        work.detections = self.detector.detect(work.frame.pixels)
