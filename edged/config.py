@@ -150,6 +150,17 @@ class ModelConfig(_Section):
     resize: Literal["letterbox", "stretch"] = "letterbox"
     """How the frame is fitted to the input: ``letterbox`` keeps the aspect ratio (padding), as
     BlazeFace and YOLO are trained; ``stretch`` for models trained on stretched images."""
+    crops_from: list[str] = []
+    """Classes (found by models listed *before* this one) around whose boxes this model also
+    runs, on a square crop of the box's top: the face model searches each person's head, so a
+    12 px face of a far pedestrian fills its 128 px input instead of vanishing in the full frame."""
+    crop_min_score: Fraction = 0.3
+    """Only detections scoring at least this seed a crop (weaker ones are mostly false)."""
+    max_crops: Annotated[int, msgspec.Meta(ge=0, le=256)] = 16
+    """At most this many crops per frame (best-scoring first): bounds the cost in a crowd."""
+    crop_grow: Annotated[float, msgspec.Meta(ge=1.0, le=4.0)] = 1.4
+    """Crop side = this x max(box width, 0.45 x box height), centred on the box's upper part, so a
+    turned or tilted head and its whole face fit with margin."""
 
 
 class TilingConfig(_Section):
@@ -169,15 +180,6 @@ def default_models() -> list[ModelConfig]:
     """
     return [
         ModelConfig(
-            name="face",
-            file="models/face_blazeface_short_range_int8.tflite",
-            layout="blazeface",
-            input_size=(128, 128),
-            labels=["face"],
-            score_threshold=0.1,
-            nms_iou=0.3,
-        ),
-        ModelConfig(
             name="det",
             file="models/edged_det_int8.tflite",
             layout="yolov8",
@@ -185,6 +187,16 @@ def default_models() -> list[ModelConfig]:
             labels=["plate", "car", "person", "truck", "bus"],
             score_threshold=0.1,
             nms_iou=0.5,
+        ),
+        ModelConfig(
+            name="face",
+            file="models/face_blazeface_short_range_int8.tflite",
+            layout="blazeface",
+            input_size=(128, 128),
+            labels=["face"],
+            score_threshold=0.1,
+            nms_iou=0.3,
+            crops_from=["person"],
         ),
     ]
 

@@ -273,13 +273,21 @@ def eval_scene(quick: bool) -> dict:
             cap = cam.capture()
             if i % 20 == 19:
                 frames.append(cap)
+    import msgspec
+
     base = DetectConfig()
+    no_crops = [msgspec.structs.replace(m, crops_from=[]) for m in base.models]
     out: dict = {"frames": len(frames)}
-    settings = {"tiling off": TilingConfig(enabled=False)}
-    settings["tiling on (640x640, face only)"] = TilingConfig(enabled=True, tile=(640, 640), overlap=0.2, models=["face"])
-    settings["tiling on (640x640, all)"] = TilingConfig(enabled=True, tile=(640, 640), overlap=0.2)
-    for name, tiling in settings.items():
-        cfg = DetectConfig(threads=base.threads, models=base.models, tiling=tiling)
+    off = TilingConfig(enabled=False)
+    settings = {
+        "default (face on person crops, no tiling)": (base.models, off),
+        "no person crops, no tiling": (no_crops, off),
+        "no person crops, tiling 640 px (face)": (no_crops, TilingConfig(enabled=True, tile=(640, 640), overlap=0.2, models=["face"])),
+        "no person crops, tiling 384 px (face)": (no_crops, TilingConfig(enabled=True, tile=(384, 384), overlap=0.2, models=["face"])),
+        "person crops + tiling 640 px (all models)": (base.models, TilingConfig(enabled=True, tile=(640, 640), overlap=0.2)),
+    }
+    for name, (models, tiling) in settings.items():
+        cfg = DetectConfig(threads=base.threads, models=models, tiling=tiling)
         det = Detector.from_config(cfg)
         gt_n = np.zeros(len(CLASS_NAMES), int)
         hit = np.zeros(len(CLASS_NAMES), int)

@@ -3,7 +3,10 @@
 ``Detector.from_config(cfg.detect)`` loads and checks every model (raising :class:`ModelError`
 naming the file and the mismatch), then ``detect(pixels_bgr)`` returns one :class:`Detections`
 with edged class ids. Each model sees the frame letterboxed (or stretched) to its input; with
-tiling on, the tiled models also see overlapping tiles, and all boxes are merged by class-aware NMS.
+tiling on, the tiled models also see overlapping tiles; a model with ``crops_from`` also sees a
+square crop over the top of each detection of those classes from the models before it (the face
+model looks at each person's head). A model's boxes from all its regions are merged by class-aware
+NMS.
 """
 
 from __future__ import annotations
@@ -90,6 +93,10 @@ class LoadedModel:
         self.class_map = self._class_map()
         self.thresholds = self._thresholds()
         self.min_score = float(min(self.thresholds[self.class_map >= 0].min(initial=1.0), 1.0))
+        unknown = [c for c in cfg.crops_from if c not in CLASS_NAMES]
+        if unknown:
+            raise self._fail(f"crops_from names {unknown[0]!r}, not an edged class ({', '.join(CLASS_NAMES)})")
+        self.crop_class_ids = np.asarray([CLASS_NAMES.index(c) for c in cfg.crops_from], np.int16)
         self.anchors: np.ndarray | None = None
         self.ssd_order: list[int] | None = None
         self._check()
@@ -223,7 +230,15 @@ class Detector:
         unknown = [n for n in cfg.tiling.models if n not in names]
         if unknown:
             raise ModelError(f"detect.tiling.models names {unknown[0]!r}, not a configured model ({', '.join(names)})")
-        return cls([LoadedModel(m, cfg.threads) for m in cfg.models], cfg.tiling)
+        models = [LoadedModel(m, cfg.threads) for m in cfg.models]
+        for i, m in enumerate(models):
+            earlier = {CLASS_NAMES[c] for e in models[:i] for c in e.class_map if c >= 0}
+            missing = [c for c in m.cfg.crops_from if c not in earlier]
+            if missing:
+                raise ModelError(
+                    f"model {m.cfg.name!r}: crops_from {missing[0]!r}, which no model listed before it detects"
+                )
+        return cls(models, cfg.tiling)
 
     def _tiled(self, model: LoadedModel) -> bool:
         return self.tiling.enabled and (not self.tiling.models or model.cfg.name in self.tiling.models)
@@ -234,16 +249,38 @@ class Detector:
             raise ValueError(f"detect needs an (H, W, 3) uint8 BGR image, got {pixels_bgr.shape} {pixels_bgr.dtype}")
         rgb = cv2.cvtColor(pixels_bgr, cv2.COLOR_BGR2RGB)
         h, w = rgb.shape[:2]
-        parts = []
+        parts: list[Detections] = []
         for m in self.models:
             t0 = time.perf_counter()
             regions = tile_regions(w, h, self.tiling) if self._tiled(m) else [Region(0, 0, w, h)]
+            if m.crop_class_ids.size:
+                regions += crop_regions(Detections.concat(parts), m, w, h)
             found = Detections.concat([m.detect_region(rgb, r) for r in regions])
             if len(regions) > 1 and len(found):
                 found = found.select(decoders.nms(found.boxes, found.scores, found.class_ids, m.cfg.nms_iou))
             parts.append(found)
             self.last_timings_ms[m.cfg.name] = (time.perf_counter() - t0) * 1000.0
         return Detections.concat(parts)
+
+
+def crop_regions(found: Detections, model: LoadedModel, width: int, height: int) -> list[Region]:
+    """Square crops over the top of each seeding detection (e.g. a person's head), inside the frame."""
+    cfg = model.cfg
+    keep = np.isin(found.class_ids, model.crop_class_ids) & (found.scores >= cfg.crop_min_score)
+    seeds = found.select(keep)
+    order = np.argsort(-seeds.scores)[: cfg.max_crops]
+    regions = []
+    for x1, y1, x2, y2 in seeds.boxes[order]:
+        bw, bh = x2 - x1, y2 - y1
+        side = int(round(min(cfg.crop_grow * max(bw, 0.45 * bh), width, height)))
+        if side < 8:
+            continue
+        x = int(round((x1 + x2) / 2 - side / 2))
+        y = int(round(y1 - 0.1 * side))
+        x = min(max(x, 0), width - side)
+        y = min(max(y, 0), height - side)
+        regions.append(Region(x, y, side, side))
+    return regions
 
 
 class DetectStage:
