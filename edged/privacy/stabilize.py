@@ -15,8 +15,9 @@ coding spends bits on it. Here each track keeps
   content stays pixel-identical between redraws and moves with the box in whole grid steps, which
   motion compensation codes almost for free.
 
-Detections not (yet) in a track are hidden frame by frame with the same rendering. The state is
-keyed by (class, track id) and dropped when the track is no longer reported.
+State is keyed by (class, track id). A detection the tracker has not confirmed (or a track with a
+new id) takes over the free state of its class whose box holds most of it, so objects the tracker
+loses or confirms late stay stable too; a state not drawn for a few frames is forgotten.
 """
 
 from __future__ import annotations
@@ -38,10 +39,16 @@ from edged.privacy.deid import (
     check_image,
     field_shape,
     grow_boxes,
-    pixel_boxes,
     render_field,
     sample_field,
 )
+
+ADOPT_INSIDE = 0.5
+"""A region without a known state takes over a free state of its class whose box holds at least
+this share of the region's grown box (same object, new or no track id)."""
+KEEP_IDLE_FRAMES = 3
+"""A state not drawn for this many frames is forgotten (bridges short detector misses of objects
+the tracker has not confirmed)."""
 
 
 @dataclass(slots=True)
@@ -58,6 +65,8 @@ class _TrackRegion:
     """``(rows, cols, C)`` float32 exponential average of the region's cells."""
     shown: np.ndarray | None = None
     """The field as last drawn; redrawn only when ``field`` moved away from it (``redraw_levels``)."""
+    idle: int = 0
+    """Frames since the region was last drawn."""
 
 
 def _place(lo: float, hi: float, prev: int | None, centre: float, size: int, grid: int) -> int:
@@ -78,12 +87,12 @@ class StableDeidentifier:
     def __init__(
         self,
         method: Method = "blur",
-        margin: float = 0.25,
+        margin: float = 0.4,
         cells: int = 5,
         min_cell_px: int = 4,
         grid_px: int = 8,
-        shrink_per_frame: float = 0.02,
-        fill_update: float = 0.1,
+        shrink_per_frame: float = 0.005,
+        fill_update: float = 0.05,
         redraw_levels: float = 4.0,
     ) -> None:
         if method not in METHODS:
@@ -97,41 +106,76 @@ class StableDeidentifier:
         self.alpha = fill_update
         self.redraw = redraw_levels
         self._tracks: dict[tuple[int, int], _TrackRegion] = {}
+        self._private = UNTRACKED - 1
+        """Next key for a region without a track id (negative, never a tracker id)."""
 
     @property
     def live_tracks(self) -> int:
-        return len(self._tracks)
+        """Regions drawn in the last frame (remembered idle ones not counted)."""
+        return sum(1 for st in self._tracks.values() if st.idle == 0)
 
     def reset(self) -> None:
         self._tracks.clear()
 
     def __call__(self, pixels: np.ndarray, regions: SensitiveRegions) -> DeidResult:
         check_image(pixels)
-        img_h, img_w = pixels.shape[:2]
         grown = grow_boxes(regions.boxes, regions.angles, self.margin)
         out = pixels.copy()
         rects = np.zeros((len(regions), 4), dtype=np.int32)
-        seen: set[tuple[int, int]] = set()
-        for i in range(len(regions)):
-            tid = int(regions.track_ids[i])
-            if tid == UNTRACKED:
-                box = (grown[i, 0], grown[i, 1], grown[i, 2], grown[i, 3])
-                x1, y1, x2, y2 = (int(v) for v in pixel_boxes(np.array([box]), img_w, img_h)[0])
-                rects[i] = (x1, y1, x2, y2)
-                if x2 > x1 and y2 > y1:
-                    patch = pixels[y1:y2, x1:x2]
-                    cell = cell_size(x2 - x1, y2 - y1, self.cells, self.min_cell_px)
-                    fld = sample_field(patch, field_shape(x2 - x1, y2 - y1, cell))
-                    out[y1:y2, x1:x2] = render_field(fld, x2 - x1, y2 - y1, self.method).reshape(patch.shape)
-                continue
-            key = (int(regions.class_ids[i]), tid)
-            seen.add(key)
-            state = self._update_box(self._tracks.get(key), grown[i])
-            rects[i] = self._paint(pixels, out, state, key not in self._tracks)
+        keys = self._associate(regions, grown)
+        for i, key in enumerate(keys):
+            prev = self._tracks.get(key)
+            state = self._update_box(prev, grown[i])
+            rects[i] = self._paint(pixels, out, state, prev is None)
             self._tracks[key] = state
-        for key in [k for k in self._tracks if k not in seen]:
-            del self._tracks[key]
+        drawn = set(keys)
+        for key in list(self._tracks):
+            if key not in drawn:
+                self._tracks[key].idle += 1
+                if self._tracks[key].idle > KEEP_IDLE_FRAMES:
+                    del self._tracks[key]
         return DeidResult(out, rects)
+
+    def _associate(self, regions: SensitiveRegions, grown: np.ndarray) -> list[tuple[int, int]]:
+        """State key of each region: its track's, else (a detection not in a track, or a new track
+        id) the free state of the same class whose box holds most of the region, else a new one."""
+        n = len(regions)
+        keys: list[tuple[int, int] | None] = [None] * n
+        used: set[tuple[int, int]] = set()
+        for i in range(n):
+            key = (int(regions.class_ids[i]), int(regions.track_ids[i]))
+            if key[1] != UNTRACKED and key in self._tracks and key not in used:
+                keys[i] = key
+                used.add(key)
+        pairs = []
+        for i in (i for i in range(n) if keys[i] is None):
+            gx1, gy1, gx2, gy2 = grown[i]
+            area = max((gx2 - gx1) * (gy2 - gy1), 1e-9)
+            for key, st in self._tracks.items():
+                if key in used or key[0] != int(regions.class_ids[i]):
+                    continue
+                ix = max(0.0, min(gx2, st.x1 + st.w) - max(gx1, st.x1))
+                iy = max(0.0, min(gy2, st.y1 + st.h) - max(gy1, st.y1))
+                inside = ix * iy / area
+                if inside >= ADOPT_INSIDE:
+                    pairs.append((inside, i, key))
+        for _, i, key in sorted(pairs, key=lambda p: -p[0]):
+            if keys[i] is not None or key in used:
+                continue
+            used.add(key)
+            tid = int(regions.track_ids[i])
+            if tid != UNTRACKED:  # a track confirmed (or re-born) where a region was: it inherits it
+                new_key = (key[0], tid)
+                self._tracks[new_key] = self._tracks.pop(key)
+                key = new_key
+            keys[i] = key
+        for i in range(n):
+            if keys[i] is None:
+                tid = int(regions.track_ids[i])
+                if tid == UNTRACKED:
+                    tid, self._private = self._private, self._private - 1
+                keys[i] = (int(regions.class_ids[i]), tid)
+        return keys  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ internals
     def _update_box(self, prev: _TrackRegion | None, grown: np.ndarray) -> _TrackRegion:
@@ -150,7 +194,7 @@ class StableDeidentifier:
         y1 = _place(ry2 - h, ry1, prev.y1 if prev else None, (ry1 + ry2) / 2, h, g)
         fld = prev.field if prev is not None else np.zeros((0, 0, 0), dtype=np.float32)
         shown = prev.shown if prev is not None and (prev.w, prev.h) == (w, h) else None
-        return _TrackRegion(x1, y1, w, h, hold_w, hold_h, fld, shown)
+        return _TrackRegion(x1, y1, w, h, hold_w, hold_h, fld, shown, 0)
 
     def _paint(self, pixels: np.ndarray, out: np.ndarray, st: _TrackRegion, new: bool) -> tuple[int, int, int, int]:
         img_h, img_w = pixels.shape[:2]

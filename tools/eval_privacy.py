@@ -1,0 +1,417 @@
+"""Privacy split figures (SPEC S5, S9): de-identification success, SSIM, restore exactness, H.264 size.
+
+    nice -n 10 python -m tools.eval_privacy [--frames 300] [--seed 7] [--no-doc]
+
+Everything runs on the fake scene at 1280x720 (``hal.fake.FakeCamera``, events off) and on real
+face photographs (``tools/face_photos.py``: portraits and LFW mosaics), with the project's default
+privacy config (``edged.config.PrivacyConfig``) and the default face detector (the face model of
+``config/default.toml``'s ``[detect]`` section; until it names one, ``models/face_int8.tflite`` or
+the int8 BlazeFace full-range model with 320 px tiles).
+
+1. **De-identification success**: the fake scene's ground-truth faces and plates are the sensitive
+   regions (so the figure measures the method, not detector recall); the face detector runs on
+   the original and the de-identified frame. A GT face counts as found when a detection overlaps
+   it with IoU >= 0.3. Success = 1 - found(de-identified) / GT faces; also given relative to the
+   faces the detector finds in the original. Same on the real photos (regions = labelled faces).
+2. **SSIM** (grey, ``skimage.metrics.structural_similarity``) of each de-identified frame against
+   its original; min and mean over frames (T/AI 110.2 asks >= 0.50 per frame).
+3. **Robustness** (T/AI 110.2): success again under brightness, contrast, saturation and noise
+   changes of the input.
+4. **Pipeline coverage**: detector + tracker + privacy stage end to end: share of GT faces
+   (visible >= 50 %) lying inside de-identified rectangles; depends on detector recall.
+5. **Restore**: every sealed record of the run is opened and pasted back; restored pixels must
+   equal the original in every restored rectangle and the de-identified frame elsewhere.
+6. **H.264** (libx264 via PyAV, CRF 23, preset veryfast, yuv420p, 10 fps, same settings for all):
+   size of the de-identified clip with per-frame Gaussian blur vs the track-stable default, with
+   GT regions passed through the real tracker as detections (4 % box jitter, 15 % misses: what a
+   detector does). Reported for the whole clip and for the regions alone (each variant's
+   de-identified rectangles on flat grey): the regions are a small part of a road scene's bits, so
+   the whole-clip gain is bounded by their share.
+7. **Speed** of the privacy stage (de-identify + seal) per 1280x720 frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edged.classes import class_id
+from edged.config import DetectConfig, ModelConfig, PrivacyConfig, TilingConfig, TrackConfig
+from edged.keys import PrivacyKeys
+from edged.pipeline import FrameWork
+from edged.privacy.deid import FrameDeidentifier, SensitiveRegions, sensitive_regions
+from edged.privacy.records import open_sealed, trusted_signers
+from edged.privacy.stage import PrivacyStage, make_deidentifier
+from edged.track.geometry import iou_matrix
+from edged.types import Detections, Exposure, ExposureMode, Frame, FrameMeta, Position, TrackedObjects
+
+ROOT = Path(__file__).resolve().parent.parent
+FACE, PLATE = class_id("face"), class_id("plate")
+HIT_IOU = 0.3
+W, H = 1280, 720
+
+
+# ------------------------------------------------------------------------------------- helpers
+def face_detector() -> tuple[object, str]:
+    """The default face detector and a line describing it."""
+    from edged.detect import Detector
+
+    cfg_path = ROOT / "config" / "default.toml"
+    data = tomllib.loads(cfg_path.read_text()) if cfg_path.exists() else {}
+    detect = data.get("detect", {})
+    models = [m for m in detect.get("models", []) if "face" in m.get("labels", [])]
+    if models:
+        from edged.config import from_dict
+
+        cfg = from_dict({"detect": {**detect, "models": models}}).detect
+        source = "config/default.toml [detect]"
+    else:
+        file = ROOT / "models" / "face_int8.tflite"
+        if not file.exists():
+            file = ROOT / "models" / "face_blazeface_full_range_int8.tflite"
+        cfg = DetectConfig(
+            models=[ModelConfig(name="face", file=str(file), layout="blazeface", input_size=(192, 192),
+                                labels=["face"], score_threshold=0.5)],
+            tiling=TilingConfig(enabled=True, tile=(320, 320)),
+        )
+        source = "built-in fallback (config/default.toml names no face model)"
+    m = cfg.models[0]
+    tiles = f", tiles {cfg.tiling.tile[0]}x{cfg.tiling.tile[1]}" if cfg.tiling.enabled else ""
+    desc = f"{Path(m.file).name} ({m.layout} {m.input_size[0]}x{m.input_size[1]}, score >= {m.thresholds.get('face', m.score_threshold)}{tiles}; from {source})"
+    return Detector.from_config(cfg), desc
+
+
+def meta(i: int, video: str = "01JAAAAAAAAAAAAAAAAAAAAAAA") -> FrameMeta:
+    return FrameMeta(f"01JCCCCCCCCCCCCCCCCC{i:06d}", i, video, 1_700_000_000.0 + i / 10,
+                     Exposure(ExposureMode.MANUAL, 2000.0, 1.0), Position(), W, H)
+
+
+def gt_as_tracks(gt) -> TrackedObjects:
+    keep = np.isin(gt.class_ids, [FACE, PLATE])
+    n = int(keep.sum())
+    return TrackedObjects(gt.object_ids[keep].astype(np.int64), gt.class_ids[keep].astype(np.int16),
+                          gt.boxes[keep].astype(np.float32), np.full(n, 0.9, np.float32),
+                          np.zeros(n, np.float32), np.ones(n, bool))
+
+
+def detector_like(gt, rng: np.random.Generator, miss: float = 0.15, jitter: float = 0.04) -> Detections:
+    keep = np.isin(gt.class_ids, [FACE, PLATE]) & (rng.random(len(gt)) >= miss)
+    boxes = gt.boxes[keep].astype(np.float32)
+    wh = np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]] * 2, axis=1)
+    boxes = boxes + (rng.normal(0, jitter, boxes.shape) * wh).astype(np.float32)
+    n = len(boxes)
+    return Detections(boxes, rng.uniform(0.5, 0.95, n).astype(np.float32), gt.class_ids[keep].astype(np.int16),
+                      np.zeros(n, np.float32))
+
+
+def found(boxes: np.ndarray, dets: Detections) -> np.ndarray:
+    """Which GT boxes a face detection overlaps with IoU >= 0.3."""
+    faces = dets.boxes[dets.class_ids == FACE]
+    if len(boxes) == 0 or len(faces) == 0:
+        return np.zeros(len(boxes), bool)
+    return iou_matrix(boxes, faces).max(axis=1) >= HIT_IOU
+
+
+def ssim_grey(a: np.ndarray, b: np.ndarray) -> float:
+    from skimage.metrics import structural_similarity
+
+    return float(structural_similarity(cv2.cvtColor(a, cv2.COLOR_BGR2GRAY), cv2.cvtColor(b, cv2.COLOR_BGR2GRAY),
+                                       data_range=255))
+
+
+def scene(n: int, seed: int, **kw):
+    from hal.fake import FakeCamera
+
+    cam = FakeCamera(width=W, height=H, fps=10.0, seed=seed, events=False, t0=1_700_000_000.0, **kw)
+    cam.start()
+    return [cam.capture() for _ in range(n)]
+
+
+def make_keys() -> tuple[PrivacyKeys, dict]:
+    from nacl.public import PrivateKey
+    from nacl.signing import SigningKey
+
+    device, face, plate = SigningKey.generate(), PrivateKey.generate(), PrivateKey.generate()
+    return PrivacyKeys(device, {"face": face.public_key, "plate": plate.public_key}), {
+        "device": device, "func.face": face, "func.plate": plate}
+
+
+@dataclass
+class Success:
+    gt: int = 0
+    found_orig: int = 0
+    found_deid: int = 0
+    found_both: int = 0
+    ssim: list[float] = field(default_factory=list)
+
+    def add(self, boxes, d_orig, d_deid) -> None:
+        fo, fd = found(boxes, d_orig), found(boxes, d_deid)
+        self.gt += len(boxes)
+        self.found_orig += int(fo.sum())
+        self.found_deid += int(fd.sum())
+        self.found_both += int((fo & fd).sum())
+
+    @property
+    def success(self) -> float:
+        return 1.0 - self.found_deid / max(self.gt, 1)
+
+    @property
+    def success_of_found(self) -> float:
+        return 1.0 - self.found_both / max(self.found_orig, 1)
+
+
+# ------------------------------------------------------------------------------------- measures
+def measure_scene(frames, detector, config: PrivacyConfig, perturb=None) -> Success:
+    """De-identification success and SSIM on the fake scene, GT regions, default privacy config."""
+    deid = make_deidentifier(config)
+    out = Success()
+    for cap in frames:
+        pixels = cap.pixels if perturb is None else perturb(cap.pixels)
+        gt = cap.ground_truth
+        res = deid(pixels, sensitive_regions(gt_as_tracks(gt), None, config.min_score))
+        faces = gt.boxes[(gt.class_ids == FACE) & (gt.visible >= 0.5)]
+        out.add(faces, detector.detect(pixels), detector.detect(res.image))
+        if perturb is None:
+            out.ssim.append(ssim_grey(pixels, res.image))
+    return out
+
+
+def measure_photos(detector, config: PrivacyConfig) -> tuple[Success, int]:
+    try:
+        from tools.face_photos import evaluation_set
+    except ImportError:
+        return Success(), 0
+    out = Success()
+    photos = evaluation_set()
+    for ph in photos:
+        n = len(ph.boxes)
+        regions = SensitiveRegions(ph.boxes.astype(np.float32), np.full(n, FACE, np.int16),
+                                   np.arange(n, dtype=np.int64), np.ones(n, np.float32),
+                                   np.zeros(n, np.float32), np.ones(n, bool))
+        res = FrameDeidentifier(config.method, config.margin, config.cells, config.min_cell_px)(ph.bgr, regions)
+        out.add(ph.boxes, detector.detect(ph.bgr), detector.detect(res.image))
+        out.ssim.append(ssim_grey(ph.bgr, res.image))
+    return out, len(photos)
+
+
+def measure_pipeline(frames, detector, config: PrivacyConfig) -> dict:
+    """Detector + tracker + privacy stage end to end; coverage of GT faces; restore exactness; speed."""
+    from edged.track.ids import MemoryIds
+    from edged.track.tracker import Tracker
+
+    keys, priv = make_keys()
+    stage = PrivacyStage(config, keys, "eval")
+    tracker = Tracker(TrackConfig(), MemoryIds(), fps=10.0)
+    signers = trusted_signers([priv["device"].verify_key])
+    covered = total = regions = records = exact = found_orig = found_after = 0
+    stage_ms = []
+    for i, cap in enumerate(frames):
+        m = meta(i)
+        work = FrameWork(Frame(m, cap.pixels))
+        work.detections = detector.detect(cap.pixels)
+        work.tracks = tracker.update(m, work.detections).objects
+        t0 = time.perf_counter()
+        stage(work)
+        stage_ms.append((time.perf_counter() - t0) * 1000)
+        gt = cap.ground_truth
+        faces = gt.boxes[(gt.class_ids == FACE) & (gt.visible >= 0.5)]
+        mask = np.zeros(cap.pixels.shape[:2], bool)
+        for x1, y1, x2, y2 in work.extras["sensitive_rects"]:
+            mask[y1:y2, x1:x2] = True
+        for x1, y1, x2, y2 in faces.astype(int):
+            total += 1
+            covered += bool(mask[max(y1, 0):y2, max(x1, 0):x2].mean() >= 0.9) if x2 > x1 and y2 > y1 else 0
+        f_orig = found(faces, work.detections)
+        f_after = found(faces, detector.detect(work.deidentified))
+        found_orig += int(f_orig.sum())
+        found_after += int((f_orig & f_after).sum())
+        opened = [open_sealed(bytes(e.body), priv[e.dest], signers) for e in work.outgoing]
+        restored = work.deidentified.copy()
+        for rec in opened:
+            records += 1
+            for g in rec.regions:
+                regions += 1
+                restored[g.y:g.y + g.h, g.x:g.x + g.w] = cv2.imdecode(np.frombuffer(g.crop, np.uint8), cv2.IMREAD_COLOR)
+        rmask = np.zeros(mask.shape, bool)
+        for rec in opened:
+            for g in rec.regions:
+                rmask[g.y:g.y + g.h, g.x:g.x + g.w] = True
+        exact += int(np.array_equal(restored[rmask], cap.pixels[rmask])
+                     and np.array_equal(restored[~rmask], work.deidentified[~rmask]))
+    return {"covered": covered, "faces": total, "records": records, "regions": regions,
+            "found_orig": found_orig, "found_after": found_after,
+            "exact_frames": exact, "frames": len(frames), "stage_ms": stage_ms}
+
+
+def h264_size(images: list[np.ndarray]) -> int:
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+        s.options = {"crf": "23", "preset": "veryfast"}
+        for im in images:
+            for p in s.encode(av.VideoFrame.from_ndarray(im, format="bgr24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return len(buf.getvalue())
+
+
+def measure_h264(frames, config: PrivacyConfig, seed: int) -> dict:
+    """Clip sizes: original, per-frame Gaussian blur, track-stable (whole clip and regions alone)."""
+    from edged.track.ids import MemoryIds
+    from edged.track.tracker import Tracker
+
+    variants = {
+        "per-frame blur": lambda: FrameDeidentifier("blur", config.margin, config.cells, config.min_cell_px),
+        "track-stable (default)": lambda: make_deidentifier(config),
+    }
+    out: dict = {"original": h264_size([c.pixels for c in frames])}
+    for name, make in variants.items():
+        rng = np.random.default_rng(seed)
+        tracker = Tracker(TrackConfig(), MemoryIds(), fps=10.0)
+        deid = make()
+        full, alone, area = [], [], 0
+        for i, cap in enumerate(frames):
+            dets = detector_like(cap.ground_truth, rng)
+            tracks = tracker.update(meta(i), dets).objects
+            res = deid(cap.pixels, sensitive_regions(tracks, dets, config.min_score))
+            mask = np.zeros(cap.pixels.shape[:2], bool)
+            for x1, y1, x2, y2 in res.rects:
+                mask[y1:y2, x1:x2] = True
+            area += int(mask.sum())
+            full.append(res.image)
+            alone.append(np.where(mask[..., None], res.image, 128).astype(np.uint8))
+        out[name] = {"full": h264_size(full), "regions": h264_size(alone), "area": area / len(frames)}
+    return out
+
+
+# ------------------------------------------------------------------------------------------ main
+def perturbations() -> dict:
+    rng = np.random.default_rng(0)
+
+    def sat(img, f):
+        hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV).astype(np.float32)
+        hsv[..., 1] = np.clip(hsv[..., 1] * f, 0, 255)
+        return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR)
+
+    return {
+        "brightness +20%": lambda im: cv2.convertScaleAbs(im, alpha=1.2),
+        "brightness -20%": lambda im: cv2.convertScaleAbs(im, alpha=0.8),
+        "contrast x1.3": lambda im: cv2.convertScaleAbs(im, alpha=1.3, beta=-0.3 * 128),
+        "saturation x1.5": lambda im: sat(im, 1.5),
+        "noise sigma 8": lambda im: np.clip(im + rng.normal(0, 8, im.shape), 0, 255).astype(np.uint8),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tools.eval_privacy", description=__doc__.split("\n\n")[0])
+    p.add_argument("--frames", type=int, default=300, help="fake-scene frames (10 fps)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--no-doc", action="store_true", help="print only; do not write docs/BENCHMARKS.md")
+    args = p.parse_args(argv)
+    from tools.benchdoc import git_revision, machine_line, write_section
+
+    t_start = time.time()
+    config = PrivacyConfig()
+    detector, det_desc = face_detector()
+    print(f"face detector: {det_desc}")
+    frames = scene(args.frames, args.seed, people_per_minute=60.0, cars_per_minute=40.0)
+    print(f"scene: {len(frames)} frames {W}x{H}, seed {args.seed}")
+
+    sc = measure_scene(frames, detector, config)
+    print(f"scene de-identification: GT faces {sc.gt}, found in originals {sc.found_orig}, "
+          f"in de-identified {sc.found_deid} -> success {sc.success:.1%} "
+          f"({sc.success_of_found:.1%} of the faces found in the originals)")
+    print(f"SSIM grey per frame: min {min(sc.ssim):.3f}, mean {np.mean(sc.ssim):.3f}")
+    ph, n_photos = measure_photos(detector, config)
+    if n_photos:
+        print(f"photos ({n_photos}): GT faces {ph.gt}, found in originals {ph.found_orig}, in de-identified "
+              f"{ph.found_deid} -> success {ph.success:.1%} ({ph.success_of_found:.1%} of found); "
+              f"SSIM min {min(ph.ssim):.3f}")
+    robust = {}
+    sub = frames[:: max(1, len(frames) // 60)]
+    for name, fn in perturbations().items():
+        r = measure_scene(sub, detector, config, perturb=fn)
+        robust[name] = r
+        print(f"  {name}: found in originals {r.found_orig}/{r.gt}, in de-identified {r.found_deid} -> success {r.success:.1%}")
+    pipe = measure_pipeline(frames, detector, config)
+    ms = np.array(pipe["stage_ms"])
+    print(f"pipeline: GT faces covered {pipe['covered']}/{pipe['faces']}; records {pipe['records']} "
+          f"({pipe['regions']} regions), restore exact in {pipe['exact_frames']}/{pipe['frames']} frames; "
+          f"privacy stage {np.median(ms):.1f} ms median, {np.percentile(ms, 95):.1f} ms p95")
+    h = measure_h264(frames, config, args.seed)
+    base, stable = h["per-frame blur"], h["track-stable (default)"]
+    full_gain = 1 - stable["full"] / base["full"]
+    reg_gain = 1 - stable["regions"] / base["regions"]
+    print(f"H.264: original {h['original']} B; per-frame blur {base['full']} B (regions alone {base['regions']} B); "
+          f"track-stable {stable['full']} B (regions alone {stable['regions']} B)")
+    print(f"  track-stable vs per-frame blur: whole clip {full_gain:.1%} smaller, regions alone {reg_gain:.1%} smaller "
+          f"(de-identified area {stable['area']:.0f} vs {base['area']:.0f} px/frame)")
+    elapsed = time.time() - t_start
+
+    photo_rows = (
+        f"| real face photos ({n_photos} images, {ph.gt} faces) | {ph.found_orig} | {ph.found_deid} | "
+        f"**{ph.success:.1%}** | {ph.success_of_found:.1%} | {min(ph.ssim):.3f} | {np.mean(ph.ssim):.3f} |\n"
+        if n_photos else ""
+    )
+    robust_rows = "".join(
+        f"| {k} | {r.found_orig}/{r.gt} | {r.found_deid} | {r.success:.1%} |\n" for k, r in robust.items()
+    )
+    md = f"""## Privacy split (de-identification, sealed records, restore, H.264)
+
+`nice -n 10 python -m tools.eval_privacy --frames {args.frames} --seed {args.seed}` ({elapsed:.0f} s) on
+{machine_line()}, revision {git_revision()}. Fake scene {W}x{H}, 10 fps, events off, 60 people and
+40 cars a minute; default privacy config (method `{config.method}`, margin {config.margin}, {config.cells}
+cells, track-stable, grid {config.grid_px} px). Face detector: {det_desc}.
+
+**De-identification success** (regions = ground-truth faces and plates; a face is found when a
+detection overlaps it with IoU >= {HIT_IOU}; SSIM on grey levels against the original):
+
+| set | faces found in originals | found after de-identification | success | success on faces found in originals | SSIM min | SSIM mean |
+| --- | --- | --- | --- | --- | --- | --- |
+| fake scene ({len(frames)} frames, {sc.gt} GT faces, visible >= 50 %) | {sc.found_orig} | {sc.found_deid} | **{sc.success:.1%}** | {sc.success_of_found:.1%} | {min(sc.ssim):.3f} | {np.mean(sc.ssim):.3f} |
+{photo_rows}
+Under input changes (T/AI 110.2; every {max(1, len(frames) // 60)}th frame):
+
+| change | found in originals | found after | success |
+| --- | --- | --- | --- |
+{robust_rows}
+**Pipeline** (detector + tracker + privacy stage, sealed and opened again): {pipe['covered']}/{pipe['faces']}
+GT faces (visible >= 50 %) inside de-identified rectangles (this depends on the detector's recall
+of small faces); {pipe['records']} sealed records with {pipe['regions']} regions; restore exact
+(original pixels in every restored rectangle, de-identified pixels elsewhere) in
+{pipe['exact_frames']}/{pipe['frames']} frames. Privacy stage (de-identify + PNG crops + seal + sign):
+{np.median(ms):.1f} ms median, {np.percentile(ms, 95):.1f} ms p95 per frame
+({1000 / max(np.median(ms), 1e-6):.0f} fps on one core; T/AI 110.2 asks >= 25).
+
+**H.264 size** (libx264 CRF 23, preset veryfast, yuv420p; GT faces and plates through the tracker
+as detections with 4 % box jitter and 15 % misses):
+
+| clip | original frames | per-frame Gaussian blur | track-stable (default) | smaller by |
+| --- | --- | --- | --- | --- |
+| whole clip | {h['original']} B | {base['full']} B | {stable['full']} B | {full_gain:.1%} |
+| de-identified regions alone (flat grey elsewhere) | | {base['regions']} B | {stable['regions']} B | **{reg_gain:.1%}** |
+
+The track-stable regions cover {stable['area'] / max(base['area'], 1):.2f}x the area of the per-frame
+ones (box one grid step larger than the object) and still code {reg_gain:.0%} smaller. In the whole
+clip the regions are a small share of the bits (moving cars and sensor noise dominate), which bounds
+the whole-clip gain.
+"""
+    if not args.no_doc:
+        write_section("privacy", md)
+        print("wrote section 'privacy' of docs/BENCHMARKS.md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
