@@ -435,6 +435,9 @@ def main() -> None:
             results[part] = fn(args.quick)
             print(part, f"{time.time() - t0:.0f} s", json.dumps(results[part], indent=1), flush=True)
     cache.write_text(json.dumps(results))
+    if not all(k in results for k in ("face", "det", "scene")):
+        print("docs not written: run every part (or the missing ones with --only)")
+        return
     command = "nice -n 10 python -m tools.eval_models" + (" --quick" if args.quick else "")
     body = write_docs(results["face"], results["det"], results["scene"], command)
     write_models_md(body, model_rows())
