@@ -10,14 +10,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edged.config import Config, from_dict
 from edged.track.ids import ID_FILE_NAME, IdAllocator, IdStoreError
 from edged.track.stage import Tracking
 from edged.types import Detections, Exposure, ExposureMode, FrameMeta, Position
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 

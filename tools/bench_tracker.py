@@ -4,7 +4,8 @@ Both trackers get the same detections (ground truth spoiled by ``tools.eval_trac
 misses, low scores, false positives) with matching settings (thresholds, 2-frame confirmation, lost
 buffer). trackers' ByteTrack is class-agnostic, so it runs one instance per class (same task as
 edged's per-class track sets); a single class-agnostic instance is timed as well. Only ``update``
-calls are timed (inputs are built beforehand); each timing is the best of ``--repeat`` passes.
+calls are timed (inputs are built beforehand); passes are interleaved and each timing is the best
+of ``--repeat`` passes.
 Accuracy: ``trackers.eval`` MOTA / IDF1 / HOTA, class-aware, on the selection classes; edged is
 scored on its detected boxes (as the reference reports only detected boxes) and on everything it
 reports (predicted boxes of recently lost tracks included).
@@ -35,22 +36,22 @@ from tools.eval_tracking import (
 )
 
 
-def time_edged(scene: Scene, repeat: int) -> tuple[float, list[TrackOutput], list[TrackOutput]]:
-    best = float("inf")
-    for _ in range(repeat):
-        tracker = Tracker(TrackConfig(), MemoryIds(), FPS)
-        steps = []
-        t0 = time.perf_counter()
-        for meta, d in zip(scene.metas, scene.dets, strict=True):
-            steps.append(tracker.update(meta, d))
-        best = min(best, time.perf_counter() - t0)
+def time_edged(scene: Scene) -> tuple[float, list[TrackOutput], list[TrackOutput]]:
+    """One timed pass of the edged tracker: (seconds, all reported boxes, detected boxes)."""
+    tracker = Tracker(TrackConfig(), MemoryIds(), FPS)
+    steps = []
+    t0 = time.perf_counter()
+    for meta, d in zip(scene.metas, scene.dets, strict=True):
+        steps.append(tracker.update(meta, d))
+    elapsed = time.perf_counter() - t0
     full = [TrackOutput(s.objects.track_ids, s.objects.class_ids, s.objects.boxes) for s in steps]
     det = [TrackOutput(s.objects.track_ids[s.objects.detected], s.objects.class_ids[s.objects.detected],
                        s.objects.boxes[s.objects.detected]) for s in steps]
-    return best, full, det
+    return elapsed, full, det
 
 
-def time_reference(scene: Scene, repeat: int, per_class: bool) -> tuple[float, list[TrackOutput]]:
+def reference_inputs(scene: Scene, per_class: bool) -> list[dict]:
+    """sv.Detections per frame (keyed by class, or -1 for class-agnostic), built before timing."""
     import supervision as sv
 
     cfg = TrackConfig()
@@ -66,19 +67,25 @@ def time_reference(scene: Scene, repeat: int, per_class: bool) -> tuple[float, l
         else:
             inputs.append({-1: sv.Detections(xyxy=d.boxes[m].astype(np.float32), confidence=d.scores[m],
                                              class_id=d.class_ids[m].astype(int))})
+    return inputs
+
+
+def time_reference(inputs: list[dict]) -> tuple[float, list[TrackOutput]]:
+    """One timed pass of trackers' ByteTrackTracker (one instance per key of the inputs)."""
+    import supervision as sv
+
+    make = reference_factory(TrackConfig(), FPS)
     empty = sv.Detections.empty()
-    best = float("inf")
-    for _ in range(repeat):
-        trackers: dict[int, object] = {}
-        results = []
-        t0 = time.perf_counter()
-        for frame in inputs:
-            out = {}
-            for c in set(frame) | set(trackers):
-                tracker = trackers.setdefault(c, make())
-                out[c] = tracker.update(frame.get(c, empty))
-            results.append(out)
-        best = min(best, time.perf_counter() - t0)
+    trackers: dict[int, object] = {}
+    results = []
+    t0 = time.perf_counter()
+    for frame in inputs:
+        out = {}
+        for c in set(frame) | set(trackers):
+            tracker = trackers.setdefault(c, make())
+            out[c] = tracker.update(frame.get(c, empty))
+        results.append(out)
+    elapsed = time.perf_counter() - t0
     outputs = []
     for out in results:
         ids, cls, boxes = [], [], []
@@ -94,14 +101,21 @@ def time_reference(scene: Scene, repeat: int, per_class: bool) -> tuple[float, l
             np.concatenate(cls) if cls else np.zeros(0, np.int16),
             np.concatenate(boxes).reshape(-1, 4) if boxes else np.zeros((0, 4), np.float32),
         ))
-    return best, outputs
+    return elapsed, outputs
 
 
 def bench(scene: Scene, repeat: int) -> list[tuple[str, float, dict]]:
+    """Passes interleaved (edged, reference per class, reference agnostic) ``repeat`` times; best of each."""
     n = len(scene.metas)
-    t_edged, full, det = time_edged(scene, repeat)
-    t_ref, ref = time_reference(scene, repeat, per_class=True)
-    t_agn, agn = time_reference(scene, repeat, per_class=False)
+    per_class, agnostic = reference_inputs(scene, True), reference_inputs(scene, False)
+    t_edged = t_ref = t_agn = float("inf")
+    for _ in range(repeat):
+        t, full, det = time_edged(scene)
+        t_edged = min(t_edged, t)
+        t, ref = time_reference(per_class)
+        t_ref = min(t_ref, t)
+        t, agn = time_reference(agnostic)
+        t_agn = min(t_agn, t)
     return [
         ("edged Tracker (detected boxes)", n / t_edged, evaluate(scene, det)),
         ("edged Tracker (all reported boxes)", n / t_edged, evaluate(scene, full)),
@@ -126,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-fake", action="store_true", help="skip the fake-camera scene")
     parser.add_argument("--no-write", action="store_true", help="print only, do not update docs/BENCHMARKS.md")
     parser.add_argument("--note", default="", help="extra text for the section (e.g. where it ran)")
+    parser.add_argument("--rev", default=None, help="git revision to name (default: this checkout's)")
     args = parser.parse_args(argv)
 
     scenes = [("synthetic", make_scene("synthetic", args.seed, args.seconds, noise=Noise()))]
@@ -146,9 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         print(head + "\n")
         parts.append(head)
     cmd = "nice -n 10 python -m tools.bench_tracker" + (f" --seconds {args.seconds:g}" if args.seconds != 120 else "")
+    cmd += f" --repeat {args.repeat}" if args.repeat != 3 else ""
     body = (
         "## Tracking: edged tracker vs trackers' ByteTrackTracker (same detections)\n\n"
-        f"Command: `{cmd}` (rev {git_revision()}){' ' + args.note if args.note else ''}  \n"
+        f"Command: `{cmd}` (rev {args.rev or git_revision()}){' ' + args.note if args.note else ''}  \n"
         f"Machine: {machine_line()}; load average {load:.1f} when started  \n"
         "Frames/s: tracker `update` calls only (inputs built beforehand), best of "
         f"{args.repeat} passes. Accuracy: `trackers.eval` (CLEAR, identity, HOTA; IoU 0.5), class-aware, "

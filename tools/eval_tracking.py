@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -380,8 +380,10 @@ def evaluate(scene: Scene, outputs: list[TrackOutput], classes: Iterable[str] | 
 @dataclass(slots=True)
 class SelectionRun:
     packages: list  # edged.select.package.UploadPackage
-    best_boxes: list[tuple[np.ndarray, np.ndarray]]
-    """Per frame: (class ids, boxes) of the tracks that took this frame's image as their best."""
+    observed: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+    """Per frame: (track ids, class ids, boxes) of every observation."""
+    best_takers: list[np.ndarray]
+    """Per frame: ids of the tracks that took this frame's image as their best."""
     counters: object
 
 
@@ -393,35 +395,44 @@ def run_selection(scene: Scene, config: Config | None = None) -> SelectionRun:
     cfg = config or Config()
     tracking = Tracking.from_config(cfg, MemoryIds())
     selector = BestImageSelector(cfg.select)
-    packages, best = [], []
+    packages, observed, takers = [], [], []
     for meta, d in zip(scene.metas, scene.dets, strict=True):
         step, obs, _ = tracking.step(meta, d)
         sel = selector.select(obs)
         selector.forget(step.ended_ids)
         if sel.package is not None:
             packages.append(sel.package)
-        rows = np.isin(obs.track_ids, sel.better_track_ids) if sel.package is not None else np.zeros(len(obs), bool)
-        best.append((obs.class_ids[rows], obs.rows["box"][rows]))
-    return SelectionRun(packages, best, selector.counters)
+        observed.append((obs.track_ids, obs.class_ids, obs.rows["box"]))
+        takers.append(sel.better_track_ids if sel.package is not None else np.zeros(0, np.int64))
+    return SelectionRun(packages, observed, takers, selector.counters)
 
 
 def best_image_coverage(scene: Scene, run: SelectionRun, min_seconds: float = 1.0,
                         classes: Iterable[str] | None = None, fps: float = FPS) -> tuple[int, int, list[int]]:
     """``(objects in view >= min_seconds, of which with a best image, ids without one)``.
 
-    An object has a best image when, in some frame, a track that took that frame's image as its best
-    has a box on the object (IoU >= 0.5, same class).
+    Each track stands for the ground-truth object it overlapped (IoU >= 0.5, same class) in most
+    frames; an object has a best image when a track that stands for it took one.
     """
     keep = np.array([class_id(c) for c in (classes or SelectConfig().classes)])
     frames_seen: dict[int, int] = {}
-    covered: set[int] = set()
-    for gt, (cls, boxes) in zip(scene.gts, run.best_boxes, strict=True):
+    pair_counts: dict[tuple[int, int], int] = {}
+    for gt, (tids, cls, boxes) in zip(scene.gts, run.observed, strict=True):
         sel = np.isin(gt.class_ids, keep)
-        for oid in gt.object_ids[sel].tolist():
+        oids = gt.object_ids[sel]
+        for oid in oids.tolist():
             frames_seen[oid] = frames_seen.get(oid, 0) + 1
-        if len(boxes):
+        if len(boxes) and len(oids):
             sim = iou_matrix(gt.boxes[sel], boxes) * (gt.class_ids[sel][:, None] == cls[None, :])
-            covered.update(gt.object_ids[sel][sim.max(axis=1) >= 0.5].tolist())
+            for g, k in zip(*np.nonzero(sim >= 0.5), strict=True):
+                key = (int(tids[k]), int(oids[g]))
+                pair_counts[key] = pair_counts.get(key, 0) + 1
+    stands_for: dict[int, tuple[int, int]] = {}
+    for (tid, oid), n in pair_counts.items():
+        if n > stands_for.get(tid, (-1, 0))[1]:
+            stands_for[tid] = (oid, n)
+    took = {int(t) for ids in run.best_takers for t in ids.tolist()}
+    covered = {stands_for[t][0] for t in took if t in stands_for}
     long = [oid for oid, n in frames_seen.items() if n >= min_seconds * fps]
     missing = [oid for oid in long if oid not in covered]
     return len(long), len(long) - len(missing), missing

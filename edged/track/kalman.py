@@ -56,16 +56,22 @@ def initiate(measurements: np.ndarray, noise: KalmanNoise) -> tuple[np.ndarray, 
 def predict(
     mean: np.ndarray, cov: np.ndarray, dt: float, noise: KalmanNoise
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Advance every track by ``dt`` frames (``dt`` may be fractional or > 1 after dropped frames)."""
+    """Advance every track by ``dt`` frames (``dt`` may be fractional or > 1 after dropped frames).
+
+    ``F P F^T`` is done blockwise (F = [[I, dt I], [0, I]]): no 8x8 products, no temporaries per track.
+    """
     if mean.shape[0] == 0:
         return mean, cov
-    transition = np.eye(2 * _NDIM)
-    transition[:_NDIM, _NDIM:] = dt * np.eye(_NDIM)
     scale = _size_scale(mean)
-    std = np.concatenate([noise.std_position * scale, noise.std_velocity * scale], axis=1)
-    process = _diag(std) * max(dt, 1e-6)
-    new_mean = mean @ transition.T
-    new_cov = transition @ cov @ transition.T + process
+    new_mean = mean.copy()
+    new_mean[:, :_NDIM] += dt * mean[:, _NDIM:]
+    new_cov = cov.copy()
+    new_cov[:, :_NDIM, :] += dt * cov[:, _NDIM:, :]
+    new_cov[:, :, :_NDIM] += dt * new_cov[:, :, _NDIM:]
+    idx = np.arange(2 * _NDIM)
+    step = max(dt, 1e-6)
+    new_cov[:, idx[:_NDIM], idx[:_NDIM]] += (noise.std_position * scale) ** 2 * step
+    new_cov[:, idx[_NDIM:], idx[_NDIM:]] += (noise.std_velocity * scale) ** 2 * step
     return new_mean, new_cov
 
 
@@ -77,7 +83,9 @@ def update(
         return mean, cov
     z = np.asarray(measurements, dtype=np.float64).reshape(-1, _NDIM)
     scale = _size_scale(mean)[:, :_NDIM]
-    innovation_cov = cov[:, :_NDIM, :_NDIM] + _diag(noise.std_position * scale)
+    innovation_cov = cov[:, :_NDIM, :_NDIM].copy()
+    idx = np.arange(_NDIM)
+    innovation_cov[:, idx, idx] += (noise.std_position * scale) ** 2
     # gain^T = S^-1 (P H^T)^T = S^-1 P[:4, :] since P is symmetric.
     gain = np.linalg.solve(innovation_cov, cov[:, :_NDIM, :]).transpose(0, 2, 1)
     residual = z - mean[:, :_NDIM]

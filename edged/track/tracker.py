@@ -25,7 +25,7 @@ import numpy as np
 from edged.classes import CLASS_NAMES
 from edged.config import TrackConfig
 from edged.track import kalman
-from edged.track.geometry import cxcywh_to_xyxy, expand, iou_matrix, xyxy_to_cxcywh
+from edged.track.geometry import clip_boxes, cxcywh_to_xyxy, expand, iou_matrix, xyxy_to_cxcywh
 from edged.track.ids import IdSource
 from edged.types import Detections, FrameMeta, TrackedObjects
 
@@ -166,13 +166,12 @@ class Tracker:
 
     def _step(self, dets: Detections, ts: float, dt: float, width: int, height: int) -> TrackStep:
         cfg, tracks = self.config, self.tracks
-        frame = np.array([width, height, width, height], dtype=np.float64)
         # Lost tracks do not keep growing or shrinking while nothing measures them.
         tracks.mean[~tracks.tracked, 6:8] = 0.0
         tracks.mean, tracks.cov = kalman.predict(tracks.mean, tracks.cov, dt, self.noise)
         # Detections never extend past the image, so neither do the boxes they are compared with.
         unclipped = cxcywh_to_xyxy(tracks.mean[:, :4])
-        predicted = np.clip(unclipped, 0.0, frame)
+        predicted = clip_boxes(unclipped, width, height)
 
         det_boxes = dets.boxes.astype(np.float64)
         det_cls = dets.class_ids
@@ -218,7 +217,7 @@ class Tracker:
             tracks.score[hit] = dets.scores[rows]
             tracks.angle[hit] = dets.angles[rows]
             tracks.box[hit] = dets.boxes[rows]
-            predicted[hit] = np.clip(cxcywh_to_xyxy(tracks.mean[hit, :4]), 0.0, frame)
+            predicted[hit] = clip_boxes(cxcywh_to_xyxy(tracks.mean[hit, :4]), width, height)
             unclipped[hit] = det_boxes[rows]
         tracks.hits = np.where(hit, tracks.hits + 1, 0)
         tracks.tracked = hit

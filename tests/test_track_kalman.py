@@ -1,0 +1,68 @@
+"""Geometry and the stacked Kalman filter."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from edged.track import kalman
+from edged.track.geometry import cxcywh_to_xyxy, expand, iou_matrix, xyxy_to_cxcywh
+
+
+def random_boxes(rng: np.random.Generator, n: int) -> np.ndarray:
+    xy = rng.uniform(0, 500, (n, 2))
+    wh = rng.uniform(0, 120, (n, 2))
+    return np.concatenate([xy, xy + wh], axis=1)
+
+
+def test_iou_matrix_matches_trackers_eval():
+    from trackers.eval import box_iou
+
+    rng = np.random.default_rng(1)
+    a, b = random_boxes(rng, 40), random_boxes(rng, 30)
+    np.testing.assert_allclose(iou_matrix(a, b), box_iou(a, b), atol=1e-9)
+    assert iou_matrix(a[:0], b).shape == (0, 30)
+
+
+@settings(max_examples=50, deadline=None)
+@given(arrays(np.float64, (6, 4), elements=st.floats(-100, 1000)))
+def test_box_conversions_round_trip(boxes):
+    np.testing.assert_allclose(cxcywh_to_xyxy(xyxy_to_cxcywh(boxes)), boxes, atol=1e-9)
+    grown = expand(np.array([[10.0, 20.0, 30.0, 60.0]]), 0.5)
+    np.testing.assert_allclose(grown, [[0.0, 0.0, 40.0, 80.0]])
+
+
+def test_blockwise_predict_equals_f_p_ft_plus_q():
+    rng = np.random.default_rng(0)
+    mean = rng.uniform(10, 100, (5, 8))
+    a = rng.normal(size=(5, 8, 8))
+    cov = a @ a.transpose(0, 2, 1)
+    noise = kalman.KalmanNoise()
+    dt = 1.7
+    new_mean, new_cov = kalman.predict(mean, cov, dt, noise)
+    f = np.eye(8)
+    f[:4, 4:] = dt * np.eye(4)
+    scale = np.maximum(np.concatenate([mean[:, 2:4]] * 2, axis=1), 1.0)
+    q = np.zeros((5, 8, 8))
+    idx = np.arange(8)
+    q[:, idx, idx] = np.concatenate([noise.std_position * scale, noise.std_velocity * scale], axis=1) ** 2 * dt
+    np.testing.assert_allclose(new_mean, mean @ f.T, atol=1e-9)
+    np.testing.assert_allclose(new_cov, f @ cov @ f.T + q, atol=1e-9)
+
+
+def test_filter_learns_constant_velocity_of_every_track_at_once():
+    noise = kalman.KalmanNoise(std_init_velocity=0.25)
+    velocities = np.array([[12.0, 0.0], [-3.0, 2.0], [0.0, 0.0]])
+    start = np.array([[100.0, 200.0, 80.0, 60.0], [500.0, 300.0, 40.0, 90.0], [50.0, 50.0, 20.0, 20.0]])
+    rng = np.random.default_rng(2)
+    mean, cov = kalman.initiate(start, noise)
+    for k in range(1, 30):
+        mean, cov = kalman.predict(mean, cov, 1.0, noise)
+        z = start.copy()
+        z[:, :2] += velocities * k
+        mean, cov = kalman.update(mean, cov, z + rng.normal(0, 0.5, z.shape), noise)
+    np.testing.assert_allclose(mean[:, 4:6], velocities, atol=0.5)
+    np.testing.assert_allclose(mean[:, 6:], 0.0, atol=0.2)
+    assert np.all(np.linalg.eigvalsh(cov) > 0)  # still positive definite
