@@ -173,3 +173,26 @@ def test_a_new_best_is_never_worse_on_any_criterion_and_no_image_is_uploaded_twi
             assert new.score >= old.score
             assert new.area >= old.area
     assert len(uploaded) == len(set(uploaded))
+
+
+def test_track_and_select_stages_in_the_pipeline():
+    from edged.config import Config
+    from edged.pipeline import FrameWork
+    from edged.select.stage import SelectStage
+    from edged.track.ids import MemoryIds
+    from edged.track.stage import TrackStage
+    from edged.types import Detections, Frame
+
+    config = Config()
+    stages = [TrackStage.from_config(config, MemoryIds()), SelectStage.from_config(config)]
+    uploads = []
+    for i in range(6):
+        box = np.array([[300 + 10 * i, 200, 500 + 10 * i, 330]], np.float32)
+        dets = Detections(box, np.array([0.9], np.float32), np.array([CAR], np.int16), np.zeros(1, np.float32))
+        work = FrameWork(Frame(meta(i), np.zeros((H, W, 3), np.uint8)), detections=dets)  # as the detect stage leaves it
+        for stage in stages:
+            stage(work)
+        uploads.append(work.extras["upload"])
+    assert uploads[0] is None  # a candidate, not yet a track
+    assert uploads[1] is not None and uploads[1].track_ids.tolist() == [1]
+    assert uploads[1].meta.image_id == "img-1" and uploads[1].immediate
