@@ -98,8 +98,8 @@ def test_strength_scales_with_region_size() -> None:
     assert cell_size(200, 100, 5, 4) == 40
     assert cell_size(20, 10, 5, 4) == 4  # never finer than min_cell_px
     img = photos()[0].pixels
-    small = FrameDeidentifier("pixelate", margin=0)(img, regions_of([[200, 100, 240, 140]], [FACE], [1])).image
-    big = FrameDeidentifier("pixelate", margin=0)(img, regions_of([[100, 100, 300, 300]], [FACE], [1])).image
+    small = FrameDeidentifier("pixelate", margin=0, cells=5)(img, regions_of([[200, 100, 240, 140]], [FACE], [1])).image
+    big = FrameDeidentifier("pixelate", margin=0, cells=5)(img, regions_of([[100, 100, 300, 300]], [FACE], [1])).image
     # the small region is 5x5 cells of 8 px, the big one 5x5 cells of 40 px
     assert len(np.unique(small[100:140, 200:240].reshape(-1, 3), axis=0)) <= 25
     assert len(np.unique(big[100:300, 100:300].reshape(-1, 3), axis=0)) <= 25

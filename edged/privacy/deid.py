@@ -221,7 +221,7 @@ def check_image(pixels: np.ndarray) -> None:
 class FrameDeidentifier:
     """Hides each region of each frame on its own (no memory of earlier frames)."""
 
-    def __init__(self, method: Method = "blur", margin: float = 0.4, cells: int = 5, min_cell_px: int = 4) -> None:
+    def __init__(self, method: Method = "blur", margin: float = 0.4, cells: int = 2, min_cell_px: int = 4) -> None:
         if method not in METHODS:
             raise DeidError(f"unknown de-identification method {method!r}; known: {', '.join(METHODS)}")
         self.method: Method = method

@@ -88,7 +88,7 @@ class StableDeidentifier:
         self,
         method: Method = "blur",
         margin: float = 0.4,
-        cells: int = 5,
+        cells: int = 2,
         min_cell_px: int = 4,
         grid_px: int = 8,
         shrink_per_frame: float = 0.005,

@@ -24,9 +24,9 @@ sealed to ``--key``, decrypt, check every position lies in a de-identified regio
    shows there is at most :data:`DETAIL_MAX_SHARE`. Fine detail is the grey level minus its
    Gaussian blur of sigma 1.5 px; the share is the least-squares weight of the crop's detail in the
    image's, ``<d_img, d_crop> / <d_crop, d_crop>``: 1 for a bare region, >= 0.53 for a bare region
-   after JPEG at quality 30 (>= 0.74 at 50), and <= 0.34 for every blurred, pixelated, filled or
-   track-stable region of the fake scene and the test photos, JPEG'd or not
-   (``tests/test_privacy_restore.py``). A crop without fine detail (its detail's standard deviation
+   after JPEG at quality 30 (>= 0.68 at 50), and <= 0.08 for every blurred, pixelated, filled or
+   track-stable region of the fake scene and the test photos at the default strength, JPEG'd or
+   not (<= 0.34 even at 5 cells; ``tests/test_privacy_restore.py`` checks both sides). A crop without fine detail (its detail's standard deviation
    below :data:`DETAIL_FLOOR`) shows nothing to hide, and only the first test applies.
 
 Either failure refuses the whole restore with a :class:`RestoreError` naming the region.
@@ -61,8 +61,8 @@ SIG_MAX_DIFF = 16.0
 de-identification signature: JPEG at quality >= 30 and H.264 keep cell averages within ~5."""
 DETAIL_MAX_SHARE = 0.45
 """Largest share of the crop's fine detail the image may show for a region to count as
-de-identified: midway between the worst de-identified region (0.34) and a bare one after JPEG at
-quality 30 (0.53)."""
+de-identified: between the worst de-identified region seen (0.34, at 5 cells; 0.08 at the default
+2) and a bare one after JPEG at quality 30 (0.53)."""
 DETAIL_FLOOR = 1.0
 """Crops whose fine detail has a standard deviation below this (grey levels) are featureless."""
 DETAIL_SIGMA = 1.5
