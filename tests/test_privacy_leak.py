@@ -149,3 +149,41 @@ def test_every_image_that_leaves_is_deidentified_in_every_region(run) -> None:
                 assert result.ok, f"{image_id}: {rec.category} track {g.track_id}: {result.reason}"
                 checked += 1
     assert checked >= 50
+
+
+def test_daemon_run_leaves_no_crop_in_its_data_folder_local_output_or_ops_store(tmp_path: Path) -> None:
+    """The real daemon (tools.sim: fake camera, oracle detections, outbox, MQTT uplink to real
+    receivers): scan what the device wrote and what ops received for every crop the functional
+    platforms received."""
+    from edged.config import Config
+    from edged.keys import load_platform_private_key, load_verify_key
+    from tools.sim import SimOptions, run_sim
+    from tools.sim.broker import mosquitto_path
+
+    if mosquitto_path() is None:
+        pytest.skip("mosquitto is not installed")
+    result = run_sim(SimOptions(seconds=5.0, width=640, height=360, realtime=False, outage=None, config=None,
+                                base=Config(), present_models_only=True, reconnect_max_s=1.0,
+                                out=tmp_path / "sim", report=False, detector="truth"))
+    folder = result.folder
+    signers = trusted_signers([load_verify_key(result.keys["device"].with_suffix(".pub"))])
+    crops = []
+    for category in ("face", "plate"):
+        key = load_platform_private_key(result.keys[category])
+        store = result.stores[f"func.{category}"]
+        for video in store.segments():
+            for env in store.iter_segment(video):
+                crops += [g.crop for g in open_sealed(bytes(env.body), key, signers).regions]
+    assert len(crops) >= 10
+    needles: list[bytes] = []
+    for c in crops:
+        needles += needles_of(c)
+        arr = decode_png(c)
+        row = arr[arr.shape[0] // 2].tobytes()
+        if len(row) >= WINDOW:
+            needles.append(row[:WINDOW])
+    device_ops = [folder / "data", folder / "local", folder / "platform" / "ops"]
+    assert all(p.is_dir() for p in device_ops), sorted(p.name for p in folder.iterdir())
+    assert scan(device_ops, needles) == []
+    ops_kinds = {env.kind for v in result.stores["ops"].segments() for env in result.stores["ops"].iter_segment(v)}
+    assert "sensitive" not in ops_kinds and "package" in ops_kinds
