@@ -1,0 +1,314 @@
+"""End-to-end benchmark: the whole daemon on the fake scene at 1280x720 with the default models.
+
+    python -m tools.bench_e2e [--frames 600] [--warmup 30] [--config config/default.toml] [--no-write]
+
+One run of :func:`edged.app.build_daemon` with the configured (default) models; de-identification,
+sealing and persistence (the SQLite outbox, one fsynced commit per frame) included; the uplink off
+(messages stay in the outbox). The fake camera is not paced and runs in lockstep with the pipeline
+(:mod:`tools.sim.lockstep`): it renders the next frame while the pipeline works on the current one
+and no frame is dropped, so capture does not limit the rate and no frame is rendered for nothing.
+
+Prints, and writes as the ``e2e`` section of ``docs/BENCHMARKS.md`` (``--no-write`` to skip):
+
+* end-to-end FPS (frames through the whole chain per wall second, after ``--warmup`` frames);
+* whole per-frame CPU time (process CPU time / frames) and its ratio to the bare detector: the
+  same frames are rendered again afterwards (same seed, the recorded exposure commands replayed)
+  and the detector's interpreter invokes are timed alone on them, in the same process;
+* per-stage p50/p95 latency, RSS;
+* the sections other benchmark scripts wrote (outbox, tracker, int8 vs float ...), referenced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edged.app import build_daemon
+from edged.config import Config, from_dict, load, to_dict
+from edged.detect.detector import DetectStage, Detector, Region, tile_regions
+from edged.detect.runtime import quantize
+from edged.keys import generate_device_key, generate_platform_key
+from edged.pipeline import FrameWork
+from hal.factory import make_camera
+from tools.benchdoc import DOC, git_revision, machine_line, write_section
+from tools.sim.lockstep import CreditSink, LockstepCamera
+from tools.sim.run import missing_models, present_models
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTION = "e2e"
+TARGET_FPS = 25.0
+"""T/AI 110.2: the de-identification path processes at least 25 frames per second."""
+TARGET_RATIO = 1.15
+"""Whole per-frame CPU time at most 1.15x the bare detector invokes (issue 8)."""
+PIPELINE_STAGES = ("detect", "track", "select", "privacy", "health", "package")
+
+
+@dataclass
+class MeterSink:
+    """Per-frame timings, and process CPU / wall clock from frame ``warmup`` on (sink thread)."""
+
+    warmup: int
+    frames: int = 0
+    timings: dict[str, list[float]] = field(default_factory=dict)
+    start: tuple[float, float] | None = None
+    end: tuple[float, float] | None = None
+    counted: int = 0
+
+    def consume(self, work: FrameWork) -> None:
+        self.frames += 1
+        if self.frames <= self.warmup:
+            if self.frames == self.warmup:
+                self.start = (time.process_time(), time.perf_counter())
+            return
+        if self.start is None:  # warmup 0
+            self.start = (time.process_time(), time.perf_counter())
+        for name, ms in work.timings_ms.items():
+            self.timings.setdefault(name, []).append(ms)
+        self.timings.setdefault("pipeline total", []).append(sum(work.timings_ms.values()))
+        self.counted += 1
+        self.end = (time.process_time(), time.perf_counter())
+
+    def close(self) -> dict[str, Any]:
+        return {}
+
+
+def rss_mb() -> tuple[float, float]:
+    """(current RSS, peak RSS) of this process in MB, from /proc/self/status."""
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields.get("VmRSS", float("nan")), fields.get("VmHWM", float("nan"))
+
+
+def bench_config(base: Config, folder: Path, width: int, height: int, present_only: bool = False) -> Config:
+    """``base`` with the fake camera unpaced at ``width`` x ``height``, fresh keys and storage, no uplink
+    (``present_only``: only the models whose files exist)."""
+    generate_device_key(folder / "keys" / "device")
+    d = to_dict(base)
+    if present_only:
+        d["detect"]["models"] = present_models(d["detect"]["models"])
+    cats = list(base.privacy.categories)
+    for c in cats:
+        generate_platform_key(folder / "keys" / f"func-{c}")
+    d["device"]["data_dir"] = str(folder / "data")
+    d["camera"].update(backend="fake", width=width, height=height)
+    d["camera"]["fake"]["realtime"] = False
+    d["output"].update(dir=str(folder / "out"), save_every=0)
+    d["privacy"]["signing_key"] = str(folder / "keys" / "device.key")
+    d["privacy"]["recipients"] = {c: str(folder / "keys" / f"func-{c}.pub") for c in cats}
+    d["uplink"]["enabled"] = False
+    d["remote"]["mqtt"]["enabled"] = False
+    d["remote"]["serial"]["enabled"] = False
+    return from_dict(d)
+
+
+def bare_invokes(config: Config, detector: Detector, commands: list[tuple[int, str, tuple[float, ...]]],
+                 frames: int, warmup: int) -> dict[str, Any]:
+    """Render the same frames again (recorded exposure commands replayed) and time only the
+    detector's interpreter invokes on them: process CPU and wall, per model."""
+    camera = make_camera(config.camera)
+    camera.start()
+    pending = list(commands)
+    cpu = dict.fromkeys((m.cfg.name for m in detector.models), 0.0)
+    wall = dict(cpu)
+    invokes = dict.fromkeys(cpu, 0)
+    try:
+        for i in range(frames):
+            while pending and pending[0][0] <= i:
+                _, method, args = pending.pop(0)
+                getattr(camera, method)(*args)
+            pixels = camera.capture().pixels
+            if i < warmup:
+                continue
+            rgb = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+            h, w = rgb.shape[:2]
+            for m in detector.models:
+                regions = tile_regions(w, h, detector.tiling) if detector._tiled(m) else [Region(0, 0, w, h)]
+                for r in regions:
+                    x, *_ = m.prepare(rgb[r.y : r.y + r.h, r.x : r.x + r.w])
+                    info = m.model.inputs[0]
+                    data = quantize(x[None], info.scale, info.zero_point, info.dtype) if info.quantized else x[None].astype(info.dtype)
+                    m.model._interp.set_tensor(info.index, data)  # set the input; only the invoke is timed
+                    c0, w0 = time.process_time(), time.perf_counter()
+                    m.model.invoke_raw()
+                    cpu[m.cfg.name] += time.process_time() - c0
+                    wall[m.cfg.name] += time.perf_counter() - w0
+                    invokes[m.cfg.name] += 1
+    finally:
+        camera.stop()
+    n = max(frames - warmup, 1)
+    return {
+        "cpu_ms_per_frame": sum(cpu.values()) / n * 1000,
+        "wall_ms_per_frame": sum(wall.values()) / n * 1000,
+        "per_model": {k: {"cpu_ms_per_frame": cpu[k] / n * 1000, "wall_ms_per_frame": wall[k] / n * 1000,
+                          "invokes_per_frame": invokes[k] / n} for k in cpu},
+    }
+
+
+def other_sections(doc: Path = DOC) -> list[tuple[str, str]]:
+    """(section name, its first heading) of every other section of the benchmarks document."""
+    try:
+        text = doc.read_text(encoding="utf-8")
+    except OSError:
+        return []
+    out = []
+    for m in re.finditer(r"<!-- BEGIN (\S+) -->\s*\n(.*?)<!-- END \1 -->", text, re.S):
+        if m.group(1) == SECTION:
+            continue
+        heading = next((line.lstrip("#").strip() for line in m.group(2).splitlines() if line.startswith("#")), m.group(1))
+        out.append((m.group(1), heading))
+    return out
+
+
+def anchor(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading."""
+    slug = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return "#" + slug.replace(" ", "-")
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+async def run_daemon(config: Config, folder: Path, frames: int, warmup: int):  # noqa: ANN201
+    camera = LockstepCamera(make_camera(config.camera), credits=config.pipeline.frame_queue)
+    daemon = build_daemon(config, folder / "out", camera=camera, evaluate=False)
+    meter = MeterSink(warmup)
+    daemon.sinks += [meter, CreditSink(camera)]
+    summary = await daemon.run(max_frames=frames)
+    return daemon, camera, meter, summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tools.bench_e2e", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--frames", type=int, default=600, help="frames to run (default %(default)s: 60 s of scene)")
+    ap.add_argument("--warmup", type=int, default=30, help="frames left out of the figures (default %(default)s)")
+    ap.add_argument("--width", type=int, default=1280)
+    ap.add_argument("--height", type=int, default=720)
+    ap.add_argument("--config", type=Path, default=ROOT / "config" / "default.toml", help="base config (its models)")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
+    ap.add_argument("--present-models-only", action="store_true",
+                    help="run with the configured models whose files exist (implies --no-write)")
+    args = ap.parse_args(argv)
+    missing = missing_models(load(args.config))
+    if missing and not args.present_models_only:
+        print(f"bench_e2e: model files missing: {', '.join(missing)} (--present-models-only runs without them)", file=sys.stderr)
+        return 2
+    if missing:
+        print(f"bench_e2e: running WITHOUT {', '.join(missing)}; figures not written", file=sys.stderr)
+        args.no_write = True
+    if args.frames <= args.warmup:
+        ap.error("--frames must be larger than --warmup")
+    base = load(args.config)
+    if not base.detect.enabled or not base.detect.models:
+        print(f"bench_e2e: {args.config} configures no detection model; the benchmark needs the default models", file=sys.stderr)
+        return 2
+    command = "python -m tools.bench_e2e " + " ".join(argv if argv is not None else sys.argv[1:])
+    load_avg = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
+        folder = Path(tmp)
+        config = bench_config(base, folder, args.width, args.height, args.present_models_only)
+        try:
+            daemon, camera, meter, summary = asyncio.run(run_daemon(config, folder, args.frames, args.warmup))
+        except Exception as err:  # a missing model file etc.: one clear line
+            print(f"bench_e2e: cannot run: {err}", file=sys.stderr)
+            return 2
+        rss, peak = rss_mb()
+        outbox = summary.get("outbox", {})
+        detect = next(s for s in daemon.pipeline.stages if isinstance(s, DetectStage))
+        bare = bare_invokes(config, detect.detector, camera.commands, args.frames, args.warmup)
+    load_after = os.getloadavg()[0]
+
+    n = meter.counted
+    (c0, w0), (c1, w1) = meter.start, meter.end
+    fps = n / (w1 - w0) if w1 > w0 else float("nan")
+    cpu_frame = (c1 - c0) / n * 1000
+    render = float(np.sum(camera.render_cpu_ms[args.warmup :])) / n
+    ratio = cpu_frame / bare["cpu_ms_per_frame"]
+    ratio_no_render = (cpu_frame - render) / bare["cpu_ms_per_frame"]
+    models = ", ".join(f"{m.name} ({Path(m.file).name}, {m.input_size[0]}x{m.input_size[1]})" for m in config.detect.models)
+    stage_rows = []
+    for name in ("capture", *PIPELINE_STAGES, "pipeline total", "sink"):
+        values = (camera.render_ms[args.warmup :] if name == "capture"
+                  else list(daemon.stats.stage_ms.get("sink", [])) if name == "sink" else meter.timings.get(name, []))
+        if values:
+            stage_rows.append((name, pct(values, 50), pct(values, 95)))
+
+    lines = [
+        f"frames: {n} measured after {args.warmup} warm-up frames, {args.width}x{args.height}, "
+        f"dropped {summary['frames']['dropped']}",
+        f"models: {models}; tiling {'on' if config.detect.tiling.enabled else 'off'}; {config.detect.threads} threads",
+        f"end-to-end FPS: {fps:.1f} (T/AI 110.2 target >= {TARGET_FPS:g}: {'met' if fps >= TARGET_FPS else 'NOT met'})",
+        f"whole per-frame CPU: {cpu_frame:.1f} ms (of which fake-camera rendering {render:.1f} ms)",
+        f"bare detector invokes on the same frames: {bare['cpu_ms_per_frame']:.1f} ms CPU, "
+        f"{bare['wall_ms_per_frame']:.1f} ms wall per frame",
+        f"ratio whole CPU / bare invokes: {ratio:.2f} (target <= {TARGET_RATIO}); without rendering: {ratio_no_render:.2f}",
+        f"RSS: {rss:.0f} MB at the end, peak {peak:.0f} MB",
+        f"outbox: {outbox.get('stored', 0)} messages stored ({outbox.get('used_bytes', 0) / 1e6:.1f} MB)",
+    ]
+    for line in lines:
+        print(line)
+    print(f"{'stage':16s} {'p50 ms':>8s} {'p95 ms':>8s}")
+    for name, p50, p95 in stage_rows:
+        print(f"{name:16s} {p50:8.2f} {p95:8.2f}")
+
+    if args.no_write:
+        return 0
+    per_model = "; ".join(f"{k} {v['cpu_ms_per_frame']:.1f} ms CPU / {v['wall_ms_per_frame']:.1f} ms wall"
+                          f" ({v['invokes_per_frame']:.2f} invokes)" for k, v in bare["per_model"].items())
+    body = [
+        "## End-to-end: the whole daemon at 1280x720 with the default models",
+        "",
+        f"Command: `{command.strip()}` (git {git_revision()})  ",
+        f"Machine: {machine_line()}; load average {load_avg:.1f} before, {load_after:.1f} after (shared with other jobs)",
+        "",
+        "The daemon built by `edged.app.build_daemon` on the fake scene (seed "
+        f"{config.camera.fake.seed}): detect, track, select, privacy (de-identification and sealed records), "
+        "health, package, and the SQLite outbox (`synchronous=full`, one commit per frame); uplink off. "
+        "The fake camera runs unpaced in lockstep with the pipeline (no frame dropped, none rendered for nothing). "
+        f"Models: {models}.",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| end-to-end FPS ({n} frames after {args.warmup} warm-up) | **{fps:.1f}** (T/AI 110.2: >= {TARGET_FPS:g}, {'met' if fps >= TARGET_FPS else 'not met'}) |",
+        f"| whole per-frame CPU time (process CPU / frames) | {cpu_frame:.1f} ms |",
+        f"| of which rendering the fake frame (the sensor's job on a device) | {render:.1f} ms |",
+        f"| bare detector invokes, same frames, same run (CPU / wall per frame) | {bare['cpu_ms_per_frame']:.1f} ms / {bare['wall_ms_per_frame']:.1f} ms |",
+        f"| per model | {per_model} |",
+        f"| **ratio whole CPU / bare invokes** (target <= {TARGET_RATIO}) | **{ratio:.2f}** ({'met' if ratio <= TARGET_RATIO else 'not met'}) |",
+        f"| same ratio without the fake-camera rendering | {ratio_no_render:.2f} |",
+        f"| RSS at the end / peak | {rss:.0f} MB / {peak:.0f} MB |",
+        f"| messages stored in the outbox | {outbox.get('stored', 0)} ({outbox.get('used_bytes', 0) / 1e6:.1f} MB) |",
+        "",
+        "| stage | p50 ms | p95 ms |",
+        "|---|---:|---:|",
+        *[f"| {name} | {p50:.2f} | {p95:.2f} |" for name, p50, p95 in stage_rows],
+        "",
+        "capture: rendering the fake frame (camera thread, overlaps the pipeline); pipeline total: detect to "
+        "package on the stage thread; sink: outbox commit (sink thread, overlaps the next frame). CPU times "
+        "count every thread of the process (TFLite's pool threads too), so the ratio compares like with like.",
+    ]
+    others = other_sections()
+    if others:
+        body += ["", "Figures of the other benchmark scripts, each in its own section with its command:", ""]
+        body += [f"- [{heading}]({anchor(heading)}) (`{name}`)" for name, heading in others]
+    write_section(SECTION, "\n".join(body))
+    print(f"wrote section '{SECTION}' of {DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
