@@ -66,6 +66,9 @@ realtime = true
 [exposure]
 enabled = false
 
+[detect]
+enabled = false  # these tests are about remote control; detection on noise only costs time
+
 [pipeline]
 stats_period_s = 60.0
 {privacy}

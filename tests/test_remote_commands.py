@@ -4,6 +4,7 @@ persisted applied config with its start-up precedence."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import json
 import stat
 import time
@@ -267,6 +268,7 @@ def test_persist_failure_rejects_before_applying(tmp_path: Path) -> None:
             control, events = control_for(startup)
             control.attach(daemon)
             data = tmp_path / "data"
+            shutil.rmtree(data)  # the daemon made it (track ids); put a file in its place
             data.write_text("a file where the data folder should be")  # unwritable even for root
             reply = await control.handle({"cmd": "set", "version": 1, "config": {"camera": {"fps": 5}}}, "t", MQTT_ACCESS)
             assert reply["code"] == "persist_failed" and "cannot write" in reply["error"], reply

@@ -72,6 +72,10 @@ path = "{images}"
 loop = true
 [exposure]
 enabled = false
+[detect]
+enabled = false
+[privacy]
+categories = []
 [pipeline]
 stats_period_s = 3600.0
 [remote.mqtt]
