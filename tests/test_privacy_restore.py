@@ -226,3 +226,25 @@ def test_deidentification_check_survives_jpeg_and_catches_bare_regions(method: s
                 assert not bad.ok and "not de-identified" in bad.reason
                 checked += 1
     assert checked >= 40
+
+
+def test_video_frame_errors_are_clear(tmp_path) -> None:
+    from tools.platform.restore import video_frame
+
+    with pytest.raises(RestoreError, match="video not found"):
+        video_frame(tmp_path / "none.mkv", 0)
+    (tmp_path / "junk.mkv").write_bytes(b"not a video at all" * 10)
+    with pytest.raises(RestoreError, match="not a video"):
+        video_frame(tmp_path / "junk.mkv", 0)
+    path = tmp_path / "two.mkv"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("ffv1", rate=Fraction(10))
+        s.width, s.height, s.pix_fmt = 32, 16, "bgr0"
+        for v in (10, 200):
+            for p in s.encode(av.VideoFrame.from_ndarray(np.full((16, 32, 3), v, np.uint8), format="bgr24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    assert int(video_frame(path, 1)[0, 0, 0]) == 200
+    with pytest.raises(RestoreError, match="has no frame 5 \\(it has 2 frames\\)"):
+        video_frame(path, 5)

@@ -209,16 +209,18 @@ def video_frame(path: str | Path, index: int) -> np.ndarray:
 
     if index < 0:
         raise RestoreError(f"frame index must be >= 0, got {index}")
+    count = 0
     try:
         with av.open(str(path)) as container:
-            for k, frame in enumerate(container.decode(video=0)):
-                if k == index:
+            for frame in container.decode(video=0):
+                if count == index:
                     return frame.to_ndarray(format="bgr24")
+                count += 1
     except (av.error.FileNotFoundError, FileNotFoundError):
         raise RestoreError(f"video not found: {path}") from None
     except av.error.InvalidDataError:
         raise RestoreError(f"{path} is not a video PyAV can decode") from None
-    raise RestoreError(f"video {path} has no frame {index} (it has {k + 1 if 'k' in locals() else 0} frames)")
+    raise RestoreError(f"video {path} has no frame {index} (it has {count} frames)")
 
 
 def open_records(
