@@ -135,7 +135,8 @@ class ModelConfig(_Section):
     name: str
     file: str
     """Path of the .tflite file; relative paths are relative to the working directory."""
-    layout: Literal["ssd", "yolov5", "yolov8", "blazeface"]
+    layout: Literal["ssd", "yolov5", "yolov8", "yolo_grid", "blazeface"]
+    """Output layout (see ``edged/detect/decoders.py``); ``yolo_grid`` is edged-det's raw maps."""
     input_size: tuple[PositiveInt, PositiveInt]
     """Model input (width, height)."""
     labels: list[str]
@@ -182,7 +183,7 @@ def default_models() -> list[ModelConfig]:
         ModelConfig(
             name="det",
             file="models/edged_det_int8.tflite",
-            layout="yolov8",
+            layout="yolo_grid",
             input_size=(640, 384),
             labels=["plate", "car", "person", "truck", "bus"],
             score_threshold=0.1,

@@ -123,3 +123,27 @@ def test_nms_is_per_class():
     scores = np.array([0.9, 0.8, 0.7], np.float32)
     assert sorted(nms(boxes, scores, np.array([0, 0, 1]), 0.5).tolist()) == [0, 2]
     assert nms(boxes, scores, np.array([0, 0, 0]), 0.5).tolist() == [0]
+
+
+def test_yolo_grid_decodes_each_level_with_its_stride():
+    from tools.make_test_models import GRID_CELLS
+
+    det = detector("tiny_yolo_grid_int8.tflite", "yolo_grid", 32, ["car", "plate"])
+    boxes, scores, classes = by_score(det.detect(white(64, 64)))
+    want = []
+    for level, gx, gy, cls, logit, w, h in GRID_CELLS:
+        stride = 8 * 2**level
+        cx, cy = (gx + 0.5) * stride, (gy + 0.5) * stride
+        want.append(([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1 / (1 + np.exp(-logit)), [CAR, PLATE][cls]))
+    want.sort(key=lambda x: -x[1])
+    assert len(boxes) == 2
+    np.testing.assert_allclose(boxes, np.array([b for b, _, _ in want]) * 2, atol=0.6)  # int8 sizes, frame at 2x
+    np.testing.assert_allclose(scores, [s for _, s, _ in want], atol=0.01)
+    assert classes.tolist() == [c for _, _, c in want]
+
+
+def test_yolo_grid_shape_mismatch_is_refused():
+    from edged.detect import ModelError
+
+    with pytest.raises(ModelError, match=r"yolo_grid output \(1, 4, 4, 6\) is not \(1, H, W, 4 \+ 3 labels\)"):
+        detector("tiny_yolo_grid_int8.tflite", "yolo_grid", 32, ["car", "plate", "person"])

@@ -32,6 +32,35 @@ BLAZE_ANCHOR = 100
 BLAZE_REG = np.array([2.0, -3.0, 40.0, 48.0], np.float32)
 """dx, dy, w, h (input pixels) regressed from that anchor."""
 
+GRID_CELLS = [
+    # (level, gx, gy, class, logit, w, h): stride 8 level is 4x4, stride 16 level is 2x2 (32 px input)
+    (0, 1, 2, 1, 3.0, 10.0, 20.0),
+    (1, 1, 1, 0, 2.0, 16.0, 16.0),
+]
+
+
+def _logit(p: float) -> float:
+    return float(np.log(p / (1 - p)))
+
+
+def _grid_tables() -> list[tuple[np.ndarray, np.ndarray]]:
+    """(A, B) per level of a yolo_grid head: centre offsets 0 (cell centre), sizes and logits set."""
+    tables = []
+    for level, cells in enumerate((4, 2)):
+        stride = SIZE // cells
+        a = np.zeros((cells, cells, 4 + NUM_CLASSES), np.float32)
+        a[..., 4:] = -8.0
+        b = np.zeros_like(a)
+        for lv, gx, gy, cls, logit, w, h in GRID_CELLS:
+            if lv != level:
+                continue
+            a[gy, gx, 2] = _logit(np.sqrt(w / (5.0 * stride)) / 2)
+            a[gy, gx, 3] = _logit(np.sqrt(h / (5.0 * stride)) / 2)
+            b[gy, gx, 4 + cls] = logit + 8.0
+        tables.append((a, b))
+    return tables
+
+
 EXPECTED = {
     "yolo": {"boxes_cxcywh": YOLO_BOXES[:2].tolist(), "labels": YOLO_CLASS[:2].tolist(), "scores": YOLO_SCORE[:2].tolist()},
     "ssd": {"boxes_yxyx": [[0.1, 0.2, 0.3, 0.5], [0.5, 0.5, 0.9, 0.7]], "labels": [1, 0], "scores": [0.9, 0.7]},
@@ -169,6 +198,7 @@ def build(out: Path) -> list[Path]:
         "tiny_yolov5_uint8.tflite": _convert(_graph(SIZE, [_yolo_tables(False)], False), "uint8", False),
         "tiny_yolov5_float.tflite": _convert(_graph(SIZE, [_yolo_tables(False)], False), None, False),
         "tiny_yolov8_int8.tflite": _convert(_graph(SIZE, [_yolo_tables(True)], False), "int8", False),
+        "tiny_yolo_grid_int8.tflite": _convert(_graph(SIZE, _grid_tables(), False), "int8", False),
         "tiny_ssd_float.tflite": _ssd(),
         "tiny_blazeface_int8.tflite": _blazeface("int8"),
         "tiny_blazeface_float.tflite": _blazeface(None),

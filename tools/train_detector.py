@@ -4,13 +4,13 @@
 
 The network ("edged-det"): a depthwise-separable backbone (strides 2-32), a light top-down
 feature pyramid and three anchor-free YOLO-style heads at strides 8, 16 and 32. Each cell predicts
-a box (centre offset within [-0.5, 1.5] cells, width/height as ``base * (2 sigmoid)^2``) and class
+a box (centre offset within [-0.5, 1.5] cells, width/height as ``5 stride (2 sigmoid)^2``) and class
 scores; an object trains the level matching its size, at the cell holding its centre and the
 neighbours its centre is near (as YOLOv5). Loss: (1 - GIoU) on positives + BCE on class scores.
 
 Training runs on 256 x 256 crops (the net is fully convolutional), on CPU, for a fixed wall-clock
-budget; the exported model takes the 640 x 384 letterboxed frame and ends in the YOLOv8 layout
-``(1, 4 + C, N)``: normalised ``cx, cy, w, h`` and class scores. Export is full int8 (int8 input
+budget; the exported model takes the 640 x 384 letterboxed frame and outputs the three raw grid
+maps (layout ``yolo_grid``, decoded by ``edged.detect.decoders.decode_yolo_grid``). Export is full int8 (int8 input
 and output) with TFLiteConverter, calibrated on 200 letterboxed fake-camera frames and plate
 photos. Data: ``tools/detector_data.py``. Everything is seeded; run time depends on the machine,
 so the number of steps reached is printed and written to ``models/edged_det.json``.
@@ -32,8 +32,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parent.parent
 STRIDES = (8, 16, 32)
-BASES = (16.0, 48.0, 160.0)
-"""Box-size base per level: predicted sizes span 0-4x the base."""
+BASE_PER_STRIDE = 5.0
+"""Box-size base of a level = 5 x its stride (40, 80, 160 px): predicted sizes span 0-4x the base.
+The runtime decoder (layout ``yolo_grid``) uses the same rule."""
+BASES = tuple(BASE_PER_STRIDE * s for s in STRIDES)
 LEVEL_LIMITS = (32.0, 96.0)
 """Objects whose longer side (model pixels) is below 32 train the stride-8 level, below 96 the
 stride-16 level, else the stride-32 one."""
@@ -147,7 +149,7 @@ def giou(a, b):
     return inter / union - (hull - union) / hull
 
 
-def train(minutes: float, out: Path, seed: int) -> dict:
+def train(minutes: float, out: Path, seed: int, init: Path | None = None) -> dict:
     import tensorflow as tf
 
     from tools.detector_data import CLASSES, TRAIN_SEEDS, make_set
@@ -168,6 +170,8 @@ def train(minutes: float, out: Path, seed: int) -> dict:
     print(f"data: {len(images)} crops in {time.time() - t0:.0f} s", flush=True)
 
     model = build_backbone(nc)
+    if init:
+        model.load_weights(str(init))
     batch = 16
     budget_s = minutes * 60
     opt = tf.keras.optimizers.Adam(2e-3)
@@ -214,7 +218,7 @@ def train(minutes: float, out: Path, seed: int) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     model.save_weights(str(out / "edged_det.weights.h5"))
     info = {"steps": steps, "batch": batch, "train_minutes": round((time.time() - t_train) / 60, 1), "crops": n,
-            "seed": seed, "classes": list(CLASSES)}
+            "seed": seed, "classes": list(CLASSES), "init": str(init.name) if init else None}
     print(info, flush=True)
     return info
 
@@ -238,7 +242,12 @@ def _flip_targets(y: np.ndarray, flip: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------------------- export
 def inference_function(weights: Path, num_classes: int):
-    """tf.function: (1, 384, 640, 3) RGB 0-1 -> (1, 4 + C, N), normalised cx, cy, w, h + scores."""
+    """tf.function: (1, 384, 640, 3) RGB 0-1 -> one raw map (1, H, W, 4 + C) per stride (8, 16, 32).
+
+    The grid decode (sigmoid, cell offsets, sizes) is left to the runtime (layout ``yolo_grid``):
+    inside an int8 model it would squeeze absolute coordinates into 256 levels (2.5 px steps at
+    640 px, more through the intermediate tensors), too coarse for 4 px high plates.
+    """
     import tensorflow as tf
 
     w, h = INPUT_WH
@@ -247,13 +256,7 @@ def inference_function(weights: Path, num_classes: int):
 
     @tf.function(input_signature=[tf.TensorSpec([1, h, w, 3], tf.float32, name="image")])
     def fn(image):
-        raws = model(image, training=False)
-        parts = []
-        for raw, s, b in zip(raws, STRIDES, BASES, strict=True):
-            box, logit = decode_level(raw, s, b)
-            box = box / tf.constant([w, h, w, h], tf.float32)
-            parts.append(tf.concat([box, tf.sigmoid(logit)], -1))
-        return tf.transpose(tf.concat(parts, 1), [0, 2, 1])
+        return model(image, training=False)
 
     return fn
 
@@ -305,11 +308,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "models")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--export-only", action="store_true", help="export the saved weights again")
+    ap.add_argument("--init", type=Path, help="start from these weights (a previous run) instead of random")
     args = ap.parse_args()
     info_path = args.out / "edged_det.json"
     info = json.loads(info_path.read_text()) if args.export_only and info_path.exists() else {}
     if not args.export_only:
-        info = train(args.minutes, args.out, args.seed)
+        info = train(args.minutes, args.out, args.seed, args.init)
     info.update(export(args.out / "edged_det.weights.h5", args.out))
     info_path.write_text(json.dumps(info, indent=1) + "\n")
     print(info)

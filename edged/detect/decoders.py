@@ -11,6 +11,8 @@ Layouts:
 - ``yolov5``: one ``(1, N, 5 + C)`` output: ``cx, cy, w, h, objectness, class scores``.
 - ``yolov8``: one ``(1, 4 + C, N)`` output: ``cx, cy, w, h, class scores`` (no objectness).
   YOLO coordinates may be normalised (0-1) or in input pixels; both are accepted.
+- ``yolo_grid``: raw anchor-free YOLO-style maps, one ``(1, H, W, 4 + C)`` per stride, decoded
+  here (edged-det, the project's own plate/vehicle/person model).
 - ``blazeface``: MediaPipe BlazeFace, ``regressors (1, N, 16)`` and ``classificators (1, N, 1)``
   logits, decoded against SSD anchors generated from MediaPipe's anchor options.
 """
@@ -126,6 +128,51 @@ def _finish_yolo(
     keep = scores >= min_score
     boxes = _to_pixels(_cxcywh_to_xyxy(cxcywh[keep]), input_wh)
     raw = Raw(boxes, scores[keep].astype(np.float32), labels[keep].astype(np.int32))
+    return raw.select(nms(raw.boxes, raw.scores, raw.labels, iou))
+
+
+# -------------------------------------------------------------------------------------- YOLO grid
+GRID_BASE_PER_STRIDE = 5.0
+"""``yolo_grid`` box sizes are ``5 * stride * (2 * sigmoid(t))**2`` (edged-det's convention)."""
+
+
+def decode_yolo_grid(
+    outputs: list[np.ndarray], input_wh: tuple[int, int], num_classes: int, min_score: float, iou: float
+) -> Raw:
+    """Raw anchor-free grid maps, one ``(1, H, W, 4 + C)`` per stride (stride = input height / H).
+
+    Cell ``(gx, gy)`` predicts ``cx = (gx + 2 sigmoid(tx) - 0.5) * stride`` (likewise ``cy``),
+    ``w = 5 stride (2 sigmoid(tw))^2`` (likewise ``h``) and class scores ``sigmoid(logit)``. The
+    decode runs here in float: inside an int8 model absolute coordinates would get 256 levels.
+    """
+    boxes, scores, labels = [], [], []
+    for out in outputs:
+        grid = out.reshape(out.shape[-3:])
+        h, w, depth = grid.shape
+        if depth != 4 + num_classes:
+            raise ValueError(f"yolo_grid output {out.shape} has {depth} channels, expected {4 + num_classes}")
+        stride = input_wh[1] / h
+        logits = grid[..., 4:].reshape(-1, num_classes)
+        best = logits.argmax(axis=1)
+        best_logit = logits[np.arange(len(best)), best]
+        # threshold on logits first: sigmoid is monotonic, and most cells are background
+        keep = best_logit >= np.log(min_score / (1.0 - min_score)) if 0.0 < min_score < 1.0 else np.ones(len(best), bool)
+        if not keep.any():
+            continue
+        idx = np.flatnonzero(keep)
+        gy, gx = np.divmod(idx, w)
+        t = 1.0 / (1.0 + np.exp(-grid[..., :4].reshape(-1, 4)[idx]))
+        cx = (gx + 2.0 * t[:, 0] - 0.5) * stride
+        cy = (gy + 2.0 * t[:, 1] - 0.5) * stride
+        bw = GRID_BASE_PER_STRIDE * stride * (2.0 * t[:, 2]) ** 2
+        bh = GRID_BASE_PER_STRIDE * stride * (2.0 * t[:, 3]) ** 2
+        boxes.append(np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1))
+        scores.append(1.0 / (1.0 + np.exp(-best_logit[idx])))
+        labels.append(best[idx])
+    if not boxes:
+        return Raw()
+    raw = Raw(np.concatenate(boxes).astype(np.float32), np.concatenate(scores).astype(np.float32),
+              np.concatenate(labels).astype(np.int32))
     return raw.select(nms(raw.boxes, raw.scores, raw.labels, iou))
 
 

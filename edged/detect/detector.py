@@ -24,7 +24,8 @@ from edged.detect import decoders
 from edged.detect.runtime import ModelError, TFLiteModel
 from edged.types import Detections
 
-_DEFAULT_RANGE = {"blazeface": (-1.0, 1.0), "ssd": (-1.0, 1.0), "yolov5": (0.0, 1.0), "yolov8": (0.0, 1.0)}
+_DEFAULT_RANGE = {"blazeface": (-1.0, 1.0), "ssd": (-1.0, 1.0), "yolov5": (0.0, 1.0), "yolov8": (0.0, 1.0),
+                  "yolo_grid": (0.0, 1.0)}
 """Float input range each layout is usually trained on (pixels / 255 mapped linearly into it)."""
 _EXPECTED_OUTPUTS = {"ssd": 4, "yolov5": 1, "yolov8": 1, "blazeface": 2}
 _REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -131,7 +132,7 @@ class LoadedModel:
         cfg, m = self.cfg, self.model
         if tuple(cfg.input_size) != m.input_size:
             raise self._fail(f"config input_size {tuple(cfg.input_size)} (w, h) but the file's input is {m.input_size}")
-        want = _EXPECTED_OUTPUTS[cfg.layout]
+        want = _EXPECTED_OUTPUTS.get(cfg.layout, len(m.outputs))
         if len(m.outputs) != want:
             shapes = [o.shape for o in m.outputs]
             raise self._fail(f"layout {cfg.layout!r} needs {want} output tensors, the file has {len(m.outputs)} {shapes}")
@@ -141,6 +142,13 @@ class LoadedModel:
             raise self._fail(f"yolov5 output {shapes[0]} does not end in 5 + {n} labels = {5 + n}")
         if cfg.layout == "yolov8" and 4 + n not in shapes[0][-2:]:
             raise self._fail(f"yolov8 output {shapes[0]} has no axis of 4 + {n} labels = {4 + n}")
+        if cfg.layout == "yolo_grid":
+            w, h = m.input_size
+            for s in shapes:
+                if len(s) != 4 or s[-1] != 4 + n or h % s[1] or w % s[2] or h // s[1] != w // s[2]:
+                    raise self._fail(
+                        f"yolo_grid output {s} is not (1, H, W, 4 + {n} labels) with H, W an integer division of {m.input_size}"
+                    )
         if cfg.layout == "blazeface":
             reg = next((s for s in shapes if s[-1] != 1), None)
             if reg is None or reg[-1] < 4 or len(reg) != 3:
@@ -171,7 +179,7 @@ class LoadedModel:
             sx, sy, px, py = w / iw, h / ih, 0, 0
             img = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR)
         else:
-            pad = 114 if self.cfg.layout.startswith("yolo") else 0
+            pad = 114 if self.cfg.layout.startswith("yolo") else 0  # YOLO trains on grey padding
             img, sx, sy, px, py = letterbox(rgb, (w, h), pad)
         lo, hi = self.input_range
         x = img.astype(np.float32) * np.float32((hi - lo) / 255.0) + np.float32(lo)
@@ -185,6 +193,8 @@ class LoadedModel:
             return decoders.decode_yolov5(outputs, wh, len(cfg.labels), self.min_score, cfg.nms_iou)
         if cfg.layout == "yolov8":
             return decoders.decode_yolov8(outputs, wh, len(cfg.labels), self.min_score, cfg.nms_iou)
+        if cfg.layout == "yolo_grid":
+            return decoders.decode_yolo_grid(outputs, wh, len(cfg.labels), self.min_score, cfg.nms_iou)
         assert self.anchors is not None
         return decoders.decode_blazeface(outputs, self.anchors, wh, self.min_score, cfg.nms_iou)
 
