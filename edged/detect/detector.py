@@ -169,7 +169,13 @@ class LoadedModel:
 
     # ------------------------------------------------------------------------------------------ run
     def prepare(self, rgb: np.ndarray) -> tuple[np.ndarray, float, float, float, float]:
-        """Fit ``rgb`` into the model input; returns (float input, sx, sy, pad_x, pad_y).
+        """As :meth:`prepare_pixels`, with the image as float32 in the model's input range."""
+        img, sx, sy, px, py = self.prepare_pixels(rgb)
+        lo, hi = self.input_range
+        return img.astype(np.float32) * np.float32((hi - lo) / 255.0) + np.float32(lo), sx, sy, px, py
+
+    def prepare_pixels(self, rgb: np.ndarray) -> tuple[np.ndarray, float, float, float, float]:
+        """Fit ``rgb`` into the model input; returns (uint8 input, sx, sy, pad_x, pad_y).
 
         A model pixel ``u`` maps back to ``(u - pad_x) / sx`` in ``rgb``.
         """
@@ -181,9 +187,7 @@ class LoadedModel:
         else:
             pad = 114 if self.cfg.layout.startswith("yolo") else 0  # YOLO trains on grey padding
             img, sx, sy, px, py = letterbox(rgb, (w, h), pad)
-        lo, hi = self.input_range
-        x = img.astype(np.float32) * np.float32((hi - lo) / 255.0) + np.float32(lo)
-        return x, sx, sy, px, py
+        return img, sx, sy, px, py
 
     def decode(self, outputs: list[np.ndarray]) -> decoders.Raw:
         cfg, wh = self.cfg, self.model.input_size
@@ -201,8 +205,8 @@ class LoadedModel:
     def detect_region(self, rgb: np.ndarray, region: Region) -> Detections:
         """Run on one region of the RGB frame; boxes in frame pixels, thresholds applied."""
         crop = rgb[region.y : region.y + region.h, region.x : region.x + region.w]
-        x, sx, sy, px, py = self.prepare(crop)
-        raw = self.decode(self.model.run(x))
+        img, sx, sy, px, py = self.prepare_pixels(crop)
+        raw = self.decode(self.model.run_pixels(img, self.input_range))
         valid = (raw.labels >= 0) & (raw.labels < len(self.class_map))
         raw = raw.select(valid)
         keep = (self.class_map[raw.labels] >= 0) & (raw.scores >= self.thresholds[raw.labels])

@@ -122,6 +122,28 @@ class TFLiteModel:
         self._interp.invoke()
         return [self._output(o) for o in self.outputs]
 
+    def run_pixels(self, pixels: np.ndarray, input_range: tuple[float, float]) -> list[np.ndarray]:
+        """Invoke on one ``(H, W, 3)`` uint8 image; pixels map linearly onto ``input_range``.
+
+        When the input is quantised so that each pixel value is exactly an integer offset from its
+        quantised value (e.g. range (0, 1) at scale 1/255, zero point -128), the offset is added in
+        integers and the float round trip is skipped.
+        """
+        info = self.inputs[0]
+        lo, hi = input_range
+        if info.quantized:
+            gain = (hi - lo) / 255.0 / info.scale
+            offset = lo / info.scale + info.zero_point
+            if abs(gain - 1.0) < 1e-4 and abs(offset - round(offset)) < 1e-3:
+                q = pixels.astype(np.int16) + int(round(offset))
+                limits = np.iinfo(info.dtype)
+                data = np.clip(q, limits.min, limits.max).astype(info.dtype)[None]
+                self._interp.set_tensor(info.index, data)
+                self._interp.invoke()
+                return [self._output(o) for o in self.outputs]
+        x = pixels.astype(np.float32) * np.float32((hi - lo) / 255.0) + np.float32(lo)
+        return self.run(x)
+
     def _output(self, info: TensorInfo) -> np.ndarray:
         raw = self._interp.get_tensor(info.index)
         if info.quantized:
