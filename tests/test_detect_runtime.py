@@ -113,3 +113,16 @@ def test_blazeface_with_unknown_anchor_count_is_refused():
     assert blazeface_variant(128, 896).strides == (8, 16, 16, 16)
     with pytest.raises(ValueError, match="no BlazeFace anchor set for input 128 px with 900 anchors"):
         blazeface_variant(128, 900)
+
+
+@pytest.mark.parametrize(("name", "rng_range"), [("tiny_yolov8_int8", (0.0, 1.0)), ("tiny_yolov5_uint8", (0.0, 1.0)),
+                                                 ("tiny_blazeface_int8", (-1.0, 1.0))])
+def test_run_pixels_matches_the_float_path(name, rng_range):
+    model = TFLiteModel(DATA / f"{name}.tflite")
+    w, h = model.input_size
+    pixels = np.random.default_rng(1).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    lo, hi = rng_range
+    via_float = model.run(pixels.astype(np.float32) * ((hi - lo) / 255) + lo)
+    direct = model.run_pixels(pixels, rng_range)
+    for a, b in zip(via_float, direct, strict=True):
+        np.testing.assert_array_equal(a, b)
