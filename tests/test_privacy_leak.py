@@ -155,15 +155,16 @@ def test_daemon_run_leaves_no_crop_in_its_data_folder_local_output_or_ops_store(
     """The real daemon (tools.sim: fake camera, oracle detections, outbox, MQTT uplink to real
     receivers): scan what the device wrote and what ops received for every crop the functional
     platforms received."""
-    from edged.config import Config
+    from edged.config import from_dict
     from edged.keys import load_platform_private_key, load_verify_key
     from tools.sim import SimOptions, run_sim
     from tools.sim.broker import mosquitto_path
 
     if mosquitto_path() is None:
         pytest.skip("mosquitto is not installed")
+    no_models = from_dict({"detect": {"models": []}})  # oracle detections; this test needs no model file
     result = run_sim(SimOptions(seconds=5.0, width=640, height=360, realtime=False, outage=None, config=None,
-                                base=Config(), present_models_only=True, reconnect_max_s=1.0,
+                                base=no_models, present_models_only=True, reconnect_max_s=1.0,
                                 out=tmp_path / "sim", report=False, detector="truth"))
     folder = result.folder
     signers = trusted_signers([load_verify_key(result.keys["device"].with_suffix(".pub"))])
