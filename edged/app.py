@@ -10,7 +10,7 @@ from pathlib import Path
 from edged.config import Config, resolve_path
 from edged.daemon import Daemon, Service, Sink
 from edged.detect.detector import DetectStage, Detector
-from edged.evaluate import DetectionRecall
+from edged.evaluate import DetectionRecall, TrackingScore
 from edged.keys import check_keys
 from edged.outbox import Outbox, open_from_config
 from edged.pipeline import Stage
@@ -147,6 +147,6 @@ def build_daemon(
         FrameWriter(out / "frames", config.output.save_every, config.output.jpeg_quality, allow_raw=False),
     ]
     if evaluate if evaluate is not None else config.camera.backend == "fake":
-        sinks.append(DetectionRecall())
+        sinks += [DetectionRecall(), TrackingScore(list(config.select.classes))]
     all_services: list[Service] = [UplinkService(u) for u in uplinks] + list(services or [])
     return Daemon(config, builder, sinks, summary_path=out / "summary.json", camera=camera, services=all_services)

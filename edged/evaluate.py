@@ -72,3 +72,78 @@ class DetectionRecall:
 
     def close(self) -> dict[str, Any]:
         return {"detection_vs_ground_truth": {"iou": self.iou_threshold, "frames": self.frames, "classes": self.figures()}}
+
+
+def tracking_scores(
+    gt_frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    out_frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    threshold: float = 0.5,
+    hota: bool = True,
+) -> dict[str, float | int]:
+    """CLEAR (MOTA, IDSW...), identity (IDF1) and HOTA from Roboflow's ``trackers.eval``.
+
+    Each frame is ``(ids, class_ids, boxes)`` for ground truth and for tracker output; IoU is
+    class-aware (a track only matches ground truth of its class). ``trackers`` is a test/dev
+    dependency, imported here only when scores are asked for.
+    """
+    from trackers.eval import compute_clear_metrics, compute_hota_metrics, compute_identity_metrics
+
+    gt_ids, tr_ids, sims = [], [], []
+    for (g_ids, g_cls, g_box), (t_ids, t_cls, t_box) in zip(gt_frames, out_frames, strict=True):
+        sim = iou_matrix(g_box, t_box) * (g_cls[:, None] == t_cls[None, :])
+        gt_ids.append(np.asarray(g_ids, dtype=np.int64))
+        tr_ids.append(np.asarray(t_ids, dtype=np.int64))
+        sims.append(sim)
+    clear = compute_clear_metrics(gt_ids, tr_ids, sims, threshold=threshold)
+    ident = compute_identity_metrics(gt_ids, tr_ids, sims, threshold=threshold)
+    hota_value = float(compute_hota_metrics(gt_ids, tr_ids, sims)["HOTA"]) if hota else float("nan")
+    return {
+        "MOTA": float(clear["MOTA"]), "IDF1": float(ident["IDF1"]), "HOTA": hota_value,
+        "IDSW": int(clear["IDSW"]), "FP": int(clear["CLR_FP"]), "FN": int(clear["CLR_FN"]),
+        "TP": int(clear["CLR_TP"]), "Frag": int(clear["Frag"]), "MT": int(clear["MT"]), "ML": int(clear["ML"]),
+        "gt_objects": int(len(np.unique(np.concatenate(gt_ids)))) if gt_ids else 0,
+        "tracks": int(len(np.unique(np.concatenate(tr_ids)))) if tr_ids else 0,
+    }
+
+
+class TrackingScore:
+    """MOTA / IDF1 / ID switches of the live tracker (real detections) against ground truth.
+
+    Scores the selection classes' tracks that matched a detection in the frame. Ground truth less
+    than ``min_visible`` visible is a distractor: track boxes on it count neither way (as MOT
+    benchmarks treat them). Keeps at most ``max_frames`` frames (the first ones) to bound memory.
+    """
+
+    def __init__(self, classes: list[str], min_visible: float = 0.5, max_frames: int = 36_000) -> None:
+        self.class_ids = np.array([CLASS_NAMES.index(c) for c in classes])
+        self.min_visible = min_visible
+        self.max_frames = max_frames
+        self.gt: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def consume(self, work: FrameWork) -> None:
+        gt, tracks = work.frame.ground_truth, work.tracks
+        if gt is None or tracks is None or len(self.gt) >= self.max_frames:
+            return
+        in_class = np.isin(gt.class_ids, self.class_ids)
+        scored = in_class & (gt.visible >= self.min_visible)
+        hidden = in_class & ~scored
+        t = np.isin(tracks.class_ids, self.class_ids) & tracks.detected
+        boxes, cls = tracks.boxes[t], tracks.class_ids[t]
+        if hidden.any() and len(boxes):
+            on_hidden = iou_matrix(boxes, gt.boxes[hidden]) * (cls[:, None] == gt.class_ids[hidden][None, :])
+            t_keep = on_hidden.max(axis=1) < 0.5
+        else:
+            t_keep = np.ones(len(boxes), dtype=bool)
+        self.gt.append((gt.object_ids[scored], gt.class_ids[scored], gt.boxes[scored]))
+        self.out.append((tracks.track_ids[t][t_keep], cls[t_keep], boxes[t_keep]))
+
+    def close(self) -> dict[str, Any]:
+        if not self.gt:
+            return {}
+        try:
+            scores = tracking_scores(self.gt, self.out, hota=False)
+        except ImportError:
+            return {"tracking_vs_ground_truth": "not scored: the 'trackers' package is not installed"}
+        rounded = {k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items() if k != "HOTA"}
+        return {"tracking_vs_ground_truth": {"frames": len(self.gt), **rounded}}

@@ -23,6 +23,7 @@ import numpy as np
 
 from edged.classes import CLASS_NAMES, class_id
 from edged.config import Config, SelectConfig, TrackConfig
+from edged.evaluate import tracking_scores
 from edged.track.geometry import iou_matrix
 from edged.track.ids import MemoryIds
 from edged.track.tracker import Tracker
@@ -291,29 +292,15 @@ def run_reference(metas: list[FrameMeta], dets: list[Detections], config: TrackC
 def score(gts: list[GroundTruth], outputs: list[TrackOutput], classes: Iterable[str] | None = None,
           threshold: float = 0.5, hota: bool = True) -> dict[str, float]:
     """CLEAR (MOTA, IDSW...), identity (IDF1) and HOTA (NaN when ``hota`` is False, it is the slow
-    one) from ``trackers.eval``, with class-aware IoU."""
-    from trackers.eval import compute_clear_metrics, compute_hota_metrics, compute_identity_metrics
-
+    one) from ``trackers.eval`` (:func:`edged.evaluate.tracking_scores`), with class-aware IoU."""
     keep_classes = np.array([class_id(c) for c in (classes or SelectConfig().classes)])
-    gt_ids, tr_ids, sims = [], [], []
+    gt_frames, out_frames = [], []
     for gt, out in zip(gts, outputs, strict=True):
         g = np.isin(gt.class_ids, keep_classes)
         t = np.isin(out.class_ids, keep_classes)
-        sim = iou_matrix(gt.boxes[g], out.boxes[t])
-        sim *= gt.class_ids[g][:, None] == out.class_ids[t][None, :]
-        gt_ids.append(gt.object_ids[g].astype(np.int64))
-        tr_ids.append(out.track_ids[t].astype(np.int64))
-        sims.append(sim)
-    clear = compute_clear_metrics(gt_ids, tr_ids, sims, threshold=threshold)
-    ident = compute_identity_metrics(gt_ids, tr_ids, sims, threshold=threshold)
-    hota_value = float(compute_hota_metrics(gt_ids, tr_ids, sims)["HOTA"]) if hota else float("nan")
-    return {
-        "MOTA": float(clear["MOTA"]), "IDF1": float(ident["IDF1"]), "HOTA": hota_value,
-        "IDSW": int(clear["IDSW"]), "FP": int(clear["CLR_FP"]), "FN": int(clear["CLR_FN"]),
-        "TP": int(clear["CLR_TP"]), "Frag": int(clear["Frag"]), "MT": int(clear["MT"]), "ML": int(clear["ML"]),
-        "gt_objects": int(len(np.unique(np.concatenate(gt_ids)))) if gt_ids else 0,
-        "tracks": int(len(np.unique(np.concatenate(tr_ids)))) if tr_ids else 0,
-    }
+        gt_frames.append((gt.object_ids[g], gt.class_ids[g], gt.boxes[g]))
+        out_frames.append((out.track_ids[t], out.class_ids[t], out.boxes[t]))
+    return tracking_scores(gt_frames, out_frames, threshold, hota)
 
 
 @dataclass(slots=True)
