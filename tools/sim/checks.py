@@ -149,8 +149,8 @@ def check_delivery(truth: TruthSink, ops: SegmentStore, classes: list[str], fps:
                    ) -> tuple[Check, list[GroundObject]]:
     """Every object in view >= ``min_in_view_s`` has a delivered best image (see module doc).
 
-    ``arrivals``: message id -> ``time.monotonic()`` of its arrival at ops; ``started`` is the run's
-    start on that clock (deliveries record their arrival relative to it).
+    ``arrivals``: message id -> Unix time of its arrival at ops; ``started`` is the run's start on
+    that clock (deliveries record their arrival relative to it).
     """
     objects = ground_objects(truth, classes, settings.min_visible) if classes else {}
     class_ids = {c: CLASS_NAMES.index(c) for c in CLASS_NAMES}
@@ -216,11 +216,11 @@ def _found(gt_boxes: np.ndarray, det_boxes: np.ndarray, min_iou: float) -> np.nd
 
 
 def check_deidentification(truth: TruthSink, ops: SegmentStore, face_detect: Callable[[np.ndarray], np.ndarray] | None,
-                           settings: CheckSettings) -> Check:
+                           settings: CheckSettings, na_reason: str = "") -> Check:
     """The face detector on the delivered (de-identified) ops images finds <= ``max_face_rate`` of GT faces."""
     name = "de-identification"
     if face_detect is None:
-        return Check(name, NA, "no face model is configured (the check re-runs the default face detector)")
+        return Check(name, NA, na_reason or "no face model is configured (the check re-runs the default face detector)")
     images = faces = found = raw_counted = raw_found = 0
     for _env, body in packages(ops):
         frame = truth.frame(body["image_id"])

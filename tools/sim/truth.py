@@ -52,7 +52,7 @@ class FrameTruth:
     timestamp: float
     manual: bool
     sunk_wall: float
-    """``time.monotonic()`` when the sink saw the frame (its messages were stored then)."""
+    """``time.time()`` when the sink saw the frame (its messages were stored then)."""
     gt: GroundTruth
     raw_faces: np.ndarray | None = None
     """Face boxes the detector found on the raw frame (kept only for packaged frames)."""
@@ -103,7 +103,7 @@ class TruthSink:
                 raw_faces = d.boxes[d.class_ids == FACE].copy()
         truth = FrameTruth(
             meta.image_id, meta.frame_index, meta.timestamp, str(meta.exposure.mode) == "manual",
-            time.monotonic(), gt, raw_faces,
+            time.time(), gt, raw_faces,
         )
         rects = work.extras.get("sensitive_rects")
         digests = {}
