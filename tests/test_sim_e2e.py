@@ -111,3 +111,17 @@ def test_default_models_run(tmp_path: Path) -> None:
     assert result.check("zero messages lost").status == checks.PASS
     if not missing:  # every default model present: selection classes are detected, the check applies
         assert result.check("best image per object").status == checks.PASS
+
+
+def test_bad_options_are_refused_with_clear_errors(tmp_path: Path) -> None:
+    from tools.sim.run import run_folder
+
+    assert Outage.parse("120:60") == Outage(120.0, 60.0)
+    for bad in ("120", "a:b", "-1:5", "10:0"):
+        with pytest.raises(ValueError, match="outage"):
+            Outage.parse(bad)
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "result.json").write_text("{}")
+    with pytest.raises(ValueError, match="not empty"):
+        run_folder(tmp_path / "old")
+    assert run_folder(tmp_path / "new").is_dir()
