@@ -145,5 +145,5 @@ def test_yolo_grid_decodes_each_level_with_its_stride():
 def test_yolo_grid_shape_mismatch_is_refused():
     from edged.detect import ModelError
 
-    with pytest.raises(ModelError, match=r"yolo_grid output \(1, 4, 4, 6\) is not \(1, H, W, 4 \+ 3 labels\)"):
+    with pytest.raises(ModelError, match=r"yolo_grid level \(4, 4\) has outputs \[\(4, 4, 6\)\]; expected \(H, W, 7\)"):
         detector("tiny_yolo_grid_int8.tflite", "yolo_grid", 32, ["car", "plate", "person"])

@@ -411,6 +411,21 @@ The full-range BlazeFace (192 px) can be built with `python -m tools.build_face_
 full_range`; on the face evaluation set it found fewer faces than the short-range model (the
 set's faces are large), so it is not shipped.
 
+### edged-det training runs
+
+The shipped weights come from two runs of `tools/train_detector.py` on this 2-core machine (shared
+with other jobs), niced, with the same seed and data (`EDGED_DET_CACHE` only caches the generated
+crops between the runs):
+
+1. 25 min from random weights with the tool as of commit 451674c (box-size bases 16/48/160 px),
+   2091 steps of 16 crops;
+2. 22 min started from those weights with the current tool (bases 5 x stride = 40/80/160 px),
+   `nice -n 10 python -m tools.train_detector --minutes 22 --init <run-1 weights>`; its step count
+   is in `edged_det.json`.
+
+A single 45-minute run from scratch with the current tool reproduces the recipe; training time,
+not data, is what limits accuracy here.
+
 ### edged-det training data
 
 - Fake-camera frames (`hal.fake.FakeCamera`, seeds 100-129, busy traffic), rescaled 0.4-0.65 and
@@ -420,8 +435,10 @@ set's faces are large), so it is not shipped.
   warp) composited onto crops of scikit-image photographs (no people or plates in them). The
   held-out plate set is drawn with a seed the training never used.
 - Augmentation: brightness, contrast, saturation (+/-30-40%), Gaussian noise, blur, flips.
-- No real plate photographs ship in any package available offline here, so the plate model is
-  not measured on real plates; the synthetic-plate and fake-scene figures are all there is.
+- No real plate photographs ship in any package available offline here (scikit-image and
+  matplotlib data have none; the wheels of `fast-plate-ocr` 1.1.0 and `hyperlpr3` 0.1.3 hold no
+  images), so the plate model is not measured on real plates: the synthetic-plate and fake-scene
+  figures are all there is.
 
 ### Face evaluation data
 
@@ -446,7 +463,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sets, clean condition only (a smoke run)")
     ap.add_argument("--only", choices=["face", "det", "scene"], action="append")
     args = ap.parse_args()
-    cache = MODELS / ".eval_cache.json"
+    cache = ROOT / "build" / "eval_models_cache.json"  # partial runs (--only) combine through it
+    cache.parent.mkdir(exist_ok=True)
     results = json.loads(cache.read_text()) if cache.exists() and args.only else {}
     for part, fn in (("face", eval_face), ("det", eval_detector), ("scene", eval_scene)):
         if not args.only or part in args.only:

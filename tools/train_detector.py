@@ -241,22 +241,41 @@ def _flip_targets(y: np.ndarray, flip: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------- export
+LOGIT_CLIP = 12.0
+"""Exported class logits are clipped to +/-12 (scores 6e-6 .. 0.999994) by a ReLU6 fused into
+the class conv, so int8 spends its levels on that range rather than on -30 background logits."""
+
+
 def inference_function(weights: Path, num_classes: int):
-    """tf.function: (1, 384, 640, 3) RGB 0-1 -> one raw map (1, H, W, 4 + C) per stride (8, 16, 32).
+    """tf.function: (1, 384, 640, 3) RGB 0-1 -> per stride (8, 16, 32) a box map (1, H, W, 4) and a
+    class-logit map (1, H, W, C).
 
     The grid decode (sigmoid, cell offsets, sizes) is left to the runtime (layout ``yolo_grid``):
     inside an int8 model it would squeeze absolute coordinates into 256 levels (2.5 px steps at
-    640 px, more through the intermediate tensors), too coarse for 4 px high plates.
+    640 px, more through the intermediate tensors), too coarse for 4 px high plates. Each head's
+    last 1x1 conv is split in two so box offsets and class logits get their own int8 scales.
     """
     import tensorflow as tf
 
     w, h = INPUT_WH
     model = build_backbone(num_classes, h, w)
     model.load_weights(str(weights))
+    heads = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Conv2D) and layer.filters == 4 + num_classes]
+    features = tf.keras.Model(model.input, [layer.input for layer in heads])
+    step = 2 * LOGIT_CLIP / 6.0
+    params = []
+    for layer in heads:
+        k, b = layer.get_weights()
+        params.append((tf.constant(k[..., :4]), tf.constant(b[:4]), tf.constant(k[..., 4:] / step),
+                       tf.constant((b[4:] + LOGIT_CLIP) / step)))
 
     @tf.function(input_signature=[tf.TensorSpec([1, h, w, 3], tf.float32, name="image")])
     def fn(image):
-        return model(image, training=False)
+        outs = []
+        for feat, (kb, bb, kc, bc) in zip(features(image, training=False), params, strict=True):
+            outs.append(tf.nn.conv2d(feat, kb, 1, "SAME") + bb)
+            outs.append(tf.nn.relu6(tf.nn.conv2d(feat, kc, 1, "SAME") + bc) * step - LOGIT_CLIP)
+        return outs
 
     return fn
 

@@ -11,8 +11,9 @@ Layouts:
 - ``yolov5``: one ``(1, N, 5 + C)`` output: ``cx, cy, w, h, objectness, class scores``.
 - ``yolov8``: one ``(1, 4 + C, N)`` output: ``cx, cy, w, h, class scores`` (no objectness).
   YOLO coordinates may be normalised (0-1) or in input pixels; both are accepted.
-- ``yolo_grid``: raw anchor-free YOLO-style maps, one ``(1, H, W, 4 + C)`` per stride, decoded
-  here (edged-det, the project's own plate/vehicle/person model).
+- ``yolo_grid``: raw anchor-free YOLO-style maps per stride, ``(1, H, W, 4 + C)`` or a box map
+  ``(1, H, W, 4)`` plus a class-logit map ``(1, H, W, C)``, decoded here (edged-det, the
+  project's own plate/vehicle/person model).
 - ``blazeface``: MediaPipe BlazeFace, ``regressors (1, N, 16)`` and ``classificators (1, N, 1)``
   logits, decoded against SSD anchors generated from MediaPipe's anchor options.
 """
@@ -136,18 +137,36 @@ GRID_BASE_PER_STRIDE = 5.0
 """``yolo_grid`` box sizes are ``5 * stride * (2 * sigmoid(t))**2`` (edged-det's convention)."""
 
 
+def grid_levels(outputs: list[np.ndarray], num_classes: int) -> list[np.ndarray]:
+    """``(H, W, 4 + C)`` maps, one per stride: a level is one ``4 + C`` tensor, or a ``4``-channel box
+    tensor and a ``C``-channel class tensor of the same ``H, W`` (box first when C is 4)."""
+    by_size: dict[tuple[int, int], list[np.ndarray]] = {}
+    for out in outputs:
+        by_size.setdefault(tuple(out.shape[-3:-1]), []).append(out.reshape(out.shape[-3:]))
+    levels = []
+    for size, parts in by_size.items():
+        if len(parts) == 2 and parts[0].shape[-1] != 4 and parts[1].shape[-1] == 4:
+            parts = parts[::-1]
+        grid = np.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
+        if grid.shape[-1] != 4 + num_classes or (len(parts) == 2 and parts[0].shape[-1] != 4) or len(parts) > 2:
+            shapes = [p.shape for p in parts]
+            raise ValueError(f"yolo_grid level {size} has outputs {shapes}; expected (H, W, {4 + num_classes}) "
+                             f"or (H, W, 4) + (H, W, {num_classes})")
+        levels.append(grid)
+    return levels
+
+
 def decode_yolo_grid(
     outputs: list[np.ndarray], input_wh: tuple[int, int], num_classes: int, min_score: float, iou: float
 ) -> Raw:
-    """Raw anchor-free grid maps, one ``(1, H, W, 4 + C)`` per stride (stride = input height / H).
+    """Raw anchor-free grid maps per stride (stride = input height / H), see :func:`grid_levels`.
 
     Cell ``(gx, gy)`` predicts ``cx = (gx + 2 sigmoid(tx) - 0.5) * stride`` (likewise ``cy``),
     ``w = 5 stride (2 sigmoid(tw))^2`` (likewise ``h``) and class scores ``sigmoid(logit)``. The
     decode runs here in float: inside an int8 model absolute coordinates would get 256 levels.
     """
     boxes, scores, labels = [], [], []
-    for out in outputs:
-        grid = out.reshape(out.shape[-3:])
+    for grid in grid_levels(outputs, num_classes):
         h, w, depth = grid.shape
         if depth != 4 + num_classes:
             raise ValueError(f"yolo_grid output {out.shape} has {depth} channels, expected {4 + num_classes}")

@@ -145,10 +145,12 @@ class LoadedModel:
         if cfg.layout == "yolo_grid":
             w, h = m.input_size
             for s in shapes:
-                if len(s) != 4 or s[-1] != 4 + n or h % s[1] or w % s[2] or h // s[1] != w // s[2]:
-                    raise self._fail(
-                        f"yolo_grid output {s} is not (1, H, W, 4 + {n} labels) with H, W an integer division of {m.input_size}"
-                    )
+                if len(s) != 4 or h % s[1] or w % s[2] or h // s[1] != w // s[2]:
+                    raise self._fail(f"yolo_grid output {s} is not (1, H, W, channels) with H, W dividing {m.input_size}")
+            try:
+                decoders.grid_levels([np.zeros(s, np.float32) for s in shapes], n)
+            except ValueError as err:
+                raise self._fail(f"{err} ({n} labels)") from None
         if cfg.layout == "blazeface":
             reg = next((s for s in shapes if s[-1] != 1), None)
             if reg is None or reg[-1] < 4 or len(reg) != 3:
