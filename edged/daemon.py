@@ -314,12 +314,19 @@ class Daemon:
                 index += 1
                 self.stats.captured += 1
                 self.stats.auto_frames += captured.exposure.mode is ExposureMode.AUTO
-                self._offer(frame)
+                if self._unpaced_replay():
+                    await self.frames.put(frame)  # a replay at pipeline speed waits, never drops
+                else:
+                    self._offer(frame)
         except Exception:
             self.request_stop("capture failed")
             raise
         finally:
             await self.frames.put(None)
+
+    def _unpaced_replay(self) -> bool:
+        """A fake or file source replayed as fast as the pipeline goes (not a live sensor)."""
+        return not self.paced and self.config.camera.backend in ("fake", "file")
 
     def _offer(self, frame: Frame) -> None:
         """Queue a frame for detection, dropping the oldest waiting frame when the queue is full."""
