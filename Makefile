@@ -25,7 +25,7 @@ system-deps:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq mosquitto >/dev/null; }
 
 test: $(STAMP) system-deps
-	$(PY) -m pytest
+	$(PY) -m pytest -q
 
 ## Demo keys: the device signing key and one functional-platform pair per sensitive category.
 keys: $(STAMP)
