@@ -272,6 +272,8 @@ class Detector:
             if m.crop_class_ids.size:
                 regions += crop_regions(Detections.concat(parts), m, w, h)
             found = Detections.concat([m.detect_region(rgb, r) for r in regions])
+            if m.cfg.max_box_fraction < 1.0 and len(found):
+                found = found.select(found.boxes[:, 3] - found.boxes[:, 1] <= m.cfg.max_box_fraction * h)
             if len(regions) > 1 and len(found):
                 found = found.select(decoders.nms(found.boxes, found.scores, found.class_ids, m.cfg.nms_iou))
             parts.append(found)
