@@ -240,6 +240,20 @@ def _stage_rows(data: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _cached_note(data: dict[str, Any]) -> str:
+    """How fast cached packages were made against the rate the cached queue may send them."""
+    st, sent = data["settings"], data["run"].get("sent_by_kind", {})
+    period, scene = st.get("cached_period_s"), data.get("scene_end_s") or st["seconds"]
+    cached = sent.get("ops/package/cached", 0)
+    if not period or not scene or not st["realtime"]:
+        return ""
+    made, allowed = cached / scene, 1.0 / period
+    verdict = ("so the cached queue keeps up" if made <= allowed else
+               "so the cached queue falls further behind the longer the run (ops backlog between the outage and the end)")
+    return (f" Cached packages were made at {made:.2f}/s of scene; the cached queue sends at most "
+            f"{allowed:.2f}/s (`select.cached_period_s` = {period:g} s), {verdict}.")
+
+
 def _pace_note(st: dict[str, Any], run: dict[str, Any]) -> str:
     if not st["realtime"]:
         return " (unpaced: as fast as the pipeline, in lockstep with it, no frame dropped)."
@@ -296,7 +310,8 @@ def markdown(data: dict[str, Any]) -> str:
         f"drained them in {drain.get('drain_s', 0):.1f} s. Uplink sessions: "
         + ", ".join(f"{d} {u['sessions']}" for d, u in sorted(ups.items()))
         + " (run phase). Immediate packages out of order at ops: "
-        + f"{run['immediate_order']['out_of_order_steps']} of {run['immediate_order']['arrived']}.",
+        + f"{run['immediate_order']['out_of_order_steps']} of {run['immediate_order']['arrived']}."
+        + _cached_note(data),
         "",
         "Messages waiting in the outbox per destination: they pile up while the broker is down (grey) and "
         "drain when it is back; the dotted line is the end of the scene, after which the outbox is reopened "

@@ -335,6 +335,7 @@ async def simulate(opts: SimOptions, folder: Path) -> SimResult:
             "models": [{"name": m.name, "file": m.file, "labels": m.labels} for m in config.detect.models],
             "models_missing": missing_models(base) if opts.present_models_only else [],
             "selection_classes_checked": classes,
+            "cached_period_s": config.select.cached_period_s,
             "broker_port": broker.port,
         },
         "checks": [c.to_dict() for c in results],
