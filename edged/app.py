@@ -94,6 +94,9 @@ class AppBuilder:
         self._built = built
         return list(built.values())
 
+    def adopt(self, stages: list[Stage]) -> None:
+        self._built = {s.name: s for s in stages}
+
     @staticmethod
     def _keys(config: Config):  # noqa: ANN205 - edged.keys.PrivacyKeys | None
         return check_keys(config) if config.privacy.categories else None

@@ -100,6 +100,10 @@ class Builder(Protocol):
 
     def paced(self, config: Config) -> bool: ...
 
+    def adopt(self, stages: list[Stage]) -> None:
+        """After a rollback: these (the running) stages are current again, for later reuse."""
+        ...
+
 
 class ApplyError(RuntimeError):
     """A new config could not be applied; the daemon is back on the previous one."""
@@ -224,7 +228,11 @@ class Daemon:
             except Exception as err:
                 raise ApplyError(f"stages failed to build: {err}") from err
             if changed & CAMERA_SECTIONS:
-                await self._swap_camera(new)
+                try:
+                    await self._swap_camera(new)
+                except ApplyError:
+                    self.builder.adopt(old_pipeline.stages)
+                    raise
             self.pipeline = Pipeline(stages)
             self._adopt(new)
             before = self.stats.processed
@@ -232,6 +240,7 @@ class Daemon:
             while self.stats.processed == before and not self.stop.event.is_set():
                 if time.monotonic() > deadline:
                     self.pipeline = old_pipeline
+                    self.builder.adopt(old_pipeline.stages)
                     if self.camera is not old_camera:
                         await self._swap_camera(old, rollback=True)
                     self._adopt(old)

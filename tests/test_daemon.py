@@ -74,6 +74,9 @@ class Builder:
     def paced(self, config: Config) -> bool:
         return self._paced
 
+    def adopt(self, stages: list[Stage]) -> None:
+        self._stages = list(stages)
+
 
 def test_frames_carry_metadata_and_are_all_accounted(tmp_path: Path) -> None:
     rec = Recorder()
@@ -201,3 +204,33 @@ def test_apply_config_restarts_camera_and_rolls_back_a_bad_one(tmp_path: Path) -
     assert after >= before + 3
     seeds = {int(np.asarray(w.frame.pixels).sum()) for w in rec.works}
     assert len(seeds) > 1
+
+
+def test_rollback_leaves_the_running_stages_to_be_reused(tmp_path: Path) -> None:
+    from edged.app import AppBuilder
+
+    cfg = config(
+        detect={"enabled": False}, privacy={"categories": []}, device={"data_dir": str(tmp_path)},
+        camera={"fake": {"realtime": True}},
+    )
+    builder = AppBuilder()
+    daemon = Daemon(cfg, builder, [])
+
+    async def main() -> tuple[object, object]:
+        run = asyncio.create_task(daemon.run(duration=30))
+        while daemon.stats.processed < 2:
+            await asyncio.sleep(0.05)
+        running = next(s for s in daemon.pipeline.stages if s.name == "track")
+        bad = to_dict(daemon.config)
+        bad["track"]["high_score"] = 0.55  # rebuilds the tracker ...
+        bad["camera"]["backend"] = "file"  # ... but the camera fails, so all is rolled back
+        bad["camera"]["file"]["path"] = str(tmp_path / "missing.mp4")
+        with pytest.raises(ApplyError):
+            await daemon.apply_config(from_dict(bad))
+        later = next(s for s in builder.stages(daemon.config, {"select"}) if s.name == "track")
+        daemon.request_stop("test done")
+        await run
+        return running, later
+
+    running, later = asyncio.run(main())
+    assert later is running, "after the rollback the builder must reuse the tracker that kept running"
