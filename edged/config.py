@@ -165,6 +165,13 @@ class ModelConfig(_Section):
     max_box_fraction: Annotated[float, msgspec.Meta(gt=0, le=1.0)] = 1.0
     """Boxes taller than this fraction of the frame height are dropped as implausible for this
     model (1.0: no limit)."""
+    full_frame: bool = True
+    """Also run on the whole (letterboxed) frame. A model with ``crops_from`` may turn it off and
+    run on its crops (and tiles) only; a model with neither never runs, which is an error."""
+
+    def __post_init__(self) -> None:
+        if not self.full_frame and not self.crops_from:
+            raise ValueError("full_frame = false needs crops_from (the model would never run)")
 
 
 class TilingConfig(_Section):
@@ -186,6 +193,13 @@ def default_models() -> list[ModelConfig]:
     mount a face is never that large (the fake scene's nearest faces are 120 px of 720, 17 %), while
     its whole-frame pass at 128 px input fired at 300-500 px on building facades (scores 0.3-0.45),
     which made privacy blur and seal most of the frame.
+
+    The face model runs on person crops only (``full_frame`` off). On 300 fake-scene frames (seeds 7
+    and 11, 134 faces visible >= 50 %, 45 of them >= 40 px tall) its whole-frame pass found no face
+    at all (at 1280 -> 128 px a roadside face is 1-12 input pixels, below BlazeFace's smallest
+    anchor) and made 500 false boxes 190-200 px tall at scores 0.1-0.5: 99 % of the pixels privacy
+    blurred and sealed, 43 % of the stage thread's time (PNG-encoding them), one invoke a frame.
+    Measured by ``python -m tools.eval_models`` (whole-frame face pass row).
     """
     return [
         ModelConfig(
@@ -207,6 +221,7 @@ def default_models() -> list[ModelConfig]:
             nms_iou=0.3,
             crops_from=["person"],
             max_box_fraction=0.3,
+            full_frame=False,
         ),
     ]
 

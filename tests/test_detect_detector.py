@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from edged.classes import CLASS_NAMES
-from edged.config import DetectConfig, ModelConfig, TilingConfig
+from edged.config import Config, DetectConfig, ModelConfig, TilingConfig
 from edged.detect import Detector
-from edged.detect.detector import DetectStage, tile_regions
+from edged.detect.detector import DetectStage, Region, tile_regions
+from edged.types import Detections
 
 FACE = CLASS_NAMES.index("face")
 ASTRONAUT_FACE = np.array([181, 72, 271, 186], np.float32)
@@ -34,7 +35,7 @@ def face_only(cfg: DetectConfig) -> DetectConfig:
     """The default face model alone (without its person crops, which need the person detector)."""
     import msgspec
 
-    return DetectConfig(threads=1, models=[msgspec.structs.replace(m, crops_from=[]) for m in cfg.models if m.name == "face"])
+    return DetectConfig(threads=1, models=[msgspec.structs.replace(m, crops_from=[], full_frame=True) for m in cfg.models if m.name == "face"])
 
 
 def test_default_config_uses_the_shipped_int8_face_model():
@@ -153,3 +154,50 @@ def test_head_crops_are_squares_inside_the_frame():
     assert first.w == first.h == round(1.4 * 44)
     assert first.x <= 100 and first.x + first.w >= 144 and first.y <= 200  # covers the head
     assert second.x + second.w <= 1280 and second.y >= 0  # pushed inside the frame
+
+
+def count_runs(model) -> list[int]:
+    """Count ``model``'s interpreter runs (one per region it sees)."""
+    calls = [0]
+    run = model.model.run_pixels
+
+    def counted(*a, **k):
+        calls[0] += 1
+        return run(*a, **k)
+
+    model.model.run_pixels = counted
+    return calls
+
+
+def test_full_frame_off_runs_the_face_model_on_person_crops_only():
+    import msgspec
+
+    from edged.detect.detector import crop_regions
+    from hal.fake import FakeCamera
+
+    cam = FakeCamera(1280, 720, 10.0, seed=7, events=False)
+    cam.start()
+    frames = [cam.capture().pixels for _ in range(40)][::10]
+    for full_frame in (False, True):
+        models = [m if m.name != "face" else msgspec.structs.replace(m, full_frame=full_frame) for m in DetectConfig().models]
+        det = Detector.from_config(DetectConfig(threads=1, models=models))
+        face_runs = count_runs(det.models[1])
+        seen_crops = 0
+        for pixels in [np.zeros((720, 1280, 3), np.uint8), *frames]:
+            before = face_runs[0]
+            det.detect(pixels)
+            found = Detections.concat([det.models[0].detect_region(cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB), Region(0, 0, 1280, 720))])
+            crops = len(crop_regions(found, det.models[1], 1280, 720))
+            assert face_runs[0] - before == crops + int(full_frame)
+            seen_crops += crops
+        assert seen_crops > 0  # the scene's people seeded crops
+
+
+def test_full_frame_off_without_crop_sources_is_refused():
+    from edged.config import ConfigError, from_dict, to_dict
+
+    d = to_dict(Config())
+    face = next(m for m in d["detect"]["models"] if m["name"] == "face")
+    face["crops_from"] = []
+    with pytest.raises(ConfigError, match=r"detect.models\[1\]: full_frame = false needs crops_from"):
+        from_dict(d)

@@ -15,7 +15,7 @@ skimage_data = pytest.importorskip("skimage.data")
 
 def face_detector(max_box_fraction: float) -> Detector:
     face = next(m for m in default_models() if m.name == "face")
-    face = msgspec.structs.replace(face, crops_from=[], max_box_fraction=max_box_fraction)
+    face = msgspec.structs.replace(face, crops_from=[], full_frame=True, max_box_fraction=max_box_fraction)
     return Detector.from_config(DetectConfig(models=[face]))
 
 

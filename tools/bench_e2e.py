@@ -27,6 +27,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,11 +54,32 @@ TARGET_RATIO = 1.15
 PIPELINE_STAGES = ("detect", "track", "select", "privacy", "health", "package")
 
 
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) of this process's threads so far, grouped by what runs on them:
+    the daemon's executors (``camera``, ``stages``, ``sinks``), the event loop (``MainThread``),
+    ``asyncio.to_thread`` workers, and native threads (TFLite/XNNPACK and OpenCV pools)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    out: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        cpu = (int(fields[11]) + int(fields[12])) / tick
+        name = names.get(int(task.name), "native (TFLite/XNNPACK, OpenCV pools)")
+        group = "event loop" if name == "MainThread" else re.sub(r"_\d+$", "", name.split("-")[0])
+        out[group] = out.get(group, 0.0) + cpu
+    return out
+
+
 @dataclass
 class MeterSink:
     """Per-frame timings, and process CPU / wall clock from frame ``warmup`` on (sink thread)."""
 
     warmup: int
+    total: int = 0
+    """Frames in the run: the per-thread CPU snapshot is taken at the last one."""
     on_start: Any = None
     """Called once when measuring starts (after the warm-up frames)."""
     frames: int = 0
@@ -65,6 +87,8 @@ class MeterSink:
     start: tuple[float, float] | None = None
     end: tuple[float, float] | None = None
     counted: int = 0
+    threads_start: dict[str, float] = field(default_factory=dict)
+    threads_end: dict[str, float] = field(default_factory=dict)
 
     def consume(self, work: FrameWork) -> None:
         self.frames += 1
@@ -79,10 +103,13 @@ class MeterSink:
         self.timings.setdefault("pipeline total", []).append(sum(work.timings_ms.values()))
         self.counted += 1
         self.end = (time.process_time(), time.perf_counter())
+        if self.frames == self.total:
+            self.threads_end = thread_cpu()
 
     def _begin(self) -> None:
         if self.on_start is not None:
             self.on_start()
+        self.threads_start = thread_cpu()
         self.start = (time.process_time(), time.perf_counter())
 
     def close(self) -> dict[str, Any]:
@@ -218,7 +245,7 @@ async def run_daemon(config: Config, folder: Path, frames: int, warmup: int):  #
     daemon = build_daemon(config, folder / "out", camera=camera, evaluate=False)
     detect = next(s for s in daemon.pipeline.stages if isinstance(s, DetectStage))
     invokes = InvokeMeter(detect.detector)
-    meter = MeterSink(warmup, on_start=lambda: invokes.reset(timing=False))
+    meter = MeterSink(warmup, frames, on_start=lambda: invokes.reset(timing=False))
     daemon.sinks += [meter, CreditSink(camera)]
     summary = await daemon.run(max_frames=frames)
     run_counts = {k: v / max(meter.counted, 1) for k, v in invokes.counts.items()}
@@ -293,6 +320,10 @@ def main(argv: list[str] | None = None) -> int:
         f"RSS: {rss:.0f} MB at the end, peak {peak:.0f} MB",
         f"outbox: {outbox.get('stored', 0)} messages stored ({outbox.get('used_bytes', 0) / 1e6:.1f} MB)",
     ]
+    by_thread = {k: (meter.threads_end.get(k, 0.0) - meter.threads_start.get(k, 0.0)) / n * 1000
+                 for k in meter.threads_end}
+    by_thread = {k: v for k, v in sorted(by_thread.items(), key=lambda kv: -kv[1]) if v > 0.05}
+    lines.append("CPU per frame by thread: " + ", ".join(f"{k} {v:.1f} ms" for k, v in by_thread.items()))
     for line in lines:
         print(line)
     print(f"{'stage':16s} {'p50 ms':>8s} {'p95 ms':>8s}")
@@ -325,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
         f"| per model | {per_model} |",
         f"| **ratio whole CPU / bare invokes** (target <= {TARGET_RATIO}) | **{ratio:.2f}** ({'met' if ratio <= TARGET_RATIO else 'not met'}) |",
         f"| same ratio without the fake-camera rendering | {ratio_no_render:.2f} |",
+        "| CPU per frame by thread (where the rest goes) | "
+        + ", ".join(f"{k} {v:.1f} ms" for k, v in by_thread.items()) + " |",
         f"| RSS at the end / peak | {rss:.0f} MB / {peak:.0f} MB |",
         f"| messages stored in the outbox | {outbox.get('stored', 0)} ({outbox.get('used_bytes', 0) / 1e6:.1f} MB) |",
         "",

@@ -276,7 +276,7 @@ def eval_scene(quick: bool) -> dict:
     import msgspec
 
     base = DetectConfig()
-    no_crops = [msgspec.structs.replace(m, crops_from=[]) for m in base.models]
+    no_crops = [msgspec.structs.replace(m, crops_from=[], full_frame=True) for m in base.models]
     out: dict = {"frames": len(frames)}
     off = TilingConfig(enabled=False)
     settings = {

@@ -82,7 +82,7 @@ class FaceDetector:
         if self.full:
             self.detector = Detector.from_config(cfg)
         else:
-            self.detector = Detector.from_config(DetectConfig(models=[msgspec.structs.replace(face, crops_from=[])]))
+            self.detector = Detector.from_config(DetectConfig(models=[msgspec.structs.replace(face, crops_from=[], full_frame=True)]))
         thr = face.thresholds.get("face", face.score_threshold)
         how = ("the default detector chain (DetectConfig())" if self.full
                else "face model on the full frame and on every ground-truth person's head crop")

@@ -5,7 +5,7 @@ naming the file and the mismatch), then ``detect(pixels_bgr)`` returns one :clas
 with edged class ids. Each model sees the frame letterboxed (or stretched) to its input; with
 tiling on, the tiled models also see overlapping tiles; a model with ``crops_from`` also sees a
 square crop over the top of each detection of those classes from the models before it (the face
-model looks at each person's head). A model's boxes from all its regions are merged by class-aware
+model looks at each person's head), and with ``full_frame`` off sees only those crops (and tiles). A model's boxes from all its regions are merged by class-aware
 NMS.
 """
 
@@ -98,6 +98,8 @@ class LoadedModel:
         if unknown:
             raise self._fail(f"crops_from names {unknown[0]!r}, not an edged class ({', '.join(CLASS_NAMES)})")
         self.crop_class_ids = np.asarray([CLASS_NAMES.index(c) for c in cfg.crops_from], np.int16)
+        if not cfg.full_frame and not cfg.crops_from:
+            raise self._fail("full_frame is off and crops_from is empty: the model would never run")
         self.anchors: np.ndarray | None = None
         self.ssd_order: list[int] | None = None
         self._check()
@@ -269,6 +271,8 @@ class Detector:
         for m in self.models:
             t0 = time.perf_counter()
             regions = tile_regions(w, h, self.tiling) if self._tiled(m) else [Region(0, 0, w, h)]
+            if not m.cfg.full_frame:
+                regions = regions[1:]  # tile_regions starts with the whole frame
             if m.crop_class_ids.size:
                 regions += crop_regions(Detections.concat(parts), m, w, h)
             found = Detections.concat([m.detect_region(rgb, r) for r in regions])

@@ -187,13 +187,15 @@ def detectable_classes(config: Config, detector: str) -> set[str]:
 
 def present_models(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The model entries (as plain dicts) whose files exist; crop sources only a dropped model
-    detected are removed from the rest."""
+    detected are removed from the rest (a model left without any runs on the whole frame)."""
     kept, seen = [], set()
     for m in models:
         if model_path(m["file"]).is_file():
             m = dict(m)
             if "crops_from" in m:
                 m["crops_from"] = [c for c in m["crops_from"] if c in seen]
+                if not m["crops_from"]:
+                    m["full_frame"] = True  # no crop source left: the whole frame is all it can see
             kept.append(m)
             seen.update(label for label in m["labels"] if label)
     return kept
@@ -201,7 +203,8 @@ def present_models(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def face_detector(config: Config) -> Any:
     """The default face detector: the configured models (those whose files exist, so a face model
-    still gets its person crops) run as in the pipeline, face boxes kept; ``None`` without a face model."""
+    still gets its person crops) run as in the pipeline; image -> (face boxes, scores); ``None``
+    without a face model."""
     d = to_dict(config)["detect"]
     d["enabled"] = True
     d["models"] = present_models(d["models"])
@@ -216,9 +219,10 @@ def face_detector(config: Config) -> Any:
         log.warning("sim: no face detector for the de-identification check: %s", err)
         return None  # oracle run: the check is then n/a, the rest of the chain is still judged
 
-    def detect(image: np.ndarray) -> np.ndarray:
+    def detect(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         found = det.detect(image)
-        return found.boxes[found.class_ids == FACE].astype(np.float64)
+        faces = found.class_ids == FACE
+        return found.boxes[faces].astype(np.float64), found.scores[faces].astype(np.float64)
 
     return detect
 

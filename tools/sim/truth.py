@@ -56,6 +56,8 @@ class FrameTruth:
     gt: GroundTruth
     raw_faces: np.ndarray | None = None
     """Face boxes the detector found on the raw frame (kept only for packaged frames)."""
+    raw_face_scores: np.ndarray | None = None
+    """Their scores."""
 
 
 @dataclass(slots=True)
@@ -86,7 +88,8 @@ class TruthSink:
     t0: float | None = None
     """Timestamp of the first frame (scene time 0)."""
     last_scene_s: float = 0.0
-    raw_face_detect: Callable[[np.ndarray], np.ndarray] | None = None
+    raw_face_detect: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
+    """Face detector for the raw frames (oracle runs): image -> (boxes, scores)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def consume(self, work: FrameWork) -> None:
@@ -94,16 +97,16 @@ class TruthSink:
         gt = frame.ground_truth if frame.ground_truth is not None else GroundTruth()
         if self.t0 is None:
             self.t0 = meta.timestamp
-        raw_faces = None
+        raw_faces = raw_scores = None
         if work.extras.get("upload") is not None:
             if self.raw_face_detect is not None:
-                raw_faces = self.raw_face_detect(frame.pixels)
+                raw_faces, raw_scores = self.raw_face_detect(frame.pixels)
             elif work.detections is not None:
                 d = work.detections
-                raw_faces = d.boxes[d.class_ids == FACE].copy()
+                raw_faces, raw_scores = d.boxes[d.class_ids == FACE].copy(), d.scores[d.class_ids == FACE].copy()
         truth = FrameTruth(
             meta.image_id, meta.frame_index, meta.timestamp, str(meta.exposure.mode) == "manual",
-            time.time(), gt, raw_faces,
+            time.time(), gt, raw_faces, raw_scores,
         )
         rects = work.extras.get("sensitive_rects")
         digests = {}
