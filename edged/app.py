@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
+
 from edged.config import Config, resolve_path
 from edged.daemon import Daemon, Service, Sink
 from edged.detect.detector import DetectStage, Detector
@@ -76,6 +78,7 @@ class AppBuilder:
 
     def stages(self, config: Config, changed: set[str] | None) -> list[Stage]:
         """The per-frame stage chain: detect → track → select → privacy → health → package."""
+        cv2.setNumThreads(config.pipeline.opencv_threads)  # process-wide; see PipelineConfig
         wanted: list[tuple[str, Callable[[], Stage]]] = []
         if config.detect.enabled:
             wanted.append(("detect", lambda: DetectStage(Detector.from_config(config.detect))))
