@@ -186,7 +186,7 @@ def test_full_frame_off_runs_the_face_model_on_person_crops_only():
         for pixels in [np.zeros((720, 1280, 3), np.uint8), *frames]:
             before = face_runs[0]
             det.detect(pixels)
-            found = Detections.concat([det.models[0].detect_region(cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB), Region(0, 0, 1280, 720))])
+            found = Detections.concat([det.models[0].detect_region(pixels, Region(0, 0, 1280, 720))])
             crops = len(crop_regions(found, det.models[1], 1280, 720))
             assert face_runs[0] - before == crops + int(full_frame)
             seen_crops += crops

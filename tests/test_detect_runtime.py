@@ -116,7 +116,8 @@ def test_blazeface_with_unknown_anchor_count_is_refused():
 
 
 @pytest.mark.parametrize(("name", "rng_range"), [("tiny_yolov8_int8", (0.0, 1.0)), ("tiny_yolov5_uint8", (0.0, 1.0)),
-                                                 ("tiny_blazeface_int8", (-1.0, 1.0))])
+                                                 ("tiny_blazeface_int8", (-1.0, 1.0)),
+                                                 ("../../models/edged_det_int8", (0.0, 1.0))])
 def test_run_pixels_matches_the_float_path(name, rng_range):
     model = TFLiteModel(DATA / f"{name}.tflite")
     w, h = model.input_size

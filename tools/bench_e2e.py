@@ -16,7 +16,9 @@ Prints, and writes as the ``e2e`` section of ``docs/BENCHMARKS.md`` (``--no-writ
   the same detector runs on them with nothing else in the process, and only its interpreter
   invokes are timed (process CPU and wall; the invoke counts of both passes are printed);
 * per-stage p50/p95 latency, RSS;
-* the sections other benchmark scripts wrote (outbox, tracker, int8 vs float ...), referenced.
+* short versions of the other benchmarks, in the same run: int8 vs float invoke time of the default
+  model pairs, the tracker against trackers' ByteTrack, the outbox's durable rates
+  (``--no-companions`` skips them); the sections their full scripts wrote are referenced.
 """
 
 from __future__ import annotations
@@ -215,6 +217,42 @@ def bare_invokes(config: Config, detector: Detector, meter: InvokeMeter,
     }
 
 
+def companion_figures(threads: int) -> list[str]:
+    """Short versions of the other benchmarks, in this run: int8 vs float invokes (the default model
+    pairs, 1 and ``threads`` threads), the tracker against trackers' ByteTrack on the same detections
+    (30 s synthetic scene), and the outbox (durable small-message and 200 kB image rates). Each
+    script's full version writes its own section of docs/BENCHMARKS.md."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from tools import bench_invoke, bench_outbox, bench_tracker
+    from tools.eval_tracking import Noise, make_scene
+
+    lines = []
+    for name, f, q in bench_invoke.PAIRS:
+        if not (ROOT / f).exists() or not (ROOT / q).exists():
+            continue
+        for t in sorted({1, threads}):
+            its = []
+            for p in (f, q):
+                it = Interpreter(model_path=str(ROOT / p), num_threads=t)
+                it.allocate_tensors()
+                its.append(it)
+            fm, qm = bench_invoke.median_ms(its, 9, 20 if "face" in name else 3)
+            lines.append(f"int8 vs float invoke, {name}, {t} thread(s): float {fm:.2f} ms, int8 {qm:.2f} ms, "
+                         f"float/int8 {fm / qm:.2f}x (target >= 1.5x)")
+    scene = make_scene("synthetic", 3, 30.0, noise=Noise())
+    rows = bench_tracker.bench(scene, 1)
+    (_, edged_fps, m), (_, ref_fps, r) = rows[1], rows[2]
+    lines.append(f"tracker, 30 s synthetic scene: edged {edged_fps:,.0f} frames/s (MOTA {m['MOTA']:.3f}, IDF1 "
+                 f"{m['IDF1']:.3f}); trackers ByteTrackTracker per class {ref_fps:,.0f} frames/s (MOTA "
+                 f"{r['MOTA']:.3f}, IDF1 {r['IDF1']:.3f}); edged / reference {edged_fps / ref_fps:.2f}x")
+    small, _ = bench_outbox.rate(bench_outbox.batched(200), 1.0, 1, synchronous="full")
+    images, _ = bench_outbox.rate(bench_outbox.single(bench_outbox.IMAGE), 1.0, 1, synchronous="full")
+    lines.append(f"outbox (synchronous=full): {small:,.0f} small msg/s enqueued+acked in batches of 100; "
+                 f"{images:.0f} x 200 kB images/s one commit each ({images * bench_outbox.IMAGE / 1e6:.1f} MB/s)")
+    return lines
+
+
 def other_sections(doc: Path = DOC) -> list[tuple[str, str]]:
     """(section name, its first heading) of every other section of the benchmarks document."""
     try:
@@ -260,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--height", type=int, default=720)
     ap.add_argument("--config", type=Path, default=ROOT / "config" / "default.toml", help="base config (its models)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
+    ap.add_argument("--no-companions", action="store_true",
+                    help="skip the short int8/float, tracker and outbox figures after the daemon run")
     ap.add_argument("--present-models-only", action="store_true",
                     help="run with the configured models whose files exist (implies --no-write)")
     args = ap.parse_args(argv)
@@ -290,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         rss, peak = rss_mb()
         outbox = summary.get("outbox", {})
         bare = bare_invokes(config, detector, invokes, camera.commands, args.frames, args.warmup)
+    companions = [] if args.no_companions else companion_figures(config.detect.threads)
     load_after = os.getloadavg()[0]
 
     n = meter.counted
@@ -329,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'stage':16s} {'p50 ms':>8s} {'p95 ms':>8s}")
     for name, p50, p95 in stage_rows:
         print(f"{name:16s} {p50:8.2f} {p95:8.2f}")
+    for line in companions:
+        print(line)
 
     if args.no_write:
         return 0
@@ -369,6 +412,9 @@ def main(argv: list[str] | None = None) -> int:
         "package on the stage thread; sink: outbox commit (sink thread, overlaps the next frame). CPU times "
         "count every thread of the process (TFLite's pool threads too), so the ratio compares like with like.",
     ]
+    if companions:
+        body += ["", "The other issues' figures, short versions measured in the same run (after the daemon run):", ""]
+        body += [f"- {line}" for line in companions]
     others = other_sections()
     if others:
         body += ["", "Figures of the other benchmark scripts, each in its own section with its command:", ""]

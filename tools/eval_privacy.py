@@ -104,8 +104,7 @@ class FaceDetector:
         model.crop_class_ids = np.array([class_id("person")], np.int16)
         model.cfg = msgspec.structs.replace(model.cfg, crops_from=["person"])
         regions = [Region(0, 0, w, h), *crop_regions(seeds, model, w, h)]
-        rgb = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
-        found = Detections.concat([model.detect_region(rgb, r) for r in regions])
+        found = Detections.concat([model.detect_region(pixels, r) for r in regions])
         if len(regions) > 1 and len(found):
             found = found.select(decoders.nms(found.boxes, found.scores, found.class_ids, model.cfg.nms_iou))
         return found

@@ -68,18 +68,18 @@ def tile_regions(width: int, height: int, tiling: TilingConfig) -> list[Region]:
     return regions
 
 
-def letterbox(rgb: np.ndarray, size: tuple[int, int], pad: int = 0) -> tuple[np.ndarray, float, float, int, int]:
+def letterbox(image: np.ndarray, size: tuple[int, int], pad: int = 0) -> tuple[np.ndarray, float, float, int, int]:
     """Resize keeping the aspect ratio and centre in a ``size`` (w, h) canvas filled with ``pad``.
 
-    Returns (image, sx, sy, pad_x, pad_y): a canvas pixel ``u`` is ``(u - pad_x) / sx`` in ``rgb``.
+    Returns (canvas, sx, sy, pad_x, pad_y): a canvas pixel ``u`` is ``(u - pad_x) / sx`` in ``image``.
     """
     w, h = size
-    ih, iw = rgb.shape[:2]
+    ih, iw = image.shape[:2]
     s = min(w / iw, h / ih)
     nw, nh = max(1, round(iw * s)), max(1, round(ih * s))
     px, py = (w - nw) // 2, (h - nh) // 2
     img = np.full((h, w, 3), pad, np.uint8)
-    img[py : py + nh, px : px + nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    img[py : py + nh, px : px + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
     return img, nw / iw, nh / ih, px, py
 
 
@@ -172,26 +172,27 @@ class LoadedModel:
             self.ssd_order = decoders.ssd_output_order([o.name for o in m.outputs], shapes)
 
     # ------------------------------------------------------------------------------------------ run
-    def prepare(self, rgb: np.ndarray) -> tuple[np.ndarray, float, float, float, float]:
+    def prepare(self, bgr: np.ndarray) -> tuple[np.ndarray, float, float, float, float]:
         """As :meth:`prepare_pixels`, with the image as float32 in the model's input range."""
-        img, sx, sy, px, py = self.prepare_pixels(rgb)
+        img, sx, sy, px, py = self.prepare_pixels(bgr)
         lo, hi = self.input_range
         return img.astype(np.float32) * np.float32((hi - lo) / 255.0) + np.float32(lo), sx, sy, px, py
 
-    def prepare_pixels(self, rgb: np.ndarray) -> tuple[np.ndarray, float, float, float, float]:
-        """Fit ``rgb`` into the model input; returns (uint8 input, sx, sy, pad_x, pad_y).
+    def prepare_pixels(self, bgr: np.ndarray) -> tuple[np.ndarray, float, float, float, float]:
+        """Fit a BGR image into the model input; returns (uint8 RGB input, sx, sy, pad_x, pad_y).
 
-        A model pixel ``u`` maps back to ``(u - pad_x) / sx`` in ``rgb``.
+        A model pixel ``u`` maps back to ``(u - pad_x) / sx`` in ``bgr``. The colour order is swapped
+        after resizing (the same pixels either way, on the model's few pixels instead of the frame's).
         """
         w, h = self.model.input_size
-        ih, iw = rgb.shape[:2]
+        ih, iw = bgr.shape[:2]
         if self.cfg.resize == "stretch":
             sx, sy, px, py = w / iw, h / ih, 0, 0
-            img = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR)
+            img = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_LINEAR)
         else:
             pad = 114 if self.cfg.layout.startswith("yolo") else 0  # YOLO trains on grey padding
-            img, sx, sy, px, py = letterbox(rgb, (w, h), pad)
-        return img, sx, sy, px, py
+            img, sx, sy, px, py = letterbox(bgr, (w, h), pad)
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB), sx, sy, px, py
 
     def decode(self, outputs: list[np.ndarray]) -> decoders.Raw:
         cfg, wh = self.cfg, self.model.input_size
@@ -206,9 +207,9 @@ class LoadedModel:
         assert self.anchors is not None
         return decoders.decode_blazeface(outputs, self.anchors, wh, self.min_score, cfg.nms_iou)
 
-    def detect_region(self, rgb: np.ndarray, region: Region) -> Detections:
-        """Run on one region of the RGB frame; boxes in frame pixels, thresholds applied."""
-        crop = rgb[region.y : region.y + region.h, region.x : region.x + region.w]
+    def detect_region(self, bgr: np.ndarray, region: Region) -> Detections:
+        """Run on one region of the BGR frame; boxes in frame pixels, thresholds applied."""
+        crop = bgr[region.y : region.y + region.h, region.x : region.x + region.w]
         img, sx, sy, px, py = self.prepare_pixels(crop)
         raw = self.decode(self.model.run_pixels(img, self.input_range))
         valid = (raw.labels >= 0) & (raw.labels < len(self.class_map))
@@ -218,7 +219,7 @@ class LoadedModel:
         b = raw.boxes.copy()
         b[:, [0, 2]] = (b[:, [0, 2]] - px) / sx + region.x
         b[:, [1, 3]] = (b[:, [1, 3]] - py) / sy + region.y
-        fh, fw = rgb.shape[:2]
+        fh, fw = bgr.shape[:2]
         b[:, [0, 2]] = np.clip(b[:, [0, 2]], 0, fw)
         b[:, [1, 3]] = np.clip(b[:, [1, 3]], 0, fh)
         ok = (b[:, 2] - b[:, 0] >= 1) & (b[:, 3] - b[:, 1] >= 1)
@@ -265,8 +266,7 @@ class Detector:
         """All models' detections on one ``(H, W, 3)`` uint8 BGR frame, in frame pixels."""
         if pixels_bgr.ndim != 3 or pixels_bgr.shape[2] != 3 or pixels_bgr.dtype != np.uint8:
             raise ValueError(f"detect needs an (H, W, 3) uint8 BGR image, got {pixels_bgr.shape} {pixels_bgr.dtype}")
-        rgb = cv2.cvtColor(pixels_bgr, cv2.COLOR_BGR2RGB)
-        h, w = rgb.shape[:2]
+        h, w = pixels_bgr.shape[:2]
         parts: list[Detections] = []
         for m in self.models:
             t0 = time.perf_counter()
@@ -275,7 +275,7 @@ class Detector:
                 regions = regions[1:]  # tile_regions starts with the whole frame
             if m.crop_class_ids.size:
                 regions += crop_regions(Detections.concat(parts), m, w, h)
-            found = Detections.concat([m.detect_region(rgb, r) for r in regions])
+            found = Detections.concat([m.detect_region(pixels_bgr, r) for r in regions])
             if m.cfg.max_box_fraction < 1.0 and len(found):
                 found = found.select(found.boxes[:, 3] - found.boxes[:, 1] <= m.cfg.max_box_fraction * h)
             if len(regions) > 1 and len(found):

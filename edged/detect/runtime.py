@@ -135,9 +135,13 @@ class TFLiteModel:
             gain = (hi - lo) / 255.0 / info.scale
             offset = lo / info.scale + info.zero_point
             if abs(gain - 1.0) < 1e-4 and abs(offset - round(offset)) < 1e-3:
-                q = pixels.astype(np.int16) + int(round(offset))
-                limits = np.iinfo(info.dtype)
-                data = np.clip(q, limits.min, limits.max).astype(info.dtype)[None]
+                if info.dtype == np.int8 and round(offset) == -128 and pixels.dtype == np.uint8:
+                    # u - 128 as int8 is u with its top bit flipped: one pass, no clipping needed
+                    data = np.bitwise_xor(pixels, np.uint8(0x80)).view(np.int8)[None]
+                else:
+                    q = pixels.astype(np.int16) + int(round(offset))
+                    limits = np.iinfo(info.dtype)
+                    data = np.clip(q, limits.min, limits.max).astype(info.dtype)[None]
                 self._interp.set_tensor(info.index, data)
                 self._interp.invoke()
                 return [self._output(o) for o in self.outputs]
