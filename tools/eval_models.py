@@ -277,10 +277,12 @@ def eval_scene(quick: bool) -> dict:
 
     base = DetectConfig()
     no_crops = [msgspec.structs.replace(m, crops_from=[], full_frame=True) for m in base.models]
+    whole_too = [msgspec.structs.replace(m, full_frame=True) for m in base.models]
     out: dict = {"frames": len(frames)}
     off = TilingConfig(enabled=False)
     settings = {
         "default (face on person crops, no tiling)": (base.models, off),
+        "face on person crops and the whole frame": (whole_too, off),
         "no person crops, no tiling": (no_crops, off),
         "no person crops, tiling 640 px (face)": (no_crops, TilingConfig(enabled=True, tile=(640, 640), overlap=0.2, models=["face"])),
         "no person crops, tiling 384 px (face)": (no_crops, TilingConfig(enabled=True, tile=(384, 384), overlap=0.2, models=["face"])),
@@ -293,6 +295,7 @@ def eval_scene(quick: bool) -> dict:
         hit = np.zeros(len(CLASS_NAMES), int)
         tallies = {c: tally() for c in range(len(CLASS_NAMES))}
         times = []
+        false_faces, false_face_px = 0, 0.0
         for cap in frames:
             t0 = time.perf_counter()
             found = det.detect(cap.pixels)
@@ -306,7 +309,15 @@ def eval_scene(quick: bool) -> dict:
                 mine = found.class_ids == c
                 hit[c] += match_count(g, found.boxes[mine & (found.scores >= 0.5)], 0.5)
                 tallies[c].add(g, found.boxes[mine], found.scores[mine], ignore=gt.boxes[~countable & (gt.class_ids == c)])
+            # face boxes privacy would hide (score >= privacy.min_score 0.1) that overlap no face
+            faces = found.select(found.class_ids == CLASS_NAMES.index("face"))
+            real = gt.boxes[gt.class_ids == CLASS_NAMES.index("face")]
+            wrong = (iou_matrix(faces.boxes, real).max(axis=1) < 0.3) if len(real) else np.ones(len(faces), bool)
+            false_faces += int(wrong.sum())
+            fb = faces.boxes[wrong]
+            false_face_px += float(((fb[:, 2] - fb[:, 0]) * (fb[:, 3] - fb[:, 1])).sum())
         out[name] = {"ms_per_frame": statistics.median(times),
+                     "false_faces": false_faces / len(frames), "false_face_px": false_face_px / len(frames),
                      "ap": {CLASS_NAMES[c]: tallies[c].ap() for c in range(len(CLASS_NAMES)) if gt_n[c]},
                      "recall": {CLASS_NAMES[c]: (hit[c] / gt_n[c] if gt_n[c] else None, int(gt_n[c])) for c in range(len(CLASS_NAMES)) if gt_n[c]}}
     return out
@@ -357,14 +368,17 @@ def write_docs(face: dict, det: dict, scene: dict, command: str) -> str:
     lines += ["### Default detector config on the fake scene", "",
               f"{scene['frames']} held-out frames (1280x720, seeds 900-903). Each cell: recall at score 0.5 / AP, at IoU 0.5, "
               "of objects >= 50% visible and >= 8 px on the short side (the run summary's rule; others are ignored), "
-              "and the object count. Median detect time per frame (all models):", "",
-              "| setting | ms/frame | " + " | ".join(k for k in CLASS_NAMES) + " |", "| --- | --- |" + " --- |" * len(CLASS_NAMES)]
+              "and the object count. Median detect time per frame (all models). False faces: face boxes (score >= 0.1, "
+              "what privacy hides) overlapping no face (IoU < 0.3), per frame, and their pixels per frame:", "",
+              "| setting | ms/frame | false faces | " + " | ".join(k for k in CLASS_NAMES) + " |",
+              "| --- | --- | --- |" + " --- |" * len(CLASS_NAMES)]
     for name, r in scene.items():
         if name == "frames":
             continue
         cells = [(_pct(r["recall"][k][0]) + f" / {_pct(r['ap'][k])} ({r['recall'][k][1]})") if k in r["recall"] else "-"
                  for k in CLASS_NAMES]
-        lines.append(f"| {name} | {r['ms_per_frame']:.1f} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | {r['ms_per_frame']:.1f} | {r['false_faces']:.2f} ({r['false_face_px']:,.0f} px) | "
+                     + " | ".join(cells) + " |")
     d = scene["default (face on person crops, no tiling)"]["ap"]
     priv = [d[k] for k in ("face", "plate") if k in d]
     lines += ["", f"Privacy-target mAP@0.5 (face, plate) with the default config: {_pct(float(np.mean(priv)))} "
@@ -391,11 +405,13 @@ The runtime needs only ai-edge-litert, numpy and OpenCV; the build tools need th
 ## How the default config uses them
 
 `edged.config.default_models()`: `det` (edged-det) runs first on the whole frame, letterboxed to
-640x384; then `face` (BlazeFace int8) runs on the whole frame letterboxed to 128x128 **and** on a
-square crop over the head of each person `det` found (`crops_from = ["person"]`, at most 16 per
-frame, persons scoring >= 0.3). The face model's input is 128 px, so in a 1280x720 frame it only
-sees faces larger than ~150 px; the head crops bring a far pedestrian's 12 px face to ~25 px of
-model input. Tiling is off by default (see the scene table below for what it costs and finds).
+640x384; then `face` (BlazeFace int8) runs on a square crop over the head of each person `det`
+found (`crops_from = ["person"]`, at most 16 per frame, persons scoring >= 0.3), and not on the
+whole frame (`full_frame = false`). The face model's input is 128 px, so in a 1280x720 frame it
+would only see faces larger than ~150 px; the head crops bring a far pedestrian's 12 px face to
+~25 px of model input. Its whole-frame pass found no face of the fake scene and fired on building
+facades (the "whole frame" row of the scene table below: false boxes ~200 px tall that privacy
+would blur and seal). Tiling is off by default (see the scene table for what it costs and finds).
 
 ## Shipped models
 
@@ -413,12 +429,19 @@ full_range`; in a one-off check on the face evaluation set its float recall was 
 
 ### Speed
 
-On the x86 CPUs measured here (this 2-core AMD EPYC with AVX2, and a 16-core Xeon with AVX-512
-VNNI/AMX), ai-edge-litert's XNNPACK runs these int8 models 1.2-1.6x *slower* than their float
-versions (tables below and the `detect-invoke` section of `docs/BENCHMARKS.md`), so the target
-"int8 invoke <= float / 1.5" is not met here. int8 is kept for the Raspberry Pi's ARM cores, where
-XNNPACK's int8 kernels are its fast path, and for size; no ARM machine was available to measure.
-The whole default detect stage takes ~26 ms per 1280x720 frame on the 2-core EPYC.
+How int8 compares with float depends on the CPU's int8 instructions (ai-edge-litert 2.3.0, XNNPACK):
+
+- a 2-core AMD EPYC with AVX2 only, and a 16-core Xeon with AVX-512 VNNI/AMX (cp312 wheel), both in
+  an earlier session (`detect-invoke` section of `docs/BENCHMARKS.md`): int8 1.2-1.6x *slower* than
+  float for both models;
+- the 2-core AMD EPYC with AVX-512 VNNI that measured the tables below (and `python -m
+  tools.bench_invoke`, `python -m tools.bench_e2e`): int8 faster, edged-det by 1.6-1.7x (the
+  "<= float / 1.5" target met), BlazeFace by 1.3-1.4x (not met: a 128 px network of 77 small
+  operators whose channel pads, residual adds and 3-channel first convolution gain little from
+  int8).
+
+int8 is kept for the Raspberry Pi's ARM cores (XNNPACK's int8 kernels with NEON dot products are
+its fast path there) and for size; no ARM machine was available to measure.
 
 ### edged-det training runs
 
