@@ -66,3 +66,20 @@ def test_filter_learns_constant_velocity_of_every_track_at_once():
     np.testing.assert_allclose(mean[:, 4:6], velocities, atol=0.5)
     np.testing.assert_allclose(mean[:, 6:], 0.0, atol=0.2)
     assert np.all(np.linalg.eigvalsh(cov) > 0)  # still positive definite
+
+
+def test_full_size_keeps_the_largest_size_while_the_border_clips_it():
+    from edged.track.geometry import full_size, leaving_mismatch
+
+    prev = np.array([[437.0, 220.0]])
+    # clipped by the right border: width keeps the full 437, height (not clipped) is measured anew
+    np.testing.assert_allclose(full_size(prev, np.array([[1025.0, 340, 1280, 556]]), 1280, 720), [[437.0, 216.0]])
+    # wholly in view again: measured anew
+    np.testing.assert_allclose(full_size(prev, np.array([[500.0, 340, 800, 556]]), 1280, 720), [[300.0, 216.0]])
+    last = np.array([[1025.0, 340, 1280, 556]])
+    pred = np.array([[1130.0, 340, 1280, 556]])
+    dets = np.array([[1140.0, 340, 1280, 556], [1040.0, 322, 1279, 495]])
+    full = np.array([[437.0, 216.0]])
+    assert leaving_mismatch(last, full, pred, dets, 1280, 720, 0.3).tolist() == [[False, True]]
+    # a track not leaving (wholly in view) never rules a detection out
+    assert not leaving_mismatch(np.array([[500.0, 340, 937, 556]]), full, pred, dets, 1280, 720, 0.3).any()

@@ -171,6 +171,38 @@ def test_track_leaving_the_image_is_ended_when_predicted_outside():
     assert ended_at and ended_at[0] <= 8  # predicted past x=1280 within a few frames, not after 10 s
 
 
+def border_handover(**kw) -> tuple[set[int], set[int]]:
+    """A near car leaves through the right border just as a far car enters there going the other
+    way (both boxes are slivers at the border; numbers from the 5-minute simulation). Returns the
+    track ids the leaving car and the entering car were reported under."""
+    tracker = make(**kw)
+    leaving = [(250 + 110 * i, 340, 687 + 110 * i, 560) for i in range(6)]  # wholly in view, x2 up to 1237
+    leaving += [(908, 343, 1280, 563), (1025, 317, 1280, 557)]  # clipped by the border, shrinking
+    entering = [(1040, 322, 1279, 495), (951, 302, 1271, 461), (878, 317, 1177, 450), (800, 317, 1100, 450),
+                (725, 317, 1025, 450)]
+    steps = run(tracker, [dets((*b, 0.95, CAR)) for b in leaving])
+    steps += run(tracker, [dets((*b, 0.95, CAR)) for b in entering], start=len(leaving))
+    ids_leaving = {int(t) for s in steps[: len(leaving)] for t in s.objects.track_ids[s.objects.detected]}
+    ids_entering = {int(t) for s in steps[len(leaving) :] for t in s.objects.track_ids[s.objects.detected]}
+    return ids_leaving, ids_entering
+
+
+def test_a_car_entering_where_another_leaves_gets_its_own_track():
+    ids_leaving, ids_entering = border_handover()
+    assert len(ids_leaving) == 1 and ids_entering and not ids_leaving & ids_entering
+    # without the rule (any growth allowed) the entering car takes the leaving car's track
+    ids_leaving, ids_entering = border_handover(leaving_growth=100.0)
+    assert ids_leaving & ids_entering
+
+
+def test_what_is_left_of_a_leaving_car_stays_its_track():
+    tracker = make()
+    boxes = [(700 + 110 * i, 340, 1137 + 110 * i, 560) for i in range(2)]
+    boxes += [(min(920 + 110 * i, 1279), 340, 1280, 560) for i in range(4)]  # 360, 250, 140, 30 px left
+    steps = run(tracker, [dets((*b, 0.9, CAR)) for b in boxes])
+    assert {int(t) for s in steps[1:] for t in s.objects.track_ids[s.objects.detected]} == {1}
+
+
 def test_many_tracks_of_several_classes():
     tracker = make()
     rng = np.random.default_rng(0)

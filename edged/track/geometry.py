@@ -50,3 +50,46 @@ def clip_boxes(boxes: np.ndarray, width: float, height: float) -> np.ndarray:
     out = np.maximum(boxes, 0.0)
     np.minimum(out, (width, height, width, height), out=out)
     return out
+
+
+BORDER_PX = 1.0
+"""A box side within this many pixels of the image border touches it (the box is clipped there)."""
+
+
+def border_contact(boxes: np.ndarray, width: float, height: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per ``x1, y1, x2, y2`` box: does it touch the left/right border, the top/bottom border?"""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    touch_x = (b[:, 0] <= BORDER_PX) | (b[:, 2] >= width - BORDER_PX)
+    touch_y = (b[:, 1] <= BORDER_PX) | (b[:, 3] >= height - BORDER_PX)
+    return touch_x, touch_y
+
+
+def full_size(previous: np.ndarray, boxes: np.ndarray, width: float, height: float) -> np.ndarray:
+    """``(N, 2)`` width and height of each object when wholly in view: a side not clipped by the
+    border measures it anew; a clipped one keeps the largest size seen (``previous``)."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    size = b[:, 2:4] - b[:, 0:2]
+    touch_x, touch_y = border_contact(b, width, height)
+    clipped = np.column_stack([touch_x, touch_y])
+    return np.where(clipped, np.maximum(previous, size), size)
+
+
+def leaving_mismatch(last: np.ndarray, full: np.ndarray, predicted: np.ndarray, dets: np.ndarray,
+                     width: float, height: float, growth: float) -> np.ndarray:
+    """``(N, M)``: track ``i`` is leaving the image and detection ``j`` cannot be the rest of it.
+
+    A track is leaving through a border when its last box touches that border and is smaller there
+    than the object's full size (part of it is already outside). What is left of a leaving object
+    only shrinks, so a detection wider (taller) than ``1 + growth`` times the smaller of the track's
+    last and predicted width (height) is another object entering at the same border.
+    """
+    last = np.asarray(last, dtype=np.float64).reshape(-1, 4)
+    dets = np.asarray(dets, dtype=np.float64).reshape(-1, 4)
+    last_size = last[:, 2:4] - last[:, 0:2]
+    pred = np.asarray(predicted, dtype=np.float64).reshape(-1, 4)
+    ref = np.minimum(last_size, pred[:, 2:4] - pred[:, 0:2])
+    touch = np.column_stack(border_contact(last, width, height))
+    leaving = touch & (last_size < (1.0 - 1e-6) * full - 1.0)
+    det_size = dets[:, 2:4] - dets[:, 0:2]
+    grows = det_size[None, :, :] > (1.0 + growth) * ref[:, None, :]
+    return (leaving[:, None, :] & grows).any(axis=2)

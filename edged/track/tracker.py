@@ -11,8 +11,10 @@ Per frame: Kalman-predict every track; (1) associate high-score detections with 
 (score >= ``birth_score``); (3) associate low-score detections with every track and candidate still
 unmatched (stricter IoU). A candidate becomes a track, with its persistent id, after
 ``confirm_hits`` consecutive matches; candidates are removed on their first miss, tracks when lost
-for more than ``lost_buffer_s`` or predicted wholly outside the image. Assignment: Jonker-Volgenant
-(``lap.lapjv``) on ``1 - IoU`` with a cost limit.
+for more than ``lost_buffer_s`` or predicted wholly outside the image. A track leaving through a
+border is never paired with a detection larger than what is left of it there (another object
+entering at that border; ``leaving_growth``). Assignment: Jonker-Volgenant (``lap.lapjv``) on
+``1 - IoU`` with a cost limit.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 from edged.classes import CLASS_NAMES
 from edged.config import TrackConfig
 from edged.track import kalman
-from edged.track.geometry import clip_boxes, cxcywh_to_xyxy, expand, iou_matrix, xyxy_to_cxcywh
+from edged.track.geometry import clip_boxes, cxcywh_to_xyxy, expand, full_size, iou_matrix, leaving_mismatch, xyxy_to_cxcywh
 from edged.track.ids import IdSource
 from edged.types import Detections, FrameMeta, TrackedObjects
 
@@ -74,6 +76,8 @@ class TrackSet:
     angle: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     box: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=np.float32))
     """Last matched detection box."""
+    full: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    """Width and height of the object wholly in view (:func:`~edged.track.geometry.full_size`)."""
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -188,6 +192,11 @@ class Tracker:
         births = np.zeros(0, dtype=np.int64)
         if len(tracks) and len(dets):
             iou = _same_class_iou(predicted, tracks.cls, det_boxes, det_cls)
+            if confirmed.size:
+                # a track leaving through a border never takes a newcomer entering there
+                other = leaving_mismatch(tracks.box[confirmed], tracks.full[confirmed], predicted[confirmed],
+                                         det_boxes, width, height, cfg.leaving_growth)
+                iou[confirmed] = np.where(other, 0.0, iou[confirmed])
             # 1. high-score detections with every confirmed track (tracked and lost)
             pairs, free_tracks, free_high = assign(iou[np.ix_(confirmed, high)], cfg.min_iou_first)
             matched[confirmed[pairs[:, 0]]] = high[pairs[:, 1]]
@@ -217,6 +226,7 @@ class Tracker:
             tracks.score[hit] = dets.scores[rows]
             tracks.angle[hit] = dets.angles[rows]
             tracks.box[hit] = dets.boxes[rows]
+            tracks.full[hit] = full_size(tracks.full[hit], det_boxes[rows], width, height)
             predicted[hit] = clip_boxes(cxcywh_to_xyxy(tracks.mean[hit, :4]), width, height)
             unclipped[hit] = det_boxes[rows]
         tracks.hits = np.where(hit, tracks.hits + 1, 0)
@@ -241,6 +251,7 @@ class Tracker:
                 hits=np.ones(n, dtype=np.int64), last_seen=np.full(n, ts), tracked=np.ones(n, dtype=bool),
                 score=dets.scores[births].astype(np.float32), angle=dets.angles[births].astype(np.float32),
                 box=dets.boxes[births].astype(np.float32),
+                full=full_size(np.zeros((n, 2)), det_boxes[births], width, height),
             ))
             hit = np.concatenate([hit, np.ones(n, dtype=bool)])
             predicted = np.concatenate([predicted, det_boxes[births]])
