@@ -28,6 +28,7 @@ from edged.classes import CLASS_NAMES
 from edged.config import DetectConfig, ModelConfig, TilingConfig
 from edged.detect.detector import Detector
 from edged.detect.runtime import TFLiteModel
+from edged.track.geometry import iou_matrix
 from edged.types import Detections
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,16 +36,6 @@ MODELS = ROOT / "models"
 
 
 # ------------------------------------------------------------------------------------------ metrics
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = lambda z: (z[:, 2] - z[:, 0]) * (z[:, 3] - z[:, 1])  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None] - inter + 1e-9)
-
-
 @dataclass
 class ClassTally:
     """Scored detections of one class over a data set, for AP and recall."""
@@ -492,7 +483,7 @@ def write_models_md(body: str, rows: list[tuple[str, int, str]]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="small sets, clean condition only (a smoke run)")
+    ap.add_argument("--quick", action="store_true", help="small sets, clean condition only (a smoke run; writes nothing)")
     ap.add_argument("--only", choices=["face", "det", "scene"], action="append")
     args = ap.parse_args()
     cache = ROOT / "build" / "eval_models_cache.json"  # partial runs (--only) combine through it
@@ -503,11 +494,14 @@ def main() -> None:
             t0 = time.time()
             results[part] = fn(args.quick)
             print(part, f"{time.time() - t0:.0f} s", json.dumps(results[part], indent=1), flush=True)
+    if args.quick:
+        print("docs not written: --quick is a smoke run")
+        return
     cache.write_text(json.dumps(results))
     if not all(k in results for k in ("face", "det", "scene")):
         print("docs not written: run every part (or the missing ones with --only)")
         return
-    command = "nice -n 10 python -m tools.eval_models" + (" --quick" if args.quick else "")
+    command = "nice -n 10 python -m tools.eval_models"
     body = write_docs(results["face"], results["det"], results["scene"], command)
     write_models_md(body, model_rows())
 
