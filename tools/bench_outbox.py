@@ -137,16 +137,14 @@ def backlog_rss(total_mb: int) -> dict[str, float]:
 
 def uplink_e2e(n: int, size: int) -> dict[str, float] | None:
     """Drain ``n`` stored messages through a local mosquitto; messages/s and MB/s until the last ack."""
-    try:
-        from tests.mosquitto import Mosquitto, have_mosquitto
-    except ImportError:
-        return None
-    if not have_mosquitto():
+    from tools.sim.broker import Broker, mosquitto_path
+
+    if mosquitto_path() is None:
         return None
     from edged.uplink import BrokerSettings, Uplink
 
     with tempfile.TemporaryDirectory() as d:
-        broker = Mosquitto(Path(d) / "mq")
+        broker = Broker(Path(d) / "mq")
         broker.start()
         try:
             ob = Outbox(Path(d) / "o.db", budget_bytes=4 << 30)

@@ -1,4 +1,5 @@
-"""A real mosquitto broker for the simulated run: free loopback port, persistence, stop and restart.
+"""A real mosquitto broker for the simulated run and the tests: free loopback port, persistence,
+stop and restart, optional TLS and password file.
 
 The simulation stops the broker mid-run (an outage) and starts it again on the same port; with
 persistence on, the receivers' persistent sessions and their queued QoS 1 messages survive, as on a
@@ -13,6 +14,7 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -36,10 +38,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class Broker:
-    """One mosquitto process on 127.0.0.1 with its config, log and persistence in ``folder``."""
+@dataclass(frozen=True)
+class TlsFiles:
+    """CA, server and client certificates for a TLS listener that requires client certificates."""
 
-    def __init__(self, folder: Path, port: int | None = None) -> None:
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+class Broker:
+    """One mosquitto process on 127.0.0.1 with its config, log and persistence in ``folder``.
+
+    ``tls`` makes the listener TLS with required client certificates; ``password_file`` turns
+    anonymous access off.
+    """
+
+    def __init__(self, folder: Path, port: int | None = None, *, tls: TlsFiles | None = None,
+                 password_file: Path | None = None) -> None:
         exe = mosquitto_path()
         if exe is None:
             raise BrokerError("mosquitto is not installed (apt-get install mosquitto)")
@@ -50,25 +68,26 @@ class Broker:
         self.conf = self.folder / "mosquitto.conf"
         self.log = self.folder / "mosquitto.log"
         self.proc: subprocess.Popen[bytes] | None = None
-        self.conf.write_text(
-            "\n".join(
-                [
-                    f"user {getpass.getuser()}",  # a root run would otherwise drop to 'mosquitto'
-                    f"listener {self.port} 127.0.0.1",
-                    "allow_anonymous true",
-                    "persistence true",
-                    f"persistence_location {self.folder}/",
-                    "autosave_interval 1",
-                    "max_queued_messages 0",  # no limit: the receivers' queues must not drop
-                    "max_queued_bytes 0",
-                    f"log_dest file {self.log}",
-                    "log_type error",
-                    "log_type warning",
-                    "log_type notice",
-                ]
-            )
-            + "\n"
-        )
+        lines = [
+            f"user {getpass.getuser()}",  # a root run would otherwise drop to 'mosquitto'
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous " + ("false" if password_file else "true"),
+            "persistence true",
+            f"persistence_location {self.folder}/",
+            "autosave_interval 1",
+            "max_queued_messages 0",  # no limit: the receivers' queues must not drop
+            "max_queued_bytes 0",
+            f"log_dest file {self.log}",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+        ]
+        if password_file:
+            lines.append(f"password_file {password_file}")
+        if tls:
+            lines += [f"cafile {tls.ca}", f"certfile {tls.server_cert}", f"keyfile {tls.server_key}",
+                      "require_certificate true"]
+        self.conf.write_text("\n".join(lines) + "\n")
 
     def start(self, timeout_s: float = 10.0) -> None:
         """Start mosquitto and wait until it accepts connections."""
