@@ -30,6 +30,9 @@ from hal.base import Camera, EndOfStream
 
 log = logging.getLogger("edged")
 
+RETIME_STEP_S = 1e-6
+"""How far after the previous frame a frame with a non-increasing camera timestamp is placed."""
+
 
 class Sink(Protocol):
     """Consumes finished frames (I/O allowed: runs on the sink thread)."""
@@ -146,6 +149,7 @@ class Daemon:
         self.position = Position(p.lat, p.lon, p.alt)
         self._camera_lock = asyncio.Lock()
         self._apply_lock = asyncio.Lock()
+        self._last_timestamp: float | None = None
         self.applied = 0
         """Configs applied since start (for the pipeline-up check)."""
         self.frames: asyncio.Queue[Frame | None] = asyncio.Queue(config.pipeline.frame_queue)
@@ -402,12 +406,25 @@ class Daemon:
         }
 
     def _frame(self, captured: CapturedImage, index: int) -> Frame:
+        """Stamp a capture as the next frame. Frame timestamps strictly increase, whatever the
+        sensor's clock does: a restarted camera (a config change, a rollback) starts a clock of its
+        own, which may stand just behind the last frame's; such a frame is moved just after it
+        (counted in ``frames.retimed``), so time-driven stages (tracker, selection) never see time
+        run backwards."""
         h, w = captured.pixels.shape[:2]
+        timestamp = captured.timestamp
+        if self._last_timestamp is not None and not timestamp > self._last_timestamp:
+            if not self.stats.retimed:
+                log.warning("camera timestamp %.6f is not after the previous frame's %.6f: frames are "
+                            "moved just after it (counted in frames.retimed)", timestamp, self._last_timestamp)
+            self.stats.retimed += 1
+            timestamp = self._last_timestamp + RETIME_STEP_S
+        self._last_timestamp = timestamp
         meta = FrameMeta(
-            image_id=self.ids.new(captured.timestamp),
+            image_id=self.ids.new(timestamp),
             frame_index=index,
-            video_id=self.segments.video_for(captured.timestamp),
-            timestamp=captured.timestamp,
+            video_id=self.segments.video_for(timestamp),
+            timestamp=timestamp,
             exposure=captured.exposure,
             position=self.position,
             width=w,
@@ -448,6 +465,7 @@ class Daemon:
                 "processed": s.processed,
                 "dropped": s.dropped,
                 "auto_exposure": s.auto_frames,
+                "retimed": s.retimed,
                 "accounted": s.captured == s.processed + s.dropped,
             },
             "fps": round(s.processed / wall_s, 2) if wall_s > 0 else 0.0,

@@ -19,6 +19,8 @@ class RunStats:
     processed: int = 0
     dropped: int = 0
     auto_frames: int = 0
+    retimed: int = 0
+    """Frames whose capture timestamp was not after the previous frame's (moved just after it)."""
     stage_ms: dict[str, deque[float]] = field(default_factory=dict)
     _last_time: float = field(default_factory=time.monotonic)
     _last_processed: int = 0

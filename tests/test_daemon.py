@@ -85,7 +85,7 @@ def test_frames_carry_metadata_and_are_all_accounted(tmp_path: Path) -> None:
     summary = asyncio.run(daemon.run(max_frames=25))
     assert summary["frames"] == {
         "captured": 25, "processed": 25, "dropped": 0, "auto_exposure": summary["frames"]["auto_exposure"],
-        "accounted": True,
+        "retimed": 0, "accounted": True,
     }
     metas = [w.frame.meta for w in rec.works]
     ids = [m.image_id for m in metas]
@@ -204,6 +204,27 @@ def test_apply_config_restarts_camera_and_rolls_back_a_bad_one(tmp_path: Path) -
     assert after >= before + 3
     seeds = {int(np.asarray(w.frame.pixels).sum()) for w in rec.works}
     assert len(seeds) > 1
+
+
+def test_frame_timestamps_increase_across_a_camera_restart() -> None:
+    """An unpaced fake camera's clock runs ahead of the wall clock; the restarted camera's starts at
+    the wall clock again, behind the last frame: the daemon keeps frame time increasing."""
+    rec = Recorder()
+    daemon = Daemon(config(), Builder(), [rec])
+
+    async def main() -> dict[str, Any]:
+        run = asyncio.create_task(daemon.run(max_frames=60))
+        while daemon.stats.processed < 30:
+            await asyncio.sleep(0.01)
+        new = to_dict(daemon.config)
+        new["camera"]["fake"]["seed"] = 5
+        assert await daemon.apply_config(from_dict(new)) == {"camera"}
+        return await run
+
+    summary = asyncio.run(main())
+    stamps = [w.frame.meta.timestamp for w in rec.works]
+    assert summary["frames"]["retimed"] > 0, "the restarted camera's clock should have stood behind"
+    assert all(b > a for a, b in zip(stamps, stamps[1:])), "frame time ran backwards"
 
 
 def test_rollback_leaves_the_running_stages_to_be_reused(tmp_path: Path) -> None:
