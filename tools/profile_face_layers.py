@@ -1,0 +1,94 @@
+"""Where BlazeFace's int8 model gains over float: invoke time of the model cut after its first K operators.
+
+    python -m tools.profile_face_layers [K ...]     # needs tensorflow (the ``models`` extra)
+
+For each cut, the float BlazeFace graph (rebuilt op by op by ``tools.build_face_model``) is truncated
+after its first K operators (DEQUANTIZE of the fp16 weights not counted), then converted to a float
+and to a full-int8 TFLite file (calibrated like the shipped model), and both are timed side by side
+(1 thread, median of 7 rounds). The differences between consecutive cuts are the cost of each
+stretch of the network in float and in int8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+DEFAULT_CUTS = (1, 4, 9, 21, 46)
+
+
+def invoke_ms(path: Path, rounds: int = 7, per_round: int = 300) -> float:
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(path), num_threads=1)
+    it.allocate_tensors()
+    d = it.get_input_details()[0]
+    it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+    for _ in range(20):
+        it.invoke()
+    samples = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(per_round):
+            it.invoke()
+        samples.append((time.perf_counter() - t0) / per_round * 1000)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("cuts", type=int, nargs="*", help=f"operator counts to cut after (default {DEFAULT_CUTS} and all)")
+    args = ap.parse_args()
+
+    import tensorflow as tf
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from tools.build_face_model import float_model, quantise, tf_function_from_tflite
+    from tools.face_photos import calibration_images
+
+    src = float_model("short_range")
+    model = flatbuffer_utils.read_model(str(src))
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+
+    def kind(m, op) -> str:
+        code = m.operatorCodes[op.opcodeIndex]
+        return names[max(code.builtinCode, code.deprecatedBuiltinCode)]
+
+    kinds = [kind(model, op) for op in model.subgraphs[0].operators]
+    real = [i for i, k in enumerate(kinds) if k != "DEQUANTIZE"]
+    cuts = args.cuts or [*DEFAULT_CUTS, len(real)]
+    images = calibration_images()[:40]
+    tmp = Path(tempfile.mkdtemp(prefix="face-layers-"))
+    previous = (0.0, 0.0)
+    print(f"{len(real)} operators; cut: float ms, int8 ms (stretch since the previous cut: float, int8, float/int8)")
+    for k in cuts:
+        cut = flatbuffer_utils.read_model(str(src))
+        graph = cut.subgraphs[0]
+        keep = set(real[:k])
+        last = graph.operators[real[k - 1]]
+        graph.operators = [op for i, op in enumerate(graph.operators) if kinds[i] == "DEQUANTIZE" or i in keep]
+        graph.outputs = np.array([last.outputs[0]], dtype=np.int32)
+        path = tmp / f"cut{k}.tflite"
+        flatbuffer_utils.write_model(cut, str(path))
+        fn = tf_function_from_tflite(path)
+        float_path, int8_path = tmp / f"cut{k}_float.tflite", tmp / f"cut{k}_int8.tflite"
+        float_path.write_bytes(tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn).convert())
+        int8_path.write_bytes(quantise(fn, 128, images))
+        f_ms, q_ms = invoke_ms(float_path), invoke_ms(int8_path)
+        df, dq = f_ms - previous[0], q_ms - previous[1]
+        print(f"first {k:3d} ({kinds[real[k - 1]]:>17s}): float {f_ms:.3f}, int8 {q_ms:.3f}  "
+              f"(stretch: {df:.3f}, {dq:.3f}, {df / dq if dq > 0 else float('nan'):.2f}x)", flush=True)
+        previous = (f_ms, q_ms)
+
+
+if __name__ == "__main__":
+    main()
