@@ -124,8 +124,9 @@ class PipelineConfig(_Section):
     """Threads OpenCV may use inside one call (resize, colour conversion, blur, encoding); 1 runs
     each call on the calling thread. The daemon already overlaps capture, stages and sinks on their
     own threads and TFLite has its own pool, so OpenCV's pool only adds hand-off and spinning on
-    these small per-frame calls: ``python -m tools.bench_e2e`` on 2 cores measured 15.0 ms CPU a frame
-    and 89 fps with 1 thread, 18.2 ms and 83 fps with 2 (same run, 400 frames)."""
+    these small per-frame calls: two back-to-back runs of ``python -m tools.bench_e2e --frames 400``
+    on 2 cores (``OPENCV_FOR_THREADS_NUM`` 1, then 2) measured 15.0 ms CPU a frame and 89 fps with 1
+    thread, 18.2 ms and 83 fps with 2."""
 
 
 class OutputConfig(_Section):
