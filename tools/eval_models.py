@@ -430,7 +430,7 @@ How int8 compares with float depends on the CPU's int8 instructions (ai-edge-lit
   "<= float / 1.5" target met), BlazeFace by 1.3-1.4x (not met). `python -m
   tools.profile_face_layers` times BlazeFace cut after its first K operators: the first
   convolution gains 1.5x and the 16x16/8x8 blocks and heads 1.4-1.8x, but the 64x64 and 32x32
-  blocks (depthwise 3x3, 1x1 convolutions to 24-42 channels, channel pads and residual adds), 45 %
+  blocks (depthwise 3x3, 1x1 convolutions to 24-42 channels, channel pads and residual adds), 42 %
   of the float time, gain only 1.2-1.3x.
 
 int8 is kept for the Raspberry Pi's ARM cores (XNNPACK's int8 kernels with NEON dot products are
