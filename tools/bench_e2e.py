@@ -262,7 +262,7 @@ def budget_note(invoke_cpu_ms: float, stage_rows: list[tuple[str, float, float]]
             f"({TARGET_RATIO - 1.0:.0%} of {invoke_cpu_ms:.1f} ms). Rendering the fake frame alone takes "
             f"{render_ms:.1f} ms, and these stages each take more at p50: {', '.join(over) or 'none'}; "
             "detection's own resizing, quantising and decoding come on top. The ratio says how fast a CPU "
-            "runs int8 networks next to everything else (this one has AVX-512 VNNI), so it has to be "
+            "runs int8 networks next to everything else, so it has to be "
             "measured on the device's CPU; no Raspberry Pi was available here.")
 
 
