@@ -98,8 +98,6 @@ class LoadedModel:
         if unknown:
             raise self._fail(f"crops_from names {unknown[0]!r}, not an edged class ({', '.join(CLASS_NAMES)})")
         self.crop_class_ids = np.asarray([CLASS_NAMES.index(c) for c in cfg.crops_from], np.int16)
-        if not cfg.full_frame and not cfg.crops_from:
-            raise self._fail("full_frame is off and crops_from is empty: the model would never run")
         self.anchors: np.ndarray | None = None
         self.ssd_order: list[int] | None = None
         self._check()
