@@ -1,12 +1,18 @@
-"""Where BlazeFace's int8 model gains over float: invoke time of the model cut after its first K operators.
+"""Where BlazeFace's int8 model gains over float, and what the int8 graph rewrite adds.
 
     python -m tools.profile_face_layers [K ...]     # needs tensorflow (the ``models`` extra)
+    python -m tools.profile_face_layers --rewrites [--threads 1 2]
 
-For each cut, the float BlazeFace graph (rebuilt op by op by ``tools.build_face_model``) is truncated
-after its first K operators (DEQUANTIZE of the fp16 weights not counted), then converted to a float
-and to a full-int8 TFLite file (calibrated like the shipped model), and both are timed side by side
-(1 thread, median of 7 rounds). The differences between consecutive cuts are the cost of each
-stretch of the network in float and in int8.
+Cuts: for each K, the float BlazeFace graph (rebuilt op by op by ``tools.build_face_model``) is
+truncated after its first K operators (DEQUANTIZE of the fp16 weights not counted), then converted
+to a float and to a full-int8 TFLite file (calibrated like the shipped model, with its graph
+rewrite), and both are timed side by side (1 thread, median of 7 rounds). The differences between
+consecutive cuts are the cost of each stretch of the network in float and in int8.
+
+``--rewrites``: the whole model, float and int8, with and without the rewrite
+(``build_face_model.INT8_GRAPH``) and with only its "channel pads as concatenated zeros" part,
+timed in interleaved rounds against the float original, so the gain of quantisation and the gain
+of the rewrite can be told apart.
 """
 
 from __future__ import annotations
@@ -43,16 +49,73 @@ def invoke_ms(path: Path, rounds: int = 7, per_round: int = 300) -> float:
     return statistics.median(samples)
 
 
+def interleaved_ms(models: dict[str, bytes], threads: int, rounds: int = 30, per_round: int = 200) -> dict[str, float]:
+    """Median ms per invoke of each model, all timed in the same interleaved rounds."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    its = {}
+    for name, content in models.items():
+        it = Interpreter(model_content=content, num_threads=threads)
+        it.allocate_tensors()
+        d = it.get_input_details()[0]
+        it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+        for _ in range(50):
+            it.invoke()
+        its[name] = it
+    samples: dict[str, list[float]] = {name: [] for name in its}
+    for _ in range(rounds):
+        for name, it in its.items():
+            t0 = time.perf_counter()
+            for _ in range(per_round):
+                it.invoke()
+            samples[name].append((time.perf_counter() - t0) / per_round * 1000)
+    return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def compare_rewrites(threads: list[int]) -> None:
+    import tensorflow as tf
+
+    from tools.build_face_model import INT8_GRAPH, float_model, quantise, tf_function_from_tflite
+    from tools.face_photos import calibration_images
+
+    src = float_model("short_range")
+    images = calibration_images()[:40]
+    pads_only = {"concat_pads": True}
+
+    def as_float(fn) -> bytes:
+        return tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn).convert()
+
+    models = {
+        "float original": src.read_bytes(),
+        "float, pads as concat": as_float(tf_function_from_tflite(src, **pads_only)),
+        "float, full rewrite": as_float(tf_function_from_tflite(src, **INT8_GRAPH)),
+        "int8, no rewrite": quantise(tf_function_from_tflite(src, clip_logits=True), 128, images),
+        "int8, pads as concat": quantise(tf_function_from_tflite(src, clip_logits=True, **pads_only), 128, images),
+        "int8, full rewrite (shipped recipe)": quantise(tf_function_from_tflite(src, clip_logits=True, **INT8_GRAPH), 128, images),
+    }
+    print(f"rewrite: {INT8_GRAPH}")
+    for t in threads:
+        ms = interleaved_ms(models, t)
+        base = ms["float original"]
+        for name, v in ms.items():
+            print(f"{t} thread(s)  {name:36s} {v:.3f} ms  / float original {v / base:.3f}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("cuts", type=int, nargs="*", help=f"operator counts to cut after (default {DEFAULT_CUTS} and all)")
+    ap.add_argument("--rewrites", action="store_true", help="time the whole model with and without the int8 graph rewrite")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts for --rewrites")
     args = ap.parse_args()
+    if args.rewrites:
+        compare_rewrites(args.threads)
+        return
 
     import tensorflow as tf
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
-    from tools.build_face_model import float_model, quantise, tf_function_from_tflite
+    from tools.build_face_model import INT8_GRAPH, float_model, quantise, tf_function_from_tflite
     from tools.face_photos import calibration_images
 
     src = float_model("short_range")
@@ -82,7 +145,7 @@ def main() -> None:
         fn = tf_function_from_tflite(path)
         float_path, int8_path = tmp / f"cut{k}_float.tflite", tmp / f"cut{k}_int8.tflite"
         float_path.write_bytes(tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn).convert())
-        int8_path.write_bytes(quantise(fn, 128, images))
+        int8_path.write_bytes(quantise(tf_function_from_tflite(path, **INT8_GRAPH), 128, images))
         f_ms, q_ms = invoke_ms(float_path), invoke_ms(int8_path)
         df, dq = f_ms - previous[0], q_ms - previous[1]
         print(f"first {k:3d} ({kinds[real[k - 1]]:>17s}): float {f_ms:.3f}, int8 {q_ms:.3f}  "
