@@ -348,7 +348,8 @@ def build(variant: str, out_dir: Path) -> tuple[Path, Path]:
     int8_fn = tf_function_from_tflite(src, clip_logits=True, **INT8_GRAPH)
     int8_path.write_bytes(quantise(int8_fn, size, calibration_images()))
     for p in (float_path, int8_path):
-        print(f"{p.relative_to(ROOT)}  {p.stat().st_size} bytes  sha256 {hashlib.sha256(p.read_bytes()).hexdigest()[:16]}")
+        shown = p.relative_to(ROOT) if p.is_relative_to(ROOT) else p
+        print(f"{shown}  {p.stat().st_size} bytes  sha256 {hashlib.sha256(p.read_bytes()).hexdigest()[:16]}")
     return float_path, int8_path
 
 
