@@ -17,8 +17,8 @@ from edged.track.ids import MemoryIds
 from edged.track.tracker import Tracker
 from edged.types import Frame
 from tests.privacy_support import key_material, meta, noisy_detections, privacy_keys, scene_frames
-from tools.platform import clips
-from tools.platform.store import SegmentStore
+from tools.platforms import clips
+from tools.platforms.store import SegmentStore
 
 
 def test_clips_per_object_in_time_order_with_best_crop(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from edged.privacy.deid import (
 from edged.privacy.stabilize import StableDeidentifier
 from edged.types import Detections
 from tests.privacy_support import CAR, FACE, PLATE, gt_tracks, photos, scene_frames, tracked
-from tools.platform.restore import DETAIL_MAX_SHARE, _detail, _grey, detail_share
+from tools.platforms.restore import DETAIL_MAX_SHARE, _detail, _grey, detail_share
 
 
 def regions_of(boxes, class_ids, track_ids) -> SensitiveRegions:

@@ -22,8 +22,8 @@ from edged.track.observations import OBS_DTYPE
 from edged.track.tracker import Tracker
 from edged.types import Frame
 from tests.privacy_support import key_material, meta, noisy_detections, privacy_keys, scene_frames
-from tools.platform.restore import check_region
-from tools.platform.store import SegmentStore
+from tools.platforms.restore import check_region
+from tools.platforms.store import SegmentStore
 
 WINDOW = 48
 """Needles are 48-byte windows: long enough never to occur by chance, short enough to sit inside one

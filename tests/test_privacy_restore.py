@@ -20,9 +20,9 @@ from edged.select.package import UploadPackage
 from edged.track.observations import OBS_DTYPE
 from edged.types import Frame
 from tests.privacy_support import gt_tracks, key_material, meta, photos, scene_frames
-from tools.platform import restore
-from tools.platform.restore import RestoreError, restore_image
-from tools.platform.store import SegmentStore
+from tools.platforms import restore
+from tools.platforms.restore import RestoreError, restore_image
+from tools.platforms.store import SegmentStore
 
 DEIDENTIFIERS = {
     "blur": lambda: FrameDeidentifier("blur"),
@@ -206,7 +206,7 @@ def test_deidentification_check_survives_jpeg_and_catches_bare_regions(method: s
     """The check's two sides, region by region: de-identified (even after JPEG at quality 30) passes;
     bare (even after JPEG at quality 30, which removes much of the detail) fails."""
     from edged.privacy.records import decode_png
-    from tools.platform.restore import check_region
+    from tools.platforms.restore import check_region
 
     def jpeg(a):
         return cv2.imdecode(cv2.imencode(".jpg", a, [cv2.IMWRITE_JPEG_QUALITY, 30])[1], cv2.IMREAD_COLOR)
@@ -229,7 +229,7 @@ def test_deidentification_check_survives_jpeg_and_catches_bare_regions(method: s
 
 
 def test_video_frame_errors_are_clear(tmp_path) -> None:
-    from tools.platform.restore import video_frame
+    from tools.platforms.restore import video_frame
 
     with pytest.raises(RestoreError, match="video not found"):
         video_frame(tmp_path / "none.mkv", 0)

@@ -16,7 +16,7 @@ from edged.classes import CLASS_NAMES
 from edged.config import Config, DetectConfig
 from edged.privacy.deid import FrameDeidentifier, SensitiveRegions
 from edged.types import GroundTruth
-from tools.platform.store import SegmentStore
+from tools.platforms.store import SegmentStore
 from tools.sim import checks
 from tools.sim.run import face_detector
 from tools.sim.truth import FrameTruth, TruthSink

@@ -15,7 +15,7 @@ from edged import wire
 from edged.outbox import Outbox
 from edged.uplink import BrokerSettings, Uplink, UplinkConfigError
 from tests.mosquitto import Mosquitto, have_mosquitto, make_tls_files
-from tools.platform.store import SegmentStore
+from tools.platforms.store import SegmentStore
 from tools.receiver import Receiver
 
 pytestmark = pytest.mark.skipif(not have_mosquitto(), reason="mosquitto is not installed")

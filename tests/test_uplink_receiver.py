@@ -17,7 +17,7 @@ from edged import wire
 from edged.outbox import Outbox
 from edged.uplink import Uplink, func_destination, quality_for_rate, uplinks_from_config
 from tests.mosquitto import Mosquitto
-from tools.platform.store import SegmentStore
+from tools.platforms.store import SegmentStore
 from tools.receiver import Receiver
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,9 +8,6 @@ on its unchanged config.
 
     python -m tools.fuzz_remote --examples 10000      # per kind: MQTT payloads and serial lines
 
-(run it as a module from the repository root: ``tools/platform`` would shadow the standard
-library's ``platform`` if the script were run by path)
-
 The test suite runs the same checks with fewer examples (tests/test_remote_fuzz.py).
 """
 

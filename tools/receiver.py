@@ -29,7 +29,7 @@ from pathlib import Path
 import aiomqtt
 
 from edged.wire import Envelope, WireError, decode
-from tools.platform.store import SegmentStore
+from tools.platforms.store import SegmentStore
 
 log = logging.getLogger("tools.receiver")
 

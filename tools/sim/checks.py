@@ -11,7 +11,7 @@ e.g. no configured model detects that class), a one-line summary and its figures
 * :func:`check_restore` -- every sealed record at each functional platform verifies and decrypts
   with that platform's private key, and each crop equals the raw pixels of its rectangle (SHA-256 of
   the raw frame taken on the device, in memory); records of images at ops also restore through
-  :func:`tools.platform.restore.restore_image` with its de-identification check.
+  :func:`tools.platforms.restore.restore_image` with its de-identification check.
 * :func:`check_zero_loss` -- every envelope the outbox stored arrived at its receiver (de-duplicated
   by message id), nothing was evicted or failed, the outbox is empty after the drain.
 """
@@ -31,8 +31,8 @@ from edged.classes import CLASS_NAMES
 from edged.privacy.records import RecordError, decode_png, open_sealed, trusted_signers
 from edged.track.geometry import iou_matrix
 from edged.wire import Envelope
-from tools.platform.restore import RestoreError, restore_image
-from tools.platform.store import SegmentStore
+from tools.platforms.restore import RestoreError, restore_image
+from tools.platforms.store import SegmentStore
 from tools.sim.truth import FACE, Sent, TruthSink, crop_digest
 
 PASS, FAIL, NA = "pass", "fail", "n/a"

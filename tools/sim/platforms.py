@@ -3,7 +3,7 @@ the daemon under test within its process.
 
 Child (``python -m tools.sim.platforms --port P --device ID --folder DIR --dest ops --dest func.face``):
 one :class:`tools.receiver.Receiver` per destination, subscribed to ``edged/<device>/<dest>/#`` and
-storing into ``DIR/<dest>`` (a :class:`~tools.platform.store.SegmentStore`, one file per video). It
+storing into ``DIR/<dest>`` (a :class:`~tools.platforms.store.SegmentStore`, one file per video). It
 prints ``ready`` once every receiver is subscribed, appends ``<dest> <message id> <unix time>`` to
 ``DIR/arrivals.txt`` for each new message (line-buffered), and on SIGTERM stops and writes the
 receivers' counters to ``DIR/receivers.json``.
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from edged.uplink import OPS
-from tools.platform.store import SegmentStore
+from tools.platforms.store import SegmentStore
 
 READY = "ready"
 

@@ -45,7 +45,7 @@ from edged.outbox import open_from_config
 from edged.sinks import OutboxSink
 from edged.uplink import OPS, Uplink
 from hal.factory import make_camera
-from tools.platform.store import SegmentStore
+from tools.platforms.store import SegmentStore
 from tools.sim import checks
 from tools.sim.broker import Broker, BrokerError, mosquitto_path
 from tools.sim.lockstep import CreditSink, LockstepCamera

@@ -2,7 +2,7 @@
 
 ::
 
-    python -m tools.platform.clips --key face.key --signer device.pub --store platform/func.face --out clips/
+    python -m tools.platforms.clips --key face.key --signer device.pub --store platform/func.face --out clips/
 
 For every video segment in the functional platform's store: open each sealed record addressed to
 ``--key`` (verified against the trusted ``--signer`` keys), group the regions by object (category and
@@ -43,7 +43,7 @@ from nacl.signing import VerifyKey
 from edged.keys import KeyFileError, load_platform_private_key, load_verify_key, sealing_key_id
 from edged.privacy.deid import UNTRACKED
 from edged.privacy.records import RecordError, RecordRegion, SensitiveRecord, decode_png, open_sealed, read_header, trusted_signers
-from tools.platform.store import SegmentStore
+from tools.platforms.store import SegmentStore
 
 LINK_FRAMES = 3
 """An untracked region joins a track seen within this many frames after it ..."""
@@ -245,7 +245,7 @@ def build_clips(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.platform.clips", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tools.platforms.clips", description=__doc__.split("\n\n")[0])
     p.add_argument("--key", required=True, help="this functional platform's private key (.key)")
     p.add_argument("--signer", action="append", required=True, help="trusted device public key (.pub); repeatable")
     p.add_argument("--store", required=True, help="the functional platform's store folder (one file per video)")

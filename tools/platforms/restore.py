@@ -2,11 +2,11 @@
 
 ::
 
-    python -m tools.platform.restore --key face.key --signer device.pub \\
+    python -m tools.platforms.restore --key face.key --signer device.pub \\
         --record R.cbor --image deid.jpg --out restored.png
-    python -m tools.platform.restore --key face.key --signer device.pub \\
+    python -m tools.platforms.restore --key face.key --signer device.pub \\
         --func-store platform/func.face --ops-store platform/ops --image-id 01J... --out restored.png
-    python -m tools.platform.restore --key face.key --signer device.pub \\
+    python -m tools.platforms.restore --key face.key --signer device.pub \\
         --record R.cbor --video segment.mp4 --frame 123 --out restored.png
 
 Steps: verify each record's signature against the trusted device keys (``--signer``), check it is
@@ -239,7 +239,7 @@ def open_records(
 # ------------------------------------------------------------------------------------------ CLI
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m tools.platform.restore",
+        prog="python -m tools.platforms.restore",
         description="Restore an original image from a de-identified one and sealed sensitive records.",
     )
     p.add_argument("--key", required=True, help="this functional platform's private key (.key, mode 0600)")
@@ -275,7 +275,7 @@ def run(args: argparse.Namespace) -> Path:
     if args.func_store:
         if not args.image_id:
             raise RestoreError("--func-store needs --image-id")
-        from tools.platform.store import SegmentStore
+        from tools.platforms.store import SegmentStore
 
         envs = SegmentStore(args.func_store).by_image(args.image_id, kind="sensitive")
         if not envs:
@@ -292,7 +292,7 @@ def run(args: argparse.Namespace) -> Path:
             raise RestoreError(f"--image {args.image}: {err.strerror}") from None
     elif args.ops_store:
         image_id = args.image_id or records[0].image_id
-        from tools.platform.store import SegmentStore
+        from tools.platforms.store import SegmentStore
 
         env = SegmentStore(args.ops_store).get_image(image_id)
         if env is None:

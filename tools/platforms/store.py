@@ -7,7 +7,7 @@ Files are only ever appended to; each append is flushed (and fsynced when ``fsyn
 
 Usage (ops platform, restore by image id)::
 
-    from tools.platform.store import SegmentStore
+    from tools.platforms.store import SegmentStore
     store = SegmentStore("platform/ops")
     env = store.get_image(image_id)                 # newest 'package' envelope with that image id
     for env in store.iter_segment(video_id): ...    # all messages of one video, in arrival order
