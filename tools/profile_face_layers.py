@@ -31,24 +31,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 DEFAULT_CUTS = (1, 4, 9, 21, 46)
 
 
-def invoke_ms(path: Path, rounds: int = 7, per_round: int = 300) -> float:
-    from ai_edge_litert.interpreter import Interpreter
-
-    it = Interpreter(model_path=str(path), num_threads=1)
-    it.allocate_tensors()
-    d = it.get_input_details()[0]
-    it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
-    for _ in range(20):
-        it.invoke()
-    samples = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(per_round):
-            it.invoke()
-        samples.append((time.perf_counter() - t0) / per_round * 1000)
-    return statistics.median(samples)
-
-
 def interleaved_ms(models: dict[str, bytes], threads: int, rounds: int = 30, per_round: int = 200) -> dict[str, float]:
     """Median ms per invoke of each model, all timed in the same interleaved rounds."""
     from ai_edge_litert.interpreter import Interpreter
@@ -70,6 +52,11 @@ def interleaved_ms(models: dict[str, bytes], threads: int, rounds: int = 30, per
                 it.invoke()
             samples[name].append((time.perf_counter() - t0) / per_round * 1000)
     return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def invoke_ms(path: Path) -> float:
+    """Median ms per invoke of one model file, 1 thread."""
+    return interleaved_ms({"model": path.read_bytes()}, 1, rounds=7, per_round=300)["model"]
 
 
 def compare_rewrites(threads: list[int]) -> None:
