@@ -438,7 +438,7 @@ How int8 compares with float depends on the CPU's int8 instructions (ai-edge-lit
   convolution of the 2x2 space-to-depth input. `python -m tools.profile_face_layers --rewrites`
   times each step against the float original in one run (`detect-invoke` section of
   `docs/BENCHMARKS.md`): int8 / float **0.63-0.65 at 1 thread in every run (target <= 0.667
-  met), 0.62-0.68 at 2 threads** (on the line; this VM's second core is shared). Part of the
+  met), 0.62-0.69 at 2 threads** (on the line; this VM's second core is shared). Part of the
   gain is the rewrite itself: the float graph with only the pads as concatenations runs at
   0.94-0.97 of the original (int8 against it: 0.68-0.70); the full rewrite makes float slower
   (1.03-1.06), so it is only used for int8. Face recall int8 / float: 1.00 (table below).
