@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edged.remote.commands import MQTT_ACCESS, SERIAL_ACCESS, Access, RemoteControl, deep_merge
-from edged.remote.redact import REDACTED, redact
+from edged.remote.redact import REDACTED, redact, scrub
 from edged.remote.store import RECORD_NAME, load_startup_config
 from tests.remote_rig import running_daemon, write_config
 
@@ -258,6 +258,14 @@ def test_deep_merge_and_redact_are_plain_functions() -> None:
         "x": {"password": REDACTED, "api_token": REDACTED, "key_file": "/k"},
         "secret": "",
     }
+
+
+def test_scrub_hides_secrets_in_any_case_and_cut_short() -> None:
+    secrets = {"Broker-Pass-1234", "abc"}
+    assert scrub("unknown command 'broker-pass-1234'", secrets) == f"unknown command '{REDACTED}'"
+    cut = "unknown command " + repr(("x" * 20 + "BROKER-PASS-1234")[:32])  # the echo keeps 32 characters
+    assert "broker-pass" in cut.lower() and "broker-pass" not in scrub(cut, secrets).lower()
+    assert scrub("got 'abc' and 'brok' and 'Bro'", secrets) == f"got 'abc' and '{REDACTED}' and 'Bro'"  # >= 4 characters
 
 
 def test_persist_failure_rejects_before_applying(tmp_path: Path) -> None:

@@ -130,9 +130,13 @@ def test_console_get_set_status_bad_line_wrong_secret(tmp_path: Path) -> None:
             # a reply never echoes a secret
             leak = await term.ask("set remote.mqtt.password=7 secret=XYZ-console-9")
             assert not leak["ok"]
-            for reply in (got, leak, wrong, after):
-                text = json.dumps(reply)
-                assert "XYZ-console-9" not in text and "mqtt-pass-77" not in text
+            typed = await term.ask("MQTT-PASS-77")  # a password typed at the wrong prompt
+            assert typed["code"] == "unknown_command"
+            as_path = await term.ask("get xyz-console-9")
+            assert as_path["code"] == "bad_request"
+            for reply in (got, leak, wrong, after, typed, as_path):
+                text = json.dumps(reply).lower()  # the console lower-cases command words
+                assert "xyz-console-9" not in text and "mqtt-pass-77" not in text
 
             # several lines in one write are served in order, one reply each
             await term.send(b"status\rget camera.width\r\rnope\r")

@@ -179,13 +179,14 @@ class RemoteControl:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
-    def _scrub(self, text: str) -> str:
+    def scrub(self, text: str) -> str:
+        """``text`` with the running config's secrets redacted (for errors that echo input)."""
         return scrub(text, secret_values(to_dict(self.target.config))) if self.target is not None else text
 
     def emit(self, event: dict[str, Any]) -> None:
         event = {"time": round(time.time(), 3), **event}
         if isinstance(event.get("reason"), str):
-            event["reason"] = self._scrub(event["reason"])
+            event["reason"] = self.scrub(event["reason"])
         for listener in list(self._listeners):
             try:
                 listener(event)
@@ -375,7 +376,7 @@ class RemoteControl:
                 changed = await target.apply_config(new, up_timeout_s=timeout)
             except Exception as err:  # ApplyError, or anything the daemon let through
                 self.store.discard(temp)
-                why = self._scrub(str(err) or type(err).__name__)
+                why = self.scrub(str(err) or type(err).__name__)
                 self.last_error = f"version {version}: {why}"
                 log.warning("remote config version %d from %s rolled back: %s", version, source, why)
                 self.emit({"event": "config_rolled_back", "version": version, "restored_version": self.version, "source": source, "reason": why})
@@ -421,6 +422,6 @@ class RemoteControl:
         return new
 
     def _reject(self, version: int, source: str, why: str) -> None:
-        why = self._scrub(why)
+        why = self.scrub(why)
         log.warning("remote config version %d from %s rejected: %s", version, source, why)
         self.emit({"event": "config_rejected", "version": version, "source": source, "reason": why})

@@ -65,8 +65,17 @@ def secret_values(value: Any, found: set[str] | None = None) -> set[str]:
 
 def scrub(text: str, secrets: set[str]) -> str:
     """``text`` with any occurrence of a secret value of ``MIN_SCRUB`` or more characters replaced
-    (longest first); shorter values would mangle ordinary words."""
+    (longest first); shorter values would mangle ordinary words.
+
+    Case is ignored (the console lower-cases a command word before it echoes an unknown one, so a
+    password typed at the wrong prompt comes back in another case), and so is a secret cut short
+    by an error message's quoted echo of the input (``'...'`` of at most 32-64 characters): a
+    ``MIN_SCRUB``-character or longer start of a secret right before a closing quote is redacted.
+    """
     for s in sorted(secrets, key=len, reverse=True):
         if len(s) >= MIN_SCRUB:
-            text = text.replace(s, REDACTED)
+            text = re.sub(re.escape(s), REDACTED, text, flags=re.IGNORECASE)
+            starts = "|".join(re.escape(s[:k]) for k in range(len(s) - 1, MIN_SCRUB - 1, -1))
+            if starts:
+                text = re.sub(f"(?:{starts})(?=['\"])", REDACTED, text, flags=re.IGNORECASE)
     return text

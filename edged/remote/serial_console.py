@@ -164,8 +164,8 @@ async def serve_line(control: RemoteControl, raw: bytes) -> dict[str, Any]:
         return {"ok": False, "cmd": None, "code": "bad_request", "error": f"line is not valid UTF-8 (byte {err.start})"}
     try:
         request = parse_line(line)
-    except CommandError as err:
-        return {"ok": False, "cmd": None, "code": err.code, "error": str(err)}
+    except CommandError as err:  # the error may echo part of the line: a mistyped secret stays hidden
+        return {"ok": False, "cmd": None, "code": err.code, "error": control.scrub(str(err))}
     if request is None:
         return {"ok": True, "cmd": "help", "help": HELP}
     if "_json" in request:
