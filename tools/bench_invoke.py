@@ -37,6 +37,7 @@ def cpu_name() -> str:
 
 
 def median_ms(interpreters: list, rounds: int, per_round: int) -> list[float]:
+    """Median ms per invoke of each (allocated) interpreter on a zero input, interleaved round by round."""
     for it in interpreters:
         d = it.get_input_details()[0]
         it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))

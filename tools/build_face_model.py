@@ -24,6 +24,7 @@ Needs tensorflow (the ``models`` extra); the runtime does not.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import os
 import shutil
@@ -84,7 +85,27 @@ space-to-depth input (12 channels). Widening further (32x32 to 42 or 48, 16x16 t
 slower. In float the whole rewrite is slower than the original, so the float reference is kept."""
 
 
-def _score_convs(model, graph, op_names) -> set[int]:
+@functools.cache
+def _builtin_names() -> dict[int, str]:
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+
+
+def op_kind(model, op) -> str:
+    """The builtin operator name (``CONV_2D``, ...) of ``op`` in a flatbuffer ``model``."""
+    code = model.operatorCodes[op.opcodeIndex]
+    return _builtin_names()[max(code.builtinCode, code.deprecatedBuiltinCode)]
+
+
+def float_tflite(fn) -> bytes:
+    """A float TFLite file of the ``tf.function`` ``fn``."""
+    import tensorflow as tf
+
+    return tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn).convert()
+
+
+def _score_convs(model, graph) -> set[int]:
     """ids of the CONV_2D ops whose outputs reach the score output through RESHAPE/CONCATENATION."""
     producer = {out: op for op in graph.operators for out in op.outputs}
     score_out = next(i for i in graph.outputs if graph.tensors[i].shape[-1] == 1)
@@ -93,8 +114,7 @@ def _score_convs(model, graph, op_names) -> set[int]:
         op = producer.get(stack.pop())
         if op is None:
             continue
-        code = model.operatorCodes[op.opcodeIndex]
-        kind = op_names[max(code.builtinCode, code.deprecatedBuiltinCode)]
+        kind = op_kind(model, op)
         if kind == "CONV_2D":
             found.add(id(op))
         elif kind in ("RESHAPE", "CONCATENATION"):
@@ -156,7 +176,6 @@ def tf_function_from_tflite(path: Path, clip_logits: bool = False, widths: dict[
 
     model = flatbuffer_utils.read_model(str(path))
     graph = model.subgraphs[0]
-    op_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     dtypes = {schema.TensorType.FLOAT32: np.float32, schema.TensorType.FLOAT16: np.float16, schema.TensorType.INT32: np.int32}
     widths = widths or {}
 
@@ -167,16 +186,12 @@ def tf_function_from_tflite(path: Path, clip_logits: bool = False, widths: dict[
             return None
         return np.frombuffer(np.asarray(data, np.uint8).tobytes(), dtypes[t.type]).reshape(t.shape)
 
-    def kind_of(op) -> str:
-        code = model.operatorCodes[op.opcodeIndex]
-        return op_names[max(code.builtinCode, code.deprecatedBuiltinCode)]
-
     consumers = _consumers(graph)
     graph_outputs = {int(i) for i in graph.outputs}
 
     def width_for(tensor: int, channels: int, side: int) -> int:
         """Stored channels of an activation: widened unless it leaves the backbone (heads, outputs)."""
-        exact = tensor in graph_outputs or any(kind_of(c) in ("RESHAPE", "CONCATENATION") for c in consumers.get(tensor, []))
+        exact = tensor in graph_outputs or any(op_kind(model, c) in ("RESHAPE", "CONCATENATION") for c in consumers.get(tensor, []))
         return channels if exact else max(channels, widths.get(side, 0))
 
     def widen(x, channels: int):
@@ -184,7 +199,7 @@ def tf_function_from_tflite(path: Path, clip_logits: bool = False, widths: dict[
         return x if extra <= 0 else tf.concat([x, tf.zeros([*x.shape[:-1], extra], x.dtype)], axis=-1)
 
     acts = {0: lambda x: x, 1: tf.nn.relu, 3: tf.nn.relu6}
-    logit_convs = _score_convs(model, graph, op_names) if clip_logits else set()
+    logit_convs = _score_convs(model, graph) if clip_logits else set()
     pads = {schema.Padding.SAME: "SAME", schema.Padding.VALID: "VALID"}
     (input_index,) = graph.inputs
     in_shape = [int(d) for d in graph.tensors[input_index].shape]
@@ -219,7 +234,7 @@ def tf_function_from_tflite(path: Path, clip_logits: bool = False, widths: dict[
             return w, np.pad(b, (0, target - b.shape[0]))
 
         for op in graph.operators:
-            kind = kind_of(op)
+            kind = op_kind(model, op)
             o = op.builtinOptions
             ins = list(op.inputs)
             if kind == "DEQUANTIZE":

@@ -130,20 +130,9 @@ def perturbations() -> dict[str, callable]:
 # ----------------------------------------------------------------------------------------- timing
 def side_by_side_ms(paths: list[Path], threads: int, rounds: int = 15, per_round: int = 20) -> list[float]:
     """Median invoke time (ms) of each model, interleaved round by round so load affects all alike."""
-    models = [TFLiteModel(p, threads) for p in paths]
-    for m in models:
-        info = m.inputs[0]
-        m._interp.set_tensor(info.index, np.zeros(info.shape, info.dtype))  # noqa: SLF001
-        for _ in range(5):
-            m.invoke_raw()
-    samples: list[list[float]] = [[] for _ in models]
-    for _ in range(rounds):
-        for k, m in enumerate(models):
-            t0 = time.perf_counter()
-            for _ in range(per_round):
-                m.invoke_raw()
-            samples[k].append((time.perf_counter() - t0) / per_round * 1000)
-    return [statistics.median(s) for s in samples]
+    from tools.bench_invoke import median_ms
+
+    return median_ms([TFLiteModel(p, threads)._interp for p in paths], rounds, per_round)  # noqa: SLF001
 
 
 # -------------------------------------------------------------------------------------------- face

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -35,23 +33,14 @@ def interleaved_ms(models: dict[str, bytes], threads: int, rounds: int = 30, per
     """Median ms per invoke of each model, all timed in the same interleaved rounds."""
     from ai_edge_litert.interpreter import Interpreter
 
-    its = {}
-    for name, content in models.items():
+    from tools.bench_invoke import median_ms
+
+    its = []
+    for content in models.values():
         it = Interpreter(model_content=content, num_threads=threads)
         it.allocate_tensors()
-        d = it.get_input_details()[0]
-        it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
-        for _ in range(50):
-            it.invoke()
-        its[name] = it
-    samples: dict[str, list[float]] = {name: [] for name in its}
-    for _ in range(rounds):
-        for name, it in its.items():
-            t0 = time.perf_counter()
-            for _ in range(per_round):
-                it.invoke()
-            samples[name].append((time.perf_counter() - t0) / per_round * 1000)
-    return {name: statistics.median(v) for name, v in samples.items()}
+        its.append(it)
+    return dict(zip(models, median_ms(its, rounds, per_round), strict=True))
 
 
 def invoke_ms(path: Path) -> float:
@@ -60,22 +49,17 @@ def invoke_ms(path: Path) -> float:
 
 
 def compare_rewrites(threads: list[int]) -> None:
-    import tensorflow as tf
-
-    from tools.build_face_model import INT8_GRAPH, float_model, quantise, tf_function_from_tflite
+    from tools.build_face_model import INT8_GRAPH, float_model, float_tflite, quantise, tf_function_from_tflite
     from tools.face_photos import calibration_images
 
     src = float_model("short_range")
     images = calibration_images()[:40]
     pads_only = {"concat_pads": True}
 
-    def as_float(fn) -> bytes:
-        return tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn).convert()
-
     models = {
         "float original": src.read_bytes(),
-        "float, pads as concat": as_float(tf_function_from_tflite(src, **pads_only)),
-        "float, full rewrite": as_float(tf_function_from_tflite(src, **INT8_GRAPH)),
+        "float, pads as concat": float_tflite(tf_function_from_tflite(src, **pads_only)),
+        "float, full rewrite": float_tflite(tf_function_from_tflite(src, **INT8_GRAPH)),
         "int8, no rewrite": quantise(tf_function_from_tflite(src, clip_logits=True), 128, images),
         "int8, pads as concat": quantise(tf_function_from_tflite(src, clip_logits=True, **pads_only), 128, images),
         "int8, full rewrite (shipped recipe)": quantise(tf_function_from_tflite(src, clip_logits=True, **INT8_GRAPH), 128, images),
@@ -98,22 +82,14 @@ def main() -> None:
         compare_rewrites(args.threads)
         return
 
-    import tensorflow as tf
-    from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
-    from tools.build_face_model import INT8_GRAPH, float_model, quantise, tf_function_from_tflite
+    from tools.build_face_model import INT8_GRAPH, float_model, float_tflite, op_kind, quantise, tf_function_from_tflite
     from tools.face_photos import calibration_images
 
     src = float_model("short_range")
     model = flatbuffer_utils.read_model(str(src))
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-
-    def kind(m, op) -> str:
-        code = m.operatorCodes[op.opcodeIndex]
-        return names[max(code.builtinCode, code.deprecatedBuiltinCode)]
-
-    kinds = [kind(model, op) for op in model.subgraphs[0].operators]
+    kinds = [op_kind(model, op) for op in model.subgraphs[0].operators]
     real = [i for i, k in enumerate(kinds) if k != "DEQUANTIZE"]
     cuts = args.cuts or [*DEFAULT_CUTS, len(real)]
     images = calibration_images()[:40]
@@ -131,7 +107,7 @@ def main() -> None:
         flatbuffer_utils.write_model(cut, str(path))
         fn = tf_function_from_tflite(path)
         float_path, int8_path = tmp / f"cut{k}_float.tflite", tmp / f"cut{k}_int8.tflite"
-        float_path.write_bytes(tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn).convert())
+        float_path.write_bytes(float_tflite(fn))
         int8_path.write_bytes(quantise(tf_function_from_tflite(path, **INT8_GRAPH), 128, images))
         f_ms, q_ms = invoke_ms(float_path), invoke_ms(int8_path)
         df, dq = f_ms - previous[0], q_ms - previous[1]
