@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
@@ -85,15 +85,29 @@ class CameraConfig(_Section):
     backend: Literal["fake", "file", "picamera2", "v4l2"] = "fake"
     fps: Annotated[float, msgspec.Meta(ge=0.1, le=120)] = 10.0
     """SPEC S1 default. 10 fps sees a car at 50 km/h every 1.4 m: several frames per object in view."""
-    width: Annotated[int, msgspec.Meta(ge=64, le=8192)] = 1280
-    height: Annotated[int, msgspec.Meta(ge=64, le=8192)] = 720
+    width: Annotated[int, msgspec.Meta(ge=64, le=8192)] | None = None
+    height: Annotated[int, msgspec.Meta(ge=64, le=8192)] | None = None
+    """Frame size. Unset (the default), a file source runs at its own size (a 768x576 video stays
+    768x576) and the fake, picamera2 and v4l2 sources at ``DEFAULT_SIZE``; set both to resize (file,
+    v4l2) or to pick the sensor mode (picamera2)."""
     segment_s: Positive = 60.0
     """Length of a video segment: frames of one segment share a ``video_id`` and platforms store
     one file per segment."""
     fake: FakeCameraConfig = msgspec.field(default_factory=FakeCameraConfig)
     file: FileCameraConfig = msgspec.field(default_factory=FileCameraConfig)
+    DEFAULT_SIZE: ClassVar[tuple[int, int]] = (1280, 720)
     v4l2: V4l2CameraConfig = msgspec.field(default_factory=V4l2CameraConfig)
     picamera2: PiCameraConfig = msgspec.field(default_factory=PiCameraConfig)
+
+    def __post_init__(self) -> None:
+        if (self.width is None) != (self.height is None):
+            raise ValueError("set both width and height, or neither (the source's own size)")
+
+    def size_or_default(self) -> tuple[int, int]:
+        """The configured size, else ``DEFAULT_SIZE`` (what a sensor is asked for when unset)."""
+        if self.width is None or self.height is None:
+            return self.DEFAULT_SIZE
+        return self.width, self.height
 
 
 # ------------------------------------------------------------------------------------------- exposure
@@ -142,7 +156,7 @@ class ModelConfig(_Section):
     name: str
     file: str
     """Path of the .tflite file; relative paths are relative to the working directory."""
-    layout: Literal["ssd", "yolov5", "yolov8", "yolo_grid", "blazeface"]
+    layout: Literal["ssd", "yolov5", "yolov8", "yolo_grid", "centernet", "blazeface"]
     """Output layout (see ``edged/detect/decoders.py``); ``yolo_grid`` is edged-det's raw maps."""
     input_size: tuple[PositiveInt, PositiveInt]
     """Model input (width, height)."""
@@ -162,6 +176,9 @@ class ModelConfig(_Section):
     """Classes (found by models listed *before* this one) around whose boxes this model also
     runs, on a square crop of the box's top: the face model searches each person's head, so a
     12 px face of a far pedestrian fills its 128 px input instead of vanishing in the full frame."""
+    crop_shape: Literal["head", "box"] = "head"
+    """Which part of each seeding box a crop covers: ``head``, a square over the box's top (faces in
+    person boxes); ``box``, the whole box grown by ``crop_grow`` (plates in vehicle boxes)."""
     crop_min_score: Fraction = 0.3
     """Only detections scoring at least this seed a crop (weaker ones are mostly false)."""
     max_crops: Annotated[int, msgspec.Meta(ge=0, le=256)] = 16
@@ -190,24 +207,66 @@ class TilingConfig(_Section):
 
 
 def default_models() -> list[ModelConfig]:
-    """The models shipped in ``models/`` (see ``models/MODELS.md`` for provenance and figures).
+    """The models shipped in ``models/`` (provenance and measured figures: ``models/MODELS.md``).
 
-    Score thresholds are 0.1, the tracker's ``track.low_score``: ByteTrack's second association
-    needs the low-score detections, tracks are only born at ``track.birth_score``, and privacy
-    applies its own ``min_score`` to untracked detections.
+    1. ``objects``: CenterNet (MobileNetV3, COCO-trained) on the whole frame at 512x288, for
+       people and vehicles on real roads.
+    2. ``face``: BlazeFace int8 on a square over the head of each person ``objects`` found: a far
+       pedestrian's 12 px face fills its 128 px input. It also runs on the whole frame, with no
+       size cap, so a close-up face is covered even when no person box holds it.
+    3. ``plate``: edged-det int8 (the project's plate model) inside each vehicle box, where a
+       plate is 12-110 px of its 320x192 input and nothing outside a vehicle can fire.
 
-    The face model drops boxes taller than 30 % of the frame (``max_box_fraction``): from a roadside
-    mount a face is never that large (the fake scene's nearest faces are 120 px of 720, 17 %), while
-    its whole-frame pass at 128 px input fired at 300-500 px on building facades (scores 0.3-0.45),
-    which made privacy blur and seal most of the frame.
+    Score thresholds are low (``track.low_score`` and near it): ByteTrack's second association needs
+    the low-score detections, tracks are born only at ``track.birth_score``, and privacy applies its
+    own ``min_score`` to untracked detections.
+    """
+    return [
+        ModelConfig(
+            name="objects",
+            file="models/coco_centernet_512x288_fp16.tflite",
+            layout="centernet",
+            input_size=(512, 288),
+            labels=["person", "bicycle", "car", "motorcycle", "bus", "truck"],
+            score_threshold=0.15,
+            nms_iou=0.5,
+        ),
+        ModelConfig(
+            name="face",
+            file="models/face_blazeface_short_range_int8.tflite",
+            layout="blazeface",
+            input_size=(128, 128),
+            labels=["face"],
+            score_threshold=0.1,
+            nms_iou=0.3,
+            crops_from=["person"],
+        ),
+        ModelConfig(
+            name="plate",
+            file="models/edged_det_crop_320x192_int8.tflite",
+            layout="yolo_grid",
+            input_size=(320, 192),
+            labels=["plate", "", "", "", ""],
+            score_threshold=0.1,
+            nms_iou=0.5,
+            crops_from=["car", "truck", "bus", "motorcycle"],
+            crop_shape="box",
+            crop_grow=1.1,
+            full_frame=False,
+        ),
+    ]
 
-    The face model runs on person crops only (``full_frame`` off): at 1280 -> 128 px a roadside face
-    is 1-12 input pixels, below BlazeFace's smallest anchor, so its whole-frame pass finds nothing
-    the head crops miss and fires on facades. ``python -m tools.eval_models`` (40 held-out frames):
-    with the whole-frame pass, face recall 70.3 % / AP 74.8 %, 3.73 false face boxes (95,000 px) a
-    frame; without it 70.3 % / 75.6 %, 1.38 false boxes (6,600 px). Those false boxes were 99 % of
-    the pixels privacy blurred and sealed, and PNG-encoding them 43 % of the stage thread's time
-    (``tools.bench_e2e``: 30 -> 77 fps without the pass).
+
+def fake_scene_models() -> list[ModelConfig]:
+    """The models for the fake camera's rendered road (the demo, ``tools.sim``, the fake-scene
+    benchmarks): edged-det on the whole frame, trained on that renderer and on synthetic plates,
+    then BlazeFace on each person's head. The real-world models barely see the renderer's cartoon
+    cars and people, and edged-det fires on real footage, so each set stays on its own kind of scene.
+
+    The face model drops boxes taller than 30 % of the frame (the fake scene's nearest faces are 17 %)
+    and does not run on the whole frame: at 1280 -> 128 px it found nothing the head crops miss and
+    fired on the renderer's facades (``python -m tools.eval_models``: 3.73 false face boxes a frame
+    with the pass, 1.38 without, at the same recall).
     """
     return [
         ModelConfig(

@@ -10,13 +10,14 @@ from hal.base import Camera, CameraError
 def make_camera(camera_cfg: CameraConfig) -> Camera:
     """The :class:`hal.base.Camera` that ``camera_cfg.backend`` names, configured but not started."""
     c = camera_cfg
+    width, height = c.size_or_default()
     if c.backend == "fake":
         from hal.fake import FakeCamera
 
         f = c.fake
         return FakeCamera(
-            width=c.width,
-            height=c.height,
+            width=width,
+            height=height,
             fps=c.fps,
             seed=f.seed,
             cars_per_minute=f.cars_per_minute,
@@ -30,17 +31,18 @@ def make_camera(camera_cfg: CameraConfig) -> Camera:
     if c.backend == "picamera2":
         from hal.picamera2 import PiCamera
 
-        return PiCamera(c.width, c.height, c.fps, camera_num=int(c.picamera2.camera_num))
+        return PiCamera(width, height, c.fps, camera_num=int(c.picamera2.camera_num))
     if c.backend == "v4l2":
         from hal.v4l2 import V4l2Camera
 
         v = c.v4l2
         return V4l2Camera(
             v.device,
-            c.width,
-            c.height,
+            width,
+            height,
             c.fps,
             gain_unity_value=v.gain_unity_value,
             gain_units_per_x=v.gain_units_per_x,
+            resize=c.width is not None,
         )
     raise CameraError(f"unknown camera backend {c.backend!r} (expected fake, file, picamera2 or v4l2)")

@@ -1,7 +1,8 @@
 """Replay source: a video file or a folder of images, read with OpenCV.
 
-Frames are resized to the configured ``width x height`` when the source differs (``INTER_AREA``
-when shrinking, ``INTER_LINEAR`` when enlarging), so the rest of the pipeline sees one size.
+Frames keep the source's own size unless ``width x height`` is configured; then they are resized
+to it (``INTER_AREA`` when shrinking, ``INTER_LINEAR`` when enlarging). An image folder without a
+configured size runs at its first image's size, so the rest of the pipeline sees one size.
 
 Rate: each :meth:`FileCamera.capture` is one tick of the configured ``fps``. A video recorded at a
 higher rate is subsampled (frame ``k`` returned is source frame ``round(k * source_fps / fps)``) so
@@ -57,7 +58,9 @@ class FileCamera:
     gain_range = GAIN_RANGE
     shutter_range_us = SHUTTER_RANGE_US
 
-    def __init__(self, path: str | Path, width: int, height: int, fps: float, loop: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, width: int | None, height: int | None, fps: float, loop: bool = False
+    ) -> None:
         if fps <= 0:
             raise CameraError(f"file camera: fps must be positive, got {fps}")
         self._given = str(path)
@@ -166,6 +169,8 @@ class FileCamera:
 
     def _fit(self, pixels: np.ndarray) -> np.ndarray:
         h, w = pixels.shape[:2]
+        if self.width is None or self.height is None:
+            self.width, self.height = w, h  # native size: the first frame's, kept for the stream
         if (w, h) == (self.width, self.height):
             return np.ascontiguousarray(pixels)
         shrink = w > self.width or h > self.height

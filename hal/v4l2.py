@@ -222,8 +222,11 @@ class V4l2Camera:
         settle_frames: int = 4,
         auto_readback_s: float = 0.5,
         clock: Callable[[], float] = time.time,
+        resize: bool = True,
     ) -> None:
         self.device, self.width, self.height, self.fps = device, width, height, fps
+        self.resize = resize
+        """False: frames keep the size the device delivers (``width x height`` is only requested)."""
         self._gain_unity_value, self._gain_units_per_x = gain_unity_value, gain_units_per_x
         self._controls = controls
         self._opener = opener
@@ -292,7 +295,7 @@ class V4l2Camera:
         if pixels.ndim == 2:
             pixels = cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR)
         h, w = pixels.shape[:2]
-        if (w, h) != (self.width, self.height):
+        if self.resize and (w, h) != (self.width, self.height):
             pixels = cv2.resize(pixels, (self.width, self.height), interpolation=cv2.INTER_AREA)
         return np.ascontiguousarray(pixels)
 

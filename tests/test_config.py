@@ -24,6 +24,22 @@ def test_default_config_loads_and_round_trips() -> None:
     assert from_dict(to_dict(config)) == config
 
 
+def test_demo_config_runs_the_fake_scene_models_and_a_real_camera_gets_the_real_world_ones() -> None:
+    from edged.config import default_models, fake_scene_models
+
+    assert load(ROOT / "config" / "default.toml").detect.models == fake_scene_models()
+    assert Config().detect.models == default_models() != fake_scene_models()
+    assert load(ROOT / "config" / "roadside.example.toml").detect.models == default_models()
+
+
+def test_camera_size_is_the_sources_own_unless_both_sides_are_set(tmp_path: Path) -> None:
+    assert (Config().camera.width, Config().camera.height) == (None, None)
+    assert Config().camera.size_or_default() == (1280, 720)
+    assert load(write(tmp_path, "[camera]\nwidth = 640\nheight = 360")).camera.size_or_default() == (640, 360)
+    with pytest.raises(ConfigError, match="camera: set both width and height"):
+        load(write(tmp_path, "[camera]\nwidth = 640"))
+
+
 def test_empty_file_gives_all_defaults(tmp_path: Path) -> None:
     assert load(write(tmp_path, "")) == Config()
 

@@ -197,7 +197,7 @@ def test_full_frame_off_without_crop_sources_is_refused():
     from edged.config import ConfigError, from_dict, to_dict
 
     d = to_dict(Config())
-    face = next(m for m in d["detect"]["models"] if m["name"] == "face")
-    face["crops_from"] = []
-    with pytest.raises(ConfigError, match=r"detect.models\[1\]: full_frame = false needs crops_from"):
+    plate = next(m for m in d["detect"]["models"] if m["name"] == "plate")
+    plate["crops_from"] = []
+    with pytest.raises(ConfigError, match=r"detect.models\[2\]: full_frame = false needs crops_from"):
         from_dict(d)

@@ -118,3 +118,28 @@ def test_undecodable_image_and_capture_before_start(tmp_path: Path) -> None:
     cam.start()
     with pytest.raises(CameraError, match="cannot decode image .*broken.jpg"):
         cam.capture()
+
+
+def test_unset_size_keeps_the_sources_own_size(video: Path, tmp_path: Path) -> None:
+    cam = FileCamera(video, None, None, fps=20.0)
+    cam.start()
+    assert cam.capture().pixels.shape == (120, 160, 3)  # not stretched to a default size
+    cam.stop()
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), level_frame(50, 200, 100))
+    cv2.imwrite(str(folder / "b.png"), level_frame(90, 100, 50))
+    cam = FileCamera(folder, None, None, fps=5.0)
+    cam.start()
+    # a folder runs at its first image's size; later images are fitted to it
+    assert [cam.capture().pixels.shape for _ in range(2)] == [(100, 200, 3), (100, 200, 3)]
+
+
+def test_factory_passes_the_native_size_through_for_files(video: Path) -> None:
+    from edged.config import CameraConfig, FileCameraConfig
+    from hal.factory import make_camera
+
+    cam = make_camera(CameraConfig(backend="file", fps=20.0, file=FileCameraConfig(path=str(video))))
+    cam.start()
+    assert cam.capture().pixels.shape == (120, 160, 3)
+    cam.stop()

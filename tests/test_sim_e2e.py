@@ -13,7 +13,7 @@ from edged.config import Config
 from tools.sim import SimOptions, run_sim
 from tools.sim import checks
 from tools.sim.broker import mosquitto_path
-from tools.sim.run import missing_models
+from tools.sim.run import fake_scene_config, missing_models
 from tools.sim.sampler import Outage
 from tools.sim.truth import Sent
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(mosquitto_path() is None, reason="mosquitto is n
 
 def short(tmp: Path, **kw) -> SimOptions:
     base = dict(seconds=20.0, width=640, height=360, realtime=False, outage=Outage(6.0, 5.0), config=None,
-                base=Config(), present_models_only=True, reconnect_max_s=1.0, out=tmp, report=False)
+                base=fake_scene_config(), present_models_only=True, reconnect_max_s=1.0, out=tmp, report=False)
     base.update(kw)
     return SimOptions(**base)
 
@@ -100,8 +100,8 @@ def test_checks_catch_a_lost_message_and_a_wrong_crop(oracle) -> None:
 def test_default_models_run(tmp_path: Path) -> None:
     """12 s at 1280x720 with the default models that exist; every check that can hold must hold
     (the scene is cut short, and a check fails, if it takes over 60 s of wall time)."""
-    missing = missing_models(Config())
-    if len(missing) == len(Config().detect.models):
+    missing = missing_models(fake_scene_config())
+    if len(missing) == len(fake_scene_config().detect.models):
         pytest.skip(f"no default model in models/ yet ({', '.join(missing)})")
     result = run_sim(short(tmp_path, seconds=12.0, width=1280, height=720, outage=Outage(4.0, 3.0), max_wall_s=60.0))
     for c in result.checks:

@@ -246,8 +246,8 @@ LOGIT_CLIP = 12.0
 the class conv, so int8 spends its levels on that range rather than on -30 background logits."""
 
 
-def inference_function(weights: Path, num_classes: int):
-    """tf.function: (1, 384, 640, 3) RGB 0-1 -> per stride (8, 16, 32) a box map (1, H, W, 4) and a
+def inference_function(weights: Path, num_classes: int, input_wh: tuple[int, int] = INPUT_WH):
+    """tf.function: (1, H, W, 3) RGB 0-1 (default 384 x 640) -> per stride (8, 16, 32) a box map (1, H, W, 4) and a
     class-logit map (1, H, W, C).
 
     The grid decode (sigmoid, cell offsets, sizes) is left to the runtime (layout ``yolo_grid``):
@@ -257,7 +257,7 @@ def inference_function(weights: Path, num_classes: int):
     """
     import tensorflow as tf
 
-    w, h = INPUT_WH
+    w, h = input_wh
     model = build_backbone(num_classes, h, w)
     model.load_weights(str(weights))
     heads = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Conv2D) and layer.filters == 4 + num_classes]
@@ -321,6 +321,53 @@ def export(weights: Path, out: Path) -> dict:
     return {"float_bytes": len(float_bytes), "int8_bytes": (out / "edged_det_int8.tflite").stat().st_size}
 
 
+CROP_WH = (320, 192)
+"""Input of the plate model that searches inside vehicle boxes: a near car's box (400 px) shrinks
+to it 1.25x, a far one (100 px) is enlarged 3.2x, so plates land in the 12-110 px the net trained on."""
+
+
+def crop_calibration_frames(n: int = 200) -> list[np.ndarray]:
+    """Letterboxed 320x192 RGB 0-1 crops: fake-scene vehicles and plate photos."""
+    import cv2
+
+    from edged.detect.detector import letterbox
+    from tools.detector_data import TRAIN_SEEDS, fake_frames, plate_photo_sample
+    from tools.face_photos import backgrounds
+
+    out = []
+    for s in list(TRAIN_SEEDS)[: n // 20]:
+        for img, boxes, labels in fake_frames(s, 8):
+            for (x1, y1, x2, y2) in boxes[:3]:
+                crop = img[int(y1) : int(y2) + 1, int(x1) : int(x2) + 1]
+                if crop.shape[0] >= 16 and crop.shape[1] >= 16:
+                    out.append(letterbox(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), CROP_WH, 114)[0])
+    rng = np.random.default_rng(2)
+    bgs = backgrounds()
+    while len(out) < n:
+        smp = plate_photo_sample(rng, bgs, 256)
+        out.append(letterbox(cv2.cvtColor(smp.image, cv2.COLOR_BGR2RGB), CROP_WH, 114)[0])
+    return [(o.astype(np.float32) / 255.0)[None] for o in out[:n]]
+
+
+def export_crop_model(weights: Path, out: Path) -> dict:
+    """The same weights at ``CROP_WH`` input, full int8, for plate search in vehicle crops."""
+    import tensorflow as tf
+
+    from tools.detector_data import CLASSES
+
+    fn = inference_function(weights, len(CLASSES), CROP_WH)
+    frames = crop_calibration_frames()
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([f] for f in frames)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    path = out / f"edged_det_crop_{CROP_WH[0]}x{CROP_WH[1]}_int8.tflite"
+    path.write_bytes(conv.convert())
+    return {"crop_int8_bytes": path.stat().st_size}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=20.0, help="wall-clock training budget")
@@ -334,6 +381,7 @@ def main() -> None:
     if not args.export_only:
         info = train(args.minutes, args.out, args.seed, args.init)
     info.update(export(args.out / "edged_det.weights.h5", args.out))
+    info.update(export_crop_model(args.out / "edged_det.weights.h5", args.out))
     info_path.write_text(json.dumps(info, indent=1) + "\n")
     print(info)
 

@@ -14,6 +14,9 @@ Layouts:
 - ``yolo_grid``: raw anchor-free YOLO-style maps per stride, ``(1, H, W, 4 + C)`` or a box map
   ``(1, H, W, 4)`` plus a class-logit map ``(1, H, W, C)``, decoded here (edged-det, the
   project's own plate/vehicle/person model).
+- ``centernet``: CenterNet heads at one stride, a class heatmap ``(1, H, W, C)`` (sigmoid scores)
+  and box sides ``(1, H, W, 4)`` (distances left, top, right, bottom from the cell's corner point,
+  in input pixels); peaks are the cells that are the maximum of their 3x3 neighbourhood.
 - ``blazeface``: MediaPipe BlazeFace, ``regressors (1, N, 16)`` and ``classificators (1, N, 1)``
   logits, decoded against SSD anchors generated from MediaPipe's anchor options.
 """
@@ -192,6 +195,51 @@ def decode_yolo_grid(
         return Raw()
     raw = Raw(np.concatenate(boxes).astype(np.float32), np.concatenate(scores).astype(np.float32),
               np.concatenate(labels).astype(np.int32))
+    return raw.select(nms(raw.boxes, raw.scores, raw.labels, iou))
+
+
+# ------------------------------------------------------------------------------------------ CenterNet
+def centernet_maps(outputs: list[np.ndarray], num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(H, W, C)`` heatmap and ``(H, W, 4)`` box-side map, told apart by channel count."""
+    maps = [o.reshape(o.shape[-3:]) for o in outputs]
+    if len(maps) != 2 or num_classes == 4:
+        raise ValueError(f"centernet needs two outputs (heatmap, sides) and != 4 classes, got {[m.shape for m in maps]}")
+    heat, sides = maps if maps[1].shape[-1] == 4 else maps[::-1]
+    if heat.shape[-1] != num_classes or sides.shape[-1] != 4 or heat.shape[:2] != sides.shape[:2]:
+        raise ValueError(f"centernet outputs {[m.shape for m in maps]}: expected (H, W, {num_classes}) and (H, W, 4)")
+    return heat, sides
+
+
+def local_peaks(heat: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, col, class) of the cells scoring at least ``min_score`` that are the maximum of their
+    3x3 neighbourhood in their class (CenterNet's max-pool "NMS")."""
+    rows, cols, cls = np.nonzero(heat >= min_score)
+    if len(rows) == 0:
+        return rows, cols, cls
+    padded = np.pad(heat, ((1, 1), (1, 1), (0, 0)), constant_values=-1.0)
+    score = heat[rows, cols, cls]
+    peak = np.ones(len(rows), bool)
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            if dy != 1 or dx != 1:
+                peak &= score >= padded[rows + dy, cols + dx, cls]
+    return rows[peak], cols[peak], cls[peak]
+
+
+def decode_centernet(
+    outputs: list[np.ndarray], input_wh: tuple[int, int], num_classes: int, min_score: float, iou: float
+) -> Raw:
+    """Peaks of the class heatmap; a peak at cell ``(gx, gy)`` of stride ``s`` is the box
+    ``(s gx - left, s gy - top, s gx + right, s gy + bottom)``."""
+    heat, sides = centernet_maps(outputs, num_classes)
+    stride = input_wh[1] / heat.shape[0]
+    rows, cols, cls = local_peaks(heat, min_score)
+    if len(rows) == 0:
+        return Raw()
+    d = sides[rows, cols]
+    cx, cy = cols * stride, rows * stride
+    boxes = np.stack([cx - d[:, 0], cy - d[:, 1], cx + d[:, 2], cy + d[:, 3]], axis=1).astype(np.float32)
+    raw = Raw(boxes, heat[rows, cols, cls].astype(np.float32), cls.astype(np.int32))
     return raw.select(nms(raw.boxes, raw.scores, raw.labels, iou))
 
 

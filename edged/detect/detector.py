@@ -25,9 +25,9 @@ from edged.detect.runtime import ModelError, TFLiteModel
 from edged.types import Detections
 
 _DEFAULT_RANGE = {"blazeface": (-1.0, 1.0), "ssd": (-1.0, 1.0), "yolov5": (0.0, 1.0), "yolov8": (0.0, 1.0),
-                  "yolo_grid": (0.0, 1.0)}
+                  "yolo_grid": (0.0, 1.0), "centernet": (0.0, 255.0)}
 """Float input range each layout is usually trained on (pixels / 255 mapped linearly into it)."""
-_EXPECTED_OUTPUTS = {"ssd": 4, "yolov5": 1, "yolov8": 1, "blazeface": 2}
+_EXPECTED_OUTPUTS = {"ssd": 4, "yolov5": 1, "yolov8": 1, "blazeface": 2, "centernet": 2}
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -177,6 +177,14 @@ class LoadedModel:
                 decoders.grid_levels([np.zeros(s, np.float32) for s in shapes], n)
             except ValueError as err:
                 raise self._fail(f"{err} ({n} labels)") from None
+        if cfg.layout == "centernet":
+            try:
+                heat, _ = decoders.centernet_maps([np.zeros(s, np.float32) for s in shapes], n)
+            except ValueError as err:
+                raise self._fail(f"{err} ({n} labels)") from None
+            w, h = m.input_size
+            if h % heat.shape[0] or w % heat.shape[1] or h // heat.shape[0] != w // heat.shape[1]:
+                raise self._fail(f"centernet maps {heat.shape[:2]} do not divide the input {m.input_size} evenly")
         if cfg.layout == "blazeface":
             reg = next((s for s in shapes if s[-1] != 1), None)
             if reg is None or reg[-1] < 4 or len(reg) != 3:
@@ -227,6 +235,8 @@ class LoadedModel:
             return decoders.decode_yolov8(outputs, wh, len(cfg.labels), self.min_score, cfg.nms_iou)
         if cfg.layout == "yolo_grid":
             return decoders.decode_yolo_grid(outputs, wh, len(cfg.labels), self.min_score, cfg.nms_iou)
+        if cfg.layout == "centernet":
+            return decoders.decode_centernet(outputs, wh, len(cfg.labels), self.min_score, cfg.nms_iou)
         assert self.anchors is not None
         return decoders.decode_blazeface(outputs, self.anchors, wh, self.min_score, cfg.nms_iou)
 
@@ -309,23 +319,45 @@ class Detector:
 
 
 def crop_regions(found: Detections, model: LoadedModel, width: int, height: int) -> list[Region]:
-    """Square crops over the top of each seeding detection (e.g. a person's head), inside the frame."""
+    """Crops around each seeding detection (``crop_shape``: a person's head, or a whole vehicle),
+    inside the frame, best-scoring seeds first."""
     cfg = model.cfg
     keep = np.isin(found.class_ids, model.crop_class_ids) & (found.scores >= cfg.crop_min_score)
     seeds = found.select(keep)
     order = np.argsort(-seeds.scores)[: cfg.max_crops]
     regions = []
     for x1, y1, x2, y2 in seeds.boxes[order]:
-        bw, bh = x2 - x1, y2 - y1
-        side = int(round(min(cfg.crop_grow * max(bw, 0.45 * bh), width, height)))
-        if side < 8:
-            continue
-        x = int(round((x1 + x2) / 2 - side / 2))
-        y = int(round(y1 - 0.1 * side))
-        x = min(max(x, 0), width - side)
-        y = min(max(y, 0), height - side)
-        regions.append(Region(x, y, side, side))
+        if cfg.crop_shape == "box":
+            region = box_crop(x1, y1, x2, y2, cfg.crop_grow, width, height)
+        else:
+            region = head_crop(x1, y1, x2, y2, cfg.crop_grow, width, height)
+        if region is not None:
+            regions.append(region)
     return regions
+
+
+def head_crop(x1: float, y1: float, x2: float, y2: float, grow: float, width: int, height: int) -> Region | None:
+    """A square over the top of a person box, side ``grow x max(width, 0.45 height)``."""
+    bw, bh = x2 - x1, y2 - y1
+    side = int(round(min(grow * max(bw, 0.45 * bh), width, height)))
+    if side < 8:
+        return None
+    x = int(round((x1 + x2) / 2 - side / 2))
+    y = int(round(y1 - 0.1 * side))
+    x = min(max(x, 0), width - side)
+    y = min(max(y, 0), height - side)
+    return Region(x, y, side, side)
+
+
+def box_crop(x1: float, y1: float, x2: float, y2: float, grow: float, width: int, height: int) -> Region | None:
+    """The box grown ``grow`` times about its centre, clipped to the frame."""
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    hw, hh = grow * (x2 - x1) / 2, grow * (y2 - y1) / 2
+    left, top = max(0, int(round(cx - hw))), max(0, int(round(cy - hh)))
+    right, bottom = min(width, int(round(cx + hw))), min(height, int(round(cy + hh)))
+    if right - left < 8 or bottom - top < 8:
+        return None
+    return Region(left, top, right - left, bottom - top)
 
 
 class DetectStage:

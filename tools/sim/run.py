@@ -37,7 +37,7 @@ import msgspec
 import numpy as np
 
 from edged.app import UplinkService, build_daemon
-from edged.config import Config, from_dict, load, to_dict
+from edged.config import Config, fake_scene_models, from_dict, load, to_dict
 from edged.detect.detector import Detector, model_path
 from edged.detect.runtime import ModelError
 from edged.keys import generate_device_key, generate_platform_key, load_platform_private_key, load_verify_key
@@ -137,10 +137,16 @@ def make_keys(folder: Path, categories: list[str]) -> dict[str, Path]:
     return paths
 
 
+def fake_scene_config() -> Config:
+    """The default config with the models made for the fake camera's renderer (``fake_scene_models``)."""
+    config = Config()
+    return msgspec.structs.replace(config, detect=msgspec.structs.replace(config.detect, models=fake_scene_models()))
+
+
 def base_config(opts: SimOptions) -> Config:
     if opts.base is not None:
         return opts.base
-    return load(opts.config) if opts.config else Config()
+    return load(opts.config) if opts.config else fake_scene_config()
 
 
 def missing_models(config: Config) -> list[str]:
