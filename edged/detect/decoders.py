@@ -17,6 +17,10 @@ Layouts:
 - ``centernet``: CenterNet heads at one stride, a class heatmap ``(1, H, W, C)`` (sigmoid scores)
   and box sides ``(1, H, W, 4)`` (distances left, top, right, bottom from the cell's corner point,
   in input pixels); peaks are the cells that are the maximum of their 3x3 neighbourhood.
+- ``nanodet``: NanoDet's GFL heads, per stride a class-score map ``(1, H, W, C)`` (sigmoid) and a
+  box map ``(1, H, W, 4 (R + 1))`` of logits over ``R + 1`` distance bins per side (left, top,
+  right, bottom); a side's distance is the softmax expectation of its bin index times the stride,
+  measured from the cell centre ``((gx + 0.5) s, (gy + 0.5) s)``.
 - ``blazeface``: MediaPipe BlazeFace, ``regressors (1, N, 16)`` and ``classificators (1, N, 1)``
   logits, decoded against SSD anchors generated from MediaPipe's anchor options.
 """
@@ -240,6 +244,50 @@ def decode_centernet(
     cx, cy = cols * stride, rows * stride
     boxes = np.stack([cx - d[:, 0], cy - d[:, 1], cx + d[:, 2], cy + d[:, 3]], axis=1).astype(np.float32)
     raw = Raw(boxes, heat[rows, cols, cls].astype(np.float32), cls.astype(np.int32))
+    return raw.select(nms(raw.boxes, raw.scores, raw.labels, iou))
+
+
+# -------------------------------------------------------------------------------------------- NanoDet
+def nanodet_levels(outputs: list[np.ndarray], num_classes: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(scores (H, W, C), bins (H, W, 4 (R + 1)))`` per stride, finest first, paired by map size."""
+    by_size: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+    for out in outputs:
+        m = out.reshape(out.shape[-3:])
+        kind = "cls" if m.shape[-1] == num_classes else "box"
+        by_size.setdefault(m.shape[:2], {})[kind] = m
+    levels = []
+    for size in sorted(by_size, key=lambda hw: -hw[0]):
+        pair = by_size[size]
+        if set(pair) != {"cls", "box"} or pair["box"].shape[-1] % 4:
+            raise ValueError(f"nanodet level {size}: expected a ({num_classes})-channel score map and a "
+                             f"4 x bins box map, got {[m.shape for m in pair.values()]}")
+        levels.append((pair["cls"], pair["box"]))
+    return levels
+
+
+def decode_nanodet(
+    outputs: list[np.ndarray], input_wh: tuple[int, int], num_classes: int, min_score: float, iou: float
+) -> Raw:
+    """GFL decode of every level (stride = input height / H); class-aware NMS over all levels."""
+    boxes, scores, labels = [], [], []
+    for cls, box in nanodet_levels(outputs, num_classes):
+        gh, gw = cls.shape[:2]
+        stride = input_wh[1] / gh
+        best = cls.max(axis=-1)
+        ys, xs = np.nonzero(best >= min_score)
+        if len(ys) == 0:
+            continue
+        bins = box[ys, xs].reshape(len(ys), 4, -1).astype(np.float32)
+        bins = np.exp(bins - bins.max(axis=-1, keepdims=True))
+        dist = (bins * np.arange(bins.shape[-1], dtype=np.float32)).sum(-1) / bins.sum(-1) * stride
+        cx, cy = (xs + 0.5) * stride, (ys + 0.5) * stride
+        boxes.append(np.stack([cx - dist[:, 0], cy - dist[:, 1], cx + dist[:, 2], cy + dist[:, 3]], axis=1))
+        scores.append(best[ys, xs])
+        labels.append(cls[ys, xs].argmax(axis=-1))
+    if not boxes:
+        return Raw()
+    raw = Raw(np.concatenate(boxes).astype(np.float32), np.concatenate(scores).astype(np.float32),
+              np.concatenate(labels).astype(np.int32))
     return raw.select(nms(raw.boxes, raw.scores, raw.labels, iou))
 
 

@@ -21,13 +21,15 @@ import numpy as np
 from edged.classes import CLASS_NAMES
 from edged.config import DetectConfig, ModelConfig, TilingConfig
 from edged.detect import decoders
+from edged.detect.centerface import centerface_order, decode_centerface
 from edged.detect.runtime import ModelError, TFLiteModel
 from edged.types import Detections
 
 _DEFAULT_RANGE = {"blazeface": (-1.0, 1.0), "ssd": (-1.0, 1.0), "yolov5": (0.0, 1.0), "yolov8": (0.0, 1.0),
-                  "yolo_grid": (0.0, 1.0), "centernet": (0.0, 255.0)}
+                  "yolo_grid": (0.0, 1.0), "centernet": (0.0, 255.0), "centerface": (0.0, 255.0),
+                  "nanodet": (0.0, 255.0)}
 """Float input range each layout is usually trained on (pixels / 255 mapped linearly into it)."""
-_EXPECTED_OUTPUTS = {"ssd": 4, "yolov5": 1, "yolov8": 1, "blazeface": 2, "centernet": 2}
+_EXPECTED_OUTPUTS = {"ssd": 4, "yolov5": 1, "yolov8": 1, "blazeface": 2, "centernet": 2, "centerface": 4}
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -126,6 +128,7 @@ class LoadedModel:
         self.crop_class_ids = np.asarray([CLASS_NAMES.index(c) for c in cfg.crops_from], np.int16)
         self.anchors: np.ndarray | None = None
         self.ssd_order: list[int] | None = None
+        self.centerface_order: list[int] | None = None
         self._check()
 
     def _fail(self, what: str) -> ModelError:
@@ -185,6 +188,18 @@ class LoadedModel:
             w, h = m.input_size
             if h % heat.shape[0] or w % heat.shape[1] or h // heat.shape[0] != w // heat.shape[1]:
                 raise self._fail(f"centernet maps {heat.shape[:2]} do not divide the input {m.input_size} evenly")
+        if cfg.layout == "nanodet":
+            try:
+                decoders.nanodet_levels([np.zeros(s, np.float32) for s in shapes], n)
+            except ValueError as err:
+                raise self._fail(f"{err} ({n} labels)") from None
+        if cfg.layout == "centerface":
+            try:
+                self.centerface_order = centerface_order([o.name for o in m.outputs], shapes)
+            except ValueError as err:
+                raise self._fail(str(err)) from None
+            if n != 1:
+                raise self._fail(f"centerface has one class, config lists {n} labels")
         if cfg.layout == "blazeface":
             reg = next((s for s in shapes if s[-1] != 1), None)
             if reg is None or reg[-1] < 4 or len(reg) != 3:
@@ -237,6 +252,10 @@ class LoadedModel:
             return decoders.decode_yolo_grid(outputs, wh, len(cfg.labels), self.min_score, cfg.nms_iou)
         if cfg.layout == "centernet":
             return decoders.decode_centernet(outputs, wh, len(cfg.labels), self.min_score, cfg.nms_iou)
+        if cfg.layout == "nanodet":
+            return decoders.decode_nanodet(outputs, wh, len(cfg.labels), self.min_score, cfg.nms_iou)
+        if cfg.layout == "centerface":
+            return decode_centerface(outputs, wh, self.min_score, cfg.nms_iou, self.centerface_order)
         assert self.anchors is not None
         return decoders.decode_blazeface(outputs, self.anchors, wh, self.min_score, cfg.nms_iou)
 
@@ -306,9 +325,12 @@ class Detector:
             regions = tile_regions(w, h, self.tiling) if self._tiled(m) else [Region(0, 0, w, h)]
             if not m.cfg.full_frame:
                 regions = regions[1:]  # tile_regions starts with the whole frame
+            found = [m.detect_region(pixels_bgr, r) for r in regions]
             if m.crop_class_ids.size:
-                regions += crop_regions(Detections.concat(parts), m, w, h)
-            found = Detections.concat([m.detect_region(pixels_bgr, r) for r in regions])
+                crops = crop_regions(Detections.concat(parts), m, w, h)
+                found += [fits_crop(m.detect_region(pixels_bgr, r), r, m.cfg.max_crop_fraction) for r in crops]
+                regions += crops
+            found = Detections.concat(found)
             if m.cfg.max_box_fraction < 1.0 and len(found):
                 found = found.select(found.boxes[:, 3] - found.boxes[:, 1] <= m.cfg.max_box_fraction * h)
             if len(regions) > 1 and len(found):
@@ -334,6 +356,14 @@ def crop_regions(found: Detections, model: LoadedModel, width: int, height: int)
         if region is not None:
             regions.append(region)
     return regions
+
+
+def fits_crop(found: Detections, region: Region, max_fraction: float) -> Detections:
+    """The detections whose longer side is at most ``max_fraction`` of the crop's longer side."""
+    if max_fraction >= 1.0 or not len(found):
+        return found
+    side = np.maximum(found.boxes[:, 2] - found.boxes[:, 0], found.boxes[:, 3] - found.boxes[:, 1])
+    return found.select(side <= max_fraction * max(region.w, region.h))
 
 
 def head_crop(x1: float, y1: float, x2: float, y2: float, grow: float, width: int, height: int) -> Region | None:
