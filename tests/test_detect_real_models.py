@@ -103,3 +103,17 @@ def test_box_crops_cover_the_grown_box_inside_the_frame() -> None:
     edge = box_crop(1200, 650, 1280, 720, 1.5, 1280, 720)
     assert edge.x + edge.w == 1280 and edge.y + edge.h == 720
     assert box_crop(10, 10, 14, 30, 1.1, 1280, 720) is None  # too narrow to search
+
+
+def test_one_crop_per_object_found_under_two_classes() -> None:
+    from edged.detect.detector import crop_regions
+    from edged.types import Detections
+
+    det = Detector.from_config(DetectConfig())
+    plate = next(m for m in det.models if m.cfg.name == "plate")
+    van = [654, 50, 728, 104]
+    seeds = Detections(np.array([van, [655, 51, 728, 104], [100, 100, 300, 200]], np.float32),
+                       np.array([0.4, 0.35, 0.5], np.float32),
+                       np.array([CLASS_NAMES.index(c) for c in ("car", "truck", "bus")], np.int16), np.zeros(3, np.float32))
+    regions = crop_regions(seeds, plate, 768, 576)
+    assert len(regions) == 2  # the van once (as car or truck), the bus once

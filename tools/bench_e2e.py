@@ -266,7 +266,7 @@ def budget_note(invoke_cpu_ms: float, stage_rows: list[tuple[str, float, float]]
             "measured on the device's CPU; no Raspberry Pi was available here.")
 
 
-def other_sections(doc: Path = DOC) -> list[tuple[str, str]]:
+def other_sections(doc: Path = DOC, own: str = SECTION) -> list[tuple[str, str]]:
     """(section name, its first heading) of every other section of the benchmarks document."""
     try:
         text = doc.read_text(encoding="utf-8")
@@ -274,7 +274,7 @@ def other_sections(doc: Path = DOC) -> list[tuple[str, str]]:
         return []
     out = []
     for m in re.finditer(r"<!-- BEGIN (\S+) -->\s*\n(.*?)<!-- END \1 -->", text, re.S):
-        if m.group(1) == SECTION:
+        if m.group(1) == own:
             continue
         heading = next((line.lstrip("#").strip() for line in m.group(2).splitlines() if line.startswith("#")), m.group(1))
         out.append((m.group(1), heading))
@@ -311,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--height", type=int, default=720)
     ap.add_argument("--config", type=Path, default=ROOT / "config" / "default.toml", help="base config (its models)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
+    ap.add_argument("--section", default=SECTION,
+                    help="section of docs/BENCHMARKS.md to write (default %(default)s: the fake scene's models)")
     ap.add_argument("--no-companions", action="store_true",
                     help="skip the short int8/float, tracker and outbox figures after the daemon run")
     ap.add_argument("--present-models-only", action="store_true",
@@ -430,12 +432,12 @@ def main(argv: list[str] | None = None) -> int:
     if companions:
         body += ["", "The other issues' figures, short versions measured in the same run (after the daemon run):", ""]
         body += [f"- {line}" for line in companions]
-    others = other_sections()
+    others = other_sections(own=args.section)
     if others:
         body += ["", "Figures of the other benchmark scripts, each in its own section with its command:", ""]
         body += [f"- [{heading}]({anchor(heading)}) (`{name}`)" for name, heading in others]
-    write_section(SECTION, "\n".join(body))
-    print(f"wrote section '{SECTION}' of {DOC}")
+    write_section(args.section, "\n".join(body))
+    print(f"wrote section '{args.section}' of {DOC}")
     return 0
 
 

