@@ -40,7 +40,7 @@ def test_clip_figures_on_real_frames() -> None:
     fig = eval_real.measure_clip("portrait", [portrait, portrait], chain, FloatCenterFace())
     assert fig.reference_faces == 2 and fig.still_found == 0  # found in the original, gone after
     assert fig.sealed_bytes > 0
-    assert "portrait (512x512, 2 frames) | 2 | 0 (0.0%)" in fig.row()
+    assert fig.detected == 2 and "portrait (512x512, 2 frames) | 2 | 2 (100.0%) | 0 (0.0%)" in fig.row()
 
 
 def test_matching_and_crop_fit() -> None:

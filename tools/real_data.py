@@ -67,7 +67,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LABELS = Path(__file__).resolve().parent / "real_labels.json"
 SUBSET_DIR = ROOT / "tests" / "data" / "real"
 CLASSES = ("person", "face", "car", "truck", "bus", "bicycle", "motorcycle", "plate")
-PACKAGES = ("opencv-doc", "darknet")
+PACKAGES = ("opencv-doc", "darknet", "opencv-data")
 
 _OPENCV = "usr/share/doc/opencv-doc/examples/data/"
 _DARKNET = "usr/share/darknet/data/"
@@ -105,10 +105,15 @@ FILES: dict[str, _Source] = {
                          "45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf"),
     "Megamind.avi": _Source("opencv-doc", _OPENCV + "Megamind.avi",
                             "0057387cb7e75c8fd1663b62cfdc51fa53f527795d0fe3c1fea2fd159d3130b5"),
+    "haarcascade_russian_plate_number.xml": _Source(
+        "opencv-data", "usr/share/opencv4/haarcascades/haarcascade_russian_plate_number.xml",
+        "814cb5954682af570e58361f9e5f8b5b513a4112776bb9ecacef9f0e4ca6c2d7"),
 }
-"""Cache file name -> package, path inside the package, SHA-256 of its bytes."""
+"""Cache file name -> package, path inside the package, SHA-256 of its bytes (the plate cascade is
+OpenCV's real-data plate baseline, not an image)."""
 
-COPYRIGHTS = {"opencv-doc": "usr/share/doc/opencv-doc/copyright", "darknet": "usr/share/doc/darknet/copyright"}
+COPYRIGHTS = {"opencv-doc": "usr/share/doc/opencv-doc/copyright", "darknet": "usr/share/doc/darknet/copyright",
+              "opencv-data": "usr/share/doc/opencv-data/copyright"}
 """Each package's copyright file, kept in the cache as ``<package>.copyright``."""
 
 VIDEOS = ("vtest.avi", "Megamind.avi")
@@ -256,7 +261,7 @@ def images(cache_dir: Path | None = None) -> list[RealImage]:
     cache = fetch(cache_dir)
     return [RealImage(name, cache / name, src.package,
                       _DARKNET_LICENCE if src.package == "darknet" else _OPENCV_LICENCE)
-            for name, src in FILES.items() if name not in VIDEOS]
+            for name, src in FILES.items() if name not in VIDEOS and not name.endswith(".xml")]
 
 
 def videos(cache_dir: Path | None = None) -> dict[str, Path]:
