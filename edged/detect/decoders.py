@@ -21,6 +21,7 @@ Layouts:
   box map ``(1, H, W, 4 (R + 1))`` of logits over ``R + 1`` distance bins per side (left, top,
   right, bottom); a side's distance is the softmax expectation of its bin index times the stride,
   measured from the cell centre ``((gx + 0.5) s, (gy + 0.5) s)``.
+- ``centerface``: CenterFace's four stride-4 maps, decoded in :mod:`edged.detect.centerface`.
 - ``blazeface``: MediaPipe BlazeFace, ``regressors (1, N, 16)`` and ``classificators (1, N, 1)``
   logits, decoded against SSD anchors generated from MediaPipe's anchor options.
 """

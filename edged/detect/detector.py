@@ -4,8 +4,9 @@
 naming the file and the mismatch), then ``detect(pixels_bgr)`` returns one :class:`Detections`
 with edged class ids. Each model sees the frame letterboxed (or stretched) to its input; with
 tiling on, the tiled models also see overlapping tiles; a model with ``crops_from`` also sees a
-square crop over the top of each detection of those classes from the models before it (the face
-model looks at each person's head), and with ``full_frame`` off sees only those crops (and tiles).
+crop around each detection of those classes from the models before it (``crop_shape``: a square
+over a person's head for the face model, the whole box of a vehicle for the plate model), and
+with ``full_frame`` off sees only those crops (and tiles).
 A model's boxes from all its regions are merged by class-aware NMS.
 """
 
