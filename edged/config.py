@@ -229,9 +229,12 @@ def default_models() -> list[ModelConfig]:
        are dropped: on real footage BlazeFace's 0.1-0.25 boxes in head crops were mostly bodies and
        background, and privacy blurred them (``tools.eval_real``, 60 frames: share of the frame
        changed 4.8 % -> 2.0 % on vtest.avi, 59 % -> 33 % on Megamind.avi, no reference face left).
-    3. ``face_frame``: CenterFace int8 on the whole frame at 640x384, with no size cap: faces from
-       about 40 px of a 1280x720 frame up to a close-up are covered even where no person box holds
-       them (a face seen over a wall, a driver, a person the person model missed).
+    3. ``face_frame``: CenterFace int8 on the whole frame at 480x288, with no size cap: faces from
+       about 53 px of a 1280x720 frame up to a close-up are covered even where no person box holds
+       them (a face seen over a wall, a driver, a person the person model missed); smaller faces
+       are the head crops' job. At 640x384 (``models/face_centerface_640x384_int8.tflite``, from
+       ~40 px) the daemon ran real street video at 20.7-23.6 fps against 27.3-30.0 at 480x288
+       (interleaved runs), with the same faces covered (``tools.eval_real``: none left either way).
     4. ``plate``: edged-det int8 (the project's plate model) inside each vehicle box, where a
        plate is 12-110 px of its 320x192 input and nothing outside a vehicle can fire.
 
@@ -263,9 +266,9 @@ def default_models() -> list[ModelConfig]:
         ),
         ModelConfig(
             name="face_frame",
-            file="models/face_centerface_640x384_int8.tflite",
+            file="models/face_centerface_480x288_int8.tflite",
             layout="centerface",
-            input_size=(640, 384),
+            input_size=(480, 288),
             labels=["face"],
             score_threshold=0.3,
             nms_iou=0.3,
