@@ -759,6 +759,14 @@ class PrivacyConfig(_Section):
     every sensitive detection is covered. A false blur costs a little utility (boxes are bounded by
     the model's ``max_box_fraction``), a missed one leaks a face: at 0.3 the simulated run delivered
     one face of twelve visible to the face detector."""
+    confident_score: Fraction = 0.5
+    """An untracked sensitive detection scoring below this is *unconfident*: still hidden, but only
+    within ``unconfident_max_share``. Tracked objects and confident detections are always hidden."""
+    unconfident_max_share: Fraction = 0.5
+    """Unconfident regions are hidden best-score first while all hidden regions (grown by the
+    margin) cover at most this share of the frame. On a close-up film clip their 0.3-0.36 boxes grew,
+    with two confident faces, into 89 % of a frame (``tools.eval_real``, Megamind.avi); a frame that
+    is mostly blur tells the operations platform nothing. 1.0: no limit."""
     stabilize: bool = True
     """Temporal stability (SPEC S5, seed 001): per track, the region's box moves on a grid with
     hysteresis and its content is a slowly updated low-resolution field, so de-identified video

@@ -183,3 +183,21 @@ def test_stable_content_is_redrawn_only_when_the_average_moves() -> None:
     start = float(first.image[y1:y2, x1:x2].mean())
     assert means[0] > start - 10 and means[-1] < start * 0.6
     assert len(set(np.round(means, 3))) < 15  # redrawn in steps, not every frame
+
+
+def test_unconfident_regions_stay_within_their_share_and_confident_ones_always_show() -> None:
+    from edged.privacy.deid import UNTRACKED, SensitiveRegions, within_unconfident_budget
+
+    boxes = np.array([[0, 0, 40, 40],        # tracked face: always hidden
+                      [100, 100, 140, 140],  # confident untracked face (0.9): always hidden
+                      [0, 0, 100, 100],      # unconfident, best of the three (0.4): fits the budget
+                      [0, 100, 100, 200],    # unconfident 0.3: would pass the share
+                      [150, 0, 160, 10]],    # unconfident 0.2, tiny: still fits
+                     np.float32)
+    regions = SensitiveRegions(boxes, np.zeros(5, np.int16), np.array([7, UNTRACKED, UNTRACKED, UNTRACKED, UNTRACKED]),
+                               np.array([0.2, 0.9, 0.4, 0.3, 0.2], np.float32), np.zeros(5, np.float32), np.ones(5, bool))
+    kept = within_unconfident_budget(regions, 200, 200, 0.0, 0.5, 0.4)
+    assert kept.scores.tolist() == pytest.approx([0.2, 0.9, 0.4, 0.2])  # the 0.3 box would make it 54 %
+    assert len(within_unconfident_budget(regions, 200, 200, 0.0, 0.5, 1.0)) == 5  # 1.0: no limit
+    # the confident regions are kept even when they alone pass the share
+    assert len(within_unconfident_budget(regions, 200, 200, 0.0, 0.5, 0.01)) == 2

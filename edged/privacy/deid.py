@@ -103,6 +103,41 @@ def sensitive_regions(
     return SensitiveRegions(*(np.concatenate([getattr(p, n) for p in parts]) for n in SensitiveRegions.__slots__))
 
 
+def within_unconfident_budget(
+    regions: SensitiveRegions, width: int, height: int, margin: float, confident: float, share: float
+) -> SensitiveRegions:
+    """Every tracked or confident region, plus the unconfident ones (untracked, scoring below
+    ``confident``) best-first while the grown regions together cover at most ``share`` of the frame.
+
+    A low-score detection may be a face, so it is hidden; but on close-up footage BlazeFace's and
+    CenterFace's 0.1-0.4 boxes on cheeks, hands and backgrounds grow (with the margin) into most
+    of the frame, which no longer shows anything. The budget is measured on a 1/8-scale mask.
+    """
+    unconfident = (regions.track_ids == UNTRACKED) & (regions.scores < confident)
+    if share >= 1.0 or not unconfident.any():
+        return regions
+    scale = 8
+    mw, mh = max(1, -(-width // scale)), max(1, -(-height // scale))
+    mask = np.zeros((mh, mw), bool)
+    grown = np.clip(np.round(grow_boxes(regions.boxes, regions.angles, margin) / scale), 0, [mw, mh, mw, mh]).astype(int)
+
+    def paint(i: int) -> None:
+        x1, y1, x2, y2 = grown[i]
+        mask[y1:y2, x1:x2] = True
+
+    for i in np.flatnonzero(~unconfident):
+        paint(i)
+    keep = ~unconfident
+    budget = share * mask.size
+    for i in np.flatnonzero(unconfident)[np.argsort(-regions.scores[unconfident], kind="stable")]:
+        x1, y1, x2, y2 = grown[i]
+        added = int((~mask[y1:y2, x1:x2]).sum())
+        if mask.sum() + added <= budget:
+            paint(i)
+            keep[i] = True
+    return regions.select(keep)
+
+
 def grow_boxes(boxes: np.ndarray, angles: np.ndarray | None, margin: float) -> np.ndarray:
     """Axis-aligned extent of each (possibly rotated) box, each side pushed out by ``margin`` x size.
 

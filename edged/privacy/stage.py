@@ -16,7 +16,13 @@ from edged import wire
 from edged.config import PrivacyConfig
 from edged.keys import PrivacyKeys
 from edged.pipeline import FrameWork
-from edged.privacy.deid import Deidentifier, FrameDeidentifier, SensitiveRegions, sensitive_regions
+from edged.privacy.deid import (
+    Deidentifier,
+    FrameDeidentifier,
+    SensitiveRegions,
+    sensitive_regions,
+    within_unconfident_budget,
+)
 from edged.privacy.records import build_records, seal
 from edged.privacy.stabilize import StableDeidentifier
 from edged.types import Detections, Frame, TrackedObjects
@@ -80,6 +86,9 @@ class PrivacyStage:
     ) -> PrivacyOutput:
         """De-identify one frame and seal its crops (frames must come in capture order)."""
         regions = sensitive_regions(tracks, detections, self.config.min_score)
+        h, w = frame.pixels.shape[:2]
+        regions = within_unconfident_budget(regions, w, h, self.config.margin, self.config.confident_score,
+                                            self.config.unconfident_max_share)
         result = self.deidentifier(frame.pixels, regions)
         envelopes: list[wire.Envelope] = []
         if len(regions) and self.categories:
