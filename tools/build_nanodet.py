@@ -31,8 +31,6 @@ graph. Needs tensorflow; ``bench`` needs ai-edge-litert.
 from __future__ import annotations
 
 import argparse
-import glob
-import json
 import os
 import sys
 import time
@@ -569,11 +567,7 @@ def cmd_build(args):
 
 
 def op_counts(path: Path) -> dict[str, int]:
-    import tensorflow as tf
-
-    text = tf.lite.experimental.Analyzer.analyze(model_path=str(path), gpu_compatibility=False,
-                                                 ) if False else None
-    # Analyzer prints to stdout; parse the model with the flatbuffer schema instead
+    # parse the model with the flatbuffer schema (TF's Analyzer only prints)
     from tensorflow.lite.python import schema_py_generated as schema
 
     buf = path.read_bytes()
@@ -692,7 +686,7 @@ def cmd_compare(args):
         print(f"{name}: int8 finds {a[0]}/{a[1]} of float's >=0.4; float finds {b[0]}/{b[1]} of int8's; "
               f"cls max|d| {['%.3f' % e for e in cls_err]} box-logit rel-RMSE {['%.3f' % e for e in rel]}")
         print(f"    float dets>=0.4: {strong}")
-        print(f"    vs CenterNet 512x288 float (>=0.4, IoU 0.5): " + "; ".join(line))
+        print("    vs CenterNet 512x288 float (>=0.4, IoU 0.5): " + "; ".join(line))
     print(f"TOTAL int8 recall of float >=0.4: {tot['q'][0]}/{tot['q'][1]}; float recall of int8 >=0.4: "
           f"{tot['f'][0]}/{tot['f'][1]}")
     print(f"TOTAL NanoDet finds CenterNet's: {cross['nd_finds_cn']}; CenterNet finds NanoDet's: {cross['cn_finds_nd']}")

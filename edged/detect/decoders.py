@@ -177,7 +177,7 @@ def decode_yolo_grid(
     for grid in grid_levels(outputs, num_classes):
         h, w, depth = grid.shape
         if depth != 4 + num_classes:
-            raise ValueError(f"yolo_grid output {out.shape} has {depth} channels, expected {4 + num_classes}")
+            raise ValueError(f"yolo_grid output {grid.shape} has {depth} channels, expected {4 + num_classes}")
         stride = input_wh[1] / h
         logits = grid[..., 4:].reshape(-1, num_classes)
         best = logits.argmax(axis=1)
