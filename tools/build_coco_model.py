@@ -234,19 +234,9 @@ def calibration_images(limit: int = 120) -> list[np.ndarray]:
 
 
 def quantise(fn, size: tuple[int, int], images: list[np.ndarray]) -> bytes:
-    import tensorflow as tf
+    from tools.build_face_model import int8_tflite
 
-    def representative():
-        for bgr in images:
-            yield [preprocess(bgr, size)]
-
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    return conv.convert()
+    return int8_tflite(fn, lambda: ([preprocess(bgr, size)] for bgr in images))
 
 
 def fp16_tflite(fn) -> bytes:

@@ -105,6 +105,20 @@ def float_tflite(fn) -> bytes:
     return tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn).convert()
 
 
+def int8_tflite(fn, representative) -> bytes:
+    """A full-int8 TFLite file (int8 input and outputs) of ``fn``, calibrated on the input batches
+    that ``representative()`` yields (each a one-element list, as TFLiteConverter wants)."""
+    import tensorflow as tf
+
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    return conv.convert()
+
+
 def _score_convs(model, graph) -> set[int]:
     """ids of the CONV_2D ops whose outputs reach the score output through RESHAPE/CONCATENATION."""
     producer = {out: op for op in graph.operators for out in op.outputs}
@@ -319,19 +333,7 @@ def preprocess(bgr: np.ndarray, size: int) -> np.ndarray:
 
 
 def quantise(fn, size: int, images: list[np.ndarray]) -> bytes:
-    import tensorflow as tf
-
-    def representative():
-        for bgr in images:
-            yield [preprocess(bgr, size)]
-
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    return conv.convert()
+    return int8_tflite(fn, lambda: ([preprocess(bgr, size)] for bgr in images))
 
 
 def build(variant: str, out_dir: Path) -> tuple[Path, Path]:

@@ -538,28 +538,16 @@ def cmd_centre(args):
 
 
 def cmd_build(args):
-    import tensorflow as tf
+    from tools.build_face_model import float_tflite, int8_tflite
 
     args.out.mkdir(parents=True, exist_ok=True)
     w, h = args.size
     fn = tf_function(args.src, (w, h), args.norm)
     stem = args.out / f"coco_nanodet_{w}x{h}"
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
-    Path(f"{stem}_float.tflite").write_bytes(conv.convert())
+    Path(f"{stem}_float.tflite").write_bytes(float_tflite(fn))
     images = calibration_images()
     print(f"calibrating on {len(images)} real images")
-
-    def representative():
-        for bgr in images:
-            yield [preprocess(bgr, (w, h))]
-
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    Path(f"{stem}_int8.tflite").write_bytes(conv.convert())
+    Path(f"{stem}_int8.tflite").write_bytes(int8_tflite(fn, lambda: ([preprocess(bgr, (w, h))] for bgr in images)))
     for p in (f"{stem}_float.tflite", f"{stem}_int8.tflite"):
         ops = op_counts(Path(p))
         print(f"{p}: {Path(p).stat().st_size} bytes; ops {ops}")

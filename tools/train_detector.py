@@ -301,23 +301,14 @@ def calibration_frames(n: int = 200) -> list[np.ndarray]:
 
 
 def export(weights: Path, out: Path) -> dict:
-    import tensorflow as tf
-
+    from tools.build_face_model import float_tflite, int8_tflite
     from tools.detector_data import CLASSES
 
     fn = inference_function(weights, len(CLASSES))
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
-    float_bytes = conv.convert()
+    float_bytes = float_tflite(fn)
     (out / "edged_det_float.tflite").write_bytes(float_bytes)
     frames = calibration_frames()
-
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([f] for f in frames)
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    (out / "edged_det_int8.tflite").write_bytes(conv.convert())
+    (out / "edged_det_int8.tflite").write_bytes(int8_tflite(fn, lambda: ([f] for f in frames)))
     return {"float_bytes": len(float_bytes), "int8_bytes": (out / "edged_det_int8.tflite").stat().st_size}
 
 
@@ -351,20 +342,13 @@ def crop_calibration_frames(n: int = 200) -> list[np.ndarray]:
 
 def export_crop_model(weights: Path, out: Path) -> dict:
     """The same weights at ``CROP_WH`` input, full int8, for plate search in vehicle crops."""
-    import tensorflow as tf
-
+    from tools.build_face_model import int8_tflite
     from tools.detector_data import CLASSES
 
     fn = inference_function(weights, len(CLASSES), CROP_WH)
     frames = crop_calibration_frames()
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([f] for f in frames)
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
     path = out / f"edged_det_crop_{CROP_WH[0]}x{CROP_WH[1]}_int8.tflite"
-    path.write_bytes(conv.convert())
+    path.write_bytes(int8_tflite(fn, lambda: ([f] for f in frames)))
     return {"crop_int8_bytes": path.stat().st_size}
 
 
