@@ -121,19 +121,16 @@ def within_unconfident_budget(
     mask = np.zeros((mh, mw), bool)
     grown = np.clip(np.round(grow_boxes(regions.boxes, regions.angles, margin) / scale), 0, [mw, mh, mw, mh]).astype(int)
 
-    def paint(i: int) -> None:
-        x1, y1, x2, y2 = grown[i]
+    for x1, y1, x2, y2 in grown[~unconfident]:
         mask[y1:y2, x1:x2] = True
-
-    for i in np.flatnonzero(~unconfident):
-        paint(i)
+    covered, budget = int(mask.sum()), share * mask.size
     keep = ~unconfident
-    budget = share * mask.size
     for i in np.flatnonzero(unconfident)[np.argsort(-regions.scores[unconfident], kind="stable")]:
         x1, y1, x2, y2 = grown[i]
         added = int((~mask[y1:y2, x1:x2]).sum())
-        if mask.sum() + added <= budget:
-            paint(i)
+        if covered + added <= budget:
+            mask[y1:y2, x1:x2] = True
+            covered += added
             keep[i] = True
     return regions.select(keep)
 
