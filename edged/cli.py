@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=_check_config)
 
     add_keygen_parser(sub)
+    from edged.remote.auth import add_sign_parser
+
+    add_sign_parser(sub)
     return parser
 
 

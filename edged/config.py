@@ -14,10 +14,17 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
-Positive = Annotated[float, msgspec.Meta(gt=0)]
-NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 Fraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
-PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+
+
+def FloatIn(lo: float, hi: float) -> Any:  # noqa: N802 (reads as a type in annotations)
+    """A float config value in [lo, hi]: every number a file or a remote set may give is bounded."""
+    return Annotated[float, msgspec.Meta(ge=lo, le=hi)]
+
+
+def IntIn(lo: int, hi: int) -> Any:  # noqa: N802
+    """An integer config value in [lo, hi]."""
+    return Annotated[int, msgspec.Meta(ge=lo, le=hi)]
 
 
 class ConfigError(ValueError):
@@ -34,7 +41,7 @@ class PositionConfig(_Section):
 
     lat: Annotated[float, msgspec.Meta(ge=-90, le=90)] = 0.0
     lon: Annotated[float, msgspec.Meta(ge=-180, le=180)] = 0.0
-    alt: float = 0.0
+    alt: FloatIn(-1000, 10_000) = 0.0
 
 
 class DeviceConfig(_Section):
@@ -48,14 +55,14 @@ class DeviceConfig(_Section):
 
 # --------------------------------------------------------------------------------------------- camera
 class FakeCameraConfig(_Section):
-    seed: int = 7
+    seed: IntIn(0, 2**31 - 1) = 7
     """Scene seed: the same seed renders the same frames and ground truth."""
     realtime: bool = True
     """Pace capture at ``camera.fps`` on the wall clock; off renders as fast as the pipeline
     takes frames (tests, benchmarks, simulated runs)."""
-    cars_per_minute: NonNegative = 24.0
+    cars_per_minute: FloatIn(0, 600) = 24.0
     """About one car every 2.5 s: enough traffic that tracks overlap, few enough to count by eye."""
-    people_per_minute: NonNegative = 12.0
+    people_per_minute: FloatIn(0, 600) = 12.0
     events: bool = True
     """Script the light change, "freeze" and "cover" events."""
 
@@ -70,15 +77,15 @@ class FileCameraConfig(_Section):
 
 class V4l2CameraConfig(_Section):
     device: str = "/dev/video0"
-    gain_unity_value: int | None = None
+    gain_unity_value: IntIn(0, 1_000_000) | None = None
     """Gain control value that means 1x. Unset: the control's minimum (drivers start at unity)."""
-    gain_units_per_x: Positive = 16.0
+    gain_units_per_x: FloatIn(0.001, 10_000) = 16.0
     """Gain control units per 1x of linear gain (gain = 1 + (value - unity) / units). 16: the 1/16
     steps of common OmniVision sensors; V4L2 gives no scale, so set it for your camera."""
 
 
 class PiCameraConfig(_Section):
-    camera_num: NonNegative = 0
+    camera_num: IntIn(0, 7) = 0
 
 
 class CameraConfig(_Section):
@@ -90,7 +97,10 @@ class CameraConfig(_Section):
     """Frame size. Unset (the default), a file source runs at its own size (a 768x576 video stays
     768x576) and the fake, picamera2 and v4l2 sources at ``DEFAULT_SIZE``; set both to resize (file,
     v4l2) or to pick the sensor mode (picamera2)."""
-    segment_s: Positive = 60.0
+    sensor_size: tuple[IntIn(64, 16_384), IntIn(64, 16_384)] = (1920, 1080)
+    """The largest frame (width, height) a remote ``set`` may ask for: set it to the sensor's native
+    size (4056x3040 for the Pi HQ camera). Memory grows with the frame; a local file may go higher."""
+    segment_s: FloatIn(1, 3600) = 60.0
     """Length of a video segment: frames of one segment share a ``video_id`` and platforms store
     one file per segment."""
     fake: FakeCameraConfig = msgspec.field(default_factory=FakeCameraConfig)
@@ -117,22 +127,24 @@ class ExposureConfig(_Section):
     enabled: bool = True
     fixed_shutter_us: Annotated[float, msgspec.Meta(ge=10, le=1_000_000)] = 2000.0
     """T_fix. 2 ms: a car at 60 km/h moves 3.3 cm, under a pixel at typical roadside distances."""
-    remeter_period_s: Positive = 60.0
-    """Re-meter every minute: daylight changes slowly, and each re-meter costs a few auto frames."""
-    settle_s: NonNegative = 1.0
+    remeter_period_s: FloatIn(1, 86_400) = 60.0
+    """Re-meter every minute: daylight changes slowly, and each re-meter costs a few auto frames.
+    Start to start: a cycle is ``settle_s`` of auto exposure then the lock until the next cycle, on a
+    fixed grid from the first metering (see :mod:`edged.exposure`)."""
+    settle_s: FloatIn(0, 60) = 1.0
     """How long AE runs before T and S are read; libcamera's AE converges in ~10-20 frames."""
-    max_gain: Positive = 16.0
+    max_gain: FloatIn(1, 64) = 16.0
     """Upper clamp on the computed gain (the sensor's own range clamps too); above ~16x noise
     ruins plates at night, so the frame gets darker instead and the clamp is recorded."""
 
 
 # ------------------------------------------------------------------------------------------- pipeline
 class PipelineConfig(_Section):
-    frame_queue: PositiveInt = 2
+    frame_queue: IntIn(1, 64) = 2
     """Frames waiting for detection. Small on purpose: when detection falls behind, the oldest
     frame is dropped (and counted) rather than latency growing."""
-    result_queue: PositiveInt = 16
-    stats_period_s: Positive = 5.0
+    result_queue: IntIn(1, 1024) = 16
+    stats_period_s: FloatIn(0.5, 3600) = 5.0
     """How often the daemon logs its stats line (fps, per-stage ms, queue depths, drops)."""
     opencv_threads: Annotated[int, msgspec.Meta(ge=1, le=16)] = 1
     """Threads OpenCV may use inside one call (resize, colour conversion, blur, encoding); 1 runs
@@ -146,7 +158,7 @@ class PipelineConfig(_Section):
 class OutputConfig(_Section):
     dir: str = "out"
     """Local output folder for the demo: frames, run summary."""
-    save_every: Annotated[int, msgspec.Meta(ge=0)] = 1
+    save_every: IntIn(0, 1_000_000) = 1
     """Write every n-th processed frame as JPEG (0: none)."""
     jpeg_quality: Annotated[int, msgspec.Meta(ge=10, le=100)] = 85
 
@@ -159,7 +171,7 @@ class ModelConfig(_Section):
     layout: Literal["ssd", "yolov5", "yolov8", "yolo_grid", "centernet", "nanodet", "centerface",
                     "blazeface"]
     """Output layout (see ``edged/detect/decoders.py``); ``yolo_grid`` is edged-det's raw maps."""
-    input_size: tuple[PositiveInt, PositiveInt]
+    input_size: tuple[IntIn(8, 4096), IntIn(8, 4096)]
     """Model input (width, height)."""
     labels: list[str]
     """Model output index -> edged class name ("" to ignore an output class)."""
@@ -167,7 +179,7 @@ class ModelConfig(_Section):
     """Per-class score thresholds; classes not named use ``score_threshold``."""
     score_threshold: Fraction = 0.5
     nms_iou: Fraction = 0.45
-    input_range: tuple[float, float] | None = None
+    input_range: tuple[FloatIn(-1e4, 1e4), FloatIn(-1e4, 1e4)] | None = None
     """Float range the model expects pixels mapped into; ``None`` is the layout's usual one:
     (-1, 1) for blazeface and ssd (MobileNet-style), (0, 1) for yolov5/yolov8."""
     resize: Literal["letterbox", "stretch"] = "letterbox"
@@ -205,7 +217,7 @@ class ModelConfig(_Section):
 
 class TilingConfig(_Section):
     enabled: bool = False
-    tile: tuple[PositiveInt, PositiveInt] = (640, 640)
+    tile: tuple[IntIn(64, 4096), IntIn(64, 4096)] = (640, 640)
     overlap: Fraction = 0.2
     models: list[str] = []
     """Names of the models that also run on tiles (empty: every model)."""
@@ -356,21 +368,21 @@ class TrackConfig(_Section):
     min_iou_candidate: Fraction = 0.3
     """Least IoU to extend an unconfirmed candidate (ByteTrack's 0.7 cost for unconfirmed tracks),
     measured on boxes grown by ``candidate_buffer``."""
-    candidate_buffer: NonNegative = 0.5
+    candidate_buffer: FloatIn(0, 10) = 0.5
     """A candidate's velocity is unknown, so its box and the detections are grown by this fraction of
     their size on every side before the IoU (buffered IoU, as C-BIoU): a car or plate that moves
     more than its own width per frame (54 px plates at 32 px/frame in the fake scene) still
     confirms. With 0 most fast small objects never became tracks (face+plate MOTA 0.23 vs 0.52)."""
-    confirm_hits: PositiveInt = 2
+    confirm_hits: IntIn(1, 100) = 2
     """Consecutive matched frames before a candidate becomes a track: it then gets an id, is
     reported and can upload an image. 2 means a one-frame false positive never becomes a track (nor
     triggers an upload) while a real object loses one frame (0.1 s at 10 fps)."""
-    lost_buffer_s: Positive = 3.0
+    lost_buffer_s: FloatIn(0.1, 600) = 3.0
     """How long a track unmatched by any detection is kept (coasting on its Kalman prediction) before
     removal. 3 s (30 frames at 10 fps) bridges a pedestrian hidden behind a passing bus (a 12 m bus
     at 30 km/h takes about 2 s to pass); ``tools/eval_tracking.py`` measured fewer id switches than
     with 2 s. Longer buffers let a newcomer inherit a departed object's id."""
-    leaving_growth: NonNegative = 0.3
+    leaving_growth: FloatIn(0, 10) = 0.3
     """A track leaving through a border (its last box clipped there and smaller than the object's
     full size) is never paired with a detection more than this fraction wider (taller) than what is
     left of it: what remains of a leaving object only shrinks, while one entering at the same border
@@ -379,21 +391,21 @@ class TrackConfig(_Section):
     best image lost against the other car's larger one. 0.3: ``tools.eval_tracking`` on the fake
     scene keeps its MOTA/IDF1/IDSW (0.25 split one track there; 0.4 let that takeover through for a
     frame)."""
-    predicted_output_s: NonNegative = 0.5
+    predicted_output_s: FloatIn(0, 60) = 0.5
     """Lost tracks are reported (``detected=False``, predicted box) for this long after their last
     detection, so privacy keeps covering a face or plate the detector missed for a few frames. 0.5 s:
     detector misses on a visible object rarely last longer, and a prediction drifts after that."""
-    history_len: PositiveInt = 64
+    history_len: IntIn(1, 10_000) = 64
     """Observations kept per track (plus its first one): 6.4 s at 10 fps, enough for a trail's
     direction and speed; memory stays bounded for parked cars."""
-    id_block: PositiveInt = 1024
+    id_block: IntIn(1, 1 << 20) = 1024
     """Track ids reserved per write of the id store: one small write per 1024 tracks; a restart skips
     at most that many ids."""
-    std_position: Positive = 0.05
+    std_position: FloatIn(1e-6, 10) = 0.05
     """Kalman position noise as a fraction of box size per frame (ByteTrack's 1/20)."""
-    std_velocity: Positive = 0.00625
+    std_velocity: FloatIn(1e-6, 10) = 0.00625
     """Kalman velocity noise as a fraction of box size per frame (ByteTrack's 1/160)."""
-    std_init_velocity: Positive = 0.25
+    std_init_velocity: FloatIn(1e-6, 10) = 0.25
     """Velocity uncertainty of a new track, fraction of box size per frame. ByteTrack's 10/160 is
     tuned for pedestrians at 30 fps; roadside objects at 10 fps move up to about half their width per
     frame, and a prior that tight made new tracks lag and lose small fast objects (face+plate MOTA
@@ -419,26 +431,26 @@ class CalibrationConfig(_Section):
     maps image pixels to ground metres. ``pinhole``: intrinsics + mounting height and angles give the
     ground plane. Default ``none`` because any made-up calibration would give wrong positions that look
     right; a site sets its own."""
-    homography: list[list[float]] = msgspec.field(
+    homography: list[list[FloatIn(-1e9, 1e9)]] = msgspec.field(
         default_factory=lambda: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
     )
     """Row-major 3x3 image (u, v, 1) -> ground (x, y, 1), e.g. from ``cv2.findHomography`` on four or
     more surveyed road markings."""
-    fx: Positive = 1000.0
+    fx: FloatIn(1, 1e6) = 1000.0
     """Focal length in pixels (from ``cv2.calibrateCamera``)."""
-    fy: Positive = 1000.0
-    cx: float | None = None
+    fy: FloatIn(1, 1e6) = 1000.0
+    cx: FloatIn(-1e5, 1e5) | None = None
     """Principal point; ``None`` is the image centre."""
-    cy: float | None = None
-    distortion: list[float] = []
+    cy: FloatIn(-1e5, 1e5) | None = None
+    distortion: list[FloatIn(-1e3, 1e3)] = []
     """OpenCV distortion coefficients (k1, k2, p1, p2[, k3...]); empty for none."""
-    height_m: Positive = 6.0
+    height_m: FloatIn(0.1, 1000) = 6.0
     """Camera height above the road: 6 m is a typical roadside pole."""
     pitch_deg: Annotated[float, msgspec.Meta(gt=0, le=90)] = 15.0
     """Downward tilt of the optical axis below the horizon (must be > 0 to see the ground)."""
-    yaw_deg: float = 0.0
+    yaw_deg: FloatIn(-360, 360) = 0.0
     """Compass bearing of the optical axis, degrees clockwise from north."""
-    roll_deg: float = 0.0
+    roll_deg: FloatIn(-360, 360) = 0.0
     """Rotation about the optical axis, clockwise as seen from behind the camera."""
 
     def __post_init__(self) -> None:
@@ -452,20 +464,20 @@ class CalibrationConfig(_Section):
 class SelectConfig(_Section):
     """Best-image selection and the cached upload queue (SPEC S4). Pixels are of the full image."""
 
-    min_width: NonNegative = 32.0
+    min_width: FloatIn(0, 8192) = 32.0
     """W_min: a track's box (after its first observation) qualifies only this wide. 32 px is COCO's
     small/medium boundary: below it detectors and a cloud re-analysis gain little from the crop."""
-    min_height: NonNegative = 32.0
+    min_height: FloatIn(0, 8192) = 32.0
     """H_min, same reason as ``min_width``."""
     score1: Fraction = 0.5
     """score1: least detection score to qualify, the usual detector operating point (below it the
     class is about as likely wrong as right). Conventionally score1 < score2."""
     score2: Fraction = 0.7
     """score2: least score to send immediately: confident enough to spend the uplink at once."""
-    edge1: NonNegative = 4.0
+    edge1: FloatIn(0, 8192) = 4.0
     """edge1: least edge distance (px) of a better image: the box does not touch the border, so the
     object is wholly in view; 4 px absorbs box jitter. Conventionally edge1 < edge2."""
-    edge2: NonNegative = 32.0
+    edge2: FloatIn(0, 8192) = 32.0
     """edge2: an immediate image's box must be more than this (px) inside every border, well clear of
     truncation even with box error."""
     area_ratio: Fraction = 0.01
@@ -476,11 +488,11 @@ class SelectConfig(_Section):
     )
     """Classes whose tracks select best images and appear in upload packages (SPEC S2). Sensitive
     classes (face, plate) are left out: their data goes only to the functional platforms."""
-    cached_period_s: Positive = 2.0
+    cached_period_s: FloatIn(0.1, 3600) = 2.0
     """The cached queue sends its oldest package once per this period (SPEC S4: 1 per 2 s)."""
-    cached_in_flight: PositiveInt = 1
+    cached_in_flight: IntIn(1, 1000) = 1
     """Cached packages sent but not yet confirmed; 1 keeps delivery strictly oldest first."""
-    ack_timeout_s: Positive = 30.0
+    ack_timeout_s: FloatIn(1, 3600) = 30.0
     """A send not confirmed (or failed) within this counts as failed and is retried: an MQTT PUBACK
     takes well under a second on a working link, so 30 s means it was lost."""
 
@@ -519,12 +531,12 @@ class MqttRemoteConfig(_Section):
     keepalive_s: Annotated[int, msgspec.Meta(ge=5, le=3600)] = 30
     """A dead link is noticed within 1.5 keepalives; 30 s keeps idle cellular traffic small (one
     PINGREQ/PINGRESP pair) while "offline" appears on ``status`` within ~45 s of a power cut."""
-    reconnect_min_s: Positive = 1.0
+    reconnect_min_s: FloatIn(0.1, 3600) = 1.0
     """First reconnect delay; doubles on each failure up to ``reconnect_max_s``."""
-    reconnect_max_s: Positive = 60.0
+    reconnect_max_s: FloatIn(0.1, 86_400) = 60.0
     """Longest wait between attempts: a broker outage costs at most a minute of extra downtime
     after it ends, and a thousand units do not hammer a recovering broker."""
-    max_payload_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 262_144
+    max_payload_bytes: IntIn(1024, 16 << 20) = 262_144
     """Larger command payloads are refused unread; a full config is a few kB."""
 
     def __post_init__(self) -> None:
@@ -542,16 +554,36 @@ class SerialRemoteConfig(_Section):
     """The usual name of the first USB-serial adapter on Linux."""
     baud: Annotated[int, msgspec.Meta(ge=300, le=4_000_000)] = 115200
     """The common default of terminal programs (picocom, minicom, PuTTY) and USB-UART adapters."""
-    console_secret: str = ""
-    """Required by ``set`` on the console; "" disables ``set`` there (get/status stay available).
-    Never echoed (shown as ``<redacted>``)."""
-    max_line_bytes: Annotated[int, msgspec.Meta(ge=256)] = 65_536
+    max_line_bytes: IntIn(256, 1 << 20) = 65_536
     """Longest request line; a whole config as JSON is a few kB."""
-    wrong_secret_delay_s: NonNegative = 1.0
-    """Pause after a wrong secret before the console reads on: guessing becomes slow (one try a
-    second) while a typo costs a human only a moment."""
-    reopen_s: Positive = 2.0
+    auth_backoff_s: FloatIn(0, 60) = 1.0
+    """Pause after a request that fails authentication (unsigned, bad signature, unknown key); it
+    doubles with each failure in a row up to ``auth_backoff_max_s`` and resets on success, so
+    guessing is slow while a technician's mistake costs a moment."""
+    auth_backoff_max_s: FloatIn(0, 3600) = 60.0
+    reopen_s: FloatIn(0.1, 3600) = 2.0
     """How often a missing or unplugged port is retried."""
+
+
+class RemoteAuthConfig(_Section):
+    """Who may change this unit remotely (``docs/SECURITY.md``); local-only: no remote set changes it."""
+
+    mode: Literal["signed", "unsigned"] = "signed"
+    """``signed``: a ``set`` on MQTT or the console, and a ``get`` on the console, must be signed
+    (Ed25519) by a key below, for this device, unexpired, with a version ahead of the applied one.
+    ``unsigned``: for local tests only; anyone who reaches the topics or the port may change what the
+    policy lets an admin change (the daemon warns at start)."""
+    operator_keys: list[str] = []
+    """Public key files (``edged keygen operator``) whose signed commands may change what the
+    policy lets an operator change (``edged/remote/policy.py``)."""
+    admin_keys: list[str] = []
+    """Public key files that may also change privileged keys: links on or off, timers, queues."""
+    max_version_step: IntIn(1, 1_000_000) = 1000
+    """A set's version may exceed the applied one by at most this: one command with version 2**53
+    cannot lock every later command out."""
+    max_validity_s: FloatIn(10, 7 * 86_400) = 3600.0
+    """A signed command's ``expires`` may lie at most this far ahead of the device's clock; the
+    device needs a set clock (NTP or an RTC) for signed commands."""
 
 
 class RemoteConfig(_Section):
@@ -559,10 +591,11 @@ class RemoteConfig(_Section):
 
     mqtt: MqttRemoteConfig = msgspec.field(default_factory=MqttRemoteConfig)
     serial: SerialRemoteConfig = msgspec.field(default_factory=SerialRemoteConfig)
-    stats_period_s: Positive = 60.0
+    auth: RemoteAuthConfig = msgspec.field(default_factory=RemoteAuthConfig)
+    stats_period_s: FloatIn(0.1, 86_400) = 60.0
     """Period of the ``stats`` message: about 1.4k messages a day of ~1 kB (~45 MB a month on a
     metered link); a stall shows within a minute, and the systemd watchdog covers faster failures."""
-    apply_timeout_s: Positive = 10.0
+    apply_timeout_s: FloatIn(1, 600) = 10.0
     """How long a new config has to carry a frame through the pipeline before it is rolled back:
     a picamera2 restart takes 1-3 s and the first frames after AE start a few more."""
 
@@ -570,7 +603,7 @@ class RemoteConfig(_Section):
 class SystemdConfig(_Section):
     """Service manager integration (sd_notify READY/WATCHDOG/STOPPING)."""
 
-    heartbeat_stale_s: Positive = 10.0
+    heartbeat_stale_s: FloatIn(1, 3600) = 10.0
     """Watchdog pings stop when no frame has passed the pipeline for this long. Longer than the
     longest legitimate pause (a camera restart while a config is applied, up to
     ``remote.apply_timeout_s``), far shorter than ``WatchdogSec`` in edged.service (60 s)."""
@@ -582,7 +615,7 @@ class OutboxConfig(_Section):
 
     path: str = "outbox.sqlite"
     """SQLite file; a relative path is relative to ``device.data_dir``."""
-    budget_bytes: Annotated[int, msgspec.Meta(ge=65_536)] = 1 << 30
+    budget_bytes: IntIn(65_536, 1 << 40) = 1 << 30
     """Ring budget (stored envelopes + 128 B each). 1 GiB holds about three hours of a busy road's
     uploads (~100 kB/s of 200 kB images) through an outage, and is ~3% of a 32 GB SD card."""
     synchronous: Literal["full", "normal"] = "full"
@@ -592,7 +625,7 @@ class OutboxConfig(_Section):
     check_on_open: bool = True
     """Run ``PRAGMA quick_check`` at start: a damaged file is reported at once instead of failing
     later; costs about a second per GB."""
-    reserve_bytes: Annotated[int, msgspec.Meta(ge=0)] = 8 << 20
+    reserve_bytes: IntIn(0, 1 << 34) = 8 << 20
     """Disk space kept preallocated beside the database (``<path>.reserve``) and released when the
     disk fills, so the outbox can still checkpoint, evict and ack; the WAL is kept under half of it.
     8 MiB: twice SQLite's usual WAL ceiling (1000 pages of 4 KiB) plus a 200 kB image. 0 disables."""
@@ -637,24 +670,24 @@ class UplinkConfig(_Section):
     functional: dict[Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_-]{0,31}$")], UplinkBrokerConfig] = {}
     """Functional platforms by sensitive category (``face``, ``plate``): destination ``func.<name>``,
     each on its own connection. A category without an entry keeps its records in the outbox."""
-    reconnect_min_s: Positive = 1.0
+    reconnect_min_s: FloatIn(0.1, 3600) = 1.0
     """First reconnect delay; doubles on each failure up to ``reconnect_max_s``."""
-    reconnect_max_s: Positive = 60.0
+    reconnect_max_s: FloatIn(0.1, 86_400) = 60.0
     """Longest wait between attempts: a broker outage costs at most a minute of extra delay after
     it ends, and a thousand units do not hammer a recovering broker."""
     reconnect_jitter: Fraction = 0.5
     """Each delay is drawn from [d*(1-jitter), d]: units that lost the same broker spread out."""
-    connect_timeout_s: Positive = 10.0
+    connect_timeout_s: FloatIn(1, 600) = 10.0
     """Wait for CONNACK: a TCP + TLS handshake over a poor cellular link takes a few seconds; a
     broker that refuses silently (e.g. a TLS alert paho does not surface) costs at most this."""
-    rate_window_s: Positive = 30.0
+    rate_window_s: FloatIn(1, 3600) = 30.0
     """The link rate is measured over this much recent busy time: long enough to average a few
     200 kB images on a 1 Mbit/s link, short enough to follow a cellular link's changes."""
     quality_min: Annotated[int, msgspec.Meta(ge=10, le=100)] = 50
     """Lowest JPEG quality the link may push images to; below ~50 plates blur into blocks."""
     quality_max: Annotated[int, msgspec.Meta(ge=10, le=100)] = 90
     """Quality on a fast link; above 90 files grow fast for little visible gain."""
-    quality_full_rate_bps: Positive = 2_000_000.0
+    quality_full_rate_bps: FloatIn(1000, 1e10) = 2_000_000.0
     """Measured rate (bytes/s) at or above which ``quality_max`` is used; below it quality falls
     linearly to ``quality_min`` at zero. 2 MB/s carries ten 200 kB images a second."""
 
@@ -683,44 +716,44 @@ class HealthConfig(_Section):
     (tools/eval_health.py): a JPEG round trip of the correct output keeps every block >= 0.94 at
     quality 50 (>= 0.98 at 85); the faintest visible damage (a 96x96 patch blurred, filled or
     brightened, >= 5 grey levels RMS) scores <= 0.89. 0.90 sits between the two."""
-    region_margin_px: NonNegative = 0.0
+    region_margin_px: FloatIn(0, 1000) = 0.0
     """Grow the sensitive regions by this much before excluding their blocks. 0 when the caller
     passes the regions as blurred (grown by privacy's margin); raise it if it passes detector boxes."""
-    freeze_rms: NonNegative = 0.25
+    freeze_rms: FloatIn(0, 255) = 0.25
     """A frame is still when no block changed by more than this RMS (grey levels, small frame)
     since the previous frame. A frozen camera re-delivers identical frames (0); sensor noise of
     0.4 grey levels (a very clean sensor; the fake camera has 0.85 at unity gain) already gives
     ~0.55 in every block, while a dozen pixels of a block flickering by one level stay below 0.25."""
-    cover_block_std: Positive = 3.0
+    cover_block_std: FloatIn(0.01, 255) = 3.0
     """A block is flat when its pixel standard deviation is below this (a lens cap or hand is
     out of focus: only noise remains, a few grey levels even at high gain after 2x2 averaging)."""
     cover_fraction: Fraction = 0.95
     """A frame is covered when at least this fraction of blocks is flat ..."""
-    cover_mean_spread: NonNegative = 12.0
+    cover_mean_spread: FloatIn(0, 255) = 12.0
     """... and the block means spread (std) by at most this: uniform across the frame. A road
     scene spreads by 30-60 grey levels between sky, asphalt and markings, even at night."""
-    baseline_frames: PositiveInt = 100
+    baseline_frames: IntIn(1, 100_000) = 100
     """Frames the running noise floor (reported telemetry) averages over: 10 s at 10 fps."""
-    on_frames: PositiveInt = 3
+    on_frames: IntIn(1, 10_000) = 3
     """Consecutive positive frames that start a freeze or cover event (0.3 s at 10 fps): no single
     odd frame raises an event, a real freeze is caught quickly."""
-    off_frames: PositiveInt = 3
+    off_frames: IntIn(1, 10_000) = 3
     """Consecutive negative frames that end an event, so one occurrence is one event."""
-    defect_every: Annotated[int, msgspec.Meta(ge=0)] = 10
+    defect_every: IntIn(0, 1_000_000) = 10
     """Sample every n-th frame for defect pixels (full resolution, ~10 ms); 0 disables. Once a
     second at 10 fps: defects are permanent, there is no hurry."""
-    defect_min_abs: Positive = 40.0
+    defect_min_abs: FloatIn(0.01, 255) = 40.0
     """A pixel is an outlier when it is at least this many grey levels from the mean of its 3x3
     block (8 neighbours) ... (a sixth of the range: far beyond noise, a stuck pixel is usually
     clipped to 255 or 0) ..."""
-    defect_isolation: Positive = 20.0
+    defect_isolation: FloatIn(0.01, 255) = 20.0
     """... and brighter (darker) than all 8 neighbours by this much: a single pixel, not a lamp."""
     defect_persistence: Fraction = 0.75
     """A pixel that is an outlier in this fraction of samples is a defect. Content passing over a
     stuck pixel hides it in some samples (bright over hot, dark over dead); scene detail is not a
     single isolated extreme in the same place most of the time, and over a day a one-pixel night
     light is an outlier in well under 75 % of samples."""
-    defect_min_samples: PositiveInt = 30
+    defect_min_samples: IntIn(1, 1_000_000) = 30
     """Samples before any defect is reported (30 s at the defaults)."""
 
     def __post_init__(self) -> None:
@@ -736,7 +769,7 @@ class PrivacyConfig(_Section):
     """How a sensitive region is de-identified: ``blur`` (Gaussian-like smooth field), ``pixelate``
     (flat square cells) or ``fill`` (one flat colour). Blur is the default: it keeps the scene's
     colours and layout (SSIM) and compresses best; all three stop the face detector at the defaults."""
-    margin: NonNegative = 0.4
+    margin: FloatIn(0, 4) = 0.4
     """Each side of a region's box is pushed out by this fraction of the box's width (left/right)
     and height (top/bottom). BlazeFace boxes cover the inner face only (hair, ears and jaw lie
     outside) and on the fake scene sit up to a third of their size off the face; a predicted box
@@ -785,7 +818,7 @@ class PrivacyConfig(_Section):
     """Per-frame weight of the new frame in a track's de-identified field (exponential average, a
     time constant of 2 s at 10 fps): a lighting change shows within a few seconds, frame-to-frame
     detail never; 0.05 coded 8% smaller than 0.1 on the fake scene."""
-    redraw_levels: NonNegative = 4.0
+    redraw_levels: FloatIn(0, 255) = 4.0
     """A track's region is redrawn only when its averaged field has moved this many grey levels
     (mean absolute) from what is shown; in between the content stays pixel-identical. 4 levels is
     below what the eye notices on a blurred patch and cut the regions' H.264 bits by a further 13%

@@ -144,11 +144,6 @@ def _read(path: str | Path, expected: str, what: str) -> bytes:
         raise KeyFileError(f"cannot read {what} {path}: {err.strerror}") from None
     if not stat.S_ISREG(st.st_mode):
         raise KeyFileError(f"{what} {path} is not a regular file")
-    if expected.endswith("-secret") and st.st_mode & 0o077:
-        raise KeyFileError(
-            f"{what} {path} is accessible by group or others (mode {stat.S_IMODE(st.st_mode):04o}); "
-            f"private keys must be mode 0600: chmod 600 {path}"
-        )
     try:
         text = path.read_bytes().decode("ascii")
     except OSError as err:
@@ -163,6 +158,11 @@ def _read(path: str | Path, expected: str, what: str) -> bytes:
         if kind not in _KINDS:
             raise KeyFileError(f"{what} {path} has unknown key kind {kind!r}")
         raise KeyFileError(f"{what} {path} holds an {kind} key, expected an {expected} key")
+    if expected.endswith("-secret") and st.st_mode & 0o077:
+        raise KeyFileError(
+            f"{what} {path} is accessible by group or others (mode {stat.S_IMODE(st.st_mode):04o}); "
+            f"private keys must be mode 0600: chmod 600 {path}"
+        )
     try:
         raw = base64.b64decode(lines[1].strip(), validate=True)
     except binascii.Error:
@@ -180,6 +180,16 @@ def load_signing_key(path: str | Path) -> SigningKey:
 def load_verify_key(path: str | Path) -> VerifyKey:
     """A device's Ed25519 public key (``.pub``), as a functional platform trusts it."""
     return VerifyKey(_read(path, "ed25519-public", "device public key"))
+
+
+def load_operator_verify_key(path: str | Path) -> VerifyKey:
+    """An operator's Ed25519 public key (``.pub``): the device accepts remote commands it signed."""
+    return VerifyKey(_read(path, "ed25519-public", "operator public key"))
+
+
+def load_operator_signing_key(path: str | Path) -> SigningKey:
+    """An operator's Ed25519 private key (``.key`` file, mode 0600): signs remote commands."""
+    return SigningKey(_read(path, "ed25519-secret", "operator signing key"))
 
 
 def load_platform_private_key(path: str | Path) -> PrivateKey:
@@ -248,10 +258,11 @@ def add_keygen_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
             "device: the roadside unit's Ed25519 signing key (PREFIX.key stays on the device, PREFIX.pub goes "
             "to the functional platforms). platform: a functional platform's X25519 pair (PREFIX.pub goes to "
             "the device's privacy.recipients, PREFIX.key stays on the platform). Private keys are written "
-            "with mode 0600."
+            "with mode 0600. operator: an Ed25519 pair that signs remote commands (PREFIX.pub goes to the "
+            "device's remote.auth.operator_keys or admin_keys, PREFIX.key stays with the operator)."
         ),
     )
-    p.add_argument("kind", choices=("device", "platform"), help="which key pair")
+    p.add_argument("kind", choices=("device", "platform", "operator"), help="which key pair")
     p.add_argument("--out", required=True, help="path prefix: writes PREFIX.key and PREFIX.pub")
     p.add_argument("--force", action="store_true", help="replace existing files")
     p.set_defaults(handler=keygen_main)
@@ -261,7 +272,7 @@ def add_keygen_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
 def keygen_main(args: argparse.Namespace) -> int:
     """Handler of ``keygen``: prints the files written and the key id; 1 with a message on error."""
     try:
-        made = (generate_device_key if args.kind == "device" else generate_platform_key)(args.out, args.force)
+        made = (generate_platform_key if args.kind == "platform" else generate_device_key)(args.out, args.force)
     except (KeyFileError, OSError) as err:
         print(f"edged keygen: {err}", file=sys.stderr)
         return 1

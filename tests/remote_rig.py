@@ -47,6 +47,9 @@ def write_config(tmp: Path, extra: str = "", device: str = "rsu-test") -> Path:
     """A TOML config: file camera looping over generated images at 25 fps, data under ``tmp``."""
     images = make_images(tmp / "images")
     privacy = privacy_section(tmp) if "[privacy]" not in extra else ""
+    # The transport tests speak unsigned (an explicit local-test mode); tests/test_remote_security.py
+    # runs the default signed mode.
+    auth = '[remote.auth]\nmode = "unsigned"\n' if "[remote.auth]" not in extra else ""
     text = f"""
 [device]
 id = "{device}"
@@ -72,6 +75,7 @@ enabled = false  # these tests are about remote control; detection on noise only
 [pipeline]
 stats_period_s = 60.0
 {privacy}
+{auth}
 {extra}
 """
     path = tmp / "edged.toml"
@@ -105,3 +109,14 @@ def loads(line: bytes | str) -> dict[str, Any]:
     body = json.loads(line)
     assert isinstance(body, dict)
     return body
+
+
+def broken_model_section(tmp: Path) -> str:
+    """A ``[[detect.models]]`` entry whose file is not a model: switching ``detect.enabled`` on
+    remotely (allowed: it only adds protection) makes the real stage build fail and roll back."""
+    broken = tmp / "broken.tflite"
+    broken.write_bytes(b"this is not a flatbuffer" * 8)
+    return (
+        f'[[detect.models]]\nname = "broken"\nfile = "{broken}"\nlayout = "ssd"\n'
+        'input_size = [64, 64]\nlabels = ["face"]\n'
+    )

@@ -17,7 +17,7 @@ from paho.mqtt.properties import Properties
 from edged.remote.commands import RemoteControl
 from edged.remote.mqtt import MqttService
 from tests.mosquitto import Mosquitto, make_tls_files
-from tests.remote_rig import running_daemon, write_config
+from tests.remote_rig import broken_model_section, running_daemon, write_config
 
 BASE = "edged/rsu-test"
 
@@ -115,7 +115,7 @@ def services(store: list[MqttService]) -> Callable[[Any], list[Any]]:
 
 
 def test_set_get_state_status_events_stats(tmp_path: Path, mosquitto: Mosquitto) -> None:
-    path = mqtt_config(tmp_path, mosquitto.port)
+    path = mqtt_config(tmp_path, mosquitto.port, broken_model_section(tmp_path))
     made: list[MqttService] = []
 
     async def scenario() -> None:
@@ -151,17 +151,21 @@ def test_set_get_state_status_events_stats(tmp_path: Path, mosquitto: Mosquitto)
                 stale = await w.request("config/set", {"version": 1, "config": {"camera": {"fps": 8}}}, b"c-3")
                 assert stale["code"] == "stale_version" and "not larger than the applied version 1" in stale["error"]
 
-                # a camera that cannot start -> rollback and an event saying why
-                gone = str(tmp_path / "unplugged")
-                failed = await w.request("config/set", {"version": 3, "config": {"camera": {"file": {"path": gone}}}}, b"c-4")
-                assert failed["code"] == "apply_failed" and "camera failed to start" in failed["error"]
+                # a model that cannot load -> rollback and an event saying why
+                failed = await w.request("config/set", {"version": 3, "config": {"detect": {"enabled": True}}}, b"c-4")
+                assert failed["code"] == "apply_failed" and "stages failed to build" in failed["error"]
                 rolled = await w.wait(lambda: [json.loads(m.payload) for m in w.on("events") if b"config_rolled_back" in m.payload])
                 assert rolled[-1]["version"] == 3 and rolled[-1]["restored_version"] == 1
-                assert "camera failed to start" in rolled[-1]["reason"]
-                assert daemon.config.camera.fps == 12.0 and w.state()["version"] == 1
+                assert "broken.tflite" in rolled[-1]["reason"]
+                assert daemon.config.camera.fps == 12.0 and not daemon.config.detect.enabled and w.state()["version"] == 1
                 before = daemon.stats.processed
                 await asyncio.sleep(0.3)
-                assert daemon.stats.processed > before, "the old camera is back"
+                assert daemon.stats.processed > before, "the old pipeline runs on"
+
+                # a local-only key -> refused by the policy, nothing applied
+                gone = str(tmp_path / "unplugged")
+                local = await w.request("config/set", {"version": 4, "config": {"camera": {"file": {"path": gone}}}}, b"c-4b")
+                assert local["code"] == "forbidden" and "camera.file.path: cannot be changed remotely" in local["error"]
 
                 # get (no response topic: the default reply topic, correlated by id)
                 await w.client.publish(f"{BASE}/config/get", json.dumps({"id": "g-9", "path": "camera"}), qos=1)
@@ -304,16 +308,14 @@ def test_credentials_required_and_mutual_tls(tmp_path: Path) -> None:
                     raw = w.on("config/state")[-1].payload.decode()
                     assert "broker-pass-xyz" not in raw and '"password":"<redacted>"' in raw
 
-                    # wrong password pushed remotely: the service falls back to the settings that worked
+                    # credentials are local-only: a remote password change is refused, the link stays up
                     bad = await w.request(
                         "config/set", {"version": 2, "config": {"remote": {"mqtt": {"password": "wrong-pass"}}}}, b"t2"
                     )
-                    assert bad["ok"]
-                    fallback = await w.wait(lambda: [m for m in w.on("events") if b"mqtt_fallback" in m.payload], timeout=20)
-                    assert fallback
-                    await asyncio.wait_for(made[0].connected.wait(), 10)
+                    assert bad["code"] == "forbidden" and "remote.mqtt.password: cannot be changed remotely" in bad["error"]
+                    assert "wrong-pass" not in json.dumps(bad)
                     ok = await w.request("config/get", {"id": "after"}, b"t3")
-                    assert ok["ok"] and ok["version"] == 2
+                    assert ok["ok"] and ok["version"] == 1 and made[0].connected.is_set()
 
         asyncio.run(asyncio.wait_for(scenario(), 90))
     finally:

@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 
+from nacl.signing import SigningKey
+
+from edged.remote.auth import sign_claims
 from edged.remote.commands import CommandError, RemoteControl
 from edged.remote.serial_console import LineSplitter, SerialConsoleService, parse_line
 from tests.remote_rig import running_daemon, write_config
@@ -60,8 +63,7 @@ def console_config(tmp_path: Path, pty_path: str) -> Path:
 [remote.serial]
 enabled = true
 port = "{pty_path}"
-console_secret = "XYZ-console-9"
-wrong_secret_delay_s = 0.3
+auth_backoff_s = 0.3
 max_line_bytes = 4096
 reopen_s = 0.2
 [remote.mqtt]
@@ -70,7 +72,8 @@ password = "mqtt-pass-77"
     )
 
 
-def test_console_get_set_status_bad_line_wrong_secret(tmp_path: Path) -> None:
+def test_console_get_set_status_bad_line_bad_signature(tmp_path: Path) -> None:
+    """In the unsigned local-test mode (the rig's); tests/test_remote_security.py runs it signed."""
     term = Terminal()
     path = console_config(tmp_path, term.path)
     made: list[SerialConsoleService] = []
@@ -86,19 +89,19 @@ def test_console_get_set_status_bad_line_wrong_secret(tmp_path: Path) -> None:
             got = await term.ask("get")
             assert got["ok"] and got["cmd"] == "get" and got["version"] == 0
             assert got["config"]["camera"]["fps"] == 25.0
-            assert got["config"]["remote"]["serial"]["console_secret"] == "<redacted>"
+            assert got["config"]["remote"]["mqtt"]["password"] == "<redacted>"
             fps = await term.ask("get camera.fps", ending=b"\r\n")
             assert fps["ok"] and fps["config"] == 25.0
 
             status = await term.ask("status", ending=b"\n")
             assert status["ok"] and status["state"] == "running" and status["frames"]["processed"] > 0
 
-            done = await term.ask("set camera.fps=5 secret=XYZ-console-9")
+            done = await term.ask("set camera.fps=5")
             assert done == {"ok": True, "cmd": "set", "version": 1, "changed": ["camera"]}
             assert daemon.config.camera.fps == 5.0
             assert (await term.ask("get camera.fps"))["config"] == 5.0
 
-            json_form = await term.ask('set {"pipeline": {"stats_period_s": 20}} version=7 id=abc secret=XYZ-console-9')
+            json_form = await term.ask('set {"pipeline": {"stats_period_s": 20}} version=7 id=abc')
             assert json_form["ok"] and json_form["version"] == 7 and json_form["id"] == "abc"
             assert daemon.config.pipeline.stats_period_s == 20.0
             machine = await term.ask('{"cmd": "status", "id": 42}')
@@ -107,9 +110,9 @@ def test_console_get_set_status_bad_line_wrong_secret(tmp_path: Path) -> None:
             # bad lines: each gets one error reply that says what is wrong
             unknown = await term.ask("frobnicate now")
             assert unknown["code"] == "unknown_command" and "frobnicate" in unknown["error"]
-            no_value = await term.ask("set camera.fps secret=XYZ-console-9")
+            no_value = await term.ask("set camera.fps")
             assert no_value["code"] == "bad_request" and "expected key=value" in no_value["error"]
-            invalid = await term.ask("set camera.fps=0 secret=XYZ-console-9")
+            invalid = await term.ask("set camera.fps=0")
             assert invalid["code"] == "invalid_config" and invalid["error"].startswith("config error at camera.fps")
             binary = await term.ask(b"get \xff\xfe")
             assert binary["code"] == "bad_request" and "UTF-8" in binary["error"]
@@ -117,26 +120,33 @@ def test_console_get_set_status_bad_line_wrong_secret(tmp_path: Path) -> None:
             assert long["code"] == "bad_request" and "max_line_bytes" in long["error"]
             assert (await term.ask("help"))["ok"]
 
-            # wrong secret: refused, nothing changes, and the console pauses before the next line
-            wrong = await term.ask("set camera.fps=9 secret=guess")
-            assert wrong["code"] == "bad_secret" and wrong["error"] == "wrong console secret"
+            # a request signed by an untrusted key: refused, nothing changes, and the console pauses
+            # before the next line, twice as long after a second failure in a row
+            claims = {"cmd": "set", "device": "rsu-test", "version": 8, "expires": time.time() + 60, "config": {"camera": {"fps": 9}}}
+            forged = json.dumps(sign_claims(SigningKey.generate(), claims))
+            wrong = await term.ask(forged)
+            assert wrong["code"] == "unknown_key" and "not a trusted operator key" in wrong["error"]
             t0 = time.monotonic()
             after = await term.ask("status")
-            assert after["ok"] and time.monotonic() - t0 >= 0.25
-            missing = await term.ask("set camera.fps=9")
-            assert missing["code"] == "forbidden" and "secret" in missing["error"]
-            assert daemon.config.camera.fps == 5.0 and after["version"] == 7
+            first_pause = time.monotonic() - t0
+            assert after["ok"] and first_pause >= 0.25
+            await term.ask(forged)
+            t0 = time.monotonic()
+            await term.ask("status")
+            assert time.monotonic() - t0 >= 0.55
+            assert daemon.config.camera.fps == 5.0 and after["version"] == 7 and after["refused"] == {"unknown_key": 1}
 
             # a reply never echoes a secret
-            leak = await term.ask("set remote.mqtt.password=7 secret=XYZ-console-9")
+            leak = await term.ask('set remote.mqtt.password="new-pass-88"')
             assert not leak["ok"]
             typed = await term.ask("MQTT-PASS-77")  # a password typed at the wrong prompt
             assert typed["code"] == "unknown_command"
             as_path = await term.ask("get xyz-console-9")
             assert as_path["code"] == "bad_request"
+            assert leak["code"] == "forbidden"
             for reply in (got, leak, wrong, after, typed, as_path):
                 text = json.dumps(reply).lower()  # the console lower-cases command words
-                assert "xyz-console-9" not in text and "mqtt-pass-77" not in text
+                assert "mqtt-pass-77" not in text and "new-pass-88" not in text
 
             # several lines in one write are served in order, one reply each
             await term.send(b"status\rget camera.width\r\rnope\r")
@@ -183,7 +193,7 @@ def test_console_waits_for_a_missing_port_and_opens_it_when_it_appears(tmp_path:
         ("set a=1 a.b=2", "a is given a value and also keys below it"),
         ("set a.b={nope", "value of a.b is not valid JSON"),
         ('set a.b="x"y', "expected a space after the value of a.b"),
-        ("set {} camera.fps=1", "after set {...} only secret, version, id, mode may follow"),
+        ("set {} camera.fps=1", "after set {...} only version, id, mode may follow"),
         ("set x.y=1 version=1.5", "version must be a whole number"),
         ("status now", "status takes no arguments"),
         ("get camera fps", "get takes one key path"),
@@ -196,10 +206,10 @@ def test_line_parse_errors_say_what_is_wrong(line: str, message: str) -> None:
 
 
 def test_line_values() -> None:
-    req = parse_line('set camera.fps=5 output.dir="my out" detect.enabled=false a.b=[1,2] a.c=word secret=00123')
+    req = parse_line('set camera.fps=5 output.dir="my out" detect.enabled=false a.b=[1,2] a.c=word version=123')
     assert req == {
         "cmd": "set",
-        "secret": "00123",
+        "version": 123,
         "config": {"camera": {"fps": 5}, "output": {"dir": "my out"}, "detect": {"enabled": False}, "a": {"b": [1, 2], "c": "word"}},
     }
 

@@ -1,12 +1,15 @@
-"""Fuzz the remote command handler with malformed MQTT payloads and serial console lines.
+"""Fuzz the remote command handler with malformed or unauthorised MQTT payloads and serial lines.
 
-Every input is malformed by construction (random bytes, random JSON, near-miss requests with one
-thing wrong, console lines with bad syntax, a wrong or missing secret, an unknown key or a wrongly
-typed value). Each must get exactly one error reply (``ok: false`` with a ``code`` and an ``error``
-sentence) that never contains a secret, while a real daemon (file camera) keeps processing frames
-on its unchanged config.
+The daemon runs the default signed mode with one trusted operator and one admin key. Every input
+is refused by construction: random bytes, random JSON, near-miss requests with one thing wrong,
+console lines with bad syntax, unsigned sets, and signed commands with exactly one fault (another
+device, expired or too far ahead, a version jump, an untrusted key, a tampered payload or
+signature, an unsigned key beside the claims, a local-only key, a weaker privacy setting, an admin
+key signed by an operator, an out-of-range or wrongly typed value). Each must get exactly one error
+reply (``ok: false`` with a ``code`` and an ``error`` sentence) that never contains a secret, while
+a real daemon (file camera) keeps processing frames on its unchanged config.
 
-    python -m tools.fuzz_remote --examples 10000      # per kind: MQTT payloads and serial lines
+    python -m tools.fuzz_remote --examples 10000      # per kind: MQTT payloads, serial lines, signed commands
 
 The test suite runs the same checks with fewer examples (tests/test_remote_fuzz.py).
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import logging
 import sys
@@ -25,15 +29,20 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from nacl.signing import SigningKey
 
 from edged.config import Config, to_dict
+from edged.keys import generate_device_key, load_operator_signing_key
+from edged.remote.auth import sign_claims
 from edged.remote.commands import MQTT_ACCESS, RemoteControl
 from edged.remote.serial_console import serve_line
 from edged.remote.store import load_startup_config
 
 MQTT_SECRET = "fuzz-mqtt-password-1"
-CONSOLE_SECRET = "fuzz-console-secret-2"
-CODES = {"bad_request", "unknown_command", "invalid_config", "stale_version", "forbidden", "bad_secret"}
+UPLINK_SECRET = "fuzz-uplink-secret-2"
+CODES = {"bad_request", "unknown_command", "invalid_config", "stale_version", "version_step", "forbidden",
+         "unsigned", "bad_signature", "unknown_key", "wrong_device", "expired"}
+DEVICE = "rsu-fuzz"
 COMMANDS = {"get", "set", "status", "stats", "help"}
 
 
@@ -48,6 +57,11 @@ class FuzzRig:
         from edged.app import AppBuilder
         from edged.daemon import Daemon
 
+        keys = folder / "keys"
+        generate_device_key(keys / "operator")
+        generate_device_key(keys / "admin")
+        self.operator = load_operator_signing_key(keys / "operator.key")
+        self.admin = load_operator_signing_key(keys / "admin.key")
         images = folder / "images"
         images.mkdir(parents=True, exist_ok=True)
         rng = np.random.default_rng(3)
@@ -78,8 +92,12 @@ stats_period_s = 3600.0
 [remote.mqtt]
 password = "{MQTT_SECRET}"
 [remote.serial]
-console_secret = "{CONSOLE_SECRET}"
-wrong_secret_delay_s = 0.0
+auth_backoff_s = 0.0
+[remote.auth]
+operator_keys = ["{keys / 'operator.pub'}"]
+admin_keys = ["{keys / 'admin.pub'}"]
+[uplink.ops]
+password = "{UPLINK_SECRET}"
 """
         )
         self.loop = asyncio.new_event_loop()
@@ -112,7 +130,7 @@ wrong_secret_delay_s = 0.0
         assert reply.get("code") in CODES, f"{what!r}: unexpected code in {text[:300]}"
         assert isinstance(reply.get("error"), str) and reply["error"], f"{what!r}: no error text"
         lower = text.lower()  # in any case: the console lower-cases the command words it echoes
-        assert MQTT_SECRET.lower() not in lower and CONSOLE_SECRET.lower() not in lower, f"{what!r}: secret echoed"
+        assert MQTT_SECRET.lower() not in lower and UPLINK_SECRET.lower() not in lower, f"{what!r}: secret echoed"
         self.replies += 1
 
     def still_running(self) -> tuple[int, int]:
@@ -233,24 +251,12 @@ value_token = st.one_of(
 
 
 def _set_line(draw: st.DrawFn) -> str:
+    """An unsigned console set (refused in signed mode), sometimes also malformed."""
     pairs = draw(st.lists(st.tuples(st.from_regex(r"[A-Za-z_][A-Za-z0-9_.]{0,14}", fullmatch=True), value_token), max_size=4))
-    kind = draw(st.sampled_from(["none", "wrong", "right"]))
     body = " ".join(f"{k}={v}" for k, v in pairs)
-    if kind == "right":
-        # the right secret, so something else must be wrong: an unknown key or a wrongly typed value
-        leaf, value = draw(st.sampled_from(LEAVES))
-        if draw(st.booleans()):
-            body += f" {'.'.join(leaf[:-1] + (draw(unknown_key),))}=1"
-        else:
-            bad = draw(_wrong_type(value))
-            body += f" {'.'.join(leaf)}={json.dumps(bad, separators=(',', ':'))}"
-        secret = CONSOLE_SECRET
-    elif kind == "wrong":
-        secret = draw(st.from_regex(r"[A-Za-z0-9]{1,20}", fullmatch=True).filter(lambda s: s != CONSOLE_SECRET))
-    else:
-        secret = None
-    tail = f" secret={secret}" if secret else ""
-    return f"{draw(st.sampled_from(['set', 'SET', 'set ']))} {body}{tail}"
+    if draw(st.booleans()):
+        body += f" camera.fps={draw(st.floats(0.1, 120))} version={draw(st.integers(1, 5))}"
+    return f"{draw(st.sampled_from(['set', 'SET', 'set ']))} {body}"
 
 
 set_line = st.composite(lambda draw: _set_line(draw))()
@@ -290,10 +296,79 @@ def _is_config_path(text: str) -> bool:
     return True
 
 
+# ------------------------------------------------------------------------------ signed commands
+LOCAL_ONLY = [
+    {"remote": {"mqtt": {"port": 18830}}}, {"remote": {"mqtt": {"host": "evil.example"}}},
+    {"remote": {"mqtt": {"password": "<redacted>", "host": "evil.example"}}}, {"uplink": {"ops": {"host": "evil.example"}}},
+    {"remote": {"auth": {"mode": "unsigned"}}}, {"remote": {"auth": {"max_version_step": 10**6}}},
+    {"privacy": {"signing_key": "/tmp/k.key"}}, {"detect": {"models": []}}, {"device": {"id": "other"}},
+    {"camera": {"file": {"path": "/etc"}}}, {"camera": {"sensor_size": [8192, 8192]}}, {"output": {"dir": "/"}},
+]
+WEAKER = [
+    {"privacy": {"margin": 0.0}}, {"privacy": {"cells": 64}}, {"privacy": {"method": "pixelate"}},
+    {"privacy": {"min_score": 0.9}}, {"privacy": {"confident_score": 0.9}}, {"privacy": {"unconfident_max_share": 0.1}},
+    {"privacy": {"min_cell_px": 1}}, {"privacy": {"categories": ["face"]}},
+]
+ADMIN_ONLY = [{"pipeline": {"stats_period_s": 9.0}}, {"remote": {"apply_timeout_s": 30.0}}, {"uplink": {"enabled": True}}]
+OUT_OF_RANGE = [
+    {"camera": {"width": 8192, "height": 8192}}, {"camera": {"width": 4000}}, {"remote": {"apply_timeout_s": 1e-6}},
+    {"camera": {"fps": 1e9}}, {"exposure": {"remeter_period_s": 0.0}}, {"detect": {"tiling": {"tile": [1, 1]}}},
+]
+FAULTS = ("device", "expired", "far", "expires_type", "step", "stale", "local", "weaker", "admin_only",
+          "range", "typed", "stranger", "tamper_payload", "tamper_sig", "extra", "cmd_mismatch", "no_version")
+
+
+def _bad_signed(draw: st.DrawFn, rig: FuzzRig) -> bytes:
+    """A signed command with exactly one fault, as the JSON bytes a client would publish."""
+    fault = draw(st.sampled_from(FAULTS))
+    now = time.time()
+    claims: dict[str, Any] = {"cmd": "set", "device": DEVICE, "version": draw(st.integers(1, 1000)),
+                              "expires": now + draw(st.floats(30, 3000)), "config": {"camera": {"fps": 12.0}}, "mode": "merge"}
+    key = draw(st.sampled_from([rig.operator, rig.admin]))
+    if fault == "device":
+        claims["device"] = draw(st.text(max_size=20).filter(lambda d: d != DEVICE))
+    elif fault == "expired":
+        claims["expires"] = now - draw(st.floats(0.001, 1e9))
+    elif fault == "far":
+        claims["expires"] = now + 3600 + draw(st.floats(10, 1e9))
+    elif fault == "expires_type":
+        claims["expires"] = draw(st.none() | st.text(max_size=5) | st.booleans() | st.lists(st.integers(), max_size=2))
+    elif fault == "step":
+        claims["version"] = draw(st.integers(1001, 2**60))
+    elif fault == "stale":
+        claims["version"] = draw(st.integers(-(2**60), 0))
+    elif fault == "local":
+        claims["config"] = draw(st.sampled_from(LOCAL_ONLY))
+    elif fault == "weaker":
+        claims["config"] = draw(st.sampled_from(WEAKER))
+    elif fault == "admin_only":
+        claims["config"], key = draw(st.sampled_from(ADMIN_ONLY)), rig.operator
+    elif fault == "range":
+        claims["config"] = draw(st.sampled_from(OUT_OF_RANGE))
+    elif fault == "typed":
+        claims["config"] = draw(bad_config)
+    elif fault == "no_version":
+        del claims["version"]
+    request = sign_claims(SigningKey(draw(st.binary(min_size=32, max_size=32))) if fault == "stranger" else key, claims,
+                          draw(st.none() | st.integers(0, 99) | st.text(max_size=8)))
+    signed = request["signed"]
+    if fault in ("tamper_payload", "tamper_sig"):
+        field = "payload" if fault == "tamper_payload" else "sig"
+        raw = bytearray(base64.b64decode(signed[field]))
+        i = draw(st.integers(0, 2**16)) % len(raw)  # the payload's length depends on the clock
+        raw[i] ^= 1 << draw(st.integers(0, 7))
+        signed[field] = base64.b64encode(bytes(raw)).decode()
+    elif fault == "extra":
+        request[draw(st.sampled_from(["config", "version", "mode", "path"]))] = draw(json_value)
+    elif fault == "cmd_mismatch":
+        request["cmd"] = draw(st.sampled_from(["get", "status", "stats"]))
+    return json.dumps(request).encode()
+
+
 # ----------------------------------------------------------------------------------------- runs
 def fuzz(rig: FuzzRig, examples: int, seed: int | None = None) -> dict[str, int]:
     """Run ``examples`` MQTT payloads and ``examples`` serial lines; return the counts."""
-    counts = {"mqtt": 0, "serial": 0}
+    counts = {"mqtt": 0, "serial": 0, "signed": 0}
     common = settings(
         max_examples=examples,
         deadline=None,
@@ -323,12 +398,19 @@ def fuzz(rig: FuzzRig, examples: int, seed: int | None = None) -> dict[str, int]
         rig.check_error(rig.serial(line), line)
         counts["serial"] += 1
 
+    @common
+    @given(st.composite(lambda draw: _bad_signed(draw, rig))(), st.booleans())
+    def signed_case(payload: bytes, over_mqtt: bool) -> None:
+        rig.check_error(rig.mqtt(payload, "set") if over_mqtt else rig.serial(payload), payload)
+        counts["signed"] += 1
+
     quiet = logging.getLogger("edged.remote")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # every rejection logs a warning; 20,000 of them say nothing new
     try:
         mqtt_case()
         serial_case()
+        signed_case()
     finally:
         quiet.setLevel(level)
     return counts
@@ -336,7 +418,7 @@ def fuzz(rig: FuzzRig, examples: int, seed: int | None = None) -> dict[str, int]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--examples", type=int, default=10_000, help="examples per kind (MQTT, serial)")
+    parser.add_argument("--examples", type=int, default=10_000, help="examples per kind (MQTT, serial, signed)")
     parser.add_argument("--seed", type=int, default=None, help="any value: derandomised, repeatable run")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -348,9 +430,10 @@ def main(argv: list[str] | None = None) -> int:
             before, after = rig.still_running()
         finally:
             rig.close()
-    total = counts["mqtt"] + counts["serial"]
+    total = counts["mqtt"] + counts["serial"] + counts["signed"]
     print(f"malformed MQTT payloads: {counts['mqtt']} (each got an error reply)")
     print(f"malformed serial lines:  {counts['serial']} (each got an error reply)")
+    print(f"faulty signed commands:  {counts['signed']} over MQTT and serial (each refused); refusals {dict(rig.control.refused)}")
     print(f"total: {total} error replies in {wall:.1f} s ({total / wall:.0f}/s); no crash; secrets never echoed")
     print(f"pipeline kept running: frames processed {before} -> {after} in the last 0.3 s; config unchanged")
     return 0 if after > before else 1

@@ -6,27 +6,33 @@ A request is a JSON object::
     {"cmd": "get", "id": 3, "path": "camera"}            # path is optional
     {"cmd": "status"}   {"cmd": "stats"}
 
+In the default ``remote.auth.mode = "signed"`` a ``set`` (and a ``get`` on the serial console)
+must come signed by a trusted operator key (:mod:`edged.remote.auth`); what it may change is
+declared per key in :mod:`edged.remote.policy`.
+
 The reply always carries ``ok``, ``cmd`` (when known) and the request's ``id`` (when it had a
 usable one); a failed request has ``error`` (one sentence naming what is wrong) and ``code``
-(``bad_request``, ``unknown_command``, ``invalid_config``, ``stale_version``, ``forbidden``, ``bad_secret``,
-``stopping``, ``apply_failed``, ``persist_failed``, ``internal``).
+(``bad_request``, ``unknown_command``, ``invalid_config``, ``stale_version``, ``version_step``,
+``forbidden``, ``unsigned``, ``bad_signature``, ``unknown_key``, ``wrong_device``, ``expired``,
+``stopping``, ``apply_failed``, ``persist_failed``, ``internal``). Refusals are counted by code
+(``refused`` in ``status`` and ``stats``).
 
 ``set`` deep-merges ``config`` onto the running config (``mode: "replace"`` takes it as the whole
 config over the defaults instead), validates the result fully, writes it to a temporary file,
 applies it to the daemon (which rolls itself back on failure) and only then commits the file, so
 the record on disk is always the last config that ran. ``version`` must be larger than the applied
-one. Secrets are never echoed; sending ``"<redacted>"`` back for a secret keeps its value.
+one, by at most ``remote.auth.max_version_step``. Secrets are never echoed; sending
+``"<redacted>"`` back for a secret keeps its value.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import re
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Protocol
@@ -34,14 +40,18 @@ from typing import Annotated, Any, Literal, Protocol
 import msgspec
 
 from edged.config import Config, ConfigError, from_dict, to_dict
+from edged.keys import KeyFileError
+from edged.remote.auth import AUTH_FAILURES, AuthError, TrustedKey, Verified, load_trusted_keys, verify_request
+from edged.remote.policy import PolicyError, Role, check_change
 from edged.remote.redact import keep_redacted, redact, scrub, secret_values
 from edged.remote.store import AppliedRecord, ConfigStore, StartupConfig, StoreError
 
 log = logging.getLogger("edged.remote")
 
-LOCAL_ONLY_KEYS = ("device.id", "device.data_dir")
-"""Keys a remote ``set`` may not change: the device id names the MQTT topics the command arrived
-on, and the data folder holds the applied-config record itself."""
+REFUSALS = (*AUTH_FAILURES, "stale_version", "version_step", "forbidden")
+"""Reply codes counted as refusals (``refused`` in ``status`` and ``stats``)."""
+LOG_EVERY = 100
+"""A refusal code is logged the first time and then once every this many (a flood stays readable)."""
 
 MAX_VERSION = 2**53
 """Versions stay exact in JSON numbers of every client (JavaScript doubles included)."""
@@ -62,7 +72,6 @@ class Request(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     config: dict[str, Any] | None = None
     mode: Literal["merge", "replace"] = "merge"
     path: Annotated[str, msgspec.Meta(max_length=256)] | None = None
-    secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,13 +79,15 @@ class Access:
     """What a transport demands of a ``set``."""
 
     require_version: bool = True
-    """MQTT: the fleet manager owns version numbers. Console: a missing version means "next"."""
-    console_secret: bool = False
-    """Serial: ``set`` must carry ``remote.serial.console_secret``."""
+    """MQTT: the fleet manager owns version numbers. Console, unsigned mode: a missing version means
+    "next" (a signed set always names its version)."""
+    reads_need_auth: bool = False
+    """Serial: anyone with a cable can type, so ``get`` must be signed and ``status`` is reduced to
+    health. On MQTT the broker's ACL decides who may read (``docs/SECURITY.md``)."""
 
 
-MQTT_ACCESS = Access(require_version=True, console_secret=False)
-SERIAL_ACCESS = Access(require_version=False, console_secret=True)
+MQTT_ACCESS = Access(require_version=True, reads_need_auth=False)
+SERIAL_ACCESS = Access(require_version=False, reads_need_auth=True)
 
 
 class ApplyTarget(Protocol):
@@ -103,6 +114,14 @@ def _request_error(err: msgspec.ValidationError) -> str:
     if path.startswith("config"):
         return f"request error at {path}: {what}"
     return f"request error at {path or '(root)'}: {what}"
+
+
+def _claims_request(claims: dict[str, Any], rid: str | int | None) -> dict[str, Any]:
+    """The request the signed claims describe (``device`` and ``expires`` were checked already)."""
+    request = {k: v for k, v in claims.items() if k not in ("device", "expires")}
+    if rid is not None:
+        request["id"] = rid
+    return request
 
 
 def deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -151,8 +170,12 @@ class RemoteControl:
         base_sha256: str = "",
         applied_at: float | None = None,
         source: str = "file",
+        trusted: dict[str, TrustedKey] | None = None,
     ) -> None:
         self.store = store
+        self.trusted = trusted
+        """Key id -> trusted operator/admin key; ``None``: loaded from the config on :meth:`attach`."""
+        self.refused: Counter[str] = Counter()
         self.version = version
         self.base_sha256 = base_sha256
         self.applied_at = applied_at
@@ -166,12 +189,28 @@ class RemoteControl:
 
     @classmethod
     def from_startup(cls, startup: StartupConfig) -> RemoteControl:
-        return cls(startup.store, startup.version, startup.base_sha256, startup.applied_at, startup.source)
+        """The handler for the startup config; :class:`KeyFileError` when a trusted key does not load."""
+        auth = startup.config.remote.auth
+        trusted = load_trusted_keys(auth.operator_keys, auth.admin_keys)
+        return cls(startup.store, startup.version, startup.base_sha256, startup.applied_at, startup.source, trusted)
 
     # -------------------------------------------------------------------------------- plumbing
     def attach(self, target: ApplyTarget) -> None:
         """Serve requests against ``target`` (idempotent; every service calls it in ``run``)."""
+        first = self.target is None
         self.target = target
+        auth = target.config.remote.auth
+        if self.trusted is None:
+            try:
+                self.trusted = load_trusted_keys(auth.operator_keys, auth.admin_keys)
+            except KeyFileError as err:
+                log.error("remote.auth: %s; no remote command will be accepted", err)
+                self.trusted = {}
+        if first and auth.mode == "unsigned":
+            log.warning("remote.auth.mode is unsigned: anyone who reaches the MQTT topics or the serial port may "
+                        "change this device's config (for local tests only)")
+        elif first and not self.trusted:
+            log.info("remote.auth: no trusted operator keys; remote config changes are refused")
 
     def add_listener(self, listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
         """Call ``listener(event)`` for every event (config applied/rejected/rolled back); returns
@@ -261,6 +300,11 @@ class RemoteControl:
                 raise CommandError("bad_request", "request error at cmd: missing (one of get, set, status, stats)")
             if cmd not in ("get", "set", "status", "stats"):
                 raise CommandError("unknown_command", f"unknown command {str(cmd)[:32]!r}; use get, set, status or stats")
+            verified = self._authenticate(request) if "signed" in request else None
+            if verified is not None:
+                secrets |= secret_values(verified.claims)
+                request = _claims_request(verified.claims, rid)
+            role = self._role(cmd, verified, access)
             try:
                 req = msgspec.convert(request, Request, strict=True)
             except msgspec.ValidationError as err:
@@ -268,21 +312,51 @@ class RemoteControl:
             if req.cmd == "get":
                 body = self._get(req)
             elif req.cmd == "status":
-                body = self.status()
+                body = self.status(full=role is not None or not access.reads_need_auth)
             elif req.cmd == "stats":
                 body = self.stats()
             else:
-                body = await self._set(req, source, access)
+                assert role is not None
+                body = await self._set(req, source, access, role, signed=verified is not None)
             reply.update(body)
             reply["ok"] = True
-        except CommandError as err:
+        except (CommandError, AuthError) as err:
             reply["code"] = err.code
             reply["error"] = scrub(str(err), secrets)
+            if err.code in REFUSALS:
+                self._count_refusal(err.code, source, reply["error"])
         except Exception as err:  # a bug must not take the console or the broker connection down
             log.exception("remote %s from %s failed", cmd, source)
             reply["code"] = "internal"
             reply["error"] = scrub(f"internal error: {type(err).__name__}: {err}", secrets)
         return reply
+
+    # --------------------------------------------------------------------------- authentication
+    def _authenticate(self, request: dict[str, Any]) -> Verified:
+        config = self._config()
+        return verify_request(request, self.trusted or {}, config.device.id, config.remote.auth.max_validity_s)
+
+    def _role(self, cmd: str, verified: Verified | None, access: Access) -> Role | None:
+        """Who is asking: the signer's role, ``admin`` in unsigned mode, ``None`` for an unsigned read.
+
+        Raises :class:`AuthError` for a command that needs a signature and has none."""
+        if verified is not None:
+            return "admin" if verified.role == "admin" else "operator"
+        if self._config().remote.auth.mode == "unsigned":
+            return "admin"
+        if cmd == "set":
+            raise AuthError("unsigned", "set must be signed by a trusted operator key (make one with: edged sign-config)")
+        if cmd == "get" and access.reads_need_auth:
+            raise AuthError("unsigned", "get on the console must be signed (edged sign-config --get); status works unsigned")
+        return None
+
+    def _count_refusal(self, code: str, source: str, why: str) -> None:
+        self.refused[code] += 1
+        n = self.refused[code]
+        if n == 1 or n % LOG_EVERY == 0:
+            log.warning("remote request from %s refused (%s, %d so far): %s", source, code, n, why)
+        if code in AUTH_FAILURES:
+            self.emit({"event": "command_refused", "code": code, "source": source, "count": n})
 
     # -------------------------------------------------------------------------------- commands
     def _get(self, req: Request) -> dict[str, Any]:
@@ -292,7 +366,9 @@ class RemoteControl:
             body["config"] = _lookup(body["config"], req.path)
         return body
 
-    def status(self) -> dict[str, Any]:
+    def status(self, full: bool = True) -> dict[str, Any]:
+        """Health and version; ``full=False`` (an unsigned console) leaves out where the config
+        came from and the last error, which may name hosts or files."""
         target = self.target
         config = self._config()
         stop = getattr(target, "stop", None)
@@ -312,6 +388,10 @@ class RemoteControl:
         }
         if stats is not None:
             body["frames"] = {"captured": stats.captured, "processed": stats.processed, "dropped": stats.dropped}
+        body["refused"] = dict(self.refused)
+        if not full:
+            for key in ("source", "camera", "last_error"):
+                body.pop(key)
         return body
 
     def stats(self) -> dict[str, Any]:
@@ -319,7 +399,7 @@ class RemoteControl:
         target = self.target
         self._config()
         stats = getattr(target, "stats", None)
-        body: dict[str, Any] = {"uptime_s": round(time.monotonic() - self.started, 1)}
+        body: dict[str, Any] = {"uptime_s": round(time.monotonic() - self.started, 1), "refused": dict(self.refused)}
         if stats is not None:
             body.update(
                 fps=self._fps.update(stats.processed),
@@ -333,27 +413,18 @@ class RemoteControl:
             body["queues"] = {name: {"depth": n, "capacity": cap} for name, (n, cap) in depths().items()}
         return body
 
-    async def _set(self, req: Request, source: str, access: Access) -> dict[str, Any]:
-        current = self._config()
-        if access.console_secret:
-            expected = current.remote.serial.console_secret
-            if not expected:
-                raise CommandError("forbidden", "set is disabled on this console: remote.serial.console_secret is not configured")
-            if req.secret is None:
-                raise CommandError("forbidden", "set needs the console secret (secret=...)")
-            if not hmac.compare_digest(req.secret.encode(), expected.encode()):
-                raise CommandError("bad_secret", "wrong console secret")
+    async def _set(self, req: Request, source: str, access: Access, role: Role, signed: bool) -> dict[str, Any]:
         if req.config is None:
             raise CommandError("bad_request", "set needs a config object (the keys to change)")
-        if access.require_version and req.version is None:
+        if (access.require_version or signed) and req.version is None:
             raise CommandError("bad_request", "request error at version: missing (an integer larger than the applied version)")
         # Shielded: a transport that goes away mid-apply must not cancel the daemon's apply or
         # leave the record half-done; the set finishes, and its event still goes out.
-        task = asyncio.ensure_future(self._apply(req, source))
+        task = asyncio.ensure_future(self._apply(req, source, role))
         task.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved even if no one waits
         return await asyncio.shield(task)
 
-    async def _apply(self, req: Request, source: str) -> dict[str, Any]:
+    async def _apply(self, req: Request, source: str, role: Role) -> dict[str, Any]:
         target = self.target
         assert target is not None
         async with self._lock:
@@ -365,7 +436,12 @@ class RemoteControl:
             if version <= self.version:
                 self._reject(version, source, f"version {version} is not larger than the applied version {self.version}")
                 raise CommandError("stale_version", f"version {version} is not larger than the applied version {self.version}")
-            new = self._validated(current, req, version, source)
+            step = current.remote.auth.max_version_step
+            if version - self.version > step:
+                why = f"version {version} is more than remote.auth.max_version_step ({step}) ahead of the applied version {self.version}"
+                self._reject(version, source, why)
+                raise CommandError("version_step", why)
+            new = self._validated(current, req, version, source, role)
             try:
                 temp = self.store.prepare(AppliedRecord(version, to_dict(new), time.time(), source, self.base_sha256))
             except StoreError as err:
@@ -400,7 +476,7 @@ class RemoteControl:
             self.emit({"event": "config_applied", "version": version, "source": source, "changed": names})
             return {"version": version, "changed": names}
 
-    def _validated(self, current: Config, req: Request, version: int, source: str) -> Config:
+    def _validated(self, current: Config, req: Request, version: int, source: str, role: Role) -> Config:
         assert req.config is not None
         now = to_dict(current)
         patch = keep_redacted(req.config, now)
@@ -413,12 +489,11 @@ class RemoteControl:
         except (ValueError, TypeError, RecursionError) as err:  # a section's own check
             self._reject(version, source, str(err))
             raise CommandError("invalid_config", f"config error: {err}") from None
-        for key in LOCAL_ONLY_KEYS:
-            section, name = key.split(".")
-            if getattr(getattr(new, section), name) != getattr(getattr(current, section), name):
-                why = f"config error at {key}: cannot be changed remotely (edit the local config file)"
-                self._reject(version, source, why)
-                raise CommandError("invalid_config", why)
+        try:
+            check_change(current, new, role)
+        except PolicyError as err:
+            self._reject(version, source, str(err))
+            raise CommandError("forbidden", str(err)) from None
         return new
 
     def _reject(self, version: int, source: str, why: str) -> None:

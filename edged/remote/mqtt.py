@@ -12,14 +12,17 @@ Topics (``<base>`` = ``edged/<device.id>``):
 - ``<base>/events``       out: config applied / rejected / rolled back, with the reason
 - ``<base>/stats``        out, every ``remote.stats_period_s``: fps, stage latency, queues, drops
 
-Connection settings come from ``remote.mqtt`` of the running config; when a remote change alters
-them the service reconnects with the new ones, and if those fail three times in a row it goes back
-to the last settings that connected (and says so in an event) so a typo cannot strand the unit.
+Connection settings come from ``remote.mqtt`` of the running config. Host, port, TLS files and
+credentials are local-only (``edged/remote/policy.py``): a remote command cannot point the device's
+password at another broker. When an admin command switches the link or its timers, the service
+reconnects with the new settings.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import json
 import logging
@@ -35,8 +38,6 @@ from edged.remote.commands import MQTT_ACCESS, RemoteControl
 
 log = logging.getLogger("edged.remote.mqtt")
 
-FALLBACK_AFTER = 3
-"""Failed connects with changed settings before going back to the last ones that worked."""
 EVENT_BACKLOG = 256
 """Events kept while the broker is unreachable (oldest dropped first)."""
 IN_FLIGHT = 4
@@ -76,8 +77,6 @@ class MqttService:
         self.connected = asyncio.Event()
         """Set while connected and subscribed (tests wait on it)."""
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue(EVENT_BACKLOG)
-        self._good: tuple[str, MqttRemoteConfig] | None = None
-        """The last settings that connected."""
         self._up = False
 
     # ----------------------------------------------------------------------------------- service
@@ -104,10 +103,6 @@ class MqttService:
                 await self._wait_change(daemon, wanted)
                 continue
             settings = wanted
-            if failures >= FALLBACK_AFTER and self._good is not None and self._good != wanted:
-                settings = self._good
-                log.warning("MQTT settings from the config failed %d times; using the last ones that connected", failures)
-                self._on_event({"event": "mqtt_fallback", "reason": f"new remote.mqtt settings failed to connect {failures} times"})
             self._up = False
             try:
                 await self._session(daemon, settings, wanted)
@@ -149,7 +144,7 @@ class MqttService:
             await client.publish(t["config/state"], _json(self.control.state()), qos=1, retain=True)
             await client.subscribe(t["config/set"], qos=1)
             await client.subscribe(t["config/get"], qos=1)
-            self._good, self._up = settings, True
+            self._up = True
             self.connected.set()
             log.info("MQTT connected to %s:%d as %s", cfg.host, cfg.port, device_id)
             tasks = [
@@ -231,11 +226,17 @@ class MqttService:
         return target.config.remote.mqtt.max_payload_bytes if target is not None else 262_144
 
     def _already_applied(self, payload: bytes) -> bool:
+        """A retained set at or below the applied version (its claims are read unverified: at worst a
+        forged retained message is ignored instead of refused)."""
         try:
-            version = json.loads(payload).get("version")
-        except (ValueError, AttributeError, RecursionError):
+            request = json.loads(payload)
+            signed = request.get("signed")
+            if isinstance(signed, dict):
+                request = json.loads(base64.b64decode(signed.get("payload", ""), validate=True))
+            version = request.get("version")
+        except (ValueError, AttributeError, TypeError, RecursionError, binascii.Error):
             return False
-        return isinstance(version, int) and version <= self.control.version
+        return isinstance(version, int) and not isinstance(version, bool) and version <= self.control.version
 
     async def _reply(self, client: aiomqtt.Client, t: dict[str, str], message: aiomqtt.Message, reply: dict[str, Any]) -> None:
         props = Properties(PacketTypes.PUBLISH)

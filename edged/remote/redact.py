@@ -1,7 +1,7 @@
 """Secrets never leave the device in replies, state, events or logs.
 
 A config key is secret when its name contains one of :data:`SECRET_WORDS` (``password``,
-``console_secret``, any ``*_token`` ...). Key *paths* such as ``key_file`` are not secret: they name
+``secret``, any ``*_token`` ...). Key *paths* such as ``key_file`` are not secret: they name
 a file, and the file itself stays on the device.
 """
 

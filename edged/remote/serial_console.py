@@ -4,17 +4,24 @@ Requests a technician can type (blank lines are ignored; ``\\n``, ``\\r\\n`` and
 line, so any terminal program works)::
 
     help
-    get                      get camera          get camera.fps
     status                   stats
-    set camera.fps=5 secret=XYZ
-    set camera.fps=5 output.dir="my out" version=12 secret=XYZ
-    set {"camera": {"fps": 5}} secret=XYZ
-    {"cmd": "get", "id": 7}  (a JSON request, as on MQTT, for scripts)
+    {"cmd": "set", "signed": {...}}   (a signed request from ``edged sign-config``, pasted as one line)
+    {"cmd": "get", "signed": {...}}   (``edged sign-config --get``)
+
+Anyone with a cable can type, so with ``remote.auth.mode = "signed"`` (the default) ``set`` and
+``get`` must be signed JSON lines; ``status`` (health and version only) and ``stats`` are open.
+After each request that fails authentication the console pauses ``remote.serial.auth_backoff_s``,
+doubling per failure in a row up to ``auth_backoff_max_s``; a signed request that succeeds resets it.
+
+With ``mode = "unsigned"`` (local tests) a technician may also type::
+
+    get                      get camera          get camera.fps
+    set camera.fps=5 output.dir="my out" version=12
+    set {"camera": {"fps": 5}}
 
 ``key=value``: the value is read as JSON when it is a JSON number, ``true``/``false``/``null``, a
-"quoted string", a [list] or an {object}; otherwise it is the bare word. ``secret``, ``version``,
-``id`` and ``mode`` are options of the request, not config keys. ``set`` needs the console secret
-(``remote.serial.console_secret``); without ``version`` the next version is used.
+"quoted string", a [list] or an {object}; otherwise it is the bare word. ``version``, ``id`` and
+``mode`` are options of the request, not config keys; without ``version`` the next version is used.
 
 Replies are one JSON object per line ending in ``\\r\\n`` (the port is raw, so ``\\r`` keeps a
 human's terminal tidy; scripts strip it).
@@ -31,15 +38,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from edged.config import SerialRemoteConfig
+from edged.remote.auth import AUTH_FAILURES
 from edged.remote.commands import SERIAL_ACCESS, CommandError, RemoteControl
 
 log = logging.getLogger("edged.remote.serial")
 
 HELP = (
-    "commands: get [key.path] | status | stats | set key.path=value ... [version=N] secret=S | "
-    'set {"section": {...}} [version=N] secret=S | help; one request per line, one JSON reply per line'
+    "commands: status | stats | help | a signed JSON request from 'edged sign-config' (set, get); "
+    "unsigned mode also: get [key.path] | set key.path=value ... [version=N]; one request per line, one JSON reply per line"
 )
-OPTIONS = ("secret", "version", "id", "mode")
+OPTIONS = ("version", "id", "mode")
 _KEY = re.compile(r"([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)=")
 _SCALAR = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null")
 _DECODER = json.JSONDecoder()
@@ -74,8 +82,6 @@ def _option(request: dict[str, Any], key: str, value: Any, raw: str) -> None:
         if not isinstance(value, int) or isinstance(value, bool):
             raise CommandError("bad_request", f"version must be a whole number, got {raw[:32]!r}")
         request["version"] = value
-    elif key == "secret":
-        request["secret"] = value if isinstance(value, str) and raw.startswith('"') else raw
     else:  # id, mode: text
         request[key] = value if isinstance(value, str) else raw
 
@@ -128,7 +134,7 @@ def parse_set(rest: str) -> dict[str, Any]:
         else:
             _put(config, key, value)
     if not config:
-        raise CommandError("bad_request", "set needs at least one key=value (e.g. set camera.fps=5 secret=...)")
+        raise CommandError("bad_request", "set needs at least one key=value (e.g. set camera.fps=5)")
     request["config"] = config
     return request
 
@@ -215,6 +221,7 @@ class SerialConsoleService:
         self.opened = asyncio.Event()
         """Set while the port is open (tests wait on it)."""
         self.lines_served = 0
+        self.auth_failures_in_row = 0
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="serial-write")
 
     def _wanted(self, daemon: Any) -> SerialRemoteConfig:
@@ -250,6 +257,15 @@ class SerialConsoleService:
                         ser.close()
         finally:
             self._writer.shutdown(wait=False)
+
+    def _backoff(self, reply: dict[str, Any], settings: SerialRemoteConfig) -> float:
+        """Seconds to pause after ``reply``: doubling per authentication failure in a row."""
+        if reply.get("code") in AUTH_FAILURES:
+            self.auth_failures_in_row += 1
+            return float(min(settings.auth_backoff_s * 2 ** (self.auth_failures_in_row - 1), settings.auth_backoff_max_s))
+        if reply.get("ok") and reply.get("cmd") in ("set", "get"):
+            self.auth_failures_in_row = 0
+        return 0.0
 
     @staticmethod
     def _open(port: str, baud: int) -> Any:
@@ -308,8 +324,7 @@ class SerialConsoleService:
                     await loop.run_in_executor(self._writer, ser.write, _encode(reply))
                 except Exception as err:
                     log.warning("serial console: reply not written: %s", err)
-                if reply.get("code") == "bad_secret":
-                    await asyncio.sleep(self._wanted(daemon).wrong_secret_delay_s)
+                await asyncio.sleep(self._backoff(reply, self._wanted(daemon)))
         finally:
             with contextlib.suppress(Exception):
                 loop.remove_reader(fd)

@@ -1,0 +1,211 @@
+"""What a remote ``set`` may change: one declared rule for every key of the config.
+
+Three kinds of key:
+
+- **local**: only the config file on the device changes them: the device's identity and folders,
+  every host, port, credential, certificate and key path (a secret is only ever sent to the host it
+  was configured with, and a remote command cannot point it elsewhere), the trust settings
+  themselves, model files and camera sources.
+- **admin**: privileged: an admin key (``remote.auth.admin_keys``) may change them; links on or
+  off, timers, queues, buffers, tiling, the outbox budget.
+- **operator**: any trusted key may change them within the config's ranges: frame rate and size
+  (no larger than ``camera.sensor_size``), exposure, tracking, selection, calibration, health.
+
+Privacy keys are *stronger-only* for everyone: a remote change may cover more (a larger margin,
+coarser cells, a lower score threshold, a flat fill, fewer sealed categories), never less. Making
+de-identification weaker is a decision for whoever holds the device's config file.
+
+A key with no rule cannot be changed remotely (:func:`rule_for` refuses it), so a new config key is
+local until someone declares otherwise.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import msgspec
+import msgspec.inspect as mi
+
+from edged.config import Config
+
+Role = Literal["operator", "admin"]
+Who = Literal["operator", "admin", "local"]
+
+
+class PolicyError(ValueError):
+    """A remote change the policy does not allow; the message names the key and why."""
+
+
+# ----------------------------------------------------------------------- stronger-only directions
+def at_least(old: Any, new: Any) -> bool:
+    """Stronger when the value grows (e.g. the margin around a face)."""
+    return bool(new >= old)
+
+
+def at_most(old: Any, new: Any) -> bool:
+    """Stronger when the value shrinks (e.g. cells of detail left, a score threshold)."""
+    return bool(new <= old)
+
+
+def fewer_items(old: Any, new: Any) -> bool:
+    """Stronger when items are only taken away (sealed categories, recipients): fewer originals leave."""
+    if isinstance(old, dict):
+        return all(k in old and old[k] == v for k, v in new.items())
+    return set(new) <= set(old)
+
+
+def switched_on_only(old: bool, new: bool) -> bool:
+    """Stronger when a protection is switched on, never off."""
+    return new or not old
+
+
+METHOD_STRENGTH = {"blur": 0, "pixelate": 0, "fill": 1}
+"""``fill`` leaves nothing of a region; blur and pixelate keep a comparable smudge of ``cells``."""
+
+
+def stronger_method(old: str, new: str) -> bool:
+    """Only towards ``fill``; blur and pixelate are not ordered, so neither replaces the other."""
+    return new == old or METHOD_STRENGTH[new] > METHOD_STRENGTH[old]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Who may change a key remotely, and for privacy keys in which direction."""
+
+    who: Who
+    stronger: Callable[[Any, Any], bool] | None = None
+    """For privacy keys: ``stronger(old, new)`` is true when ``new`` hides at least as much."""
+
+
+LOCAL = Rule("local")
+ADMIN = Rule("admin")
+OPERATOR = Rule("operator")
+
+
+def _privacy(direction: Callable[[Any, Any], bool]) -> Rule:
+    return Rule("operator", direction)
+
+
+POLICY: tuple[tuple[str, Rule], ...] = (
+    # identity, folders and trust: the file only
+    ("device.*", LOCAL),
+    ("remote.auth.*", LOCAL),
+    ("output.dir", LOCAL),
+    ("outbox.path", LOCAL),
+    # where the pixels come from
+    ("camera.backend", LOCAL),
+    ("camera.sensor_size", LOCAL),
+    ("camera.file.path", LOCAL),
+    ("camera.v4l2.device", LOCAL),
+    ("camera.picamera2.*", LOCAL),
+    ("camera.*", OPERATOR),
+    ("exposure.*", OPERATOR),
+    ("pipeline.*", ADMIN),
+    ("output.*", OPERATOR),
+    # detection: the models are files; switching detection off would stop all de-identification
+    ("detect.enabled", _privacy(switched_on_only)),
+    ("detect.models", LOCAL),
+    ("detect.threads", ADMIN),
+    ("detect.tiling.*", ADMIN),
+    ("track.*", OPERATOR),
+    ("calibration.*", OPERATOR),
+    ("select.*", OPERATOR),
+    # links: hosts, ports, TLS, credentials and key paths are local; the rest privileged
+    ("remote.mqtt.host", LOCAL),
+    ("remote.mqtt.port", LOCAL),
+    ("remote.mqtt.tls", LOCAL),
+    ("remote.mqtt.*_file", LOCAL),
+    ("remote.mqtt.username", LOCAL),
+    ("remote.mqtt.password", LOCAL),
+    ("remote.mqtt.client_id", LOCAL),
+    ("remote.mqtt.*", ADMIN),
+    ("remote.serial.port", LOCAL),
+    ("remote.serial.*", ADMIN),
+    ("remote.*", ADMIN),
+    ("uplink.ops.keepalive_s", ADMIN),
+    ("uplink.ops.max_in_flight", ADMIN),
+    ("uplink.ops.*", LOCAL),
+    ("uplink.functional", LOCAL),
+    ("uplink.quality_*", OPERATOR),
+    ("uplink.*", ADMIN),
+    ("systemd.*", ADMIN),
+    ("outbox.*", ADMIN),
+    ("health.*", OPERATOR),
+    # privacy: stronger only
+    ("privacy.method", _privacy(stronger_method)),
+    ("privacy.margin", _privacy(at_least)),
+    ("privacy.cells", _privacy(at_most)),
+    ("privacy.min_cell_px", _privacy(at_least)),
+    ("privacy.min_score", _privacy(at_most)),
+    ("privacy.confident_score", _privacy(at_most)),
+    ("privacy.unconfident_max_share", _privacy(at_least)),
+    ("privacy.categories", _privacy(fewer_items)),
+    ("privacy.recipients", _privacy(fewer_items)),
+    ("privacy.signing_key", LOCAL),
+    ("privacy.stabilize", ADMIN),
+    ("privacy.grid_px", ADMIN),
+    ("privacy.shrink_per_frame", ADMIN),
+    ("privacy.fill_update", ADMIN),
+    ("privacy.redraw_levels", ADMIN),
+)
+"""First match wins; ``*`` matches any characters, dots included."""
+
+
+def rule_for(key: str) -> Rule | None:
+    """The rule that governs ``key`` (a dotted path of a config leaf), or ``None`` (not remote)."""
+    for pattern, rule in POLICY:
+        if fnmatch.fnmatchcase(key, pattern):
+            return rule
+    return None
+
+
+def leaf_keys(cls: type = Config, prefix: str = "") -> Iterator[str]:
+    """Every leaf key of the config tree (sections are walked; lists and tables are leaves)."""
+    for field in mi.type_info(cls).fields:
+        if isinstance(field.type, mi.StructType):
+            yield from leaf_keys(field.type.cls, f"{prefix}{field.name}.")
+        else:
+            yield prefix + field.name
+
+
+def _value(config: Config, key: str) -> Any:
+    node: Any = config
+    for part in key.split("."):
+        node = getattr(node, part)
+    return msgspec.to_builtins(node)
+
+
+def changed_keys(old: Config, new: Config) -> list[str]:
+    """Leaf keys whose value differs between ``old`` and ``new``."""
+    return [key for key in leaf_keys() if _value(old, key) != _value(new, key)]
+
+
+def check_change(old: Config, new: Config, role: Role) -> list[str]:
+    """Raise :class:`PolicyError` for the first change ``role`` may not make; return the changed keys."""
+    changed = changed_keys(old, new)
+    for key in changed:
+        rule = rule_for(key)
+        if rule is None or rule.who == "local":
+            raise PolicyError(f"config error at {key}: cannot be changed remotely (edit the local config file)")
+        if rule.who == "admin" and role != "admin":
+            raise PolicyError(f"config error at {key}: needs an admin key (remote.auth.admin_keys)")
+        if rule.stronger is not None and not rule.stronger(_value(old, key), _value(new, key)):
+            raise PolicyError(
+                f"config error at {key}: would weaken de-identification ({_value(old, key)!r} -> "
+                f"{_value(new, key)!r}); privacy may only be made stronger remotely"
+            )
+    within_sensor(new)
+    return changed
+
+
+def within_sensor(config: Config) -> None:
+    """A remote frame size may not exceed ``camera.sensor_size``."""
+    cam = config.camera
+    max_w, max_h = cam.sensor_size
+    if cam.width is not None and cam.width > max_w:
+        raise PolicyError(f"config error at camera.width: {cam.width} exceeds camera.sensor_size ({max_w}x{max_h})")
+    if cam.height is not None and cam.height > max_h:
+        raise PolicyError(f"config error at camera.height: {cam.height} exceeds camera.sensor_size ({max_w}x{max_h})")
