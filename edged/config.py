@@ -603,7 +603,7 @@ class RemoteConfig(_Section):
 class SystemdConfig(_Section):
     """Service manager integration (sd_notify READY/WATCHDOG/STOPPING)."""
 
-    heartbeat_stale_s: FloatIn(1, 3600) = 10.0
+    heartbeat_stale_s: FloatIn(0.1, 3600) = 10.0
     """Watchdog pings stop when no frame has passed the pipeline for this long. Longer than the
     longest legitimate pause (a camera restart while a config is applied, up to
     ``remote.apply_timeout_s``), far shorter than ``WatchdogSec`` in edged.service (60 s)."""
