@@ -39,6 +39,13 @@ def _run(args: argparse.Namespace) -> int:
     config = startup.config
     if args.out:
         config.output.dir = args.out
+    from edged.preflight import preflight
+
+    problems = preflight(config)
+    for problem in problems:
+        print(f"edged: cannot start: {args.config}: {problem}", file=sys.stderr)
+    if problems:
+        return 2
     errors = _startup_errors()
     try:
         out = run_folder(config)
@@ -53,15 +60,25 @@ def _run(args: argparse.Namespace) -> int:
         f"edged: stopped ({summary['stop_reason']}): captured {frames['captured']}, "
         f"processed {frames['processed']}, dropped {frames['dropped']}, {summary['fps']} fps"
     )
-    print(f"edged: output in {out} (summary: {out / 'summary.json'})")
+    if summary.get("summary_written", True):
+        print(f"edged: output in {out} (summary: {out / 'summary.json'})")
+    else:
+        print(f"edged: output in {out}; the summary could not be written there (it is in the log)")
     return 0
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    from edged.preflight import preflight
+
     config = load(args.file)
     if args.print:
         print(json.dumps(to_dict(config), indent=2))
-    print(f"{args.file}: ok")
+    problems = preflight(config)
+    for problem in problems:
+        print(f"edged: {args.file}: {problem}", file=sys.stderr)
+    if problems:
+        return 2
+    print(f"{args.file}: ok (models, keys, folders and camera source checked)")
     return 0
 
 
@@ -84,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=_check_config)
 
     add_keygen_parser(sub)
+    from edged.deid_files import add_deid_parser
+
+    add_deid_parser(sub)
     from edged.remote.auth import add_sign_parser
 
     add_sign_parser(sub)

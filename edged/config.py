@@ -900,20 +900,42 @@ def to_dict(config: Config) -> dict[str, Any]:
     return msgspec.to_builtins(config)
 
 
+MAX_CONFIG_BYTES = 1 << 20
+"""A config file is a few kB; a larger one is a mistake (a log or an image named .toml)."""
+
+
 def load(path: str | Path) -> Config:
     """Read and validate a TOML config file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder, not a file") from None
     except OSError as err:
         raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is {len(raw)} bytes; a config is at most {MAX_CONFIG_BYTES}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {err.start}, line {line})") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
-    return from_dict(data)
+    except RecursionError:
+        raise ConfigError(f"config file {path} is nested too deeply to be a config") from None
+    try:
+        return from_dict(data)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    except (ValueError, TypeError) as err:  # a section's own consistency check
+        raise ConfigError(f"{path}: config error: {err}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path} is nested too deeply to be a config") from None
 
 
 def resolve_path(value: str) -> Path:

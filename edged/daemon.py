@@ -11,8 +11,10 @@ processed and sunk, so ``captured == processed + dropped`` at exit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +25,7 @@ from typing import Any, Protocol
 from edged.config import Config
 from edged.exposure import ExposureCommand, ExposureController
 from edged.ids import MonotonicUlid
+from edged.lograte import BoundedLog
 from edged.pipeline import FrameWork, Pipeline, Stage
 from edged.stats import RunStats
 from edged.types import CapturedImage, ExposureMode, Frame, FrameMeta, Position
@@ -86,6 +89,22 @@ class Service(Protocol):
     async def run(self, daemon: Daemon) -> None: ...
 
 
+def write_summary(path: Path, summary: dict[str, Any]) -> bool:
+    """Write the run summary atomically; on failure log why and the summary itself (one line)."""
+    temp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        os.replace(temp, path)
+        return True
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        log.error("summary not written to %s (%s); summary: %s", path, err.strerror or err,
+                  json.dumps(summary, separators=(",", ":"), default=str))
+        return False
+
+
 def _log_service_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("service %s failed: %r", task.get_name(), task.exception())
@@ -141,6 +160,8 @@ class Daemon:
         self.sinks = sinks
         self.paced = builder.paced(config)
         self.summary_path = summary_path
+        self.sink_failures: dict[str, int] = {}
+        self._sink_log = BoundedLog(log)
         self.stats = RunStats()
         self.ids = MonotonicUlid()
         self.segments = SegmentClock(config.camera.segment_s, self.ids)
@@ -207,8 +228,7 @@ class Daemon:
         self._sink_pool.shutdown(wait=True)
         summary = self._summary(time.monotonic() - wall0, sink_figures)
         if self.summary_path is not None:
-            self.summary_path.parent.mkdir(parents=True, exist_ok=True)
-            self.summary_path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+            summary["summary_written"] = write_summary(self.summary_path, summary)
         return summary
 
     async def apply_config(self, new: Config, up_timeout_s: float = 10.0) -> set[str]:
@@ -384,13 +404,24 @@ class Daemon:
             self.stats.record_stage_times({"sink": (time.perf_counter() - t0) * 1000.0})
 
     def _consume(self, work: FrameWork) -> None:
+        """Hand the frame to every sink; one sink's failure is counted and never stops the others."""
         for sink in self.sinks:
-            sink.consume(work)
+            try:
+                sink.consume(work)
+            except Exception as err:  # a sink bug or an unexpected I/O error: the pipeline goes on
+                name = type(sink).__name__
+                self.sink_failures[name] = self.sink_failures.get(name, 0) + 1
+                self._sink_log.warning(name, f"sink {name} failed on frame {work.frame.meta.frame_index}: {type(err).__name__}: {err}")
 
     def _close_sinks(self) -> dict[str, Any]:
         figures: dict[str, Any] = {}
         for sink in self.sinks:
-            figures.update(sink.close())
+            try:
+                figures.update(sink.close())
+            except Exception as err:  # the summary is written whatever a sink's close does
+                name = type(sink).__name__
+                self.sink_failures[name] = self.sink_failures.get(name, 0) + 1
+                log.error("sink %s failed to close: %s: %s", name, type(err).__name__, err)
         return figures
 
     async def _stats(self) -> None:
@@ -474,5 +505,6 @@ class Daemon:
                 "meter_cycles": exposure,
                 "clamped": self.exposure.clamp_count if self.exposure else 0,
             },
+            "sink_failures": dict(self.sink_failures),
             **sink_figures,
         }

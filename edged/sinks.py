@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import cv2
 
+from edged.lograte import BoundedLog
 from edged.outbox import Outbox
 from edged.pipeline import FrameWork
+
+log = logging.getLogger("edged.sinks")
 
 
 class FrameWriter:
     """Writes every n-th finished frame as JPEG: the de-identified image when the privacy stage ran.
 
     Raw frames are written only when no privacy stage is configured (``allow_raw``); a frame that
-    should have been de-identified and was not is refused, never written bare.
+    should have been de-identified and was not is refused, never written bare. A write that fails
+    (a full disk, a folder removed) is counted and logged at a bounded rate, never raised: local
+    frames are a convenience, capture and uploads go on.
     """
 
     def __init__(self, folder: Path, every: int, quality: int, allow_raw: bool) -> None:
@@ -26,9 +33,14 @@ class FrameWriter:
         self.allow_raw = allow_raw
         self.written = 0
         self.refused = 0
+        self.failed = 0
         self._seen = 0
+        self._log = BoundedLog(log)
         if every:
-            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                self._log.warning("mkdir", f"local frames folder {folder} cannot be created: {err.strerror or err}")
 
     def consume(self, work: FrameWork) -> None:
         self._seen += 1
@@ -42,12 +54,25 @@ class FrameWriter:
             pixels = work.frame.pixels
         meta = work.frame.meta
         path = self.folder / f"{meta.frame_index:06d}_{meta.image_id}.jpg"
-        if not cv2.imwrite(str(path), pixels, self.params):
-            raise OSError(f"could not write {path}")
+        ok, jpeg = cv2.imencode(".jpg", pixels, self.params)
+        try:
+            if not ok:
+                raise OSError("JPEG encoding failed")
+            with open(path, "wb") as f:
+                f.write(jpeg.tobytes())
+        except OSError as err:
+            self.failed += 1
+            self._log.warning("write", f"local frame {path.name} not written to {self.folder}: {err.strerror or err}")
+            try:
+                os.unlink(path)  # no truncated JPEG left behind
+            except OSError:
+                pass
+            return
         self.written += 1
 
     def close(self) -> dict[str, Any]:
-        return {"frames_written": {"folder": str(self.folder), "count": self.written, "refused": self.refused}}
+        return {"frames_written": {"folder": str(self.folder), "count": self.written, "refused": self.refused,
+                                   "failed": self.failed}}
 
 
 class OutboxSink:

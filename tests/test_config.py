@@ -63,9 +63,10 @@ def test_empty_file_gives_all_defaults(tmp_path: Path) -> None:
     ],
 )
 def test_errors_name_the_key_and_the_expectation(tmp_path: Path, toml: str, message: str) -> None:
+    path = write(tmp_path, toml)
     with pytest.raises(ConfigError) as err:
-        load(write(tmp_path, toml))
-    assert str(err.value) == message
+        load(path)
+    assert str(err.value) == f"{path}: {message}"
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -82,8 +83,67 @@ def test_int_accepted_for_float(tmp_path: Path) -> None:
     assert load(write(tmp_path, "[camera]\nfps = 5")).camera.fps == 5.0
 
 
-def test_check_config_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check-config", str(ROOT / "config" / "default.toml")]) == 0
+def _startable(tmp_path: Path) -> str:
+    """A config whose keys, folders and camera source exist (the demo's models)."""
+    from tests.remote_rig import make_images, privacy_section
+
+    images = make_images(tmp_path / "images", 1)
+    privacy_section(tmp_path)  # generates the keys under tmp_path / "keys"
+    return (
+        (ROOT / "config" / "default.toml").read_text().replace('data_dir = "data"', f'data_dir = "{tmp_path / "data"}"')
+        .replace('dir = "out"', f'dir = "{tmp_path / "out"}"').replace('backend = "fake"', 'backend = "file"')
+        .replace('file = "models/', f'file = "{ROOT}/models/')
+        .replace('"data/keys/', f'"{tmp_path / "keys"}/')
+        + f'\n[camera.file]\npath = "{images}"\n'
+    )
+
+
+def test_check_config_checks_what_run_needs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = _startable(tmp_path)
+    assert main(["check-config", str(write(tmp_path, good))]) == 0
     assert "ok" in capsys.readouterr().out
     assert main(["check-config", str(write(tmp_path, "[camera]\nfps = -1"))]) == 2
-    assert "config error at camera.fps" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "c.toml: config error at camera.fps" in err, "the error names the file and the key"
+
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(b"not a model")
+    (tmp_path / "keys" / "func-plate.pub").unlink()
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    bad = (good.replace(f'{ROOT}/models/edged_det_int8.tflite', str(broken))
+           .replace(f'dir = "{tmp_path / "out"}"', f'dir = "{blocked / "out"}"')
+           .replace(str(tmp_path / "images"), str(tmp_path / "no-images")))
+    assert main(["check-config", str(write(tmp_path, bad))]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 4, lines
+    assert any("output.dir: cannot create" in line and "a-file" in line for line in lines)
+    assert any("func-plate.pub" in line and "not found" in line for line in lines)
+    assert any("detect.models[0] (det)" in line and "not a valid TFLite model" in line for line in lines)
+    assert any("camera.file.path" in line and "no-images" in line for line in lines)
+    assert all(line.startswith("edged: ") and "c.toml" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"a = " + b"[" * 3000 + b"]" * 3000, "is nested too deeply"),
+        (b"[camera]\nfps = 5 # \xff\xfe\n", "is not UTF-8 text (byte 19, line 2)"),
+        (b"x" * (2 << 20), "a config is at most"),
+        (b"[camera]\nwidth = 640\n", "set both width and height, or neither"),
+    ],
+)
+def test_any_file_content_is_one_line_naming_the_file(tmp_path: Path, content: bytes, message: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "odd.toml"
+    path.write_bytes(content)
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "odd.toml" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_folder_or_a_missing_file_as_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert main(["run", "--config", str(tmp_path / "nope.toml"), "--frames", "1"]) == 2
+    assert "config file not found" in capsys.readouterr().err
