@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.mosquitto import Mosquitto, have_mosquitto
+
+# Property tests are deterministic by default: the same examples on every run and machine, and no
+# example database replaying a local failure, so a run cannot pass or fail by chance (a surviving
+# mutation is not killed "sometimes"). HYPOTHESIS_PROFILE=explore draws fresh random examples.
+settings.register_profile("ci", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edged.config import ExposureConfig
-from edged.exposure import ExposureController, locked_gain
+from edged.exposure import ExposureController, locked_gain, next_cycle_start
 from edged.types import Exposure, ExposureMode
 
 
@@ -51,15 +51,78 @@ def test_timeline_meters_locks_and_remeters() -> None:
         cmd = ctrl.step(t, auto)
         if cmd is not None:
             commands.append((round(t - 100.0, 1), cmd.mode, cmd.shutter_us, cmd.gain))
-    # lock after 1 s, re-meter 10 s later, lock 1 s after that, and so on
+    # lock after 1 s, re-meter every 10 s start to start (10 s after the previous AE, not after the
+    # lock), lock 1 s after each
     assert commands == [
         (1.0, ExposureMode.MANUAL, 2000.0, 8.0),
-        (11.0, ExposureMode.AUTO, 0.0, 0.0),
-        (12.0, ExposureMode.MANUAL, 2000.0, 8.0),
-        (22.0, ExposureMode.AUTO, 0.0, 0.0),
-        (23.0, ExposureMode.MANUAL, 2000.0, 8.0),
+        (10.0, ExposureMode.AUTO, 0.0, 0.0),
+        (11.0, ExposureMode.MANUAL, 2000.0, 8.0),
+        (20.0, ExposureMode.AUTO, 0.0, 0.0),
+        (21.0, ExposureMode.MANUAL, 2000.0, 8.0),
     ]
     assert len(ctrl.records) == 3 and ctrl.clamp_count == 0
+
+
+def test_one_cycle_per_period_with_a_fake_clock() -> None:
+    # seed 002 F5: advancing the clock by T_sw gives exactly one AUTO -> NON_AUTO cycle
+    cfg = ExposureConfig(fixed_shutter_us=2000, remeter_period_s=60, settle_s=1.0)
+    ctrl = ExposureController(cfg, gain_range=(1.0, 16.0))
+    ctrl.start()
+    auto = Exposure(ExposureMode.AUTO, 4000.0, 1.0)
+    modes = [cmd.mode for k in range(0, 10 * 60) if (cmd := ctrl.step(k / 10, auto)) is not None]
+    assert modes == [ExposureMode.MANUAL]  # first cycle: meter at 0, lock at 1, still locked at 59.9
+    darker = Exposure(ExposureMode.AUTO, 8000.0, 1.0)
+    later = [cmd.mode for k in range(600, 1200) if (cmd := ctrl.step(k / 10, darker)) is not None]
+    assert later == [ExposureMode.AUTO, ExposureMode.MANUAL]
+    assert ctrl.records[-1].locked_gain == pytest.approx(4.0)  # recomputed from the new AE reading
+
+
+def test_remeter_cycles_start_on_a_fixed_grid_whatever_the_frame_times() -> None:
+    cfg = ExposureConfig(remeter_period_s=5.0, settle_s=1.0)
+    ctrl = ExposureController(cfg, gain_range=(1.0, 16.0))
+    ctrl.start()
+    auto = Exposure(ExposureMode.AUTO, 4000.0, 1.0)
+    starts, t = [], 0.0
+    while t < 100.0:  # 7 fps with no common divisor with the period: no drift allowed
+        cmd = ctrl.step(t, auto)
+        if cmd is not None and cmd.mode is ExposureMode.AUTO:
+            starts.append(t)
+        t += 1 / 7
+    assert len(starts) == 19
+    for k, s in enumerate(starts, start=1):
+        assert 5.0 * k <= s < 5.0 * k + 1 / 7 + 1e-9, (k, s)  # the first frame at or after k periods
+
+
+def test_a_stall_skips_the_missed_cycles_instead_of_running_them_late() -> None:
+    cfg = ExposureConfig(remeter_period_s=10.0, settle_s=1.0)
+    ctrl = ExposureController(cfg, gain_range=(1.0, 16.0))
+    ctrl.start()
+    auto = Exposure(ExposureMode.AUTO, 4000.0, 1.0)
+    assert ctrl.step(0.0, auto) is None and ctrl.step(1.0, auto).mode is ExposureMode.MANUAL
+    # no frames for 34 s: one re-meter at the next frame, back on the grid (cycle of 30 s)
+    assert ctrl.step(35.0, auto).mode is ExposureMode.AUTO
+    assert ctrl.cycle_start == 30.0
+    assert ctrl.step(35.5, auto) is None and ctrl.step(36.0, auto).mode is ExposureMode.MANUAL
+    assert ctrl.step(39.9, auto) is None
+    assert ctrl.step(40.0, auto).mode is ExposureMode.AUTO
+
+
+@pytest.mark.parametrize(
+    ("shutter_range_us", "locked_shutter_us"),
+    [((30.0, 1000.0), 1000.0), ((5000.0, 100_000.0), 5000.0), ((30.0, 100_000.0), 2000.0)],
+)
+def test_fixed_shutter_is_clamped_to_the_cameras_shutter_range(
+    shutter_range_us: tuple[float, float], locked_shutter_us: float
+) -> None:
+    cfg = ExposureConfig(fixed_shutter_us=2000, settle_s=0.0)
+    ctrl = ExposureController(cfg, gain_range=(0.5, 16.0), shutter_range_us=shutter_range_us)
+    ctrl.start()
+    cmd = ctrl.step(0.0, Exposure(ExposureMode.AUTO, 10_000.0, 1.0))
+    assert cmd is not None and cmd.mode is ExposureMode.MANUAL
+    assert cmd.shutter_us == locked_shutter_us
+    # the gain keeps the product at the shutter actually locked, not at the configured T_fix
+    assert cmd.gain * cmd.shutter_us == pytest.approx(10_000.0)
+    assert ctrl.records[-1].locked_shutter_us == locked_shutter_us and not ctrl.records[-1].clamped
 
 
 def test_clamp_is_recorded_with_config_max_gain() -> None:
@@ -70,3 +133,9 @@ def test_clamp_is_recorded_with_config_max_gain() -> None:
     assert cmd is not None and cmd.gain == 8.0
     rec = ctrl.records[-1]
     assert rec.clamped and rec.wanted_gain == pytest.approx(60.0) and ctrl.clamp_count == 1
+
+
+def test_next_cycle_start_is_the_latest_grid_point_not_after_now() -> None:
+    assert next_cycle_start(100.0, 60.0, 160.0) == 160.0
+    assert next_cycle_start(100.0, 60.0, 160.1) == 160.0
+    assert next_cycle_start(100.0, 60.0, 279.0) == 220.0  # a stall over one whole cycle skips it

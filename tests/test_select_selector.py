@@ -93,6 +93,46 @@ def test_not_better_images_make_no_package_and_keep_the_best():
     assert s.frame([(1, CAR, (100, 100, 300, 200), 0.9)]).package is not None  # a tie is better
 
 
+def test_an_image_whose_edge_distance_drops_is_not_better_even_above_edge1():
+    # SPEC S4.2 "edge distance now >= edge distance then": the previous best's own edge distance is
+    # the bar, not edge1. Same score, same area, box still well inside the image.
+    s = Scene()
+    s.frame([(1, CAR, (100, 100, 300, 200), 0.9)])  # edge 100
+    assert s.selector.best[1].edge == 100.0
+    sel = s.frame([(1, CAR, (50, 100, 250, 200), 0.9)])  # edge 50 >= edge1 = 4
+    assert sel.package is None and sel.better_track_ids.tolist() == []
+    edge1 = CFG.edge1
+    sel = s.frame([(1, CAR, (edge1, 100, edge1 + 200, 200), 0.9)])  # exactly edge1
+    assert sel.package is None and sel.better_track_ids.tolist() == []
+    assert s.selector.best[1].image_id == "img-0" and s.selector.best[1].edge == 100.0
+    sel = s.frame([(1, CAR, (99, 100, 299, 200), 0.9)])  # 99: one pixel short is still worse
+    assert sel.package is None
+    assert s.frame([(1, CAR, (120, 100, 320, 200), 0.9)]).package is not None  # back to >= 100: better
+    assert s.selector.best[1].image_id == "img-4"
+
+
+def test_a_track_whose_last_observation_is_in_an_older_image_does_not_qualify():
+    # SPEC S4.1 "the track's last observation belongs to this image": a row carried over from an
+    # earlier image (a track not re-detected here) is neither better nor the package's trigger.
+    s = Scene()
+    first = s.frame([(1, CAR, (100, 100, 300, 200), 0.9), (2, CAR, (500, 100, 700, 200), 0.9)])
+    assert first.better_track_ids.tolist() == [1, 2]
+    m = meta(1)
+    objects = TrackedObjects(np.array([2]), np.array([CAR], np.int16), np.array([[500, 100, 700, 200]], np.float32),
+                             np.array([0.9], np.float32), np.zeros(1, np.float32), np.ones(1, bool))
+    now = s.history.record(m, objects)
+    stale = s.history.observations(1)[-1:]  # track 1's last observation: img-0
+    assert stale["image_id"].tolist() == ["img-0"]
+    obs = FrameObservations(m, np.array([1, 2], np.int64), np.array([CAR, CAR], np.int16),
+                            np.concatenate([stale, now.rows]), np.array([1, 2], np.int64))
+    sel = s.selector.select(obs)
+    assert sel.better_track_ids.tolist() == [2]
+    assert sel.package is not None and sel.package.trigger_track_id == 2
+    assert sel.package.track_ids.tolist() == [2]  # S4.4: only observations made in this image
+    assert s.selector.best[1].image_id == "img-0" and s.selector.best[2].image_id == "img-1"
+    assert s.selector.counters.qualified == 3  # 2 in img-0, only track 2 in img-1
+
+
 def test_small_later_observation_does_not_qualify():
     s = Scene()
     s.frame([(1, PERSON, (100, 100, 120, 130), 0.9)])

@@ -2,7 +2,10 @@
 
 For the current image and each track of a selection class detected in it:
 
-1. :func:`~edged.select.rules.qualifies`;
+1. :func:`~edged.select.rules.qualifies`: its "last observation belongs to this image" is the row's
+   image id against the frame's. :class:`~edged.track.observations.TrackHistory` only hands in rows
+   made from this image, but a caller that carries a track's older row into the frame (a track not
+   re-detected here) gets it skipped: it is neither better nor a trigger, nor in the package;
 2. better than the track's previous best (:func:`~edged.select.rules.is_better`); a track with no
    previous best takes its first qualifying image (SPEC S4.2);
 3. if better and the image is not yet marked uploaded, the image becomes the track's best, is marked
@@ -93,7 +96,7 @@ class BestImageSelector:
             self.best.pop(tid, None)
 
     def select(self, frame: FrameObservations) -> Selection:
-        """Apply S4 to one frame's observations (every row is a track's latest observation)."""
+        """Apply S4 to one frame's observations (one row per track: its latest observation)."""
         cfg, meta = self.config, frame.meta
         self.counters.frames += 1
         obs = frame.select(np.isin(frame.class_ids, self.class_ids))
@@ -106,7 +109,7 @@ class BestImageSelector:
         area = box_area(boxes)
         score = rows["score"]  # float32: thresholds compare in float32 (NEP 50), so == boundaries hold
         manual = meta.exposure.mode == ExposureMode.MANUAL
-        latest = rows["image_id"] == meta.image_id
+        latest = rows["image_id"] == meta.image_id  # S4.1: the track's last observation is in this image
         ok = qualifies(latest, obs.counts, width, height, score, cfg)
         self.counters.qualified += int(ok.sum())
 
@@ -138,5 +141,6 @@ class BestImageSelector:
             self.counters.immediate += 1
         else:
             self.counters.cached += 1
-        package = UploadPackage(meta, immediate, tids[i], obs.track_ids.copy(), obs.class_ids.copy(), rows.copy())
+        here = obs.select(latest)  # S4.4: the tracks with an observation in this image
+        package = UploadPackage(meta, immediate, tids[i], here.track_ids.copy(), here.class_ids.copy(), here.rows.copy())
         return Selection(package, better_ids)
