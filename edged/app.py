@@ -13,7 +13,7 @@ from edged.config import Config, resolve_path
 from edged.daemon import Daemon, Service, Sink
 from edged.detect.detector import DetectStage, Detector
 from edged.evaluate import DetectionRecall, TrackingScore
-from edged.keys import check_keys
+from edged.keys import KeyFileError, check_keys, load_signing_key
 from edged.outbox import Outbox, open_from_config
 from edged.pipeline import Stage
 from edged.privacy.stage import PrivacyStage, destination
@@ -138,8 +138,13 @@ def build_daemon(
     """Wire camera, stages, sinks and services; ``out`` receives the run's local output.
 
     ``evaluate`` scores detections against ground truth (default: when the camera is the fake one).
+    The outbox signs every envelope with the device key ``privacy.signing_key`` (required).
     """
-    outbox: Outbox = open_from_config(config.outbox, resolve_path(config.device.data_dir))
+    if not config.privacy.signing_key:
+        raise KeyFileError("privacy.signing_key: not set; every outgoing envelope is signed with the device key "
+                           "(make one with 'edged keygen device --out PREFIX')")
+    signing = load_signing_key(resolve_path(config.privacy.signing_key))
+    outbox: Outbox = open_from_config(config.outbox, resolve_path(config.device.data_dir), signing_key=signing)
     uplinks = [Uplink.from_config(config, dest, outbox) for dest in uplink_destinations(config)]
     ops = next((u for u in uplinks if u.dest == OPS), None)
     builder = AppBuilder(quality=ops.suggested_quality if ops else lambda: config.output.jpeg_quality)

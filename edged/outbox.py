@@ -42,6 +42,12 @@ Full disk
     logs it. An :meth:`Outbox.ack` that hits a full disk uses the reserve the same way. Nothing
     raises for a full disk.
 
+Signing
+    With the device's signing key (``signing_key``, the daemon passes ``privacy.signing_key``)
+    every envelope is signed as it is stored (:func:`edged.wire.encode`): a row holds the signed
+    bytes, so what is sent, and sent again after a restart, is byte-identical. Without a key rows
+    are unsigned, which receivers that verify (``tools.receiver --device-key``) drop.
+
 Threads
     One connection, guarded by a lock: safe to call from several threads (the daemon runs the
     blocking calls in an executor). All methods are synchronous.
@@ -61,6 +67,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import sqlite_utils
+from nacl.signing import SigningKey
 
 from edged.wire import PRIORITIES, Envelope, encode
 
@@ -142,6 +149,7 @@ class Outbox:
         check_on_open: bool = True,
         busy_timeout_ms: int = 5000,
         reserve_bytes: int = 8 << 20,
+        signing_key: SigningKey | None = None,
     ) -> None:
         if budget_bytes < 1:
             raise ValueError(f"budget_bytes must be >= 1, got {budget_bytes}")
@@ -150,6 +158,8 @@ class Outbox:
         self.path = Path(path)
         self.budget_bytes = int(budget_bytes)
         self.synchronous = synchronous
+        self.signing_key = signing_key
+        """The device key each stored envelope is signed with (``None``: stored unsigned)."""
         self._lock = threading.RLock()
         self._leased: set[str] = set()
         self._c = _Counters()
@@ -263,7 +273,7 @@ class Outbox:
         index: list[int] = []
         with self._lock:
             for i, env in enumerate(envs):
-                payload = encode(env)
+                payload = encode(env, self.signing_key)
                 size = len(payload) + ROW_OVERHEAD
                 if size > self.budget_bytes:
                     reason = f"larger than the budget ({size} > {self.budget_bytes} bytes)"
@@ -661,8 +671,10 @@ def _file_bytes(path: Path) -> int:
     return total
 
 
-def open_from_config(cfg: Any, data_dir: str | Path) -> Outbox:
+def open_from_config(cfg: Any, data_dir: str | Path, signing_key: SigningKey | None = None) -> Outbox:
     """Open the outbox described by an :class:`edged.config.OutboxConfig` under ``data_dir``.
+
+    ``signing_key`` (the device key) signs every envelope as it is stored.
 
     A file that is not a database or fails its integrity check is moved aside (with its WAL) to
     ``<path>.damaged-<unix time>`` and a fresh outbox is started, so the daemon still runs; the
@@ -674,7 +686,7 @@ def open_from_config(cfg: Any, data_dir: str | Path) -> Outbox:
 
     def make() -> Outbox:
         return Outbox(path, budget_bytes=cfg.budget_bytes, synchronous=cfg.synchronous,
-                      check_on_open=cfg.check_on_open, reserve_bytes=cfg.reserve_bytes)
+                      check_on_open=cfg.check_on_open, reserve_bytes=cfg.reserve_bytes, signing_key=signing_key)
 
     try:
         return make()

@@ -18,9 +18,24 @@ key         type   meaning
 ``t``       float  creation time, seconds since the epoch
 ``device``  str    sending device id (may be ``""``)
 ``body``    bytes  the payload, opaque to the transport (binary stays binary)
+``sk``      str    signer: key id of the device's Ed25519 key (16 hex digits,
+                   :func:`edged.keys.signing_key_id`), the same key that signs sealed records
+``sig``     bytes  detached Ed25519 signature (64 bytes) over :data:`SIGNATURE_DOMAIN` followed
+                   by the canonical CBOR of every *other* key of the map (``sk`` included)
 ==========  =====  ==============================================================================
 
-Unknown extra keys are ignored by :func:`decode` (forward compatibility within a version).
+Unknown extra keys are kept by :func:`decode` and written back by :func:`encode` (forward
+compatibility within a version); the signature covers them like every other key.
+
+Signing. The device signs each envelope once, where the outbox stores it (:func:`encode` with the
+device's signing key; :class:`edged.outbox.Outbox` keeps the signed bytes, so a retry after a
+restart sends identical bytes). The signed message is ``SIGNATURE_DOMAIN`` + ``cbor2.dumps(m,
+canonical=True)`` where ``m`` is the envelope map without ``sig`` (RFC 7049 canonical form: keys
+sorted shortest first, then bytewise; floats in their shortest exact form), so any CBOR encoder
+that re-creates the same map verifies. A receiver calls ``decode(data, trusted)`` with the trusted
+device verify keys (key id -> :class:`nacl.signing.VerifyKey`, :func:`trusted_keys`) and gets an
+:class:`EnvelopeAuthError` naming what failed: :class:`UnsignedError`, :class:`UnknownSignerError`
+or :class:`BadSignatureError`. ``decode(data)`` without keys checks the format only (local tools).
 """
 
 from __future__ import annotations
@@ -28,18 +43,30 @@ from __future__ import annotations
 import math
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import cbor2
+from nacl.exceptions import BadSignatureError as _NaclBadSignature
+from nacl.signing import SigningKey, VerifyKey
 
 from edged.ids import MonotonicUlid
+from edged.keys import load_verify_key, signing_key_id
 
 SCHEMA_VERSION = 1
 KINDS = ("package", "sensitive", "event", "telemetry")
 """The kinds edged sends today; :func:`encode` accepts any other lowercase name as well."""
 PRIORITIES = ("immediate", "cached", "normal", "sensitive")
 """Priority classes, as the outbox orders and evicts them (see :mod:`edged.outbox`)."""
+
+SIGNATURE_DOMAIN = b"edged envelope v1\x00"
+"""Prefix of every signed envelope message: an envelope signature never verifies as a sealed-record
+signature (``edged sealed record v1``) or anything else the device key signs."""
+SIGNATURE_BYTES = 64
+_CORE_KEYS = frozenset({"v", "id", "kind", "dest", "prio", "video", "t", "device", "body", "image", "sk", "sig"})
+_KEY_ID = re.compile(r"^[0-9a-f]{16}$")
 
 _ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 _NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
@@ -51,6 +78,30 @@ _ids = MonotonicUlid()
 
 class WireError(ValueError):
     """An envelope could not be built or decoded; the message names the field that is wrong."""
+
+
+class EnvelopeAuthError(WireError):
+    """An envelope failed the signature check; :attr:`reason` is a short tag for counting."""
+
+    reason = "unverified"
+
+
+class UnsignedError(EnvelopeAuthError):
+    """The envelope carries no signature (no ``sk``/``sig`` keys)."""
+
+    reason = "unsigned"
+
+
+class UnknownSignerError(EnvelopeAuthError):
+    """The envelope is signed by a key id that is not among the trusted device keys."""
+
+    reason = "unknown key"
+
+
+class BadSignatureError(EnvelopeAuthError):
+    """The signature does not verify: a field or the body was altered, or the signature is damaged."""
+
+    reason = "bad signature"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +118,20 @@ class Envelope:
     image_id: str | None = None
     device: str = ""
     version: int = SCHEMA_VERSION
+    signer: str | None = None
+    """Key id of the device key that signed it (wire key ``sk``), ``None`` when unsigned."""
+    signature: bytes | None = None
+    """Detached Ed25519 signature (wire key ``sig``), ``None`` when unsigned."""
+    extra: tuple[tuple[str, Any], ...] = ()
+    """Unknown keys of a decoded map, kept (and covered by the signature) in their order."""
+
+    @property
+    def signed(self) -> bool:
+        """Whether the envelope carries a signer key id and a signature."""
+        return self.signer is not None and self.signature is not None
 
     def to_bytes(self) -> bytes:
+        """The envelope's CBOR bytes (signed if it carries a signature)."""
         return _dump(self)
 
 
@@ -132,9 +195,25 @@ def validate(env: Envelope) -> None:
         raise WireError(f"envelope field body: expected bytes, got {type(env.body).__name__}")
     if env.dest == "ops" and (env.kind == "sensitive" or env.prio == "sensitive"):
         raise WireError("envelope field dest: sensitive records never go to 'ops'")
+    if (env.signer is None) != (env.signature is None):
+        missing = "sig" if env.signature is None else "sk"
+        raise WireError(f"envelope field {missing}: missing (a signed envelope needs both sk and sig)")
+    if env.signer is not None and (not isinstance(env.signer, str) or not _KEY_ID.match(env.signer)):
+        raise WireError(f"envelope field sk: expected a 16-hex-digit key id, got {env.signer!r}")
+    if env.signature is not None and (
+        not isinstance(env.signature, (bytes, bytearray)) or len(env.signature) != SIGNATURE_BYTES
+    ):
+        raise WireError(f"envelope field sig: expected {SIGNATURE_BYTES} bytes, got {_describe(env.signature)}")
 
 
-def _dump(env: Envelope) -> bytes:
+def _describe(value: object) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return f"{len(value)} bytes"
+    return type(value).__name__
+
+
+def _map(env: Envelope, with_signature: bool = True) -> dict[str, Any]:
+    """The envelope as its wire map (``sig`` left out unless ``with_signature``)."""
     m: dict[str, Any] = {
         "v": env.version,
         "id": env.id,
@@ -148,20 +227,98 @@ def _dump(env: Envelope) -> bytes:
     }
     if env.image_id is not None:
         m["image"] = env.image_id
-    return cbor2.dumps(m)
+    for key, value in env.extra:
+        m.setdefault(key, value)
+    if env.signer is not None:
+        m["sk"] = env.signer
+    if with_signature and env.signature is not None:
+        m["sig"] = bytes(env.signature)
+    return m
 
 
-def encode(env: Envelope) -> bytes:
-    """Validate and serialise an envelope to CBOR bytes."""
+def _dump(env: Envelope) -> bytes:
+    return cbor2.dumps(_map(env), canonical=True)
+
+
+def signed_message(m: Mapping[str, Any]) -> bytes:
+    """What the signature covers: :data:`SIGNATURE_DOMAIN` + canonical CBOR of ``m`` without ``sig``."""
+    return SIGNATURE_DOMAIN + cbor2.dumps({k: v for k, v in m.items() if k != "sig"}, canonical=True)
+
+
+def sign(env: Envelope, key: SigningKey) -> Envelope:
+    """A copy of ``env`` signed with the device key ``key`` (replaces any earlier signature)."""
     validate(env)
+    unsigned = replace(env, signer=signing_key_id(key), signature=None)
+    signature = key.sign(signed_message(_map(unsigned, with_signature=False))).signature
+    return replace(unsigned, signature=bytes(signature))
+
+
+def encode(env: Envelope, signing_key: SigningKey | None = None) -> bytes:
+    """Validate and serialise an envelope to CBOR bytes, signed with ``signing_key`` when given.
+
+    Without a key an envelope that already carries a signature (a decoded one) keeps it.
+    """
+    validate(env)
+    if signing_key is not None:
+        env = sign(env, signing_key)
     return _dump(env)
+
+
+def trusted_keys(keys: Iterable[VerifyKey | str | Path]) -> dict[str, VerifyKey]:
+    """Key id -> verify key for :func:`decode`, from verify keys or device ``.pub`` files."""
+    out: dict[str, VerifyKey] = {}
+    for k in keys:
+        vk = k if isinstance(k, VerifyKey) else load_verify_key(k)
+        out[signing_key_id(vk)] = vk
+    return out
+
+
+def _who(m: Mapping[str, Any]) -> str:
+    msg_id = m.get("id") if isinstance(m.get("id"), str) else "?"
+    kind = m.get("kind") if isinstance(m.get("kind"), str) else "?"
+    device = m.get("device") if isinstance(m.get("device"), str) and m.get("device") else None
+    return f"envelope {msg_id} ({kind}{f' from device {device!r}' if device else ''})"
+
+
+def _verify_map(m: Mapping[str, Any], trusted: Mapping[str, VerifyKey]) -> None:
+    """Check the signature of a decoded envelope map against ``trusted`` (raises EnvelopeAuthError)."""
+    signer, signature = m.get("sk"), m.get("sig")
+    if signer is None and signature is None:
+        raise UnsignedError(f"{_who(m)}: not signed (no sk/sig); only envelopes signed by a trusted device key are accepted")
+    if not isinstance(signer, str) or not isinstance(signature, bytes) or len(signature) != SIGNATURE_BYTES:
+        raise BadSignatureError(
+            f"{_who(m)}: malformed signature fields (sk {_describe(signer)}, sig {_describe(signature)}; "
+            f"expected a key id and {SIGNATURE_BYTES} bytes)"
+        )
+    verify = trusted.get(signer)
+    if verify is None:
+        known = ", ".join(sorted(trusted)) or "none"
+        raise UnknownSignerError(f"{_who(m)}: signed by unknown device key id {signer} (trusted: {known})")
+    try:
+        verify.verify(signed_message(m), signature)
+    except _NaclBadSignature:
+        raise BadSignatureError(
+            f"{_who(m)}: signature does not verify with device key {signer}: a field or the body was altered "
+            "after signing, or the signature belongs to another envelope"
+        ) from None
+
+
+def verify(env: Envelope, trusted: Mapping[str, VerifyKey]) -> Envelope:
+    """Check an envelope object's signature against ``trusted``; returns it (raises EnvelopeAuthError)."""
+    _verify_map(_map(env), trusted)
+    return env
 
 
 _REQUIRED = {"v": int, "id": str, "kind": str, "dest": str, "prio": str, "video": str, "t": (int, float), "body": bytes}
 
 
-def decode(data: bytes | bytearray | memoryview) -> Envelope:
-    """Parse and validate CBOR bytes into an :class:`Envelope`; :class:`WireError` says what is wrong."""
+def decode(data: bytes | bytearray | memoryview, trusted: Mapping[str, VerifyKey] | None = None) -> Envelope:
+    """Parse and validate CBOR bytes into an :class:`Envelope`; :class:`WireError` says what is wrong.
+
+    With ``trusted`` (key id -> device verify key, see :func:`trusted_keys`) the envelope must also
+    carry a valid signature by one of them, else an :class:`EnvelopeAuthError` subclass says which
+    check failed. An empty mapping trusts no key (everything is refused).
+    """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise WireError(f"envelope: expected bytes, got {type(data).__name__}")
     if len(data) == 0:
@@ -179,6 +336,9 @@ def decode(data: bytes | bytearray | memoryview) -> Envelope:
             raise WireError(f"envelope field {key}: missing")
         if not isinstance(m[key], typ) or isinstance(m[key], bool):
             raise WireError(f"envelope field {key}: wrong type {type(m[key]).__name__}")
+    if not all(isinstance(k, str) for k in m):
+        raise WireError("envelope: every key must be a text string")
+    signer, signature = m.get("sk"), m.get("sig")
     env = Envelope(
         id=m["id"],
         kind=m["kind"],
@@ -190,6 +350,11 @@ def decode(data: bytes | bytearray | memoryview) -> Envelope:
         image_id=m.get("image"),
         device=m.get("device", ""),
         version=m["v"],
+        signer=signer,
+        signature=signature,
+        extra=tuple((k, v) for k, v in m.items() if k not in _CORE_KEYS),
     )
     validate(env)
+    if trusted is not None:  # after the format checks: an auth error is always about a well-formed envelope
+        _verify_map(m, trusted)
     return env
