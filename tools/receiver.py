@@ -3,7 +3,14 @@
 Used for the operations platform and for each functional platform (one receiver each, each with
 its own store folder), by the tests and the demo::
 
-    python -m tools.receiver --host 127.0.0.1 --port 1883 --topic 'edged/+/ops/#' --store platform/ops
+    python -m tools.receiver --host 127.0.0.1 --port 1883 --topic 'edged/+/ops/#' --store platform/ops \
+        --device-key data/keys/device.pub
+
+Every envelope must carry a valid signature by one of the trusted device keys (``--device-key``,
+repeatable: the ``.pub`` files ``edged keygen device`` writes). One that is unsigned, signed by an
+unknown key or whose signature does not verify is dropped and counted (``unsigned``, ``unknown
+key``, ``bad signature``), never stored: the first drop is logged at once, later ones as one summary
+line per :data:`REJECT_LOG_PERIOD_S`; the counts are in the final summary line.
 
 The session is persistent (``clean_session=False`` with a fixed client id), so QoS 1 messages
 published while the receiver is offline wait at the broker. Duplicates (at-least-once delivery)
@@ -22,31 +29,92 @@ import random
 import signal
 import ssl
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiomqtt
+from nacl.signing import VerifyKey
 
-from edged.wire import Envelope, WireError, decode
+from edged.keys import KeyFileError
+from edged.wire import Envelope, EnvelopeAuthError, WireError, decode, trusted_keys
 from tools.platforms.store import SegmentStore
 
 log = logging.getLogger("tools.receiver")
 
+REJECT_LOG_PERIOD_S = 10.0
+"""Dropped payloads are logged at once, then summarised in one line at most this often."""
+
 
 @dataclass
 class ReceiverStats:
+    """What the receiver did with the payloads it got."""
+
     received: int = 0
     stored: int = 0
     duplicates: int = 0
     malformed: int = 0
+    """Payloads that are not a valid envelope (not CBOR, a field missing or wrong)."""
+    rejected: dict[str, int] = field(default_factory=dict)
+    """Well-formed envelopes dropped by the signature check, per reason (``unsigned``, ``unknown
+    key``, ``bad signature``)."""
     connects: int = 0
     arrivals: list[str] = field(default_factory=list)
     """Message ids in first-arrival order (kept only with ``keep_order=True``)."""
 
+    @property
+    def rejected_total(self) -> int:
+        """Envelopes dropped by the signature check, all reasons."""
+        return sum(self.rejected.values())
+
+    def summary(self) -> str:
+        """One line of counts, as the receiver logs it when it stops."""
+        why = ", ".join(f"{n} {r}" for r, n in sorted(self.rejected.items()))
+        return (f"{self.received} received, {self.stored} stored, {self.duplicates} duplicates, {self.malformed} malformed, "
+                f"{self.rejected_total} rejected{f' ({why})' if why else ''}")
+
+
+class DropLog:
+    """Rate-limited log of dropped payloads: the first at once, then one summary line per period."""
+
+    def __init__(self, period_s: float = REJECT_LOG_PERIOD_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.period_s = period_s
+        self.clock = clock
+        self.lines = 0
+        """Log lines written so far."""
+        self._pending: dict[str, int] = {}
+        self._last_error = ""
+        self._last_log = -float("inf")
+
+    def drop(self, reason: str, error: str) -> None:
+        """Count one dropped payload; logs now if the period since the last line has passed."""
+        self._pending[reason] = self._pending.get(reason, 0) + 1
+        self._last_error = error
+        self.flush(force=False)
+
+    def flush(self, force: bool = True) -> None:
+        """Write the pending summary (when due, or now with ``force``)."""
+        if not self._pending or (not force and self.clock() - self._last_log < self.period_s):
+            return
+        n = sum(self._pending.values())
+        if n == 1:
+            log.warning("receiver: dropped 1 payload (%s): %s", next(iter(self._pending)), self._last_error)
+        else:
+            why = ", ".join(f"{k} {r}" for r, k in sorted(self._pending.items()))
+            log.warning("receiver: dropped %d payloads (%s); last: %s", n, why, self._last_error)
+        self.lines += 1
+        self._pending.clear()
+        self._last_log = self.clock()
+
 
 class Receiver:
-    """Subscribes to ``topic`` and appends each decoded envelope to ``store`` (de-duplicated)."""
+    """Subscribes to ``topic`` and appends each verified envelope to ``store`` (de-duplicated).
+
+    ``device_keys`` (key id -> verify key, :func:`edged.wire.trusted_keys`) are the trusted device
+    keys every envelope's signature must verify with. ``None`` stores envelopes unverified (a
+    warning says so): only for local experiments; the command line always verifies.
+    """
 
     def __init__(
         self,
@@ -62,6 +130,8 @@ class Receiver:
         keep_order: bool = False,
         on_envelope: Callable[[Envelope], None] | None = None,
         reconnect_max_s: float = 10.0,
+        device_keys: Mapping[str, VerifyKey] | None = None,
+        reject_log_period_s: float = REJECT_LOG_PERIOD_S,
     ) -> None:
         self.host, self.port, self.topic, self.store = host, port, topic, store
         self.client_id = client_id
@@ -69,19 +139,28 @@ class Receiver:
         self.keep_order = keep_order
         self.on_envelope = on_envelope
         self.reconnect_max_s = reconnect_max_s
+        self.device_keys = device_keys
         self.stats = ReceiverStats()
+        self.drops = DropLog(reject_log_period_s)
         self.subscribed = asyncio.Event()
+        if device_keys is None:
+            log.warning("receiver: no trusted device keys: envelopes to %s are stored WITHOUT signature verification",
+                        store.root)
 
     def handle(self, payload: bytes) -> bool:
-        """Decode and store one payload; ``True`` if it was new."""
+        """Decode, verify and store one payload; ``True`` if it was new."""
         self.stats.received += 1
         try:
-            env = decode(payload)
+            env = decode(payload, self.device_keys)
+        except EnvelopeAuthError as err:
+            self.stats.rejected[err.reason] = self.stats.rejected.get(err.reason, 0) + 1
+            self.drops.drop(err.reason, str(err))
+            return False
         except WireError as err:
             self.stats.malformed += 1
-            log.warning("receiver: dropped malformed payload (%d bytes): %s", len(payload), err)
+            self.drops.drop("malformed", f"{len(payload)} bytes: {err}")
             return False
-        if not self.store.append(env):
+        if not self.store.append(env, payload):
             self.stats.duplicates += 1
             return False
         self.stats.stored += 1
@@ -92,7 +171,21 @@ class Receiver:
         return True
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Receive until ``stop`` is set, reconnecting with backoff."""
+        """Receive until ``stop`` is set, reconnecting with backoff; pending drop counts are logged."""
+        flusher = asyncio.ensure_future(self._flush_drops(stop))
+        try:
+            await self._receive(stop)
+        finally:
+            flusher.cancel()
+            self.drops.flush()
+
+    async def _flush_drops(self, stop: asyncio.Event) -> None:
+        """Log the pending drop summary once it is due, even when no further payload arrives."""
+        while not stop.is_set():
+            await asyncio.sleep(min(1.0, self.drops.period_s))
+            self.drops.flush(force=False)
+
+    async def _receive(self, stop: asyncio.Event) -> None:
         delay = 0.2
         while not stop.is_set():
             try:
@@ -145,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=1883)
     ap.add_argument("--topic", required=True, help="MQTT topic filter, e.g. 'edged/+/ops/#'")
     ap.add_argument("--store", required=True, type=Path, help="folder of the SegmentStore")
+    ap.add_argument("--device-key", action="append", required=True, metavar="PATH",
+                    help="trusted device public key (.pub from 'edged keygen device'); repeatable; "
+                         "envelopes not signed by one of them are dropped and counted")
     ap.add_argument("--client-id", default="edged-receiver")
     ap.add_argument("--username")
     ap.add_argument("--password")
@@ -162,13 +258,20 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ssl.SSLError) as err:
         print(f"receiver: cannot load TLS files: {err}", file=sys.stderr)
         return 2
-    store = SegmentStore(args.store, fsync=args.fsync)
+    try:
+        keys = trusted_keys(args.device_key)
+    except KeyFileError as err:
+        print(f"receiver: {err}", file=sys.stderr)
+        return 2
+    store = SegmentStore(args.store, fsync=args.fsync, device_keys=keys)
 
     def on_env(env: Envelope) -> None:
         log.info("stored %s %s video=%s image=%s (%d bytes)", env.kind, env.id, env.video_id, env.image_id, len(env.body))
 
     receiver = Receiver(args.host, args.port, args.topic, store, client_id=args.client_id,
-                        username=args.username, password=args.password, tls_context=tls, on_envelope=on_env)
+                        username=args.username, password=args.password, tls_context=tls, on_envelope=on_env,
+                        device_keys=keys)
+    log.info("receiver: trusting device key%s %s", "s" if len(keys) > 1 else "", ", ".join(sorted(keys)))
 
     async def amain() -> None:
         stop = asyncio.Event()
@@ -178,8 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         await receiver.run(stop)
 
     asyncio.run(amain())
-    s = receiver.stats
-    log.info("receiver: %d received, %d stored, %d duplicates, %d malformed", s.received, s.stored, s.duplicates, s.malformed)
+    log.info("receiver: %s", receiver.stats.summary())
     return 0
 
 

@@ -17,7 +17,9 @@ frames), and per object write
 and ``<out>/index.json``: per object its category, track id, video, image ids and frame indexes in
 time order (to fetch de-identified images from ops and restore them), the clip, the best crop and
 the image it came from; ``positions`` gives each sighting's rectangle. Records sealed to other keys are skipped and counted; records that fail
-verification are listed under ``rejected`` with the reason and never used.
+verification (the sealed record's signature, or the signature of the wire envelope it arrived in,
+against the trusted ``--signer``/``--device-key`` keys) are listed under ``rejected`` with the
+reason and never used.
 
 **Best crop** ("picture feature value" of seed 000): detection score x area of the object's box x
 sharpness / (sharpness + 100), where sharpness is the variance of the Laplacian of the crop's grey
@@ -40,9 +42,10 @@ import numpy as np
 from nacl.public import PrivateKey
 from nacl.signing import VerifyKey
 
-from edged.keys import KeyFileError, load_platform_private_key, load_verify_key, sealing_key_id
+from edged.keys import KeyFileError, load_platform_private_key, sealing_key_id
 from edged.privacy.deid import UNTRACKED
-from edged.privacy.records import RecordError, RecordRegion, SensitiveRecord, decode_png, open_sealed, read_header, trusted_signers
+from edged.privacy.records import RecordError, RecordRegion, SensitiveRecord, decode_png, open_sealed, read_header
+from edged.wire import trusted_keys
 from tools.platforms.store import SegmentStore
 
 LINK_FRAMES = 3
@@ -89,11 +92,22 @@ class SegmentRecords:
 def open_segment(
     store: SegmentStore, video_id: str, key: PrivateKey, signers: dict[str, VerifyKey]
 ) -> SegmentRecords:
-    """Verify and decrypt every sensitive record of ``video_id`` sealed to ``key``."""
+    """Verify and decrypt every sensitive record of ``video_id`` sealed to ``key``.
+
+    Envelopes are verified against ``signers`` too: the store is opened with them as its device keys
+    here unless it already has some, and every envelope it refused is listed as rejected.
+    """
     own = sealing_key_id(key)
     out = SegmentRecords()
+    if store.device_keys is None:
+        store = SegmentStore(store.root, device_keys=signers)
+    out.rejected += [(r.message_id, r.error) for r in store.rejected_for(kind="sensitive") if r.video_id == video_id]
     for env in store.iter_segment(video_id):
         if env.kind != "sensitive":
+            continue
+        header_image = read_header_or_none(bytes(env.body))
+        if header_image is not None and env.image_id is not None and header_image != env.image_id:
+            out.rejected.append((env.id, f"envelope names image {env.image_id}, its sealed record image {header_image}"))
             continue
         try:
             if read_header(bytes(env.body)).recipient_key_id != own:
@@ -104,6 +118,14 @@ def open_segment(
             out.rejected.append((env.id, str(err)))
     out.records.sort(key=lambda r: (r.timestamp, r.frame_index))
     return out
+
+
+def read_header_or_none(sealed: bytes) -> str | None:
+    """The image id in a sealed record's clear header, or ``None`` if it has none readable."""
+    try:
+        return read_header(sealed).image_id
+    except RecordError:
+        return None
 
 
 def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
@@ -206,6 +228,8 @@ def build_clips(
 ) -> dict:
     """Write every object's clip and best crop under ``out`` and return (and write) the index."""
     out.mkdir(parents=True, exist_ok=True)
+    if store.device_keys is None:  # verify every envelope against the trusted device keys
+        store = SegmentStore(store.root, device_keys=signers)
     index: dict = {"objects": [], "other_recipient": 0, "rejected": []}
     for video in video_ids if video_ids is not None else store.segments():
         seg = open_segment(store, video, key, signers)
@@ -247,7 +271,8 @@ def build_clips(
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tools.platforms.clips", description=__doc__.split("\n\n")[0])
     p.add_argument("--key", required=True, help="this functional platform's private key (.key)")
-    p.add_argument("--signer", action="append", required=True, help="trusted device public key (.pub); repeatable")
+    p.add_argument("--signer", "--device-key", dest="signer", action="append", required=True, metavar="PATH",
+                   help="trusted device public key (.pub); verifies records and envelopes; repeatable")
     p.add_argument("--store", required=True, help="the functional platform's store folder (one file per video)")
     p.add_argument("--out", required=True, help="output folder for clips, best crops and index.json")
     p.add_argument("--video", action="append", help="only this video id (repeatable; default all)")
@@ -255,14 +280,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         key = load_platform_private_key(args.key)
-        signers = trusted_signers([load_verify_key(s) for s in args.signer])
+        signers = trusted_keys(args.signer)
     except KeyFileError as err:
         print(f"clips: {err}", file=sys.stderr)
         return 1
     if not Path(args.store).is_dir():
         print(f"clips: store folder not found: {args.store}", file=sys.stderr)
         return 1
-    index = build_clips(SegmentStore(args.store), key, signers, Path(args.out), args.video, args.fps)
+    index = build_clips(SegmentStore(args.store, device_keys=signers), key, signers, Path(args.out), args.video, args.fps)
     print(
         f"clips: {len(index['objects'])} objects written to {args.out} "
         f"({index['other_recipient']} records for other keys skipped, {len(index['rejected'])} rejected)"

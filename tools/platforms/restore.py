@@ -9,9 +9,24 @@
     python -m tools.platforms.restore --key face.key --signer device.pub \\
         --record R.cbor --video segment.mp4 --frame 123 --out restored.png
 
-Steps: verify each record's signature against the trusted device keys (``--signer``), check it is
-sealed to ``--key``, decrypt, check every position lies in a de-identified region of the given image
+Steps: verify each record's signature against the trusted device keys (``--signer``, also spelled
+``--device-key``; a record or image that comes in a wire envelope must carry that envelope's valid
+signature too), check it is sealed to ``--key``, decrypt, check that every record names the target
+image (:func:`check_target`), check every position lies in a de-identified region of the given image
 (:func:`check_region`), paste the original crops back and write the result losslessly (PNG).
+
+**The target check.** Every record's image id and frame index must be the target image's, and the
+device key that signed the record must be the one that signed the image's upload package:
+
+- ``--ops-store``: the target is the newest ops upload package of the image id whose envelope
+  signature verifies (forged or altered packages are skipped); its body names image id and frame.
+- ``--image FILE``: ``FILE`` is a signed package envelope (verified like the ops store's), or an
+  image with a sidecar ``FILE.json`` written by ``python -m tools.platforms.store export`` (whose
+  SHA-256 must match the file), or, without either, an image the operator names with
+  ``--image-id`` and ``--frame``. An image nothing names is refused.
+- ``--video``: frames of a video file carry no ids; all records must name one image and frame.
+
+A record from another image or frame is refused with one line naming both.
 
 **The de-identification check.** A position passes when both hold:
 
@@ -45,16 +60,17 @@ import numpy as np
 from nacl.public import PrivateKey
 from nacl.signing import VerifyKey
 
-from edged.keys import KeyFileError, load_platform_private_key, load_verify_key
+from edged.keys import KeyFileError, load_platform_private_key
 from edged.privacy.records import (
     RecordError,
     RecordRegion,
     SensitiveRecord,
     decode_png,
     open_sealed,
-    trusted_signers,
+    read_header,
 )
-from edged.wire import WireError, decode
+from edged.wire import EnvelopeAuthError, WireError, decode, trusted_keys
+from tools.platforms.store import PackageError, SegmentStore, package_image, sidecar_path
 
 SIG_MAX_DIFF = 16.0
 """Largest mean absolute difference (grey levels) between the image's cells and the record's
@@ -71,6 +87,31 @@ LOSSLESS_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".ppm", ".pgm")
 
 class RestoreError(ValueError):
     """A restore was refused or could not be done; the message says which record or region and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The image to restore into and what names it (``None``: not known for this source)."""
+
+    image: np.ndarray
+    what: str
+    """How the command line gave it, for messages: ``--image deid.jpg``, ``ops message 01J...``."""
+    image_id: str | None
+    frame_index: int | None
+    signer: str | None = None
+    """Key id of the device key that signed the image's upload package."""
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedRecord:
+    """A verified, decrypted record and where it came from."""
+
+    name: str
+    record: SensitiveRecord
+    signer: str
+    """Key id of the device key that signed the sealed record."""
+    envelope_image_id: str | None = None
+    """Image id of the wire envelope the record came in, when it came in one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,15 +210,25 @@ def restore_image(image: np.ndarray, records: list[SensitiveRecord], check: bool
 
 
 # ------------------------------------------------------------------------------- input helpers
-def sealed_bytes(data: bytes) -> bytes:
-    """The sealed record inside ``data``: a wire envelope of kind ``sensitive`` or the bare container."""
+def sealed_bytes(data: bytes, signers: dict[str, VerifyKey] | None = None) -> bytes:
+    """The sealed record inside ``data``: a wire envelope of kind ``sensitive`` (its signature checked
+    against ``signers`` when given) or the bare container."""
+    return _sealed_envelope(data, signers)[0]
+
+
+def _sealed_envelope(data: bytes, signers: dict[str, VerifyKey] | None) -> tuple[bytes, str | None]:
     try:
         env = decode(data)
     except WireError:
-        return data
+        return data, None
+    if signers is not None:
+        try:
+            decode(data, signers)
+        except EnvelopeAuthError as err:
+            raise RestoreError(str(err)) from None
     if env.kind != "sensitive":
         raise RestoreError(f"message {env.id} is a {env.kind!r} message, not a sensitive record")
-    return bytes(env.body)
+    return bytes(env.body), env.image_id
 
 
 def decode_image_bytes(data: bytes, what: str) -> np.ndarray:
@@ -223,17 +274,130 @@ def video_frame(path: str | Path, index: int) -> np.ndarray:
     raise RestoreError(f"video {path} has no frame {index} (it has {count} frames)")
 
 
+def open_named(
+    blobs: list[tuple[str, bytes]], key: PrivateKey, signers: dict[str, VerifyKey]
+) -> list[OpenedRecord]:
+    """Verify (envelope and record) and decrypt ``(name, bytes)`` records; a refusal names the record."""
+    out = []
+    for name, data in blobs:
+        try:
+            sealed, env_image = _sealed_envelope(data, signers)
+            record = open_sealed(sealed, key, signers)
+            out.append(OpenedRecord(name, record, read_header(sealed).signer_key_id, env_image))
+        except (RecordError, RestoreError) as err:
+            raise RestoreError(f"{name}: {err}") from None
+    return out
+
+
 def open_records(
     blobs: list[tuple[str, bytes]], key: PrivateKey, signers: dict[str, VerifyKey]
 ) -> list[SensitiveRecord]:
     """Verify and decrypt ``(name, bytes)`` records; a refusal names the record it came from."""
-    out = []
-    for name, data in blobs:
+    return [o.record for o in open_named(blobs, key, signers)]
+
+
+def check_target(opened: list[OpenedRecord], target: Target) -> None:
+    """Refuse (``RestoreError``) any record that does not name the target image and frame."""
+    for o in opened:
+        r = o.record
+        if o.envelope_image_id is not None and o.envelope_image_id != r.image_id:
+            raise RestoreError(f"{o.name}: its envelope names image {o.envelope_image_id}, the sealed record image {r.image_id}")
+        if target.image_id is not None and r.image_id != target.image_id:
+            raise RestoreError(
+                f"{o.name}: record {r.image_id}/{r.category} (frame {r.frame_index}) is for another image than "
+                f"{target.what} (image {target.image_id}, frame {target.frame_index}); refusing to restore it there"
+            )
+        if target.frame_index is not None and r.frame_index != target.frame_index:
+            raise RestoreError(
+                f"{o.name}: record {r.image_id}/{r.category} is for frame {r.frame_index}, {target.what} is frame "
+                f"{target.frame_index}; refusing to restore it there"
+            )
+        if target.signer is not None and o.signer != target.signer:
+            raise RestoreError(
+                f"{o.name}: record {r.image_id}/{r.category} is signed by device key {o.signer}, {target.what} by "
+                f"device key {target.signer}; refusing to restore it there"
+            )
+    first = opened[0].record if opened else None
+    for o in opened[1:]:
+        if (o.record.image_id, o.record.frame_index) != (first.image_id, first.frame_index):  # type: ignore[union-attr]
+            raise RestoreError(
+                f"records are for different images or frames ({first.image_id} frame {first.frame_index}, "  # type: ignore[union-attr]
+                f"{o.record.image_id} frame {o.record.frame_index}); restore one image at a time"
+            )
+
+
+def image_target(
+    path: str | Path, signers: dict[str, VerifyKey], image_id: str | None = None, frame: int | None = None
+) -> Target:
+    """The target of ``--image``: a signed package envelope, an image with its sidecar, or an image
+    the operator names with ``image_id`` and ``frame`` (see the module doc)."""
+    what = f"--image {path}"
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise RestoreError(f"{what}: {err.strerror}") from None
+    try:
+        decode(data)
+        is_envelope = True
+    except WireError:
+        is_envelope = False
+    if is_envelope:
         try:
-            out.append(open_sealed(sealed_bytes(data), key, signers))
-        except RecordError as err:
-            raise RestoreError(f"{name}: {err}") from None
-    return out
+            pkg = package_image(decode(data, signers))
+        except (EnvelopeAuthError, PackageError) as err:
+            raise RestoreError(f"{what}: {err}") from None
+        target = Target(decode_image_bytes(pkg.image, what), what, pkg.image_id, pkg.frame_index, pkg.signer)
+    else:
+        image = decode_image_bytes(data, what)
+        side = sidecar_path(path)
+        if side.exists():
+            target = _sidecar_target(image, data, what, side)
+        elif image_id is not None and frame is not None:
+            return Target(image, what, image_id, frame)
+        else:
+            raise RestoreError(
+                f"{what}: cannot tell which image and frame it shows: no sidecar {side.name} (export the image with "
+                "'python -m tools.platforms.store export') and no --image-id with --frame naming it"
+            )
+    if image_id is not None and image_id != target.image_id:
+        raise RestoreError(f"{what} is image {target.image_id}, --image-id says {image_id}")
+    if frame is not None and frame != target.frame_index:
+        raise RestoreError(f"{what} is frame {target.frame_index}, --frame says {frame}")
+    return target
+
+
+def _sidecar_target(image: np.ndarray, data: bytes, what: str, side: Path) -> Target:
+    import hashlib
+    import json
+
+    try:
+        m = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RestoreError(f"{what}: sidecar {side} is not readable JSON ({err})") from None
+    ok = (isinstance(m, dict) and isinstance(m.get("image_id"), str) and isinstance(m.get("sha256"), str)
+          and isinstance(m.get("frame_index"), int) and not isinstance(m.get("frame_index"), bool))
+    if not ok:
+        raise RestoreError(f"{what}: sidecar {side} lacks 'image_id', 'frame_index' or 'sha256'")
+    if hashlib.sha256(data).hexdigest() != m["sha256"]:
+        raise RestoreError(f"{what}: sidecar {side} describes another file (SHA-256 differs); export the image again")
+    signer = m.get("signer") if isinstance(m.get("signer"), str) else None
+    return Target(image, what, m["image_id"], m["frame_index"], signer)
+
+
+def ops_target(folder: str | Path, image_id: str, signers: dict[str, VerifyKey]) -> Target:
+    """The target of ``--ops-store``: the newest verified upload package of ``image_id``."""
+    store = SegmentStore(folder, device_keys=signers)
+    env = store.get_image(image_id)
+    if env is None:
+        refused = store.rejected_for(image_id, "package")
+        why = f" ({len(refused)} package(s) for it refused: {refused[-1].error})" if refused else ""
+        raise RestoreError(f"--ops-store {folder} has no verified de-identified image {image_id}{why}")
+    what = f"ops message {env.id}"
+    try:
+        pkg = package_image(env)
+    except PackageError as err:
+        raise RestoreError(f"--ops-store {folder}: {err}") from None
+    return Target(decode_image_bytes(pkg.image, what), what, pkg.image_id, pkg.frame_index, pkg.signer)
 
 
 # ------------------------------------------------------------------------------------------ CLI
@@ -243,15 +407,18 @@ def _parser() -> argparse.ArgumentParser:
         description="Restore an original image from a de-identified one and sealed sensitive records.",
     )
     p.add_argument("--key", required=True, help="this functional platform's private key (.key, mode 0600)")
-    p.add_argument("--signer", action="append", default=[], help="trusted device public key (.pub); repeatable")
+    p.add_argument("--signer", "--device-key", dest="signer", action="append", default=[], metavar="PATH",
+                   help="trusted device public key (.pub); verifies records and envelopes; repeatable")
     p.add_argument("--record", action="append", default=[], help="sealed record file (bare or wire envelope); repeatable")
     p.add_argument("--func-store", help="functional platform store: take every sensitive record of --image-id")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--image", help="de-identified image file")
     src.add_argument("--ops-store", help="ops store folder: take the de-identified image of --image-id")
     src.add_argument("--video", help="de-identified video file: take frame --frame")
-    p.add_argument("--image-id", help="image id to fetch from --ops-store / --func-store")
-    p.add_argument("--frame", type=int, help="frame index in --video (default: the record's frame index)")
+    p.add_argument("--image-id", help="image id to fetch from --ops-store / --func-store (with a bare --image: the "
+                   "id of the image it shows)")
+    p.add_argument("--frame", type=int, help="frame index in --video (default: the record's frame index); with a "
+                   "bare --image (no sidecar): the frame index it shows")
     p.add_argument("--out", required=True, help="output image (lossless: .png, .tif, .bmp, .ppm)")
     return p
 
@@ -264,7 +431,7 @@ def run(args: argparse.Namespace) -> Path:
     if not args.signer:
         raise RestoreError("--signer: give at least one trusted device public key (.pub) to verify records with")
     key = load_platform_private_key(args.key)
-    signers = trusted_signers([load_verify_key(s) for s in args.signer])
+    signers = trusted_keys(args.signer)
 
     blobs: list[tuple[str, bytes]] = []
     for r in args.record:
@@ -275,40 +442,27 @@ def run(args: argparse.Namespace) -> Path:
     if args.func_store:
         if not args.image_id:
             raise RestoreError("--func-store needs --image-id")
-        from tools.platforms.store import SegmentStore
-
-        envs = SegmentStore(args.func_store).by_image(args.image_id, kind="sensitive")
+        store = SegmentStore(args.func_store, device_keys=signers)
+        envs = store.by_image(args.image_id, kind="sensitive")
         if not envs:
-            raise RestoreError(f"--func-store {args.func_store} has no sensitive record for image {args.image_id}")
-        blobs += [(f"message {e.id}", bytes(e.body)) for e in envs]
+            refused = store.rejected_for(args.image_id, "sensitive")
+            why = f" ({len(refused)} refused: {refused[-1].error})" if refused else ""
+            raise RestoreError(f"--func-store {args.func_store} has no verified sensitive record for image {args.image_id}{why}")
+        blobs += [(f"message {e.id}", e.to_bytes()) for e in envs]
     if not blobs:
         raise RestoreError("no record given: use --record or --func-store with --image-id")
-    records = open_records(blobs, key, signers)
+    opened = open_named(blobs, key, signers)
+    records = [o.record for o in opened]
 
     if args.image:
-        try:
-            image = decode_image_bytes(Path(args.image).read_bytes(), f"--image {args.image}")
-        except OSError as err:
-            raise RestoreError(f"--image {args.image}: {err.strerror}") from None
+        target = image_target(args.image, signers, args.image_id, args.frame)
     elif args.ops_store:
-        image_id = args.image_id or records[0].image_id
-        from tools.platforms.store import SegmentStore
-
-        env = SegmentStore(args.ops_store).get_image(image_id)
-        if env is None:
-            raise RestoreError(f"--ops-store {args.ops_store} has no de-identified image {image_id}")
-        image, pkg_id = image_from_package(bytes(env.body), f"ops message {env.id}")
-        image_id = pkg_id or image_id
-        wrong = [r for r in records if r.image_id != image_id]
-        if wrong:
-            raise RestoreError(f"record for image {wrong[0].image_id} does not belong to ops image {image_id}")
+        target = ops_target(args.ops_store, args.image_id or records[0].image_id, signers)
     else:
         index = args.frame if args.frame is not None else records[0].frame_index
-        image = video_frame(args.video, index)
-    ids = {r.image_id for r in records}
-    if len(ids) > 1:
-        raise RestoreError(f"records are for different images ({', '.join(sorted(ids))}); restore one image at a time")
-    restored = restore_image(image, records)
+        target = Target(video_frame(args.video, index), f"--video {args.video} frame {index}", None, None)
+    check_target(opened, target)
+    restored = restore_image(target.image, records)
     out.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(out), restored):
         raise RestoreError(f"could not write {out}")

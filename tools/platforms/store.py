@@ -14,6 +14,17 @@ Usage (ops platform, restore by image id)::
     store.segments()                                # video ids that have a file
     store.by_image(image_id, kind="sensitive")      # every message for an image, filtered by kind
 
+With ``device_keys`` (key id -> trusted device verify key, :func:`edged.wire.trusted_keys`) the
+store verifies every envelope's signature: :meth:`append` refuses one that fails
+(:class:`edged.wire.EnvelopeAuthError`), and reading skips stored items that fail (written by an
+older receiver, or altered on disk), listing them in :attr:`SegmentStore.rejected`; only verified
+envelopes are indexed and returned. Without keys nothing is verified (local inspection only).
+
+``python -m tools.platforms.store export --store platform/ops --device-key device.pub --image-id ID
+--out deid.jpg`` writes a verified package's de-identified image exactly as sent plus a sidecar
+``deid.jpg.json`` (image id, frame index, video, message id, signer key id, SHA-256 of the image
+bytes), which ``tools.platforms.restore --image deid.jpg`` checks records against.
+
 ``append(env)`` returns ``False`` (and writes nothing) when a message with the same id is already
 stored: at-least-once delivery becomes exactly-once storage. The id and image indexes are built by
 scanning the files at open; :meth:`refresh` picks up what another process appended since. A torn
@@ -23,27 +34,113 @@ append starts a fresh item after it is truncated away, so the file stays a valid
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import io
+import json
 import os
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cbor2
+from nacl.signing import VerifyKey
 
-from edged.wire import Envelope, WireError, decode, encode
+from edged.keys import KeyFileError
+from edged.wire import Envelope, EnvelopeAuthError, WireError, decode, encode, trusted_keys
 
 SUFFIX = ".cbors"
 UNSEGMENTED = "_unsegmented"
+SIDECAR_SUFFIX = ".json"
+SIDECAR_FORMAT = "edged image sidecar v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A stored item that failed signature verification (skipped, never returned)."""
+
+    video_id: str
+    message_id: str
+    kind: str
+    image_id: str | None
+    reason: str
+    """Short tag: ``unsigned``, ``unknown key`` or ``bad signature``."""
+    error: str
+    """The full one-line reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class PackageImage:
+    """The de-identified image of a verified ops upload package and what names it."""
+
+    image: bytes
+    image_format: str
+    image_id: str
+    frame_index: int
+    video_id: str
+    message_id: str
+    device: str
+    signer: str | None
+
+    def sidecar(self) -> dict[str, Any]:
+        """The sidecar map written next to an exported image."""
+        return {
+            "format": SIDECAR_FORMAT,
+            "image_id": self.image_id,
+            "frame_index": self.frame_index,
+            "video_id": self.video_id,
+            "message_id": self.message_id,
+            "device": self.device,
+            "signer": self.signer,
+            "image_format": self.image_format,
+            "sha256": hashlib.sha256(self.image).hexdigest(),
+        }
+
+
+class PackageError(ValueError):
+    """A package envelope's body is not a valid upload package or disagrees with its envelope."""
+
+
+def package_image(env: Envelope) -> PackageImage:
+    """Parse a ``package`` envelope's body (CBOR map with ``image`` bytes); names and ids must agree."""
+    what = f"package {env.id}"
+    if env.kind != "package":
+        raise PackageError(f"message {env.id} is a {env.kind!r} message, not an upload package")
+    try:
+        m = cbor2.loads(bytes(env.body))
+    except Exception as err:  # cbor2 raises several types on garbage
+        raise PackageError(f"{what}: body is not valid CBOR ({err})") from None
+    if not isinstance(m, dict) or not isinstance(m.get("image"), bytes):
+        raise PackageError(f"{what}: body has no 'image' bytes")
+    image_id, frame = m.get("image_id"), m.get("frame_index")
+    if not isinstance(image_id, str) or not isinstance(frame, int) or isinstance(frame, bool):
+        raise PackageError(f"{what}: body lacks a text 'image_id' and an integer 'frame_index'")
+    if image_id != env.image_id:
+        raise PackageError(f"{what}: body names image {image_id}, its envelope image {env.image_id}")
+    video = m.get("video_id", env.video_id)
+    if video != env.video_id:
+        raise PackageError(f"{what}: body names video {video!r}, its envelope video {env.video_id!r}")
+    fmt = m.get("image_format", "jpeg")
+    return PackageImage(m["image"], fmt if isinstance(fmt, str) else "jpeg", image_id, frame, env.video_id,
+                        env.id, env.device, env.signer)
 
 
 class SegmentStore:
     """Append-only store of envelopes, one CBOR-sequence file per video id, de-duplicated by id."""
 
-    def __init__(self, root: str | Path, *, fsync: bool = False) -> None:
+    def __init__(
+        self, root: str | Path, *, fsync: bool = False, device_keys: Mapping[str, VerifyKey] | None = None
+    ) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
+        self.device_keys = device_keys
+        """Trusted device keys (key id -> verify key); ``None``: nothing is verified."""
+        self.rejected: list[Rejected] = []
+        """Stored items that failed verification, in the order they were read."""
         self._torn: set[tuple[str, int]] = set()  # (file stem, offset) of incomplete tails seen
         self.duplicates = 0
         self._lock = threading.Lock()
@@ -53,9 +150,16 @@ class SegmentStore:
         self.refresh()
 
     # ------------------------------------------------------------------ writing
-    def append(self, env: Envelope) -> bool:
-        """Store ``env`` in its video's file; ``False`` if its id is already stored."""
-        data = encode(env)
+    def append(self, env: Envelope, data: bytes | None = None) -> bool:
+        """Store ``env`` in its video's file; ``False`` if its id is already stored.
+
+        ``data`` is the envelope as received (written as it is; it must decode to ``env``): a signed
+        envelope keeps its exact bytes. With :attr:`device_keys` an envelope whose signature does not
+        verify raises :class:`edged.wire.EnvelopeAuthError` and nothing is written.
+        """
+        data = encode(env) if data is None else bytes(data)
+        if self.device_keys is not None:
+            decode(data, self.device_keys)
         stem = _stem(env.video_id)
         with self._lock:
             self._scan(stem)
@@ -77,8 +181,11 @@ class SegmentStore:
             return True
 
     def append_bytes(self, payload: bytes) -> bool:
-        """Decode a received payload and :meth:`append` it (raises :class:`WireError` if malformed)."""
-        return self.append(decode(payload))
+        """Decode (and verify, with keys) a received payload and :meth:`append` its exact bytes.
+
+        Raises :class:`WireError` if malformed, :class:`edged.wire.EnvelopeAuthError` if unverified.
+        """
+        return self.append(decode(payload, self.device_keys), payload)
 
     # ------------------------------------------------------------------ reading
     def segments(self) -> list[str]:
@@ -92,7 +199,7 @@ class SegmentStore:
         if not path.exists():
             return
         with open(path, "rb") as f:
-            for _offset, env in _read_items(f):
+            for _offset, env in _read_items(f, self.device_keys):
                 yield env
 
     def get(self, msg_id: str) -> Envelope | None:
@@ -104,7 +211,7 @@ class SegmentStore:
         stem, offset = loc
         with open(self._path(stem), "rb") as f:
             f.seek(offset)
-            return decode(cbor2.dumps(cbor2.load(f)))
+            return decode(cbor2.dumps(cbor2.load(f)), self.device_keys)
 
     def by_image(self, image_id: str, kind: str | None = None) -> list[Envelope]:
         """Every stored envelope with ``image_id`` (optionally only of ``kind``), arrival order."""
@@ -116,6 +223,20 @@ class SegmentStore:
         """The last stored ``kind`` envelope for ``image_id`` (the ops image for restore), or ``None``."""
         found = self.by_image(image_id, kind)
         return found[-1] if found else None
+
+    def rejected_for(self, image_id: str | None = None, kind: str | None = None) -> list[Rejected]:
+        """Items refused by verification, optionally only those naming ``image_id`` / of ``kind``."""
+        self.refresh()
+        return [r for r in self.rejected
+                if (image_id is None or r.image_id == image_id) and (kind is None or r.kind == kind)]
+
+    def rejected_counts(self) -> dict[str, int]:
+        """Refused items per reason (``unsigned``, ``unknown key``, ``bad signature``)."""
+        self.refresh()
+        out: dict[str, int] = {}
+        for r in self.rejected:
+            out[r.reason] = out.get(r.reason, 0) + 1
+        return out
 
     def __contains__(self, msg_id: object) -> bool:
         self.refresh()
@@ -157,10 +278,10 @@ class SegmentStore:
         with open(path, "rb") as f:
             f.seek(start)
             end = start
-            for offset, env in _read_items(f):
+            for offset, env in _read_items(f, self.device_keys, self.rejected.append):
                 if env.id not in self._ids:
                     self._index(env, stem, offset)
-                end = f.tell()
+            end = f.tell()  # after the last complete item, verified or refused (a torn tail is not read)
             if end < size:
                 self._torn.add((stem, end))
         self._scanned[stem] = end
@@ -175,8 +296,15 @@ def _stem(video_id: str) -> str:
     return video_id or UNSEGMENTED
 
 
-def _read_items(f: io.BufferedReader) -> Iterator[tuple[int, Envelope]]:
-    """(offset, envelope) for each complete item from the current position; stops at a torn tail."""
+def _read_items(
+    f: io.BufferedReader,
+    trusted: Mapping[str, VerifyKey] | None = None,
+    on_reject: Callable[[Rejected], None] | None = None,
+) -> Iterator[tuple[int, Envelope]]:
+    """(offset, envelope) for each complete item from the current position; stops at a torn tail.
+
+    With ``trusted`` keys an item that fails verification is skipped (passed to ``on_reject``).
+    """
     while True:
         offset = f.tell()
         try:
@@ -184,8 +312,81 @@ def _read_items(f: io.BufferedReader) -> Iterator[tuple[int, Envelope]]:
         except (EOFError, cbor2.CBORDecodeError):
             f.seek(offset)
             return
+        data = cbor2.dumps(item)
         try:
-            yield offset, decode(cbor2.dumps(item))
+            env = decode(data, trusted)
+        except EnvelopeAuthError as err:
+            if on_reject is not None:
+                bare = decode(data)  # the format was checked before the signature: this decodes
+                on_reject(Rejected(bare.video_id, bare.id, bare.kind, bare.image_id, err.reason, str(err)))
+            continue
         except WireError:
             f.seek(offset)
             return
+        yield offset, env
+
+
+def export_image(store: SegmentStore, image_id: str, out: str | Path) -> tuple[Path, Path, PackageImage]:
+    """Write the newest verified package image of ``image_id`` to ``out`` and its sidecar ``out.json``."""
+    env = store.get_image(image_id)
+    if env is None:
+        refused = store.rejected_for(image_id, "package")
+        why = f" ({len(refused)} refused: {refused[-1].error})" if refused else ""
+        raise PackageError(f"store {store.root} has no verified upload package for image {image_id}{why}")
+    pkg = package_image(env)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(pkg.image)
+    side = sidecar_path(out)
+    side.write_text(json.dumps(pkg.sidecar(), indent=1) + "\n", encoding="utf-8")
+    return out, side, pkg
+
+
+def sidecar_path(image: str | Path) -> Path:
+    """Where an exported image's sidecar lives: the image path plus ``.json``."""
+    image = Path(image)
+    return image.with_name(image.name + SIDECAR_SUFFIX)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``export`` a verified image with its sidecar, or ``verify`` a store and count what fails."""
+    p = argparse.ArgumentParser(prog="python -m tools.platforms.store", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, what in (("export", "write a verified package's de-identified image and its sidecar"),
+                       ("verify", "verify every stored envelope and count those that fail")):
+        c = sub.add_parser(name, help=what)
+        c.add_argument("--store", required=True, help="store folder (one .cbors file per video)")
+        c.add_argument("--device-key", action="append", required=True,
+                       help="trusted device public key (.pub, 'edged keygen device'); repeatable")
+        if name == "export":
+            c.add_argument("--image-id", required=True, help="image id of the upload package")
+            c.add_argument("--out", required=True, help="image file to write (its sidecar goes to OUT.json)")
+    args = p.parse_args(argv)
+    prog = "store"
+    try:
+        keys = trusted_keys(args.device_key)
+    except KeyFileError as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        return 1
+    if not Path(args.store).is_dir():
+        print(f"{prog}: store folder not found: {args.store}", file=sys.stderr)
+        return 1
+    store = SegmentStore(args.store, device_keys=keys)
+    if args.command == "verify":
+        counts = store.rejected_counts()
+        detail = ", ".join(f"{n} {why}" for why, n in sorted(counts.items()))
+        print(f"{prog}: {args.store}: {len(store)} verified, {sum(counts.values())} refused{f' ({detail})' if detail else ''}")
+        for r in store.rejected:
+            print(f"{prog}: refused {r.message_id} ({r.video_id or UNSEGMENTED}): {r.error}", file=sys.stderr)
+        return 0 if not counts else 3
+    try:
+        out, side, pkg = export_image(store, args.image_id, args.out)
+    except (PackageError, OSError) as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        return 1
+    print(f"{prog}: wrote {out} (image {pkg.image_id}, frame {pkg.frame_index}) and {side}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
