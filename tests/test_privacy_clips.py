@@ -9,6 +9,7 @@ import av
 import cv2
 import numpy as np
 
+from edged import wire
 from edged.config import PrivacyConfig, TrackConfig
 from edged.pipeline import FrameWork
 from edged.privacy.records import decode_png, open_sealed, trusted_signers
@@ -26,6 +27,7 @@ def test_clips_per_object_in_time_order_with_best_crop(tmp_path: Path) -> None:
     tracker = Tracker(TrackConfig(), MemoryIds(), fps=10.0)
     stage = PrivacyStage(PrivacyConfig(), privacy_keys(), device_id="rsu-c")
     rng = np.random.default_rng(9)
+    device = key_material()[0]
     for i, (pixels, gt) in enumerate(scene_frames()):
         h, w = pixels.shape[:2]
         work = FrameWork(Frame(meta(i, w, h), pixels))
@@ -33,7 +35,7 @@ def test_clips_per_object_in_time_order_with_best_crop(tmp_path: Path) -> None:
         work.tracks = tracker.update(work.frame.meta, work.detections).objects
         stage(work)
         for env in work.outgoing:  # this store receives both categories: plate records are not ours
-            store.append(env)
+            store.append(wire.sign(env, device))  # signed as the outbox signs
     device, face, plate = key_material()
     signers = trusted_signers([device.verify_key])
     index = clips.build_clips(store, face, signers, tmp_path / "clips")

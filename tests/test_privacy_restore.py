@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edged import wire
 from edged.config import PrivacyConfig
 from edged.keys import generate_device_key, generate_platform_key, load_platform_public_key, load_signing_key, PrivacyKeys
 from edged.privacy.deid import FrameDeidentifier, sensitive_regions
@@ -22,7 +23,7 @@ from edged.types import Frame
 from tests.privacy_support import gt_tracks, key_material, meta, photos, scene_frames
 from tools.platforms import restore
 from tools.platforms.restore import RestoreError, restore_image
-from tools.platforms.store import SegmentStore
+from tools.platforms.store import SegmentStore, export_image
 
 DEIDENTIFIERS = {
     "blur": lambda: FrameDeidentifier("blur"),
@@ -122,8 +123,8 @@ def platform(tmp_path: Path):
     dev = generate_device_key(tmp_path / "keys" / "device")
     face = generate_platform_key(tmp_path / "keys" / "face")
     plate = generate_platform_key(tmp_path / "keys" / "plate")
-    keys = PrivacyKeys(load_signing_key(dev.private),
-                       {"face": load_platform_public_key(face.public), "plate": load_platform_public_key(plate.public)})
+    sk = load_signing_key(dev.private)
+    keys = PrivacyKeys(sk, {"face": load_platform_public_key(face.public), "plate": load_platform_public_key(plate.public)})
     stage = PrivacyStage(PrivacyConfig(), keys, device_id="rsu-t")
     ops, func = SegmentStore(tmp_path / "ops"), SegmentStore(tmp_path / "func.face")
     frames = []
@@ -133,7 +134,8 @@ def platform(tmp_path: Path):
         out = stage.process(Frame(m, pixels), gt_tracks(gt), None)
         png = cv2.imencode(".png", out.deidentified)[1].tobytes()
         pkg = UploadPackage(m, True, -1, np.zeros(0, np.int64), np.zeros(0, np.int16), np.zeros(0, OBS_DTYPE))
-        ops.append(pkg.envelope(png, image_format="png"))
+        ops.append(wire.sign(pkg.envelope(png, image_format="png"), sk))  # signed as the outbox signs
+        out.envelopes[:] = [wire.sign(env, sk) for env in out.envelopes]
         for env in out.envelopes:
             if env.dest == "func.face":
                 func.append(env)
@@ -146,7 +148,8 @@ def test_cli_restores_from_files_stores_and_video(platform) -> None:
     m, pixels, out = next(f for f in frames if any(e.dest == "func.face" for e in f[2].envelopes))
     env = next(e for e in out.envelopes if e.dest == "func.face")
     (tmp / "r.cbor").write_bytes(env.to_bytes())
-    cv2.imwrite(str(tmp / "deid.png"), out.deidentified)
+    export_image(SegmentStore(tmp / "ops", device_keys=wire.trusted_keys([dev.public])), m.image_id, tmp / "deid.png")
+    assert (tmp / "deid.png.json").exists()
     base = ["--key", str(face.private), "--signer", str(dev.public)]
     assert restore.main([*base, "--record", str(tmp / "r.cbor"), "--image", str(tmp / "deid.png"), "--out", str(tmp / "a.png")]) == 0
     face_mask = np.zeros(pixels.shape[:2], bool)
@@ -182,10 +185,14 @@ def test_cli_refusals_are_one_clear_line(platform, capsys) -> None:
     env = next(e for e in out.envelopes if e.dest == "func.face")
     (tmp / "r.cbor").write_bytes(env.to_bytes())
     cv2.imwrite(str(tmp / "orig.png"), pixels)
-    cv2.imwrite(str(tmp / "deid.png"), out.deidentified)
+    export_image(SegmentStore(tmp / "ops"), m.image_id, tmp / "deid.png")
     other_dev = generate_device_key(tmp / "keys" / "other")
+    named = ["--image-id", m.image_id, "--frame", str(m.frame_index)]
     cases = [
-        (["--key", str(face.private), "--signer", str(dev.public), "--image", str(tmp / "orig.png")], "not de-identified"),
+        (["--key", str(face.private), "--signer", str(dev.public), "--image", str(tmp / "orig.png"), *named],
+         "not de-identified"),
+        (["--key", str(face.private), "--signer", str(dev.public), "--image", str(tmp / "orig.png")],
+         "cannot tell which image and frame"),
         (["--key", str(plate.private), "--signer", str(dev.public), "--image", str(tmp / "deid.png")], "sealed to key id"),
         (["--key", str(face.private), "--signer", str(other_dev.public), "--image", str(tmp / "deid.png")], "unknown device key id"),
         (["--key", str(face.private), "--image", str(tmp / "deid.png")], "--signer"),

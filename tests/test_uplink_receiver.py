@@ -14,6 +14,7 @@ import pytest
 
 from edged import config as edged_config
 from edged import wire
+from edged.keys import generate_device_key, load_signing_key
 from edged.outbox import Outbox
 from edged.uplink import Uplink, func_destination, quality_for_rate, uplinks_from_config
 from tests.mosquitto import Mosquitto
@@ -65,9 +66,11 @@ def test_receiver_drops_malformed_payloads_and_counts_duplicates(tmp_path: Path)
 
 def test_receiver_cli_stores_what_the_uplink_sends(tmp_path: Path, mosquitto: Mosquitto) -> None:
     store_dir = tmp_path / "platform-ops"
+    dev = generate_device_key(tmp_path / "keys" / "device")
     proc = subprocess.Popen(
         [sys.executable, "-m", "tools.receiver", "--host", "127.0.0.1", "--port", str(mosquitto.port),
-         "--topic", "edged/+/ops/#", "--store", str(store_dir), "--client-id", "cli-rx"],
+         "--topic", "edged/+/ops/#", "--store", str(store_dir), "--client-id", "cli-rx",
+         "--device-key", str(dev.public)],
         cwd=ROOT, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -77,7 +80,7 @@ def test_receiver_cli_stores_what_the_uplink_sends(tmp_path: Path, mosquitto: Mo
                 break
         else:
             raise AssertionError("receiver exited before subscribing")
-        ob = Outbox(tmp_path / "o.db")
+        ob = Outbox(tmp_path / "o.db", signing_key=load_signing_key(dev.private))
         envs = [pkg("V7", f"I{i}") for i in range(5)]
         ob.enqueue_many(envs)
         cfg = edged_config.from_dict({"device": {"id": "rsu-9"}, "uplink": {"ops": {"port": mosquitto.port}}})
@@ -100,10 +103,11 @@ def test_receiver_cli_stores_what_the_uplink_sends(tmp_path: Path, mosquitto: Mo
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
-    store = SegmentStore(store_dir)
+    store = SegmentStore(store_dir, device_keys=wire.trusted_keys([dev.public]))
     assert [e.id for e in store.iter_segment("V7")] == [e.id for e in envs]
-    assert store.get_image("I3") == envs[3]
-    assert "5 stored" in err
+    got = store.get_image("I3")
+    assert got is not None and got.signed and got.body == envs[3].body and got.id == envs[3].id
+    assert "5 stored" in err and "0 rejected" in err
 
 
 def test_uplinks_from_config_one_connection_per_destination(tmp_path: Path) -> None:
