@@ -198,6 +198,9 @@ class Uplink:
         self.poll_s = poll_s
         self.stop_grace_s = stop_grace_s
         self.meter = RateMeter(rate_window_s)
+        self._quality = quality_bounds[1]
+        """The JPEG quality the measured rate suggests: a plain int the event loop replaces after each
+        PUBACK, so the stage thread reads a value and never iterates the meter's samples."""
         self._tls = broker.tls_context()  # raises UplinkConfigError early on bad TLS files
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
@@ -284,9 +287,14 @@ class Uplink:
         )
 
     def suggested_quality(self) -> int:
-        """JPEG quality for new images from the measured rate (``quality_max`` until measured)."""
-        rate, _ = self.meter.rates(time.monotonic())
-        return quality_for_rate(rate, self.quality_bounds, self.quality_full_rate_bps)
+        """JPEG quality for new images from the measured rate (``quality_max`` until measured); safe
+        from any thread (it reads the value the event loop last computed)."""
+        return self._quality
+
+    def _measure_quality(self, now: float) -> None:
+        """On the event loop: recompute the suggested quality from the rate meter."""
+        rate, _ = self.meter.rates(now)
+        self._quality = quality_for_rate(rate, self.quality_bounds, self.quality_full_rate_bps)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, drain, reconnect with backoff, until ``stop`` is set. Never raises for link errors.
@@ -434,6 +442,7 @@ class Uplink:
         self.meter.add(len(p.payload), now)
         if not self._in_flight:
             self.meter.busy(False, now)
+        self._measure_quality(now)
         self._slot_freed.set()
         self._ack_ready.set()
 

@@ -1,0 +1,44 @@
+"""The package stage (a worker thread) asks the uplink for a JPEG quality while the event loop
+records PUBACKs: the stage must read a plain value, never iterate the loop's rate samples."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from edged.config import Config
+from edged.outbox import Outbox
+from edged.uplink import OPS, Uplink
+
+
+def test_suggested_quality_from_another_thread_while_acks_arrive(tmp_path: Path) -> None:
+    cfg = Config()
+    cfg.uplink.rate_window_s = 3600.0  # keep every sample: the deque only grows while the reader runs
+    uplink = Uplink.from_config(cfg, OPS, Outbox(tmp_path / "o.db"))
+    errors: list[BaseException] = []
+    seen: set[int] = set()
+    done = threading.Event()
+
+    def stage_thread() -> None:
+        try:
+            while not done.is_set():
+                seen.add(uplink.suggested_quality())
+        except BaseException as err:  # "deque mutated during iteration" before the fix
+            errors.append(err)
+
+    reader = threading.Thread(target=stage_thread)
+    reader.start()
+    try:
+        now = time.monotonic()
+        uplink.meter.busy(True, now)
+        for i in range(5_000):  # what _publish does on each PUBACK, here on the test's thread
+            t = now + i * 0.01
+            uplink.meter.add(200, t)
+            uplink._measure_quality(t)
+    finally:
+        done.set()
+        reader.join()
+    assert not errors, errors
+    assert all(cfg.uplink.quality_min <= q <= cfg.uplink.quality_max for q in seen)
+    assert uplink.suggested_quality() < cfg.uplink.quality_max, "the measured (slow) rate lowered the quality"
