@@ -154,3 +154,36 @@ def test_uplink_set_stores_wakes_and_reports(tmp_path: Path, mosquitto: Mosquitt
     st = links.stats()
     assert st["outbox"]["acked"] == 3 and st["links"]["ops"]["acked"] == 2 and st["links"]["func.face"]["acked"] == 1
     assert cfg.uplink.quality_min <= (links.suggested_quality() or 0) <= cfg.uplink.quality_max
+
+
+def test_ops_and_functional_receivers_get_distinct_stable_client_ids(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """The README's two receiver commands, run with default ids on one broker, do not kick each other off."""
+    from tools.receiver import default_client_id
+
+    ops, func = tmp_path / "platform" / "ops", tmp_path / "platform" / "func.face"
+    assert default_client_id(ops, "edged/+/ops/#") != default_client_id(func, "edged/+/func/face/#")
+    assert default_client_id(ops, "edged/+/ops/#") == default_client_id(ops, "edged/+/ops/#")
+    dev = generate_device_key(tmp_path / "keys" / "device")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tools.receiver", "--host", "127.0.0.1", "--port", str(mosquitto.port),
+             "--topic", topic, "--store", str(store), "--device-key", str(dev.public)],
+            cwd=ROOT, stderr=subprocess.PIPE, text=True,
+        )
+        for store, topic in ((ops, "edged/+/ops/#"), (func, "edged/+/func/face/#"))
+    ]
+    try:
+        for proc in procs:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                if "subscribed to" in line:
+                    break
+            else:
+                raise AssertionError("receiver exited before subscribing")
+        time.sleep(1.5)
+        assert all(proc.poll() is None for proc in procs)
+        assert "already connected" not in mosquitto.log_text(), "one receiver took the other's session"
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.communicate(timeout=20)

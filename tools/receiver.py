@@ -13,7 +13,10 @@ key``, ``bad signature``), never stored: the first drop is logged at once, later
 line per :data:`REJECT_LOG_PERIOD_S`; the counts are in the final summary line.
 
 The session is persistent (``clean_session=False`` with a fixed client id), so QoS 1 messages
-published while the receiver is offline wait at the broker. Duplicates (at-least-once delivery)
+published while the receiver is offline wait at the broker. The default client id is derived from
+the store folder and the topic (:func:`default_client_id`): the same receiver restarted resumes its
+session, while the ops and the functional-platform receivers on one broker never share an id (a
+shared id makes the broker drop one connection whenever the other connects). Duplicates (at-least-once delivery)
 are dropped by message id; malformed payloads are logged and counted, never stored, never fatal.
 Reconnects with exponential backoff. A message is PUBACKed by the MQTT client as it arrives, before
 it is stored: a receiver killed in between loses that message (a platform that needs more uses a
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import logging
 import random
 import signal
@@ -232,6 +236,12 @@ def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
     return ctx
 
 
+def default_client_id(store: Path, topic: str) -> str:
+    """A client id unique to this store folder and topic filter, and the same at every restart."""
+    digest = hashlib.blake2b(f"{store.resolve()}\0{topic}".encode(), digest_size=6).hexdigest()
+    return f"edged-receiver-{digest}"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.receiver", description=__doc__.split("\n")[0])
     ap.add_argument("--host", default="127.0.0.1")
@@ -241,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device-key", action="append", required=True, metavar="PATH",
                     help="trusted device public key (.pub from 'edged keygen device'); repeatable; "
                          "envelopes not signed by one of them are dropped and counted")
-    ap.add_argument("--client-id", default="edged-receiver")
+    ap.add_argument("--client-id", help="MQTT client id (default: derived from --store and --topic, stable across restarts)")
     ap.add_argument("--username")
     ap.add_argument("--password")
     ap.add_argument("--tls", action="store_true", help="TLS with the system CA store")
@@ -268,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     def on_env(env: Envelope) -> None:
         log.info("stored %s %s video=%s image=%s (%d bytes)", env.kind, env.id, env.video_id, env.image_id, len(env.body))
 
-    receiver = Receiver(args.host, args.port, args.topic, store, client_id=args.client_id,
+    client_id = args.client_id or default_client_id(args.store, args.topic)
+    log.info("receiver: client id %s", client_id)
+    receiver = Receiver(args.host, args.port, args.topic, store, client_id=client_id,
                         username=args.username, password=args.password, tls_context=tls, on_envelope=on_env,
                         device_keys=keys)
     log.info("receiver: trusting device key%s %s", "s" if len(keys) > 1 else "", ", ".join(sorted(keys)))
