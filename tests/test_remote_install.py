@@ -84,3 +84,26 @@ def test_roadside_example_starts_once_its_files_are_in_place(tmp_path: Path) -> 
                          capture_output=True, text=True, cwd=ROOT, timeout=240)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "processed 6" in run.stdout and "Traceback" not in run.stderr
+
+
+def test_file_example_replays_real_frames_through_the_daemon(tmp_path: Path) -> None:
+    """config/file.example.toml runs as documented once the demo keys exist (here under tmp_path)."""
+    import sys
+
+    from edged.keys import generate_device_key, generate_platform_key
+
+    keys = tmp_path / "keys"
+    generate_device_key(keys / "device")
+    for name in ("func-face", "func-plate"):
+        generate_platform_key(keys / name)
+    text = (ROOT / "config" / "file.example.toml").read_text().replace('"data/keys/', f'"{keys}/')
+    text = text.replace('data_dir = "data/replay"', f'data_dir = "{tmp_path / "data"}"')
+    config = tmp_path / "file.toml"
+    config.write_text(text)
+    edged = str(Path(sys.executable).with_name("edged"))
+    run = subprocess.run([edged, "run", "--config", str(config), "--out", str(tmp_path / "out")],
+                         capture_output=True, text=True, cwd=ROOT, timeout=240)
+    assert run.returncode == 0, run.stderr[-2000:]
+    shipped = len([p for p in (ROOT / "tests" / "data" / "real").iterdir() if p.suffix == ".jpg"])
+    assert f"processed {shipped}," in run.stdout, run.stdout
+    assert len(list((tmp_path / "out").glob("run-*/frames/*.jpg"))) == shipped
