@@ -29,8 +29,11 @@ from tools.platforms.store import SegmentStore
 READY = "ready"
 
 
-async def _serve(port: int, device: str, folder: Path, dests: list[str]) -> None:
+async def _serve(port: int, device: str, folder: Path, dests: list[str], device_keys: list[Path]) -> None:
+    from edged.wire import trusted_keys
     from tools.receiver import Receiver
+
+    keys = trusted_keys(device_keys)
 
     folder.mkdir(parents=True, exist_ok=True)
     arrivals = open(folder / "arrivals.txt", "a", buffering=1, encoding="ascii")  # noqa: SIM115 - closed below
@@ -43,8 +46,8 @@ async def _serve(port: int, device: str, folder: Path, dests: list[str]) -> None
         return lambda env: arrivals.write(f"{dest} {env.id} {time.time():.6f}\n")
 
     receivers = {
-        d: Receiver("127.0.0.1", port, f"edged/{device}/{d}/#", SegmentStore(folder / d), client_id=f"sim-platform-{d}",
-                    keep_order=(d == OPS), on_envelope=arrived(d))
+        d: Receiver("127.0.0.1", port, f"edged/{device}/{d}/#", SegmentStore(folder / d, device_keys=keys),
+                    client_id=f"sim-platform-{d}", keep_order=(d == OPS), on_envelope=arrived(d), device_keys=keys)
         for d in dests
     }
     tasks = [asyncio.create_task(r.run(stop)) for r in receivers.values()]
@@ -57,7 +60,7 @@ async def _serve(port: int, device: str, folder: Path, dests: list[str]) -> None
     arrivals.close()
     stats = {
         d: {"received": r.stats.received, "stored": r.stats.stored, "duplicates": r.stats.duplicates,
-            "malformed": r.stats.malformed, "connects": r.stats.connects,
+            "malformed": r.stats.malformed, "rejected": dict(r.stats.rejected), "connects": r.stats.connects,
             **({"order": r.stats.arrivals} if r.keep_order else {})}
         for d, r in receivers.items()
     }
@@ -70,10 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", required=True)
     p.add_argument("--folder", type=Path, required=True)
     p.add_argument("--dest", action="append", required=True)
+    p.add_argument("--device-key", action="append", required=True, type=Path, help="the device's .pub (repeatable)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="platforms %(levelname)s %(name)s: %(message)s")
     logging.getLogger("mqtt").setLevel(logging.CRITICAL)  # aiomqtt's socket errors while the broker is down
-    asyncio.run(_serve(args.port, args.device, args.folder, args.dest))
+    asyncio.run(_serve(args.port, args.device, args.folder, args.dest, args.device_key))
     return 0
 
 
@@ -84,8 +88,10 @@ class PlatformError(RuntimeError):
 class PlatformProcess:
     """Parent side: the receivers' process, its stores and what arrived when."""
 
-    def __init__(self, folder: Path, dests: list[str], device: str, port: int) -> None:
+    def __init__(self, folder: Path, dests: list[str], device: str, port: int, device_key: Path) -> None:
         self.folder = Path(folder)
+        self.device_key = Path(device_key)
+        """The device's public key: the receivers store only what it signed."""
         self.dests = dests
         self.device = device
         self.port = port
@@ -96,7 +102,7 @@ class PlatformProcess:
 
     async def start(self, timeout_s: float = 30.0) -> None:
         args = [sys.executable, "-m", "tools.sim.platforms", "--port", str(self.port), "--device", self.device,
-                "--folder", str(self.folder)]
+                "--folder", str(self.folder), "--device-key", str(self.device_key)]
         for d in self.dests:
             args += ["--dest", d]
         self.proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE)
@@ -155,7 +161,10 @@ class PlatformProcess:
 
     def stores(self) -> dict[str, SegmentStore]:
         """The receivers' stores, opened from their folders (read after :meth:`close`)."""
-        return {d: SegmentStore(self.folder / d) for d in self.dests}
+        from edged.wire import trusted_keys
+
+        keys = trusted_keys([self.device_key])
+        return {d: SegmentStore(self.folder / d, device_keys=keys) for d in self.dests}
 
 
 if __name__ == "__main__":

@@ -285,7 +285,8 @@ async def simulate(opts: SimOptions, folder: Path) -> SimResult:
     daemon.sinks += [truth, CreditSink(camera)]
 
     broker.start()
-    platforms = PlatformProcess(folder / "platform", dests, config.device.id, broker.port)
+    platforms = PlatformProcess(folder / "platform", dests, config.device.id, broker.port,
+                                key_paths["device"].with_suffix(".pub"))
     try:
         await platforms.start()
         log.info("sim: %d frames (%g s of scene) at %dx%d, detector %s, outage %s", frames, opts.seconds,
