@@ -161,6 +161,8 @@ class Outbox:
         self.signing_key = signing_key
         """The device key each stored envelope is signed with (``None``: stored unsigned)."""
         self._lock = threading.RLock()
+        self.closed = False
+        """Set by :meth:`close`."""
         self._leased: set[str] = set()
         self._c = _Counters()
         self._log_pending: dict[str, int] = {}
@@ -239,8 +241,9 @@ class Outbox:
             raise OutboxError(f"outbox {self.path}: schema version {version}, this build knows {_SCHEMA_USER_VERSION}")
 
     def close(self) -> None:
-        """Checkpoint the WAL and close the file."""
+        """Checkpoint the WAL and close the file; later calls of :meth:`ack` are refused and counted."""
         with self._lock:
+            self.closed = True
             try:
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.OperationalError as err:  # a full disk must not stop a shutdown
@@ -518,6 +521,11 @@ class Outbox:
         if not ids:
             return 0
         with self._lock:
+            if self.closed:  # a caller's bug (the uplinks finish before the outbox closes): say so once
+                self._c.ack_failed += len(ids)
+                self._c.last_error = f"ack of {len(ids)} message(s) after the outbox was closed"
+                log.error("outbox: %s; they will be sent again after restart", self._c.last_error)
+                return 0
             try:
                 freed, deleted = 0, 0
                 with self._tx():

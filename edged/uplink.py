@@ -209,6 +209,8 @@ class Uplink:
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight: dict[str, Pending] = {}
         self._acked: list[Pending] = []
+        self._ack_jobs: set[asyncio.Future[int]] = set()
+        """Acks being recorded in a thread; :meth:`run` waits for them, so none reaches a closed outbox."""
         self._last_cached = -float("inf")
         self.connected = False
         self.published = 0
@@ -304,6 +306,12 @@ class Uplink:
         in progress is abandoned.
         """
         self._loop = asyncio.get_running_loop()
+        try:
+            await self._run(stop)
+        finally:
+            await asyncio.shield(self.wait_acks())
+
+    async def _run(self, stop: asyncio.Event) -> None:
         delay = self.reconnect_min_s
         while not stop.is_set():
             attempt = asyncio.ensure_future(self._attempt(stop))
@@ -458,8 +466,20 @@ class Uplink:
         batch, self._acked = self._acked, []
         if batch:
             # shielded: a cancelled session still records what the broker acknowledged
-            deleted = await asyncio.shield(asyncio.to_thread(self.outbox.ack, [p.id for p in batch]))
-            self.acked += deleted
+            job = asyncio.ensure_future(asyncio.to_thread(self.outbox.ack, [p.id for p in batch]))
+            self._ack_jobs.add(job)
+            job.add_done_callback(self._ack_recorded)
+            await asyncio.shield(job)
+
+    def _ack_recorded(self, job: asyncio.Future[int]) -> None:
+        self._ack_jobs.discard(job)
+        if not job.cancelled() and job.exception() is None:
+            self.acked += job.result()
+
+    async def wait_acks(self) -> None:
+        """Wait until every ack handed to the outbox is recorded (before the outbox may close)."""
+        while self._ack_jobs:
+            await asyncio.gather(*list(self._ack_jobs), return_exceptions=True)
 
     @staticmethod
     async def _watch(client: aiomqtt.Client) -> None:
