@@ -46,11 +46,12 @@ import numpy as np
 from edged.config import Config, ConfigError, load
 from edged.detect.detector import DetectStage, Detector
 from edged.ids import MonotonicUlid
-from edged.pipeline import Pipeline, Stage
+from edged.keys import PrivacyKeys
+from edged.pipeline import FrameWork, Pipeline, Stage
 from edged.privacy.stage import SENSITIVE_KIND, PrivacyStage
 from edged.track.ids import MemoryIds
 from edged.track.stage import TrackStage
-from edged.types import Frame, FrameMeta, Position
+from edged.types import Exposure, Frame, FrameMeta, Position
 from hal.base import CameraError, EndOfStream
 from hal.file import IMAGE_SUFFIXES, NOMINAL_AUTO, FileCamera
 
@@ -115,7 +116,7 @@ def deid_config(config: Config, sealing: bool) -> Config:
 class OfflineChain:
     """The daemon's detect, track and privacy stages, built once, with fresh state per file."""
 
-    def __init__(self, config: Config, keys: object | None = None) -> None:
+    def __init__(self, config: Config, keys: PrivacyKeys | None = None) -> None:
         if not config.detect.enabled:
             raise SetupError("detect.enabled is false in the config: nothing would be found to de-identify")
         self.config = config
@@ -129,11 +130,13 @@ class OfflineChain:
         stages: list[Stage] = [
             self.detect,
             TrackStage.from_config(config, ids=MemoryIds()),
-            PrivacyStage(config.privacy, self.keys, config.device.id),  # type: ignore[arg-type]
+            PrivacyStage(config.privacy, self.keys, config.device.id),
         ]
         return Pipeline(stages)
 
-    def frame(self, pixels: np.ndarray, index: int, video_id: str, timestamp: float, exposure=NOMINAL_AUTO) -> Frame:  # noqa: ANN001
+    def frame(
+        self, pixels: np.ndarray, index: int, video_id: str, timestamp: float, exposure: Exposure = NOMINAL_AUTO
+    ) -> Frame:
         """A frame as the daemon's capture loop makes one."""
         h, w = pixels.shape[:2]
         meta = FrameMeta(self.ulids.new(timestamp), index, video_id, timestamp, exposure, Position(), w, h)
@@ -148,6 +151,11 @@ class Job:
     path: Path
     kind: str
     relative: Path
+
+
+def suffixes(names: frozenset[str]) -> str:
+    """A suffix set for a message, sorted."""
+    return ", ".join(sorted(names))
 
 
 def kind_of(path: Path) -> str | None:
@@ -192,7 +200,7 @@ def plan(inputs: list[Path], skip: list[Path]) -> tuple[list[Job], list[str], li
             kind = kind_of(path)
             if kind is None:
                 errors.append(f"{path}: unsupported file type {path.suffix or '(no suffix)'!r} "
-                              f"(photos: {', '.join(sorted(IMAGE_SUFFIXES))}; videos: {', '.join(sorted(VIDEO_SUFFIXES))})")
+                              f"(photos: {suffixes(IMAGE_SUFFIXES)}; videos: {suffixes(VIDEO_SUFFIXES)})")
             else:
                 jobs.append(Job(path, kind, Path(path.name)))
         elif path.exists():
@@ -229,7 +237,7 @@ class Run:
         assert self.sealed is not None
         return self.sealed / relative.parent / f"{relative.name}.f{index:06d}.{category}.sealed"
 
-    def keep_sealed(self, work, relative: Path, result: FileResult) -> None:  # noqa: ANN001 - FrameWork
+    def keep_sealed(self, work: FrameWork, relative: Path, result: FileResult) -> None:
         """Write the frame's sealed records (only with ``--sealed``)."""
         if self.sealed is None:
             return
@@ -252,7 +260,8 @@ class Run:
         target = self.out / output_name(job.relative, "photo")
         target.parent.mkdir(parents=True, exist_ok=True)
         params = [cv2.IMWRITE_JPEG_QUALITY, self.quality] if target.suffix.lower() in (".jpg", ".jpeg") else []
-        ok = cv2.imwrite(str(target), out, params)
+        grey = target.suffix.lower() == ".pgm"  # a grey-only format: write the de-identified frame in grey
+        ok = cv2.imwrite(str(target), cv2.cvtColor(out, cv2.COLOR_BGR2GRAY) if grey else out, params)
         if not ok:
             raise InputError(f"{job.path}: cannot write {target} in that format")
         result.add_frame(pixels, out, work.extras["privacy"]["regions"])
@@ -269,7 +278,8 @@ class Run:
         try:
             camera.start()
         except CameraError as err:
-            raise InputError(f"{job.path}: cannot read it as a video ({str(err).removeprefix('file camera: ')})") from None
+            why = str(err).removeprefix("file camera: ")
+            raise InputError(f"{job.path}: cannot read it as a video ({why})") from None
         pipeline = self.chain.pipeline(fps)
         writer: cv2.VideoWriter | None = None
         frames_dir: Path | None = None
@@ -317,7 +327,8 @@ class Run:
             raise InputError(f"{job.path}: holds no readable video frame")
 
     @staticmethod
-    def _deidentified(work) -> np.ndarray:  # noqa: ANN001 - FrameWork
+    def _deidentified(work: FrameWork) -> np.ndarray:
+        """The privacy stage's output image (never the unchecked frame)."""
         if work.deidentified is None:  # the privacy stage always sets it; never write an unchecked frame
             raise RuntimeError("privacy stage left no de-identified image")
         return work.deidentified
@@ -338,7 +349,8 @@ class Run:
         except InputError as err:
             result.error = str(err)
         except (OSError, cv2.error, ValueError) as err:
-            result.error = f"{job.path}: {type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
+            lines = str(err).strip().splitlines() or [""]
+            result.error = f"{job.path}: {type(err).__name__}: {lines[-1]}"
         except Exception as err:  # noqa: BLE001 - one odd file must not stop the batch or print a traceback
             result.error = f"{job.path}: unexpected {type(err).__name__}: {err}"
         result.seconds = round(time.perf_counter() - t0, 3)
@@ -452,7 +464,7 @@ def add_deid_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
         ),
     )
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
-                   help=f"photo ({', '.join(sorted(IMAGE_SUFFIXES))}), video ({', '.join(sorted(VIDEO_SUFFIXES))}) or folder")
+                   help=f"photo ({suffixes(IMAGE_SUFFIXES)}), video ({suffixes(VIDEO_SUFFIXES)}) or folder")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (created if missing)")
     p.add_argument("--config", type=Path, metavar="FILE",
                    help="TOML config for detect/track/privacy (default: built-in defaults, real-world models)")
