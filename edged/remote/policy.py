@@ -110,6 +110,8 @@ POLICY: tuple[tuple[str, Rule], ...] = (
     ("detect.models", LOCAL),
     ("detect.threads", ADMIN),
     ("detect.tiling.*", ADMIN),
+    # a lost track's predicted box keeps a face covered through missed detections: only longer
+    ("track.predicted_output_s", _privacy(at_least)),
     ("track.*", OPERATOR),
     ("calibration.*", OPERATOR),
     ("select.*", OPERATOR),
