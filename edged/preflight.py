@@ -51,20 +51,14 @@ def folder_problems(config: Config) -> list[str]:
 
 def key_problems(config: Config) -> list[str]:
     """The device signing key, the functional platforms' keys and the trusted operator keys."""
-    from edged.keys import KeyFileError, check_keys, load_signing_key
+    from edged.keys import KeyFileError, check_keys
     from edged.remote.auth import load_trusted_keys
 
     problems = []
     try:
-        check_keys(config)
+        check_keys(config)  # the recipients of privacy.categories, then always the signing key
     except KeyFileError as err:
         problems.append(str(err))
-    else:
-        if not config.privacy.categories:  # check_keys loaded the signing key only with categories
-            try:
-                load_signing_key(resolve_path(config.privacy.signing_key))
-            except KeyFileError as err:
-                problems.append(f"privacy.signing_key: {err}")
     try:
         load_trusted_keys(config.remote.auth.operator_keys, config.remote.auth.admin_keys)
     except KeyFileError as err:

@@ -41,6 +41,7 @@ import msgspec
 
 from edged.config import Config, ConfigError, from_dict, to_dict
 from edged.keys import KeyFileError
+from edged.lograte import BoundedLog
 from edged.remote.auth import AUTH_FAILURES, AuthError, TrustedKey, Verified, load_trusted_keys, verify_request
 from edged.remote.policy import PolicyError, Role, check_change
 from edged.remote.redact import keep_redacted, redact, scrub, secret_values
@@ -50,8 +51,6 @@ log = logging.getLogger("edged.remote")
 
 REFUSALS = (*AUTH_FAILURES, "stale_version", "version_step", "forbidden")
 """Reply codes counted as refusals (``refused`` in ``status`` and ``stats``)."""
-LOG_EVERY = 100
-"""A refusal code is logged the first time and then once every this many (a flood stays readable)."""
 
 MAX_VERSION = 2**53
 """Versions stay exact in JSON numbers of every client (JavaScript doubles included)."""
@@ -176,6 +175,8 @@ class RemoteControl:
         self.trusted = trusted
         """Key id -> trusted operator/admin key; ``None``: loaded from the config on :meth:`attach`."""
         self.refused: Counter[str] = Counter()
+        self._refusal_log = BoundedLog(log)
+        """A flood of refusals logs one line per code and minute, with counts."""
         self.version = version
         self.base_sha256 = base_sha256
         self.applied_at = applied_at
@@ -353,8 +354,7 @@ class RemoteControl:
     def _count_refusal(self, code: str, source: str, why: str) -> None:
         self.refused[code] += 1
         n = self.refused[code]
-        if n == 1 or n % LOG_EVERY == 0:
-            log.warning("remote request from %s refused (%s, %d so far): %s", source, code, n, why)
+        self._refusal_log.warning(code, f"remote request from {source} refused ({code}): {why}")
         if code in AUTH_FAILURES:
             self.emit({"event": "command_refused", "code": code, "source": source, "count": n})
 
