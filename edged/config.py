@@ -617,7 +617,8 @@ class OutboxConfig(_Section):
     """SQLite file; a relative path is relative to ``device.data_dir``."""
     budget_bytes: IntIn(65_536, 1 << 40) = 1 << 30
     """Ring budget (stored envelopes + 128 B each). 1 GiB holds about three hours of a busy road's
-    uploads (~100 kB/s of 200 kB images) through an outage, and is ~3% of a 32 GB SD card."""
+    uploads (~100 kB/s of 200 kB images) through an outage, and is ~3% of a 32 GB SD card. On a
+    smaller disk the outbox caps it at start to 80 % of the room it has (see ``edged.outbox``)."""
     synchronous: Literal["full", "normal"] = "full"
     """``full``: every commit fsyncs the WAL, a stored message survives power loss (about 3k
     commits/s on this SSD, a few hundred on an SD card: far above the few messages a second a camera
@@ -628,7 +629,8 @@ class OutboxConfig(_Section):
     reserve_bytes: IntIn(0, 1 << 34) = 8 << 20
     """Disk space kept preallocated beside the database (``<path>.reserve``) and released when the
     disk fills, so the outbox can still checkpoint, evict and ack; the WAL is kept under half of it.
-    8 MiB: twice SQLite's usual WAL ceiling (1000 pages of 4 KiB) plus a 200 kB image. 0 disables."""
+    8 MiB: twice SQLite's usual WAL ceiling (1000 pages of 4 KiB) plus a 200 kB image; at most an
+    eighth of the room on the disk (at least 64 KiB). 0 disables."""
 
 
 class UplinkBrokerConfig(_Section):

@@ -23,10 +23,18 @@ Ring budget and eviction
     entries). When storing a new message would exceed ``budget_bytes``, older messages are evicted
     in the same transaction: oldest ``cached`` first, then oldest ``immediate``/``normal`` (any
     destination), and ``sensitive`` records last. A message larger than the whole budget is refused.
-    Every eviction is counted per class (persistently, in the ``counters`` table), logged, and shown
-    by :meth:`Outbox.stats`. The file on disk is larger than the budget by SQLite's page slack and
-    the WAL (checkpointed at half of ``reserve_bytes``, 4 MB by default) and the reserve file
-    (8 MB by default); freed pages are reused.
+    Every eviction is counted per class (persistently, in the ``counters`` table), shown by
+    :meth:`Outbox.stats` and logged at a bounded rate (the first at once, then a line a minute with
+    counts). The file on disk is larger than the budget by SQLite's page slack and the WAL
+    (checkpointed at half the reserve) and the reserve file; freed pages are reused.
+
+Sized to the disk
+    At open the outbox measures the room it can use (free space plus its own files). The reserve is
+    ``reserve_bytes`` but at most an eighth of that room (at least 64 KiB), and the budget is capped
+    to 80 % of what is left after the reserve and the WAL, so on a disk smaller than the configured
+    budget the budget still decides evictions and nothing is refused (measured from 1 MiB up,
+    ``tests/test_outbox_diskfull.py``). When other files fill the disk later, the full-disk path
+    below takes over.
 
 Full disk
     SQLite reports a full disk (ENOSPC, or ``max_page_count`` reached) as SQLITE_FULL. The
@@ -39,8 +47,9 @@ Full disk
     reserve. The ring
     thus shrinks to the disk it actually has. If the retry fails too, :meth:`Outbox.enqueue`
     returns a result with ``stored=False`` and the reason, counts it in ``enqueue_failed``, and
-    logs it. An :meth:`Outbox.ack` that hits a full disk uses the reserve the same way. Nothing
-    raises for a full disk.
+    logs it (bounded rate). An :meth:`Outbox.ack` that hits a full disk uses the reserve the same
+    way. Nothing raises for a full disk. Freed pages are zeroed only where SQLite writes them anyway
+    (``secure_delete=FAST``): fully zeroing them would make every eviction write its victims again.
 
 Signing
     With the device's signing key (``signing_key``, the daemon passes ``privacy.signing_key``)
@@ -69,6 +78,7 @@ from typing import Any, Literal
 import sqlite_utils
 from nacl.signing import SigningKey
 
+from edged.lograte import BoundedLog
 from edged.wire import PRIORITIES, Envelope, encode
 
 log = logging.getLogger(__name__)
@@ -76,8 +86,19 @@ log = logging.getLogger(__name__)
 ROW_OVERHEAD = 128
 """Bytes charged per stored message on top of its envelope: row header, the id and index entries."""
 
-EVICTION_LOG_PERIOD_S = 60.0
-"""Evictions are logged at once, then summarised at most once a minute (every one is counted)."""
+LOG_PERIOD_S = 60.0
+"""Each kind of eviction, refusal or disk trouble is logged at once, then summarised at most once a
+minute with counts (every one is counted in :meth:`Outbox.stats` too)."""
+
+MIN_RESERVE_BYTES = 64 << 10
+"""The smallest reserve file: 16 pages of 4 KiB, room to checkpoint and evict on a tiny disk."""
+RESERVE_SHARE_OF_DISK = 1 / 8
+"""The reserve takes at most this share of the space the outbox can use (``reserve_bytes`` caps it)."""
+WAL_INDEX_BYTES = 32 << 10
+"""The ``-shm`` file SQLite keeps beside a WAL database (32 KiB for a WAL of up to 4000 pages)."""
+BUDGET_SHARE_OF_DISK = 0.8
+"""The ring budget is capped to this share of what is left for it after the reserve and the WAL, so
+the budget, not the disk, decides evictions (page slack and other files get the rest)."""
 
 SEND_RANK = {"immediate": 0, "sensitive": 1, "normal": 2, "cached": 3}
 """Lower goes first. Cached items are released separately, at the caller's rate."""
@@ -165,35 +186,38 @@ class Outbox:
         """Set by :meth:`close`."""
         self._leased: set[str] = set()
         self._c = _Counters()
-        self._log_pending: dict[str, int] = {}
-        self._last_eviction_log = -EVICTION_LOG_PERIOD_S
+        self._events = BoundedLog(log, LOG_PERIOD_S)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._open(busy_timeout_ms, check_on_open)
         except sqlite3.DatabaseError as err:
             raise OutboxError(f"cannot open outbox {self.path}: {err}") from None
         self._used = int(self._q1("SELECT coalesce(sum(size), 0) FROM messages"))
-        self.reserve_bytes = int(reserve_bytes)
         self._reserve = Path(f"{self.path}.reserve")
+        self.configured_budget_bytes = self.budget_bytes
+        self.configured_reserve_bytes = int(reserve_bytes)
+        self._fit_to_disk()
+
+    def _fit_to_disk(self) -> None:
+        """Size the reserve and the budget to the space this outbox can use, and set the WAL limits."""
+        room = _disk_room(self.path, self._reserve)
+        page = int(self._q1("PRAGMA page_size"))
+        self.reserve_bytes = reserve_for_disk(self.configured_reserve_bytes, room, page)
         if self.reserve_bytes > 0:
             # keep the WAL within half the reserve, so a checkpoint on a full disk always has room
-            page = int(self._q1("PRAGMA page_size"))
             self._conn.execute(f"PRAGMA wal_autocheckpoint={max(16, self.reserve_bytes // 2 // page)}")
             self._conn.execute(f"PRAGMA journal_size_limit={self.reserve_bytes // 2}")
+        if self._reserve.exists() and self._reserve.stat().st_size > self.reserve_bytes:
+            os.truncate(self._reserve, self.reserve_bytes)
         self._ensure_reserve()
-        self._warn_if_disk_smaller_than_budget()
-
-    def _warn_if_disk_smaller_than_budget(self) -> None:
-        try:
-            free = shutil.disk_usage(self.path.parent).free
-        except OSError:
+        if room is None:
             return
-        room = free + _file_bytes(self.path)
-        if room < self.budget_bytes:
+        self.budget_bytes = budget_for_disk(self.configured_budget_bytes, room, self.reserve_bytes)
+        if self.budget_bytes < self.configured_budget_bytes:
             log.warning(
-                "outbox: budget %d bytes exceeds the space this file can grow into (%d bytes on %s): "
-                "the disk will fill first, and disk-full evictions will keep the ring within it",
-                self.budget_bytes, room, self.path.parent,
+                "outbox: %s has room for %d bytes (free space plus its own files): ring budget %d bytes "
+                "instead of the configured %d, reserve %d bytes; the oldest messages are evicted by policy within it",
+                self.path.parent, room, self.budget_bytes, self.configured_budget_bytes, self.reserve_bytes,
             )
 
     # ------------------------------------------------------------------ open / schema
@@ -204,6 +228,10 @@ class Outbox:
         if str(mode).lower() != "wal":
             raise OutboxError(f"outbox {self.path}: WAL mode not available (got {mode})")
         conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+        # Debian's SQLite zeroes every freed page (secure_delete=ON): an eviction would then write its
+        # victims' bytes again, and the WAL outgrow the reserve. FAST zeroes only pages written anyway;
+        # what is deleted is de-identified or sealed, so nothing in the clear is left behind.
+        conn.execute("PRAGMA secure_delete=FAST")
         if check:
             result = conn.execute("PRAGMA quick_check").fetchone()[0]
             if result != "ok":
@@ -249,6 +277,7 @@ class Outbox:
             except sqlite3.OperationalError as err:  # a full disk must not stop a shutdown
                 log.warning("outbox: checkpoint at close failed: %s", err)
             self._conn.close()
+            self._events.flush()
 
     def __enter__(self) -> Outbox:
         return self
@@ -310,8 +339,8 @@ class Outbox:
         # were smaller), try once more, then checkpoint so the WAL's space returns and re-reserve.
         need = sum(size for _, _, size in rows) + 16 * int(self._q1("PRAGMA page_size"))
         had_reserve = self._drop_reserve()
-        log.warning("outbox: disk full storing %d message(s) (%d bytes); %sevicting by policy and retrying",
-                    len(rows), need, "released the reserve file, " if had_reserve else "")
+        self._events.warning("disk_full", f"outbox: disk full storing {len(rows)} message(s) ({need} bytes); "
+                             f"{'released the reserve file, ' if had_reserve else ''}evicting by policy and retrying")
         self._checkpoint()  # empty the WAL first: the retry then writes into its freed space
         try:
             results = self._store_once(rows, extra_room=need, reason="disk_full")
@@ -343,7 +372,7 @@ class Outbox:
             return True
         except OSError as err:
             self._reserve.unlink(missing_ok=True)
-            log.warning("outbox: cannot reserve %d bytes beside %s: %s", self.reserve_bytes, self.path, err.strerror)
+            self._events.warning("reserve", f"outbox: cannot reserve {self.reserve_bytes} bytes beside {self.path}: {err.strerror}")
             return False
 
     def _drop_reserve(self) -> bool:
@@ -364,7 +393,7 @@ class Outbox:
             busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             return busy == 0
         except sqlite3.OperationalError as err:
-            log.warning("outbox: checkpoint failed: %s", err)
+            self._events.warning("checkpoint", f"outbox: checkpoint failed: {err}")
             return False
 
     def _store_once(self, rows: list[tuple[Envelope, bytes, int]], extra_room: int, reason: str = "budget") -> list[EnqueueResult]:
@@ -423,23 +452,15 @@ class Outbox:
         for cls, (n, b) in evicted_now.items():
             self._c.evicted[cls] = self._c.evicted.get(cls, 0) + n
             self._c.evicted_bytes[cls] = self._c.evicted_bytes.get(cls, 0) + b
-            self._log_pending[cls] = self._log_pending.get(cls, 0) + n
         if evicted_now:
-            self._log_evictions(reason)
+            now = ", ".join(f"{n} {cls}" for cls, (n, _) in sorted(evicted_now.items()))
+            total = ", ".join(f"{n} {cls}" for cls, n in sorted(self._c.evicted.items()))
+            self._events.warning(
+                f"evicted_{reason}",
+                f"outbox: evicted {now} message(s), oldest first by policy ({reason}; budget {self.budget_bytes} "
+                f"bytes, used {self._used}); evicted this run: {total}",
+            )
         return results
-
-    def _log_evictions(self, reason: str) -> None:
-        """Log evictions: the first at once, then a summary at most every EVICTION_LOG_PERIOD_S."""
-        now = time.monotonic()
-        if now - self._last_eviction_log < EVICTION_LOG_PERIOD_S:
-            return
-        what = ", ".join(f"{n} {cls}" for cls, n in sorted(self._log_pending.items()))
-        log.warning(
-            "outbox: evicted %s message(s) (%s; budget %d bytes, used %d); totals this run: %s",
-            what, reason, self.budget_bytes, self._used, self._c.evicted,
-        )
-        self._log_pending.clear()
-        self._last_eviction_log = now
 
     def _evict(self, need: int) -> tuple[int, int, dict[str, tuple[int, int]], list[str]]:
         """Delete messages by policy until ``need`` bytes are freed (inside the caller's transaction)."""
@@ -466,7 +487,7 @@ class Outbox:
         self._c.enqueue_failed += 1
         setattr(self._c, counter, getattr(self._c, counter) + 1)
         self._c.last_error = f"message {env.id} ({env.kind} to {env.dest}) not stored: {reason}"
-        log.error("outbox: %s", self._c.last_error)
+        self._events.error(counter, f"outbox: {self._c.last_error}")
         return EnqueueResult(stored=False, error=reason)
 
     # ------------------------------------------------------------------ sending
@@ -524,7 +545,7 @@ class Outbox:
             if self.closed:  # a caller's bug (the uplinks finish before the outbox closes): say so once
                 self._c.ack_failed += len(ids)
                 self._c.last_error = f"ack of {len(ids)} message(s) after the outbox was closed"
-                log.error("outbox: %s; they will be sent again after restart", self._c.last_error)
+                self._events.error("ack_closed", f"outbox: {self._c.last_error}; they will be sent again after restart")
                 return 0
             try:
                 freed, deleted = 0, 0
@@ -536,7 +557,7 @@ class Outbox:
                             deleted += 1
             except sqlite3.Error as err:
                 if _is_full(err) and self._drop_reserve():
-                    log.warning("outbox: disk full acknowledging; released the reserve file and retrying")
+                    self._events.warning("ack_disk_full", "outbox: disk full acknowledging; released the reserve file and retrying")
                     self._leased.difference_update(ids)
                     self._checkpoint()
                     n = self.ack(ids)
@@ -544,7 +565,7 @@ class Outbox:
                     return n
                 self._c.ack_failed += len(ids)
                 self._c.last_error = f"ack of {len(ids)} message(s) failed: {err}"
-                log.error("outbox: %s", self._c.last_error)
+                self._events.error("ack_failed", f"outbox: {self._c.last_error}")
                 self._leased.difference_update(ids)
                 return 0
             self._used -= freed
@@ -602,6 +623,8 @@ class Outbox:
             c = self._c
             return {
                 "budget_bytes": self.budget_bytes,
+                "configured_budget_bytes": self.configured_budget_bytes,
+                "reserve_bytes": self.reserve_bytes,
                 "used_bytes": self._used,
                 "file_bytes": _file_bytes(self.path),
                 "enqueued": c.enqueued,
@@ -667,6 +690,33 @@ class _Transaction:
 def _is_full(err: sqlite3.Error) -> bool:
     code = getattr(err, "sqlite_errorcode", None)
     return code == sqlite3.SQLITE_FULL or "database or disk is full" in str(err)
+
+
+def reserve_for_disk(configured: int, room: int | None, page: int) -> int:
+    """The reserve file's size: the configured size, but at most a share of the room (never under 16 pages)."""
+    if configured <= 0 or room is None:
+        return max(configured, 0)
+    return min(configured, max(MIN_RESERVE_BYTES, 16 * page, int(room * RESERVE_SHARE_OF_DISK)))
+
+
+def budget_for_disk(configured: int, room: int, reserve: int) -> int:
+    """The ring budget: the configured one, capped to a share of the room left after reserve and WAL."""
+    usable = room - reserve - reserve // 2 - WAL_INDEX_BYTES
+    return max(1, min(configured, int(usable * BUDGET_SHARE_OF_DISK)))
+
+
+def _disk_room(path: Path, reserve: Path) -> int | None:
+    """Bytes this outbox can occupy: the free space plus its own files (None when unknown)."""
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return None
+    own = _file_bytes(path)
+    try:
+        own += reserve.stat().st_size
+    except FileNotFoundError:
+        pass
+    return free + own
 
 
 def _file_bytes(path: Path) -> int:

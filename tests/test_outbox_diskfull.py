@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import random
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from edged import wire
-from edged.outbox import Outbox
+from edged.outbox import EVICT_CLASS, EVICT_RANK, Outbox
 
 
 def make(prio: str, size: int) -> wire.Envelope:
@@ -62,25 +66,43 @@ def test_max_page_count_full_evicts_by_policy_then_reports_failure(tmp_path: Pat
     assert Outbox(tmp_path / "o.db").integrity_check() == "ok"
 
 
-@pytest.fixture
-def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
+@contextlib.contextmanager
+def mounted_tmpfs(where: Path, size: str) -> Iterator[Path]:
+    """A real tmpfs of ``size`` (e.g. ``2m``) at ``where``; skips the test where mounting is not allowed."""
+    where.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root (the max_page_count test covers SQLITE_FULL)")
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True, text=True)
     if res.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
     try:
-        yield mnt
+        yield where
     finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    with mounted_tmpfs(tmp_path / "mnt", "2m") as mnt:
+        yield mnt
+
+
+def fill_disk(folder: Path, leave: int) -> Path:
+    """Another writer (local frames, logs) takes all but ``leave`` bytes of the disk."""
+    filler = folder / "filler"
+    free = shutil.disk_usage(folder).free
+    with open(filler, "wb") as f:
+        f.write(b"\0" * max(0, free - leave))
+    return filler
 
 
 def test_real_enospc_on_a_full_filesystem(small_tmpfs: Path) -> None:
     path = small_tmpfs / "o.db"
     ob = Outbox(path, budget_bytes=1 << 30, reserve_bytes=256 << 10)  # budget far above the 2 MB disk
-    assert (small_tmpfs / "o.db.reserve").stat().st_size == 256 << 10
+    reserve = (small_tmpfs / "o.db.reserve").stat().st_size
+    assert 64 << 10 <= reserve <= 256 << 10
+    assert ob.budget_bytes < 2 << 20, "the budget is sized to the disk"
+    fill_disk(small_tmpfs, 300 << 10)  # then the disk fills under the outbox's feet
     stored, attempts = fill_until_full(ob, 20_000, 300)
     assert attempts < 300
     # keep writing into the full disk: every call returns, none raises; the ring shrinks to the disk
@@ -106,3 +128,44 @@ def test_real_enospc_on_a_full_filesystem(small_tmpfs: Path) -> None:
     assert again.integrity_check() == "ok"
     assert set(again.ids()) <= set(stored)
     again.close()
+
+
+def mixed_traffic(n: int, seed: int) -> Iterator[wire.Envelope]:
+    """Stats, images and sealed records, 2-60 kB, in every priority class."""
+    rnd = random.Random(seed)
+    for _ in range(n):
+        prio = rnd.choice(["cached", "normal", "sensitive", "immediate"])
+        body = os.urandom(rnd.choice([2_000, 20_000, 60_000]))
+        if prio == "sensitive":
+            yield wire.make("sealed", "func.face", prio, body, video_id="V")
+        else:
+            yield wire.make("package", "ops", prio, body, video_id="V")
+
+
+@pytest.mark.parametrize("size", ["1m", "3m", "12m"])
+def test_the_eviction_policy_holds_on_any_disk_size(tmp_path: Path, size: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The default config (1 GiB budget, 8 MiB reserve) on disks far smaller: nothing is refused, the
+    oldest messages of the lowest class go first, and a few log lines tell it (issue 15: 91 % were
+    refused on a small disk, and 858 evictions made one line)."""
+    with mounted_tmpfs(tmp_path / "mnt", size) as mnt, caplog.at_level(logging.WARNING, "edged.outbox"):
+        ob = Outbox(mnt / "o.db")
+        assert (mnt / "o.db.reserve").exists(), "a reserve sized to the disk"
+        stored: dict[str, list[str]] = {"cached": [], "others": [], "sensitive": []}
+        refused = 0
+        for env in mixed_traffic(800, seed=int(size[:-1])):
+            r = ob.enqueue(env)
+            refused += not r
+            if r:
+                stored[EVICT_CLASS[EVICT_RANK[env.prio]]].append(env.id)
+        s = ob.stats()
+        assert refused == 0, s["last_error"]
+        assert s["evicted"].get("cached", 0) > 0 and s["evicted"].get("others", 0) > 0
+        present = set(ob.ids())
+        for cls, ids in stored.items():  # within a class the survivors are the newest (oldest evicted first)
+            kept = [i for i in ids if i in present]
+            assert kept == ids[len(ids) - len(kept):], cls
+        check_consistent(ob, [i for ids in stored.values() for i in ids])
+        ob.close()
+    lines = [r for r in caplog.records if r.name == "edged.outbox"]
+    assert 1 <= len(lines) <= 12, [r.getMessage() for r in lines]
+    assert sum(s["evicted"].values()) > 10 * len(lines), "evictions are summarised, not logged one by one"
