@@ -79,7 +79,8 @@ import sqlite_utils
 from nacl.signing import SigningKey
 
 from edged.lograte import BoundedLog
-from edged.wire import PRIORITIES, Envelope, encode
+from edged.outbox_salvage import salvage_outbox
+from edged.wire import PRIORITIES, Envelope, decode, encode, trusted_keys
 
 log = logging.getLogger(__name__)
 
@@ -233,10 +234,10 @@ class Outbox:
         # what is deleted is de-identified or sealed, so nothing in the clear is left behind.
         conn.execute("PRAGMA secure_delete=FAST")
         if check:
-            result = conn.execute("PRAGMA quick_check").fetchone()[0]
+            result = conn.execute("PRAGMA quick_check(5)").fetchone()[0]
             if result != "ok":
                 conn.close()
-                raise OutboxError(f"outbox {self.path} failed its integrity check: {result}")
+                raise OutboxError(f"outbox {self.path} failed its integrity check: {_first_problems(result)}")
         self._conn = conn
         self.db = sqlite_utils.Database(conn)
         if "messages" not in self.db.table_names():
@@ -326,6 +327,22 @@ class Outbox:
                         except _DiskFull:
                             results[i] = self._fail(row[0], "disk full", "failed_disk_full")
             return [results[i] for i in range(len(envs))]
+
+    def adopt(self, payloads: Sequence[bytes]) -> int:
+        """Store already encoded envelopes as they are (salvaged from a damaged file); returns how many were stored."""
+        envs = [decode(p) for p in payloads]
+        stored = 0
+        with self._lock:
+            for env, payload in zip(envs, payloads):
+                size = len(payload) + ROW_OVERHEAD
+                if size > self.budget_bytes:
+                    self._fail(env, f"larger than the budget ({size} > {self.budget_bytes} bytes)", "failed_too_large")
+                    continue
+                try:
+                    stored += sum(r.stored and not r.duplicate for r in self._store([(env, payload, size)]))
+                except _DiskFull:
+                    self._fail(env, "disk full", "failed_disk_full")
+        return stored
 
     def _store(self, rows: list[tuple[Envelope, bytes, int]]) -> list[EnqueueResult]:
         """Store rows in one transaction; on a full disk evict by policy and retry once (else _DiskFull)."""
@@ -585,6 +602,16 @@ class Outbox:
             else:
                 self._leased.difference_update(ids)
 
+    def keep_counters(self, counters: dict[str, int]) -> None:
+        """Add persistent counters (eviction totals) salvaged from a damaged file."""
+        if not counters:
+            return
+        with self._lock, self._tx():
+            self._conn.executemany(
+                "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                sorted(counters.items()),
+            )
+
     # ------------------------------------------------------------------ inspection
     def pending(self, dest: str | None = None) -> tuple[int, int]:
         """(messages, stored bytes) waiting, for one destination or all."""
@@ -687,6 +714,13 @@ class _Transaction:
                 log.debug("outbox: rollback: %s", err)
 
 
+def _first_problems(report: str, limit: int = 3) -> str:
+    """The first lines of SQLite's integrity report on one line (it can list every page)."""
+    lines = [ln.strip() for ln in report.splitlines() if ln.strip() and not ln.startswith("***")]
+    more = f"; and {len(lines) - limit} more" if len(lines) > limit else ""
+    return "; ".join(lines[:limit]) + more
+
+
 def _is_full(err: sqlite3.Error) -> bool:
     code = getattr(err, "sqlite_errorcode", None)
     return code == sqlite3.SQLITE_FULL or "database or disk is full" in str(err)
@@ -735,8 +769,10 @@ def open_from_config(cfg: Any, data_dir: str | Path, signing_key: SigningKey | N
     ``signing_key`` (the device key) signs every envelope as it is stored.
 
     A file that is not a database or fails its integrity check is moved aside (with its WAL) to
-    ``<path>.damaged-<unix time>`` and a fresh outbox is started, so the daemon still runs; the
-    error is logged. Other errors (no permission, schema from a newer build) are raised.
+    ``<path>.damaged-<unix time>``, its readable rows are salvaged row by row into a fresh outbox
+    (:mod:`edged.outbox_salvage`; with ``signing_key`` only rows this device signed), and the daemon
+    runs on; one line logs how many were kept and how many were unreadable. Other errors (no
+    permission, schema from a newer build) are raised.
     """
     path = Path(cfg.path)
     if not path.is_absolute():
@@ -752,10 +788,16 @@ def open_from_config(cfg: Any, data_dir: str | Path, signing_key: SigningKey | N
         text = str(err)
         if "integrity check" not in text and "file is not a database" not in text and "malformed" not in text:
             raise
-        stamp = int(time.time())
+        aside = Path(f"{path}.damaged-{int(time.time())}")
         for suffix in ("", "-wal", "-shm"):
             src = Path(f"{path}{suffix}")
             if src.exists():
-                src.rename(Path(f"{path}.damaged-{stamp}{suffix}"))
-        log.error("outbox: %s; moved it aside to %s.damaged-%d and started an empty outbox", text, path, stamp)
-        return make()
+                src.rename(Path(f"{aside}{suffix}"))
+        trusted = trusted_keys([signing_key.verify_key]) if signing_key is not None else None
+        found = salvage_outbox(aside, trusted)
+        fresh = make()
+        kept = fresh.adopt(found.payloads)
+        fresh.keep_counters(found.counters)
+        log.error("outbox: %s; salvaged %d message(s) row by row (%d unreadable, %d not stored again), "
+                  "moved the file aside to %s", text, kept, found.unreadable, len(found.payloads) - kept, aside)
+        return fresh
