@@ -23,6 +23,9 @@ Ring budget and eviction
     entries). When storing a new message would exceed ``budget_bytes``, older messages are evicted
     in the same transaction: oldest ``cached`` first, then oldest ``immediate``/``normal`` (any
     destination), and ``sensitive`` records last. A message larger than the whole budget is refused.
+    The ``counters`` table keeps totals over the file's life, written in the same transactions as
+    the rows they count: ``enqueued``, ``acked``, ``salvaged`` and ``evicted_*``, so after any crash
+    ``enqueued + salvaged - acked - evicted == pending`` can be checked (``stats()["totals"]``).
     Every eviction is counted per class (persistently, in the ``counters`` table), shown by
     :meth:`Outbox.stats` and logged at a bounded rate (the first at once, then a line a minute with
     counts). The file on disk is larger than the budget by SQLite's page slack and the WAL
@@ -339,15 +342,18 @@ class Outbox:
                     self._fail(env, f"larger than the budget ({size} > {self.budget_bytes} bytes)", "failed_too_large")
                     continue
                 try:
-                    stored += sum(r.stored and not r.duplicate for r in self._store([(env, payload, size)]))
+                    stored += sum(r.stored and not r.duplicate for r in self._store([(env, payload, size)], "salvaged"))
                 except _DiskFull:
                     self._fail(env, "disk full", "failed_disk_full")
         return stored
 
-    def _store(self, rows: list[tuple[Envelope, bytes, int]]) -> list[EnqueueResult]:
-        """Store rows in one transaction; on a full disk evict by policy and retry once (else _DiskFull)."""
+    def _store(self, rows: list[tuple[Envelope, bytes, int]], counted: str = "enqueued") -> list[EnqueueResult]:
+        """Store rows in one transaction; on a full disk evict by policy and retry once (else _DiskFull).
+
+        ``counted`` names the persistent counter the stored rows add to (``enqueued`` or ``salvaged``).
+        """
         try:
-            return self._store_once(rows, extra_room=0)
+            return self._store_once(rows, extra_room=0, counted=counted)
         except sqlite3.Error as err:
             if not _is_full(err):
                 msg = f"sqlite error: {err}"
@@ -360,7 +366,7 @@ class Outbox:
                              f"{'released the reserve file, ' if had_reserve else ''}evicting by policy and retrying")
         self._checkpoint()  # empty the WAL first: the retry then writes into its freed space
         try:
-            results = self._store_once(rows, extra_room=need, reason="disk_full")
+            results = self._store_once(rows, extra_room=need, reason="disk_full", counted=counted)
         except sqlite3.Error as err:
             if _is_full(err):
                 raise _DiskFull from None
@@ -413,7 +419,8 @@ class Outbox:
             self._events.warning("checkpoint", f"outbox: checkpoint failed: {err}")
             return False
 
-    def _store_once(self, rows: list[tuple[Envelope, bytes, int]], extra_room: int, reason: str = "budget") -> list[EnqueueResult]:
+    def _store_once(self, rows: list[tuple[Envelope, bytes, int]], extra_room: int, reason: str = "budget",
+                    counted: str = "enqueued") -> list[EnqueueResult]:
         results: list[EnqueueResult] = []
         added_bytes = 0
         evicted_now: dict[str, tuple[int, int]] = {}
@@ -449,6 +456,7 @@ class Outbox:
                      env.image_id, env.created, size, payload),
                 )
                 new_ids.add(env.id)
+                counters_delta[counted] = counters_delta.get(counted, 0) + 1
                 used += size
                 added_bytes += size
                 results.append(EnqueueResult(stored=True, evicted=n_evicted))
@@ -572,6 +580,10 @@ class Outbox:
                         if row is not None:
                             freed += row[0]
                             deleted += 1
+                    if deleted:
+                        self._conn.execute(
+                            "INSERT INTO counters (name, value) VALUES ('acked', ?)"
+                            " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", (deleted,))
             except sqlite3.Error as err:
                 if _is_full(err) and self._drop_reserve():
                     self._events.warning("ack_disk_full", "outbox: disk full acknowledging; released the reserve file and retrying")
@@ -665,6 +677,7 @@ class Outbox:
                 "evicted": dict(c.evicted),
                 "evicted_bytes": dict(c.evicted_bytes),
                 "evicted_total": {k: v for k, v in totals.items() if k.startswith("evicted")},
+                "totals": totals,
                 "backlog": backlog,
                 "last_error": c.last_error,
             }

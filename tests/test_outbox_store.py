@@ -116,3 +116,18 @@ def test_open_from_config_moves_a_damaged_file_aside(tmp_path: Path) -> None:
     fresh = open_from_config(cfg, tmp_path)
     assert fresh.ids() == [] and fresh.integrity_check() == "ok"
     assert list(tmp_path.glob("ob.sqlite.damaged-*"))
+
+
+def test_life_totals_balance_across_reopen(tmp_path: Path) -> None:
+    """enqueued - acked - evicted == pending, from the file alone (what the fault trials check after SIGKILL)."""
+    ob = Outbox(tmp_path / "o.db", budget_bytes=3_000)
+    for _ in range(30):
+        ob.enqueue(env())
+    batch = ob.next_batch("ops", 5)
+    ob.ack([p.id for p in batch])
+    ob.close()
+    again = Outbox(tmp_path / "o.db", budget_bytes=3_000)
+    t = again.stats()["totals"]
+    evicted = sum(v for k, v in t.items() if k.startswith("evicted_") and k[8:] in ("cached", "others", "sensitive"))
+    assert t["enqueued"] == 30 and t["acked"] == 5 and evicted > 0
+    assert t["enqueued"] - t["acked"] - evicted == again.pending()[0]
