@@ -4,16 +4,30 @@
 
     python -m tools.platforms.restore --key face.key --signer device.pub \\
         --record R.cbor --image deid.jpg --out restored.png
-    python -m tools.platforms.restore --key face.key --signer device.pub \\
-        --func-store platform/func.face --ops-store platform/ops --image-id 01J... --out restored.png
+    python -m tools.platforms.restore --key face.key --key plate.key --signer device.pub \\
+        --record ID.face.cbor --record ID.plate.cbor --image deid.jpg --out restored.png
+    python -m tools.platforms.restore --key face.key --key plate.key --signer device.pub \\
+        --func-store platform/func.face --func-store platform/func.plate --ops-store platform/ops \\
+        --image-id 01J... --out restored.png
     python -m tools.platforms.restore --key face.key --signer device.pub \\
         --record R.cbor --video segment.mp4 --frame 123 --out restored.png
 
 Steps: verify each record's signature against the trusted device keys (``--signer``, also spelled
 ``--device-key``; a record or image that comes in a wire envelope must carry that envelope's valid
-signature too), check it is sealed to ``--key``, decrypt, check that every record names the target
-image (:func:`check_target`), check every position lies in a de-identified region of the given image
-(:func:`check_region`), paste the original crops back and write the result losslessly (PNG).
+signature too), check it is sealed to one of the ``--key`` files, decrypt, check that every record
+names the target image (:func:`check_target`), check every position of every record lies in a
+de-identified region of the given image (:func:`check_region`), and only then paste all the original
+crops back and write the result losslessly (PNG).
+
+**Several categories at once.** Each category's records are sealed to its own key (``face.key``,
+``plate.key``); give every key (``--key``, repeatable) and every record (``--record`` and
+``--func-store``, both repeatable) to one call to restore all categories onto one image. Restoring
+them one call after another does not work where regions overlap, and must not: the second call's
+input is the first's output, which no sidecar or package names, and where a region of the second
+category overlaps a restored one the image shows the original's fine detail there, so its
+de-identification check refuses it. One call checks every region against the de-identified image as
+received before it pastes any crop (all records must name the same image and frame); crops of
+overlapping regions are the same original pixels, so the paste order does not matter.
 
 **The target check.** Every record's image id and frame index must be the target image's, and the
 device key that signed the record must be the one that signed the image's upload package:
@@ -51,6 +65,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,17 +75,18 @@ import numpy as np
 from nacl.public import PrivateKey
 from nacl.signing import VerifyKey
 
-from edged.keys import KeyFileError, load_platform_private_key
+from edged.keys import KeyFileError, load_platform_private_key, sealing_key_id
 from edged.privacy.records import (
     RecordError,
+    RecordHeader,
     RecordRegion,
     SensitiveRecord,
     decode_png,
     open_sealed,
-    read_header,
+    verify_sealed,
 )
 from edged.wire import EnvelopeAuthError, WireError, decode, trusted_keys
-from tools.platforms.store import PackageError, SegmentStore, package_image, sidecar_path
+from tools.platforms.store import PackageError, SegmentStore, package_image, refused_note, sidecar_path
 
 SIG_MAX_DIFF = 16.0
 """Largest mean absolute difference (grey levels) between the image's cells and the record's
@@ -274,26 +290,45 @@ def video_frame(path: str | Path, index: int) -> np.ndarray:
     raise RestoreError(f"video {path} has no frame {index} (it has {count} frames)")
 
 
+def key_ring(keys: PrivateKey | Sequence[PrivateKey]) -> dict[str, PrivateKey]:
+    """Key id -> functional-platform private key, for :func:`open_named`."""
+    return {sealing_key_id(k): k for k in ([keys] if isinstance(keys, PrivateKey) else keys)}
+
+
+def _key_for(header: RecordHeader, ring: Mapping[str, PrivateKey]) -> PrivateKey:
+    """The private key in ``ring`` that a verified record is sealed to; refuse when none is."""
+    key = ring.get(header.recipient_key_id)
+    if key is None:
+        ids = ", ".join(sorted(ring)) or "none"
+        which = "the given private key has id" if len(ring) == 1 else "the given private keys have ids"
+        raise RestoreError(f"record {header.image_id}/{header.category} is sealed to key id "
+                           f"{header.recipient_key_id}; {which} {ids}")
+    return key
+
+
 def open_named(
-    blobs: list[tuple[str, bytes]], key: PrivateKey, signers: dict[str, VerifyKey]
+    blobs: list[tuple[str, bytes]], keys: PrivateKey | Sequence[PrivateKey], signers: dict[str, VerifyKey]
 ) -> list[OpenedRecord]:
-    """Verify (envelope and record) and decrypt ``(name, bytes)`` records; a refusal names the record."""
+    """Verify (envelope and record) and decrypt ``(name, bytes)`` records, each with the key it is
+    sealed to; a refusal names the record."""
+    ring = key_ring(keys)
     out = []
     for name, data in blobs:
         try:
             sealed, env_image = _sealed_envelope(data, signers)
-            record = open_sealed(sealed, key, signers)
-            out.append(OpenedRecord(name, record, read_header(sealed).signer_key_id, env_image))
+            header = verify_sealed(sealed, signers)
+            record = open_sealed(sealed, _key_for(header, ring), signers)
+            out.append(OpenedRecord(name, record, header.signer_key_id, env_image))
         except (RecordError, RestoreError) as err:
             raise RestoreError(f"{name}: {err}") from None
     return out
 
 
 def open_records(
-    blobs: list[tuple[str, bytes]], key: PrivateKey, signers: dict[str, VerifyKey]
+    blobs: list[tuple[str, bytes]], keys: PrivateKey | Sequence[PrivateKey], signers: dict[str, VerifyKey]
 ) -> list[SensitiveRecord]:
     """Verify and decrypt ``(name, bytes)`` records; a refusal names the record it came from."""
-    return [o.record for o in open_named(blobs, key, signers)]
+    return [o.record for o in open_named(blobs, keys, signers)]
 
 
 def check_target(opened: list[OpenedRecord], target: Target) -> None:
@@ -406,11 +441,15 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m tools.platforms.restore",
         description="Restore an original image from a de-identified one and sealed sensitive records.",
     )
-    p.add_argument("--key", required=True, help="this functional platform's private key (.key, mode 0600)")
+    p.add_argument("--key", action="append", required=True, metavar="PATH",
+                   help="functional platform private key (.key, mode 0600); repeatable: one per category "
+                   "(each record opens with the key it is sealed to)")
     p.add_argument("--signer", "--device-key", dest="signer", action="append", default=[], metavar="PATH",
                    help="trusted device public key (.pub); verifies records and envelopes; repeatable")
-    p.add_argument("--record", action="append", default=[], help="sealed record file (bare or wire envelope); repeatable")
-    p.add_argument("--func-store", help="functional platform store: take every sensitive record of --image-id")
+    p.add_argument("--record", action="append", default=[], help="sealed record file (bare or wire envelope, e.g. "
+                   "from 'python -m tools.platforms.store export-records'); repeatable")
+    p.add_argument("--func-store", action="append", default=[], metavar="DIR",
+                   help="functional platform store: take every sensitive record of --image-id; repeatable")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--image", help="de-identified image file")
     src.add_argument("--ops-store", help="ops store folder: take the de-identified image of --image-id")
@@ -423,60 +462,78 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def run(args: argparse.Namespace) -> Path:
-    """Do what the command line asks; raises :class:`RestoreError` / ``KeyFileError`` on refusal."""
+def _record_files(paths: list[str]) -> list[tuple[str, bytes]]:
+    """``(name, bytes)`` of each ``--record`` file; a missing or unreadable one is refused by name."""
+    blobs = []
+    for r in paths:
+        try:
+            blobs.append((r, Path(r).read_bytes()))
+        except OSError as err:
+            raise RestoreError(f"--record {r}: {err.strerror}") from None
+    return blobs
+
+
+def _store_records(folder: str, image_id: str | None, signers: dict[str, VerifyKey]) -> list[tuple[str, bytes]]:
+    """``(name, bytes)`` of every verified sensitive record of ``image_id`` in a ``--func-store``."""
+    if not image_id:
+        raise RestoreError("--func-store needs --image-id")
+    if not Path(folder).is_dir():
+        raise RestoreError(f"--func-store {folder}: store folder not found")
+    store = SegmentStore(folder, device_keys=signers)
+    envs = store.by_image(image_id, kind="sensitive")
+    if not envs:
+        raise RestoreError(f"--func-store {folder} has no verified sensitive record for image {image_id}"
+                           f"{refused_note(store, image_id, 'sensitive')}")
+    return [(f"{folder} message {e.id}", e.to_bytes()) for e in envs]
+
+
+def _target(args: argparse.Namespace, signers: dict[str, VerifyKey], first: SensitiveRecord) -> Target:
+    """The image to restore into, from ``--image``, ``--ops-store`` or ``--video``."""
+    if args.image:
+        return image_target(args.image, signers, args.image_id, args.frame)
+    if args.ops_store:
+        return ops_target(args.ops_store, args.image_id or first.image_id, signers)
+    index = args.frame if args.frame is not None else first.frame_index
+    return Target(video_frame(args.video, index), f"--video {args.video} frame {index}", None, None)
+
+
+def run(args: argparse.Namespace) -> tuple[Path, list[SensitiveRecord]]:
+    """Do what the command line asks and return the output path and the records restored; raises
+    :class:`RestoreError` / ``KeyFileError`` on refusal."""
     out = Path(args.out)
     if out.suffix.lower() not in LOSSLESS_SUFFIXES:
         raise RestoreError(f"--out {out}: use a lossless format ({', '.join(LOSSLESS_SUFFIXES)}); JPEG would alter the restored pixels")
     if not args.signer:
         raise RestoreError("--signer: give at least one trusted device public key (.pub) to verify records with")
-    key = load_platform_private_key(args.key)
+    keys = [load_platform_private_key(k) for k in args.key]
     signers = trusted_keys(args.signer)
-
-    blobs: list[tuple[str, bytes]] = []
-    for r in args.record:
-        try:
-            blobs.append((r, Path(r).read_bytes()))
-        except OSError as err:
-            raise RestoreError(f"--record {r}: {err.strerror}") from None
-    if args.func_store:
-        if not args.image_id:
-            raise RestoreError("--func-store needs --image-id")
-        store = SegmentStore(args.func_store, device_keys=signers)
-        envs = store.by_image(args.image_id, kind="sensitive")
-        if not envs:
-            refused = store.rejected_for(args.image_id, "sensitive")
-            why = f" ({len(refused)} refused: {refused[-1].error})" if refused else ""
-            raise RestoreError(f"--func-store {args.func_store} has no verified sensitive record for image {args.image_id}{why}")
-        blobs += [(f"message {e.id}", e.to_bytes()) for e in envs]
+    blobs = _record_files(args.record)
+    for folder in args.func_store:
+        blobs += _store_records(folder, args.image_id, signers)
     if not blobs:
         raise RestoreError("no record given: use --record or --func-store with --image-id")
-    opened = open_named(blobs, key, signers)
+    opened = open_named(blobs, keys, signers)
     records = [o.record for o in opened]
-
-    if args.image:
-        target = image_target(args.image, signers, args.image_id, args.frame)
-    elif args.ops_store:
-        target = ops_target(args.ops_store, args.image_id or records[0].image_id, signers)
-    else:
-        index = args.frame if args.frame is not None else records[0].frame_index
-        target = Target(video_frame(args.video, index), f"--video {args.video} frame {index}", None, None)
+    target = _target(args, signers, records[0])
     check_target(opened, target)
-    restored = restore_image(target.image, records)
+    restored = restore_image(target.image, records)  # checks every region of every record, then pastes
     out.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(out), restored):
         raise RestoreError(f"could not write {out}")
-    return out
+    return out, records
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        out = run(args)
+        out, records = run(args)
     except (RestoreError, KeyFileError) as err:
         print(f"restore: {err}", file=sys.stderr)
         return 1
-    print(f"restore: wrote {out}")
+    regions = sum(len(r.regions) for r in records)
+    what = ", ".join(sorted({r.category for r in records}))
+    print(f"restore: wrote {out} (image {records[0].image_id}, frame {records[0].frame_index}: "
+          f"{len(records)} record(s) ({what}), {regions} region(s))")
     return 0
 
 

@@ -25,6 +25,17 @@ envelopes are indexed and returned. Without keys nothing is verified (local insp
 ``deid.jpg.json`` (image id, frame index, video, message id, signer key id, SHA-256 of the image
 bytes), which ``tools.platforms.restore --image deid.jpg`` checks records against.
 
+``python -m tools.platforms.store images --store platform/ops --store platform/func.face
+--device-key device.pub`` prints, one a line, the image ids that every given store holds a verified
+upload package or sensitive record of (the images that can be restored from those stores).
+
+``python -m tools.platforms.store export-records --store platform/func.face --device-key device.pub
+--image-id ID --out records/`` writes every verified sensitive record of that image as one file,
+``records/ID.CATEGORY.cbor`` (``ID.CATEGORY.MESSAGE.cbor`` for a second one of the same category):
+the signed wire envelope, which ``tools.platforms.restore --record FILE`` verifies (envelope and
+record signatures) and opens. The category in the name is the record's clear header, whose signature
+is checked before the file is written; the crops stay sealed.
+
 ``append(env)`` returns ``False`` (and writes nothing) when a message with the same id is already
 stored: at-least-once delivery becomes exactly-once storage. The id and image indexes are built by
 scanning the files at open; :meth:`refresh` picks up what another process appended since. A torn
@@ -39,6 +50,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -50,12 +62,15 @@ import cbor2
 from nacl.signing import VerifyKey
 
 from edged.keys import KeyFileError
+from edged.privacy.records import RecordError, read_header, verify_sealed
 from edged.wire import Envelope, EnvelopeAuthError, WireError, decode, encode, trusted_keys
 
 SUFFIX = ".cbors"
 UNSEGMENTED = "_unsegmented"
 SIDECAR_SUFFIX = ".json"
 SIDECAR_FORMAT = "edged image sidecar v1"
+RECORD_SUFFIX = ".cbor"
+_CATEGORY = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,13 +341,18 @@ def _read_items(
         yield offset, env
 
 
+def refused_note(store: SegmentStore, image_id: str, kind: str) -> str:
+    """`` (N refused: why)`` for the messages of ``image_id`` and ``kind`` that failed verification, or ``""``."""
+    refused = store.rejected_for(image_id, kind)
+    return f" ({len(refused)} refused: {refused[-1].error})" if refused else ""
+
+
 def export_image(store: SegmentStore, image_id: str, out: str | Path) -> tuple[Path, Path, PackageImage]:
     """Write the newest verified package image of ``image_id`` to ``out`` and its sidecar ``out.json``."""
     env = store.get_image(image_id)
     if env is None:
-        refused = store.rejected_for(image_id, "package")
-        why = f" ({len(refused)} refused: {refused[-1].error})" if refused else ""
-        raise PackageError(f"store {store.root} has no verified upload package for image {image_id}{why}")
+        raise PackageError(f"store {store.root} has no verified upload package for image {image_id}"
+                           f"{refused_note(store, image_id, 'package')}")
     pkg = package_image(env)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -342,6 +362,74 @@ def export_image(store: SegmentStore, image_id: str, out: str | Path) -> tuple[P
     return out, side, pkg
 
 
+@dataclass(frozen=True, slots=True)
+class ExportedRecord:
+    """A sealed record written to a file by :func:`export_records`."""
+
+    path: Path
+    category: str
+    message_id: str
+
+
+def _record_category(env: Envelope, keys: Mapping[str, VerifyKey] | None) -> str:
+    """The category of a ``sensitive`` envelope's sealed record (its signature checked with ``keys``)."""
+    try:
+        header = verify_sealed(bytes(env.body), dict(keys)) if keys is not None else read_header(bytes(env.body))
+    except RecordError as err:
+        raise PackageError(f"message {env.id}: {err}") from None
+    if header.image_id != env.image_id:
+        raise PackageError(f"message {env.id}: its envelope names image {env.image_id}, "
+                           f"the sealed record image {header.image_id}")
+    if not _CATEGORY.match(header.category):
+        raise PackageError(f"message {env.id}: record category {header.category!r} is not a category name")
+    return header.category
+
+
+def _record_path(folder: Path, image_id: str, category: str, message_id: str, taken: set[Path]) -> Path:
+    """``ID.CATEGORY.cbor`` in ``folder``, or ``ID.CATEGORY.MESSAGE.cbor`` when that name is taken."""
+    path = folder / f"{image_id}.{category}{RECORD_SUFFIX}"
+    return folder / f"{image_id}.{category}.{message_id}{RECORD_SUFFIX}" if path in taken else path
+
+
+def export_records(store: SegmentStore, image_id: str, out: str | Path) -> list[ExportedRecord]:
+    """Write every verified sensitive record of ``image_id`` as its signed envelope, one file each."""
+    envs = store.by_image(image_id, kind="sensitive")
+    if not envs:
+        raise PackageError(f"store {store.root} has no verified sensitive record for image {image_id}"
+                           f"{refused_note(store, image_id, 'sensitive')}")
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[ExportedRecord] = []
+    for env in envs:
+        category = _record_category(env, store.device_keys)
+        path = _record_path(folder, image_id, category, env.id, {w.path for w in written})
+        data = env.to_bytes()
+        decode(data, store.device_keys)  # the file verifies as it is written (with keys)
+        path.write_bytes(data)
+        written.append(ExportedRecord(path, category, env.id))
+    return written
+
+
+IMAGE_KINDS = ("package", "sensitive")
+"""Message kinds that carry an image or its records (events and telemetry name images too)."""
+
+
+def image_ids(store: SegmentStore) -> list[str]:
+    """Image ids of the store's verified packages and sensitive records, in arrival order."""
+    seen: dict[str, None] = {}
+    for video in store.segments():
+        for env in store.iter_segment(video):
+            if env.image_id is not None and env.kind in IMAGE_KINDS:
+                seen.setdefault(env.image_id, None)
+    return list(seen)
+
+
+def common_images(stores: list[SegmentStore]) -> list[str]:
+    """Image ids that every store in ``stores`` has a package or sensitive record of (first store's order)."""
+    later = [set(image_ids(s)) for s in stores[1:]]
+    return [i for i in image_ids(stores[0]) if all(i in ids for ids in later)]
+
+
 def sidecar_path(image: str | Path) -> Path:
     """Where an exported image's sidecar lives: the image path plus ``.json``."""
     image = Path(image)
@@ -349,43 +437,88 @@ def sidecar_path(image: str | Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``export`` a verified image with its sidecar, or ``verify`` a store and count what fails."""
-    p = argparse.ArgumentParser(prog="python -m tools.platforms.store", description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="command", required=True)
-    for name, what in (("export", "write a verified package's de-identified image and its sidecar"),
-                       ("verify", "verify every stored envelope and count those that fail")):
-        c = sub.add_parser(name, help=what)
-        c.add_argument("--store", required=True, help="store folder (one .cbors file per video)")
-        c.add_argument("--device-key", action="append", required=True,
-                       help="trusted device public key (.pub, 'edged keygen device'); repeatable")
-        if name == "export":
-            c.add_argument("--image-id", required=True, help="image id of the upload package")
-            c.add_argument("--out", required=True, help="image file to write (its sidecar goes to OUT.json)")
-    args = p.parse_args(argv)
+    """``export`` a verified image with its sidecar, ``export-records`` an image's sealed records as
+    files, list restorable ``images``, or ``verify`` a store and count what fails."""
+    args = _parser().parse_args(argv)
     prog = "store"
     try:
         keys = trusted_keys(args.device_key)
     except KeyFileError as err:
         print(f"{prog}: {err}", file=sys.stderr)
         return 1
-    if not Path(args.store).is_dir():
-        print(f"{prog}: store folder not found: {args.store}", file=sys.stderr)
+    folders = args.store if isinstance(args.store, list) else [args.store]
+    missing = [f for f in folders if not Path(f).is_dir()]
+    if missing:
+        print(f"{prog}: store folder not found: {missing[0]}", file=sys.stderr)
         return 1
-    store = SegmentStore(args.store, device_keys=keys)
+    stores = [SegmentStore(f, device_keys=keys) for f in folders]
+    if args.command == "images":
+        return _images(stores, prog)
     if args.command == "verify":
-        counts = store.rejected_counts()
-        detail = ", ".join(f"{n} {why}" for why, n in sorted(counts.items()))
-        print(f"{prog}: {args.store}: {len(store)} verified, {sum(counts.values())} refused{f' ({detail})' if detail else ''}")
-        for r in store.rejected:
-            print(f"{prog}: refused {r.message_id} ({r.video_id or UNSEGMENTED}): {r.error}", file=sys.stderr)
-        return 0 if not counts else 3
+        return _verify(stores[0], prog)
     try:
-        out, side, pkg = export_image(store, args.image_id, args.out)
+        if args.command == "export-records":
+            for rec in export_records(stores[0], args.image_id, args.out):
+                print(f"{prog}: wrote {rec.path} ({rec.category} record of image {args.image_id}, message {rec.message_id})")
+            return 0
+        out, side, pkg = export_image(stores[0], args.image_id, args.out)
     except (PackageError, OSError) as err:
-        print(f"{prog}: {err}", file=sys.stderr)
+        print(f"{prog}: {_os_line(err)}", file=sys.stderr)
         return 1
     print(f"{prog}: wrote {out} (image {pkg.image_id}, frame {pkg.frame_index}) and {side}")
     return 0
+
+
+def _images(stores: list[SegmentStore], prog: str) -> int:
+    """Print the image ids every store can restore, one a line; 1 (and one line why) when there is none."""
+    ids = common_images(stores)
+    if not ids:
+        print(f"{prog}: no image has a verified package or sealed record in every store given "
+              f"({', '.join(str(s.root) for s in stores)})", file=sys.stderr)
+        return 1
+    print("\n".join(ids))
+    return 0
+
+
+def _verify(store: SegmentStore, prog: str) -> int:
+    """Print the store's verified and refused counts (and each refusal); 3 when any was refused."""
+    counts = store.rejected_counts()
+    detail = ", ".join(f"{n} {why}" for why, n in sorted(counts.items()))
+    print(f"{prog}: {store.root}: {len(store)} verified, {sum(counts.values())} refused{f' ({detail})' if detail else ''}")
+    for r in store.rejected:
+        print(f"{prog}: refused {r.message_id} ({r.video_id or UNSEGMENTED}): {r.error}", file=sys.stderr)
+    return 0 if not counts else 3
+
+
+def _os_line(err: Exception) -> str:
+    """One line for an error: an ``OSError`` as ``FILE: reason``, anything else as its message."""
+    if isinstance(err, OSError) and err.filename is not None:
+        return f"{err.filename}: {err.strerror}"
+    return str(err)
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The command line: ``export``, ``export-records``, ``images`` and ``verify``."""
+    p = argparse.ArgumentParser(prog="python -m tools.platforms.store", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, what in (("export", "write a verified package's de-identified image and its sidecar"),
+                       ("export-records", "write an image's verified sealed records, one signed envelope file each"),
+                       ("images", "list the image ids every --store has a verified package or record of"),
+                       ("verify", "verify every stored envelope and count those that fail")):
+        c = sub.add_parser(name, help=what)
+        if name == "images":
+            c.add_argument("--store", action="append", required=True, help="store folder; repeatable")
+        else:
+            c.add_argument("--store", required=True, help="store folder (one .cbors file per video)")
+        c.add_argument("--device-key", action="append", required=True,
+                       help="trusted device public key (.pub, 'edged keygen device'); repeatable")
+        if name == "export":
+            c.add_argument("--image-id", required=True, help="image id of the upload package")
+            c.add_argument("--out", required=True, help="image file to write (its sidecar goes to OUT.json)")
+        if name == "export-records":
+            c.add_argument("--image-id", required=True, help="image id of the records")
+            c.add_argument("--out", required=True, help="folder to write ID.CATEGORY.cbor files into")
+    return p
 
 
 if __name__ == "__main__":
