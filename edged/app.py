@@ -155,7 +155,8 @@ def build_daemon(
 
     sinks: list[Sink] = [
         OutboxSink(outbox, wake),
-        FrameWriter(out / "frames", config.output.save_every, config.output.jpeg_quality, allow_raw=False),
+        FrameWriter(out / "frames", config.output.save_every, config.output.jpeg_quality, allow_raw=False,
+                    min_free_bytes=config.output.min_free_bytes),
     ]
     if evaluate if evaluate is not None else config.camera.backend == "fake":
         sinks += [DetectionRecall(), TrackingScore(list(config.select.classes))]

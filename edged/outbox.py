@@ -24,7 +24,8 @@ Ring budget and eviction
     in the same transaction: oldest ``cached`` first, then oldest ``immediate``/``normal`` (any
     destination), and ``sensitive`` records last. A message larger than the whole budget is refused.
     The ``counters`` table keeps totals over the file's life, written in the same transactions as
-    the rows they count: ``enqueued``, ``acked``, ``salvaged`` and ``evicted_*``, so after any crash
+    the rows they count: ``enqueued``, ``acked``, ``salvaged`` and ``evicted_*`` (``evicted_in_flight``:
+    evicted while sent and not yet acknowledged, so possibly delivered), so after any crash
     ``enqueued + salvaged - acked - evicted == pending`` can be checked (``stats()["totals"]``).
     Every eviction is counted per class (persistently, in the ``counters`` table), shown by
     :meth:`Outbox.stats` and logged at a bounded rate (the first at once, then a line a minute with
@@ -189,6 +190,8 @@ class Outbox:
         self.closed = False
         """Set by :meth:`close`."""
         self._leased: set[str] = set()
+        self._unsaved_acks: set[str] = set()
+        """Delivered messages whose delete failed (full disk): never offered again, deleted later."""
         self._c = _Counters()
         self._events = BoundedLog(log, LOG_PERIOD_S)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -441,6 +444,9 @@ class Outbox:
                     n_evicted, freed, by_class, ids = self._evict(room_needed)
                     used -= freed
                     dropped_leases += ids
+                    in_flight = sum(i in self._leased or i in self._unsaved_acks for i in ids)  # may have arrived
+                    if in_flight:
+                        counters_delta["evicted_in_flight"] = counters_delta.get("evicted_in_flight", 0) + in_flight
                     for cls, (n, b) in by_class.items():
                         on, ob = evicted_now.get(cls, (0, 0))
                         evicted_now[cls] = (on + n, ob + b)
@@ -469,6 +475,7 @@ class Outbox:
         # committed: only now update the in-memory view
         self._used = used
         self._leased.difference_update(dropped_leases)
+        self._unsaved_acks.difference_update(dropped_leases)
         for r in results:
             if r.duplicate:
                 self._c.duplicates += 1
@@ -528,7 +535,7 @@ class Outbox:
         if limit <= 0:
             return []
         with self._lock:
-            skip = len(self._leased)
+            skip = len(self._leased) + len(self._unsaved_acks)
             out = self._select(
                 "SELECT id, dest, prio, kind, payload FROM messages WHERE dest = ? AND send_rank < 3"
                 " ORDER BY send_rank, seq LIMIT ?",
@@ -549,7 +556,7 @@ class Outbox:
     def _select(self, sql: str, params: tuple[Any, ...], limit: int) -> list[Pending]:
         out: list[Pending] = []
         for row in self._conn.execute(sql, params):
-            if row[0] in self._leased:
+            if row[0] in self._leased or row[0] in self._unsaved_acks:
                 continue
             out.append(Pending(*row))
             if len(out) >= limit:
@@ -560,13 +567,16 @@ class Outbox:
         """Delete acknowledged messages (one transaction); returns how many were still stored.
 
         An id that is no longer stored (evicted meanwhile, or acked twice) is ignored. If the delete
-        fails (e.g. the disk is full) the messages stay stored and are sent again later; the failure
-        is counted in ``ack_failed`` and this returns 0.
+        fails (e.g. a disk that other files filled) the failure is counted in ``ack_failed`` and
+        this returns 0; the ids are remembered as delivered, so they are not sent again, and their
+        delete is retried with every later ack (after a restart they are sent once more).
         """
         ids = list(ids)
         if not ids:
             return 0
         with self._lock:
+            if self._unsaved_acks and not self.closed:
+                ids += [i for i in self._unsaved_acks if i not in set(ids)]
             if self.closed:  # a caller's bug (the uplinks finish before the outbox closes): say so once
                 self._c.ack_failed += len(ids)
                 self._c.last_error = f"ack of {len(ids)} message(s) after the outbox was closed"
@@ -592,14 +602,18 @@ class Outbox:
                     n = self.ack(ids)
                     self._after_disk_full()
                     return n
-                self._c.ack_failed += len(ids)
+                fresh = [i for i in ids if i not in self._unsaved_acks]
+                self._c.ack_failed += len(fresh)
                 self._c.last_error = f"ack of {len(ids)} message(s) failed: {err}"
-                self._events.error("ack_failed", f"outbox: {self._c.last_error}")
+                self._events.error("ack_failed", f"outbox: {self._c.last_error}; they are not sent again, and "
+                                   "deleting them is retried with the next ack")
+                self._unsaved_acks.update(ids)
                 self._leased.difference_update(ids)
                 return 0
             self._used -= freed
             self._c.acked += deleted
             self._leased.difference_update(ids)
+            self._unsaved_acks.difference_update(ids)
             return deleted
 
     def release(self, ids: Iterable[str] | None = None) -> None:
@@ -670,6 +684,7 @@ class Outbox:
                 "duplicates": c.duplicates,
                 "acked": c.acked,
                 "in_flight": len(self._leased),
+                "acked_unsaved": len(self._unsaved_acks),
                 "enqueue_failed": c.enqueue_failed,
                 "failed": {"disk_full": c.failed_disk_full, "too_large": c.failed_too_large, "other": c.failed_other},
                 "ack_failed": c.ack_failed,

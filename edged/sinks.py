@@ -23,11 +23,14 @@ class FrameWriter:
     Raw frames are written only when no privacy stage is configured (``allow_raw``); a frame that
     should have been de-identified and was not is refused, never written bare. A write that fails
     (a full disk, a folder removed) is counted and logged at a bounded rate, never raised: local
-    frames are a convenience, capture and uploads go on.
+    frames are a convenience, capture and uploads go on. While the disk has less than
+    ``min_free_bytes`` free, frames are skipped (counted), leaving the room to the outbox.
     """
 
-    def __init__(self, folder: Path, every: int, quality: int, allow_raw: bool) -> None:
+    def __init__(self, folder: Path, every: int, quality: int, allow_raw: bool, min_free_bytes: int = 0) -> None:
         self.folder = folder
+        self.min_free_bytes = min_free_bytes
+        self.skipped_low_space = 0
         self.every = every
         self.params = [cv2.IMWRITE_JPEG_QUALITY, quality]
         self.allow_raw = allow_raw
@@ -54,6 +57,11 @@ class FrameWriter:
             pixels = work.frame.pixels
         meta = work.frame.meta
         path = self.folder / f"{meta.frame_index:06d}_{meta.image_id}.jpg"
+        if self.min_free_bytes and _free_bytes(self.folder) < self.min_free_bytes:
+            self.skipped_low_space += 1
+            self._log.warning("low_space", f"local frame {path.name} not written: less than "
+                              f"{self.min_free_bytes} bytes free on {self.folder} (output.min_free_bytes)")
+            return
         ok, jpeg = cv2.imencode(".jpg", pixels, self.params)
         try:
             if not ok:
@@ -72,7 +80,16 @@ class FrameWriter:
 
     def close(self) -> dict[str, Any]:
         return {"frames_written": {"folder": str(self.folder), "count": self.written, "refused": self.refused,
-                                   "failed": self.failed}}
+                                   "failed": self.failed, "skipped_low_space": self.skipped_low_space}}
+
+
+def _free_bytes(folder: Path) -> int:
+    """Free bytes on ``folder``'s file system (0 when it cannot be told: nothing is written then)."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return 0
+    return st.f_bavail * st.f_frsize
 
 
 class OutboxSink:

@@ -21,7 +21,7 @@ REAL = Path(__file__).resolve().parent / "data" / "real"
 def test_local_frames_on_a_full_disk_are_counted_and_the_run_goes_on(
     tmp_path: Path, small_tmpfs: Path, caplog: pytest.LogCaptureFixture  # noqa: F811
 ) -> None:
-    config = load(write_config(tmp_path, '[output]\nsave_every = 1\njpeg_quality = 95\n'))
+    config = load(write_config(tmp_path, '[output]\nsave_every = 1\njpeg_quality = 95\nmin_free_bytes = 0\n'))
     config.camera.file.path = str(REAL)
     config.camera.file.realtime = False
     config.camera.width, config.camera.height = 1280, 720
@@ -62,3 +62,18 @@ def test_summary_on_a_full_disk_is_logged_whole(tmp_path: Path, small_tmpfs: Pat
     assert logged and "No space left on device" in logged[0]
     assert json.loads(logged[0].split("summary: ", 1)[1])["frames"]["processed"] == 5
     assert not (small_tmpfs / ".summary.json.tmp").exists()
+
+
+def test_local_frames_leave_the_free_space_floor_to_the_outbox(
+    tmp_path: Path, small_tmpfs: Path, caplog: pytest.LogCaptureFixture  # noqa: F811
+) -> None:
+    """With the default floor (64 MiB) a 2 MiB disk gets no frames, and the outbox keeps its room."""
+    config = load(write_config(tmp_path, '[output]\nsave_every = 1\n'))
+    config.camera.file.path = str(REAL)
+    config.camera.file.realtime = False
+    daemon = build_daemon(config, small_tmpfs)
+    with caplog.at_level(logging.WARNING):
+        summary = asyncio.run(asyncio.wait_for(daemon.run(max_frames=20), 120))
+    written = summary["frames_written"]
+    assert written["count"] == 0 and written["failed"] == 0 and written["skipped_low_space"] == 20, written
+    assert len([r for r in caplog.records if "output.min_free_bytes" in r.getMessage()]) == 1
