@@ -6,12 +6,17 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edged import __version__
 from edged.config import ConfigError, load, to_dict
 from edged.keys import add_keygen_parser
+
+if TYPE_CHECKING:
+    from edged.daemon import Daemon
 
 
 def _startup_errors() -> tuple[type[Exception], ...]:
@@ -29,7 +34,43 @@ def _startup_errors() -> tuple[type[Exception], ...]:
             UplinkConfigError, CameraError)
 
 
+class _StopWhileStarting:
+    """Signal handler for the start-up: remembers a stop until the daemon exists, then passes it on.
+
+    (Raising from the handler is not safe: ``logging`` swallows an exception raised while it writes.)
+    """
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+        self.daemon: Daemon | None = None
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        if self.daemon is not None:
+            self.daemon.request_stop(name)
+        elif self.signal is None:
+            self.signal = name
+
+    def adopt(self, daemon: Daemon) -> None:
+        """From now on a stop goes to ``daemon`` (one that came earlier, at once): it drains as usual."""
+        self.daemon = daemon
+        if self.signal is not None:
+            daemon.request_stop(self.signal)
+
+
 def _run(args: argparse.Namespace) -> int:
+    """``edged run``; a stop signal during start-up (models loading, outbox opening) is kept and ends
+    the run cleanly once the daemon exists, or before it is built when it came during the checks."""
+    early = _StopWhileStarting()
+    previous = {sig: signal.signal(sig, early) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _run_daemon(args, early)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run_daemon(args: argparse.Namespace, early: _StopWhileStarting) -> int:
     from edged.app import build_daemon, run_folder
     from edged.remote import build_services, load_startup_config
 
@@ -46,10 +87,14 @@ def _run(args: argparse.Namespace) -> int:
         print(f"edged: cannot start: {args.config}: {problem}", file=sys.stderr)
     if problems:
         return 2
+    if early.signal:
+        print(f"edged: stopped by {early.signal} while starting", file=sys.stderr)
+        return 0
     errors = _startup_errors()
     try:
         out = run_folder(config)
         daemon = build_daemon(config, out, services=build_services(startup))
+        early.adopt(daemon)
         log.info("run output in %s", out)
         summary = asyncio.run(daemon.run(max_frames=args.frames, duration=args.duration))
     except errors as err:
@@ -78,6 +123,9 @@ def _check_config(args: argparse.Namespace) -> int:
         print(f"edged: {args.file}: {problem}", file=sys.stderr)
     if problems:
         return 2
+    if early.signal:
+        print(f"edged: stopped by {early.signal} while starting", file=sys.stderr)
+        return 0
     print(f"{args.file}: ok (models, keys, folders and camera source checked)")
     return 0
 

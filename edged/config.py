@@ -7,6 +7,7 @@ Errors name the key path and what was expected, e.g.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from pathlib import Path
@@ -161,6 +162,10 @@ class OutputConfig(_Section):
     save_every: IntIn(0, 1_000_000) = 1
     """Write every n-th processed frame as JPEG (0: none)."""
     jpeg_quality: Annotated[int, msgspec.Meta(ge=10, le=100)] = 85
+    min_free_bytes: IntIn(0, 1 << 40) = 64 << 20
+    """A frame is not written while its disk has less free space than this: local frames are a
+    convenience and must not take the room of the outbox, which may share the disk (a fault trial
+    with both on a 4 MiB disk had the frames starve the outbox's deletes)."""
 
 
 # -------------------------------------------------------------------------------------------- detect
@@ -215,12 +220,31 @@ class ModelConfig(_Section):
             raise ValueError("full_frame = false needs crops_from (the model would never run)")
 
 
+MAX_TILES_PER_FRAME = 16
+"""Each tile is one more invoke of every tiled model per frame: 16 keep a frame within a few hundred
+ms here. A 64 px tile on a 1920x1080 frame (800 tiles) took 80 s a frame, and a remote change that
+is rolled back still finishes the frame it started."""
+
+
 class TilingConfig(_Section):
     enabled: bool = False
     tile: tuple[IntIn(64, 4096), IntIn(64, 4096)] = (640, 640)
     overlap: Fraction = 0.2
     models: list[str] = []
     """Names of the models that also run on tiles (empty: every model)."""
+
+    def origins(self, width: int, height: int) -> tuple[list[int], list[int]]:
+        """Left and top edges of the tiles covering a ``width`` x ``height`` frame, ``overlap`` apart."""
+
+        def starts(total: int, size: int) -> list[int]:
+            if size >= total:
+                return [0]
+            step = max(1, int(size * (1.0 - self.overlap)))
+            n = math.ceil((total - size) / step) + 1
+            spacing = (total - size) / (n - 1)  # n evenly spaced edges from 0 to total - size
+            return [int(round(i * spacing)) for i in range(n - 1)] + [total - size]
+
+        return starts(width, min(self.tile[0], width)), starts(height, min(self.tile[1], height))
 
 
 COCO_LABELS: tuple[str, ...] = tuple(
@@ -862,6 +886,19 @@ class Config(_Section):
     uplink: UplinkConfig = msgspec.field(default_factory=UplinkConfig)
     health: HealthConfig = msgspec.field(default_factory=HealthConfig)
     privacy: PrivacyConfig = msgspec.field(default_factory=PrivacyConfig)
+
+    def __post_init__(self) -> None:
+        tiling = self.detect.tiling
+        if tiling.enabled:
+            # the frame size is the configured one, else the largest the sensor gives
+            w = self.camera.width or self.camera.sensor_size[0]
+            h = self.camera.height or self.camera.sensor_size[1]
+            xs, ys = tiling.origins(w, h)
+            if len(xs) * len(ys) > MAX_TILES_PER_FRAME:
+                raise ValueError(
+                    f"detect.tiling: tile {tiling.tile[0]}x{tiling.tile[1]} with overlap {tiling.overlap:g} cuts a "
+                    f"{w}x{h} frame into {len(xs) * len(ys)} tiles; at most {MAX_TILES_PER_FRAME} (use larger tiles)"
+                )
 
 
 _LOCATION = re.compile(r" - at (?P<key>`key` in )?`\$\.?(?P<path>[^`]*)`$")

@@ -255,3 +255,27 @@ def test_rollback_leaves_the_running_stages_to_be_reused(tmp_path: Path) -> None
 
     running, later = asyncio.run(main())
     assert later is running, "after the rollback the builder must reuse the tracker that kept running"
+
+
+def test_cli_run_stopped_while_starting_exits_cleanly(tmp_path: Path) -> None:
+    """SIGTERM while models load (before the daemon's own handlers exist) used to kill it with -15."""
+    cfg = tmp_path / "c.toml"
+    keys = tmp_path / "keys"
+    for kind, prefix in (("device", "device"), ("platform", "face"), ("platform", "plate")):
+        assert main(["keygen", kind, "--out", str(keys / prefix)]) == 0
+    cfg.write_text(
+        f'[camera]\nwidth = 320\nheight = 192\n[output]\ndir = "{tmp_path / "out"}"\n'
+        f'[privacy]\nsigning_key = "{keys / "device.key"}"\n'
+        f'recipients = {{ face = "{keys / "face.pub"}", plate = "{keys / "plate.pub"}" }}\n'
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edged.cli", "run", "--config", str(cfg)],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stderr is not None
+    first = proc.stderr.readline()  # the start-up note: handlers are in place, the models not yet loaded
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, first + err
+    assert "stopped by SIGTERM while starting" in err or "stopped (SIGTERM)" in out, first + err
+    assert "Traceback" not in err

@@ -74,6 +74,34 @@ def test_tiles_cover_the_frame_with_overlap():
     assert len(tile_regions(600, 400, TilingConfig(enabled=True, tile=(640, 640)))) == 1
 
 
+def test_a_tiling_that_cuts_the_frame_into_too_many_tiles_is_refused(tmp_path: Path) -> None:
+    """64 px tiles on a 1920x1080 frame were ~800 invokes a frame (80 s): refused, naming file and key."""
+    from edged.config import MAX_TILES_PER_FRAME, ConfigError, from_dict, load
+
+    with pytest.raises(ValueError, match=r"detect.tiling: .* into 798 tiles; at most 16"):
+        from_dict({"detect": {"tiling": {"enabled": True, "tile": [64, 64]}}, "camera": {"width": 1920, "height": 1080}})
+    # the sensor's size bounds a camera left at its native size
+    with pytest.raises(ValueError, match=r"1920x1080 frame into \d+ tiles"):
+        from_dict({"detect": {"tiling": {"enabled": True, "tile": [256, 256]}}})
+    ok = from_dict({"detect": {"tiling": {"enabled": True, "tile": [640, 640]}}, "camera": {"width": 1280, "height": 720}})
+    assert len(tile_regions(1280, 720, ok.detect.tiling)) - 1 <= MAX_TILES_PER_FRAME
+    bad = tmp_path / "edged.toml"
+    bad.write_text('[detect.tiling]\nenabled = true\ntile = [64, 64]\n')
+    with pytest.raises(ConfigError, match=r"edged.toml.*detect.tiling"):
+        load(bad)
+
+
+def test_tile_edges_are_evenly_spaced_like_linspace() -> None:
+    for total in range(64, 2000, 37):
+        for size in (64, 300, 640):
+            for overlap in (0.0, 0.2, 0.5):
+                xs, _ = TilingConfig(enabled=True, tile=(size, size), overlap=overlap).origins(total, 64)
+                if size < total:
+                    step = max(1, int(size * (1 - overlap)))
+                    ref = np.linspace(0, total - size, int(np.ceil((total - size) / step)) + 1)
+                    assert xs == [int(round(v)) for v in ref], (total, size, overlap)
+
+
 def test_tiling_merges_duplicates_and_keeps_the_face():
     frame = np.full((720, 1280, 3), 90, np.uint8)
     frame[100:612, 600:1112] = astronaut_bgr()

@@ -59,15 +59,8 @@ def tile_regions(width: int, height: int, tiling: TilingConfig) -> list[Region]:
     tw, th = min(tiling.tile[0], width), min(tiling.tile[1], height)
     if tw >= width and th >= height:
         return regions
-
-    def starts(total: int, size: int) -> list[int]:
-        if size >= total:
-            return [0]
-        step = max(1, int(size * (1.0 - tiling.overlap)))
-        n = int(np.ceil((total - size) / step)) + 1
-        return [int(round(v)) for v in np.linspace(0, total - size, n)]
-
-    regions += [Region(x, y, tw, th) for y in starts(height, th) for x in starts(width, tw)]
+    xs, ys = tiling.origins(width, height)
+    regions += [Region(x, y, tw, th) for y in ys for x in xs]
     return regions
 
 
