@@ -123,9 +123,6 @@ def _check_config(args: argparse.Namespace) -> int:
         print(f"edged: {args.file}: {problem}", file=sys.stderr)
     if problems:
         return 2
-    if early.signal:
-        print(f"edged: stopped by {early.signal} while starting", file=sys.stderr)
-        return 0
     print(f"{args.file}: ok (models, keys, folders and camera source checked)")
     return 0
 
