@@ -149,22 +149,26 @@ def giou(a, b):
     return inter / union - (hull - union) / hull
 
 
-def train(minutes: float, out: Path, seed: int, init: Path | None = None) -> dict:
+def train(minutes: float, out: Path, seed: int, init: Path | None = None, plate: bool = False) -> dict:
+    """Train for ``minutes``; ``plate``: fine-tune the plate class alone on 320x192 vehicle crops
+    (:func:`plate_set`), at a lower learning rate, into ``edged_plate.weights.h5``."""
     import tensorflow as tf
 
     from tools.detector_data import CLASSES, TRAIN_SEEDS, make_set
 
     tf.keras.utils.set_random_seed(seed)
     nc = len(CLASSES)
+    size_hw = (CROP_WH[1], CROP_WH[0]) if plate else (TRAIN_SIZE, TRAIN_SIZE)
     t0 = time.time()
     cache = Path(os.environ.get("EDGED_DET_CACHE", "")) if os.environ.get("EDGED_DET_CACHE") else None
     if cache and cache.exists():
         with np.load(cache) as z:
             images, targets = z["images"], z["targets"]
     else:
-        samples = make_set(n_fake=3600, n_plates=1400, seeds=TRAIN_SEEDS, seed=seed, size=TRAIN_SIZE)
+        samples = (plate_set(seed) if plate else
+                   make_set(n_fake=3600, n_plates=1400, seeds=TRAIN_SEEDS, seed=seed, size=TRAIN_SIZE))
         images = np.stack([s.image[:, :, ::-1] for s in samples])  # RGB
-        targets = np.stack([build_targets(s.boxes, s.labels, (TRAIN_SIZE, TRAIN_SIZE), nc) for s in samples])
+        targets = np.stack([build_targets(s.boxes, s.labels, size_hw, nc) for s in samples])
         if cache:
             np.savez(cache, images=images, targets=targets)
     print(f"data: {len(images)} crops in {time.time() - t0:.0f} s", flush=True)
@@ -174,7 +178,9 @@ def train(minutes: float, out: Path, seed: int, init: Path | None = None) -> dic
         model.load_weights(str(init))
     batch = 16
     budget_s = minutes * 60
-    opt = tf.keras.optimizers.Adam(2e-3)
+    lr0 = 5e-4 if plate else 2e-3
+    n_cls = 1 if plate else nc  # plate fine-tuning trains the plate score only (the crop model uses no other)
+    opt = tf.keras.optimizers.Adam(lr0)
 
     @tf.function
     def step(x, y):
@@ -192,7 +198,7 @@ def train(minutes: float, out: Path, seed: int, init: Path | None = None) -> dic
             npos = tf.maximum(tf.reduce_sum(pos), 1.0)
             box_loss = tf.reduce_sum((1.0 - giou(xyxy, y[..., :4])) * pos) / npos
             cls_loss = tf.reduce_sum(
-                tf.nn.sigmoid_cross_entropy_with_logits(labels=y[..., 4:-1], logits=logit)
+                tf.nn.sigmoid_cross_entropy_with_logits(labels=y[..., 4 : 4 + n_cls], logits=logit[..., :n_cls])
             ) / npos
             loss = 5.0 * box_loss + cls_loss
         grads = tape.gradient(loss, model.trainable_variables)
@@ -204,37 +210,40 @@ def train(minutes: float, out: Path, seed: int, init: Path | None = None) -> dic
     steps = 0
     t_train = time.time()
     while (frac := (time.time() - t_train) / budget_s) < 1.0:
-        opt.learning_rate.assign(2e-3 * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac))))  # cosine over the time budget
+        opt.learning_rate.assign(lr0 * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac))))  # cosine over the time budget
         idx = rng.integers(0, n, batch)
         x = images[idx].astype(np.float32) / 255.0
         y = targets[idx]
         flip = rng.random(batch) < 0.5  # horizontal flip, boxes mirrored
         x[flip] = x[flip, :, ::-1]
-        loss, bl, cl = step(tf.constant(x), tf.constant(_flip_targets(y, flip)))
+        loss, bl, cl = step(tf.constant(x), tf.constant(_flip_targets(y, flip, size_hw)))
         steps += 1
         if steps % 100 == 0:
             rate = steps / (time.time() - t_train)
             print(f"step {steps} loss {float(loss):.3f} box {float(bl):.3f} cls {float(cl):.3f} ({rate:.1f} steps/s)", flush=True)
     out.mkdir(parents=True, exist_ok=True)
-    model.save_weights(str(out / "edged_det.weights.h5"))
+    model.save_weights(str(out / ("edged_plate.weights.h5" if plate else "edged_det.weights.h5")))
     info = {"steps": steps, "batch": batch, "train_minutes": round((time.time() - t_train) / 60, 1), "crops": n,
             "seed": seed, "classes": list(CLASSES), "init": str(init.name) if init else None}
+    if plate:
+        info.update(input_wh=list(CROP_WH), learning_rate=lr0, trained_classes=["plate"])
     print(info, flush=True)
     return info
 
 
-def _flip_targets(y: np.ndarray, flip: np.ndarray) -> np.ndarray:
+def _flip_targets(y: np.ndarray, flip: np.ndarray, size_hw: tuple[int, int] = (TRAIN_SIZE, TRAIN_SIZE)) -> np.ndarray:
     """Mirror dense targets of flipped samples: cells mirror within each level, boxes mirror in x."""
     if not flip.any():
         return y
     y = y.copy()
     start = 0
-    for h, w in level_shapes((TRAIN_SIZE, TRAIN_SIZE)):
+    width = size_hw[1]
+    for h, w in level_shapes(size_hw):
         n = h * w
         part = y[flip, start : start + n].reshape(-1, h, w, y.shape[-1])[:, :, ::-1].copy()
         x1 = part[..., 0].copy()
-        part[..., 0] = np.where(part[..., -1] > 0, TRAIN_SIZE - part[..., 2], 0)
-        part[..., 2] = np.where(part[..., -1] > 0, TRAIN_SIZE - x1, 0)
+        part[..., 0] = np.where(part[..., -1] > 0, width - part[..., 2], 0)
+        part[..., 2] = np.where(part[..., -1] > 0, width - x1, 0)
         y[flip, start : start + n] = part.reshape(-1, n, y.shape[-1])
         start += n
     return y
@@ -317,8 +326,35 @@ CROP_WH = (320, 192)
 to it 1.25x, a far one (100 px) is enlarged 3.2x, so plates land in the 12-110 px the net trained on."""
 
 
-def crop_calibration_frames(n: int = 200) -> list[np.ndarray]:
-    """Letterboxed 320x192 RGB 0-1 crops: fake-scene vehicles and plate photos."""
+PLATE_SET = {"vehicles": 1400, "photos": 800, "fake_seeds": 30, "fake_frames_per_seed": 12}
+"""The plate fine-tuning set: synthetic plates on real training vehicles (``tools.plate_data``),
+synthetic plates on photos letterboxed as a crop, and fake-scene vehicle crops with their plates."""
+
+
+def plate_set(seed: int) -> list:
+    """320x192 crops for plate fine-tuning (BGR samples, plate boxes), shuffled."""
+    from edged.detect.detector import letterbox
+    from tools import plate_data
+    from tools.detector_data import TRAIN_SEEDS, Sample, photometric, plate_photo_sample
+    from tools.face_photos import backgrounds
+
+    rng = np.random.default_rng(seed + 1)
+    samples = plate_data.vehicle_plate_set(PLATE_SET["vehicles"], seed)
+    bgs = backgrounds()
+    for _ in range(PLATE_SET["photos"]):
+        smp = plate_photo_sample(rng, bgs, int(rng.choice([256, 320, 384])))
+        canvas, sx, sy, px, py = letterbox(smp.image, CROP_WH, 114)
+        b = smp.boxes * [sx, sy, sx, sy] + [px, py, px, py]
+        samples.append(Sample(photometric(canvas, rng), b.astype(np.float32), smp.labels))
+    seeds = list(TRAIN_SEEDS)[: PLATE_SET["fake_seeds"]]
+    for c in plate_data.fake_scene_crops(seeds, PLATE_SET["fake_frames_per_seed"]):
+        samples.append(Sample(photometric(c.image, rng), c.boxes, np.zeros(len(c.boxes), np.int64)))
+    return [samples[i] for i in rng.permutation(len(samples))]
+
+
+def crop_calibration_frames(n: int = 200, real_vehicles: bool = False) -> list[np.ndarray]:
+    """Letterboxed 320x192 RGB 0-1 crops: fake-scene vehicles and plate photos (and, for the
+    plate-tuned weights, a quarter of crops of the real training vehicles)."""
     import cv2
 
     from edged.detect.detector import letterbox
@@ -326,6 +362,10 @@ def crop_calibration_frames(n: int = 200) -> list[np.ndarray]:
     from tools.face_photos import backgrounds
 
     out = []
+    if real_vehicles:
+        from tools import plate_data
+
+        out += [cv2.cvtColor(s.image, cv2.COLOR_BGR2RGB) for s in plate_data.vehicle_plate_set(n // 4, 7)]
     for s in list(TRAIN_SEEDS)[: n // 20]:
         for img, boxes, labels in fake_frames(s, 8):
             for (x1, y1, x2, y2) in boxes[:3]:
@@ -340,13 +380,13 @@ def crop_calibration_frames(n: int = 200) -> list[np.ndarray]:
     return [(o.astype(np.float32) / 255.0)[None] for o in out[:n]]
 
 
-def export_crop_model(weights: Path, out: Path) -> dict:
+def export_crop_model(weights: Path, out: Path, real_vehicles: bool = False) -> dict:
     """The same weights at ``CROP_WH`` input, full int8, for plate search in vehicle crops."""
     from tools.build_face_model import int8_tflite
     from tools.detector_data import CLASSES
 
     fn = inference_function(weights, len(CLASSES), CROP_WH)
-    frames = crop_calibration_frames()
+    frames = crop_calibration_frames(real_vehicles=real_vehicles)
     path = out / f"edged_det_crop_{CROP_WH[0]}x{CROP_WH[1]}_int8.tflite"
     path.write_bytes(int8_tflite(fn, lambda: ([f] for f in frames)))
     return {"crop_int8_bytes": path.stat().st_size}
@@ -359,13 +399,20 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--export-only", action="store_true", help="export the saved weights again")
     ap.add_argument("--init", type=Path, help="start from these weights (a previous run) instead of random")
+    ap.add_argument("--plate", action="store_true",
+                    help="fine-tune the plate class on vehicle crops (start from --init, e.g. "
+                         "models/edged_det.weights.h5) into edged_plate.weights.h5 and export only the crop model")
     args = ap.parse_args()
-    info_path = args.out / "edged_det.json"
+    if args.plate and args.init is None and not args.export_only:
+        args.init = ROOT / "models" / "edged_det.weights.h5"
+    name = "edged_plate" if args.plate else "edged_det"
+    info_path = args.out / f"{name}.json"
     info = json.loads(info_path.read_text()) if args.export_only and info_path.exists() else {}
     if not args.export_only:
-        info = train(args.minutes, args.out, args.seed, args.init)
-    info.update(export(args.out / "edged_det.weights.h5", args.out))
-    info.update(export_crop_model(args.out / "edged_det.weights.h5", args.out))
+        info = train(args.minutes, args.out, args.seed, args.init, plate=args.plate)
+    if not args.plate:
+        info.update(export(args.out / "edged_det.weights.h5", args.out))
+    info.update(export_crop_model(args.out / f"{name}.weights.h5", args.out, real_vehicles=args.plate))
     info_path.write_text(json.dumps(info, indent=1) + "\n")
     print(info)
 
