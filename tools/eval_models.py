@@ -499,6 +499,24 @@ crops between the runs):
 A single 45-minute run from scratch with the current tool reproduces the recipe; training time,
 not data, is what limits accuracy here.
 
+Plate fine-tuning on real vehicles, tried and **not shipped** (the crop model stays on
+`edged_det.weights.h5`): `nice -n 10 python -m tools.train_detector --plate --minutes 27 --out DIR`
+starts from `edged_det.weights.h5` and trains the plate score and boxes alone (other class logits
+untouched by the loss) on 320x192 crops, Adam 5e-4 cosine, 3332 steps of 16 in 27 min, on 2590
+crops: 1400 synthetic plates on real training vehicles (`tools.plate_data`), 800 synthetic plates
+on photos letterboxed as a crop, 390 fake-scene vehicle crops with their plates; it writes
+`edged_plate.weights.h5`, `edged_plate.json` and the crop model, calibrated also on real training
+vehicle crops. Measured against the shipped crop model (`python -m tools.eval_real --plates-only
+--plate-model NAME=FILE`, section `real-plates` of `docs/BENCHMARKS.md`): synthetic plates AP 37.2 %
+vs 42.9 %, synthetic plates on the held-out real cars 26.4 % vs 31.6 % (false boxes 618 vs 449),
+real plates found 2 / 5 for both (false boxes on those crops 21 vs 7), fake-scene vehicle crops
+63.7 % -> 84.3 %. Worse on every real and real-looking set, so it was not shipped. Why, as far
+as measured: the training vehicles are three (one bus in two photos, a pickup truck and a far
+car from dog.jpg), so 1400 crops repeat three backgrounds; plates placed by rule on a bus's side
+and a truck's flank taught the model to fire on bodywork (the false boxes grew), while the gain
+is on the fake renderer's crops it also trained on. More real vehicles are what it needs; none
+more ship offline here (below).
+
 ### edged-det training data
 
 - Fake-camera frames (`hal.fake.FakeCamera`, seeds 100-129, busy traffic), rescaled 0.4-0.65 and
@@ -508,10 +526,24 @@ not data, is what limits accuracy here.
   warp) composited onto crops of scikit-image photographs (no people or plates in them). The
   held-out plate set is drawn with a seed the training never used.
 - Augmentation: brightness, contrast, saturation (+/-30-40%), Gaussian noise, blur, flips.
-- No real plate photographs ship in any package available offline here (scikit-image and
-  matplotlib data have none; the wheels of `fast-plate-ocr` 1.1.0 and `hyperlpr3` 0.1.3 hold no
-  images), so the plate model is not measured on real plates: the synthetic-plate and fake-scene
-  figures are all there is.
+- Real vehicles and plates (`tools/plate_data.py`; cache `$EDGED_PLATE_DATA` or
+  `~/.cache/edged/plates`, nothing committed, each file checked by SHA-256): `ALPR/test.jpg` from
+  the PyPI wheel `alpr` 0.0.2 (two cars with readable plates, photo-realistic, probably a render;
+  MIT, Ismail Sacic), `assets/bus.jpg` from `ultralytics` 8.4.190 (AGPL-3.0 wheel) and
+  `data/images/bus.jpg` from `yolov5` 7.0.14 ("GPL" wheel), the same Madrid bus; and from
+  `tools.real_data` darknet's `dog.jpg`, OpenCV's `licenseplate_motion.jpg` and `vtest.avi`
+  frame 20 (two parked vans with real plates 4 px high). No origin beyond the packages is stated
+  for any of them. Vehicle boxes are NanoDet's own, cropped as the daemon crops them (grown 1.1x,
+  letterboxed to 320x192). **Training** (only the plate fine-tuning attempt above): the bus and
+  dog.jpg's two vehicles, with synthetic plates placed on the lower middle (front/rear view) or
+  near one end (side view), foreshortened and lit like the spot. **Evaluation only**: `alpr`'s
+  two cars (their real plates, and 60 renders with each real plate covered by a synthetic plate
+  warped onto its corners), `licenseplate_motion.jpg` and the vtest vans: 5 real plates in all.
+  Searched and found without vehicle or plate images: scikit-image and matplotlib data, the other
+  OpenCV and darknet samples (NanoDet's one car in `building.jpg` is a flower bed), and the wheels
+  of `mmdet`, `fast-alpr`, `open-image-models`, `egoblur`, `fastanpr`, `agentclpr`,
+  `fast-plate-ocr` 1.1.0 and `hyperlpr3` 0.1.3. So the real-plate figure is 5 plates: a count,
+  not a rate.
 
 ### Face evaluation data
 
