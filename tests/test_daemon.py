@@ -273,9 +273,14 @@ def test_cli_run_stopped_while_starting_exits_cleanly(tmp_path: Path) -> None:
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     assert proc.stderr is not None
-    first = proc.stderr.readline()  # the start-up note: handlers are in place, the models not yet loaded
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
+    try:
+        first = proc.stderr.readline()  # the start-up note: handlers are in place, the models not yet loaded
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:  # never leave a daemon running after a failed test
+            proc.kill()
+            proc.wait()
     assert proc.returncode == 0, first + err
     assert "stopped by SIGTERM while starting" in err or "stopped (SIGTERM)" in out, first + err
     assert "Traceback" not in err
