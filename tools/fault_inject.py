@@ -9,7 +9,7 @@ Each trial runs ``edged run`` (a subprocess, so it can be killed) on the fake ca
 the uplink on to a real mosquitto, and the platforms' receivers (:mod:`tools.sim.platforms`, ops and
 one functional platform per category) storing what arrives. The broker is down for the first phase,
 so a backlog builds up in the outbox (``--seconds``, and at least until it holds ``--backlog``
-messages or two minutes pass); then the trial's fault:
+messages, or evicts because it is full, or two minutes pass); then the trial's fault:
 
 ``disk-<size>``      data folder (outbox, and with ``+frames`` the local frames too) on a tmpfs of that size;
 ``bad-pages``        the daemon is stopped, two of the outbox's data pages (a table leaf and an
@@ -254,13 +254,14 @@ async def drain(config: Config, timeout_s: float) -> int:
 
 
 async def wait_for_backlog(path: Path, at_least: int, timeout_s: float) -> int:
-    """Wait until the outbox at ``path`` holds ``at_least`` messages (or ``timeout_s``); returns how many."""
+    """Wait until the outbox at ``path`` holds ``at_least`` messages, or is full (evicting), or
+    ``timeout_s`` passed; returns how many it holds."""
     deadline = time.monotonic() + timeout_s
     pending = 0
     while time.monotonic() < deadline:
         with contextlib.suppress(sqlite3.Error):
-            pending = read_totals(path)[1]
-            if pending >= at_least:
+            totals, pending = read_totals(path)
+            if pending >= at_least or any(k.startswith("evicted_") and v for k, v in totals.items()):
                 break
         await asyncio.sleep(0.5)
     return pending
