@@ -134,6 +134,39 @@ def _same_class_iou(a_boxes: np.ndarray, a_cls: np.ndarray, b_boxes: np.ndarray,
     return iou
 
 
+class _Frame:
+    """What the phases of one :meth:`Tracker.update` hand on to each other (index arrays are detection
+    or track rows)."""
+
+    __slots__ = ("dets", "det_boxes", "ts", "width", "height", "predicted", "unclipped", "high", "low", "matched",
+                 "confirmed_mask", "confirmed", "candidates", "iou", "free_tracks", "free_high", "free_cand",
+                 "births", "hit")
+
+    def __init__(self, dets: Detections, det_boxes: np.ndarray, ts: float, width: int, height: int) -> None:
+        self.dets = dets
+        self.det_boxes = det_boxes
+        """Detection boxes in float64."""
+        self.ts, self.width, self.height = ts, width, height
+        self.predicted: np.ndarray
+        """Per track: predicted box clipped to the image (after the update: the updated box)."""
+        self.unclipped: np.ndarray
+        """Per track: predicted box, not clipped (after the update: the matched detection's box)."""
+        self.high: np.ndarray
+        self.low: np.ndarray
+        self.matched: np.ndarray
+        """Detection row per track, -1 where none."""
+        self.confirmed_mask: np.ndarray
+        self.confirmed: np.ndarray
+        self.candidates: np.ndarray
+        self.iou: np.ndarray
+        """Track x detection IoU (0 across classes, and for a leaving track against a newcomer)."""
+        self.free_tracks: np.ndarray
+        self.free_high: np.ndarray
+        self.free_cand: np.ndarray
+        self.births = np.zeros(0, dtype=np.int64)
+        self.hit: np.ndarray
+
+
 class Tracker:
     """Tracks every class separately; ``update(meta, detections)`` once per frame, in time order.
 
@@ -169,103 +202,136 @@ class Tracker:
         return self._step(detections, ts, dt, meta.width, meta.height)
 
     def _step(self, dets: Detections, ts: float, dt: float, width: int, height: int) -> TrackStep:
-        cfg, tracks = self.config, self.tracks
+        f = _Frame(dets, dets.boxes.astype(np.float64), ts, width, height)
+        self._predict(f, dt)
+        self._split(f)
+        if len(self.tracks) and len(dets):
+            self._associate_confirmed(f)
+            self._extend_candidates(f)
+            self._associate_low(f)
+        elif len(dets):
+            f.births = f.high
+        f.births = f.births[dets.scores[f.births] >= self.config.birth_score]
+        self._update_matched(f)
+        ended = self._remove(f)
+        self._birth_and_confirm(f)
+        return TrackStep(self._report(f), ended)
+
+    def _predict(self, f: _Frame, dt: float) -> None:
+        """Kalman-predict every track ``dt`` frames ahead and keep its box, unclipped and clipped to the image."""
+        tracks = self.tracks
         # Lost tracks do not keep growing or shrinking while nothing measures them.
         tracks.mean[~tracks.tracked, 6:8] = 0.0
         tracks.mean, tracks.cov = kalman.predict(tracks.mean, tracks.cov, dt, self.noise)
         # Detections never extend past the image, so neither do the boxes they are compared with.
-        unclipped = cxcywh_to_xyxy(tracks.mean[:, :4])
-        predicted = clip_boxes(unclipped, width, height)
+        f.unclipped = cxcywh_to_xyxy(tracks.mean[:, :4])
+        f.predicted = clip_boxes(f.unclipped, f.width, f.height)
 
-        det_boxes = dets.boxes.astype(np.float64)
-        det_cls = dets.class_ids
-        keep = dets.scores >= cfg.low_score
-        is_high = dets.scores >= cfg.high_score
-        high = np.flatnonzero(keep & is_high)
-        low = np.flatnonzero(keep & ~is_high)
-        matched = np.full(len(tracks), -1, dtype=np.int64)  # detection row per track
+    def _split(self, f: _Frame) -> None:
+        """Split the detections into high- and low-score rows and the tracks into confirmed ones and candidates."""
+        cfg, scores = self.config, f.dets.scores
+        keep = scores >= cfg.low_score
+        is_high = scores >= cfg.high_score
+        f.high = np.flatnonzero(keep & is_high)
+        f.low = np.flatnonzero(keep & ~is_high)
+        f.matched = np.full(len(self.tracks), -1, dtype=np.int64)
+        f.confirmed_mask = self.tracks.confirmed
+        f.confirmed = np.flatnonzero(f.confirmed_mask)
+        f.candidates = np.flatnonzero(~f.confirmed_mask)
 
-        confirmed_mask = tracks.confirmed
-        confirmed = np.flatnonzero(confirmed_mask)
-        candidates = np.flatnonzero(~confirmed_mask)
-        free_rows = np.zeros(0, dtype=np.int64)
-        births = np.zeros(0, dtype=np.int64)
-        if len(tracks) and len(dets):
-            iou = _same_class_iou(predicted, tracks.cls, det_boxes, det_cls)
-            if confirmed.size:
-                # a track leaving through a border never takes a newcomer entering there
-                other = leaving_mismatch(tracks.box[confirmed], tracks.full[confirmed], predicted[confirmed],
-                                         det_boxes, width, height, cfg.leaving_growth)
-                iou[confirmed] = np.where(other, 0.0, iou[confirmed])
-            # 1. high-score detections with every confirmed track (tracked and lost)
-            pairs, free_tracks, free_high = assign(iou[np.ix_(confirmed, high)], cfg.min_iou_first)
-            matched[confirmed[pairs[:, 0]]] = high[pairs[:, 1]]
-            free_high = high[free_high]
-            # 2. candidates with the remaining high-score detections (buffered boxes)
-            cand_iou = _same_class_iou(expand(predicted[candidates], cfg.candidate_buffer), tracks.cls[candidates],
-                                       expand(det_boxes[free_high], cfg.candidate_buffer), det_cls[free_high])
-            pairs, free_cand, rest = assign(cand_iou, cfg.min_iou_candidate)
-            matched[candidates[pairs[:, 0]]] = free_high[pairs[:, 1]]
-            births = free_high[rest]
-            # 3. low-score detections with every track and candidate still unmatched (stricter IoU)
-            free_rows = np.concatenate([confirmed[free_tracks], candidates[free_cand]])
-            pairs, _, _ = assign(iou[np.ix_(free_rows, low)], cfg.min_iou_second)
-            matched[free_rows[pairs[:, 0]]] = low[pairs[:, 1]]
-        elif len(dets):
-            births = high
-        births = births[dets.scores[births] >= cfg.birth_score]
+    def _associate_confirmed(self, f: _Frame) -> None:
+        """First association: high-score detections with every confirmed track (tracked and lost) by IoU."""
+        cfg, tracks, confirmed = self.config, self.tracks, f.confirmed
+        iou = _same_class_iou(f.predicted, tracks.cls, f.det_boxes, f.dets.class_ids)
+        if confirmed.size:
+            # a track leaving through a border never takes a newcomer entering there
+            other = leaving_mismatch(tracks.box[confirmed], tracks.full[confirmed], f.predicted[confirmed],
+                                     f.det_boxes, f.width, f.height, cfg.leaving_growth)
+            iou[confirmed] = np.where(other, 0.0, iou[confirmed])
+        f.iou = iou
+        pairs, f.free_tracks, free_high = assign(iou[np.ix_(confirmed, f.high)], cfg.min_iou_first)
+        f.matched[confirmed[pairs[:, 0]]] = f.high[pairs[:, 1]]
+        f.free_high = f.high[free_high]
 
-        # Kalman update of matched tracks
-        hit = matched >= 0
-        rows = matched[hit]
+    def _extend_candidates(self, f: _Frame) -> None:
+        """Match candidates with the remaining high-score detections (buffered IoU); what is left may start candidates."""
+        cfg, tracks, candidates, free_high = self.config, self.tracks, f.candidates, f.free_high
+        cand_iou = _same_class_iou(expand(f.predicted[candidates], cfg.candidate_buffer), tracks.cls[candidates],
+                                   expand(f.det_boxes[free_high], cfg.candidate_buffer), f.dets.class_ids[free_high])
+        pairs, f.free_cand, rest = assign(cand_iou, cfg.min_iou_candidate)
+        f.matched[candidates[pairs[:, 0]]] = free_high[pairs[:, 1]]
+        f.births = free_high[rest]
+
+    def _associate_low(self, f: _Frame) -> None:
+        """Second association: low-score detections with every track and candidate still unmatched (stricter IoU)."""
+        free_rows = np.concatenate([f.confirmed[f.free_tracks], f.candidates[f.free_cand]])
+        pairs, _, _ = assign(f.iou[np.ix_(free_rows, f.low)], self.config.min_iou_second)
+        f.matched[free_rows[pairs[:, 0]]] = f.low[pairs[:, 1]]
+
+    def _update_matched(self, f: _Frame) -> None:
+        """Kalman-update the matched tracks with their detections and count hits (a miss resets them)."""
+        tracks, dets = self.tracks, f.dets
+        hit = f.matched >= 0
+        rows = f.matched[hit]
         if rows.size:
+            det_boxes = f.det_boxes
             tracks.mean[hit], tracks.cov[hit] = kalman.update(
                 tracks.mean[hit], tracks.cov[hit], xyxy_to_cxcywh(det_boxes[rows]), self.noise
             )
-            tracks.last_seen[hit] = ts
+            tracks.last_seen[hit] = f.ts
             tracks.score[hit] = dets.scores[rows]
             tracks.angle[hit] = dets.angles[rows]
             tracks.box[hit] = dets.boxes[rows]
-            tracks.full[hit] = full_size(tracks.full[hit], det_boxes[rows], width, height)
-            predicted[hit] = clip_boxes(cxcywh_to_xyxy(tracks.mean[hit, :4]), width, height)
-            unclipped[hit] = det_boxes[rows]
+            tracks.full[hit] = full_size(tracks.full[hit], det_boxes[rows], f.width, f.height)
+            f.predicted[hit] = clip_boxes(cxcywh_to_xyxy(tracks.mean[hit, :4]), f.width, f.height)
+            f.unclipped[hit] = det_boxes[rows]
         tracks.hits = np.where(hit, tracks.hits + 1, 0)
         tracks.tracked = hit
+        f.hit = hit
 
-        # Removal: candidates on a miss; tracks lost too long or predicted wholly outside the image.
+    def _remove(self, f: _Frame) -> np.ndarray:
+        """Remove unmatched candidates and tracks lost too long or predicted wholly outside the image; their ids."""
+        cfg, tracks, unclipped, width, height = self.config, self.tracks, f.unclipped, f.width, f.height
         outside = (unclipped[:, 2] <= 0) | (unclipped[:, 0] >= width) | (unclipped[:, 3] <= 0) | (unclipped[:, 1] >= height)
-        expired = (ts - tracks.last_seen) > cfg.lost_buffer_s + TIME_EPS
-        remove = ~hit & np.where(confirmed_mask, expired | outside, True)
-        ended = tracks.ids[remove & confirmed_mask]
+        expired = (f.ts - tracks.last_seen) > cfg.lost_buffer_s + TIME_EPS
+        remove = ~f.hit & np.where(f.confirmed_mask, expired | outside, True)
+        ended = tracks.ids[remove & f.confirmed_mask]
         if remove.any():
             live = ~remove
             tracks.keep(live)
-            hit, predicted, unclipped = hit[live], predicted[live], unclipped[live]
+            f.hit, f.predicted, f.unclipped = f.hit[live], f.predicted[live], f.unclipped[live]
+        return ended
 
-        # Births, then confirmation (a new candidate is confirmed at once when confirm_hits == 1).
+    def _birth_and_confirm(self, f: _Frame) -> None:
+        """Start candidates from the births, then give an id to every candidate with ``confirm_hits`` hits."""
+        tracks, dets, births, cfg = self.tracks, f.dets, f.births, self.config
+        # a new candidate is confirmed at once when confirm_hits == 1
         if births.size:
             n = births.size
+            det_boxes = f.det_boxes
             mean, cov = kalman.initiate(xyxy_to_cxcywh(det_boxes[births]), self.noise)
             tracks.extend(TrackSet(
-                ids=np.full(n, UNCONFIRMED, dtype=np.int64), cls=det_cls[births].astype(np.int16), mean=mean, cov=cov,
-                hits=np.ones(n, dtype=np.int64), last_seen=np.full(n, ts), tracked=np.ones(n, dtype=bool),
+                ids=np.full(n, UNCONFIRMED, dtype=np.int64), cls=dets.class_ids[births].astype(np.int16), mean=mean,
+                cov=cov, hits=np.ones(n, dtype=np.int64), last_seen=np.full(n, f.ts), tracked=np.ones(n, dtype=bool),
                 score=dets.scores[births].astype(np.float32), angle=dets.angles[births].astype(np.float32),
                 box=dets.boxes[births].astype(np.float32),
-                full=full_size(np.zeros((n, 2)), det_boxes[births], width, height),
+                full=full_size(np.zeros((n, 2)), det_boxes[births], f.width, f.height),
             ))
-            hit = np.concatenate([hit, np.ones(n, dtype=bool)])
-            predicted = np.concatenate([predicted, det_boxes[births]])
-            unclipped = np.concatenate([unclipped, det_boxes[births]])
+            f.hit = np.concatenate([f.hit, np.ones(n, dtype=bool)])
+            f.predicted = np.concatenate([f.predicted, det_boxes[births]])
+            f.unclipped = np.concatenate([f.unclipped, det_boxes[births]])
         for i in np.flatnonzero((tracks.ids == UNCONFIRMED) & (tracks.hits >= cfg.confirm_hits)).tolist():
             tracks.ids[i] = self.ids.next_id()
 
-        # Output: detected tracks, and lost ones for a short while (boxes clipped, mostly inside).
+    def _report(self, f: _Frame) -> TrackedObjects:
+        """Confirmed tracks matched in this frame, and lost ones for a short while (boxes clipped, mostly inside)."""
+        tracks, predicted, unclipped, hit = self.tracks, f.predicted, f.unclipped, f.hit
         full_area = np.maximum((unclipped[:, 2] - unclipped[:, 0]) * (unclipped[:, 3] - unclipped[:, 1]), 1e-9)
         inside = (predicted[:, 2] - predicted[:, 0]) * (predicted[:, 3] - predicted[:, 1]) / full_area
-        recent = ((ts - tracks.last_seen) <= cfg.predicted_output_s + TIME_EPS) & (inside >= MIN_INSIDE)
+        recent = ((f.ts - tracks.last_seen) <= self.config.predicted_output_s + TIME_EPS) & (inside >= MIN_INSIDE)
         report = (tracks.ids != UNCONFIRMED) & (hit | recent)
         boxes = np.where(hit[:, None], tracks.box, predicted)[report].astype(np.float32)
-        objects = TrackedObjects(
+        return TrackedObjects(
             track_ids=tracks.ids[report],
             class_ids=tracks.cls[report],
             boxes=boxes,
@@ -273,4 +339,3 @@ class Tracker:
             angles=tracks.angle[report],
             detected=hit[report],
         )
-        return TrackStep(objects, ended)
