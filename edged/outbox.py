@@ -576,7 +576,8 @@ class Outbox:
             return 0
         with self._lock:
             if self._unsaved_acks and not self.closed:
-                ids += [i for i in self._unsaved_acks if i not in set(ids)]
+                given = set(ids)
+                ids += [i for i in self._unsaved_acks if i not in given]
             if self.closed:  # a caller's bug (the uplinks finish before the outbox closes): say so once
                 self._c.ack_failed += len(ids)
                 self._c.last_error = f"ack of {len(ids)} message(s) after the outbox was closed"
