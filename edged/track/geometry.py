@@ -14,14 +14,23 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
     if a.shape[0] == 0 or b.shape[0] == 0:
         return np.zeros((a.shape[0], b.shape[0]), dtype=np.float64)
+    return iou_f64(a, b)
+
+
+def iou_f64(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:func:`iou_matrix` of two non-empty ``(N, 4)`` and ``(M, 4)`` float64 arrays, without the checks."""
     iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
     ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.maximum(iw, 0.0) * np.maximum(ih, 0.0)
-    area_a = np.maximum(a[:, 2] - a[:, 0], 0.0) * np.maximum(a[:, 3] - a[:, 1], 0.0)
-    area_b = np.maximum(b[:, 2] - b[:, 0], 0.0) * np.maximum(b[:, 3] - b[:, 1], 0.0)
+    np.maximum(iw, 0.0, out=iw)
+    np.maximum(ih, 0.0, out=ih)
+    inter = iw
+    inter *= ih
+    size_a = np.maximum(a[:, 2:4] - a[:, 0:2], 0.0)
+    size_b = np.maximum(b[:, 2:4] - b[:, 0:2], 0.0)
+    area_a = size_a[:, 0] * size_a[:, 1]
+    area_b = size_b[:, 0] * size_b[:, 1]
     union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0.0, inter / union, 0.0)
+    return np.divide(inter, union, out=np.zeros_like(union), where=union > 0.0)
 
 
 def xyxy_to_cxcywh(boxes: np.ndarray) -> np.ndarray:
@@ -58,10 +67,15 @@ BORDER_PX = 1.0
 
 def border_contact(boxes: np.ndarray, width: float, height: float) -> tuple[np.ndarray, np.ndarray]:
     """Per ``x1, y1, x2, y2`` box: does it touch the left/right border, the top/bottom border?"""
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    touch_x = (b[:, 0] <= BORDER_PX) | (b[:, 2] >= width - BORDER_PX)
-    touch_y = (b[:, 1] <= BORDER_PX) | (b[:, 3] >= height - BORDER_PX)
-    return touch_x, touch_y
+    touch = _touching(np.asarray(boxes, dtype=np.float64).reshape(-1, 4), width, height)
+    return touch[:, 0], touch[:, 1]
+
+
+def _touching(b: np.ndarray, width: float, height: float) -> np.ndarray:
+    """``(N, 2)`` of :func:`border_contact` (left/right, top/bottom) for float64 ``(N, 4)`` boxes."""
+    touch = b[:, 0:2] <= BORDER_PX
+    touch |= b[:, 2:4] >= (width - BORDER_PX, height - BORDER_PX)
+    return touch
 
 
 def full_size(previous: np.ndarray, boxes: np.ndarray, width: float, height: float) -> np.ndarray:
@@ -69,9 +83,18 @@ def full_size(previous: np.ndarray, boxes: np.ndarray, width: float, height: flo
     border measures it anew; a clipped one keeps the largest size seen (``previous``)."""
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     size = b[:, 2:4] - b[:, 0:2]
-    touch_x, touch_y = border_contact(b, width, height)
-    clipped = np.column_stack([touch_x, touch_y])
-    return np.where(clipped, np.maximum(previous, size), size)
+    return np.where(_touching(b, width, height), np.maximum(previous, size), size)
+
+
+def leaving(last: np.ndarray, full: np.ndarray, width: float, height: float) -> np.ndarray:
+    """``(N, 2)``: is each track leaving through the left/right, the top/bottom border?
+
+    A track is leaving through a border when its last box touches that border and is smaller there
+    than the object's full size (part of it is already outside).
+    """
+    last = np.asarray(last, dtype=np.float64).reshape(-1, 4)
+    last_size = last[:, 2:4] - last[:, 0:2]
+    return _touching(last, width, height) & (last_size < (1.0 - 1e-6) * full - 1.0)
 
 
 def leaving_mismatch(last: np.ndarray, full: np.ndarray, predicted: np.ndarray, dets: np.ndarray,
@@ -88,8 +111,7 @@ def leaving_mismatch(last: np.ndarray, full: np.ndarray, predicted: np.ndarray, 
     last_size = last[:, 2:4] - last[:, 0:2]
     pred = np.asarray(predicted, dtype=np.float64).reshape(-1, 4)
     ref = np.minimum(last_size, pred[:, 2:4] - pred[:, 0:2])
-    touch = np.column_stack(border_contact(last, width, height))
-    leaving = touch & (last_size < (1.0 - 1e-6) * full - 1.0)
+    out = leaving(last, full, width, height)
     det_size = dets[:, 2:4] - dets[:, 0:2]
     grows = det_size[None, :, :] > (1.0 + growth) * ref[:, None, :]
-    return (leaving[:, None, :] & grows).any(axis=2)
+    return (out[:, None, :] & grows).any(axis=2)

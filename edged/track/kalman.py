@@ -8,6 +8,7 @@ one), weighted by ``std_position`` and ``std_velocity`` as in ByteTrack/BoT-SORT
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,36 +61,148 @@ def predict(
 
     ``F P F^T`` is done blockwise (F = [[I, dt I], [0, I]]): no 8x8 products, no temporaries per track.
     """
-    if mean.shape[0] == 0:
-        return mean, cov
-    scale = _size_scale(mean)
-    new_mean = mean.copy()
-    new_mean[:, :_NDIM] += dt * mean[:, _NDIM:]
-    new_cov = cov.copy()
-    new_cov[:, :_NDIM, :] += dt * cov[:, _NDIM:, :]
-    new_cov[:, :, :_NDIM] += dt * new_cov[:, :, _NDIM:]
-    idx = np.arange(2 * _NDIM)
-    step = max(dt, 1e-6)
-    new_cov[:, idx[:_NDIM], idx[:_NDIM]] += (noise.std_position * scale) ** 2 * step
-    new_cov[:, idx[_NDIM:], idx[_NDIM:]] += (noise.std_velocity * scale) ** 2 * step
+    new_mean, new_cov = mean.copy(), cov.copy()
+    predict_in_place(new_mean, new_cov, dt, noise)
     return new_mean, new_cov
+
+
+_DIAG8 = np.arange(2 * _NDIM) * (2 * _NDIM + 1)
+"""Flat indices of the diagonal of an 8 x 8 matrix."""
+
+
+def predict_in_place(mean: np.ndarray, cov: np.ndarray, dt: float, noise: KalmanNoise) -> None:
+    """:func:`predict` writing into ``mean`` ``(N, 8)`` and ``cov`` ``(N, 8, 8)`` (both C-contiguous float64)."""
+    n = mean.shape[0]
+    if n == 0:
+        return
+    wh = np.maximum(mean[:, 2:4], 1.0)
+    # position and velocity noise in one (N, 8) array: the same products, in the same order, as per block
+    q = np.concatenate((wh, wh, wh, wh), axis=1)
+    q *= _noise_weights(noise.std_position, noise.std_velocity)
+    q **= 2
+    q *= max(dt, 1e-6)
+    mean[:, :_NDIM] += dt * mean[:, _NDIM:]
+    cov[:, :_NDIM, :] += dt * cov[:, _NDIM:, :]
+    cov[:, :, :_NDIM] += dt * cov[:, :, _NDIM:]
+    flat = np.reshape(cov, (n, 4 * _NDIM * _NDIM), copy=False)  # a view: raises rather than copy
+    flat[:, _DIAG8] += q
+
+
+@functools.lru_cache(maxsize=8)
+def _noise_weights(std_position: float, std_velocity: float) -> np.ndarray:
+    """``std_position`` for the four positions, ``std_velocity`` for the four velocities (read-only)."""
+    out = np.array([std_position] * _NDIM + [std_velocity] * _NDIM)
+    out.flags.writeable = False
+    return out
+
+
+try:  # the gufunc behind np.linalg.solve, without its per-call checks (same LAPACK routine, same result)
+    from numpy.linalg import _umath_linalg
+
+    def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return _umath_linalg.solve(a, b, signature="dd->d")
+except ImportError:  # pragma: no cover - a numpy without the private module
+    _solve = np.linalg.solve
+
+_DIAG4 = np.arange(_NDIM) * (_NDIM + 1)
 
 
 def update(
     mean: np.ndarray, cov: np.ndarray, measurements: np.ndarray, noise: KalmanNoise
 ) -> tuple[np.ndarray, np.ndarray]:
     """Correct each track (row ``i``) with its measurement ``measurements[i]`` (``cx, cy, w, h``)."""
+    n = mean.shape[0]
+    if n == 0:
+        return mean, cov
+    z = np.asarray(measurements, dtype=np.float64).reshape(-1, _NDIM)
+    wh = np.maximum(mean[:, 2:4], 1.0)
+    r = np.concatenate((wh, wh), axis=1)
+    r *= noise.std_position
+    r **= 2
+    innovation_cov = cov[:, :_NDIM, :_NDIM].copy()
+    np.reshape(innovation_cov, (n, _NDIM * _NDIM), copy=False)[:, _DIAG4] += r
+    # gain^T = S^-1 (P H^T)^T = S^-1 P[:4, :] since P is symmetric.
+    top = cov[:, :_NDIM, :]
+    gain = _solve(innovation_cov, top).transpose(0, 2, 1)
+    residual = z - mean[:, :_NDIM]
+    new_mean = mean + np.einsum("nij,nj->ni", gain, residual)
+    new_cov = cov - gain @ top
+    new_cov += new_cov.transpose(0, 2, 1)
+    new_cov *= 0.5
+    return new_mean, new_cov
+
+
+# Blocks: with diagonal noise and a measurement of the positions alone, each of the four coordinates is
+# filtered on its own and the 8 x 8 covariance is only ever four 2 x 2 blocks. The tracker keeps just
+# those, as ``(N, 3, 4)``: position variance, position-velocity covariance and velocity variance per
+# coordinate (``cx, cy, w, h``). The functions below do the same arithmetic as :func:`initiate`,
+# :func:`predict` and :func:`update` on the entries that are not zero.
+POS_VAR, POS_VEL, VEL_VAR = 0, 1, 2
+"""Rows of a block covariance."""
+
+
+def initiate_blocks(measurements: np.ndarray, noise: KalmanNoise) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`initiate` with the covariance as ``(N, 3, 4)`` blocks."""
+    z = np.asarray(measurements, dtype=np.float64).reshape(-1, _NDIM)
+    mean = np.concatenate([z, np.zeros_like(z)], axis=1)
+    scale = _size_scale(mean)
+    vel = np.concatenate([noise.std_init_velocity * scale[:, :2], 10.0 * noise.std_velocity * scale[:, 2:]], axis=1)
+    cov = np.zeros((z.shape[0], 3, _NDIM))
+    cov[:, POS_VAR] = (2.0 * noise.std_position * scale) ** 2
+    cov[:, VEL_VAR] = vel**2
+    return mean, cov
+
+
+def predict_blocks(mean: np.ndarray, cov: np.ndarray, dt: float, noise: KalmanNoise) -> None:
+    """:func:`predict` in place, on ``(N, 8)`` means and ``(N, 3, 4)`` block covariances."""
+    n = mean.shape[0]
+    if n == 0:
+        return
+    wh = np.maximum(mean[:, 2:4], 1.0)
+    q = np.concatenate((wh, wh, wh, wh), axis=1)
+    q *= _noise_weights(noise.std_position, noise.std_velocity)
+    q **= 2
+    q *= max(dt, 1e-6)
+    mean[:, :_NDIM] += dt * mean[:, _NDIM:]
+    pos, cross, vel = cov[:, POS_VAR], cov[:, POS_VEL], cov[:, VEL_VAR]
+    # F P F^T: the row step gives pos + dt cross and cross + dt vel, then the column step adds dt (new cross)
+    pos += dt * cross
+    cross += dt * vel
+    pos += dt * cross
+    cov[:, ::2] += q.reshape(n, 2, _NDIM)
+
+
+def update_blocks(
+    mean: np.ndarray, cov: np.ndarray, measurements: np.ndarray, noise: KalmanNoise
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`update` on ``(N, 8)`` means and ``(N, 3, 4)`` block covariances (new arrays)."""
     if mean.shape[0] == 0:
         return mean, cov
     z = np.asarray(measurements, dtype=np.float64).reshape(-1, _NDIM)
-    scale = _size_scale(mean)[:, :_NDIM]
-    innovation_cov = cov[:, :_NDIM, :_NDIM].copy()
-    idx = np.arange(_NDIM)
-    innovation_cov[:, idx, idx] += (noise.std_position * scale) ** 2
-    # gain^T = S^-1 (P H^T)^T = S^-1 P[:4, :] since P is symmetric.
-    gain = np.linalg.solve(innovation_cov, cov[:, :_NDIM, :]).transpose(0, 2, 1)
+    wh = np.maximum(mean[:, 2:4], 1.0)
+    r = np.concatenate((wh, wh), axis=1)
+    r *= noise.std_position
+    r **= 2
+    inverse = 1.0 / (cov[:, POS_VAR] + r)  # the innovation covariance is diagonal
+    gain = cov[:, :2] * inverse[:, None, :]  # (N, 2, 4): position gain, velocity gain
     residual = z - mean[:, :_NDIM]
-    new_mean = mean + np.einsum("nij,nj->ni", gain, residual)
-    new_cov = cov - gain @ cov[:, :_NDIM, :]
-    new_cov = 0.5 * (new_cov + new_cov.transpose(0, 2, 1))
+    new_mean = mean + (gain * residual[:, None, :]).reshape(-1, 2 * _NDIM)
+    new_cov = np.empty_like(cov)
+    # P - K H P: position variance and velocity variance ...
+    new_cov[:, ::2] = cov[:, ::2] - gain * cov[:, :2]
+    # ... and the two off-diagonal entries, which differ in floating point: their mean keeps P symmetric
+    cross = cov[:, POS_VEL, None, :] - gain * cov[:, 1::-1]
+    new_cov[:, POS_VEL] = (cross[:, 0] + cross[:, 1]) * 0.5
     return new_mean, new_cov
+
+
+def blocks_to_full(cov: np.ndarray) -> np.ndarray:
+    """``(N, 8, 8)`` covariances from ``(N, 3, 4)`` blocks."""
+    n = cov.shape[0]
+    out = np.zeros((n, 2 * _NDIM, 2 * _NDIM))
+    idx = np.arange(_NDIM)
+    out[:, idx, idx] = cov[:, POS_VAR]
+    out[:, idx, idx + _NDIM] = cov[:, POS_VEL]
+    out[:, idx + _NDIM, idx] = cov[:, POS_VEL]
+    out[:, idx + _NDIM, idx + _NDIM] = cov[:, VEL_VAR]
+    return out

@@ -27,7 +27,16 @@ import numpy as np
 from edged.classes import CLASS_NAMES
 from edged.config import TrackConfig
 from edged.track import kalman
-from edged.track.geometry import clip_boxes, cxcywh_to_xyxy, expand, full_size, iou_matrix, leaving_mismatch, xyxy_to_cxcywh
+from edged.track.geometry import (
+    clip_boxes,
+    cxcywh_to_xyxy,
+    expand,
+    full_size,
+    iou_f64,
+    leaving,
+    leaving_mismatch,
+    xyxy_to_cxcywh,
+)
 from edged.track.ids import IdSource
 from edged.types import Detections, FrameMeta, TrackedObjects
 
@@ -50,12 +59,36 @@ def assign(iou: np.ndarray, min_iou: float) -> tuple[np.ndarray, np.ndarray, np.
     """
     n, m = iou.shape
     if n == 0 or m == 0:
-        return np.zeros((0, 2), dtype=np.int64), np.arange(n), np.arange(m)
+        return _NO_PAIRS, np.arange(n), np.arange(m)
+    cost = 1.0 - iou
     # The small slack lets IoU == min_iou match (lapjv excludes costs equal to the limit).
-    _, row_to_col, col_to_row = lap.lapjv(1.0 - iou, extend_cost=True, cost_limit=1.0 - min_iou + 1e-9)
-    rows = np.flatnonzero(row_to_col >= 0)
-    pairs = np.column_stack([rows, row_to_col[rows]]).astype(np.int64)
-    return pairs, np.flatnonzero(row_to_col < 0), np.flatnonzero(col_to_row < 0)
+    limit = 1.0 - min_iou + 1e-9
+    pairs = _unique_pairs(cost, limit)
+    if pairs is None:
+        _, row_to_col, col_to_row = lap.lapjv(cost, extend_cost=True, cost_limit=limit)
+        rows = (row_to_col >= 0).nonzero()[0]
+        return (np.stack((rows, row_to_col[rows]), axis=1).astype(np.int64), (row_to_col < 0).nonzero()[0],
+                (col_to_row < 0).nonzero()[0])
+    rows, cols = pairs
+    taken_rows, taken_cols = set(rows), set(cols)
+    return (np.array([rows, cols], dtype=np.int64).T.reshape(-1, 2),
+            np.array([i for i in range(n) if i not in taken_rows], dtype=np.int64),
+            np.array([j for j in range(m) if j not in taken_cols], dtype=np.int64))
+
+
+def _unique_pairs(cost: np.ndarray, limit: float) -> tuple[list[int], list[int]] | None:
+    """The pairs under ``limit`` when no row or column has two of them (nor one at the limit): then taking
+    them all is the only optimal assignment, which is what lapjv would return. None otherwise."""
+    rows_arr, cols_arr = (cost <= limit).nonzero()
+    rows, cols = rows_arr.tolist(), cols_arr.tolist()
+    if len(set(rows)) < len(rows) or len(set(cols)) < len(cols):
+        return None
+    if any(not cost[i, j] < limit for i, j in zip(rows, cols, strict=True)):
+        return None
+    return rows, cols
+
+
+_NO_PAIRS = np.zeros((0, 2), dtype=np.int64)
 
 
 @dataclass(slots=True)
@@ -65,7 +98,8 @@ class TrackSet:
     ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     cls: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
     mean: np.ndarray = field(default_factory=lambda: np.zeros((0, 8)))
-    cov: np.ndarray = field(default_factory=lambda: np.zeros((0, 8, 8)))
+    cov: np.ndarray = field(default_factory=lambda: np.zeros((0, 3, 4)))
+    """Kalman covariance as ``(N, 3, 4)`` blocks (:func:`~edged.track.kalman.predict_blocks`)."""
     hits: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     """Consecutive frames matched (reset by a miss)."""
     last_seen: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -121,18 +155,17 @@ def _check_detections(dets: Detections) -> None:
         arr = getattr(dets, name)
         if arr.shape != (n,):
             raise TrackerInputError(f"detections.{name} has shape {arr.shape}, expected ({n},) to match boxes")
-    if n and not (np.isfinite(dets.boxes).all() and np.isfinite(dets.scores).all()):
+    if not n:
+        return
+    # a sum is finite when every term is (an infinite sum of finite terms, an overflow, is checked in full)
+    if not np.isfinite(dets.boxes.sum() + dets.scores.sum()) and not (
+        np.isfinite(dets.boxes).all() and np.isfinite(dets.scores).all()
+    ):
         raise TrackerInputError("detections contain NaN or infinite boxes or scores")
-    if n and ((dets.class_ids < 0).any() or (dets.class_ids >= len(CLASS_NAMES)).any()):
-        bad = int(dets.class_ids[(dets.class_ids < 0) | (dets.class_ids >= len(CLASS_NAMES))][0])
+    cls = dets.class_ids
+    if cls.min() < 0 or cls.max() >= len(CLASS_NAMES):
+        bad = int(cls[(cls < 0) | (cls >= len(CLASS_NAMES))][0])
         raise TrackerInputError(f"detections contain class id {bad}; known ids are 0..{len(CLASS_NAMES) - 1}")
-
-
-def _same_class_iou(a_boxes: np.ndarray, a_cls: np.ndarray, b_boxes: np.ndarray, b_cls: np.ndarray) -> np.ndarray:
-    iou = iou_matrix(a_boxes, b_boxes)
-    iou[a_cls[:, None] != b_cls[None, :]] = 0.0
-    return iou
-
 
 class _Frame:
     """What the phases of one :meth:`Tracker.update` hand on to each other (index arrays are detection
@@ -222,7 +255,7 @@ class Tracker:
         tracks = self.tracks
         # Lost tracks do not keep growing or shrinking while nothing measures them.
         tracks.mean[~tracks.tracked, 6:8] = 0.0
-        tracks.mean, tracks.cov = kalman.predict(tracks.mean, tracks.cov, dt, self.noise)
+        kalman.predict_blocks(tracks.mean, tracks.cov, dt, self.noise)
         # Detections never extend past the image, so neither do the boxes they are compared with.
         f.unclipped = cxcywh_to_xyxy(tracks.mean[:, :4])
         f.predicted = clip_boxes(f.unclipped, f.width, f.height)
@@ -230,74 +263,103 @@ class Tracker:
     def _split(self, f: _Frame) -> None:
         """Split the detections into high- and low-score rows and the tracks into confirmed ones and candidates."""
         cfg, scores = self.config, f.dets.scores
-        keep = scores >= cfg.low_score
         is_high = scores >= cfg.high_score
-        f.high = np.flatnonzero(keep & is_high)
-        f.low = np.flatnonzero(keep & ~is_high)
+        if cfg.high_score >= cfg.low_score:
+            f.high = is_high.nonzero()[0]
+        else:
+            f.high = (is_high & (scores >= cfg.low_score)).nonzero()[0]
+        f.low = ((scores >= cfg.low_score) & ~is_high).nonzero()[0]
         f.matched = np.full(len(self.tracks), -1, dtype=np.int64)
-        f.confirmed_mask = self.tracks.confirmed
-        f.confirmed = np.flatnonzero(f.confirmed_mask)
-        f.candidates = np.flatnonzero(~f.confirmed_mask)
+        f.confirmed_mask = self.tracks.ids != UNCONFIRMED
+        f.confirmed = f.confirmed_mask.nonzero()[0]
+        f.candidates = (~f.confirmed_mask).nonzero()[0]
 
     def _associate_confirmed(self, f: _Frame) -> None:
         """First association: high-score detections with every confirmed track (tracked and lost) by IoU."""
-        cfg, tracks, confirmed = self.config, self.tracks, f.confirmed
-        iou = _same_class_iou(f.predicted, tracks.cls, f.det_boxes, f.dets.class_ids)
+        cfg, tracks, confirmed, high = self.config, self.tracks, f.confirmed, f.high
+        iou = iou_f64(f.predicted, f.det_boxes)
+        cls = tracks.cls
+        iou[cls[:, None] != f.dets.class_ids[None, :]] = 0.0
         if confirmed.size:
             # a track leaving through a border never takes a newcomer entering there
-            other = leaving_mismatch(tracks.box[confirmed], tracks.full[confirmed], f.predicted[confirmed],
-                                     f.det_boxes, f.width, f.height, cfg.leaving_growth)
-            iou[confirmed] = np.where(other, 0.0, iou[confirmed])
+            out = (leaving(tracks.box[confirmed], tracks.full[confirmed], f.width, f.height)).any(axis=1).nonzero()[0]
+            if out.size:
+                rows = confirmed[out]
+                other = leaving_mismatch(tracks.box[rows], tracks.full[rows], f.predicted[rows], f.det_boxes,
+                                         f.width, f.height, cfg.leaving_growth)
+                iou[rows] = np.where(other, 0.0, iou[rows])
         f.iou = iou
-        pairs, f.free_tracks, free_high = assign(iou[np.ix_(confirmed, f.high)], cfg.min_iou_first)
-        f.matched[confirmed[pairs[:, 0]]] = f.high[pairs[:, 1]]
-        f.free_high = f.high[free_high]
+        sub = iou if confirmed.size == iou.shape[0] else iou.take(confirmed, 0)
+        if high.size != iou.shape[1]:
+            sub = sub.take(high, 1)
+        pairs, f.free_tracks, free_high = assign(sub, cfg.min_iou_first)
+        if pairs.size:
+            f.matched[confirmed[pairs[:, 0]]] = high[pairs[:, 1]]
+        f.free_high = high[free_high]
 
     def _extend_candidates(self, f: _Frame) -> None:
         """Match candidates with the remaining high-score detections (buffered IoU); what is left may start candidates."""
         cfg, tracks, candidates, free_high = self.config, self.tracks, f.candidates, f.free_high
-        cand_iou = _same_class_iou(expand(f.predicted[candidates], cfg.candidate_buffer), tracks.cls[candidates],
-                                   expand(f.det_boxes[free_high], cfg.candidate_buffer), f.dets.class_ids[free_high])
+        if not (candidates.size and free_high.size):
+            f.free_cand, f.births = np.arange(candidates.size), free_high
+            return
+        cand_iou = iou_f64(expand(f.predicted[candidates], cfg.candidate_buffer),
+                           expand(f.det_boxes[free_high], cfg.candidate_buffer))
+        cand_iou[tracks.cls[candidates][:, None] != f.dets.class_ids[free_high][None, :]] = 0.0
         pairs, f.free_cand, rest = assign(cand_iou, cfg.min_iou_candidate)
-        f.matched[candidates[pairs[:, 0]]] = free_high[pairs[:, 1]]
+        if pairs.size:
+            f.matched[candidates[pairs[:, 0]]] = free_high[pairs[:, 1]]
         f.births = free_high[rest]
 
     def _associate_low(self, f: _Frame) -> None:
         """Second association: low-score detections with every track and candidate still unmatched (stricter IoU)."""
+        low = f.low
+        if not low.size:
+            return
         free_rows = np.concatenate([f.confirmed[f.free_tracks], f.candidates[f.free_cand]])
-        pairs, _, _ = assign(f.iou[np.ix_(free_rows, f.low)], self.config.min_iou_second)
-        f.matched[free_rows[pairs[:, 0]]] = f.low[pairs[:, 1]]
+        if not free_rows.size:
+            return
+        pairs, _, _ = assign(f.iou.take(free_rows, 0).take(low, 1), self.config.min_iou_second)
+        if pairs.size:
+            f.matched[free_rows[pairs[:, 0]]] = low[pairs[:, 1]]
 
     def _update_matched(self, f: _Frame) -> None:
         """Kalman-update the matched tracks with their detections and count hits (a miss resets them)."""
         tracks, dets = self.tracks, f.dets
         hit = f.matched >= 0
-        rows = f.matched[hit]
-        if rows.size:
-            det_boxes = f.det_boxes
-            tracks.mean[hit], tracks.cov[hit] = kalman.update(
-                tracks.mean[hit], tracks.cov[hit], xyxy_to_cxcywh(det_boxes[rows]), self.noise
-            )
-            tracks.last_seen[hit] = f.ts
-            tracks.score[hit] = dets.scores[rows]
-            tracks.angle[hit] = dets.angles[rows]
-            tracks.box[hit] = dets.boxes[rows]
-            tracks.full[hit] = full_size(tracks.full[hit], det_boxes[rows], f.width, f.height)
-            f.predicted[hit] = clip_boxes(cxcywh_to_xyxy(tracks.mean[hit, :4]), f.width, f.height)
-            f.unclipped[hit] = det_boxes[rows]
+        idx = hit.nonzero()[0]
+        if idx.size:
+            rows = f.matched[idx]
+            boxes = f.det_boxes[rows]
+            mean, cov = kalman.update_blocks(tracks.mean[idx], tracks.cov[idx], xyxy_to_cxcywh(boxes), self.noise)
+            tracks.mean[idx] = mean
+            tracks.cov[idx] = cov
+            tracks.last_seen[idx] = f.ts
+            tracks.score[idx] = dets.scores[rows]
+            tracks.angle[idx] = dets.angles[rows]
+            tracks.box[idx] = dets.boxes[rows]
+            tracks.full[idx] = full_size(tracks.full[idx], boxes, f.width, f.height)
+            f.predicted[idx] = clip_boxes(cxcywh_to_xyxy(mean[:, :4]), f.width, f.height)
+            f.unclipped[idx] = boxes
         tracks.hits = np.where(hit, tracks.hits + 1, 0)
         tracks.tracked = hit
         f.hit = hit
 
     def _remove(self, f: _Frame) -> np.ndarray:
         """Remove unmatched candidates and tracks lost too long or predicted wholly outside the image; their ids."""
-        cfg, tracks, unclipped, width, height = self.config, self.tracks, f.unclipped, f.width, f.height
-        outside = (unclipped[:, 2] <= 0) | (unclipped[:, 0] >= width) | (unclipped[:, 3] <= 0) | (unclipped[:, 1] >= height)
-        expired = (f.ts - tracks.last_seen) > cfg.lost_buffer_s + TIME_EPS
-        remove = ~f.hit & np.where(f.confirmed_mask, expired | outside, True)
-        ended = tracks.ids[remove & f.confirmed_mask]
-        if remove.any():
-            live = ~remove
+        tracks = self.tracks
+        miss = (~f.hit).nonzero()[0]
+        if not miss.size:
+            return np.zeros(0, dtype=np.int64)
+        box = f.unclipped[miss]
+        outside = (box[:, 2:4] <= 0).any(axis=1) | (box[:, 0:2] >= (f.width, f.height)).any(axis=1)
+        expired = (f.ts - tracks.last_seen[miss]) > self.config.lost_buffer_s + TIME_EPS
+        confirmed = f.confirmed_mask[miss]
+        gone = ~confirmed | expired | outside
+        ended = tracks.ids[miss[gone & confirmed]]
+        if gone.any():
+            live = np.ones(len(tracks), dtype=bool)
+            live[miss[gone]] = False
             tracks.keep(live)
             f.hit, f.predicted, f.unclipped = f.hit[live], f.predicted[live], f.unclipped[live]
         return ended
@@ -309,7 +371,7 @@ class Tracker:
         if births.size:
             n = births.size
             det_boxes = f.det_boxes
-            mean, cov = kalman.initiate(xyxy_to_cxcywh(det_boxes[births]), self.noise)
+            mean, cov = kalman.initiate_blocks(xyxy_to_cxcywh(det_boxes[births]), self.noise)
             tracks.extend(TrackSet(
                 ids=np.full(n, UNCONFIRMED, dtype=np.int64), cls=dets.class_ids[births].astype(np.int16), mean=mean,
                 cov=cov, hits=np.ones(n, dtype=np.int64), last_seen=np.full(n, f.ts), tracked=np.ones(n, dtype=bool),
