@@ -83,3 +83,25 @@ def test_full_size_keeps_the_largest_size_while_the_border_clips_it():
     assert leaving_mismatch(last, full, pred, dets, 1280, 720, 0.3).tolist() == [[False, True]]
     # a track not leaving (wholly in view) never rules a detection out
     assert not leaving_mismatch(np.array([[500.0, 340, 937, 556]]), full, pred, dets, 1280, 720, 0.3).any()
+
+
+def test_block_filter_does_what_the_full_filter_does():
+    """The tracker's ``(N, 3, 4)`` covariance blocks follow the 8 x 8 filter step for step."""
+    noise = kalman.KalmanNoise(std_init_velocity=0.25)
+    rng = np.random.default_rng(1)
+    z = rng.uniform(20, 400, (6, 4))
+    mean, cov = kalman.initiate(z, noise)
+    block_mean, blocks = kalman.initiate_blocks(z, noise)
+    np.testing.assert_array_equal(kalman.blocks_to_full(blocks), cov)
+    for t in range(120):
+        dt = (1.0, 2.0, 0.7)[t % 3]
+        mean, cov = kalman.predict(mean, cov, dt, noise)
+        kalman.predict_blocks(block_mean, blocks, dt, noise)
+        np.testing.assert_array_equal(block_mean, mean)
+        np.testing.assert_allclose(kalman.blocks_to_full(blocks), cov, rtol=1e-12, atol=0)
+        if t % 5 != 4:
+            measured = mean[:, :4] + rng.normal(0, 3, (6, 4))
+            mean, cov = kalman.update(mean, cov, measured, noise)
+            block_mean, blocks = kalman.update_blocks(block_mean, blocks, measured, noise)
+            np.testing.assert_allclose(block_mean, mean, rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(kalman.blocks_to_full(blocks), cov, rtol=1e-12, atol=0)

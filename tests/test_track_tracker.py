@@ -246,3 +246,47 @@ def test_a_dropped_frame_predicts_two_steps_ahead():
     # frame 10 is dropped; frame 11 arrives 0.2 s later with the object 60 px further
     step = tracker.update(meta(11), dets((*moving_box(11, vx=30), 0.35, CAR)))  # low score: needs IoU >= 0.5
     assert step.objects.detected.tolist() == [True]
+
+
+def test_a_recorded_run_is_reproduced():
+    """Ids, classes, detected flags, ended ids and boxes (to 0.01 px) of a 30 s scripted scene, as the tracker
+    gave them before its phases were split into methods and sped up: a change of what it computes fails here."""
+    import hashlib
+
+    from tools.eval_tracking import FPS, Noise, make_scene
+
+    scene = make_scene("synthetic", 5, 30.0, noise=Noise(fp_per_frame=0.5))
+    tracker = Tracker(TrackConfig(), MemoryIds(), FPS)
+    digest = hashlib.sha256()
+    for m, d in zip(scene.metas, scene.dets, strict=True):
+        step = tracker.update(m, d)
+        o = step.objects
+        digest.update(np.concatenate([o.track_ids, o.class_ids, o.detected, step.ended_ids]).astype(np.int64).tobytes())
+        digest.update(np.round(o.boxes.astype(np.float64), 2).tobytes())
+    assert tracker.ids.next_id() == 27
+    assert digest.hexdigest() == "2fae6b8d2530fa77ef163b7787a7f26518d2c9d576a49f9ff39d69d0fd5c9c37"
+
+
+def test_assign_gives_what_lapjv_gives():
+    """The shortcut for pairs that do not conflict returns lapjv's optimum; conflicting ones go to lapjv."""
+    import lap
+
+    from edged.track.tracker import assign
+
+    rng = np.random.default_rng(4)
+    shortcut = 0
+    for trial in range(400):
+        n, m = rng.integers(1, 9, 2)
+        iou = np.where(rng.random((n, m)) < rng.uniform(0.05, 0.6), rng.random((n, m)), 0.0)
+        min_iou = float(rng.choice([0.2, 0.3, 0.5]))
+        if trial % 7 == 0:
+            iou[0, 0] = min_iou  # on the limit: lapjv takes it (the slack)
+        pairs, free_rows, free_cols = assign(iou, min_iou)
+        _, row_to_col, col_to_row = lap.lapjv(1.0 - iou, extend_cost=True, cost_limit=1.0 - min_iou + 1e-9)
+        rows = np.flatnonzero(row_to_col >= 0)
+        np.testing.assert_array_equal(pairs, np.column_stack([rows, row_to_col[rows]]))
+        np.testing.assert_array_equal(free_rows, np.flatnonzero(row_to_col < 0))
+        np.testing.assert_array_equal(free_cols, np.flatnonzero(col_to_row < 0))
+        assert pairs.dtype == free_rows.dtype == free_cols.dtype == np.int64
+        shortcut += int(((iou >= min_iou).sum(axis=0) <= 1).all() and ((iou >= min_iou).sum(axis=1) <= 1).all())
+    assert 50 < shortcut < 350  # both ways were taken
