@@ -91,27 +91,25 @@ def _unique_pairs(cost: np.ndarray, limit: float) -> tuple[list[int], list[int]]
 _NO_PAIRS = np.zeros((0, 2), dtype=np.int64)
 
 
+BOX, SCORE, ANGLE, CLS, FULL, LAST_SEEN, HITS = slice(0, 4), 4, 5, 6, slice(7, 9), 9, 10
+"""Columns of :attr:`TrackSet.obs`; the first seven are those of a detection row (:func:`_detection_rows`)."""
+OBS_COLUMNS = 11
+
+
 @dataclass(slots=True)
 class TrackSet:
-    """Tracks and candidates, one row each (all classes; ``cls`` says which set a row belongs to)."""
+    """Tracks and candidates, one row each (all classes; the ``cls`` column says which set a row belongs to)."""
 
     ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    cls: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
     mean: np.ndarray = field(default_factory=lambda: np.zeros((0, 8)))
     cov: np.ndarray = field(default_factory=lambda: np.zeros((0, 3, 4)))
     """Kalman covariance as ``(N, 3, 4)`` blocks (:func:`~edged.track.kalman.predict_blocks`)."""
-    hits: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    """Consecutive frames matched (reset by a miss)."""
-    last_seen: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    """Timestamp of the last matched detection."""
+    obs: np.ndarray = field(default_factory=lambda: np.zeros((0, OBS_COLUMNS)))
+    """Per row, in float64: last matched detection box, its score and angle, the class, the width and height
+    of the object wholly in view (:func:`~edged.track.geometry.full_size`), the timestamp of the last match
+    and the number of consecutive frames matched (reset by a miss)."""
     tracked: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     """Matched in the previous frame (ByteTrack's Tracked state); False while lost."""
-    score: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
-    angle: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
-    box: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=np.float32))
-    """Last matched detection box."""
-    full: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
-    """Width and height of the object wholly in view (:func:`~edged.track.geometry.full_size`)."""
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -119,6 +117,14 @@ class TrackSet:
     @property
     def confirmed(self) -> np.ndarray:
         return self.ids != UNCONFIRMED
+
+    @property
+    def cls(self) -> np.ndarray:
+        return self.obs[:, CLS].astype(np.int16)
+
+    @property
+    def hits(self) -> np.ndarray:
+        return self.obs[:, HITS].astype(np.int64)
 
     def keep(self, mask: np.ndarray) -> None:
         for f in _FIELDS:
@@ -130,10 +136,16 @@ class TrackSet:
 
     def of_class(self, class_id: int) -> np.ndarray:
         """Row indices of one class's track set."""
-        return np.flatnonzero(self.cls == class_id)
+        return np.flatnonzero(self.obs[:, CLS] == class_id)
 
 
 _FIELDS = tuple(f.name for f in fields(TrackSet))
+
+
+def _detection_rows(dets: Detections) -> np.ndarray:
+    """``(N, 7)`` float64 box, score, angle and class of each detection (the first columns of ``obs``)."""
+    return np.concatenate([dets.boxes, dets.scores[:, None], dets.angles[:, None], dets.class_ids[:, None]],
+                          axis=1, dtype=np.float64)
 
 
 @dataclass(slots=True)
@@ -171,12 +183,15 @@ class _Frame:
     """What the phases of one :meth:`Tracker.update` hand on to each other (index arrays are detection
     or track rows)."""
 
-    __slots__ = ("dets", "det_boxes", "ts", "width", "height", "predicted", "unclipped", "high", "low", "matched",
+    __slots__ = ("dets", "det", "det_boxes", "ts", "width", "height", "predicted", "unclipped", "high", "low", "matched",
                  "confirmed_mask", "confirmed", "candidates", "iou", "free_tracks", "free_high", "free_cand",
                  "births", "hit")
 
-    def __init__(self, dets: Detections, det_boxes: np.ndarray, ts: float, width: int, height: int) -> None:
+    def __init__(self, dets: Detections, det: np.ndarray, det_boxes: np.ndarray, ts: float, width: int,
+                 height: int) -> None:
         self.dets = dets
+        self.det = det
+        """Detection rows (:func:`_detection_rows`)."""
         self.det_boxes = det_boxes
         """Detection boxes in float64."""
         self.ts, self.width, self.height = ts, width, height
@@ -235,7 +250,8 @@ class Tracker:
         return self._step(detections, ts, dt, meta.width, meta.height)
 
     def _step(self, dets: Detections, ts: float, dt: float, width: int, height: int) -> TrackStep:
-        f = _Frame(dets, dets.boxes.astype(np.float64), ts, width, height)
+        det = _detection_rows(dets)
+        f = _Frame(dets, det, det[:, BOX], ts, width, height)
         self._predict(f, dt)
         self._split(f)
         if len(self.tracks) and len(dets):
@@ -278,14 +294,14 @@ class Tracker:
         """First association: high-score detections with every confirmed track (tracked and lost) by IoU."""
         cfg, tracks, confirmed, high = self.config, self.tracks, f.confirmed, f.high
         iou = iou_f64(f.predicted, f.det_boxes)
-        cls = tracks.cls
-        iou[cls[:, None] != f.dets.class_ids[None, :]] = 0.0
+        iou[tracks.obs[:, CLS, None] != f.dets.class_ids[None, :]] = 0.0
         if confirmed.size:
             # a track leaving through a border never takes a newcomer entering there
-            out = (leaving(tracks.box[confirmed], tracks.full[confirmed], f.width, f.height)).any(axis=1).nonzero()[0]
+            obs = tracks.obs[confirmed]
+            out = leaving(obs[:, BOX], obs[:, FULL], f.width, f.height).any(axis=1).nonzero()[0]
             if out.size:
                 rows = confirmed[out]
-                other = leaving_mismatch(tracks.box[rows], tracks.full[rows], f.predicted[rows], f.det_boxes,
+                other = leaving_mismatch(obs[out, BOX], obs[out, FULL], f.predicted[rows], f.det_boxes,
                                          f.width, f.height, cfg.leaving_growth)
                 iou[rows] = np.where(other, 0.0, iou[rows])
         f.iou = iou
@@ -305,7 +321,7 @@ class Tracker:
             return
         cand_iou = iou_f64(expand(f.predicted[candidates], cfg.candidate_buffer),
                            expand(f.det_boxes[free_high], cfg.candidate_buffer))
-        cand_iou[tracks.cls[candidates][:, None] != f.dets.class_ids[free_high][None, :]] = 0.0
+        cand_iou[tracks.obs[candidates, CLS, None] != f.dets.class_ids[free_high][None, :]] = 0.0
         pairs, f.free_cand, rest = assign(cand_iou, cfg.min_iou_candidate)
         if pairs.size:
             f.matched[candidates[pairs[:, 0]]] = free_high[pairs[:, 1]]
@@ -325,23 +341,24 @@ class Tracker:
 
     def _update_matched(self, f: _Frame) -> None:
         """Kalman-update the matched tracks with their detections and count hits (a miss resets them)."""
-        tracks, dets = self.tracks, f.dets
+        tracks = self.tracks
         hit = f.matched >= 0
         idx = hit.nonzero()[0]
+        obs = tracks.obs
         if idx.size:
-            rows = f.matched[idx]
-            boxes = f.det_boxes[rows]
+            det = f.det[f.matched[idx]]
+            boxes = det[:, BOX]
             mean, cov = kalman.update_blocks(tracks.mean[idx], tracks.cov[idx], xyxy_to_cxcywh(boxes), self.noise)
             tracks.mean[idx] = mean
             tracks.cov[idx] = cov
-            tracks.last_seen[idx] = f.ts
-            tracks.score[idx] = dets.scores[rows]
-            tracks.angle[idx] = dets.angles[rows]
-            tracks.box[idx] = dets.boxes[rows]
-            tracks.full[idx] = full_size(tracks.full[idx], boxes, f.width, f.height)
+            obs[idx, :CLS] = det[:, :CLS]  # box, score, angle; the class stays the track's
+            obs[idx, FULL] = full_size(obs[idx, FULL], boxes, f.width, f.height)
+            obs[idx, LAST_SEEN] = f.ts
             f.predicted[idx] = clip_boxes(cxcywh_to_xyxy(mean[:, :4]), f.width, f.height)
             f.unclipped[idx] = boxes
-        tracks.hits = np.where(hit, tracks.hits + 1, 0)
+        hits = obs[:, HITS]
+        hits += 1
+        hits[~hit] = 0
         tracks.tracked = hit
         f.hit = hit
 
@@ -353,7 +370,7 @@ class Tracker:
             return np.zeros(0, dtype=np.int64)
         box = f.unclipped[miss]
         outside = (box[:, 2:4] <= 0).any(axis=1) | (box[:, 0:2] >= (f.width, f.height)).any(axis=1)
-        expired = (f.ts - tracks.last_seen[miss]) > self.config.lost_buffer_s + TIME_EPS
+        expired = (f.ts - tracks.obs[miss, LAST_SEEN]) > self.config.lost_buffer_s + TIME_EPS
         confirmed = f.confirmed_mask[miss]
         gone = ~confirmed | expired | outside
         ended = tracks.ids[miss[gone & confirmed]]
@@ -366,38 +383,41 @@ class Tracker:
 
     def _birth_and_confirm(self, f: _Frame) -> None:
         """Start candidates from the births, then give an id to every candidate with ``confirm_hits`` hits."""
-        tracks, dets, births, cfg = self.tracks, f.dets, f.births, self.config
+        tracks, births = self.tracks, f.births
         # a new candidate is confirmed at once when confirm_hits == 1
         if births.size:
             n = births.size
-            det_boxes = f.det_boxes
-            mean, cov = kalman.initiate_blocks(xyxy_to_cxcywh(det_boxes[births]), self.noise)
-            tracks.extend(TrackSet(
-                ids=np.full(n, UNCONFIRMED, dtype=np.int64), cls=dets.class_ids[births].astype(np.int16), mean=mean,
-                cov=cov, hits=np.ones(n, dtype=np.int64), last_seen=np.full(n, f.ts), tracked=np.ones(n, dtype=bool),
-                score=dets.scores[births].astype(np.float32), angle=dets.angles[births].astype(np.float32),
-                box=dets.boxes[births].astype(np.float32),
-                full=full_size(np.zeros((n, 2)), det_boxes[births], f.width, f.height),
-            ))
+            det = f.det[births]
+            boxes = det[:, BOX]
+            mean, cov = kalman.initiate_blocks(xyxy_to_cxcywh(boxes), self.noise)
+            obs = np.empty((n, OBS_COLUMNS))
+            obs[:, :FULL.start] = det
+            obs[:, FULL] = full_size(np.zeros((n, 2)), boxes, f.width, f.height)
+            obs[:, LAST_SEEN] = f.ts
+            obs[:, HITS] = 1.0
+            tracks.extend(TrackSet(np.full(n, UNCONFIRMED, dtype=np.int64), mean, cov, obs, np.ones(n, dtype=bool)))
             f.hit = np.concatenate([f.hit, np.ones(n, dtype=bool)])
-            f.predicted = np.concatenate([f.predicted, det_boxes[births]])
-            f.unclipped = np.concatenate([f.unclipped, det_boxes[births]])
-        for i in np.flatnonzero((tracks.ids == UNCONFIRMED) & (tracks.hits >= cfg.confirm_hits)).tolist():
-            tracks.ids[i] = self.ids.next_id()
+            f.predicted = np.concatenate([f.predicted, boxes])
+            f.unclipped = np.concatenate([f.unclipped, boxes])
+        ids = tracks.ids
+        for i in ((ids == UNCONFIRMED) & (tracks.obs[:, HITS] >= self.config.confirm_hits)).nonzero()[0].tolist():
+            ids[i] = self.ids.next_id()
 
     def _report(self, f: _Frame) -> TrackedObjects:
         """Confirmed tracks matched in this frame, and lost ones for a short while (boxes clipped, mostly inside)."""
         tracks, predicted, unclipped, hit = self.tracks, f.predicted, f.unclipped, f.hit
+        obs = tracks.obs
         full_area = np.maximum((unclipped[:, 2] - unclipped[:, 0]) * (unclipped[:, 3] - unclipped[:, 1]), 1e-9)
         inside = (predicted[:, 2] - predicted[:, 0]) * (predicted[:, 3] - predicted[:, 1]) / full_area
-        recent = ((f.ts - tracks.last_seen) <= self.config.predicted_output_s + TIME_EPS) & (inside >= MIN_INSIDE)
+        recent = ((f.ts - obs[:, LAST_SEEN]) <= self.config.predicted_output_s + TIME_EPS) & (inside >= MIN_INSIDE)
         report = (tracks.ids != UNCONFIRMED) & (hit | recent)
-        boxes = np.where(hit[:, None], tracks.box, predicted)[report].astype(np.float32)
+        boxes = np.where(hit[:, None], obs[:, BOX], predicted)[report].astype(np.float32)
+        out = obs[report]
         return TrackedObjects(
             track_ids=tracks.ids[report],
-            class_ids=tracks.cls[report],
+            class_ids=out[:, CLS].astype(np.int16),
             boxes=boxes,
-            scores=tracks.score[report],
-            angles=tracks.angle[report],
+            scores=out[:, SCORE].astype(np.float32),
+            angles=out[:, ANGLE].astype(np.float32),
             detected=hit[report],
         )
