@@ -89,6 +89,8 @@ def _unique_pairs(cost: np.ndarray, limit: float) -> tuple[list[int], list[int]]
 
 
 _NO_PAIRS = np.zeros((0, 2), dtype=np.int64)
+_NO_ROWS = np.zeros(0, dtype=np.int64)
+_NO_PAIRS.flags.writeable = _NO_ROWS.flags.writeable = False  # shared: never written
 
 
 BOX, SCORE, ANGLE, CLS, FULL, LAST_SEEN, HITS = slice(0, 4), 4, 5, 6, slice(7, 9), 9, 10
@@ -159,7 +161,8 @@ class TrackStep:
     """Ids of confirmed tracks removed in this frame (lost too long or predicted out of view)."""
 
 
-def _check_detections(dets: Detections) -> None:
+def _checked_rows(dets: Detections) -> np.ndarray:
+    """The detections as :func:`_detection_rows`, or :class:`TrackerInputError` if they are malformed."""
     n = len(dets)
     if dets.boxes.ndim != 2 or dets.boxes.shape[1] != 4:
         raise TrackerInputError(f"detections.boxes has shape {dets.boxes.shape}, expected (N, 4)")
@@ -167,17 +170,18 @@ def _check_detections(dets: Detections) -> None:
         arr = getattr(dets, name)
         if arr.shape != (n,):
             raise TrackerInputError(f"detections.{name} has shape {arr.shape}, expected ({n},) to match boxes")
+    rows = _detection_rows(dets)
     if not n:
-        return
-    # a sum is finite when every term is (an infinite sum of finite terms, an overflow, is checked in full)
-    if not np.isfinite(dets.boxes.sum() + dets.scores.sum()) and not (
-        np.isfinite(dets.boxes).all() and np.isfinite(dets.scores).all()
-    ):
+        return rows
+    # in float64, a sum of float32 boxes and scores is finite exactly when every one of them is
+    if not np.isfinite(rows[:, :SCORE + 1].sum()):
         raise TrackerInputError("detections contain NaN or infinite boxes or scores")
     cls = dets.class_ids
     if cls.min() < 0 or cls.max() >= len(CLASS_NAMES):
         bad = int(cls[(cls < 0) | (cls >= len(CLASS_NAMES))][0])
         raise TrackerInputError(f"detections contain class id {bad}; known ids are 0..{len(CLASS_NAMES) - 1}")
+    return rows
+
 
 class _Frame:
     """What the phases of one :meth:`Tracker.update` hand on to each other (index arrays are detection
@@ -238,7 +242,7 @@ class Tracker:
         return self.tracks.ids[self.tracks.confirmed].copy()
 
     def update(self, meta: FrameMeta, detections: Detections) -> TrackStep:
-        _check_detections(detections)
+        det = _checked_rows(detections)
         ts = float(meta.timestamp)
         if self.last_timestamp is not None and not ts > self.last_timestamp:
             raise TrackerInputError(
@@ -247,10 +251,9 @@ class Tracker:
         dt = 1.0 if self.last_timestamp is None else (ts - self.last_timestamp) * self.fps
         self.last_timestamp = ts
         self.frames += 1
-        return self._step(detections, ts, dt, meta.width, meta.height)
+        return self._step(detections, det, ts, dt, meta.width, meta.height)
 
-    def _step(self, dets: Detections, ts: float, dt: float, width: int, height: int) -> TrackStep:
-        det = _detection_rows(dets)
+    def _step(self, dets: Detections, det: np.ndarray, ts: float, dt: float, width: int, height: int) -> TrackStep:
         f = _Frame(dets, det, det[:, BOX], ts, width, height)
         self._predict(f, dt)
         self._split(f)
@@ -288,7 +291,8 @@ class Tracker:
         f.matched = np.full(len(self.tracks), -1, dtype=np.int64)
         f.confirmed_mask = self.tracks.ids != UNCONFIRMED
         f.confirmed = f.confirmed_mask.nonzero()[0]
-        f.candidates = (~f.confirmed_mask).nonzero()[0]
+        every = f.confirmed.size == len(self.tracks)
+        f.candidates = _NO_ROWS if every else (~f.confirmed_mask).nonzero()[0]
 
     def _associate_confirmed(self, f: _Frame) -> None:
         """First association: high-score detections with every confirmed track (tracked and lost) by IoU."""
