@@ -1,7 +1,8 @@
 """A constant-velocity Kalman filter over a whole set of tracks at once.
 
 State per track (one row of ``mean``): ``cx, cy, w, h, vcx, vcy, vw, vh`` in pixels and pixels per
-frame; ``cov`` stacks one ``8 x 8`` covariance per track. The measurement is ``cx, cy, w, h``.
+frame; ``cov`` stacks one ``8 x 8`` covariance per track (the ``*_blocks`` functions, which the tracker
+uses, keep only its non-zero ``2 x 2`` blocks). The measurement is ``cx, cy, w, h``.
 Noise standard deviations scale with the box size (a far, small car moves fewer pixels than a near
 one), weighted by ``std_position`` and ``std_velocity`` as in ByteTrack/BoT-SORT.
 """
@@ -61,31 +62,50 @@ def predict(
 
     ``F P F^T`` is done blockwise (F = [[I, dt I], [0, I]]): no 8x8 products, no temporaries per track.
     """
-    new_mean, new_cov = mean.copy(), cov.copy()
-    predict_in_place(new_mean, new_cov, dt, noise)
+    if mean.shape[0] == 0:
+        return mean, cov
+    scale = _size_scale(mean)
+    new_mean = mean.copy()
+    new_mean[:, :_NDIM] += dt * mean[:, _NDIM:]
+    new_cov = cov.copy()
+    new_cov[:, :_NDIM, :] += dt * cov[:, _NDIM:, :]
+    new_cov[:, :, :_NDIM] += dt * new_cov[:, :, _NDIM:]
+    idx = np.arange(2 * _NDIM)
+    step = max(dt, 1e-6)
+    new_cov[:, idx[:_NDIM], idx[:_NDIM]] += (noise.std_position * scale) ** 2 * step
+    new_cov[:, idx[_NDIM:], idx[_NDIM:]] += (noise.std_velocity * scale) ** 2 * step
     return new_mean, new_cov
 
 
-_DIAG8 = np.arange(2 * _NDIM) * (2 * _NDIM + 1)
-"""Flat indices of the diagonal of an 8 x 8 matrix."""
+def update(
+    mean: np.ndarray, cov: np.ndarray, measurements: np.ndarray, noise: KalmanNoise
+) -> tuple[np.ndarray, np.ndarray]:
+    """Correct each track (row ``i``) with its measurement ``measurements[i]`` (``cx, cy, w, h``)."""
+    if mean.shape[0] == 0:
+        return mean, cov
+    z = np.asarray(measurements, dtype=np.float64).reshape(-1, _NDIM)
+    scale = _size_scale(mean)[:, :_NDIM]
+    innovation_cov = cov[:, :_NDIM, :_NDIM].copy()
+    idx = np.arange(_NDIM)
+    innovation_cov[:, idx, idx] += (noise.std_position * scale) ** 2
+    # gain^T = S^-1 (P H^T)^T = S^-1 P[:4, :] since P is symmetric.
+    gain = np.linalg.solve(innovation_cov, cov[:, :_NDIM, :]).transpose(0, 2, 1)
+    residual = z - mean[:, :_NDIM]
+    new_mean = mean + np.einsum("nij,nj->ni", gain, residual)
+    new_cov = cov - gain @ cov[:, :_NDIM, :]
+    new_cov = 0.5 * (new_cov + new_cov.transpose(0, 2, 1))
+    return new_mean, new_cov
 
 
-def predict_in_place(mean: np.ndarray, cov: np.ndarray, dt: float, noise: KalmanNoise) -> None:
-    """:func:`predict` writing into ``mean`` ``(N, 8)`` and ``cov`` ``(N, 8, 8)`` (both C-contiguous float64)."""
-    n = mean.shape[0]
-    if n == 0:
-        return
+def _process_noise(mean: np.ndarray, dt: float, noise: KalmanNoise) -> np.ndarray:
+    """``(N, 8)`` variances a step of ``dt`` frames adds, from the sizes before the step (positions, then
+    velocities; the products of :func:`predict`, in its order)."""
     wh = np.maximum(mean[:, 2:4], 1.0)
-    # position and velocity noise in one (N, 8) array: the same products, in the same order, as per block
     q = np.concatenate((wh, wh, wh, wh), axis=1)
     q *= _noise_weights(noise.std_position, noise.std_velocity)
     q **= 2
     q *= max(dt, 1e-6)
-    mean[:, :_NDIM] += dt * mean[:, _NDIM:]
-    cov[:, :_NDIM, :] += dt * cov[:, _NDIM:, :]
-    cov[:, :, :_NDIM] += dt * cov[:, :, _NDIM:]
-    flat = np.reshape(cov, (n, 4 * _NDIM * _NDIM), copy=False)  # a view: raises rather than copy
-    flat[:, _DIAG8] += q
+    return q
 
 
 @functools.lru_cache(maxsize=8)
@@ -94,42 +114,6 @@ def _noise_weights(std_position: float, std_velocity: float) -> np.ndarray:
     out = np.array([std_position] * _NDIM + [std_velocity] * _NDIM)
     out.flags.writeable = False
     return out
-
-
-try:  # the gufunc behind np.linalg.solve, without its per-call checks (same LAPACK routine, same result)
-    from numpy.linalg import _umath_linalg
-
-    def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return _umath_linalg.solve(a, b, signature="dd->d")
-except ImportError:  # pragma: no cover - a numpy without the private module
-    _solve = np.linalg.solve
-
-_DIAG4 = np.arange(_NDIM) * (_NDIM + 1)
-
-
-def update(
-    mean: np.ndarray, cov: np.ndarray, measurements: np.ndarray, noise: KalmanNoise
-) -> tuple[np.ndarray, np.ndarray]:
-    """Correct each track (row ``i``) with its measurement ``measurements[i]`` (``cx, cy, w, h``)."""
-    n = mean.shape[0]
-    if n == 0:
-        return mean, cov
-    z = np.asarray(measurements, dtype=np.float64).reshape(-1, _NDIM)
-    wh = np.maximum(mean[:, 2:4], 1.0)
-    r = np.concatenate((wh, wh), axis=1)
-    r *= noise.std_position
-    r **= 2
-    innovation_cov = cov[:, :_NDIM, :_NDIM].copy()
-    np.reshape(innovation_cov, (n, _NDIM * _NDIM), copy=False)[:, _DIAG4] += r
-    # gain^T = S^-1 (P H^T)^T = S^-1 P[:4, :] since P is symmetric.
-    top = cov[:, :_NDIM, :]
-    gain = _solve(innovation_cov, top).transpose(0, 2, 1)
-    residual = z - mean[:, :_NDIM]
-    new_mean = mean + np.einsum("nij,nj->ni", gain, residual)
-    new_cov = cov - gain @ top
-    new_cov += new_cov.transpose(0, 2, 1)
-    new_cov *= 0.5
-    return new_mean, new_cov
 
 
 # Blocks: with diagonal noise and a measurement of the positions alone, each of the four coordinates is
@@ -158,11 +142,7 @@ def predict_blocks(mean: np.ndarray, cov: np.ndarray, dt: float, noise: KalmanNo
     n = mean.shape[0]
     if n == 0:
         return
-    wh = np.maximum(mean[:, 2:4], 1.0)
-    q = np.concatenate((wh, wh, wh, wh), axis=1)
-    q *= _noise_weights(noise.std_position, noise.std_velocity)
-    q **= 2
-    q *= max(dt, 1e-6)
+    q = _process_noise(mean, dt, noise)
     mean[:, :_NDIM] += dt * mean[:, _NDIM:]
     pos, cross, vel = cov[:, POS_VAR], cov[:, POS_VEL], cov[:, VEL_VAR]
     # F P F^T: the row step gives pos + dt cross and cross + dt vel, then the column step adds dt (new cross)
