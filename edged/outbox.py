@@ -79,7 +79,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import sqlite_utils
 from nacl.signing import SigningKey
 
 from edged.lograte import BoundedLog
@@ -113,6 +112,27 @@ EVICT_CLASS = {0: "cached", 1: "others", 2: "sensitive"}
 assert set(SEND_RANK) == set(PRIORITIES) == set(EVICT_RANK)
 
 _SCHEMA_USER_VERSION = 1
+_SCHEMA = (
+    """CREATE TABLE messages (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL,
+        dest TEXT NOT NULL,
+        prio TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        send_rank INTEGER NOT NULL,
+        evict_rank INTEGER NOT NULL,
+        video_id TEXT,
+        image_id TEXT,
+        created REAL,
+        size INTEGER NOT NULL,
+        payload BLOB NOT NULL
+    )""",
+    "CREATE UNIQUE INDEX idx_messages_id ON messages (id)",
+    "CREATE INDEX idx_messages_dest_send_rank_seq ON messages (dest, send_rank, seq)",
+    "CREATE INDEX idx_messages_evict_rank_seq ON messages (evict_rank, seq)",
+    "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER)",
+)
+"""Version 1 of the file (``PRAGMA user_version``); the names are those of the files already in the field."""
 
 
 class OutboxError(RuntimeError):
@@ -245,32 +265,13 @@ class Outbox:
                 conn.close()
                 raise OutboxError(f"outbox {self.path} failed its integrity check: {_first_problems(result)}")
         self._conn = conn
-        self.db = sqlite_utils.Database(conn)
-        if "messages" not in self.db.table_names():
+        self.db = conn
+        """The SQLite connection (for tools and tests; the outbox's own calls hold ``_lock``)."""
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages'").fetchone() is None:
             with self._tx():
-                self.db["messages"].create(
-                    {
-                        "seq": int,
-                        "id": str,
-                        "dest": str,
-                        "prio": str,
-                        "kind": str,
-                        "send_rank": int,
-                        "evict_rank": int,
-                        "video_id": str,
-                        "image_id": str,
-                        "created": float,
-                        "size": int,
-                        "payload": bytes,
-                    },
-                    pk="seq",
-                    not_null={"id", "dest", "prio", "kind", "send_rank", "evict_rank", "size", "payload"},
-                )
-                self.db["messages"].create_index(["id"], unique=True)
-                self.db["messages"].create_index(["dest", "send_rank", "seq"])
-                self.db["messages"].create_index(["evict_rank", "seq"])
-                self.db["counters"].create({"name": str, "value": int}, pk="name")
-                self.db.execute(f"PRAGMA user_version={_SCHEMA_USER_VERSION}")
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={_SCHEMA_USER_VERSION}")
         version = self._q1("PRAGMA user_version")
         if version != _SCHEMA_USER_VERSION:
             raise OutboxError(f"outbox {self.path}: schema version {version}, this build knows {_SCHEMA_USER_VERSION}")
