@@ -264,7 +264,7 @@ class Run:
         ok = cv2.imwrite(str(target), cv2.cvtColor(out, cv2.COLOR_BGR2GRAY) if grey else out, params)
         if not ok:
             raise InputError(f"{job.path}: cannot write {target} in that format")
-        result.add_frame(pixels, out, work.extras["privacy"]["regions"])
+        result.add_frame(pixels, out, work.sensitive_regions)
         self.keep_sealed(work, job.relative, result)
         result.output = str(target)
 
@@ -317,7 +317,7 @@ class Run:
                     path = frames_dir / f"{index:06d}.jpg"
                     if not cv2.imwrite(str(path), out, [cv2.IMWRITE_JPEG_QUALITY, self.quality]):
                         raise InputError(f"{job.path}: cannot write {path}")
-                result.add_frame(captured.pixels, out, work.extras["privacy"]["regions"])
+                result.add_frame(captured.pixels, out, work.sensitive_regions)
                 self.keep_sealed(work, job.relative, result)
         finally:
             camera.stop()

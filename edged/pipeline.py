@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from edged.types import Detections, Frame, TrackedObjects
 
+if TYPE_CHECKING:
+    from edged.health import HealthReport
+    from edged.select.package import UploadPackage
+    from edged.track.observations import FrameObservations
+
 
 @dataclass(slots=True)
 class FrameWork:
-    """Everything the stages learn about one frame."""
+    """Everything the stages learn about one frame; each field is written by one stage (named)."""
 
     frame: Frame
     detections: Detections | None = None
@@ -29,7 +34,20 @@ class FrameWork:
     """Messages for the outbox, in order."""
     events: list[dict[str, Any]] = field(default_factory=list)
     """Health and track events raised by the stages."""
-    extras: dict[str, Any] = field(default_factory=dict)
+    observations: FrameObservations | None = None
+    """The tracks' observations in this frame (track stage), for the selection."""
+    ended_tracks: np.ndarray | None = None
+    """Ids of tracks that ended in this frame (track stage)."""
+    upload: UploadPackage | None = None
+    """The best images chosen for upload in this frame (select stage), packaged by the package stage."""
+    sensitive_rects: np.ndarray | None = None
+    """(N, 4) pixel rectangles de-identified in this frame (privacy stage), for the health check."""
+    sensitive_regions: int = 0
+    """Sensitive regions de-identified in this frame (privacy stage)."""
+    sealed_records: int = 0
+    """Sealed records made in this frame (privacy stage)."""
+    health: HealthReport | None = None
+    """The frame's health report (health stage)."""
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 

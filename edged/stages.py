@@ -19,7 +19,7 @@ EVENT_SCHEMA_VERSION = 1
 class HealthStage:
     """Stage ``health``: block stability of the outgoing image vs the raw one, freeze/cover/defects.
 
-    Raises the checker's events into ``work.events`` and leaves the report in ``work.extras["health"]``.
+    Raises the checker's events into ``work.events`` and leaves the report in ``work.health``.
     """
 
     name = "health"
@@ -33,8 +33,8 @@ class HealthStage:
         checker = self._checker
         if checker is None or (checker.grid.width, checker.grid.height) != (meta.width, meta.height):
             checker = self._checker = HealthChecker.from_config(self.config, meta.width, meta.height)
-        report = checker.check_frame(work.frame, work.deidentified, work.extras.get("sensitive_rects"))
-        work.extras["health"] = report
+        report = checker.check_frame(work.frame, work.deidentified, work.sensitive_rects)
+        work.health = report
         for event in report.events:
             work.events.append({"type": "health", **event.to_dict()})
 
@@ -55,7 +55,7 @@ class PackageStage:
 
     def __call__(self, work: FrameWork) -> None:
         meta = work.frame.meta
-        package = work.extras.get("upload")
+        package = work.upload
         if package is not None:
             if work.deidentified is None:
                 raise RuntimeError("package stage: no de-identified image (the privacy stage must run first)")

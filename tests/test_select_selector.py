@@ -232,7 +232,7 @@ def test_track_and_select_stages_in_the_pipeline():
         work = FrameWork(Frame(meta(i), np.zeros((H, W, 3), np.uint8)), detections=dets)  # as the detect stage leaves it
         for stage in stages:
             stage(work)
-        uploads.append(work.extras["upload"])
+        uploads.append(work.upload)
     assert uploads[0] is None  # a candidate, not yet a track
     assert uploads[1] is not None and uploads[1].track_ids.tolist() == [1]
     assert uploads[1].meta.image_id == "img-1" and uploads[1].immediate

@@ -79,7 +79,7 @@ def test_track_stage_fills_the_pipeline_bundle_and_emits_trail_events():
         events += work.events
         if i == 5:
             assert work.tracks.track_ids.tolist() == [1]
-            assert work.extras["observations"].track_ids.tolist() == [1]
+            assert work.observations.track_ids.tolist() == [1]
     (event,) = events
     assert event["kind"] == "trail" and event["track_id"] == 1 and event["class"] == "car"
     assert event["observations"] == 19  # confirmed at its second frame

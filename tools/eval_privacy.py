@@ -256,7 +256,7 @@ def measure_pipeline(frames, detector, config: PrivacyConfig) -> dict:
         gt = cap.ground_truth
         faces = gt.boxes[(gt.class_ids == FACE) & (gt.visible >= 0.5)]
         mask = np.zeros(cap.pixels.shape[:2], bool)
-        for x1, y1, x2, y2 in work.extras["sensitive_rects"]:
+        for x1, y1, x2, y2 in work.sensitive_rects:
             mask[y1:y2, x1:x2] = True
         for x1, y1, x2, y2 in faces.astype(int):
             total += 1

@@ -62,8 +62,8 @@ class PrivacyStage:
     """Pipeline stage ``privacy``: fills ``work.deidentified``, appends sealed records to ``work.outgoing``.
 
     ``keys`` (from :func:`edged.keys.check_keys`) is required when ``config.categories`` is not
-    empty. Also sets ``work.extras["sensitive_rects"]`` (the de-identified rectangles, for the health
-    check) and ``work.extras["privacy"]`` (counts).
+    empty. Also sets ``work.sensitive_rects`` (the de-identified rectangles, for the health
+    check), ``work.sensitive_regions`` and ``work.sealed_records`` (counts).
     """
 
     name = "privacy"
@@ -110,5 +110,6 @@ class PrivacyStage:
         out = self.process(work.frame, work.tracks, work.detections)
         work.deidentified = out.deidentified
         work.outgoing.extend(out.envelopes)
-        work.extras["sensitive_rects"] = out.rects
-        work.extras["privacy"] = {"regions": len(out.regions), "records": len(out.envelopes)}
+        work.sensitive_rects = out.rects
+        work.sensitive_regions = len(out.regions)
+        work.sealed_records = len(out.envelopes)

@@ -1,7 +1,7 @@
 """The selection stage for :class:`edged.pipeline.Pipeline` (after ``track``).
 
-Reads ``work.extras["observations"]`` and ``work.extras["ended_tracks"]`` (written by
-:class:`edged.track.stage.TrackStage`); writes ``work.extras["upload"]``: an
+Reads ``work.observations`` and ``work.ended_tracks`` (written by
+:class:`edged.track.stage.TrackStage`); writes ``work.upload``: an
 :class:`~edged.select.package.UploadPackage` or ``None``. The sink that encodes the de-identified
 image turns it into an outbox envelope with ``package.envelope(jpeg_bytes, device_id)``.
 """
@@ -30,11 +30,11 @@ class SelectStage:
         return cls(BestImageSelector(config.select))
 
     def __call__(self, work: FrameWork) -> None:
-        observations = work.extras.get("observations")
+        observations = work.observations
         package = None
         if observations is not None:
             package = self.selector.select(observations).package
-        ended = work.extras.get("ended_tracks")
+        ended = work.ended_tracks
         if ended is not None:
             self.selector.forget(ended)
-        work.extras["upload"] = package
+        work.upload = package

@@ -1,8 +1,8 @@
 """The tracking stage for :class:`edged.pipeline.Pipeline`: detections in, tracks and observations out.
 
 Reads ``work.detections``; writes ``work.tracks`` (:class:`~edged.types.TrackedObjects`),
-``work.extras["observations"]`` (:class:`~edged.track.observations.FrameObservations`),
-``work.extras["ended_tracks"]`` (ids) and one ``trail`` event per ended track into ``work.events``.
+``work.observations`` (:class:`~edged.track.observations.FrameObservations`),
+``work.ended_tracks`` (ids) and one ``trail`` event per ended track into ``work.events``.
 """
 
 from __future__ import annotations
@@ -65,6 +65,6 @@ class TrackStage:
         detections = work.detections if work.detections is not None else Detections()
         step, observations, events = self.tracking.step(work.frame.meta, detections)
         work.tracks = step.objects
-        work.extras["observations"] = observations
-        work.extras["ended_tracks"] = step.ended_ids
+        work.observations = observations
+        work.ended_tracks = step.ended_ids
         work.events.extend(events)

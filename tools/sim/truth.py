@@ -98,7 +98,7 @@ class TruthSink:
         if self.t0 is None:
             self.t0 = meta.timestamp
         raw_faces = raw_scores = None
-        if work.extras.get("upload") is not None:
+        if work.upload is not None:
             if self.raw_face_detect is not None:
                 raw_faces, raw_scores = self.raw_face_detect(frame.pixels)
             elif work.detections is not None:
@@ -108,7 +108,7 @@ class TruthSink:
             meta.image_id, meta.frame_index, meta.timestamp, str(meta.exposure.mode) == "manual",
             time.time(), gt, raw_faces, raw_scores,
         )
-        rects = work.extras.get("sensitive_rects")
+        rects = work.sensitive_rects
         digests = {}
         if rects is not None:
             for x1, y1, x2, y2 in np.asarray(rects, dtype=np.int64).tolist():
