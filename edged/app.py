@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 
@@ -112,6 +113,10 @@ class UplinkService:
     def __init__(self, uplink: Uplink) -> None:
         self.uplink = uplink
         self.name = f"uplink-{uplink.dest}"
+
+    def link_status(self) -> dict[str, dict[str, Any]]:
+        """This destination's connection, rate and backlog, for the ``stats`` document."""
+        return {self.uplink.dest: self.uplink.status().as_dict()}
 
     async def run(self, daemon: Daemon) -> None:
         stop = asyncio.Event()

@@ -186,6 +186,15 @@ class Daemon:
         self._sink_pool = ThreadPoolExecutor(1, thread_name_prefix="sinks")
 
     # ------------------------------------------------------------------------------------ public
+    def link_status(self) -> dict[str, dict[str, Any]]:
+        """Per destination: connection, measured rate, backlog and drain estimate (services that have links)."""
+        out: dict[str, dict[str, Any]] = {}
+        for service in self.services:
+            status = getattr(service, "link_status", None)
+            if status is not None:
+                out.update(status())
+        return out
+
     def request_stop(self, reason: str) -> None:
         """Ask the daemon to stop capturing and drain; safe from signal handlers and tasks."""
         self.stop.request(reason)

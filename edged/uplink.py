@@ -16,9 +16,9 @@ arrived. Up to ``max_in_flight`` messages await their PUBACK at once.
   link does not look slow; :meth:`Uplink.status` reports the backlog and its estimated drain time,
   and :meth:`Uplink.suggested_quality` maps the rate to a JPEG quality within configured bounds.
 
-The daemon holds an :class:`UplinkSet` (``UplinkSet.from_config(cfg, outbox)``): ``await
-send(envelope)`` stores and wakes the right uplink, ``await run(stop_event)`` runs them all. (Or run
-``Uplink.run`` per destination and call :meth:`Uplink.wake` after each enqueue.)
+The daemon runs one :class:`Uplink` per destination (``edged.app.UplinkService``); the outbox sink
+calls :meth:`Uplink.wake` after each commit. :meth:`Uplink.status` is the destination's part of the
+remote ``stats`` document (``links``).
 """
 
 from __future__ import annotations
@@ -36,8 +36,7 @@ from typing import Any
 
 import aiomqtt
 
-from edged.outbox import EnqueueResult, Outbox, Pending
-from edged.wire import Envelope
+from edged.outbox import Outbox, Pending
 
 log = logging.getLogger(__name__)
 
@@ -513,55 +512,3 @@ def quality_for_rate(rate_bps: float | None, bounds: tuple[int, int], full_rate_
         return hi
     frac = max(0.0, min(1.0, rate_bps / full_rate_bps))
     return int(round(lo + (hi - lo) * frac))
-
-
-def uplinks_from_config(cfg: Any, outbox: Outbox) -> list[Uplink]:
-    """One :class:`Uplink` for ops and one per configured functional platform (``func.<name>``)."""
-    dests = [OPS] + [func_destination(name) for name in cfg.uplink.functional]
-    return [Uplink.from_config(cfg, d, outbox) for d in dests]
-
-
-class UplinkSet:
-    """The outbox plus one :class:`Uplink` per destination: what the daemon holds.
-
-    ``await send(env)`` stores the envelope durably (in a worker thread: a commit fsyncs) and wakes
-    the uplink of its destination; ``await run(stop)`` runs every uplink until ``stop``. Messages for
-    a destination without an uplink (not configured, or ``uplink.enabled = false``) stay in the
-    outbox, within its budget.
-    """
-
-    def __init__(self, outbox: Outbox, uplinks: list[Uplink]) -> None:
-        self.outbox = outbox
-        self.uplinks = {u.dest: u for u in uplinks}
-
-    @classmethod
-    def from_config(cls, cfg: Any, outbox: Outbox) -> UplinkSet:
-        return cls(outbox, uplinks_from_config(cfg, outbox) if cfg.uplink.enabled else [])
-
-    async def send(self, env: Envelope) -> EnqueueResult:
-        """Store ``env`` in the outbox and wake its uplink; the result says if it was stored."""
-        result = await asyncio.to_thread(self.outbox.enqueue, env)
-        if result and env.dest in self.uplinks:
-            self.uplinks[env.dest].wake()
-        return result
-
-    async def send_many(self, envs: list[Envelope]) -> list[EnqueueResult]:
-        """Store several envelopes in one commit and wake their uplinks."""
-        results = await asyncio.to_thread(self.outbox.enqueue_many, envs)
-        for dest in {e.dest for e, r in zip(envs, results) if r}:
-            if dest in self.uplinks:
-                self.uplinks[dest].wake()
-        return results
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Run every uplink until ``stop`` is set."""
-        await asyncio.gather(*(u.run(stop) for u in self.uplinks.values()))
-
-    def suggested_quality(self, dest: str = OPS) -> int | None:
-        """JPEG quality for images to ``dest`` from its link rate (``None`` without an uplink)."""
-        up = self.uplinks.get(dest)
-        return up.suggested_quality() if up else None
-
-    def stats(self) -> dict[str, Any]:
-        """``{"outbox": Outbox.stats(), "links": {dest: LinkStatus as dict}}`` (queries SQLite)."""
-        return {"outbox": self.outbox.stats(), "links": {d: u.status().as_dict() for d, u in self.uplinks.items()}}

@@ -16,7 +16,7 @@ from edged import config as edged_config
 from edged import wire
 from edged.keys import generate_device_key, load_signing_key
 from edged.outbox import Outbox
-from edged.uplink import Uplink, func_destination, quality_for_rate, uplinks_from_config
+from edged.uplink import Uplink, func_destination, quality_for_rate
 from tests.mosquitto import Mosquitto
 from tools.platforms.store import SegmentStore
 from tools.receiver import Receiver
@@ -110,9 +110,13 @@ def test_receiver_cli_stores_what_the_uplink_sends(tmp_path: Path, mosquitto: Mo
     assert "5 stored" in err and "0 rejected" in err
 
 
-def test_uplinks_from_config_one_connection_per_destination(tmp_path: Path) -> None:
-    cfg = edged_config.from_dict({"uplink": {"functional": {"face": {"port": 1884}, "plate": {"host": "police"}}}})
-    ups = uplinks_from_config(cfg, Outbox(tmp_path / "o.db"))
+def test_one_uplink_per_destination(tmp_path: Path) -> None:
+    from edged.app import uplink_destinations
+
+    cfg = edged_config.from_dict({"uplink": {"enabled": True,
+                                             "functional": {"face": {"port": 1884}, "plate": {"host": "police"}}}})
+    ob = Outbox(tmp_path / "o.db")
+    ups = [Uplink.from_config(cfg, d, ob) for d in uplink_destinations(cfg)]
     assert [u.dest for u in ups] == ["ops", func_destination("face"), "func.plate"]
     assert len({u.client_id for u in ups}) == 3
     assert ups[2].broker.host == "police" and ups[1].broker.port == 1884
@@ -128,32 +132,41 @@ def test_quality_follows_the_measured_rate() -> None:
     assert quality_for_rate(5e6, (50, 90), 1e6) == 90
 
 
-def test_uplink_set_stores_wakes_and_reports(tmp_path: Path, mosquitto: Mosquitto) -> None:
-    from edged.uplink import UplinkSet
+def test_the_stats_document_carries_each_links_status(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """A running daemon's remote ``stats`` reply has every destination's connection, acks and backlog
+    (``LinkStatus`` used to reach no message)."""
+    from edged.app import UplinkService
+    from edged.remote import load_startup_config
+    from edged.remote.commands import MQTT_ACCESS, RemoteControl
+    from tests.remote_rig import running_daemon, write_config
 
-    cfg = edged_config.from_dict({"device": {"id": "rsu-2"}, "uplink": {"enabled": True, "ops": {"port": mosquitto.port},
-                                  "functional": {"face": {"port": mosquitto.port}}}})
+    path = write_config(tmp_path, f'[uplink]\nenabled = true\nops = {{ port = {mosquitto.port} }}\n'
+                                  f'functional = {{ face = {{ port = {mosquitto.port} }} }}\n')
     ob = Outbox(tmp_path / "o.db")
-    links = UplinkSet.from_config(cfg, ob)
-    assert sorted(links.uplinks) == ["func.face", "ops"]
-    assert UplinkSet.from_config(edged_config.from_dict({}), ob).uplinks == {}  # disabled: outbox only
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        task = asyncio.ensure_future(links.run(stop))
-        r = await links.send(wire.make("sensitive", "func.face", "sensitive", b"sealed", video_id="V"))
-        rs = await links.send_many([pkg("V"), pkg("V")])
-        assert r and all(rs)
-        t0 = time.monotonic()
-        while ob.pending()[0] and time.monotonic() - t0 < 10:
-            await asyncio.sleep(0.02)
-        stop.set()
-        await task
+    def services(startup: object) -> list[UplinkService]:
+        cfg = load_startup_config(path).config
+        return [UplinkService(Uplink.from_config(cfg, d, ob)) for d in ("ops", "func.face")]
 
-    asyncio.run(main())
-    st = links.stats()
-    assert st["outbox"]["acked"] == 3 and st["links"]["ops"]["acked"] == 2 and st["links"]["func.face"]["acked"] == 1
-    assert cfg.uplink.quality_min <= (links.suggested_quality() or 0) <= cfg.uplink.quality_max
+    async def main() -> dict:
+        async with running_daemon(path, services) as (daemon, startup):
+            for env in (pkg("V"), pkg("V"), wire.make("sensitive", "func.face", "sensitive", b"sealed", video_id="V")):
+                ob.enqueue(env)
+            for sv in daemon.services:
+                sv.uplink.wake()
+            t0 = time.monotonic()
+            while ob.pending()[0] and time.monotonic() - t0 < 10:
+                await asyncio.sleep(0.02)
+            control = RemoteControl.from_startup(startup)
+            control.attach(daemon)
+            return await control.handle({"cmd": "stats"}, "test", MQTT_ACCESS)
+
+    stats = asyncio.run(main())
+    assert stats["ok"], stats
+    links = stats["links"]
+    assert sorted(links) == ["func.face", "ops"]
+    assert links["ops"]["acked"] == 2 and links["func.face"]["acked"] == 1
+    assert links["ops"]["connected"] and links["ops"]["backlog_messages"] == 0 and links["ops"]["eta_s"] == 0.0
 
 
 def test_ops_and_functional_receivers_get_distinct_stable_client_ids(tmp_path: Path, mosquitto: Mosquitto) -> None:

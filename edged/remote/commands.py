@@ -400,6 +400,9 @@ class RemoteControl:
         self._config()
         stats = getattr(target, "stats", None)
         body: dict[str, Any] = {"uptime_s": round(time.monotonic() - self.started, 1), "refused": dict(self.refused)}
+        links = getattr(target, "link_status", None)
+        if links is not None:
+            body["links"] = links()
         if stats is not None:
             body.update(
                 fps=self._fps.update(stats.processed),

@@ -1,22 +1,19 @@
-"""Best-image selection (SPEC S4): rules, selector, upload packages and the send policy.
+"""Best-image selection (SPEC S4): rules, selector and upload packages.
 
-Main entry points: :class:`edged.select.selector.BestImageSelector` (``select(frame_observations)``),
-:class:`edged.select.stage.SelectStage` for the pipeline, and :class:`CachedRate` /
-:class:`UploadQueue` for sending.
+Main entry points: :class:`edged.select.selector.BestImageSelector` (``select(frame_observations)``)
+and :class:`edged.select.stage.SelectStage` for the pipeline. Sending (the immediate and cached
+queues, the cached rate) is :mod:`edged.uplink`'s job, over the outbox.
 """
 
 from edged.select.package import UploadPackage
 from edged.select.rules import area_ratio, box_area, is_better, min_edge_distance, qualifies, sends_immediately
-from edged.select.scheduler import CachedRate, UploadQueue
 from edged.select.selector import BestImage, BestImageSelector, Selection
 
 __all__ = [
     "BestImage",
     "BestImageSelector",
-    "CachedRate",
     "Selection",
     "UploadPackage",
-    "UploadQueue",
     "area_ratio",
     "box_area",
     "is_better",
