@@ -10,7 +10,7 @@ Topics (``<base>`` = ``edged/<device.id>``):
 - ``<base>/config/state`` out, retained: ``{"version", "config" (secrets redacted), "applied_at", "source"}``
 - ``<base>/status``       out, retained: ``online``; ``offline`` as the last will and on clean stop
 - ``<base>/events``       out: config applied / rejected / rolled back, with the reason
-- ``<base>/stats``        out, every ``remote.stats_period_s``: fps, stage latency, queues, drops
+- ``<base>/stats``        out, every ``remote.stats_period_s``: fps, stage latency, queues, drops, links (per destination)
 
 Connection settings come from ``remote.mqtt`` of the running config. Host, port, TLS files and
 credentials are local-only (``edged/remote/policy.py``): a remote command cannot point the device's
