@@ -21,17 +21,17 @@ if TYPE_CHECKING:
 
 def _startup_errors() -> tuple[type[Exception], ...]:
     """Errors that stop the daemon at start with one clear line (bad model, key, camera, outbox...)."""
+    from edged.broker import BrokerConfigError
     from edged.detect.runtime import ModelError
     from edged.keys import KeyFileError
     from edged.outbox import OutboxError
     from edged.remote.store import StoreError
     from edged.track.calibration import CalibrationError
     from edged.track.ids import IdStoreError
-    from edged.uplink import UplinkConfigError
     from hal.base import CameraError
 
     return (ModelError, KeyFileError, OutboxError, StoreError, CalibrationError, IdStoreError,
-            UplinkConfigError, CameraError)
+            BrokerConfigError, CameraError)
 
 
 class _StopWhileStarting:

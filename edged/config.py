@@ -529,14 +529,13 @@ class SelectConfig(_Section):
 
 
 # ------------------------------------------------------------------------------------------- remote
-class MqttRemoteConfig(_Section):
-    """Command connection to the device broker: ``edged/<device.id>/config/set`` and friends."""
+class BrokerConfig(_Section):
+    """One MQTT broker connection: the keys the uplinks and the remote control share
+    (:mod:`edged.broker` builds the TLS context and the reconnect delays from them)."""
 
-    enabled: bool = False
-    """Off by default: the demo runs without a broker; a roadside config turns it on."""
     host: str = "localhost"
-    """Broker host. On a roadside unit this is usually the operator's broker reached over the
-    cellular link (or a local bridge on ``localhost`` that forwards to it)."""
+    """Broker host. On a roadside unit this is usually a broker reached over the cellular link (or
+    a local bridge on ``localhost`` that forwards to it)."""
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 1883
     """1883 is MQTT's plain port; use 8883 with ``tls = true``."""
     tls: bool = False
@@ -548,13 +547,21 @@ class MqttRemoteConfig(_Section):
     """Private key of ``cert_file``; keep it mode 0600, owned by the service user."""
     username: str = ""
     password: str = ""
-    """Never echoed in replies, state or logs (shown as ``<redacted>``)."""
+    """Never logged; shown as ``<redacted>`` wherever the config is echoed."""
     client_id: str = ""
-    """MQTT client id; "" gives ``edged-<device.id>-remote``, unique per device so two units never
-    kick each other off the broker."""
+    """MQTT client id; "" gives ``edged-<device.id>-remote`` for the remote control and
+    ``edged-<device.id>-<destination>`` for an uplink: unique per device and link, so two units
+    never kick each other off the broker."""
     keepalive_s: Annotated[int, msgspec.Meta(ge=5, le=3600)] = 30
     """A dead link is noticed within 1.5 keepalives; 30 s keeps idle cellular traffic small (one
-    PINGREQ/PINGRESP pair) while "offline" appears on ``status`` within ~45 s of a power cut."""
+    PINGREQ/PINGRESP pair a minute) while "offline" appears on ``status`` within ~45 s of a power cut."""
+
+
+class MqttRemoteConfig(BrokerConfig):
+    """Command connection to the device broker: ``edged/<device.id>/config/set`` and friends."""
+
+    enabled: bool = False
+    """Off by default: the demo runs without a broker; a roadside config turns it on."""
     reconnect_min_s: FloatIn(0.1, 3600) = 1.0
     """First reconnect delay; doubles on each failure up to ``reconnect_max_s``."""
     reconnect_max_s: FloatIn(0.1, 86_400) = 60.0
@@ -657,30 +664,12 @@ class OutboxConfig(_Section):
     eighth of the room on the disk (at least 64 KiB). 0 disables."""
 
 
-class UplinkBrokerConfig(_Section):
-    """One MQTT connection: the operations platform's broker or a functional platform's."""
+class UplinkBrokerConfig(BrokerConfig):
+    """One uplink's MQTT connection: the operations platform's broker or a functional platform's."""
 
-    host: str = "localhost"
-    """Broker host (or a local bridge on ``localhost`` that forwards over the cellular link)."""
-    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 1883
-    """1883 is MQTT's plain port; use 8883 with ``tls = true``."""
     topic_prefix: str = ""
     """Messages go to ``<topic_prefix>/<kind>``; "" gives ``edged/<device.id>/<destination>``,
     e.g. ``edged/rsu-0001/func.face/sensitive``."""
-    tls: bool = False
-    ca_file: str = ""
-    """CA bundle that signs the broker's certificate ("" with ``tls``: the system store)."""
-    cert_file: str = ""
-    """Client certificate for mutual TLS ("" for none)."""
-    key_file: str = ""
-    """Private key of ``cert_file``; keep it mode 0600, owned by the service user."""
-    username: str = ""
-    password: str = ""
-    """Never logged; shown as ``<redacted>`` wherever the config is echoed."""
-    client_id: str = ""
-    """"" gives ``edged-<device.id>-<destination>``: unique per device and link."""
-    keepalive_s: Annotated[int, msgspec.Meta(ge=5, le=3600)] = 30
-    """A dead link is noticed within 1.5 keepalives; 30 s costs one ping pair a minute when idle."""
     max_in_flight: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 32
     """Messages published and awaiting PUBACK. 32 keeps a 200 ms-RTT cellular link busy with small
     messages (32 / 0.2 s = 160 msg/s) while a disconnect re-sends at most 32."""

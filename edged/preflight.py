@@ -2,7 +2,7 @@
 
 Each problem is one line naming the config key and the file or folder: a model that does not load,
 a key file that is missing, of the wrong kind or readable by others, a folder that cannot be
-created or written, a file camera's missing source. ``run`` checks the same before it opens
+created or written, a file camera's missing source, a broker's TLS file that does not load. ``run`` checks the same before it opens
 anything, so a bad setup fails at once with every problem listed.
 """
 
@@ -92,6 +92,26 @@ def camera_problems(config: Config) -> list[str]:
     return [] if source.exists() else [f"camera.file.path: {source} does not exist"]
 
 
+def broker_problems(config: Config) -> list[str]:
+    """The TLS files of every broker connection in use (uplinks, remote control) must load."""
+    from edged.broker import BrokerConfigError, tls_context
+
+    brokers = []
+    if config.uplink.enabled:
+        brokers.append(("uplink.ops", config.uplink.ops))
+        brokers += [(f"uplink.functional.{name}", b) for name, b in config.uplink.functional.items()]
+    if config.remote.mqtt.enabled:
+        brokers.append(("remote.mqtt", config.remote.mqtt))
+    problems = []
+    for key, broker in brokers:
+        try:
+            tls_context(broker, key)
+        except BrokerConfigError as err:
+            problems.append(str(err))
+    return problems
+
+
 def preflight(config: Config) -> list[str]:
     """Every problem that would stop ``edged run`` at start, one line each (empty: ready)."""
-    return folder_problems(config) + key_problems(config) + model_problems(config) + camera_problems(config)
+    return (folder_problems(config) + key_problems(config) + model_problems(config) + camera_problems(config)
+            + broker_problems(config))

@@ -25,17 +25,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import sqlite3
-import ssl
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import aiomqtt
 
+from edged.broker import Backoff, BrokerConfigError, tls_context
+from edged.config import UplinkBrokerConfig
 from edged.outbox import Outbox, Pending
 
 log = logging.getLogger(__name__)
@@ -48,48 +47,8 @@ def func_destination(category: str) -> str:
     return f"func.{category}"
 
 
-class UplinkConfigError(ValueError):
-    """The broker settings of a destination cannot be used (e.g. a TLS file is missing)."""
-
-
-@dataclass(frozen=True)
-class BrokerSettings:
-    """Resolved connection settings of one destination (built from ``UplinkBrokerConfig``)."""
-
-    host: str
-    port: int = 1883
-    topic_prefix: str = ""
-    tls: bool = False
-    ca_file: str = ""
-    cert_file: str = ""
-    key_file: str = ""
-    username: str = ""
-    password: str = ""
-    client_id: str = ""
-    keepalive_s: int = 30
-    max_in_flight: int = 32
-
-    @classmethod
-    def from_config(cls, broker: Any) -> BrokerSettings:
-        return cls(**{f: getattr(broker, f) for f in cls.__dataclass_fields__})
-
-    def tls_context(self) -> ssl.SSLContext | None:
-        """The client TLS context (server verified against ``ca_file``; client cert for mutual TLS)."""
-        if not self.tls:
-            return None
-        for name in ("ca_file", "cert_file", "key_file"):
-            value = getattr(self, name)
-            if value and not Path(value).is_file():
-                raise UplinkConfigError(f"uplink {self.host}:{self.port}: {name} {value!r} does not exist")
-        if self.key_file and not self.cert_file:
-            raise UplinkConfigError(f"uplink {self.host}:{self.port}: key_file given without cert_file")
-        try:
-            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.ca_file or None)
-            if self.cert_file:
-                ctx.load_cert_chain(self.cert_file, self.key_file or None)
-        except (ssl.SSLError, OSError) as err:
-            raise UplinkConfigError(f"uplink {self.host}:{self.port}: cannot load TLS files: {err}") from None
-        return ctx
+UplinkConfigError = BrokerConfigError
+"""The broker settings of a destination cannot be used (e.g. a TLS file is missing)."""
 
 
 class RateMeter:
@@ -162,7 +121,7 @@ class Uplink:
     def __init__(
         self,
         dest: str,
-        broker: BrokerSettings,
+        broker: UplinkBrokerConfig,
         outbox: Outbox,
         *,
         device_id: str = "edged",
@@ -200,7 +159,7 @@ class Uplink:
         self._quality = quality_bounds[1]
         """The JPEG quality the measured rate suggests: a plain int the event loop replaces after each
         PUBACK, so the stage thread reads a value and never iterates the meter's samples."""
-        self._tls = broker.tls_context()  # raises UplinkConfigError early on bad TLS files
+        self._tls = tls_context(broker, f"uplink {dest}")  # a bad TLS file fails here, at start
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
         self._slot_freed = asyncio.Event()
@@ -235,7 +194,7 @@ class Uplink:
             raise UplinkConfigError(f"no uplink configured for destination {dest!r}")
         return cls(
             dest,
-            BrokerSettings.from_config(broker),
+            broker,
             outbox,
             device_id=cfg.device.id,
             reconnect_min_s=up.reconnect_min_s,
@@ -311,7 +270,7 @@ class Uplink:
             await asyncio.shield(self.wait_acks())
 
     async def _run(self, stop: asyncio.Event) -> None:
-        delay = self.reconnect_min_s
+        backoff = Backoff(self.reconnect_min_s, self.reconnect_max_s, self.reconnect_jitter)
         while not stop.is_set():
             attempt = asyncio.ensure_future(self._attempt(stop))
             stopper = asyncio.ensure_future(stop.wait())
@@ -332,14 +291,13 @@ class Uplink:
                 break
             if connected:
                 self.reconnects += 1
-                delay = self.reconnect_min_s
-            wait = delay * (1 - self.reconnect_jitter * random.random())
+                backoff.reset()
+            wait = backoff.next_s()
             log.info("uplink %s: reconnecting in %.1f s", self.dest, wait)
             try:
                 await asyncio.wait_for(stop.wait(), timeout=wait)
             except TimeoutError:
                 pass
-            delay = min(delay * 2, self.reconnect_max_s)
 
     async def _attempt(self, stop: asyncio.Event) -> bool:
         """One connection: connect and drain until the link drops or ``stop``; True if it connected."""

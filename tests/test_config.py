@@ -147,3 +147,15 @@ def test_a_folder_or_a_missing_file_as_config(tmp_path: Path, capsys: pytest.Cap
     assert "is a folder" in capsys.readouterr().err
     assert main(["run", "--config", str(tmp_path / "nope.toml"), "--frames", "1"]) == 2
     assert "config file not found" in capsys.readouterr().err
+
+
+def test_check_config_checks_the_brokers_tls_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A missing CA file stopped ``run`` (the uplink loads it at start) while check-config said ok."""
+    good = _startable(tmp_path)
+    missing = tmp_path / "no-ca.pem"
+    bad = good + (f'\n[uplink]\nenabled = true\nops = {{ tls = true, ca_file = "{missing}" }}\n'
+                  f'[remote.mqtt]\nenabled = true\ntls = true\ncert_file = "{missing}"\n')
+    assert main(["check-config", str(write(tmp_path, bad))]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert any("uplink.ops" in line and "ca_file" in line and "does not exist" in line for line in lines), lines
+    assert any("remote.mqtt" in line and "cert_file" in line for line in lines), lines

@@ -13,7 +13,9 @@ import pytest
 
 from edged import wire
 from edged.outbox import Outbox
-from edged.uplink import BrokerSettings, Uplink, UplinkConfigError
+from edged.broker import tls_context
+from edged.config import UplinkBrokerConfig
+from edged.uplink import Uplink, UplinkConfigError
 from tests.mosquitto import Mosquitto, have_mosquitto, make_tls_files
 from tools.platforms.store import SegmentStore
 from tools.receiver import Receiver
@@ -27,7 +29,7 @@ def make(prio: str, size: int = 50, dest: str = "ops") -> wire.Envelope:
 
 
 def uplink(broker: Mosquitto, outbox: Outbox, dest: str = "ops", **kw: object) -> Uplink:
-    settings = BrokerSettings("127.0.0.1", broker.port, **kw.pop("settings", {}))  # type: ignore[arg-type]
+    settings = UplinkBrokerConfig(host="127.0.0.1", port=broker.port, **kw.pop("settings", {}))  # type: ignore[arg-type]
     opts = {"device_id": "t", "reconnect_min_s": 0.1, "reconnect_max_s": 0.5, "cached_period_s": 0.05,
             "ack_timeout_s": 5.0} | kw
     return Uplink(dest, settings, outbox, **opts)  # type: ignore[arg-type]
@@ -219,7 +221,7 @@ def test_mutual_tls_and_refusal_without_client_certificate(tmp_path: Path) -> No
     finally:
         broker.stop()
     with pytest.raises(UplinkConfigError, match="ca_file"):
-        BrokerSettings("x", tls=True, ca_file=str(tmp_path / "missing.pem")).tls_context()
+        tls_context(UplinkBrokerConfig(host="x", tls=True, ca_file=str(tmp_path / "missing.pem")), "uplink ops")
 
 
 @pytest.mark.skipif(shutil.which("mosquitto_passwd") is None, reason="mosquitto_passwd needed")

@@ -141,7 +141,8 @@ def uplink_e2e(n: int, size: int) -> dict[str, float] | None:
 
     if mosquitto_path() is None:
         return None
-    from edged.uplink import BrokerSettings, Uplink
+    from edged.config import UplinkBrokerConfig
+    from edged.uplink import Uplink
 
     with tempfile.TemporaryDirectory() as d:
         broker = Broker(Path(d) / "mq")
@@ -151,7 +152,7 @@ def uplink_e2e(n: int, size: int) -> dict[str, float] | None:
             body = os.urandom(size)
             for i in range(0, n, 500):
                 ob.enqueue_many([wire.make("package", "ops", "immediate", body, video_id="V") for _ in range(min(500, n - i))])
-            up = Uplink("ops", BrokerSettings("127.0.0.1", broker.port), ob, device_id="bench")
+            up = Uplink("ops", UplinkBrokerConfig(host="127.0.0.1", port=broker.port), ob, device_id="bench")
 
             async def main() -> float:
                 stop = asyncio.Event()

@@ -33,7 +33,8 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edged.config import MqttRemoteConfig, resolve_path
+from edged.broker import Backoff, tls_context
+from edged.config import MqttRemoteConfig
 from edged.remote.commands import MQTT_ACCESS, RemoteControl
 
 log = logging.getLogger("edged.remote.mqtt")
@@ -48,19 +49,6 @@ def topics(device_id: str) -> dict[str, str]:
     base = f"edged/{device_id}"
     names = ("config/set", "config/get", "config/reply", "config/state", "status", "events", "stats")
     return {name: f"{base}/{name}" for name in names}
-
-
-def tls_context(settings: MqttRemoteConfig) -> ssl.SSLContext | None:
-    """Client TLS context: the configured CA (else the system store), and a client certificate
-    for mutual TLS when ``cert_file`` is set."""
-    if not settings.tls:
-        return None
-    ca = str(resolve_path(settings.ca_file)) if settings.ca_file else None
-    context = ssl.create_default_context(cafile=ca)
-    if settings.cert_file:
-        key = str(resolve_path(settings.key_file)) if settings.key_file else None
-        context.load_cert_chain(str(resolve_path(settings.cert_file)), key)
-    return context
 
 
 def _json(body: Any) -> bytes:
@@ -96,21 +84,24 @@ class MqttService:
         self._events.put_nowait(event)
 
     async def _loop(self, daemon: Any) -> None:
-        failures = 0
+        backoff: Backoff | None = None
         while not daemon.drained.is_set():
             wanted = (daemon.config.device.id, daemon.config.remote.mqtt)
             if not wanted[1].enabled:
                 await self._wait_change(daemon, wanted)
                 continue
             settings = wanted
+            if backoff is None or (backoff.min_s, backoff.max_s) != (wanted[1].reconnect_min_s, wanted[1].reconnect_max_s):
+                backoff = Backoff(wanted[1].reconnect_min_s, wanted[1].reconnect_max_s)
             self._up = False
             try:
                 await self._session(daemon, settings, wanted)
-                failures = 0
+                backoff.reset()
             except (aiomqtt.MqttError, OSError, ssl.SSLError, ValueError) as err:
                 self.connected.clear()
-                failures = 1 if self._up else failures + 1
-                delay = min(wanted[1].reconnect_min_s * 2 ** (failures - 1), wanted[1].reconnect_max_s)
+                if self._up:  # it had connected: start again from the shortest delay
+                    backoff.reset()
+                delay = backoff.next_s()
                 log.warning("MQTT %s:%d: %s; retrying in %.1f s", settings[1].host, settings[1].port, err, delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(daemon.drained.wait(), delay)
@@ -134,7 +125,7 @@ class MqttService:
             protocol=aiomqtt.ProtocolVersion.V5,
             will=aiomqtt.Will(t["status"], b"offline", qos=1, retain=True),
             keepalive=cfg.keepalive_s,
-            tls_context=tls_context(cfg),
+            tls_context=tls_context(cfg, "remote.mqtt"),
             timeout=10.0,
             # No bound on queued requests: aiomqtt would drop the excess silently, leaving senders
             # without a reply; only clients the broker authorises can publish to these topics.
