@@ -1,6 +1,7 @@
 """The configuration tree: one TOML file loaded into typed, validated structs.
 
-Every default lives here, next to the reason for it. A file only needs the keys it changes.
+Every default lives here with a short reason; the measurements and tuning history behind the
+defaults are in ``docs/TUNING.md``, by config key. A file only needs the keys it changes.
 Errors name the key path and what was expected, e.g.
 ``config error at camera.fps: expected float >= 0.1, got str``.
 """
@@ -92,7 +93,7 @@ class PiCameraConfig(_Section):
 class CameraConfig(_Section):
     backend: Literal["fake", "file", "picamera2", "v4l2"] = "fake"
     fps: Annotated[float, msgspec.Meta(ge=0.1, le=120)] = 10.0
-    """SPEC S1 default. 10 fps sees a car at 50 km/h every 1.4 m: several frames per object in view."""
+    """Frames per second. 10 fps sees a car at 50 km/h every 1.4 m: several frames per object in view."""
     width: Annotated[int, msgspec.Meta(ge=64, le=8192)] | None = None
     height: Annotated[int, msgspec.Meta(ge=64, le=8192)] | None = None
     """Frame size. Unset (the default), a file source runs at its own size (a 768x576 video stays
@@ -123,11 +124,13 @@ class CameraConfig(_Section):
 
 # ------------------------------------------------------------------------------------------- exposure
 class ExposureConfig(_Section):
-    """The "meter and lock" rule of SPEC S1."""
+    """Exposure "meter and lock": auto exposure runs for a moment, then the camera is locked to a
+    short fixed shutter with the gain that keeps the metered brightness, so moving objects stay sharp."""
 
     enabled: bool = True
     fixed_shutter_us: Annotated[float, msgspec.Meta(ge=10, le=1_000_000)] = 2000.0
-    """T_fix. 2 ms: a car at 60 km/h moves 3.3 cm, under a pixel at typical roadside distances."""
+    """Fixed shutter time (µs) while locked. 2 ms: a car at 60 km/h moves 3.3 cm, under a pixel at
+    typical roadside distances."""
     remeter_period_s: FloatIn(1, 86_400) = 60.0
     """Re-meter every minute: daylight changes slowly, and each re-meter costs a few auto frames.
     Start to start: a cycle is ``settle_s`` of auto exposure then the lock until the next cycle, on a
@@ -149,11 +152,8 @@ class PipelineConfig(_Section):
     """How often the daemon logs its stats line (fps, per-stage ms, queue depths, drops)."""
     opencv_threads: Annotated[int, msgspec.Meta(ge=1, le=16)] = 1
     """Threads OpenCV may use inside one call (resize, colour conversion, blur, encoding); 1 runs
-    each call on the calling thread. The daemon already overlaps capture, stages and sinks on their
-    own threads and TFLite has its own pool, so OpenCV's pool only adds hand-off and spinning on
-    these small per-frame calls: two back-to-back runs of ``python -m tools.bench_e2e --frames 400``
-    on 2 cores (``OPENCV_FOR_THREADS_NUM`` 1, then 2) measured 15.0 ms CPU a frame and 89 fps with 1
-    thread, 18.2 ms and 83 fps with 2."""
+    each call on the calling thread. The daemon already overlaps its stages on their own threads, so
+    OpenCV's pool only adds hand-off on these small per-frame calls (1 was faster than 2)."""
 
 
 class OutputConfig(_Section):
@@ -163,9 +163,8 @@ class OutputConfig(_Section):
     """Write every n-th processed frame as JPEG (0: none)."""
     jpeg_quality: Annotated[int, msgspec.Meta(ge=10, le=100)] = 85
     min_free_bytes: IntIn(0, 1 << 40) = 64 << 20
-    """A frame is not written while its disk has less free space than this: local frames are a
-    convenience and must not take the room of the outbox, which may share the disk (a fault trial
-    with both on a 4 MiB disk had the frames starve the outbox's deletes)."""
+    """Free disk space (bytes) below which no frame is written: local frames are a convenience and
+    must not take the room of the outbox, which may share the disk."""
 
 
 # -------------------------------------------------------------------------------------------- detect
@@ -198,9 +197,8 @@ class ModelConfig(_Section):
     """Which part of each seeding box a crop covers: ``head``, a square over the box's top (faces in
     person boxes); ``box``, the whole box grown by ``crop_grow`` (plates in vehicle boxes)."""
     max_crop_fraction: Annotated[float, msgspec.Meta(gt=0, le=1.0)] = 1.0
-    """Boxes found in a crop whose longer side exceeds this fraction of the crop's are dropped: a
-    face fills at most about half of its head crop (a head-and-shoulders close-up), while BlazeFace's
-    low-score boxes on real street video cover most of the crop, body and pavement included."""
+    """Boxes found in a crop whose longer side exceeds this fraction of the crop's are dropped
+    (1.0: no limit): a face fills at most about half of its head crop."""
     crop_min_score: Fraction = 0.3
     """Only detections scoring at least this seed a crop (weaker ones are mostly false)."""
     max_crops: Annotated[int, msgspec.Meta(ge=0, le=256)] = 16
@@ -221,9 +219,8 @@ class ModelConfig(_Section):
 
 
 MAX_TILES_PER_FRAME = 16
-"""Each tile is one more invoke of every tiled model per frame: 16 keep a frame within a few hundred
-ms here. A 64 px tile on a 1920x1080 frame (800 tiles) took 80 s a frame, and a remote change that
-is rolled back still finishes the frame it started."""
+"""Most tiles per frame: each tile is one more invoke of every tiled model, and 16 keep a frame
+within a few hundred ms."""
 
 
 class TilingConfig(_Section):
@@ -254,29 +251,14 @@ COCO_LABELS: tuple[str, ...] = tuple(
 
 
 def default_models() -> list[ModelConfig]:
-    """The models shipped in ``models/`` (provenance and measured figures: ``models/MODELS.md``).
+    """The models shipped in ``models/`` (provenance and figures: ``models/MODELS.md``; why
+    these: ``docs/TUNING.md``).
 
-    1. ``objects``: NanoDet int8 (COCO-trained, plain convolutions) on the whole frame at 416x256,
-       for people and vehicles on real roads; 3.5x faster than its float source here, where
-       CenterNet-MobileNetV3 (``models/coco_centernet_512x288_fp16.tflite``, the same recall on the
-       labelled real images) loses its detections in int8 and stays float.
-    2. ``face``: BlazeFace int8 on a square over the head of each person ``objects`` found: a far
-       pedestrian's 12 px face fills its 128 px input. Boxes over 60 % of the crop and below 0.25
-       are dropped: on real footage BlazeFace's 0.1-0.25 boxes in head crops were mostly bodies and
-       background, and privacy blurred them (``tools.eval_real``, 60 frames: share of the frame
-       changed 4.8 % -> 2.0 % on vtest.avi, 59 % -> 33 % on Megamind.avi, no reference face left).
-    3. ``face_frame``: CenterFace int8 on the whole frame at 480x288, with no size cap: faces from
-       about 53 px of a 1280x720 frame up to a close-up are covered even where no person box holds
-       them (a face seen over a wall, a driver, a person the person model missed); smaller faces
-       are the head crops' job. At 640x384 (``models/face_centerface_640x384_int8.tflite``, from
-       ~40 px) the daemon ran real street video at 20.7-23.6 fps against 27.3-30.0 at 480x288
-       (interleaved runs), with the same faces covered (``tools.eval_real``: none left either way).
-    4. ``plate``: edged-det int8 (the project's plate model) inside each vehicle box, where a
-       plate is 12-110 px of its 320x192 input and nothing outside a vehicle can fire.
-
-    Score thresholds are low (``track.low_score`` and near it): ByteTrack's second association needs
-    the low-score detections, tracks are born only at ``track.birth_score``, and privacy applies its
-    own ``min_score`` to untracked detections.
+    ``objects`` (NanoDet int8) finds people and vehicles on the whole frame; ``face`` (BlazeFace int8)
+    searches a square over each person's head; ``face_frame`` (CenterFace int8) finds faces on the whole
+    frame that no person box holds; ``plate`` (edged-det int8) searches each vehicle box. Score
+    thresholds are low (near ``track.low_score``): the tracker's second association needs the low-score
+    detections, and tracks and privacy apply their own thresholds.
     """
     return [
         ModelConfig(
@@ -327,14 +309,8 @@ def default_models() -> list[ModelConfig]:
 
 def fake_scene_models() -> list[ModelConfig]:
     """The models for the fake camera's rendered road (the demo, ``tools.sim``, the fake-scene
-    benchmarks): edged-det on the whole frame, trained on that renderer and on synthetic plates,
-    then BlazeFace on each person's head. The real-world models barely see the renderer's cartoon
-    cars and people, and edged-det fires on real footage, so each set stays on its own kind of scene.
-
-    The face model drops boxes taller than 30 % of the frame (the fake scene's nearest faces are 17 %)
-    and does not run on the whole frame: at 1280 -> 128 px it found nothing the head crops miss and
-    fired on the renderer's facades (``python -m tools.eval_models``: 3.73 false face boxes a frame
-    with the pass, 1.38 without, at the same recall).
+    benchmarks): edged-det, trained on that renderer, on the whole frame, then BlazeFace on each
+    person's head. Each model set stays on its own kind of scene (why: ``docs/TUNING.md``).
     """
     return [
         ModelConfig(
@@ -370,7 +346,8 @@ class DetectConfig(_Section):
 
 # ---------------------------------------------------------------------------------------------- track
 class TrackConfig(_Section):
-    """ByteTrack-style tracker, one track set per class (SPEC S3)."""
+    """ByteTrack-style tracker, one track set per class: detections are matched to the tracks'
+    Kalman-predicted boxes in two passes, high scores first, then the low-score rest."""
 
     high_score: Fraction = 0.5
     """Detections scoring at least this take part in the first association (ByteTrack's
@@ -394,27 +371,20 @@ class TrackConfig(_Section):
     measured on boxes grown by ``candidate_buffer``."""
     candidate_buffer: FloatIn(0, 10) = 0.5
     """A candidate's velocity is unknown, so its box and the detections are grown by this fraction of
-    their size on every side before the IoU (buffered IoU, as C-BIoU): a car or plate that moves
-    more than its own width per frame (54 px plates at 32 px/frame in the fake scene) still
-    confirms. With 0 most fast small objects never became tracks (face+plate MOTA 0.23 vs 0.52)."""
+    their size on every side before the IoU (buffered IoU, as C-BIoU): an object that moves more than
+    its own width per frame still confirms."""
     confirm_hits: IntIn(1, 100) = 2
     """Consecutive matched frames before a candidate becomes a track: it then gets an id, is
     reported and can upload an image. 2 means a one-frame false positive never becomes a track (nor
     triggers an upload) while a real object loses one frame (0.1 s at 10 fps)."""
     lost_buffer_s: FloatIn(0.1, 600) = 3.0
-    """How long a track unmatched by any detection is kept (coasting on its Kalman prediction) before
-    removal. 3 s (30 frames at 10 fps) bridges a pedestrian hidden behind a passing bus (a 12 m bus
-    at 30 km/h takes about 2 s to pass); ``tools/eval_tracking.py`` measured fewer id switches than
-    with 2 s. Longer buffers let a newcomer inherit a departed object's id."""
+    """How long (s) a track unmatched by any detection is kept, coasting on its Kalman prediction,
+    before removal. 3 s bridges a pedestrian hidden behind a passing bus; longer buffers let a newcomer
+    inherit a departed object's id."""
     leaving_growth: FloatIn(0, 10) = 0.3
     """A track leaving through a border (its last box clipped there and smaller than the object's
     full size) is never paired with a detection more than this fraction wider (taller) than what is
-    left of it: what remains of a leaving object only shrinks, while one entering at the same border
-    grows. Without the rule the 5-minute simulation lost a car that way: it entered at the right
-    border just as a car in the other lane left there, took over the leaving car's track, and its
-    best image lost against the other car's larger one. 0.3: ``tools.eval_tracking`` on the fake
-    scene keeps its MOTA/IDF1/IDSW (0.25 split one track there; 0.4 let that takeover through for a
-    frame)."""
+    left of it: what remains of a leaving object only shrinks, while one entering there grows."""
     predicted_output_s: FloatIn(0, 60) = 0.5
     """Lost tracks are reported (``detected=False``, predicted box) for this long after their last
     detection, so privacy keeps covering a face or plate the detector missed for a few frames. 0.5 s:
@@ -430,10 +400,9 @@ class TrackConfig(_Section):
     std_velocity: FloatIn(1e-6, 10) = 0.00625
     """Kalman velocity noise as a fraction of box size per frame (ByteTrack's 1/160)."""
     std_init_velocity: FloatIn(1e-6, 10) = 0.25
-    """Velocity uncertainty of a new track, fraction of box size per frame. ByteTrack's 10/160 is
-    tuned for pedestrians at 30 fps; roadside objects at 10 fps move up to about half their width per
-    frame, and a prior that tight made new tracks lag and lose small fast objects (face+plate MOTA
-    0.52 -> 0.70 on the fake scene, selection classes unchanged or better)."""
+    """Velocity uncertainty of a new track, fraction of box size per frame. Wider than ByteTrack's
+    10/160 (tuned for pedestrians at 30 fps): roadside objects at 10 fps move up to about half their
+    width per frame, and a tight prior makes new tracks lag and lose small fast objects."""
 
     def __post_init__(self) -> None:
         if not self.low_score <= self.high_score <= self.birth_score:
@@ -444,7 +413,7 @@ class TrackConfig(_Section):
 
 
 class CalibrationConfig(_Section):
-    """Image -> ground mapping for the ground point of each observation (SPEC S3).
+    """Image -> ground mapping for the ground point of each observation.
 
     Ground coordinates are metres on a flat ground plane in a local frame centred below the camera:
     ``x`` east, ``y`` north (with ``yaw_deg`` 0 the camera looks north).
@@ -486,21 +455,22 @@ class CalibrationConfig(_Section):
 
 
 class SelectConfig(_Section):
-    """Best-image selection and the cached upload queue (SPEC S4). Pixels are of the full image."""
+    """Best-image selection: which image of each track qualifies, which is better, and which is
+    sent at once rather than through the rate-limited cached queue. Pixels are of the full image."""
 
     min_width: FloatIn(0, 8192) = 32.0
-    """W_min: a track's box (after its first observation) qualifies only this wide. 32 px is COCO's
+    """A track's box (after its first observation) qualifies only this wide (px). 32 px is COCO's
     small/medium boundary: below it detectors and a cloud re-analysis gain little from the crop."""
     min_height: FloatIn(0, 8192) = 32.0
-    """H_min, same reason as ``min_width``."""
+    """Least box height (px) to qualify, same reason as ``min_width``."""
     score1: Fraction = 0.5
-    """score1: least detection score to qualify, the usual detector operating point (below it the
-    class is about as likely wrong as right). Conventionally score1 < score2."""
+    """Least detection score to qualify, the usual detector operating point (below it the class is
+    about as likely wrong as right). Conventionally score1 < score2."""
     score2: Fraction = 0.7
-    """score2: least score to send immediately: confident enough to spend the uplink at once."""
+    """Least score to send immediately: confident enough to spend the uplink at once."""
     edge1: FloatIn(0, 8192) = 4.0
-    """edge1: least edge distance (px) of a better image: the box does not touch the border, so the
-    object is wholly in view; 4 px absorbs box jitter. Conventionally edge1 < edge2."""
+    """Least edge distance (px) of a better image: the box does not touch the border, so the object
+    is wholly in view; 4 px absorbs box jitter. Conventionally edge1 < edge2."""
     edge2: FloatIn(0, 8192) = 32.0
     """edge2: an immediate image's box must be more than this (px) inside every border, well clear of
     truncation even with box error."""
@@ -510,10 +480,11 @@ class SelectConfig(_Section):
     classes: list[str] = msgspec.field(
         default_factory=lambda: ["person", "car", "truck", "bus", "bicycle", "motorcycle"]
     )
-    """Classes whose tracks select best images and appear in upload packages (SPEC S2). Sensitive
-    classes (face, plate) are left out: their data goes only to the functional platforms."""
+    """Classes whose tracks select best images and appear in upload packages. Sensitive classes
+    (face, plate) are left out: their data goes only to the functional platforms."""
     cached_period_s: FloatIn(0.1, 3600) = 2.0
-    """The cached queue sends its oldest package once per this period (SPEC S4: 1 per 2 s)."""
+    """The cached queue sends its oldest package once per this period (s); 2 s is the required
+    cached rate (one package every 2 s)."""
     cached_in_flight: IntIn(1, 1000) = 1
     """Cached packages sent but not yet confirmed; 1 keeps delivery strictly oldest first."""
     ack_timeout_s: FloatIn(1, 3600) = 30.0
@@ -618,7 +589,8 @@ class RemoteAuthConfig(_Section):
 
 
 class RemoteConfig(_Section):
-    """Remote configuration and operations (SPEC S8)."""
+    """Remote configuration and operations: config get/set and commands over MQTT or the serial
+    console, who may send them, and rollback of a config that stalls the pipeline."""
 
     mqtt: MqttRemoteConfig = msgspec.field(default_factory=MqttRemoteConfig)
     serial: SerialRemoteConfig = msgspec.field(default_factory=SerialRemoteConfig)
@@ -642,7 +614,8 @@ class SystemdConfig(_Section):
 
 # ------------------------------------------------------------------------------------ outbox, uplink
 class OutboxConfig(_Section):
-    """The persistent outbox of SPEC S7 (see ``edged.outbox`` for the eviction and fsync policy)."""
+    """The persistent outbox: every outgoing message is stored in SQLite until its receiver
+    acknowledges it (see ``edged.outbox`` for the eviction and fsync policy)."""
 
     path: str = "outbox.sqlite"
     """SQLite file; a relative path is relative to ``device.data_dir``."""
@@ -651,9 +624,9 @@ class OutboxConfig(_Section):
     uploads (~100 kB/s of 200 kB images) through an outage, and is ~3% of a 32 GB SD card. On a
     smaller disk the outbox caps it at start to 80 % of the room it has (see ``edged.outbox``)."""
     synchronous: Literal["full", "normal"] = "full"
-    """``full``: every commit fsyncs the WAL, a stored message survives power loss (about 3k
-    commits/s on this SSD, a few hundred on an SD card: far above the few messages a second a camera
-    makes). ``normal``: survives a crash of the process but may lose the last commits on power loss."""
+    """``full``: every commit fsyncs the WAL, so a stored message survives power loss; even an SD
+    card fsyncs far more often than the few messages a second a camera makes. ``normal``: survives a
+    crash of the process but may lose the last commits on power loss."""
     check_on_open: bool = True
     """Run ``PRAGMA quick_check`` at start: a damaged file is reported at once instead of failing
     later; costs about a second per GB."""
@@ -676,7 +649,7 @@ class UplinkBrokerConfig(BrokerConfig):
 
 
 class UplinkConfig(_Section):
-    """MQTT uplink to the operations platform and the functional platforms (SPEC S7)."""
+    """MQTT uplink to the operations platform and the functional platforms."""
 
     enabled: bool = False
     """Off by default: the demo runs without a broker (messages wait in the outbox)."""
@@ -715,8 +688,9 @@ class UplinkConfig(_Section):
 
 # --------------------------------------------------------------------------------------------- health
 class HealthConfig(_Section):
-    """Block pixel-stability health checks (SPEC S6, ``edged/health.py``). Grey levels are 0-255,
-    measured on the frame shrunk by ``downscale``."""
+    """Camera health checks from block pixel stability (``edged/health.py``): distortion by the
+    processing, freeze, cover and defect pixels. Grey levels are 0-255, measured on the frame shrunk by
+    ``downscale``."""
 
     enabled: bool = True
     block_size: Annotated[int, msgspec.Meta(ge=4, le=512)] = 32
@@ -727,18 +701,15 @@ class HealthConfig(_Section):
     and the 2x2 averaging halves sensor noise; any distortion worth flagging spans many pixels."""
     distortion_index: Annotated[float, msgspec.Meta(ge=-1, le=1)] = 0.90
     """A block outside the sensitive regions whose processed-vs-raw stability index falls below
-    this is distorted. Untouched blocks score exactly 1. Measured on the fake scene
-    (tools/eval_health.py): a JPEG round trip of the correct output keeps every block >= 0.94 at
-    quality 50 (>= 0.98 at 85); the faintest visible damage (a 96x96 patch blurred, filled or
-    brightened, >= 5 grey levels RMS) scores <= 0.89. 0.90 sits between the two."""
+    this is distorted; untouched blocks score exactly 1. 0.90 lies between what a JPEG round trip of
+    the correct output costs and the faintest visible damage."""
     region_margin_px: FloatIn(0, 1000) = 0.0
     """Grow the sensitive regions by this much before excluding their blocks. 0 when the caller
     passes the regions as blurred (grown by privacy's margin); raise it if it passes detector boxes."""
     freeze_rms: FloatIn(0, 255) = 0.25
     """A frame is still when no block changed by more than this RMS (grey levels, small frame)
-    since the previous frame. A frozen camera re-delivers identical frames (0); sensor noise of
-    0.4 grey levels (a very clean sensor; the fake camera has 0.85 at unity gain) already gives
-    ~0.55 in every block, while a dozen pixels of a block flickering by one level stay below 0.25."""
+    since the previous frame: a frozen camera re-delivers identical frames (0), while even a very clean
+    sensor's noise changes every block by more."""
     cover_block_std: FloatIn(0.01, 255) = 3.0
     """A block is flat when its pixel standard deviation is below this (a lens cap or hand is
     out of focus: only noise remains, a few grey levels even at high gain after 2x2 averaging)."""
@@ -778,7 +749,7 @@ class HealthConfig(_Section):
 
 # -------------------------------------------------------------------------------------------- privacy
 class PrivacyConfig(_Section):
-    """De-identification of outgoing images and sealed sensitive records (SPEC S5, ``edged/privacy``)."""
+    """De-identification of outgoing images and sealed sensitive records (``edged/privacy``)."""
 
     method: Literal["blur", "pixelate", "fill"] = "blur"
     """How a sensitive region is de-identified: ``blur`` (Gaussian-like smooth field), ``pixelate``
@@ -786,18 +757,13 @@ class PrivacyConfig(_Section):
     colours and layout (SSIM) and compresses best; all three stop the face detector at the defaults."""
     margin: FloatIn(0, 4) = 0.4
     """Each side of a region's box is pushed out by this fraction of the box's width (left/right)
-    and height (top/bottom). BlazeFace boxes cover the inner face only (hair, ears and jaw lie
-    outside) and on the fake scene sit up to a third of their size off the face; a predicted box
-    between detections drifts too. At 0.25 one detected face in 34 still fired the detector after
-    de-identification (pipeline run of ``tools/eval_privacy.py``), at 0.4 none did."""
+    and height (top/bottom): face boxes cover the inner face only (hair, ears and jaw lie outside), sit
+    off the face, and a predicted box between detections drifts."""
     cells: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
     """Strength, scaled to the region: a de-identified region keeps about this many cells of detail
     across its longer side (pixelate: cells x cells blocks; blur: a Gaussian of sigma = side / cells;
-    fill ignores it), so the face itself (inside the ``margin``) is about one cell: a smooth smudge.
-    Measured with the default face model on every person's head crop (``tools/eval_privacy.py``,
-    100 frames, 486 faces): no de-identified face scores >= 0.5 from 5 cells down, but at the model's
-    own threshold (0.1) 5 cells drew hits up to 0.41, 3 cells 12 faces, 2 cells 4 faces, the same as a
-    flat fill (the model's floor on a head-shaped patch). The road scene keeps SSIM >= 0.92."""
+    fill ignores it), so the face itself (inside the ``margin``) is about one cell: a smooth smudge. At
+    2 the face detector finds no more than on a flat fill."""
     min_cell_px: Annotated[int, msgspec.Meta(ge=1, le=256)] = 4
     """Cells are never smaller than this many pixels, so a small region is not left at nearly full
     resolution; 4 px also matches the smallest H.264 partition."""
@@ -805,39 +771,33 @@ class PrivacyConfig(_Section):
     """Sensitive detections scoring at least this are de-identified even before the tracker confirms
     them (a new face is covered in its first frame). 0.1, the face and plate models' own threshold:
     every sensitive detection is covered. A false blur costs a little utility (boxes are bounded by
-    the model's ``max_box_fraction``), a missed one leaks a face: at 0.3 the simulated run delivered
-    one face of twelve visible to the face detector."""
+    the model's ``max_box_fraction``), a missed one leaks a face."""
     confident_score: Fraction = 0.5
     """An untracked sensitive detection scoring below this is *unconfident*: still hidden, but only
     within ``unconfident_max_share``. Tracked objects and confident detections are always hidden."""
     unconfident_max_share: Fraction = 0.5
     """Unconfident regions are hidden best-score first while all hidden regions (grown by the
-    margin) cover at most this share of the frame. On a close-up film clip their 0.3-0.36 boxes grew,
-    with two confident faces, into 89 % of a frame (``tools.eval_real``, Megamind.avi); a frame that
-    is mostly blur tells the operations platform nothing. 1.0: no limit."""
+    margin) cover at most this share of the frame: a frame that is mostly blur tells the operations
+    platform nothing. 1.0: no limit."""
     stabilize: bool = True
-    """Temporal stability (SPEC S5, seed 001): per track, the region's box moves on a grid with
-    hysteresis and its content is a slowly updated low-resolution field, so de-identified video
-    compresses better than per-frame blur. Off: every frame is de-identified on its own."""
+    """Temporal stability: per track, the region's box moves on a grid with hysteresis and its
+    content is a slowly updated low-resolution field, so de-identified video compresses better than
+    per-frame blur. Off: every frame is de-identified on its own."""
     grid_px: Annotated[int, msgspec.Meta(ge=1, le=64)] = 8
     """Stabilised boxes move and resize in steps of this many pixels (an H.264 8x8 partition):
-    between steps the region is pixel-identical to the previous frame and costs almost no bits.
-    8 coded the fake scene's regions smaller than 16 or 32 (and covers less area: the box is one
-    step larger than the object's grown box); see ``tools/eval_privacy.py``."""
+    between steps the region is pixel-identical to the previous frame and costs almost no bits."""
     shrink_per_frame: Fraction = 0.005
     """A stabilised box grows at once when its object grows, and shrinks by at most this fraction
     per frame (a box halves in about 14 s at 10 fps): detector size jitter never resizes it back and
-    forth. 0.005 coded the fake scene's regions 6% smaller than 0.02; a receding object's box stays
-    a little larger than needed, which only hides more."""
+    forth, and a receding object's box stays a little larger than needed, which only hides more."""
     fill_update: Fraction = 0.05
     """Per-frame weight of the new frame in a track's de-identified field (exponential average, a
     time constant of 2 s at 10 fps): a lighting change shows within a few seconds, frame-to-frame
-    detail never; 0.05 coded 8% smaller than 0.1 on the fake scene."""
+    detail never."""
     redraw_levels: FloatIn(0, 255) = 4.0
     """A track's region is redrawn only when its averaged field has moved this many grey levels
     (mean absolute) from what is shown; in between the content stays pixel-identical. 4 levels is
-    below what the eye notices on a blurred patch and cut the regions' H.264 bits by a further 13%
-    on the fake scene (``tools/eval_privacy.py`` settings)."""
+    below what the eye notices on a blurred patch."""
     categories: list[str] = msgspec.field(default_factory=lambda: ["face", "plate"])
     """Sensitive categories whose original crops are sealed and sent to a functional platform. Every
     sensitive class is de-identified whether listed or not; a category left out keeps no crop."""
