@@ -1,15 +1,15 @@
-"""The exposure rule of SPEC S1, "meter and lock", as a pure controller.
+"""The exposure rule "meter and lock" as a pure controller.
 
 At start the camera runs auto exposure (AE). After ``settle_s`` the controller reads the shutter T₁
 and gain S₁ that AE chose and locks the camera to the fixed short shutter ``T_fix`` with gain
 ``S = T₁·S₁ / T_fix`` (clamped to the sensor's range, the clamp recorded). Every ``remeter_period_s``
 it hands control back to AE and repeats. ``T_fix`` itself is clamped to the camera's shutter range.
 
-The period runs start to start, as SPEC S1 words it ("every re-meter period switch back to auto"):
+The period runs start to start (every re-meter period the camera goes back to auto exposure):
 cycle *k* begins at ``t₀ + k·remeter_period_s``, where ``t₀`` is the first metering start, so one
 cycle is ``settle_s`` of AE followed by ``remeter_period_s - settle_s`` locked, and the period in the
-config is the period the camera keeps (seed 002 leaves open whether ``T_sw`` counts from the lock or
-is a fixed period; counting from the lock made every cycle ``settle_s`` longer than configured).
+config is the period the camera keeps (a period counted from the lock would make every cycle
+``settle_s`` longer than configured).
 The schedule is a fixed grid, so it does not drift by a frame interval each cycle; a cycle missed
 while no frames came (a stalled camera) is skipped rather than run late in a burst
 (:func:`next_cycle_start`). The settle time counts from the frame at which AE was actually

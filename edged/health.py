@@ -1,4 +1,4 @@
-"""Camera and pipeline health from block pixel statistics (SPEC S6, seed 003).
+"""Camera and pipeline health from block pixel statistics (block pixel-stability checks).
 
 The frame is split into ``block_size`` blocks; every statistic below is computed per block on a grey,
 ``downscale``-times smaller copy of the frame, from five block sums (x, x², y, y², xy), so one check
@@ -8,9 +8,9 @@ costs a few milliseconds at 1280x720.
 
     τ = (2 μx μy + C1)(2 σxy + C2) / ((μx² + μy² + C1)(σx² + σy² + C2)),  C1 = (0.01·255)², C2 = (0.03·255)²
 
-The structure factor is the correlation of the block's *standardised* pixel values (seed 003's
-pixel features T(i, j)); the luminance factor compares the block means; C1, C2 keep flat blocks
-stable. τ = 1 exactly when the block is unchanged and falls towards 0 (or below) as it is replaced.
+The structure factor is the correlation of the block's *standardised* pixel values; the luminance
+factor compares the block means; C1, C2 keep flat blocks stable. τ = 1 exactly when the block is
+unchanged and falls towards 0 (or below) as it is replaced.
 
 - **Distortion** (processed vs unprocessed frame): privacy may only change the sensitive regions;
   a frame is *distorted* when any block that touches no region has τ below ``distortion_index``.

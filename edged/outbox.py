@@ -1,4 +1,4 @@
-"""Persistent outbox: a bounded ring of outgoing envelopes in SQLite (SPEC S7).
+"""Persistent outbox: a bounded ring of outgoing envelopes in SQLite.
 
 Every outgoing message is stored here before it is sent and deleted only when its receiver
 acknowledged it (:meth:`Outbox.ack` on MQTT PUBACK). Delivery is at least once; the envelope's

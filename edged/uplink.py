@@ -1,4 +1,4 @@
-"""MQTT uplink: one connection per destination, draining the outbox with QoS 1 (SPEC S7).
+"""MQTT uplink: one connection per destination, draining the outbox with QoS 1.
 
 An :class:`Uplink` owns one destination (``ops`` or ``func.<category>``) and its own MQTT
 connection; sensitive records therefore never share the ops connection (and the wire layer refuses

@@ -1,4 +1,4 @@
-"""The meter-and-lock exposure rule (SPEC S1): arithmetic, clamping, timeline."""
+"""The meter-and-lock exposure rule: arithmetic, clamping, timeline."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from edged.types import Exposure, ExposureMode
 
 
 def test_locked_gain_keeps_the_exposure_product() -> None:
-    # seed 002 example: t = 10 ms, g = 4 at T_fix = 2 ms -> 20
+    # locked gain = t·g / T_fix: t = 10 ms, g = 4 at T_fix = 2 ms -> 20
     gain, clamped = locked_gain(10_000, 4.0, 2_000, (1.0, 64.0))
     assert gain == pytest.approx(20.0)
     assert not clamped
@@ -64,7 +64,7 @@ def test_timeline_meters_locks_and_remeters() -> None:
 
 
 def test_one_cycle_per_period_with_a_fake_clock() -> None:
-    # seed 002 F5: advancing the clock by T_sw gives exactly one AUTO -> NON_AUTO cycle
+    # advancing the clock by one re-meter period gives exactly one AUTO -> NON_AUTO cycle
     cfg = ExposureConfig(fixed_shutter_us=2000, remeter_period_s=60, settle_s=1.0)
     ctrl = ExposureController(cfg, gain_range=(1.0, 16.0))
     ctrl.start()

@@ -1,4 +1,4 @@
-"""SPEC S4 rules at their boundaries: qualification, the four 'better' conditions, immediate vs cached."""
+"""Best-image rules at their boundaries: qualification, the four 'better' conditions, immediate vs cached."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Best-image selector (SPEC S4) on hand-made observations, plus hypothesis properties."""
+"""Best-image selector on hand-made observations, plus hypothesis properties."""
 
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ def test_not_better_images_make_no_package_and_keep_the_best():
 
 
 def test_an_image_whose_edge_distance_drops_is_not_better_even_above_edge1():
-    # SPEC S4.2 "edge distance now >= edge distance then": the previous best's own edge distance is
+    # better needs "edge distance now >= edge distance then": the previous best's own edge distance is
     # the bar, not edge1. Same score, same area, box still well inside the image.
     s = Scene()
     s.frame([(1, CAR, (100, 100, 300, 200), 0.9)])  # edge 100
@@ -112,7 +112,7 @@ def test_an_image_whose_edge_distance_drops_is_not_better_even_above_edge1():
 
 
 def test_a_track_whose_last_observation_is_in_an_older_image_does_not_qualify():
-    # SPEC S4.1 "the track's last observation belongs to this image": a row carried over from an
+    # qualifying needs "the track's last observation belongs to this image": a row carried over from an
     # earlier image (a track not re-detected here) is neither better nor the package's trigger.
     s = Scene()
     first = s.frame([(1, CAR, (100, 100, 300, 200), 0.9), (2, CAR, (500, 100, 700, 200), 0.9)])
@@ -128,7 +128,7 @@ def test_a_track_whose_last_observation_is_in_an_older_image_does_not_qualify():
     sel = s.selector.select(obs)
     assert sel.better_track_ids.tolist() == [2]
     assert sel.package is not None and sel.package.trigger_track_id == 2
-    assert sel.package.track_ids.tolist() == [2]  # S4.4: only observations made in this image
+    assert sel.package.track_ids.tolist() == [2]  # the package: only observations made in this image
     assert s.selector.best[1].image_id == "img-0" and s.selector.best[2].image_id == "img-1"
     assert s.selector.counters.qualified == 3  # 2 in img-0, only track 2 in img-1
 

@@ -1,4 +1,4 @@
-"""Observations per track (SPEC S3): fields copied from the frame, ground points, bounded history, trails."""
+"""Observations per track: fields copied from the frame, ground points, bounded history, trails."""
 
 from __future__ import annotations
 

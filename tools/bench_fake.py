@@ -3,7 +3,7 @@
     python -m tools.bench_fake [--frames 1200] [--width 1280 --height 720] [--no-write]
 
 Runs the default seeded scene the way the daemon drives it: auto exposure for the first second,
-then locked at 2 ms with the gain AE implied (SPEC S1 meter-and-lock), and a second run that stays
+then locked at 2 ms with the gain AE implied (the meter-and-lock exposure rule), and a second run that stays
 in auto exposure (sprites are re-blurred whenever the shutter changes). Prints per-frame
 ``capture()`` times and writes the ``fake-camera`` section of docs/BENCHMARKS.md.
 """

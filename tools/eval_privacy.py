@@ -1,4 +1,4 @@
-"""Privacy split figures (SPEC S5, S9): de-identification success, SSIM, restore exactness, H.264 size.
+"""Privacy split figures: de-identification success, SSIM, restore exactness, H.264 size.
 
     nice -n 10 python -m tools.eval_privacy [--frames 300] [--seed 7] [--no-doc]
 

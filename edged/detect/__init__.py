@@ -1,4 +1,4 @@
-"""Object detection (SPEC S2): TFLite runtime, output decoders, and the detector stage."""
+"""Object detection: TFLite runtime, output decoders, and the detector stage."""
 
 from edged.detect.detector import Detector, DetectStage
 from edged.detect.runtime import ModelError, TFLiteModel

@@ -1,4 +1,4 @@
-"""Privacy split (SPEC S5): de-identify outgoing images, seal the original crops for the functional
+"""Privacy split: de-identify outgoing images, seal the original crops for the functional
 platforms. Stages here are pure (no I/O); keys are loaded by :mod:`edged.keys`."""
 
 from edged.privacy.deid import FrameDeidentifier, SensitiveRegions, sensitive_regions

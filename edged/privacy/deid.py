@@ -1,4 +1,4 @@
-"""De-identification of sensitive regions (SPEC S5): which regions, how far grown, and how hidden.
+"""De-identification of sensitive regions: which regions, how far grown, and how hidden.
 
 Pure functions on numpy arrays. :func:`sensitive_regions` picks the regions of one frame from the
 tracker (matched and predicted boxes) and from sensitive detections the tracker has not confirmed

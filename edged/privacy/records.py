@@ -1,4 +1,4 @@
-"""Sensitive records (SPEC S5): original crops and their mapping, CBOR-encoded, sealed and signed.
+"""Sensitive records: original crops and their mapping, CBOR-encoded, sealed and signed.
 
 One record per image and sensitive category. Everything is built in memory: crops are PNG-encoded
 into ``bytes``, the record is CBOR-encoded, sealed with NaCl ``SealedBox`` to the category's

@@ -1,4 +1,4 @@
-"""Track-stable de-identification (SPEC S5 temporal stability; seed 001 without a learned model).
+"""Track-stable de-identification: temporal stability, so de-identified video compresses well (no learned model).
 
 Hiding each frame on its own makes a de-identified region flicker: its box jitters with the
 detector and its blurred content follows every change of the pixels below, so inter-frame video

@@ -1,4 +1,4 @@
-"""Remote configuration and operations (SPEC S8): MQTT commands, serial console, and the
+"""Remote configuration and operations: MQTT commands, serial console, and the
 systemd notifier, as daemon services.
 
 What the CLI does at start::

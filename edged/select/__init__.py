@@ -1,4 +1,4 @@
-"""Best-image selection (SPEC S4): rules, selector and upload packages.
+"""Best-image selection (per frame and track, the image to upload): rules, selector and upload packages.
 
 Main entry points: :class:`edged.select.selector.BestImageSelector` (``select(frame_observations)``)
 and :class:`edged.select.stage.SelectStage` for the pipeline. Sending (the immediate and cached

@@ -1,4 +1,4 @@
-"""Upload packages (SPEC S4.4): a selected image plus every track's observation in it.
+"""Upload packages: a selected image plus every track's observation in it.
 
 A package is built by the selector without pixels; whoever encodes the de-identified image adds it
 with :meth:`UploadPackage.body` (CBOR bytes) or :meth:`UploadPackage.envelope` (outbox envelope,
@@ -26,7 +26,8 @@ class UploadPackage:
 
     meta: FrameMeta
     immediate: bool
-    """Send at once (S4.3) rather than through the cached queue."""
+    """Send at once (large, confident, clear of the border: ``rules.sends_immediately``) rather than
+    through the cached queue."""
     trigger_track_id: int
     """The track whose new best image this is."""
     track_ids: np.ndarray
@@ -79,7 +80,7 @@ class UploadPackage:
         return cbor2.dumps(self.to_dict(image, image_format))
 
     def envelope(self, image: bytes, device: str = "", image_format: str = "jpeg"):  # -> edged.wire.Envelope
-        """The outbox envelope for this package (``dest="ops"``, priority by the S4.3 decision)."""
+        """The outbox envelope for this package (``dest="ops"``, priority by the immediate-or-cached decision)."""
         from edged import wire
 
         return wire.make(

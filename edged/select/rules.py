@@ -1,4 +1,4 @@
-"""The best-image rules of SPEC S4 as small pure functions, in the documents' terms.
+"""The best-image rules (qualifies, better, immediate or cached) as small pure functions.
 
 Every function works on scalars and, elementwise, on numpy arrays (one row per track). Boxes are
 ``x1, y1, x2, y2`` of the unrotated box with an orientation ``angle`` (radians) about its centre.
@@ -24,12 +24,12 @@ def box_area(boxes: np.ndarray) -> np.ndarray:
 
 
 def area_ratio(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Box area / image area (seed 002: box pixel count / image pixel count)."""
+    """Box area / image area (box pixel count / image pixel count)."""
     return box_area(boxes) / float(width * height)
 
 
 def min_edge_distance(boxes: np.ndarray, width: int, height: int, angles: np.ndarray | None = None) -> np.ndarray:
-    """Smallest distance from a box to any image border (seed 002, Step 323).
+    """Smallest distance from a box to any image border (the edge distance).
 
     The midpoints of the box's four sides are measured against the four image borders and the
     minimum is taken; a box touching or crossing a border has distance 0. For an axis-aligned box
@@ -51,7 +51,7 @@ def qualifies(
     is_latest: np.ndarray | bool, n_observations: np.ndarray | int, box_width: np.ndarray | float,
     box_height: np.ndarray | float, score: np.ndarray | float, config: SelectConfig,
 ) -> np.ndarray:
-    """S4.1: the track's last observation is in this image (``is_latest``) and it is the track's
+    """Qualifies: the track's last observation is in this image (``is_latest``) and it is the track's
     only observation, or the box is at least ``min_width`` x ``min_height`` and the score >= ``score1``."""
     big_enough = (
         (np.asarray(box_width) >= config.min_width)
@@ -66,7 +66,7 @@ def is_better(
     area_now: np.ndarray | float, edge_then: np.ndarray | float, score_then: np.ndarray | float,
     area_then: np.ndarray | float, config: SelectConfig,
 ) -> np.ndarray:
-    """S4.2: better than the previous best when all hold: edge distance now >= then and >= ``edge1``,
+    """Better than the previous best when all hold: edge distance now >= then and >= ``edge1``,
     score now >= then, the image is in manual (locked) exposure, area now >= then. Ties are better."""
     return (
         (np.asarray(edge_now) >= edge_then)
@@ -80,7 +80,7 @@ def is_better(
 def sends_immediately(
     ratio: np.ndarray | float, score: np.ndarray | float, edge: np.ndarray | float, config: SelectConfig
 ) -> np.ndarray:
-    """S4.3: immediate when area ratio > ``area_ratio``, score >= ``score2`` and edge distance >
+    """Immediate upload when area ratio > ``area_ratio``, score >= ``score2`` and edge distance >
     ``edge2`` (strict, strict-not, strict: ``score == score2`` is immediate); otherwise cached."""
     return (
         (np.asarray(ratio) > config.area_ratio)

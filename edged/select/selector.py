@@ -1,4 +1,4 @@
-"""Best-image selection per frame (SPEC S4).
+"""Best-image selection per frame: which image becomes a track's best and is uploaded.
 
 For the current image and each track of a selection class detected in it:
 
@@ -7,7 +7,7 @@ For the current image and each track of a selection class detected in it:
    made from this image, but a caller that carries a track's older row into the frame (a track not
    re-detected here) gets it skipped: it is neither better nor a trigger, nor in the package;
 2. better than the track's previous best (:func:`~edged.select.rules.is_better`); a track with no
-   previous best takes its first qualifying image (SPEC S4.2);
+   previous best takes its first qualifying image;
 3. if better and the image is not yet marked uploaded, the image becomes the track's best, is marked
    uploaded and is packaged: immediate or cached by :func:`~edged.select.rules.sends_immediately`
    applied to that track's box.
@@ -15,9 +15,10 @@ For the current image and each track of a selection class detected in it:
 Several tracks may find the same image better. The first of them by ascending track id takes it:
 its box decides immediate or cached, and the image is marked uploaded. The others find the image
 already marked: no second package is made, but each of them also takes the image as its best, since
-the package already carries their observation in it (seed 002, F34). So a track is never starved by
+the package already carries their observation in it. So a track is never starved by
 another that keeps improving, and every track gets a best image at its first observation.
-Auto-exposure images are never better, though one can be a track's first best (SPEC S4.2).
+Auto-exposure images are never better (better needs the locked exposure), though one can be a track's
+first best.
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ class BestImageSelector:
         area = box_area(boxes)
         score = rows["score"]  # float32: thresholds compare in float32 (NEP 50), so == boundaries hold
         manual = meta.exposure.mode == ExposureMode.MANUAL
-        latest = rows["image_id"] == meta.image_id  # S4.1: the track's last observation is in this image
+        latest = rows["image_id"] == meta.image_id  # qualifying needs the track's last observation in this image
         ok = qualifies(latest, obs.counts, width, height, score, cfg)
         self.counters.qualified += int(ok.sum())
 
@@ -141,6 +142,6 @@ class BestImageSelector:
             self.counters.immediate += 1
         else:
             self.counters.cached += 1
-        here = obs.select(latest)  # S4.4: the tracks with an observation in this image
+        here = obs.select(latest)  # the package: every track with an observation in this image
         package = UploadPackage(meta, immediate, tids[i], here.track_ids.copy(), here.class_ids.copy(), here.rows.copy())
         return Selection(package, better_ids)

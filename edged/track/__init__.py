@@ -1,4 +1,4 @@
-"""Tracking (SPEC S3): ByteTrack-style per-class tracker, observations, ground points, track ids.
+"""Tracking: ByteTrack-style per-class tracker, observations, ground points, track ids.
 
 Main entry points: :class:`edged.track.stage.Tracking` (``from_config(config).step(meta, dets)``) and
 :class:`edged.track.stage.TrackStage` for the pipeline; the pieces are :class:`Tracker`,

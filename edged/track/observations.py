@@ -1,4 +1,4 @@
-"""Per-track observations (SPEC S3): what the track saw in each image where it was detected.
+"""Per-track observations: what the track saw in each image where it was detected.
 
 An observation row holds the image's timestamp, id, frame index, exposure mode and camera position,
 and the track's box (``x1, y1, x2, y2`` of the unrotated box), orientation, score and ground point.

@@ -1,4 +1,4 @@
-"""ByteTrack-style multi-class tracker (SPEC S3): one track set per class, all stored in stacked arrays.
+"""ByteTrack-style multi-class tracker: one track set per class, all stored in stacked arrays.
 
 Every class has its own track set: a detection can only ever match a track of its own class. The
 sets live together in one :class:`TrackSet` (one row per track, a class column), so a frame costs a

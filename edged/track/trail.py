@@ -1,4 +1,4 @@
-"""Track trail events (SPEC S6): when a track ends, its entry and exit, direction and speed."""
+"""Track trail events: when a track ends, its entry and exit, direction and speed."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Functional platform: restoration clips per sensitive object, indexed by their best crop (SPEC S5).
+"""Functional platform: restoration clips per sensitive object, indexed by their best crop.
 
 ::
 
@@ -21,7 +21,7 @@ verification (the sealed record's signature, or the signature of the wire envelo
 against the trusted ``--signer``/``--device-key`` keys) are listed under ``rejected`` with the
 reason and never used.
 
-**Best crop** ("picture feature value" of seed 000): detection score x area of the object's box x
+**Best crop** (the highest-quality crop, the clip's index): detection score x area of the object's box x
 sharpness / (sharpness + 100), where sharpness is the variance of the Laplacian of the crop's grey
 levels inside the object's box. Large, confident, in-focus views win; the saturating sharpness
 term keeps noise from dominating. Predicted (undetected) observations score 0 unless an object has

@@ -1,4 +1,4 @@
-"""Functional platform: restore original images from de-identified ones and sealed records (SPEC S5).
+"""Functional platform: restore original images from de-identified ones and sealed records.
 
 ::
 

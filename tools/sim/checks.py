@@ -54,7 +54,7 @@ class CheckSettings:
     """Thresholds of the outcome checks (the issue's bars, and how ground truth is counted)."""
 
     min_in_view_s: float = 1.0
-    """An object must be delivered when it was in view at least this long (issue 8, SPEC S4)."""
+    """An object must be delivered when it was in view at least this long (issue 8)."""
     min_visible: float = 0.5
     """A frame counts as the object being in view when at least half of it is visible (clipping and
     occlusion): a car whose nose pokes into the frame is not yet in view."""
