@@ -308,48 +308,42 @@ class Outbox:
         If the batch cannot be stored as a whole because the disk is full, the messages are stored
         one by one so that as many as fit get in.
         """
+        with self._lock:
+            return self._store_batch([(env, encode(env, self.signing_key)) for env in envs], "enqueued")
+
+    def adopt(self, payloads: Sequence[bytes]) -> int:
+        """Store already encoded envelopes as they are (salvaged from a damaged file), in one
+        transaction as :meth:`enqueue_many` does; returns how many were stored."""
+        items = [(decode(p), bytes(p)) for p in payloads]
+        with self._lock:
+            return sum(r.stored and not r.duplicate for r in self._store_batch(items, "salvaged"))
+
+    def _store_batch(self, items: list[tuple[Envelope, bytes]], counted: str) -> list[EnqueueResult]:
+        """Store encoded envelopes in one transaction, else one by one on a full disk (lock held)."""
         results: dict[int, EnqueueResult] = {}
         rows: list[tuple[Envelope, bytes, int]] = []
         index: list[int] = []
-        with self._lock:
-            for i, env in enumerate(envs):
-                payload = encode(env, self.signing_key)
-                size = len(payload) + ROW_OVERHEAD
-                if size > self.budget_bytes:
-                    reason = f"larger than the budget ({size} > {self.budget_bytes} bytes)"
-                    results[i] = self._fail(env, reason, "failed_too_large")
+        for i, (env, payload) in enumerate(items):
+            size = len(payload) + ROW_OVERHEAD
+            if size > self.budget_bytes:
+                reason = f"larger than the budget ({size} > {self.budget_bytes} bytes)"
+                results[i] = self._fail(env, reason, "failed_too_large")
+            else:
+                rows.append((env, payload, size))
+                index.append(i)
+        if rows:
+            try:
+                results.update(zip(index, self._store(rows, counted)))
+            except _DiskFull:
+                if len(rows) == 1:
+                    results[index[0]] = self._fail(rows[0][0], "disk full", "failed_disk_full")
                 else:
-                    rows.append((env, payload, size))
-                    index.append(i)
-            if rows:
-                try:
-                    results.update(zip(index, self._store(rows)))
-                except _DiskFull:
-                    if len(rows) == 1:
-                        results[index[0]] = self._fail(rows[0][0], "disk full", "failed_disk_full")
-                        return [results[i] for i in range(len(envs))]
                     for i, row in zip(index, rows):  # store as many as fit, one by one
                         try:
-                            results[i] = self._store([row])[0]
+                            results[i] = self._store([row], counted)[0]
                         except _DiskFull:
                             results[i] = self._fail(row[0], "disk full", "failed_disk_full")
-            return [results[i] for i in range(len(envs))]
-
-    def adopt(self, payloads: Sequence[bytes]) -> int:
-        """Store already encoded envelopes as they are (salvaged from a damaged file); returns how many were stored."""
-        envs = [decode(p) for p in payloads]
-        stored = 0
-        with self._lock:
-            for env, payload in zip(envs, payloads):
-                size = len(payload) + ROW_OVERHEAD
-                if size > self.budget_bytes:
-                    self._fail(env, f"larger than the budget ({size} > {self.budget_bytes} bytes)", "failed_too_large")
-                    continue
-                try:
-                    stored += sum(r.stored and not r.duplicate for r in self._store([(env, payload, size)], "salvaged"))
-                except _DiskFull:
-                    self._fail(env, "disk full", "failed_disk_full")
-        return stored
+        return [results[i] for i in range(len(items))]
 
     def _store(self, rows: list[tuple[Envelope, bytes, int]], counted: str = "enqueued") -> list[EnqueueResult]:
         """Store rows in one transaction; on a full disk evict by policy and retry once (else _DiskFull).
