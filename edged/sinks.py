@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -86,10 +87,9 @@ class FrameWriter:
 def _free_bytes(folder: Path) -> int:
     """Free bytes on ``folder``'s file system (0 when it cannot be told: nothing is written then)."""
     try:
-        st = os.statvfs(folder)
+        return shutil.disk_usage(folder).free
     except OSError:
         return 0
-    return st.f_bavail * st.f_frsize
 
 
 class OutboxSink:
