@@ -144,16 +144,22 @@ def test_sigterm_mid_run_finishes_in_flight_frames(tmp_path: Path) -> None:
     assert summary["wall_s"] < 5
 
 
-def test_cli_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+def cli_config(tmp_path: Path, output: str = "") -> Path:
+    """A small fake-camera config for ``edged run`` with freshly made keys."""
     cfg = tmp_path / "c.toml"
     keys = tmp_path / "keys"
     for kind, prefix in (("device", "device"), ("platform", "face"), ("platform", "plate")):
         assert main(["keygen", kind, "--out", str(keys / prefix)]) == 0
     cfg.write_text(
-        f'[camera]\nwidth = 320\nheight = 192\n[output]\ndir = "{tmp_path / "out"}"\nsave_every = 5\n'
+        f'[camera]\nwidth = 320\nheight = 192\n[output]\ndir = "{tmp_path / "out"}"\n{output}'
         f'[privacy]\nsigning_key = "{keys / "device.key"}"\n'
         f'recipients = {{ face = "{keys / "face.pub"}", plate = "{keys / "plate.pub"}" }}\n'
     )
+    return cfg
+
+
+def test_cli_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    cfg = cli_config(tmp_path, "save_every = 5\n")
     proc = subprocess.Popen(
         [sys.executable, "-m", "edged.cli", "run", "--config", str(cfg)],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -259,15 +265,7 @@ def test_rollback_leaves_the_running_stages_to_be_reused(tmp_path: Path) -> None
 
 def test_cli_run_stopped_while_starting_exits_cleanly(tmp_path: Path) -> None:
     """SIGTERM while models load (before the daemon's own handlers exist) used to kill it with -15."""
-    cfg = tmp_path / "c.toml"
-    keys = tmp_path / "keys"
-    for kind, prefix in (("device", "device"), ("platform", "face"), ("platform", "plate")):
-        assert main(["keygen", kind, "--out", str(keys / prefix)]) == 0
-    cfg.write_text(
-        f'[camera]\nwidth = 320\nheight = 192\n[output]\ndir = "{tmp_path / "out"}"\n'
-        f'[privacy]\nsigning_key = "{keys / "device.key"}"\n'
-        f'recipients = {{ face = "{keys / "face.pub"}", plate = "{keys / "plate.pub"}" }}\n'
-    )
+    cfg = cli_config(tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "edged.cli", "run", "--config", str(cfg)],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
