@@ -6,10 +6,10 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test system-deps venv keys bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml edged-sim/pyproject.toml edged-platform/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' -e ./edged-sim -e ./edged-platform
 	@# `trackers` pulls the GUI build of OpenCV, which needs libGL; keep only the headless one.
 	$(PY) -m pip uninstall --quiet -y opencv-python || true
 	$(PY) -m pip install --quiet --force-reinstall --no-deps "opencv-python-headless>=4.9"

@@ -13,22 +13,22 @@ from typing import TYPE_CHECKING
 
 from edged import __version__
 from edged.config import ConfigError, load, to_dict
-from edged.keys import add_keygen_parser
+from edged.core.keys import add_keygen_parser
 
 if TYPE_CHECKING:
-    from edged.daemon import Daemon
+    from edged.runtime.daemon import Daemon
 
 
 def _startup_errors() -> tuple[type[Exception], ...]:
     """Errors that stop the daemon at start with one clear line (bad model, key, camera, outbox...)."""
-    from edged.broker import BrokerConfigError
-    from edged.detect.runtime import ModelError
-    from edged.keys import KeyFileError
-    from edged.outbox import OutboxError
+    from edged.core.keys import KeyFileError
+    from edged.hal.base import CameraError
+    from edged.link.mqtt import BrokerConfigError
+    from edged.link.outbox import OutboxError
     from edged.remote.store import StoreError
-    from edged.track.calibration import CalibrationError
-    from edged.track.ids import IdStoreError
-    from hal.base import CameraError
+    from edged.stages.detect.runtime import ModelError
+    from edged.stages.track.calibration import CalibrationError
+    from edged.stages.track.ids import IdStoreError
 
     return (ModelError, KeyFileError, OutboxError, StoreError, CalibrationError, IdStoreError,
             BrokerConfigError, CameraError)
@@ -71,8 +71,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_daemon(args: argparse.Namespace, early: _StopWhileStarting) -> int:
-    from edged.app import build_daemon, run_folder
     from edged.remote import build_services, load_startup_config
+    from edged.runtime.app import build_daemon, run_folder
 
     log = logging.getLogger("edged")
     startup = load_startup_config(args.config)
@@ -80,7 +80,7 @@ def _run_daemon(args: argparse.Namespace, early: _StopWhileStarting) -> int:
     config = startup.config
     if args.out:
         config.output.dir = args.out
-    from edged.preflight import preflight
+    from edged.runtime.preflight import preflight
 
     problems = preflight(config)
     for problem in problems:
@@ -113,7 +113,7 @@ def _run_daemon(args: argparse.Namespace, early: _StopWhileStarting) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from edged.preflight import preflight
+    from edged.runtime.preflight import preflight
 
     config = load(args.file)
     if args.print:
@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=_check_config)
 
     add_keygen_parser(sub)
-    from edged.deid_files import add_deid_parser
+    from edged.runtime.deid_files import add_deid_parser
 
     add_deid_parser(sub)
     from edged.remote.auth import add_sign_parser

@@ -1,4 +1,4 @@
-"""A real mosquitto broker for tests (``tools.sim.broker.Broker``) and throwaway TLS certificates.
+"""A real mosquitto broker for tests (``edged_sim.broker.Broker``) and throwaway TLS certificates.
 
 Usage::
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tools.sim.broker import Broker as Mosquitto
-from tools.sim.broker import TlsFiles, mosquitto_path
+from edged_sim.broker import Broker as Mosquitto
+from edged_sim.broker import TlsFiles, mosquitto_path
 
 __all__ = ["Mosquitto", "TlsFiles", "have_mosquitto", "make_tls_files"]
 

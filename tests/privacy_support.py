@@ -10,9 +10,9 @@ import numpy as np
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 
-from edged.classes import class_id
-from edged.keys import PrivacyKeys
-from edged.types import Exposure, ExposureMode, FrameMeta, Position, TrackedObjects
+from edged.core.classes import class_id
+from edged.core.keys import PrivacyKeys
+from edged.core.types import Exposure, ExposureMode, FrameMeta, Position, TrackedObjects
 
 FACE, PLATE, CAR = class_id("face"), class_id("plate"), class_id("car")
 VIDEO_ID = "01JAAAAAAAAAAAAAAAAAAAAAAA"
@@ -71,7 +71,7 @@ def photos() -> tuple[Photo, ...]:
 @lru_cache(maxsize=2)
 def scene_frames(n: int = 40, width: int = 640, height: int = 360, seed: int = 3) -> tuple:
     """``n`` frames of the fake scene with their ground truth (no scripted events)."""
-    from hal.fake import FakeCamera
+    from edged_sim.camera import FakeCamera
 
     cam = FakeCamera(width=width, height=height, fps=10.0, seed=seed, events=False, people_per_minute=60.0, cars_per_minute=40.0, t0=1_700_000_000.0)
     cam.start()
@@ -103,7 +103,7 @@ def noisy_detections(gt, rng: np.random.Generator, miss: float = 0.15, jitter: f
     """Ground-truth faces and plates as a detector would report them: boxes jittered by ``jitter`` of
     their size, scores 0.5-0.95, and each object missed with probability ``miss`` (the tracker then
     predicts it)."""
-    from edged.types import Detections
+    from edged.core.types import Detections
 
     keep = np.isin(gt.class_ids, [FACE, PLATE]) & (rng.random(len(gt)) >= miss)
     boxes = gt.boxes[keep].astype(np.float32)

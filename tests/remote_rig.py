@@ -1,6 +1,6 @@
 """Test rig for the remote-control tests: a real Daemon on a looping image-folder camera.
 
-The daemon is the real ``edged.daemon.Daemon`` with the real ``FileCamera`` (hal/file.py), so a
+The daemon is the real ``edged.runtime.daemon.Daemon`` with the real ``FileCamera`` (edged/hal/file.py), so a
 config change restarts a real camera and a bad camera path makes the real start fail.
 """
 
@@ -16,10 +16,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edged.app import AppBuilder
-from edged.daemon import Daemon
-from edged.keys import generate_device_key, generate_platform_key
+from edged.core.keys import generate_device_key, generate_platform_key
 from edged.remote.store import load_startup_config
+from edged.runtime.app import AppBuilder
+from edged.runtime.daemon import Daemon
 
 
 def make_images(folder: Path, count: int = 4) -> Path:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edged.broker import Backoff
+from edged.link.mqtt import Backoff
 
 
 def test_delays_double_up_to_the_maximum_and_reset_after_a_connection() -> None:

@@ -17,10 +17,10 @@ import pytest
 
 from edged.cli import main
 from edged.config import Config, from_dict, to_dict
-from edged.daemon import ApplyError, Daemon
-from edged.pipeline import FrameWork, Stage
-from edged.types import ExposureMode
-from hal.factory import make_camera
+from edged.core.types import ExposureMode
+from edged.runtime.camera import make_camera
+from edged.runtime.daemon import ApplyError, Daemon
+from edged.stages.pipeline import FrameWork, Stage
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,18 +61,14 @@ class SlowStage:
 
 
 class Builder:
-    def __init__(self, stages: list[Stage] | None = None, paced: bool = False) -> None:
+    def __init__(self, stages: list[Stage] | None = None) -> None:
         self._stages = stages or []
-        self._paced = paced
 
     def camera(self, config: Config):  # noqa: ANN201
         return make_camera(config.camera)
 
     def stages(self, config: Config, changed: set[str] | None) -> list[Stage]:
         return list(self._stages)
-
-    def paced(self, config: Config) -> bool:
-        return self._paced
 
     def adopt(self, stages: list[Stage]) -> None:
         self._stages = list(stages)
@@ -128,7 +124,7 @@ def test_exposure_timeline_auto_manual_auto_on_fake_camera() -> None:
 def test_sigterm_mid_run_finishes_in_flight_frames(tmp_path: Path) -> None:
     rec = Recorder()
     cfg = config(camera={"fake": {"realtime": True}, "fps": 20.0})
-    daemon = Daemon(cfg, Builder([SlowStage(0.12)], paced=True), [rec], summary_path=tmp_path / "s.json")
+    daemon = Daemon(cfg, Builder([SlowStage(0.12)]), [rec], summary_path=tmp_path / "s.json")
 
     async def main() -> dict[str, Any]:
         loop = asyncio.get_running_loop()
@@ -179,7 +175,7 @@ def test_cli_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
 def test_apply_config_restarts_camera_and_rolls_back_a_bad_one(tmp_path: Path) -> None:
     rec = Recorder()
     cfg = config(camera={"fake": {"realtime": True}})
-    daemon = Daemon(cfg, Builder(paced=True), [rec])
+    daemon = Daemon(cfg, Builder(), [rec])
 
     async def main() -> tuple[set[str], str, int, int]:
         run = asyncio.create_task(daemon.run(duration=30))
@@ -219,7 +215,7 @@ def test_frame_timestamps_increase_across_a_camera_restart() -> None:
     daemon = Daemon(config(), Builder(), [rec])
 
     async def main() -> dict[str, Any]:
-        run = asyncio.create_task(daemon.run(max_frames=60))
+        run = asyncio.create_task(daemon.run(max_frames=300))  # room for the restart on a loaded machine
         while daemon.stats.processed < 30:
             await asyncio.sleep(0.01)
         new = to_dict(daemon.config)
@@ -234,7 +230,7 @@ def test_frame_timestamps_increase_across_a_camera_restart() -> None:
 
 
 def test_rollback_leaves_the_running_stages_to_be_reused(tmp_path: Path) -> None:
-    from edged.app import AppBuilder
+    from edged.runtime.app import AppBuilder
 
     cfg = config(
         detect={"enabled": False}, privacy={"categories": []}, device={"data_dir": str(tmp_path)},
@@ -282,3 +278,16 @@ def test_cli_run_stopped_while_starting_exits_cleanly(tmp_path: Path) -> None:
     assert proc.returncode == 0, first + err
     assert "stopped by SIGTERM while starting" in err or "stopped (SIGTERM)" in out, first + err
     assert "Traceback" not in err
+
+
+def test_a_config_arriving_while_the_daemon_stops_is_refused_cleanly() -> None:
+    daemon = Daemon(config(), Builder(), [Recorder()])
+
+    async def main() -> None:
+        await daemon.run(max_frames=5)
+        new = to_dict(daemon.config)
+        new["camera"]["fake"]["seed"] = 5
+        with pytest.raises(ApplyError, match="stopping"):
+            await daemon.apply_config(from_dict(new))
+
+    asyncio.run(main())

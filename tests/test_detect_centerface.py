@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edged.detect.centerface import centerface_order, decode_centerface
-from edged.detect.detector import letterbox
-from edged.detect.runtime import TFLiteModel
+from edged.stages.detect.centerface import centerface_order, decode_centerface
+from edged.stages.detect.detector import letterbox
+from edged.stages.detect.runtime import TFLiteModel
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "face_centerface_640x384_int8.tflite"

@@ -1,4 +1,4 @@
-"""Decoders on real TFLite files of each layout (tests/data, made by tools/make_test_models.py)."""
+"""Decoders on real TFLite files of each layout (tests/data, made by tools/models/make_test_models.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edged.classes import CLASS_NAMES
 from edged.config import DetectConfig, ModelConfig
-from edged.detect import Detector
-from edged.detect.decoders import BLAZEFACE_ANCHORS, blazeface_anchors, nms
-from tools.make_test_models import BLAZE_ANCHOR, BLAZE_REG, EXPECTED, YOLO_BOXES
+from edged.core.classes import CLASS_NAMES
+from edged.stages.detect import Detector
+from edged.stages.detect.decoders import BLAZEFACE_ANCHORS, blazeface_anchors, nms
+from tools.models.make_test_models import BLAZE_ANCHOR, BLAZE_REG, EXPECTED, YOLO_BOXES
 
 DATA = Path(__file__).parent / "data"
 CAR, PLATE = CLASS_NAMES.index("car"), CLASS_NAMES.index("plate")
@@ -126,7 +126,7 @@ def test_nms_is_per_class():
 
 
 def test_yolo_grid_decodes_each_level_with_its_stride():
-    from tools.make_test_models import GRID_CELLS
+    from tools.models.make_test_models import GRID_CELLS
 
     det = detector("tiny_yolo_grid_int8.tflite", "yolo_grid", 32, ["car", "plate"])
     boxes, scores, classes = by_score(det.detect(white(64, 64)))
@@ -143,7 +143,7 @@ def test_yolo_grid_decodes_each_level_with_its_stride():
 
 
 def test_yolo_grid_shape_mismatch_is_refused():
-    from edged.detect import ModelError
+    from edged.stages.detect import ModelError
 
     with pytest.raises(ModelError, match=r"yolo_grid level \(4, 4\) has outputs \[\(4, 4, 6\)\]; expected \(H, W, 7\)"):
         detector("tiny_yolo_grid_int8.tflite", "yolo_grid", 32, ["car", "plate", "person"])

@@ -8,15 +8,16 @@ import cv2
 import numpy as np
 import pytest
 
-from edged.classes import CLASS_NAMES
 from edged.config import Config, DetectConfig, ModelConfig, TilingConfig
-from edged.detect import Detector
-from edged.detect.detector import DetectStage, Region, tile_regions
-from edged.types import Detections
+from edged.core.classes import CLASS_NAMES
+from edged.core.types import Detections
+from edged.stages.detect import Detector
+from edged.stages.detect.detector import Region, tile_regions
+from edged.stages.detect.stage import DetectStage
 
 FACE = CLASS_NAMES.index("face")
 ASTRONAUT_FACE = np.array([181, 72, 271, 186], np.float32)
-"""Eileen Collins' face in scikit-image's astronaut photo (box by eye, as in tools/face_photos.py)."""
+"""Eileen Collins' face in scikit-image's astronaut photo (box by eye, as in tools/eval/face_photos.py)."""
 
 
 def astronaut_bgr() -> np.ndarray:
@@ -121,8 +122,8 @@ def test_tiling_restricted_to_named_models_and_unknown_names_refused():
 
 
 def test_stage_fills_work_detections():
-    from edged.pipeline import FrameWork
-    from edged.types import Frame
+    from edged.core.types import Frame
+    from edged.stages.pipeline import FrameWork
 
     det = Detector.from_config(face_only(DetectConfig()))
     work = FrameWork(Frame(meta=None, pixels=astronaut_bgr()))  # type: ignore[arg-type]
@@ -162,8 +163,8 @@ def test_crops_from_needs_an_earlier_model_of_that_class():
 def test_head_crops_are_squares_inside_the_frame():
     import msgspec
 
-    from edged.detect.detector import crop_regions
-    from edged.types import Detections
+    from edged.core.types import Detections
+    from edged.stages.detect.detector import crop_regions
 
     det = Detector.from_config(face_only(DetectConfig()))
     model = det.models[0]
@@ -200,8 +201,8 @@ def count_runs(model) -> list[int]:
 def test_full_frame_off_runs_the_face_model_on_person_crops_only():
     import msgspec
 
-    from edged.detect.detector import crop_regions
-    from hal.fake import FakeCamera
+    from edged.stages.detect.detector import crop_regions
+    from edged_sim.camera import FakeCamera
 
     cam = FakeCamera(1280, 720, 10.0, seed=7, events=False)
     cam.start()

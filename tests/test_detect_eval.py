@@ -1,11 +1,11 @@
-"""The AP / recall arithmetic used by tools/eval_models.py."""
+"""The AP / recall arithmetic used by tools/eval/models.py."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tools.eval_models import perturbations, tally
+from tools.eval.models import perturbations, tally
 
 GT = np.array([[0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50], [60, 60, 70, 70]], np.float32)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edged.config import DetectConfig, default_models
-from edged.detect.detector import Detector
+from edged.stages.detect.detector import Detector
 
 skimage_data = pytest.importorskip("skimage.data")
 

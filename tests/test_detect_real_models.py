@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-from edged.classes import CLASS_NAMES
 from edged.config import DetectConfig, ModelConfig, default_models
-from edged.detect import decoders
-from edged.detect.detector import Detector, box_crop
-from edged.track.geometry import iou_matrix
+from edged.core.classes import CLASS_NAMES
+from edged.core.geometry import iou_matrix
+from edged.stages.detect import decoders
+from edged.stages.detect.detector import Detector, box_crop
 
 REAL = Path(__file__).resolve().parent / "data" / "real"
 LABELS = json.loads((REAL / "labels.json").read_text())
@@ -106,8 +106,8 @@ def test_box_crops_cover_the_grown_box_inside_the_frame() -> None:
 
 
 def test_one_crop_per_object_found_under_two_classes() -> None:
-    from edged.detect.detector import crop_regions
-    from edged.types import Detections
+    from edged.core.types import Detections
+    from edged.stages.detect.detector import crop_regions
 
     det = Detector.from_config(DetectConfig())
     plate = next(m for m in det.models if m.cfg.name == "plate")

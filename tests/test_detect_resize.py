@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edged.detect.detector import fit_size, letterbox
+from edged.stages.detect.detector import fit_size, letterbox
 
 
 def photo() -> np.ndarray:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from edged.config import DetectConfig, ModelConfig
-from edged.detect import Detector, ModelError, TFLiteModel
-from edged.detect.runtime import dequantize, quantize
+from edged.stages.detect import Detector, ModelError, TFLiteModel
+from edged.stages.detect.runtime import dequantize, quantize
 
 DATA = Path(__file__).parent / "data"
 
@@ -108,7 +108,7 @@ def test_yolov8_config_on_ssd_file_is_a_mismatch():
 
 
 def test_blazeface_with_unknown_anchor_count_is_refused():
-    from edged.detect.decoders import blazeface_variant
+    from edged.stages.detect.decoders import blazeface_variant
 
     assert blazeface_variant(128, 896).strides == (8, 16, 16, 16)
     with pytest.raises(ValueError, match="no BlazeFace anchor set for input 128 px with 900 anchors"):

@@ -1,4 +1,4 @@
-"""The real-footage evaluation (``tools.eval_real``), short: two committed street frames, one portrait."""
+"""The real-footage evaluation (``tools.eval.real``), short: two committed street frames, one portrait."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 
 from edged.config import DetectConfig, ModelConfig, default_models
-from edged.detect.detector import Detector, Region, fits_crop
-from edged.types import Detections
-from tools import eval_real
+from edged.core.types import Detections
+from edged.stages.detect.detector import Detector, Region, fits_crop
+from tools.eval import real as eval_real
 
 REAL = Path(__file__).resolve().parent / "data" / "real"
 

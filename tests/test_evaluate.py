@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from edged.classes import class_id
-from edged.evaluate import DetectionRecall, TrackingScore
-from edged.pipeline import FrameWork
-from edged.types import Detections, Exposure, ExposureMode, Frame, FrameMeta, GroundTruth, Position, TrackedObjects
+from edged.core.classes import class_id
+from edged.core.types import Detections, Exposure, ExposureMode, Frame, FrameMeta, Position, TrackedObjects
+from edged.stages.pipeline import FrameWork
+from edged_sim.evaluate import DetectionRecall, TrackingScore
+from edged_sim.ground_truth import GroundTruth
 
 CAR = class_id("car")
 

@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edged.config import ExposureConfig
-from edged.exposure import ExposureController, locked_gain, next_cycle_start
-from edged.types import Exposure, ExposureMode
+from edged.core.types import Exposure, ExposureMode
+from edged.runtime.exposure import ExposureController, locked_gain, next_cycle_start
 
 
 def test_locked_gain_keeps_the_exposure_product() -> None:

@@ -1,4 +1,4 @@
-"""The int8 BlazeFace graph rewrite (tools/build_face_model.py): exact in float, shipped in the model."""
+"""The int8 BlazeFace graph rewrite (tools/models/build_face_model.py): exact in float, shipped in the model."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tools.build_face_model import space_to_depth_kernel
+from tools.models.build_face_model import space_to_depth_kernel
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 

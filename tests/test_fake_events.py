@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hal.fake import FakeCamera
-from hal.scene import Actor, Scenario, SceneEvent
+from edged_sim.camera import FakeCamera
+from edged_sim.scene import Actor, Scenario, SceneEvent
 
 W, H = 320, 180
 

@@ -7,10 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from edged.types import ExposureMode
-from hal.fake import AE_MAX_SHUTTER_US, FakeCamera
-from hal.fake_exposure import LINEAR_OF_CODE, AutoExposure
-from hal.scene import Actor, Scenario, actor_extent_px, actor_speed_px
+from edged.core.types import ExposureMode
+from edged_sim.camera import AE_MAX_SHUTTER_US, FakeCamera
+from edged_sim.exposure import LINEAR_OF_CODE, AutoExposure
+from edged_sim.scene import Actor, Scenario, actor_extent_px, actor_speed_px
 
 W, H = 320, 180
 TARGET = AutoExposure().target * 255

@@ -7,10 +7,10 @@ import hashlib
 import numpy as np
 import pytest
 
-from edged.types import ExposureMode
-from hal.base import Camera, CameraError
-from hal.fake import FakeCamera
-from hal.scene import PATHS, Actor, Scenario, SceneEvent, generate_scenario
+from edged.core.types import ExposureMode
+from edged.hal.base import Camera, CameraError
+from edged_sim.camera import FakeCamera
+from edged_sim.scene import PATHS, Actor, Scenario, SceneEvent, generate_scenario
 
 W, H = 320, 180
 
@@ -188,12 +188,12 @@ def test_bad_camera_arguments_are_refused():
 
 
 def test_runtime_does_not_need_scikit_image():
-    """The face photos are committed assets; only tools/make_face_assets.py reads scikit-image."""
+    """The face photos are committed assets; only tools/models/make_face_assets.py reads scikit-image."""
     import subprocess
     import sys
 
     code = (
-        "import sys; from hal.fake import FakeCamera; c = FakeCamera(160, 90, t0=0.0); c.start(); c.capture(); "
+        "import sys; from edged_sim.camera import FakeCamera; c = FakeCamera(160, 90, t0=0.0); c.start(); c.capture(); "
         "assert 'skimage' not in sys.modules and 'matplotlib' not in sys.modules, sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
@@ -202,7 +202,7 @@ def test_runtime_does_not_need_scikit_image():
 def test_face_assets_are_small_and_documented():
     from pathlib import Path
 
-    from hal.fake_sprites import FACES_DIR, load_faces
+    from edged_sim.sprites import FACES_DIR, load_faces
 
     assets = FACES_DIR.parent
     total = sum(p.stat().st_size for p in assets.rglob("*") if p.is_file())

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from edged.classes import CLASS_NAMES
-from hal.fake import FakeCamera, blur_length
-from hal.scene import Actor, Scenario, actor_extent_px, actor_speed_px
+from edged.core.classes import CLASS_NAMES
+from edged_sim.camera import FakeCamera, blur_length
+from edged_sim.scene import Actor, Scenario, actor_extent_px, actor_speed_px
 
 FACE, PLATE, PERSON = (CLASS_NAMES.index(n) for n in ("face", "plate", "person"))
 VEHICLES = {CLASS_NAMES.index(n) for n in ("car", "truck", "bus")}

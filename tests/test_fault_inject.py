@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.fault_inject import Figures, run_trial, toml_text
-from tools.sim.broker import mosquitto_path
+from edged_sim.broker import mosquitto_path
+from tools.bench.fault_inject import Figures, run_trial, toml_text
 
 
 def test_toml_text_round_trips_a_config_tree() -> None:

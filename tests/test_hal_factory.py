@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from edged.config import from_dict
-from hal.base import Camera
-from hal.factory import make_camera
-from hal.file import FileCamera
-from hal.picamera2 import PiCamera
-from hal.v4l2 import V4l2Camera
+from edged.hal.base import Camera
+from edged.hal.file import FileCamera
+from edged.hal.picamera2 import PiCamera
+from edged.hal.v4l2 import V4l2Camera
+from edged.runtime.camera import make_camera
 
 
 def camera_config(camera: dict):
@@ -43,7 +43,7 @@ def test_hardware_backends_built_without_importing_their_libraries() -> None:
 
 
 def test_fake_backend_gets_the_scene_config() -> None:
-    fake = pytest.importorskip("hal.fake")
+    fake = pytest.importorskip("edged_sim.camera")
     cam = make_camera(camera_config({"backend": "fake", "width": 320, "height": 240,
                                      "fake": {"seed": 11, "events": False}}))
     assert isinstance(cam, fake.FakeCamera) and isinstance(cam, Camera)

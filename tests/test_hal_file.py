@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edged.types import ExposureMode
-from hal.base import Camera, CameraError, EndOfStream
-from hal.file import NOMINAL_AUTO, FileCamera
+from edged.core.types import ExposureMode
+from edged.hal.base import Camera, CameraError, EndOfStream
+from edged.hal.file import NOMINAL_AUTO, FileCamera
 
 
 def level_frame(level: int, w: int = 160, h: int = 120) -> np.ndarray:
@@ -137,7 +137,7 @@ def test_unset_size_keeps_the_sources_own_size(video: Path, tmp_path: Path) -> N
 
 def test_factory_passes_the_native_size_through_for_files(video: Path) -> None:
     from edged.config import CameraConfig, FileCameraConfig
-    from hal.factory import make_camera
+    from edged.runtime.camera import make_camera
 
     cam = make_camera(CameraConfig(backend="file", fps=20.0, file=FileCameraConfig(path=str(video))))
     cam.start()

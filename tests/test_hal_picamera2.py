@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edged.types import ExposureMode
-from hal.base import Camera, CameraError
-from hal.picamera2 import APPLY_FRAMES, PiCamera, wall_time
+from edged.core.types import ExposureMode
+from edged.hal.base import Camera, CameraError
+from edged.hal.picamera2 import APPLY_FRAMES, PiCamera, wall_time
 
 LINE_US = 18.9  # IMX219-like line time
 LATENCY = 3  # frames between set_controls and the sensor using the values

@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edged.types import ExposureMode
-from hal.base import Camera, CameraError
-from hal.v4l2 import Control, V4l2Camera, V4l2Ctl, parse_controls
+from edged.core.types import ExposureMode
+from edged.hal.base import Camera, CameraError
+from edged.hal.v4l2 import Control, V4l2Camera, V4l2Ctl, parse_controls
 
 NEW_STYLE = {
     "names": {"mode": "auto_exposure", "time": "exposure_time_absolute", "gain": "gain", "prio": "exposure_dynamic_framerate"},

@@ -7,7 +7,7 @@ import numpy as np
 from skimage import data
 
 from edged.config import HealthConfig
-from edged.health import HealthChecker
+from edged.stages.health.checks import HealthChecker
 
 W, H = 320, 240
 HOT = [(20, 30), (200, 100), (319, 5)]  # x, y; one on the frame border

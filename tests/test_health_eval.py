@@ -1,10 +1,10 @@
-"""Short version of tools/eval_health.py: the fake scene's first 25 s hold a light change, a
+"""Short version of tools/eval/health.py: the fake scene's first 25 s hold a light change, a
 freeze and a cover event; the checks must flag both events, nothing else, and find the defects."""
 
 from __future__ import annotations
 
 from edged.config import HealthConfig
-from tools.eval_health import evaluate
+from tools.eval.health import evaluate
 
 
 def test_fake_scene_events_flagged_and_normal_frames_clean() -> None:

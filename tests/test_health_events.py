@@ -8,7 +8,7 @@ import pytest
 from skimage import data
 
 from edged.config import HealthConfig
-from edged.health import HealthChecker, Hysteresis
+from edged.stages.health.checks import HealthChecker, Hysteresis
 
 W, H = 320, 240
 

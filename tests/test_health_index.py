@@ -8,7 +8,7 @@ import pytest
 from skimage import data
 
 from edged.config import ConfigError, HealthConfig, from_dict
-from edged.health import C1, C2, BlockGrid, HealthChecker, block_stability
+from edged.stages.health.checks import C1, C2, BlockGrid, HealthChecker, block_stability
 
 W, H = 320, 240
 

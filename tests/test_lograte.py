@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from edged.lograte import BoundedLog
+from edged.core.lograte import BoundedLog
 
 
 def test_one_line_per_key_and_period_with_counts_and_a_final_flush(caplog: pytest.LogCaptureFixture) -> None:

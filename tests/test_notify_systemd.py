@@ -13,8 +13,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from edged.daemon import StopState
-from edged.notify import Notifier, NotifyService, watchdog_interval_s
+from edged.runtime.daemon import StopState
+from edged.runtime.notify import Notifier, NotifyService, watchdog_interval_s
 from tests.remote_rig import running_daemon, write_config
 
 

@@ -21,27 +21,27 @@ import pytest
 from nacl.signing import SigningKey
 
 from edged import config as edged_config
-from edged import wire
 from edged.config import PrivacyConfig
-from edged.keys import (
+from edged.core.keys import (
     PrivacyKeys,
     generate_device_key,
     generate_platform_key,
     load_platform_public_key,
     load_signing_key,
 )
-from edged.outbox import Outbox
-from edged.privacy.stage import PrivacyStage
-from edged.select.package import UploadPackage
-from edged.track.observations import OBS_DTYPE
-from edged.types import Frame
-from edged.uplink import Uplink
-from edged.wire import BadSignatureError, UnknownSignerError, UnsignedError, WireError
+from edged.core.types import Frame
+from edged.link import wire
+from edged.link.outbox import Outbox
+from edged.link.uplink import Uplink
+from edged.link.wire import BadSignatureError, UnknownSignerError, UnsignedError, WireError
+from edged.stages.privacy.stage import PrivacyStage
+from edged.stages.select.package import UploadPackage
+from edged.stages.track.observations import OBS_DTYPE
+from edged_platform import clips, restore
+from edged_platform.receiver import Receiver
+from edged_platform.store import SegmentStore, export_image
 from tests.mosquitto import Mosquitto
 from tests.privacy_support import gt_tracks, meta, scene_frames
-from tools.platforms import clips, restore
-from tools.platforms.store import SegmentStore, export_image
-from tools.receiver import Receiver
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -121,8 +121,8 @@ def test_outbox_stores_signed_bytes_and_resends_them_identically_after_restart(t
 
 
 def test_daemon_refuses_to_start_without_its_signing_key(tmp_path: Path) -> None:
-    from edged.app import build_daemon
-    from edged.keys import KeyFileError
+    from edged.core.keys import KeyFileError
+    from edged.runtime.app import build_daemon
 
     cfg = edged_config.from_dict({"device": {"data_dir": str(tmp_path)}, "privacy": {
         "categories": [], "signing_key": str(tmp_path / "missing.key")}})
@@ -193,7 +193,7 @@ def test_receiver_drops_and_counts_forgeries_and_restore_ops_store_refuses(site,
     ]
     ops_dir = tmp / "platform" / "ops"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tools.receiver", "--host", "127.0.0.1", "--port", str(mosquitto.port),
+        [sys.executable, "-m", "edged_platform.receiver", "--host", "127.0.0.1", "--port", str(mosquitto.port),
          "--topic", "edged/+/ops/#", "--store", str(ops_dir), "--client-id", "sign-rx", "--device-key", str(dev.public)],
         cwd=ROOT, stderr=subprocess.PIPE, text=True,
     )
@@ -270,7 +270,7 @@ def test_receiver_summarises_a_flood_of_forgeries_in_few_lines(tmp_path: Path, c
     device = SigningKey.generate()
     rx = Receiver("127.0.0.1", 1, "t", SegmentStore(tmp_path), device_keys=wire.trusted_keys([device.verify_key]),
                   reject_log_period_s=3600)
-    caplog.set_level(logging.WARNING, "tools.receiver")
+    caplog.set_level(logging.WARNING, "edged_platform.receiver")
     for _ in range(200):
         assert not rx.handle(wire.encode(_env()))
     assert rx.handle(wire.encode(_env(), device))
@@ -282,10 +282,10 @@ def test_receiver_summarises_a_flood_of_forgeries_in_few_lines(tmp_path: Path, c
 
 
 def test_receiver_command_line_needs_a_device_key(tmp_path: Path) -> None:
-    run = subprocess.run([sys.executable, "-m", "tools.receiver", "--topic", "t", "--store", str(tmp_path / "s")],
+    run = subprocess.run([sys.executable, "-m", "edged_platform.receiver", "--topic", "t", "--store", str(tmp_path / "s")],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "--device-key" in run.stderr
-    run = subprocess.run([sys.executable, "-m", "tools.receiver", "--topic", "t", "--store", str(tmp_path / "s"),
+    run = subprocess.run([sys.executable, "-m", "edged_platform.receiver", "--topic", "t", "--store", str(tmp_path / "s"),
                           "--device-key", str(tmp_path / "none.pub")], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "device public key not found" in run.stderr and "Traceback" not in run.stderr
 
@@ -302,7 +302,7 @@ def test_restore_image_refuses_a_record_of_a_neighbouring_frame(site, capsys) ->
     base = ["--key", str(face.private), "--device-key", str(dev.public)]
     out = tmp / "x.png"
     # the still scene makes frame 1's record pass the de-identification check on frame 0's image ...
-    from tools.platforms.restore import open_records, restore_image
+    from edged_platform.restore import open_records, restore_image
 
     rec1 = open_records([("r1", (tmp / "r1.cbor").read_bytes())], restore.load_platform_private_key(face.private),
                         wire.trusted_keys([dev.public]))

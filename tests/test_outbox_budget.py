@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edged import wire
-from edged.outbox import EVICT_RANK, ROW_OVERHEAD, Outbox
+from edged.link import wire
+from edged.link.outbox import EVICT_RANK, ROW_OVERHEAD, Outbox
 
 
 def make(prio: str, size: int) -> wire.Envelope:
@@ -60,7 +60,7 @@ def test_overflow_evicts_cached_then_others_then_sensitive(tmp_path: Path, caplo
     for e in first:
         assert ob.enqueue(e).evicted == 0
     assert ob.used_bytes == 10 * unit
-    caplog.set_level(logging.WARNING, logger="edged.outbox")
+    caplog.set_level(logging.WARNING, logger="edged.link.outbox")
     # 3 more: the 3 cached go, oldest first
     more = [sized("normal", unit) for _ in range(3)]
     assert [ob.enqueue(e).evicted for e in more] == [1, 1, 1]

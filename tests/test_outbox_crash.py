@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tools.crash_trial import run_trials
+from tools.bench.crash_trial import run_trials
 
 
 def test_sigkill_trials_lose_nothing_and_corrupt_nothing(tmp_path: Path) -> None:

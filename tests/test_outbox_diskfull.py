@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from edged import wire
-from edged.outbox import EVICT_CLASS, EVICT_RANK, Outbox
+from edged.link import wire
+from edged.link.outbox import EVICT_CLASS, EVICT_RANK, Outbox
 
 
 def make(prio: str, size: int) -> wire.Envelope:
@@ -147,7 +147,7 @@ def test_the_eviction_policy_holds_on_any_disk_size(tmp_path: Path, size: str, c
     """The default config (1 GiB budget, 8 MiB reserve) on disks far smaller: nothing is refused, the
     oldest messages of the lowest class go first, and a few log lines tell it (issue 15: 91 % were
     refused on a small disk, and 858 evictions made one line)."""
-    with mounted_tmpfs(tmp_path / "mnt", size) as mnt, caplog.at_level(logging.WARNING, "edged.outbox"):
+    with mounted_tmpfs(tmp_path / "mnt", size) as mnt, caplog.at_level(logging.WARNING, "edged.link.outbox"):
         ob = Outbox(mnt / "o.db")
         assert (mnt / "o.db.reserve").exists(), "a reserve sized to the disk"
         stored: dict[str, list[str]] = {"cached": [], "others": [], "sensitive": []}
@@ -166,7 +166,7 @@ def test_the_eviction_policy_holds_on_any_disk_size(tmp_path: Path, size: str, c
             assert kept == ids[len(ids) - len(kept):], cls
         check_consistent(ob, [i for ids in stored.values() for i in ids])
         ob.close()
-    lines = [r for r in caplog.records if r.name == "edged.outbox"]
+    lines = [r for r in caplog.records if r.name == "edged.link.outbox"]
     assert 1 <= len(lines) <= 12, [r.getMessage() for r in lines]
     assert sum(s["evicted"].values()) > 10 * len(lines), "evictions are summarised, not logged one by one"
 

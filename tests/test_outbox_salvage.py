@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from nacl.signing import SigningKey
 
-from edged import wire
 from edged.config import OutboxConfig
-from edged.outbox import Outbox, open_from_config
-from edged.outbox_salvage import salvage_outbox
+from edged.link import wire
+from edged.link.outbox import Outbox, open_from_config
+from edged.link.outbox_salvage import salvage_outbox
 
 PAGE_LEAF_TABLE, PAGE_OVERFLOW = 0x0D, 0x00
 
@@ -60,7 +60,7 @@ def test_two_bad_pages_lose_only_their_rows(tmp_path: Path, caplog: pytest.LogCa
     leaves = pages_of_type(path, {PAGE_LEAF_TABLE})
     overflow = [p for p in pages_of_type(path, {PAGE_OVERFLOW}) if p not in leaves]
     damage(path, [leaves[len(leaves) // 2], overflow[len(overflow) // 3]])
-    with caplog.at_level(logging.ERROR, "edged.outbox"):
+    with caplog.at_level(logging.ERROR, "edged.link.outbox"):
         ob = open_from_config(OutboxConfig(path="ob.sqlite", budget_bytes=1 << 30), tmp_path, signing_key=key)
     kept = {p.id: p.payload for p in ob.next_batch("ops", 2000, cached_limit=2000) + ob.next_batch("func.face", 2000)}
     lost = set(stored) - set(kept)

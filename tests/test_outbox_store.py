@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from edged import wire
-from edged.outbox import Outbox, OutboxError
+from edged.link import wire
+from edged.link.outbox import Outbox, OutboxError
 
 
 def env(prio: str = "normal", dest: str = "ops", size: int = 10, kind: str = "package") -> wire.Envelope:
@@ -104,7 +104,7 @@ def test_bad_arguments(tmp_path: Path) -> None:
 
 def test_open_from_config_moves_a_damaged_file_aside(tmp_path: Path) -> None:
     from edged.config import OutboxConfig
-    from edged.outbox import open_from_config
+    from edged.link.outbox import open_from_config
 
     cfg = OutboxConfig(path="ob.sqlite", budget_bytes=1 << 20)
     ob = open_from_config(cfg, tmp_path)

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edged import wire
-from edged.wire import WireError
+from edged.link import wire
+from edged.link.wire import WireError
 
 
 def test_round_trip_keeps_every_field_and_binary_body() -> None:

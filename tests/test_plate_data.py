@@ -1,4 +1,4 @@
-"""Plate data for the vehicle-crop plate model (tools.plate_data) and plate fine-tuning targets."""
+"""Plate data for the vehicle-crop plate model (tools.models.plate_data) and plate fine-tuning targets."""
 
 import numpy as np
 import pytest
@@ -6,9 +6,9 @@ import pytest
 pytest.importorskip("PIL")
 pytest.importorskip("matplotlib")
 
-from edged.detect.detector import box_crop, letterbox  # noqa: E402
-from tools import plate_data  # noqa: E402
-from tools.train_detector import _flip_targets, build_targets  # noqa: E402
+from edged.stages.detect.detector import box_crop, letterbox  # noqa: E402
+from tools.models import plate_data  # noqa: E402
+from tools.models.train_detector import _flip_targets, build_targets  # noqa: E402
 
 
 def _street(h=480, w=640):
@@ -72,7 +72,7 @@ def test_flip_targets_on_the_crop_shape_is_an_involution():
 
 
 def test_plate_table_has_a_row_per_detector_and_the_counts():
-    from tools.eval_real import plate_lines
+    from tools.eval.real import plate_lines
 
     one = {"ap": 0.5, "n": 5, "images": 5, "found": 3, "false": 7, "found_at": 2, "false_at": 1}
     lines = plate_lines({"old": {k: one for k in ("synthetic", "vehicles", "real", "fake")},

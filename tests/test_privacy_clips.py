@@ -9,17 +9,17 @@ import av
 import cv2
 import numpy as np
 
-from edged import wire
 from edged.config import PrivacyConfig, TrackConfig
-from edged.pipeline import FrameWork
-from edged.privacy.records import decode_png, open_sealed, trusted_signers
-from edged.privacy.stage import PrivacyStage
-from edged.track.ids import MemoryIds
-from edged.track.tracker import Tracker
-from edged.types import Frame
+from edged.core.types import Frame
+from edged.link import wire
+from edged.stages.pipeline import FrameWork
+from edged.stages.privacy.records import decode_png, open_sealed, trusted_signers
+from edged.stages.privacy.stage import PrivacyStage
+from edged.stages.track.ids import MemoryIds
+from edged.stages.track.tracker import Tracker
+from edged_platform import clips
+from edged_platform.store import SegmentStore
 from tests.privacy_support import key_material, meta, noisy_detections, privacy_keys, scene_frames
-from tools.platforms import clips
-from tools.platforms.store import SegmentStore
 
 
 def test_clips_per_object_in_time_order_with_best_crop(tmp_path: Path) -> None:
@@ -75,7 +75,7 @@ def test_clips_per_object_in_time_order_with_best_crop(tmp_path: Path) -> None:
 
 
 def test_best_crop_prefers_large_sharp_detected_views() -> None:
-    from edged.privacy.records import RecordRegion, encode_png
+    from edged.stages.privacy.records import RecordRegion, encode_png
 
     rng = np.random.default_rng(0)
     sharp = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edged.privacy.deid import (
+from edged.core.types import Detections
+from edged.stages.privacy.deid import (
     UNTRACKED,
     DeidError,
     FrameDeidentifier,
@@ -17,10 +18,9 @@ from edged.privacy.deid import (
     pixel_boxes,
     sensitive_regions,
 )
-from edged.privacy.stabilize import StableDeidentifier
-from edged.types import Detections
+from edged.stages.privacy.stabilize import StableDeidentifier
+from edged_platform.restore import DETAIL_MAX_SHARE, _detail, _grey, detail_share
 from tests.privacy_support import CAR, FACE, PLATE, gt_tracks, photos, scene_frames, tracked
-from tools.platforms.restore import DETAIL_MAX_SHARE, _detail, _grey, detail_share
 
 
 def regions_of(boxes, class_ids, track_ids) -> SensitiveRegions:
@@ -186,7 +186,7 @@ def test_stable_content_is_redrawn_only_when_the_average_moves() -> None:
 
 
 def test_unconfident_regions_stay_within_their_share_and_confident_ones_always_show() -> None:
-    from edged.privacy.deid import UNTRACKED, SensitiveRegions, within_unconfident_budget
+    from edged.stages.privacy.deid import UNTRACKED, SensitiveRegions, within_unconfident_budget
 
     boxes = np.array([[0, 0, 40, 40],        # tracked face: always hidden
                       [100, 100, 140, 140],  # confident untracked face (0.9): always hidden

@@ -1,4 +1,4 @@
-"""Short version of tools/eval_privacy.py: the default face detector stops firing on de-identified
+"""Short version of tools/eval/privacy.py: the default face detector stops firing on de-identified
 faces of the fake scene, SSIM stays >= 0.50 per frame, and the H.264 figure favours track-stable."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edged.config import PrivacyConfig
-from tools import eval_privacy as ev
+from tools.eval import privacy as ev
 
 
 @pytest.fixture(scope="module")

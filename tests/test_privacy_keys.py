@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from edged.config import from_dict
-from edged.keys import (
+from edged.core.keys import (
     KeyFileError,
     add_keygen_parser,
     check_keys,
@@ -117,7 +117,7 @@ def test_keygen_parser_and_module_cli(tmp_path: Path) -> None:
     assert mode(tmp_path / "func" / "face.key") == 0o600
     assert args.handler(args) == 1  # exists: refused with a message, nothing replaced
     run = subprocess.run(
-        [sys.executable, "-m", "edged.keys", "device", "--out", str(tmp_path / "dev")],
+        [sys.executable, "-m", "edged.core.keys", "device", "--out", str(tmp_path / "dev")],
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )
     assert run.returncode == 0, run.stderr

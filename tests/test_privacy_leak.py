@@ -11,19 +11,19 @@ import numpy as np
 import pytest
 
 from edged.config import PrivacyConfig, TrackConfig
-from edged.outbox import Outbox
-from edged.pipeline import FrameWork
-from edged.privacy.records import decode_png, encode_record, open_sealed, trusted_signers
-from edged.privacy.stage import PrivacyStage
-from edged.select.package import UploadPackage
-from edged.sinks import FrameWriter
-from edged.track.ids import MemoryIds
-from edged.track.observations import OBS_DTYPE
-from edged.track.tracker import Tracker
-from edged.types import Frame
+from edged.core.types import Frame
+from edged.link.outbox import Outbox
+from edged.runtime.sinks import FrameWriter
+from edged.stages.pipeline import FrameWork
+from edged.stages.privacy.records import decode_png, encode_record, open_sealed, trusted_signers
+from edged.stages.privacy.stage import PrivacyStage
+from edged.stages.select.package import UploadPackage
+from edged.stages.track.ids import MemoryIds
+from edged.stages.track.observations import OBS_DTYPE
+from edged.stages.track.tracker import Tracker
+from edged_platform.restore import check_region
+from edged_platform.store import SegmentStore
 from tests.privacy_support import key_material, meta, noisy_detections, privacy_keys, scene_frames
-from tools.platforms.restore import check_region
-from tools.platforms.store import SegmentStore
 
 WINDOW = 48
 """Needles are 48-byte windows: long enough never to occur by chance, short enough to sit inside one
@@ -152,13 +152,13 @@ def test_every_image_that_leaves_is_deidentified_in_every_region(run) -> None:
 
 
 def test_daemon_run_leaves_no_crop_in_its_data_folder_local_output_or_ops_store(tmp_path: Path) -> None:
-    """The real daemon (tools.sim: fake camera, oracle detections, outbox, MQTT uplink to real
+    """The real daemon (edged_sim: fake camera, oracle detections, outbox, MQTT uplink to real
     receivers): scan what the device wrote and what ops received for every crop the functional
     platforms received."""
     from edged.config import from_dict
-    from edged.keys import load_platform_private_key, load_verify_key
-    from tools.sim import SimOptions, run_sim
-    from tools.sim.broker import mosquitto_path
+    from edged.core.keys import load_platform_private_key, load_verify_key
+    from edged_sim import SimOptions, run_sim
+    from edged_sim.broker import mosquitto_path
 
     if mosquitto_path() is None:
         pytest.skip("mosquitto is not installed")

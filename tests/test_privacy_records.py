@@ -8,9 +8,9 @@ import pytest
 from nacl.public import SealedBox
 from nacl.signing import SigningKey
 
-from edged.keys import sealing_key_id, signing_key_id
-from edged.privacy.deid import FrameDeidentifier, sensitive_regions
-from edged.privacy.records import (
+from edged.core.keys import sealing_key_id, signing_key_id
+from edged.stages.privacy.deid import FrameDeidentifier, sensitive_regions
+from edged.stages.privacy.records import (
     DecryptError,
     RecordFormatError,
     SignatureError,

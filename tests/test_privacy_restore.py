@@ -10,20 +10,26 @@ import cv2
 import numpy as np
 import pytest
 
-from edged import wire
 from edged.config import PrivacyConfig
-from edged.keys import generate_device_key, generate_platform_key, load_platform_public_key, load_signing_key, PrivacyKeys
-from edged.privacy.deid import FrameDeidentifier, sensitive_regions
-from edged.privacy.records import build_records, open_sealed, seal, trusted_signers
-from edged.privacy.stabilize import StableDeidentifier
-from edged.privacy.stage import PrivacyStage
-from edged.select.package import UploadPackage
-from edged.track.observations import OBS_DTYPE
-from edged.types import Frame
+from edged.core.keys import (
+    PrivacyKeys,
+    generate_device_key,
+    generate_platform_key,
+    load_platform_public_key,
+    load_signing_key,
+)
+from edged.core.types import Frame
+from edged.link import wire
+from edged.stages.privacy.deid import FrameDeidentifier, sensitive_regions
+from edged.stages.privacy.records import build_records, open_sealed, seal, trusted_signers
+from edged.stages.privacy.stabilize import StableDeidentifier
+from edged.stages.privacy.stage import PrivacyStage
+from edged.stages.select.package import UploadPackage
+from edged.stages.track.observations import OBS_DTYPE
+from edged_platform import restore
+from edged_platform.restore import RestoreError, restore_image
+from edged_platform.store import SegmentStore, export_image
 from tests.privacy_support import gt_tracks, key_material, meta, photos, scene_frames
-from tools.platforms import restore
-from tools.platforms.restore import RestoreError, restore_image
-from tools.platforms.store import SegmentStore, export_image
 
 DEIDENTIFIERS = {
     "blur": lambda: FrameDeidentifier("blur"),
@@ -212,8 +218,8 @@ def test_cli_refusals_are_one_clear_line(platform, capsys) -> None:
 def test_deidentification_check_survives_jpeg_and_catches_bare_regions(method: str) -> None:
     """The check's two sides, region by region: de-identified (even after JPEG at quality 30) passes;
     bare (even after JPEG at quality 30, which removes much of the detail) fails."""
-    from edged.privacy.records import decode_png
-    from tools.platforms.restore import check_region
+    from edged.stages.privacy.records import decode_png
+    from edged_platform.restore import check_region
 
     def jpeg(a):
         return cv2.imdecode(cv2.imencode(".jpg", a, [cv2.IMWRITE_JPEG_QUALITY, 30])[1], cv2.IMREAD_COLOR)
@@ -236,7 +242,7 @@ def test_deidentification_check_survives_jpeg_and_catches_bare_regions(method: s
 
 
 def test_video_frame_errors_are_clear(tmp_path) -> None:
-    from tools.platforms.restore import video_frame
+    from edged_platform.restore import video_frame
 
     with pytest.raises(RestoreError, match="video not found"):
         video_frame(tmp_path / "none.mkv", 0)

@@ -1,4 +1,4 @@
-"""The committed real-image subset (tests/data/real) and the hand labels in tools/real_labels.json."""
+"""The committed real-image subset (tests/data/real) and the hand labels in tools/eval/real_labels.json."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from tools import real_data
+from tools.eval import real_data
 
 SUBSET = Path(__file__).resolve().parent / "data" / "real"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}

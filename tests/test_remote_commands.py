@@ -4,8 +4,8 @@ persisted applied config with its start-up precedence."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import json
+import shutil
 import stat
 import time
 from pathlib import Path

@@ -1,13 +1,13 @@
 """Malformed MQTT payloads, serial lines and faulty signed commands through the command handler
 (hypothesis, derandomised): no crash, an error reply each, secrets never echoed, the pipeline keeps
 running on its unchanged config.
-The full >= 10,000-per-kind run is ``python -m tools.fuzz_remote``."""
+The full >= 10,000-per-kind run is ``python -m tools.bench.fuzz_remote``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tools.fuzz_remote import FuzzRig, fuzz
+from tools.bench.fuzz_remote import FuzzRig, fuzz
 
 
 def test_fuzz_command_handler_with_malformed_input(tmp_path: Path) -> None:

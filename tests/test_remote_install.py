@@ -55,9 +55,9 @@ def test_roadside_example_starts_once_its_files_are_in_place(tmp_path: Path) -> 
     the file camera on real frames, and its brokers by closed ports on this machine (the links retry)."""
     import os
 
-    from edged.keys import generate_device_key, generate_platform_key
+    from edged.core.keys import generate_device_key, generate_platform_key
+    from edged_sim.broker import free_port
     from tests.mosquitto import make_tls_files
-    from tools.sim.broker import free_port
 
     etc, var = tmp_path / "etc", tmp_path / "var"
     text = (ROOT / "config" / "roadside.example.toml").read_text()
@@ -90,7 +90,7 @@ def test_file_example_replays_real_frames_through_the_daemon(tmp_path: Path) -> 
     """config/file.example.toml runs as documented once the demo keys exist (here under tmp_path)."""
     import sys
 
-    from edged.keys import generate_device_key, generate_platform_key
+    from edged.core.keys import generate_device_key, generate_platform_key
 
     keys = tmp_path / "keys"
     generate_device_key(keys / "device")

@@ -15,7 +15,7 @@ from typing import Any
 from nacl.signing import SigningKey
 
 from edged.config import Config
-from edged.keys import generate_device_key, load_operator_signing_key
+from edged.core.keys import generate_device_key, load_operator_signing_key
 from edged.remote.auth import sign_claims
 from edged.remote.commands import RemoteControl
 from edged.remote.mqtt import MqttService

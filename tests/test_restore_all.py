@@ -17,10 +17,9 @@ import pytest
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 
-from edged import wire
 from edged.cli import main as edged_main
 from edged.config import PrivacyConfig
-from edged.keys import (
+from edged.core.keys import (
     KeyPairFiles,
     PrivacyKeys,
     generate_device_key,
@@ -28,14 +27,15 @@ from edged.keys import (
     load_platform_private_key,
     load_signing_key,
 )
-from edged.outbox import Outbox
-from edged.privacy.records import SensitiveRecord, decode_png
-from edged.privacy.stage import PrivacyStage
-from edged.types import Frame
+from edged.core.types import Frame
+from edged.link import wire
+from edged.link.outbox import Outbox
+from edged.stages.privacy.records import SensitiveRecord, decode_png
+from edged.stages.privacy.stage import PrivacyStage
+from edged_platform import restore, store
+from edged_platform.restore import RestoreError, check_region, open_records, restore_image
+from edged_platform.store import SegmentStore, common_images
 from tests.privacy_support import FACE, PLATE, meta, photos, tracked
-from tools.platforms import restore, store
-from tools.platforms.restore import RestoreError, check_region, open_records, restore_image
-from tools.platforms.store import SegmentStore, common_images
 
 ROOT = Path(__file__).resolve().parent.parent
 DESTS = ("ops", "func.face", "func.plate")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edged.config import SelectConfig
-from edged.select.rules import area_ratio, box_area, is_better, min_edge_distance, qualifies, sends_immediately
+from edged.stages.select.rules import area_ratio, box_area, is_better, min_edge_distance, qualifies, sends_immediately
 
 CFG = SelectConfig(min_width=32, min_height=40, score1=0.5, score2=0.7, edge1=4, edge2=32, area_ratio=0.01)
 

@@ -11,13 +11,13 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edged.classes import class_id
 from edged.config import SelectConfig
-from edged.select.selector import BestImageSelector
-from edged.track.calibration import GroundProjector
-from edged.track.observations import TrackHistory
-from edged.types import TrackedObjects
-from tools.eval_tracking import FPS, Noise, best_image_coverage, frame_metas, make_scene, run_selection, scripted_scene
+from edged.core.classes import class_id
+from edged.core.types import TrackedObjects
+from edged.stages.select.selector import BestImageSelector
+from edged.stages.track.calibration import GroundProjector
+from edged.stages.track.observations import TrackHistory
+from tools.eval.tracking import FPS, Noise, best_image_coverage, frame_metas, make_scene, run_selection, scripted_scene
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])

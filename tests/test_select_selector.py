@@ -6,12 +6,12 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edged.classes import class_id
 from edged.config import SelectConfig
-from edged.select.selector import BestImageSelector
-from edged.track.calibration import GroundProjector
-from edged.track.observations import FrameObservations, TrackHistory
-from edged.types import Exposure, ExposureMode, FrameMeta, Position, TrackedObjects
+from edged.core.classes import class_id
+from edged.core.types import Exposure, ExposureMode, FrameMeta, Position, TrackedObjects
+from edged.stages.select.selector import BestImageSelector
+from edged.stages.track.calibration import GroundProjector
+from edged.stages.track.observations import FrameObservations, TrackHistory
 
 W, H = 1280, 720
 CAR, PERSON, FACE = class_id("car"), class_id("person"), class_id("face")
@@ -169,7 +169,7 @@ def test_forget_drops_ended_tracks():
 def test_package_wire_form_round_trips_through_cbor():
     import cbor2
 
-    from edged import wire
+    from edged.link import wire
 
     s = Scene()
     pkg = s.frame([(1, CAR, (100, 100, 300, 200), 0.9)]).package
@@ -217,11 +217,11 @@ def test_a_new_best_is_never_worse_on_any_criterion_and_no_image_is_uploaded_twi
 
 def test_track_and_select_stages_in_the_pipeline():
     from edged.config import Config
-    from edged.pipeline import FrameWork
-    from edged.select.stage import SelectStage
-    from edged.track.ids import MemoryIds
-    from edged.track.stage import TrackStage
-    from edged.types import Detections, Frame
+    from edged.core.types import Detections, Frame
+    from edged.stages.pipeline import FrameWork
+    from edged.stages.select.stage import SelectStage
+    from edged.stages.track.ids import MemoryIds
+    from edged.stages.track.stage import TrackStage
 
     config = Config()
     stages = [TrackStage.from_config(config, MemoryIds()), SelectStage.from_config(config)]

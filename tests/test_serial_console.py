@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from nacl.signing import SigningKey
 
 from edged.remote.auth import sign_claims

@@ -11,15 +11,15 @@ import msgspec
 import numpy as np
 import pytest
 
-from edged import wire
-from edged.classes import CLASS_NAMES
 from edged.config import Config, DetectConfig
-from edged.privacy.deid import FrameDeidentifier, SensitiveRegions
-from edged.types import GroundTruth
-from tools.platforms.store import SegmentStore
-from tools.sim import checks
-from tools.sim.run import face_detector
-from tools.sim.truth import FrameTruth, TruthSink
+from edged.core.classes import CLASS_NAMES
+from edged.link import wire
+from edged.stages.privacy.deid import FrameDeidentifier, SensitiveRegions
+from edged_platform.store import SegmentStore
+from edged_sim import checks
+from edged_sim.ground_truth import GroundTruth
+from edged_sim.run import face_detector
+from edged_sim.truth import FrameTruth, TruthSink
 
 skimage_data = pytest.importorskip("skimage.data")
 FACE = CLASS_NAMES.index("face")

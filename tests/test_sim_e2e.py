@@ -1,6 +1,6 @@
 """The simulated end-to-end run, short: real mosquitto, real receivers, the whole daemon, a broker
 outage, checked against the fake scene's ground truth (tools/sim). The long run is
-``python -m tools.sim`` (docs/SIMULATION.md)."""
+``python -m edged_sim`` (docs/SIMULATION.md)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from edged.config import Config
-from tools.sim import SimOptions, run_sim
-from tools.sim import checks
-from tools.sim.broker import mosquitto_path
-from tools.sim.run import fake_scene_config, missing_models
-from tools.sim.sampler import Outage
-from tools.sim.truth import Sent
+from edged_sim import SimOptions, checks, run_sim
+from edged_sim.broker import mosquitto_path
+from edged_sim.run import fake_scene_config, missing_models
+from edged_sim.sampler import Outage
+from edged_sim.truth import Sent
 
 pytestmark = pytest.mark.skipif(mosquitto_path() is None, reason="mosquitto is not installed (apt-get install mosquitto)")
 
@@ -79,7 +77,7 @@ def test_checks_catch_a_lost_message_and_a_wrong_crop(oracle) -> None:
     assert checks.check_zero_loss([*truth.sent, lost], stores, after, {}).status == checks.FAIL
     assert checks.check_zero_loss(truth.sent, stores, {**after, "backlog": {"ops": {"cached": {"messages": 1}}}}, {}).status == checks.FAIL
 
-    from edged.keys import load_platform_private_key, load_verify_key
+    from edged.core.keys import load_platform_private_key, load_verify_key
 
     private = {c: load_platform_private_key(oracle.keys[c]) for c in ("face", "plate")}
     verify = [load_verify_key(oracle.keys["device"].with_suffix(".pub"))]
@@ -114,7 +112,7 @@ def test_default_models_run(tmp_path: Path) -> None:
 
 
 def test_bad_options_are_refused_with_clear_errors(tmp_path: Path) -> None:
-    from tools.sim.run import run_folder
+    from edged_sim.run import run_folder
 
     assert Outage.parse("120:60") == Outage(120.0, 60.0)
     for bad in ("120", "a:b", "-1:5", "10:0"):

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from edged.app import build_daemon
 from edged.config import load
+from edged.runtime.app import build_daemon
 from tests.remote_rig import write_config
 from tests.test_outbox_diskfull import small_tmpfs  # noqa: F401 (fixture)
 

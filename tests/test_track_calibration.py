@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edged.config import CalibrationConfig, ConfigError, from_dict
-from edged.track.calibration import CalibrationError, GroundProjector, bottom_centres, camera_rotation
+from edged.stages.track.calibration import CalibrationError, GroundProjector, bottom_centres, camera_rotation
 
 W, H = 1280, 720
 

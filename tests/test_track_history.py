@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from edged.config import CalibrationConfig, from_dict
-from edged.track.calibration import GroundProjector
-from edged.track.ids import MemoryIds
-from edged.track.observations import TrackHistory
-from edged.track.stage import TrackStage, Tracking
-from edged.types import Detections, Exposure, ExposureMode, Frame, FrameMeta, Position, TrackedObjects
+from edged.core.types import Detections, Exposure, ExposureMode, Frame, FrameMeta, Position, TrackedObjects
+from edged.stages.track.calibration import GroundProjector
+from edged.stages.track.ids import MemoryIds
+from edged.stages.track.observations import TrackHistory
+from edged.stages.track.stage import Tracking, TrackStage
 
 W, H = 1280, 720
 
@@ -62,7 +62,7 @@ def test_history_is_bounded_keeps_the_first_observation_and_counts_all():
 
 
 def test_track_stage_fills_the_pipeline_bundle_and_emits_trail_events():
-    from edged.pipeline import FrameWork
+    from edged.stages.pipeline import FrameWork
 
     config = from_dict({"calibration": {"model": "pinhole", "fx": 1000, "fy": 1000, "height_m": 6.0, "pitch_deg": 20.0}})
     stage = TrackStage(Tracking.from_config(config, MemoryIds()))

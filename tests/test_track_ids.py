@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from edged.config import Config, from_dict
-from edged.track.ids import ID_FILE_NAME, IdAllocator, IdStoreError
-from edged.track.stage import Tracking
-from edged.types import Detections, Exposure, ExposureMode, FrameMeta, Position
+from edged.core.types import Detections, Exposure, ExposureMode, FrameMeta, Position
+from edged.stages.track.ids import ID_FILE_NAME, IdAllocator, IdStoreError
+from edged.stages.track.stage import Tracking
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,7 +43,7 @@ def test_ids_survive_sigkill(tmp_path):
     """A child allocates ids as fast as it can and is SIGKILLed; a new allocator starts past all of them."""
     script = (
         "import sys\n"
-        "from edged.track.ids import IdAllocator\n"
+        "from edged.stages.track.ids import IdAllocator\n"
         f"a = IdAllocator.in_dir({str(tmp_path)!r}, block=7)\n"
         "while True:\n"
         "    print(a.next_id(), flush=True)\n"

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from edged.track import kalman
-from edged.track.geometry import cxcywh_to_xyxy, expand, iou_matrix, xyxy_to_cxcywh
+from edged.core.geometry import cxcywh_to_xyxy, expand, iou_matrix, xyxy_to_cxcywh
+from edged.stages.track import kalman
 
 
 def random_boxes(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -69,7 +69,7 @@ def test_filter_learns_constant_velocity_of_every_track_at_once():
 
 
 def test_full_size_keeps_the_largest_size_while_the_border_clips_it():
-    from edged.track.geometry import full_size, leaving_mismatch
+    from edged.core.geometry import full_size, leaving_mismatch
 
     prev = np.array([[437.0, 220.0]])
     # clipped by the right border: width keeps the full 437, height (not clipped) is measured anew

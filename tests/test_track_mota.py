@@ -1,14 +1,14 @@
 """Tracking accuracy on scripted scenes with ground truth as detections plus noise (trackers.eval metrics).
 
-Figures for longer runs and several seeds: ``python -m tools.eval_tracking`` and
-``python -m tools.bench_tracker`` (docs/BENCHMARKS.md).
+Figures for longer runs and several seeds: ``python -m tools.eval.tracking`` and
+``python -m tools.bench.tracker`` (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from tools.eval_tracking import Noise, evaluate, make_scene, run_edged
+from tools.eval.tracking import Noise, evaluate, make_scene, run_edged
 
 
 def test_mota_and_idf1_on_the_synthetic_road_scene_with_noise_misses_occlusion_and_false_positives():
@@ -25,7 +25,7 @@ def test_mota_and_idf1_on_the_synthetic_road_scene_with_noise_misses_occlusion_a
 
 
 def test_mota_and_idf1_on_the_fake_camera_scene():
-    pytest.importorskip("hal.fake")
+    pytest.importorskip("edged_sim.camera")
     noise = Noise(box_sigma=0.03, miss_rate=0.03, occluded_miss=None, low_score_rate=0.15, fp_per_frame=0.2)
     scene = make_scene("fake", seed=3, seconds=30, noise=noise)
     detected = evaluate(scene, run_edged(scene.metas, scene.dets), hota=False)

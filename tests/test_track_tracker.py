@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edged.classes import class_id
 from edged.config import TrackConfig
-from edged.track.ids import MemoryIds
-from edged.track.tracker import Tracker, TrackerInputError
-from edged.types import Detections, Exposure, ExposureMode, FrameMeta, Position
+from edged.core.classes import class_id
+from edged.core.types import Detections, Exposure, ExposureMode, FrameMeta, Position
+from edged.stages.track.ids import MemoryIds
+from edged.stages.track.tracker import Tracker, TrackerInputError
 
 FPS = 10.0
 CAR, TRUCK, PERSON = class_id("car"), class_id("truck"), class_id("person")
@@ -253,7 +253,7 @@ def test_a_recorded_run_is_reproduced():
     gave them before its phases were split into methods and sped up: a change of what it computes fails here."""
     import hashlib
 
-    from tools.eval_tracking import FPS, Noise, make_scene
+    from tools.eval.tracking import FPS, Noise, make_scene
 
     scene = make_scene("synthetic", 5, 30.0, noise=Noise(fp_per_frame=0.5))
     tracker = Tracker(TrackConfig(), MemoryIds(), FPS)
@@ -271,7 +271,7 @@ def test_assign_gives_what_lapjv_gives():
     """The shortcut for pairs that do not conflict returns lapjv's optimum; conflicting ones go to lapjv."""
     import lap
 
-    from edged.track.tracker import assign
+    from edged.stages.track.tracker import assign
 
     rng = np.random.default_rng(4)
     shortcut = 0

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from edged import wire
-from edged.outbox import Outbox
-from edged.broker import tls_context
 from edged.config import UplinkBrokerConfig
-from edged.uplink import Uplink, UplinkConfigError
+from edged.link import wire
+from edged.link.mqtt import tls_context
+from edged.link.outbox import Outbox
+from edged.link.uplink import Uplink, UplinkConfigError
+from edged_platform.receiver import Receiver
+from edged_platform.store import SegmentStore
 from tests.mosquitto import Mosquitto, have_mosquitto, make_tls_files
-from tools.platforms.store import SegmentStore
-from tools.receiver import Receiver
 
 pytestmark = pytest.mark.skipif(not have_mosquitto(), reason="mosquitto is not installed")
 

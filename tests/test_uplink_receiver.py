@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 
 from edged import config as edged_config
-from edged import wire
-from edged.keys import generate_device_key, load_signing_key
-from edged.outbox import Outbox
-from edged.uplink import Uplink, func_destination, quality_for_rate
+from edged.core.keys import generate_device_key, load_signing_key
+from edged.link import wire
+from edged.link.destinations import destination
+from edged.link.outbox import Outbox
+from edged.link.uplink import Uplink, quality_for_rate
+from edged_platform.receiver import Receiver
+from edged_platform.store import SegmentStore
 from tests.mosquitto import Mosquitto
-from tools.platforms.store import SegmentStore
-from tools.receiver import Receiver
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,7 +69,7 @@ def test_receiver_cli_stores_what_the_uplink_sends(tmp_path: Path, mosquitto: Mo
     store_dir = tmp_path / "platform-ops"
     dev = generate_device_key(tmp_path / "keys" / "device")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tools.receiver", "--host", "127.0.0.1", "--port", str(mosquitto.port),
+        [sys.executable, "-m", "edged_platform.receiver", "--host", "127.0.0.1", "--port", str(mosquitto.port),
          "--topic", "edged/+/ops/#", "--store", str(store_dir), "--client-id", "cli-rx",
          "--device-key", str(dev.public)],
         cwd=ROOT, stderr=subprocess.PIPE, text=True,
@@ -111,13 +112,13 @@ def test_receiver_cli_stores_what_the_uplink_sends(tmp_path: Path, mosquitto: Mo
 
 
 def test_one_uplink_per_destination(tmp_path: Path) -> None:
-    from edged.app import uplink_destinations
+    from edged.runtime.app import uplink_destinations
 
     cfg = edged_config.from_dict({"uplink": {"enabled": True,
                                              "functional": {"face": {"port": 1884}, "plate": {"host": "police"}}}})
     ob = Outbox(tmp_path / "o.db")
     ups = [Uplink.from_config(cfg, d, ob) for d in uplink_destinations(cfg)]
-    assert [u.dest for u in ups] == ["ops", func_destination("face"), "func.plate"]
+    assert [u.dest for u in ups] == ["ops", destination("face"), "func.plate"]
     assert len({u.client_id for u in ups}) == 3
     assert ups[2].broker.host == "police" and ups[1].broker.port == 1884
     assert ups[0].cached_period_s == cfg.select.cached_period_s
@@ -135,9 +136,9 @@ def test_quality_follows_the_measured_rate() -> None:
 def test_the_stats_document_carries_each_links_status(tmp_path: Path, mosquitto: Mosquitto) -> None:
     """A running daemon's remote ``stats`` reply has every destination's connection, acks and backlog
     (``LinkStatus`` used to reach no message)."""
-    from edged.app import UplinkService
     from edged.remote import load_startup_config
     from edged.remote.commands import MQTT_ACCESS, RemoteControl
+    from edged.runtime.app import UplinkService
     from tests.remote_rig import running_daemon, write_config
 
     path = write_config(tmp_path, f'[uplink]\nenabled = true\nops = {{ port = {mosquitto.port} }}\n'
@@ -171,7 +172,7 @@ def test_the_stats_document_carries_each_links_status(tmp_path: Path, mosquitto:
 
 def test_ops_and_functional_receivers_get_distinct_stable_client_ids(tmp_path: Path, mosquitto: Mosquitto) -> None:
     """The README's two receiver commands, run with default ids on one broker, do not kick each other off."""
-    from tools.receiver import default_client_id
+    from edged_platform.receiver import default_client_id
 
     ops, func = tmp_path / "platform" / "ops", tmp_path / "platform" / "func.face"
     assert default_client_id(ops, "edged/+/ops/#") != default_client_id(func, "edged/+/func/face/#")
@@ -179,7 +180,7 @@ def test_ops_and_functional_receivers_get_distinct_stable_client_ids(tmp_path: P
     dev = generate_device_key(tmp_path / "keys" / "device")
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "tools.receiver", "--host", "127.0.0.1", "--port", str(mosquitto.port),
+            [sys.executable, "-m", "edged_platform.receiver", "--host", "127.0.0.1", "--port", str(mosquitto.port),
              "--topic", topic, "--store", str(store), "--device-key", str(dev.public)],
             cwd=ROOT, stderr=subprocess.PIPE, text=True,
         )

@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 
 from edged.config import Config
-from edged.outbox import Outbox
-from edged.uplink import OPS, Uplink
+from edged.link.destinations import OPS
+from edged.link.outbox import Outbox
+from edged.link.uplink import Uplink
 
 
 def test_suggested_quality_from_another_thread_while_acks_arrive(tmp_path: Path) -> None:
@@ -49,7 +50,7 @@ def test_a_cancelled_session_still_records_its_acks_before_run_returns(tmp_path:
     a closed database, and those messages went out twice after restart)."""
     import asyncio
 
-    from edged import wire
+    from edged.link import wire
 
     outbox = Outbox(tmp_path / "o.db")
     envs = [wire.make("package", "ops", "normal", b"x" * 100, video_id="V") for _ in range(50)]

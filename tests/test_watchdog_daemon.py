@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 from edged.config import from_dict
-from edged.daemon import Daemon
-from edged.notify import Notifier, NotifyService
-from edged.pipeline import FrameWork
+from edged.runtime.daemon import Daemon
+from edged.runtime.notify import Notifier, NotifyService
+from edged.stages.pipeline import FrameWork
 from tests.test_daemon import Builder
 from tests.test_notify_systemd import SystemdSocket
 
@@ -39,7 +39,7 @@ def test_watchdog_follows_the_real_pipeline(tmp_path: Path) -> None:
         "camera": {"width": 320, "height": 192, "fps": 20.0, "fake": {"realtime": True}},
         "systemd": {"heartbeat_stale_s": 0.4},
     })
-    daemon = Daemon(config, Builder([gate], paced=True), [], services=[NotifyService(Notifier(systemd.address), 0.1)])
+    daemon = Daemon(config, Builder([gate]), [], services=[NotifyService(Notifier(systemd.address), 0.1)])
 
     def pings_between(t0: float, t1: float) -> int:
         return sum(1 for t in systemd.lines("WATCHDOG=1") if t0 <= t < t1)

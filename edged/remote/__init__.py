@@ -36,9 +36,9 @@ def build_services(startup: StartupConfig, control: RemoteControl | None = None)
     ``remote.serial.enabled``, no ``NOTIFY_SOCKET``), so a remote change can switch MQTT or the
     console on or off without a restart.
     """
-    from edged.notify import NotifyService
     from edged.remote.mqtt import MqttService
     from edged.remote.serial_console import SerialConsoleService
+    from edged.runtime.notify import NotifyService
 
     control = control if control is not None else RemoteControl.from_startup(startup)
     return [MqttService(control), SerialConsoleService(control), NotifyService()]

@@ -34,7 +34,7 @@ from typing import Any
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
-from edged.keys import KeyFileError, load_operator_signing_key, load_operator_verify_key, signing_key_id
+from edged.core.keys import KeyFileError, load_operator_signing_key, load_operator_verify_key, signing_key_id
 
 AUTH_FAILURES = ("unsigned", "bad_signature", "unknown_key", "wrong_device", "expired")
 """Reply codes of a request whose signature or claims fail (the console backs off after each)."""

@@ -40,8 +40,8 @@ from typing import Annotated, Any, Literal, Protocol
 import msgspec
 
 from edged.config import Config, ConfigError, from_dict, to_dict
-from edged.keys import KeyFileError
-from edged.lograte import BoundedLog
+from edged.core.keys import KeyFileError
+from edged.core.lograte import BoundedLog
 from edged.remote.auth import AUTH_FAILURES, AuthError, TrustedKey, Verified, load_trusted_keys, verify_request
 from edged.remote.policy import PolicyError, Role, check_change
 from edged.remote.redact import keep_redacted, redact, scrub, secret_values
@@ -90,7 +90,7 @@ SERIAL_ACCESS = Access(require_version=False, reads_need_auth=True)
 
 
 class ApplyTarget(Protocol):
-    """What the handler needs of the daemon (``edged.daemon.Daemon`` is one)."""
+    """What the handler needs of the daemon (``edged.runtime.daemon.Daemon`` is one)."""
 
     config: Config
 

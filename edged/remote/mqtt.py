@@ -33,8 +33,8 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edged.broker import Backoff, tls_context
 from edged.config import MqttRemoteConfig
+from edged.link.mqtt import Backoff, tls_context
 from edged.remote.commands import MQTT_ACCESS, RemoteControl
 
 log = logging.getLogger("edged.remote.mqtt")
@@ -56,7 +56,7 @@ def _json(body: Any) -> bytes:
 
 
 class MqttService:
-    """The MQTT command service (a daemon :class:`~edged.daemon.Service`)."""
+    """The MQTT command service (a daemon :class:`~edged.runtime.daemon.Service`)."""
 
     name = "remote-mqtt"
 

@@ -209,7 +209,7 @@ def _encode(reply: dict[str, Any]) -> bytes:
 
 
 class SerialConsoleService:
-    """The serial console (a daemon :class:`~edged.daemon.Service`); port and baud come from
+    """The serial console (a daemon :class:`~edged.runtime.daemon.Service`); port and baud come from
     ``remote.serial`` of the running config unless given here."""
 
     name = "remote-serial"

@@ -1,0 +1,301 @@
+"""Platform receiver: subscribe to a broker topic and store every envelope in a SegmentStore.
+
+Used for the operations platform and for each functional platform (one receiver each, each with
+its own store folder), by the tests and the demo::
+
+    python -m edged_platform.receiver --host 127.0.0.1 --port 1883 --topic 'edged/+/ops/#' --store platform/ops \
+        --device-key data/keys/device.pub
+
+Every envelope must carry a valid signature by one of the trusted device keys (``--device-key``,
+repeatable: the ``.pub`` files ``edged keygen device`` writes). One that is unsigned, signed by an
+unknown key or whose signature does not verify is dropped and counted (``unsigned``, ``unknown
+key``, ``bad signature``), never stored: the first drop is logged at once, later ones as one summary
+line per :data:`REJECT_LOG_PERIOD_S`; the counts are in the final summary line.
+
+The session is persistent (``clean_session=False`` with a fixed client id), so QoS 1 messages
+published while the receiver is offline wait at the broker. The default client id is derived from
+the store folder and the topic (:func:`default_client_id`): the same receiver restarted resumes its
+session, while the ops and the functional-platform receivers on one broker never share an id (a
+shared id makes the broker drop one connection whenever the other connects). Duplicates (at-least-once delivery)
+are dropped by message id; malformed payloads are logged and counted, never stored, never fatal.
+Reconnects with exponential backoff. A message is PUBACKed by the MQTT client as it arrives, before
+it is stored: a receiver killed in between loses that message (a platform that needs more uses a
+broker bridge with its own persistence).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import logging
+import random
+import signal
+import ssl
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiomqtt
+from nacl.signing import VerifyKey
+
+from edged.core.keys import KeyFileError
+from edged.link.wire import Envelope, EnvelopeAuthError, WireError, decode, trusted_keys
+from edged_platform.store import SegmentStore
+
+log = logging.getLogger("edged_platform.receiver")
+
+REJECT_LOG_PERIOD_S = 10.0
+"""Dropped payloads are logged at once, then summarised in one line at most this often."""
+
+
+@dataclass
+class ReceiverStats:
+    """What the receiver did with the payloads it got."""
+
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    malformed: int = 0
+    """Payloads that are not a valid envelope (not CBOR, a field missing or wrong)."""
+    rejected: dict[str, int] = field(default_factory=dict)
+    """Well-formed envelopes dropped by the signature check, per reason (``unsigned``, ``unknown
+    key``, ``bad signature``)."""
+    connects: int = 0
+    arrivals: list[str] = field(default_factory=list)
+    """Message ids in first-arrival order (kept only with ``keep_order=True``)."""
+
+    @property
+    def rejected_total(self) -> int:
+        """Envelopes dropped by the signature check, all reasons."""
+        return sum(self.rejected.values())
+
+    def summary(self) -> str:
+        """One line of counts, as the receiver logs it when it stops."""
+        why = ", ".join(f"{n} {r}" for r, n in sorted(self.rejected.items()))
+        return (f"{self.received} received, {self.stored} stored, {self.duplicates} duplicates, {self.malformed} malformed, "
+                f"{self.rejected_total} rejected{f' ({why})' if why else ''}")
+
+
+class DropLog:
+    """Rate-limited log of dropped payloads: the first at once, then one summary line per period."""
+
+    def __init__(self, period_s: float = REJECT_LOG_PERIOD_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.period_s = period_s
+        self.clock = clock
+        self.lines = 0
+        """Log lines written so far."""
+        self._pending: dict[str, int] = {}
+        self._last_error = ""
+        self._last_log = -float("inf")
+
+    def drop(self, reason: str, error: str) -> None:
+        """Count one dropped payload; logs now if the period since the last line has passed."""
+        self._pending[reason] = self._pending.get(reason, 0) + 1
+        self._last_error = error
+        self.flush(force=False)
+
+    def flush(self, force: bool = True) -> None:
+        """Write the pending summary (when due, or now with ``force``)."""
+        if not self._pending or (not force and self.clock() - self._last_log < self.period_s):
+            return
+        n = sum(self._pending.values())
+        if n == 1:
+            log.warning("receiver: dropped 1 payload (%s): %s", next(iter(self._pending)), self._last_error)
+        else:
+            why = ", ".join(f"{k} {r}" for r, k in sorted(self._pending.items()))
+            log.warning("receiver: dropped %d payloads (%s); last: %s", n, why, self._last_error)
+        self.lines += 1
+        self._pending.clear()
+        self._last_log = self.clock()
+
+
+class Receiver:
+    """Subscribes to ``topic`` and appends each verified envelope to ``store`` (de-duplicated).
+
+    ``device_keys`` (key id -> verify key, :func:`edged.link.wire.trusted_keys`) are the trusted device
+    keys every envelope's signature must verify with. ``None`` stores envelopes unverified (a
+    warning says so): only for local experiments; the command line always verifies.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        topic: str,
+        store: SegmentStore,
+        *,
+        client_id: str = "edged-receiver",
+        username: str | None = None,
+        password: str | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        keep_order: bool = False,
+        on_envelope: Callable[[Envelope], None] | None = None,
+        reconnect_max_s: float = 10.0,
+        device_keys: Mapping[str, VerifyKey] | None = None,
+        reject_log_period_s: float = REJECT_LOG_PERIOD_S,
+    ) -> None:
+        self.host, self.port, self.topic, self.store = host, port, topic, store
+        self.client_id = client_id
+        self.username, self.password, self.tls_context = username, password, tls_context
+        self.keep_order = keep_order
+        self.on_envelope = on_envelope
+        self.reconnect_max_s = reconnect_max_s
+        self.device_keys = device_keys
+        self.stats = ReceiverStats()
+        self.drops = DropLog(reject_log_period_s)
+        self.subscribed = asyncio.Event()
+        if device_keys is None:
+            log.warning("receiver: no trusted device keys: envelopes to %s are stored WITHOUT signature verification",
+                        store.root)
+
+    def handle(self, payload: bytes) -> bool:
+        """Decode, verify and store one payload; ``True`` if it was new."""
+        self.stats.received += 1
+        try:
+            env = decode(payload, self.device_keys)
+        except EnvelopeAuthError as err:
+            self.stats.rejected[err.reason] = self.stats.rejected.get(err.reason, 0) + 1
+            self.drops.drop(err.reason, str(err))
+            return False
+        except WireError as err:
+            self.stats.malformed += 1
+            self.drops.drop("malformed", f"{len(payload)} bytes: {err}")
+            return False
+        if not self.store.append(env, payload):
+            self.stats.duplicates += 1
+            return False
+        self.stats.stored += 1
+        if self.keep_order:
+            self.stats.arrivals.append(env.id)
+        if self.on_envelope is not None:
+            self.on_envelope(env)
+        return True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Receive until ``stop`` is set, reconnecting with backoff; pending drop counts are logged."""
+        flusher = asyncio.ensure_future(self._flush_drops(stop))
+        try:
+            await self._receive(stop)
+        finally:
+            flusher.cancel()
+            self.drops.flush()
+
+    async def _flush_drops(self, stop: asyncio.Event) -> None:
+        """Log the pending drop summary once it is due, even when no further payload arrives."""
+        while not stop.is_set():
+            await asyncio.sleep(min(1.0, self.drops.period_s))
+            self.drops.flush(force=False)
+
+    async def _receive(self, stop: asyncio.Event) -> None:
+        delay = 0.2
+        while not stop.is_set():
+            try:
+                async with aiomqtt.Client(
+                    self.host, self.port, identifier=self.client_id, clean_session=False,
+                    username=self.username, password=self.password, tls_context=self.tls_context,
+                    keepalive=15, max_queued_incoming_messages=0,
+                ) as client:
+                    await client.subscribe(self.topic, qos=1)
+                    log.info("receiver: subscribed to %s on %s:%d", self.topic, self.host, self.port)
+                    self.stats.connects += 1
+                    self.subscribed.set()
+                    delay = 0.2
+                    messages = aiter(client.messages)
+                    stopper = asyncio.ensure_future(stop.wait())
+                    try:
+                        while True:
+                            nxt = asyncio.ensure_future(anext(messages))
+                            done, _ = await asyncio.wait({nxt, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                            if nxt not in done:
+                                nxt.cancel()
+                                return
+                            msg = nxt.result()
+                            payload = msg.payload if isinstance(msg.payload, (bytes, bytearray)) else b""
+                            self.handle(bytes(payload))
+                    finally:
+                        stopper.cancel()
+            except aiomqtt.MqttError as err:
+                self.subscribed.clear()
+                log.info("receiver: %s; reconnecting in %.1f s", err, delay)
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=delay * (0.5 + random.random() / 2))
+                except TimeoutError:
+                    pass
+                delay = min(delay * 2, self.reconnect_max_s)
+
+
+def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if not (args.tls or args.ca or args.cert):
+        return None
+    ctx = ssl.create_default_context(cafile=args.ca or None)
+    if args.cert:
+        ctx.load_cert_chain(args.cert, args.key or None)
+    return ctx
+
+
+def default_client_id(store: Path, topic: str) -> str:
+    """A client id unique to this store folder and topic filter, and the same at every restart."""
+    digest = hashlib.blake2b(f"{store.resolve()}\0{topic}".encode(), digest_size=6).hexdigest()
+    return f"edged-receiver-{digest}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m edged_platform.receiver", description=__doc__.split("\n")[0])
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=1883)
+    ap.add_argument("--topic", required=True, help="MQTT topic filter, e.g. 'edged/+/ops/#'")
+    ap.add_argument("--store", required=True, type=Path, help="folder of the SegmentStore")
+    ap.add_argument("--device-key", action="append", required=True, metavar="PATH",
+                    help="trusted device public key (.pub from 'edged keygen device'); repeatable; "
+                         "envelopes not signed by one of them are dropped and counted")
+    ap.add_argument("--client-id", help="MQTT client id (default: derived from --store and --topic, stable across restarts)")
+    ap.add_argument("--username")
+    ap.add_argument("--password")
+    ap.add_argument("--tls", action="store_true", help="TLS with the system CA store")
+    ap.add_argument("--ca", help="CA file that signs the broker's certificate")
+    ap.add_argument("--cert", help="client certificate (mutual TLS)")
+    ap.add_argument("--key", help="client key")
+    ap.add_argument("--fsync", action="store_true", help="fsync each stored message")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        tls = _tls(args)
+    except (OSError, ssl.SSLError) as err:
+        print(f"receiver: cannot load TLS files: {err}", file=sys.stderr)
+        return 2
+    try:
+        keys = trusted_keys(args.device_key)
+    except KeyFileError as err:
+        print(f"receiver: {err}", file=sys.stderr)
+        return 2
+    store = SegmentStore(args.store, fsync=args.fsync, device_keys=keys)
+
+    def on_env(env: Envelope) -> None:
+        log.info("stored %s %s video=%s image=%s (%d bytes)", env.kind, env.id, env.video_id, env.image_id, len(env.body))
+
+    client_id = args.client_id or default_client_id(args.store, args.topic)
+    log.info("receiver: client id %s", client_id)
+    receiver = Receiver(args.host, args.port, args.topic, store, client_id=client_id,
+                        username=args.username, password=args.password, tls_context=tls, on_envelope=on_env,
+                        device_keys=keys)
+    log.info("receiver: trusting device key%s %s", "s" if len(keys) > 1 else "", ", ".join(sorted(keys)))
+
+    async def amain() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await receiver.run(stop)
+
+    asyncio.run(amain())
+    log.info("receiver: %s", receiver.stats.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

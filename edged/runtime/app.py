@@ -1,0 +1,157 @@
+"""Builds a runnable daemon (camera, stages, sinks, services) from a validated config."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from edged.config import Config, resolve_path
+from edged.core.keys import KeyFileError, check_keys, load_signing_key
+from edged.hal.base import Camera
+from edged.link.destinations import OPS, destination
+from edged.link.outbox import Outbox, open_from_config
+from edged.link.uplink import Uplink
+from edged.runtime.camera import make_camera
+from edged.runtime.daemon import Daemon, Service, Sink
+from edged.runtime.sinks import FrameWriter, OutboxSink
+from edged.stages.detect.detector import Detector
+from edged.stages.detect.stage import DetectStage
+from edged.stages.health.stage import HealthStage
+from edged.stages.package.stage import PackageStage
+from edged.stages.pipeline import Stage
+from edged.stages.privacy.stage import PrivacyStage
+from edged.stages.select.stage import SelectStage
+from edged.stages.track.stage import TrackStage
+
+STAGE_SECTIONS: dict[str, frozenset[str]] = {
+    "detect": frozenset({"detect"}),
+    "track": frozenset({"track", "calibration", "camera", "device"}),
+    "select": frozenset({"select"}),
+    "privacy": frozenset({"privacy", "device"}),
+    "health": frozenset({"health"}),
+    "package": frozenset({"device"}),
+}
+"""Config sections each stage is built from: a stage is rebuilt only when one of them changed, so
+the tracker keeps its tracks (and the selector its best images) across unrelated changes."""
+
+
+def run_folder(config: Config) -> Path:
+    """A fresh folder under ``output.dir`` for this run's local output."""
+    root = resolve_path(config.output.dir)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder = root / f"run-{stamp}"
+    n = 1
+    while folder.exists():
+        n += 1
+        folder = root / f"run-{stamp}-{n}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+class AppBuilder:
+    """Builds cameras and stage chains from config sections (the daemon's :class:`Builder`).
+
+    Stages whose sections did not change are reused, state and all.
+    """
+
+    def __init__(self, quality: Callable[[], int] = lambda: 85) -> None:
+        self.quality = quality
+        self._built: dict[str, Stage] = {}
+
+    def camera(self, config: Config) -> Camera:
+        return make_camera(config.camera)
+
+    def stages(self, config: Config, changed: set[str] | None) -> list[Stage]:
+        """The per-frame stage chain: detect → track → select → privacy → health → package."""
+        cv2.setNumThreads(config.pipeline.opencv_threads)  # process-wide; see PipelineConfig
+        wanted: list[tuple[str, Callable[[], Stage]]] = []
+        if config.detect.enabled:
+            wanted.append(("detect", lambda: DetectStage(Detector.from_config(config.detect))))
+        wanted += [
+            ("track", lambda: TrackStage.from_config(config)),
+            ("select", lambda: SelectStage.from_config(config)),
+            ("privacy", lambda: PrivacyStage(config.privacy, self._keys(config), config.device.id)),
+        ]
+        if config.health.enabled:
+            wanted.append(("health", lambda: HealthStage(config.health)))
+        wanted.append(("package", lambda: PackageStage(config.device.id, self.quality)))
+        built: dict[str, Stage] = {}
+        for name, make in wanted:
+            keep = changed is not None and name in self._built and not (STAGE_SECTIONS[name] & changed)
+            built[name] = self._built[name] if keep else make()
+        self._built = built
+        return list(built.values())
+
+    def adopt(self, stages: list[Stage]) -> None:
+        self._built = {s.name: s for s in stages}
+
+    @staticmethod
+    def _keys(config: Config):  # noqa: ANN205 - edged.core.keys.PrivacyKeys | None
+        return check_keys(config) if config.privacy.categories else None
+
+
+class UplinkService:
+    """Runs one destination's :class:`~edged.link.uplink.Uplink` beside the daemon; after the pipeline
+    drains it gets the uplink's own grace period to flush what it can, then stops."""
+
+    def __init__(self, uplink: Uplink) -> None:
+        self.uplink = uplink
+        self.name = f"uplink-{uplink.dest}"
+
+    def link_status(self) -> dict[str, dict[str, Any]]:
+        """This destination's connection, rate and backlog, for the ``stats`` document."""
+        return {self.uplink.dest: self.uplink.status().as_dict()}
+
+    async def run(self, daemon: Daemon) -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(self.uplink.run(stop))
+        await daemon.drained.wait()
+        stop.set()
+        await task
+
+
+def uplink_destinations(config: Config) -> list[str]:
+    """Destinations with a configured broker: ops, and ``func.<category>`` per functional platform."""
+    if not config.uplink.enabled:
+        return []
+    return [OPS, *(destination(c) for c in config.uplink.functional)]
+
+
+def build_daemon(
+    config: Config,
+    out: Path,
+    camera: Camera | None = None,
+    services: list[Service] | None = None,
+    sinks: list[Sink] | None = None,
+) -> Daemon:
+    """Wire camera, stages, sinks and services; ``out`` receives the run's local output.
+
+    ``sinks`` are added after the outbox and the local frames (the simulation's scoring sinks).
+    The outbox signs every envelope with the device key ``privacy.signing_key`` (required).
+    """
+    if not config.privacy.signing_key:
+        raise KeyFileError("privacy.signing_key: not set; every outgoing envelope is signed with the device key "
+                           "(make one with 'edged keygen device --out PREFIX')")
+    signing = load_signing_key(resolve_path(config.privacy.signing_key))
+    outbox: Outbox = open_from_config(config.outbox, resolve_path(config.device.data_dir), signing_key=signing)
+    uplinks = [Uplink.from_config(config, dest, outbox) for dest in uplink_destinations(config)]
+    ops = next((u for u in uplinks if u.dest == OPS), None)
+    builder = AppBuilder(quality=ops.suggested_quality if ops else lambda: config.output.jpeg_quality)
+
+    def wake() -> None:
+        for u in uplinks:
+            u.wake()
+
+    all_sinks: list[Sink] = [
+        OutboxSink(outbox, wake),
+        FrameWriter(out / "frames", config.output.save_every, config.output.jpeg_quality, allow_raw=False,
+                    min_free_bytes=config.output.min_free_bytes),
+        *(sinks or []),
+    ]
+    all_services: list[Service] = [UplinkService(u) for u in uplinks] + list(services or [])
+    return Daemon(config, builder, all_sinks, summary_path=out / "summary.json", camera=camera, services=all_services)

@@ -1,0 +1,117 @@
+"""What ``edged run`` needs before it starts, checked without starting: ``edged check-config``.
+
+Each problem is one line naming the config key and the file or folder: a model that does not load,
+a key file that is missing, of the wrong kind or readable by others, a folder that cannot be
+created or written, a file camera's missing source, a broker's TLS file that does not load. ``run`` checks the same before it opens
+anything, so a bad setup fails at once with every problem listed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from edged.config import Config, resolve_path
+
+
+def writable_folder(path: Path) -> str | None:
+    """``None`` when ``path`` is (or can be made) a folder we can write in; else why not."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return f"cannot create {path}: {err.strerror or err}"
+    if not path.is_dir():
+        return f"{path} is not a folder"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".edged-probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        return f"cannot write in {path}: {err.strerror or err}"
+    return None
+
+
+def folder_problems(config: Config) -> list[str]:
+    """The data, output and outbox folders: each must be creatable and writable."""
+    data = resolve_path(config.device.data_dir)
+    outbox = Path(config.outbox.path)
+    folders = {
+        "device.data_dir": data,
+        "output.dir": resolve_path(config.output.dir),
+        "outbox.path": (outbox if outbox.is_absolute() else data / outbox).parent,
+    }
+    problems = []
+    for key, folder in folders.items():
+        why = writable_folder(folder)
+        if why:
+            problems.append(f"{key}: {why}")
+    return problems
+
+
+def key_problems(config: Config) -> list[str]:
+    """The device signing key, the functional platforms' keys and the trusted operator keys."""
+    from edged.core.keys import KeyFileError, check_keys
+    from edged.remote.auth import load_trusted_keys
+
+    problems = []
+    try:
+        check_keys(config)  # the recipients of privacy.categories, then always the signing key
+    except KeyFileError as err:
+        problems.append(str(err))
+    try:
+        load_trusted_keys(config.remote.auth.operator_keys, config.remote.auth.admin_keys)
+    except KeyFileError as err:
+        problems.append(f"remote.auth: {err}")
+    return problems
+
+
+def model_problems(config: Config) -> list[str]:
+    """Every configured model file loads as a TFLite model with the expected input."""
+    if not config.detect.enabled:
+        return []
+    from edged.stages.detect.detector import model_path
+    from edged.stages.detect.runtime import ModelError, TFLiteModel
+
+    problems = []
+    for i, model in enumerate(config.detect.models):
+        try:
+            TFLiteModel(model_path(model.file))
+        except (ModelError, ValueError, OSError) as err:
+            problems.append(f"detect.models[{i}] ({model.name}): {err}")
+    return problems
+
+
+def camera_problems(config: Config) -> list[str]:
+    """A file camera's source must exist (the other backends are probed when they open)."""
+    if config.camera.backend != "file":
+        return []
+    if not config.camera.file.path:
+        return ["camera.file.path: not set (a video file, an image or a folder of images)"]
+    source = resolve_path(config.camera.file.path)
+    return [] if source.exists() else [f"camera.file.path: {source} does not exist"]
+
+
+def broker_problems(config: Config) -> list[str]:
+    """The TLS files of every broker connection in use (uplinks, remote control) must load."""
+    from edged.link.mqtt import BrokerConfigError, tls_context
+
+    brokers = []
+    if config.uplink.enabled:
+        brokers.append(("uplink.ops", config.uplink.ops))
+        brokers += [(f"uplink.functional.{name}", b) for name, b in config.uplink.functional.items()]
+    if config.remote.mqtt.enabled:
+        brokers.append(("remote.mqtt", config.remote.mqtt))
+    problems = []
+    for key, broker in brokers:
+        try:
+            tls_context(broker, key)
+        except BrokerConfigError as err:
+            problems.append(str(err))
+    return problems
+
+
+def preflight(config: Config) -> list[str]:
+    """Every problem that would stop ``edged run`` at start, one line each (empty: ready)."""
+    return (folder_problems(config) + key_problems(config) + model_problems(config) + camera_problems(config)
+            + broker_problems(config))

@@ -1,0 +1,391 @@
+"""The detection stage: every configured model on each frame, boxes in frame pixels.
+
+``Detector.from_config(cfg.detect)`` loads and checks every model (raising :class:`ModelError`
+naming the file and the mismatch), then ``detect(pixels_bgr)`` returns one :class:`Detections`
+with edged class ids. Each model sees the frame letterboxed (or stretched) to its input; with
+tiling on, the tiled models also see overlapping tiles; a model with ``crops_from`` also sees a
+crop around each detection of those classes from the models before it (``crop_shape``: a square
+over a person's head for the face model, the whole box of a vehicle for the plate model), and
+with ``full_frame`` off sees only those crops (and tiles).
+A model's boxes from all its regions are merged by class-aware NMS.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edged.config import DetectConfig, ModelConfig, TilingConfig
+from edged.core.classes import CLASS_NAMES
+from edged.core.types import Detections
+from edged.stages.detect import decoders
+from edged.stages.detect.centerface import centerface_order, decode_centerface
+from edged.stages.detect.runtime import ModelError, TFLiteModel
+
+_DEFAULT_RANGE = {"blazeface": (-1.0, 1.0), "ssd": (-1.0, 1.0), "yolov5": (0.0, 1.0), "yolov8": (0.0, 1.0),
+                  "yolo_grid": (0.0, 1.0), "centernet": (0.0, 255.0), "centerface": (0.0, 255.0),
+                  "nanodet": (0.0, 255.0)}
+"""Float input range each layout is usually trained on (pixels / 255 mapped linearly into it)."""
+_EXPECTED_OUTPUTS = {"ssd": 4, "yolov5": 1, "yolov8": 1, "blazeface": 2, "centernet": 2, "centerface": 4}
+_REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def model_path(file: str) -> Path:
+    """A config ``file``: absolute as is; relative to the working directory, else to the repo root."""
+    p = Path(file)
+    if p.is_absolute() or p.exists():
+        return p if p.is_absolute() else Path.cwd() / p
+    fallback = _REPO_ROOT / p
+    return fallback if fallback.exists() else Path.cwd() / p
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """A rectangle of the frame (pixels) that one model invocation sees."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+def tile_regions(width: int, height: int, tiling: TilingConfig) -> list[Region]:
+    """The whole frame followed by overlapping tiles covering it (no tiles if a tile covers the frame)."""
+    regions = [Region(0, 0, width, height)]
+    tw, th = min(tiling.tile[0], width), min(tiling.tile[1], height)
+    if tw >= width and th >= height:
+        return regions
+    xs, ys = tiling.origins(width, height)
+    regions += [Region(x, y, tw, th) for y in ys for x in xs]
+    return regions
+
+
+def fit_size(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, int, int]:
+    """Resize ``image`` to ``size`` (w, h) for a model input, anti-aliased when shrinking.
+
+    Halves with a 2x2 box filter while the image is still at least twice the target, then
+    resizes bilinearly (a ratio below 2, or an enlargement). Close to ``INTER_AREA`` (about 1 grey
+    level mean difference on photographs) at a fraction of its cost at non-integer ratios: a
+    300 px head crop to 128 px takes 0.06 ms instead of 0.42 ms (2-core EPYC, one OpenCV thread);
+    an exact 2x (1280x720 -> 640x360) is ``INTER_AREA`` itself.
+
+    Returns (resized, used_w, used_h): the result shows the first ``used_w`` x ``used_h`` pixels
+    of ``image``; up to 2^k - 1 right/bottom pixels are left out so that k halvings are exact.
+    """
+    w, h = size
+    ih, iw = image.shape[:2]
+    k = 0
+    while iw >> (k + 1) >= w and ih >> (k + 1) >= h:
+        k += 1
+    used_w, used_h = (iw >> k) << k, (ih >> k) << k
+    img = image[:used_h, :used_w]
+    for _ in range(k):
+        img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    if img.shape[1] != w or img.shape[0] != h:
+        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+    return img, used_w, used_h
+
+
+def letterbox(image: np.ndarray, size: tuple[int, int], pad: int = 0) -> tuple[np.ndarray, float, float, int, int]:
+    """Resize keeping the aspect ratio and centre in a ``size`` (w, h) canvas filled with ``pad``.
+
+    Returns (canvas, sx, sy, pad_x, pad_y): a canvas pixel ``u`` is ``(u - pad_x) / sx`` in ``image``.
+    """
+    w, h = size
+    ih, iw = image.shape[:2]
+    s = min(w / iw, h / ih)
+    nw, nh = max(1, round(iw * s)), max(1, round(ih * s))
+    px, py = (w - nw) // 2, (h - nh) // 2
+    img = np.full((h, w, 3), pad, np.uint8)
+    img[py : py + nh, px : px + nw], used_w, used_h = fit_size(image, (nw, nh))
+    return img, nw / used_w, nh / used_h, px, py
+
+
+class LoadedModel:
+    """One model from the config: interpreter, decoder settings and label -> class-id map."""
+
+    def __init__(self, cfg: ModelConfig, threads: int) -> None:
+        self.cfg = cfg
+        self.path = model_path(cfg.file)
+        self.model = TFLiteModel(self.path, threads)
+        self.input_range = cfg.input_range or _DEFAULT_RANGE[cfg.layout]
+        self.class_map = self._class_map()
+        self.thresholds = self._thresholds()
+        self.min_score = float(min(self.thresholds[self.class_map >= 0].min(initial=1.0), 1.0))
+        unknown = [c for c in cfg.crops_from if c not in CLASS_NAMES]
+        if unknown:
+            raise self._fail(f"crops_from names {unknown[0]!r}, not an edged class ({', '.join(CLASS_NAMES)})")
+        self.crop_class_ids = np.asarray([CLASS_NAMES.index(c) for c in cfg.crops_from], np.int16)
+        self.anchors: np.ndarray | None = None
+        self.ssd_order: list[int] | None = None
+        self.centerface_order: list[int] | None = None
+        self._check()
+
+    def _fail(self, what: str) -> ModelError:
+        return ModelError(f"model {self.cfg.name!r} ({self.path}): {what}")
+
+    def _class_map(self) -> np.ndarray:
+        ids = []
+        for label in self.cfg.labels:
+            if label == "":
+                ids.append(-1)
+            elif label in CLASS_NAMES:
+                ids.append(CLASS_NAMES.index(label))
+            else:
+                raise self._fail(f"label {label!r} is not an edged class; known: {', '.join(CLASS_NAMES)}")
+        return np.asarray(ids, dtype=np.int16)
+
+    def _thresholds(self) -> np.ndarray:
+        """Score threshold per model label index."""
+        known = {CLASS_NAMES[c] for c in self.class_map if c >= 0}
+        for name in self.cfg.thresholds:
+            if name not in known:
+                raise self._fail(f"threshold for {name!r}, which this model does not output ({', '.join(sorted(known))})")
+        return np.asarray(
+            [self.cfg.thresholds.get(CLASS_NAMES[c], self.cfg.score_threshold) if c >= 0 else 1.0 for c in self.class_map],
+            dtype=np.float32,
+        )
+
+    def _check(self) -> None:
+        """Compare the file with its config: input size, output count and output shapes."""
+        cfg, m = self.cfg, self.model
+        if tuple(cfg.input_size) != m.input_size:
+            raise self._fail(f"config input_size {tuple(cfg.input_size)} (w, h) but the file's input is {m.input_size}")
+        want = _EXPECTED_OUTPUTS.get(cfg.layout, len(m.outputs))
+        if len(m.outputs) != want:
+            shapes = [o.shape for o in m.outputs]
+            raise self._fail(f"layout {cfg.layout!r} needs {want} output tensors, the file has {len(m.outputs)} {shapes}")
+        n = len(cfg.labels)
+        shapes = [o.shape for o in m.outputs]
+        if cfg.layout == "yolov5" and shapes[0][-1] != 5 + n:
+            raise self._fail(f"yolov5 output {shapes[0]} does not end in 5 + {n} labels = {5 + n}")
+        if cfg.layout == "yolov8" and 4 + n not in shapes[0][-2:]:
+            raise self._fail(f"yolov8 output {shapes[0]} has no axis of 4 + {n} labels = {4 + n}")
+        if cfg.layout == "yolo_grid":
+            w, h = m.input_size
+            for s in shapes:
+                if len(s) != 4 or h % s[1] or w % s[2] or h // s[1] != w // s[2]:
+                    raise self._fail(f"yolo_grid output {s} is not (1, H, W, channels) with H, W dividing {m.input_size}")
+            try:
+                decoders.grid_levels([np.zeros(s, np.float32) for s in shapes], n)
+            except ValueError as err:
+                raise self._fail(f"{err} ({n} labels)") from None
+        if cfg.layout == "centernet":
+            try:
+                heat, _ = decoders.centernet_maps([np.zeros(s, np.float32) for s in shapes], n)
+            except ValueError as err:
+                raise self._fail(f"{err} ({n} labels)") from None
+            w, h = m.input_size
+            if h % heat.shape[0] or w % heat.shape[1] or h // heat.shape[0] != w // heat.shape[1]:
+                raise self._fail(f"centernet maps {heat.shape[:2]} do not divide the input {m.input_size} evenly")
+        if cfg.layout == "nanodet":
+            try:
+                decoders.nanodet_levels([np.zeros(s, np.float32) for s in shapes], n)
+            except ValueError as err:
+                raise self._fail(f"{err} ({n} labels)") from None
+        if cfg.layout == "centerface":
+            try:
+                self.centerface_order = centerface_order([o.name for o in m.outputs], shapes)
+            except ValueError as err:
+                raise self._fail(str(err)) from None
+            if n != 1:
+                raise self._fail(f"centerface has one class, config lists {n} labels")
+        if cfg.layout == "blazeface":
+            reg = next((s for s in shapes if s[-1] != 1), None)
+            if reg is None or reg[-1] < 4 or len(reg) != 3:
+                raise self._fail(f"blazeface outputs {shapes}: expected (1, N, 16) regressors and (1, N, 1) scores")
+            if m.input_size[0] != m.input_size[1]:
+                raise self._fail(f"blazeface input must be square, file has {m.input_size}")
+            try:
+                opts = decoders.blazeface_variant(m.input_size[0], reg[1])
+            except ValueError as err:
+                raise self._fail(str(err)) from None
+            self.anchors = decoders.blazeface_anchors(opts)
+            if n != 1:
+                raise self._fail(f"blazeface has one class, config lists {n} labels")
+        if cfg.layout == "ssd":
+            if not any(len(s) == 3 and s[-1] == 4 for s in shapes):
+                raise self._fail(f"ssd outputs {shapes} have no (1, N, 4) box tensor (TFLite_Detection_PostProcess)")
+            self.ssd_order = decoders.ssd_output_order([o.name for o in m.outputs], shapes)
+
+    # ------------------------------------------------------------------------------------------ run
+    def prepare(self, bgr: np.ndarray) -> tuple[np.ndarray, float, float, float, float]:
+        """As :meth:`prepare_pixels`, with the image as float32 in the model's input range."""
+        img, sx, sy, px, py = self.prepare_pixels(bgr)
+        lo, hi = self.input_range
+        return img.astype(np.float32) * np.float32((hi - lo) / 255.0) + np.float32(lo), sx, sy, px, py
+
+    def prepare_pixels(self, bgr: np.ndarray) -> tuple[np.ndarray, float, float, float, float]:
+        """Fit a BGR image into the model input; returns (uint8 RGB input, sx, sy, pad_x, pad_y).
+
+        A model pixel ``u`` maps back to ``(u - pad_x) / sx`` in ``bgr``. The colour order is swapped
+        after resizing (the same pixels either way, on the model's few pixels instead of the frame's).
+        """
+        w, h = self.model.input_size
+        if self.cfg.resize == "stretch":
+            img, used_w, used_h = fit_size(bgr, (w, h))
+            sx, sy, px, py = w / used_w, h / used_h, 0, 0
+        else:
+            pad = 114 if self.cfg.layout.startswith("yolo") else 0  # YOLO trains on grey padding
+            img, sx, sy, px, py = letterbox(bgr, (w, h), pad)
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB), sx, sy, px, py
+
+    def decode(self, outputs: list[np.ndarray]) -> decoders.Raw:
+        cfg, wh = self.cfg, self.model.input_size
+        if cfg.layout == "ssd":
+            return decoders.decode_ssd(outputs, wh, self.min_score, self.ssd_order)
+        if cfg.layout == "yolov5":
+            return decoders.decode_yolov5(outputs, wh, len(cfg.labels), self.min_score, cfg.nms_iou)
+        if cfg.layout == "yolov8":
+            return decoders.decode_yolov8(outputs, wh, len(cfg.labels), self.min_score, cfg.nms_iou)
+        if cfg.layout == "yolo_grid":
+            return decoders.decode_yolo_grid(outputs, wh, len(cfg.labels), self.min_score, cfg.nms_iou)
+        if cfg.layout == "centernet":
+            return decoders.decode_centernet(outputs, wh, len(cfg.labels), self.min_score, cfg.nms_iou)
+        if cfg.layout == "nanodet":
+            return decoders.decode_nanodet(outputs, wh, len(cfg.labels), self.min_score, cfg.nms_iou)
+        if cfg.layout == "centerface":
+            return decode_centerface(outputs, wh, self.min_score, cfg.nms_iou, self.centerface_order)
+        assert self.anchors is not None
+        return decoders.decode_blazeface(outputs, self.anchors, wh, self.min_score, cfg.nms_iou)
+
+    def detect_region(self, bgr: np.ndarray, region: Region) -> Detections:
+        """Run on one region of the BGR frame; boxes in frame pixels, thresholds applied."""
+        crop = bgr[region.y : region.y + region.h, region.x : region.x + region.w]
+        img, sx, sy, px, py = self.prepare_pixels(crop)
+        raw = self.decode(self.model.run_pixels(img, self.input_range))
+        valid = (raw.labels >= 0) & (raw.labels < len(self.class_map))
+        raw = raw.select(valid)
+        keep = (self.class_map[raw.labels] >= 0) & (raw.scores >= self.thresholds[raw.labels])
+        raw = raw.select(keep)
+        b = raw.boxes.copy()
+        b[:, [0, 2]] = (b[:, [0, 2]] - px) / sx + region.x
+        b[:, [1, 3]] = (b[:, [1, 3]] - py) / sy + region.y
+        fh, fw = bgr.shape[:2]
+        b[:, [0, 2]] = np.clip(b[:, [0, 2]], 0, fw)
+        b[:, [1, 3]] = np.clip(b[:, [1, 3]], 0, fh)
+        ok = (b[:, 2] - b[:, 0] >= 1) & (b[:, 3] - b[:, 1] >= 1)
+        return Detections(
+            b[ok].astype(np.float32),
+            raw.scores[ok].astype(np.float32),
+            self.class_map[raw.labels[ok]].astype(np.int16),
+            np.zeros(int(ok.sum()), np.float32),
+        )
+
+
+class Detector:
+    """Runs every configured model on a frame. Not thread-safe: call from one thread at a time."""
+
+    def __init__(self, models: list[LoadedModel], tiling: TilingConfig) -> None:
+        self.models = models
+        self.tiling = tiling
+        self.last_timings_ms: dict[str, float] = {}
+        """Milliseconds each model took on the last frame (all its regions)."""
+
+    @classmethod
+    def from_config(cls, cfg: DetectConfig) -> Detector:
+        """Load and check every model; raises :class:`ModelError` naming the file and the problem."""
+        names = [m.name for m in cfg.models]
+        if len(set(names)) != len(names):
+            raise ModelError(f"detect.models: duplicate model names in {names}")
+        unknown = [n for n in cfg.tiling.models if n not in names]
+        if unknown:
+            raise ModelError(f"detect.tiling.models names {unknown[0]!r}, not a configured model ({', '.join(names)})")
+        models = [LoadedModel(m, cfg.threads) for m in cfg.models]
+        for i, m in enumerate(models):
+            earlier = {CLASS_NAMES[c] for e in models[:i] for c in e.class_map if c >= 0}
+            missing = [c for c in m.cfg.crops_from if c not in earlier]
+            if missing:
+                raise ModelError(
+                    f"model {m.cfg.name!r}: crops_from {missing[0]!r}, which no model listed before it detects"
+                )
+        return cls(models, cfg.tiling)
+
+    def _tiled(self, model: LoadedModel) -> bool:
+        return self.tiling.enabled and (not self.tiling.models or model.cfg.name in self.tiling.models)
+
+    def detect(self, pixels_bgr: np.ndarray) -> Detections:
+        """All models' detections on one ``(H, W, 3)`` uint8 BGR frame, in frame pixels."""
+        if pixels_bgr.ndim != 3 or pixels_bgr.shape[2] != 3 or pixels_bgr.dtype != np.uint8:
+            raise ValueError(f"detect needs an (H, W, 3) uint8 BGR image, got {pixels_bgr.shape} {pixels_bgr.dtype}")
+        h, w = pixels_bgr.shape[:2]
+        parts: list[Detections] = []
+        for m in self.models:
+            t0 = time.perf_counter()
+            regions = tile_regions(w, h, self.tiling) if self._tiled(m) else [Region(0, 0, w, h)]
+            if not m.cfg.full_frame:
+                regions = regions[1:]  # tile_regions starts with the whole frame
+            found = [m.detect_region(pixels_bgr, r) for r in regions]
+            if m.crop_class_ids.size:
+                crops = crop_regions(Detections.concat(parts), m, w, h)
+                found += [fits_crop(m.detect_region(pixels_bgr, r), r, m.cfg.max_crop_fraction) for r in crops]
+                regions += crops
+            found = Detections.concat(found)
+            if m.cfg.max_box_fraction < 1.0 and len(found):
+                found = found.select(found.boxes[:, 3] - found.boxes[:, 1] <= m.cfg.max_box_fraction * h)
+            if len(regions) > 1 and len(found):
+                found = found.select(decoders.nms(found.boxes, found.scores, found.class_ids, m.cfg.nms_iou))
+            parts.append(found)
+            self.last_timings_ms[m.cfg.name] = (time.perf_counter() - t0) * 1000.0
+        return Detections.concat(parts)
+
+
+SAME_OBJECT_IOU = 0.7
+"""Seeds of any classes overlapping this much are one object and get one crop."""
+
+
+def crop_regions(found: Detections, model: LoadedModel, width: int, height: int) -> list[Region]:
+    """Crops around each seeding detection (``crop_shape``: a person's head, or a whole vehicle),
+    inside the frame, best-scoring seeds first."""
+    cfg = model.cfg
+    keep = np.isin(found.class_ids, model.crop_class_ids) & (found.scores >= cfg.crop_min_score)
+    seeds = found.select(keep)
+    order = np.argsort(-seeds.scores)
+    # one crop per object: a van found as both car and truck is searched once
+    order = order[decoders.nms(seeds.boxes[order], seeds.scores[order], np.zeros(len(order), np.int32), SAME_OBJECT_IOU)]
+    order = order[: cfg.max_crops]
+    regions = []
+    for x1, y1, x2, y2 in seeds.boxes[order]:
+        if cfg.crop_shape == "box":
+            region = box_crop(x1, y1, x2, y2, cfg.crop_grow, width, height)
+        else:
+            region = head_crop(x1, y1, x2, y2, cfg.crop_grow, width, height)
+        if region is not None:
+            regions.append(region)
+    return regions
+
+
+def fits_crop(found: Detections, region: Region, max_fraction: float) -> Detections:
+    """The detections whose longer side is at most ``max_fraction`` of the crop's longer side."""
+    if max_fraction >= 1.0 or not len(found):
+        return found
+    side = np.maximum(found.boxes[:, 2] - found.boxes[:, 0], found.boxes[:, 3] - found.boxes[:, 1])
+    return found.select(side <= max_fraction * max(region.w, region.h))
+
+
+def head_crop(x1: float, y1: float, x2: float, y2: float, grow: float, width: int, height: int) -> Region | None:
+    """A square over the top of a person box, side ``grow x max(width, 0.45 height)``."""
+    bw, bh = x2 - x1, y2 - y1
+    side = int(round(min(grow * max(bw, 0.45 * bh), width, height)))
+    if side < 8:
+        return None
+    x = int(round((x1 + x2) / 2 - side / 2))
+    y = int(round(y1 - 0.1 * side))
+    x = min(max(x, 0), width - side)
+    y = min(max(y, 0), height - side)
+    return Region(x, y, side, side)
+
+
+def box_crop(x1: float, y1: float, x2: float, y2: float, grow: float, width: int, height: int) -> Region | None:
+    """The box grown ``grow`` times about its centre, clipped to the frame."""
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    hw, hh = grow * (x2 - x1) / 2, grow * (y2 - y1) / 2
+    left, top = max(0, int(round(cx - hw))), max(0, int(round(cy - hh)))
+    right, bottom = min(width, int(round(cx + hw))), min(height, int(round(cy + hh)))
+    if right - left < 8 or bottom - top < 8:
+        return None
+    return Region(left, top, right - left, bottom - top)

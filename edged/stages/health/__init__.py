@@ -1,0 +1,1 @@
+"""Camera health: block stability of the outgoing image, freeze, cover and sensor defects."""

@@ -1,0 +1,272 @@
+"""De-identification of sensitive regions: which regions, how far grown, and how hidden.
+
+Pure functions on numpy arrays. :func:`sensitive_regions` picks the regions of one frame from the
+tracker (matched and predicted boxes) and from sensitive detections the tracker has not confirmed
+yet; :func:`grow_boxes` pushes each box out by the margin; :class:`FrameDeidentifier` hides each
+region on its own, frame by frame (the stateless method; :mod:`edged.stages.privacy.stabilize` has the
+track-stable one). Every de-identifier returns the exact rectangles it changed, so the original
+crop of each one can be sealed and pasted back bit for bit.
+
+Strength scales with the region: a region keeps about ``cells`` cells of detail across its longer
+side, never cells smaller than ``min_cell_px``. The output of a region depends only on the original
+pixels inside that region (borders are reflected, never read from outside), so nothing of a
+neighbouring region leaks into it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import cv2
+import numpy as np
+
+from edged.core.classes import CLASS_NAMES, SENSITIVE_CLASSES
+from edged.core.geometry import iou_matrix
+from edged.core.types import Detections, TrackedObjects
+
+Method = Literal["blur", "pixelate", "fill"]
+METHODS: tuple[str, ...] = ("blur", "pixelate", "fill")
+SENSITIVE_IDS = np.array(sorted(CLASS_NAMES.index(c) for c in SENSITIVE_CLASSES), dtype=np.int16)
+UNTRACKED = -1
+"""Track id of a region that comes from a detection the tracker has not confirmed."""
+_DUPLICATE_IOU = 0.3
+"""A detection overlapping a same-class track box by this much is that track (not a new region)."""
+
+
+class DeidError(ValueError):
+    """Bad input to de-identification (image shape, box array); the message names what is wrong."""
+
+
+@dataclass(slots=True)
+class SensitiveRegions:
+    """The sensitive objects of one frame (struct-of-arrays, one row per object)."""
+
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=np.float32))
+    """Object boxes ``x1, y1, x2, y2`` as detected or predicted (before the margin)."""
+    class_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
+    track_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Tracker id, or :data:`UNTRACKED` for a detection not (yet) in a track."""
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    angles: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    """Orientation in radians (0: axis-aligned)."""
+    detected: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    """False when the box is the tracker's prediction (no detection in this frame)."""
+
+    def __len__(self) -> int:
+        return int(self.boxes.shape[0])
+
+    def select(self, keep: np.ndarray) -> SensitiveRegions:
+        return SensitiveRegions(
+            self.boxes[keep], self.class_ids[keep], self.track_ids[keep], self.scores[keep],
+            self.angles[keep], self.detected[keep],
+        )
+
+
+def sensitive_regions(
+    tracks: TrackedObjects | None, detections: Detections | None, min_score: float
+) -> SensitiveRegions:
+    """Every region of the frame that must be hidden.
+
+    All sensitive tracks (matched or predicted), plus each sensitive detection scoring at least
+    ``min_score`` that no same-class track box overlaps (IoU < 0.3): a face the tracker has not
+    confirmed yet is hidden from its first frame on.
+    """
+    parts: list[SensitiveRegions] = []
+    if tracks is not None and len(tracks):
+        t = tracks.select(np.isin(tracks.class_ids, SENSITIVE_IDS))
+        parts.append(
+            SensitiveRegions(
+                t.boxes.astype(np.float32), t.class_ids.astype(np.int16), t.track_ids.astype(np.int64),
+                t.scores.astype(np.float32), t.angles.astype(np.float32), t.detected.astype(bool),
+            )
+        )
+    if detections is not None and len(detections):
+        keep = np.isin(detections.class_ids, SENSITIVE_IDS) & (detections.scores >= min_score)
+        d = detections.select(keep)
+        if len(d) and parts and len(parts[0]):
+            t = parts[0]
+            iou = iou_matrix(d.boxes, t.boxes)
+            same = d.class_ids[:, None] == t.class_ids[None, :]
+            d = d.select(~((iou >= _DUPLICATE_IOU) & same).any(axis=1))
+        if len(d):
+            parts.append(
+                SensitiveRegions(
+                    d.boxes.astype(np.float32), d.class_ids.astype(np.int16),
+                    np.full(len(d), UNTRACKED, dtype=np.int64), d.scores.astype(np.float32),
+                    d.angles.astype(np.float32), np.ones(len(d), dtype=bool),
+                )
+            )
+    if not parts:
+        return SensitiveRegions()
+    return SensitiveRegions(*(np.concatenate([getattr(p, n) for p in parts]) for n in SensitiveRegions.__slots__))
+
+
+def within_unconfident_budget(
+    regions: SensitiveRegions, width: int, height: int, margin: float, confident: float, share: float
+) -> SensitiveRegions:
+    """Every tracked or confident region, plus the unconfident ones (untracked, scoring below
+    ``confident``) best-first while the grown regions together cover at most ``share`` of the frame.
+
+    A low-score detection may be a face, so it is hidden; but on close-up footage BlazeFace's and
+    CenterFace's 0.1-0.4 boxes on cheeks, hands and backgrounds grow (with the margin) into most
+    of the frame, which no longer shows anything. The budget is measured on a 1/8-scale mask.
+    """
+    unconfident = (regions.track_ids == UNTRACKED) & (regions.scores < confident)
+    if share >= 1.0 or not unconfident.any():
+        return regions
+    scale = 8
+    mw, mh = max(1, -(-width // scale)), max(1, -(-height // scale))
+    mask = np.zeros((mh, mw), bool)
+    grown = np.clip(np.round(grow_boxes(regions.boxes, regions.angles, margin) / scale), 0, [mw, mh, mw, mh]).astype(int)
+
+    for x1, y1, x2, y2 in grown[~unconfident]:
+        mask[y1:y2, x1:x2] = True
+    covered, budget = int(mask.sum()), share * mask.size
+    keep = ~unconfident
+    for i in np.flatnonzero(unconfident)[np.argsort(-regions.scores[unconfident], kind="stable")]:
+        x1, y1, x2, y2 = grown[i]
+        added = int((~mask[y1:y2, x1:x2]).sum())
+        if covered + added <= budget:
+            mask[y1:y2, x1:x2] = True
+            covered += added
+            keep[i] = True
+    return regions.select(keep)
+
+
+def grow_boxes(boxes: np.ndarray, angles: np.ndarray | None, margin: float) -> np.ndarray:
+    """Axis-aligned extent of each (possibly rotated) box, each side pushed out by ``margin`` x size.
+
+    ``boxes`` are ``x1, y1, x2, y2`` of the unrotated box around its centre; ``angles`` rotate it
+    about the centre. Returns float64 ``(N, 4)``, not clipped to the image.
+    """
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    w, h = np.maximum(b[:, 2] - b[:, 0], 0), np.maximum(b[:, 3] - b[:, 1], 0)
+    if angles is not None and len(angles):
+        a = np.asarray(angles, dtype=np.float64)
+        c, s = np.abs(np.cos(a)), np.abs(np.sin(a))
+        w, h = w * c + h * s, w * s + h * c
+    w, h = w * (1 + 2 * margin), h * (1 + 2 * margin)
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+
+
+def pixel_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Float boxes to the integer pixel rectangles covering them, clipped to the image.
+
+    ``int32 (N, 4)`` ``x1, y1, x2, y2`` with ``x2``/``y2`` exclusive; outward rounding, so the
+    rectangle always contains the float box. A box wholly outside the image becomes empty.
+    """
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    out = np.stack([np.floor(b[:, 0]), np.floor(b[:, 1]), np.ceil(b[:, 2]), np.ceil(b[:, 3])], axis=1)
+    out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, width)
+    out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, height)
+    return out.astype(np.int32)
+
+
+def cell_size(w: int, h: int, cells: int, min_cell_px: int) -> float:
+    """Side of one cell of detail left in a ``w`` x ``h`` region."""
+    return max(max(w, h) / cells, float(min_cell_px))
+
+
+def field_shape(w: int, h: int, cell: float) -> tuple[int, int]:
+    """``(rows, cols)`` of the low-resolution field of a region (at least 1 x 1)."""
+    return max(1, math.ceil(h / cell)), max(1, math.ceil(w / cell))
+
+
+def sample_field(patch: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Area-average ``patch`` down to ``shape`` (rows, cols): the detail a region keeps. float32."""
+    rows, cols = shape
+    return cv2.resize(patch.astype(np.float32), (cols, rows), interpolation=cv2.INTER_AREA).reshape(rows, cols, -1)
+
+
+def render_field(fld: np.ndarray, w: int, h: int, method: Method) -> np.ndarray:
+    """Draw a low-resolution field at ``w`` x ``h``: flat cells (pixelate), a smooth surface (blur),
+    or its mean colour (fill). Returns uint8 ``(h, w, C)``."""
+    channels = fld.shape[2]
+    if method == "fill":
+        colour = fld.reshape(-1, channels).mean(axis=0)
+        return np.broadcast_to(np.clip(np.rint(colour), 0, 255).astype(np.uint8), (h, w, channels)).copy()
+    if method == "pixelate":
+        out = cv2.resize(fld, (w, h), interpolation=cv2.INTER_NEAREST)
+    else:  # blur: upsample 4x, soften the bilinear creases, then scale to size
+        rows, cols = fld.shape[:2]
+        up = cv2.resize(fld, (cols * 4, rows * 4), interpolation=cv2.INTER_LINEAR)
+        up = cv2.GaussianBlur(up, (0, 0), 2.0, borderType=cv2.BORDER_REPLICATE)
+        out = cv2.resize(up, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8).reshape(h, w, channels)
+
+
+def gaussian_blur(patch: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of ``patch`` alone (reflected borders). Large sigmas run on a shrunk copy: the
+    blurred image has no detail finer than sigma, so shrinking by sigma/2 first loses nothing visible
+    and keeps the cost flat for big regions."""
+    h, w = patch.shape[:2]
+    if sigma <= 4.0:
+        return cv2.GaussianBlur(patch, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    f = sigma / 2.0
+    sw, sh = max(1, round(w / f)), max(1, round(h / f))
+    small = cv2.resize(patch, (sw, sh), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), sigma / f, borderType=cv2.BORDER_REFLECT)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR).reshape(patch.shape)
+
+
+def deidentify_patch(patch: np.ndarray, method: Method, cells: int, min_cell_px: int) -> np.ndarray:
+    """De-identify one region on its own (no state): Gaussian blur of sigma = cell, pixelation into
+    cells, or a fill with the region's mean colour."""
+    h, w = patch.shape[:2]
+    cell = cell_size(w, h, cells, min_cell_px)
+    if method == "blur":
+        return gaussian_blur(patch, cell)
+    return render_field(sample_field(patch, field_shape(w, h, cell)), w, h, method).reshape(patch.shape)
+
+
+@dataclass(slots=True)
+class DeidResult:
+    """A de-identified frame and the rectangles that were changed."""
+
+    image: np.ndarray
+    """Copy of the frame with every region hidden (the input array is never modified)."""
+    rects: np.ndarray
+    """``int32 (N, 4)`` ``x1, y1, x2, y2`` (exclusive ends) of the pixels replaced for region ``i``
+    (clipped to the image; empty for a region wholly outside it). The original crop of region ``i`` is
+    ``frame[y1:y2, x1:x2]``."""
+
+
+class Deidentifier(Protocol):
+    """Anything that hides the sensitive regions of a frame."""
+
+    def __call__(self, pixels: np.ndarray, regions: SensitiveRegions) -> DeidResult: ...
+
+
+def check_image(pixels: np.ndarray) -> None:
+    if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8 or pixels.ndim not in (2, 3):
+        raise DeidError(
+            f"image must be a uint8 (H, W) or (H, W, C) array, got "
+            f"{getattr(pixels, 'dtype', type(pixels).__name__)} {getattr(pixels, 'shape', '')}"
+        )
+    if pixels.shape[0] == 0 or pixels.shape[1] == 0:
+        raise DeidError(f"image is empty: shape {pixels.shape}")
+
+
+class FrameDeidentifier:
+    """Hides each region of each frame on its own (no memory of earlier frames)."""
+
+    def __init__(self, method: Method = "blur", margin: float = 0.4, cells: int = 2, min_cell_px: int = 4) -> None:
+        if method not in METHODS:
+            raise DeidError(f"unknown de-identification method {method!r}; known: {', '.join(METHODS)}")
+        self.method: Method = method
+        self.margin = margin
+        self.cells = cells
+        self.min_cell_px = min_cell_px
+
+    def __call__(self, pixels: np.ndarray, regions: SensitiveRegions) -> DeidResult:
+        check_image(pixels)
+        h, w = pixels.shape[:2]
+        rects = pixel_boxes(grow_boxes(regions.boxes, regions.angles, self.margin), w, h)
+        out = pixels.copy()
+        for x1, y1, x2, y2 in rects:
+            if x2 > x1 and y2 > y1:
+                out[y1:y2, x1:x2] = deidentify_patch(pixels[y1:y2, x1:x2], self.method, self.cells, self.min_cell_px)
+        return DeidResult(out, rects)

@@ -1,0 +1,407 @@
+"""Sensitive records: original crops and their mapping, CBOR-encoded, sealed and signed.
+
+One record per image and sensitive category. Everything is built in memory: crops are PNG-encoded
+into ``bytes``, the record is CBOR-encoded, sealed with NaCl ``SealedBox`` to the category's
+functional-platform public key, and the clear header plus ciphertext are signed with the device's
+Ed25519 key. Only the sealed container ever leaves this module; no plaintext is written anywhere.
+
+The byte format is specified in ``docs/SEALED_RECORDS.md``; this module is its reference
+implementation. :func:`open_sealed` is the functional platform's side: it checks, in order, the
+container, the format version, that the signer is trusted, the signature, that the record is sealed
+to the given key, decrypts, and checks the sealed content agrees with the clear header, raising a
+:class:`RecordError` subclass that says which check failed.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import cbor2
+import cv2
+import numpy as np
+from nacl.exceptions import BadSignatureError, CryptoError
+from nacl.public import PrivateKey, PublicKey, SealedBox
+from nacl.signing import SigningKey, VerifyKey
+
+from edged.core.classes import CLASS_NAMES
+from edged.core.keys import sealing_key_id, signing_key_id
+from edged.core.types import FrameMeta
+from edged.stages.privacy.deid import DeidResult, SensitiveRegions
+
+FORMAT_VERSION = 1
+SIGNATURE_DOMAIN = b"edged sealed record v1\x00"
+"""Prefix of every signed message, so a record signature can never be replayed as another kind."""
+SIG_CELLS = 8
+"""The de-identification signature of a region is its de-identified content shrunk to at most
+8 x 8 cells (robust to JPEG re-encoding, meaningless without the image)."""
+
+
+class RecordError(ValueError):
+    """A sealed record was refused; subclasses say which check failed."""
+
+
+class RecordFormatError(RecordError):
+    """Not a sealed record of a known format version, or its parts are malformed."""
+
+
+class UnknownKeyError(RecordError):
+    """The record's signer key id is not among the trusted device keys."""
+
+
+class SignatureError(RecordError):
+    """The signature does not verify: header or ciphertext altered, or signature damaged."""
+
+
+class WrongKeyError(RecordError):
+    """The record is sealed to another recipient key than the one given."""
+
+
+class DecryptError(RecordError):
+    """The ciphertext does not open with the recipient key (damaged or not sealed to it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRegion:
+    """One sensitive object of a record: where its crop goes and the crop itself."""
+
+    track_id: int
+    object_type: str
+    x: int
+    y: int
+    w: int
+    h: int
+    """The de-identified rectangle of the image (pixels ``[y, y+h) x [x, x+w)``): the crop's place."""
+    angle: float
+    """Orientation of the object (radians, 0 axis-aligned)."""
+    box: tuple[float, float, float, float]
+    """The object's own box ``x1, y1, x2, y2`` (before the margin), as detected or predicted."""
+    score: float
+    detected: bool
+    crop: bytes
+    """PNG of the original pixels of the rectangle (lossless)."""
+    deid_sig: bytes
+    """The de-identified rectangle shrunk to ``deid_sig_shape`` (uint8, row-major, BGR)."""
+    deid_sig_shape: tuple[int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class SensitiveRecord:
+    """The plaintext of a sealed record: one image, one category, one or more regions."""
+
+    image_id: str
+    video_id: str
+    frame_index: int
+    timestamp: float
+    category: str
+    width: int
+    height: int
+    device: str
+    regions: tuple[RecordRegion, ...]
+    position: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """Camera latitude, longitude, altitude."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordHeader:
+    """The clear header of a sealed record (readable without any key, covered by the signature)."""
+
+    format_version: int
+    recipient_key_id: str
+    signer_key_id: str
+    category: str
+    image_id: str
+    video_id: str
+
+
+# --------------------------------------------------------------------------------------- building
+def deid_signature(deidentified: np.ndarray, rect: tuple[int, int, int, int]) -> np.ndarray:
+    """The de-identified content of ``rect`` shrunk to at most 8 x 8 cells (uint8 ``(r, c, C)``)."""
+    x1, y1, x2, y2 = rect
+    patch = deidentified[y1:y2, x1:x2]
+    rows, cols = min(SIG_CELLS, y2 - y1), min(SIG_CELLS, x2 - x1)
+    small = cv2.resize(patch.astype(np.float32), (cols, rows), interpolation=cv2.INTER_AREA)
+    return np.clip(np.rint(small), 0, 255).astype(np.uint8).reshape(rows, cols, -1)
+
+
+PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
+"""Fastest deflate level, Huffman coding only: camera crops (sensor noise) leave few repeated
+strings to find. In a one-off check on fake-scene crops it was 18 % smaller than the default
+strategy, as fast on 60 px crops and 1.3-1.6x faster on 120-190 px ones. Any PNG decoder reads it."""
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    """Lossless PNG of a BGR (or grey) uint8 array, in memory."""
+    ok, buf = cv2.imencode(".png", pixels, PNG_PARAMS)
+    if not ok:
+        raise RecordFormatError(f"could not PNG-encode a crop of shape {pixels.shape}")
+    return buf.tobytes()
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """Decode a crop PNG to a BGR (or grey) uint8 array."""
+    arr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise RecordFormatError("a crop is not a valid PNG")
+    return arr
+
+
+def build_records(
+    meta: FrameMeta,
+    original: np.ndarray,
+    result: DeidResult,
+    regions: SensitiveRegions,
+    categories: list[str] | tuple[str, ...] | frozenset[str],
+    device: str = "",
+) -> dict[str, SensitiveRecord]:
+    """One record per category present in the frame: the original crop of every region of that
+    category (the exact rectangle ``result`` replaced) and its mapping. Regions of categories not
+    listed, and regions wholly outside the image, get no record."""
+    by_category: dict[str, list[RecordRegion]] = {}
+    for i in range(len(regions)):
+        name = CLASS_NAMES[int(regions.class_ids[i])]
+        if name not in categories:
+            continue
+        x1, y1, x2, y2 = (int(v) for v in result.rects[i])
+        if x2 <= x1 or y2 <= y1:
+            continue
+        sig = deid_signature(result.image, (x1, y1, x2, y2))
+        by_category.setdefault(name, []).append(
+            RecordRegion(
+                track_id=int(regions.track_ids[i]),
+                object_type=name,
+                x=x1, y=y1, w=x2 - x1, h=y2 - y1,
+                angle=float(regions.angles[i]),
+                box=tuple(float(v) for v in regions.boxes[i]),  # type: ignore[arg-type]
+                score=float(regions.scores[i]),
+                detected=bool(regions.detected[i]),
+                crop=encode_png(np.ascontiguousarray(original[y1:y2, x1:x2])),
+                deid_sig=sig.tobytes(),
+                deid_sig_shape=(int(sig.shape[0]), int(sig.shape[1]), int(sig.shape[2])),
+            )
+        )
+    pos = meta.position
+    return {
+        cat: SensitiveRecord(
+            image_id=meta.image_id,
+            video_id=meta.video_id,
+            frame_index=int(meta.frame_index),
+            timestamp=float(meta.timestamp),
+            category=cat,
+            width=int(original.shape[1]),
+            height=int(original.shape[0]),
+            device=device,
+            regions=tuple(rs),
+            position=(float(pos.lat), float(pos.lon), float(pos.alt)),
+        )
+        for cat, rs in by_category.items()
+    }
+
+
+# ------------------------------------------------------------------------------------ CBOR codec
+def encode_record(record: SensitiveRecord) -> bytes:
+    """CBOR plaintext of a record (see ``docs/SEALED_RECORDS.md``)."""
+    return cbor2.dumps(
+        {
+            "v": FORMAT_VERSION,
+            "image": record.image_id,
+            "video": record.video_id,
+            "frame": record.frame_index,
+            "t": record.timestamp,
+            "category": record.category,
+            "size": [record.width, record.height],
+            "device": record.device,
+            "camera": list(record.position),
+            "regions": [
+                {
+                    "track": r.track_id,
+                    "type": r.object_type,
+                    "x": r.x, "y": r.y, "w": r.w, "h": r.h,
+                    "angle": r.angle,
+                    "box": list(r.box),
+                    "score": r.score,
+                    "detected": r.detected,
+                    "crop": r.crop,
+                    "sig": r.deid_sig,
+                    "sig_shape": list(r.deid_sig_shape),
+                }
+                for r in record.regions
+            ],
+        }
+    )
+
+
+def _field(m: dict[str, Any], key: str, typ: type | tuple[type, ...], where: str) -> Any:
+    if key not in m:
+        raise RecordFormatError(f"{where}: field {key!r} missing")
+    v = m[key]
+    if isinstance(v, bool) and typ is not bool:
+        raise RecordFormatError(f"{where}: field {key!r} has wrong type bool")
+    if not isinstance(v, typ):
+        raise RecordFormatError(f"{where}: field {key!r} has wrong type {type(v).__name__}")
+    return v
+
+
+def decode_record(data: bytes) -> SensitiveRecord:
+    """Parse a record's CBOR plaintext; :class:`RecordFormatError` names the field that is wrong."""
+    try:
+        m = cbor2.loads(data)
+    except Exception as err:  # cbor2 raises several types on garbage
+        raise RecordFormatError(f"record plaintext is not valid CBOR ({err})") from None
+    if not isinstance(m, dict):
+        raise RecordFormatError("record plaintext is not a CBOR map")
+    v = _field(m, "v", int, "record")
+    if v != FORMAT_VERSION:
+        raise RecordFormatError(f"record plaintext has format version {v}, this build reads {FORMAT_VERSION}")
+    size = _field(m, "size", list, "record")
+    if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
+        raise RecordFormatError(f"record: field 'size' must be [width, height], got {size!r}")
+    regions = []
+    for k, r in enumerate(_field(m, "regions", list, "record")):
+        where = f"record region {k}"
+        if not isinstance(r, dict):
+            raise RecordFormatError(f"{where}: not a map")
+        box = _field(r, "box", list, where)
+        shape = _field(r, "sig_shape", list, where)
+        if len(box) != 4 or len(shape) != 3:
+            raise RecordFormatError(f"{where}: 'box' needs 4 numbers and 'sig_shape' 3")
+        x, y, w, h = (_field(r, n, int, where) for n in ("x", "y", "w", "h"))
+        if w <= 0 or h <= 0 or x < 0 or y < 0:
+            raise RecordFormatError(f"{where}: position x={x} y={y} w={w} h={h} is not a valid rectangle")
+        sig = _field(r, "sig", bytes, where)
+        if math.prod(shape) != len(sig):
+            raise RecordFormatError(f"{where}: 'sig' has {len(sig)} bytes, 'sig_shape' {shape} needs {math.prod(shape)}")
+        regions.append(
+            RecordRegion(
+                track_id=_field(r, "track", int, where),
+                object_type=_field(r, "type", str, where),
+                x=x, y=y, w=w, h=h,
+                angle=float(_field(r, "angle", (int, float), where)),
+                box=tuple(float(b) for b in box),  # type: ignore[arg-type]
+                score=float(_field(r, "score", (int, float), where)),
+                detected=bool(_field(r, "detected", bool, where)),
+                crop=_field(r, "crop", bytes, where),
+                deid_sig=sig,
+                deid_sig_shape=tuple(int(s) for s in shape),  # type: ignore[arg-type]
+            )
+        )
+    camera = m.get("camera", [0.0, 0.0, 0.0])
+    return SensitiveRecord(
+        image_id=_field(m, "image", str, "record"),
+        video_id=_field(m, "video", str, "record"),
+        frame_index=_field(m, "frame", int, "record"),
+        timestamp=float(_field(m, "t", (int, float), "record")),
+        category=_field(m, "category", str, "record"),
+        width=size[0],
+        height=size[1],
+        device=m.get("device", ""),
+        regions=tuple(regions),
+        position=tuple(float(c) for c in camera),  # type: ignore[arg-type]
+    )
+
+
+# ------------------------------------------------------------------------------------ sealing
+def _signed_message(header: bytes, ciphertext: bytes) -> bytes:
+    return SIGNATURE_DOMAIN + struct.pack(">I", len(header)) + header + ciphertext
+
+
+def seal(record: SensitiveRecord, recipient: PublicKey, signer: SigningKey) -> bytes:
+    """Seal ``record`` to ``recipient`` and sign it: the container bytes that travel and are stored."""
+    header = cbor2.dumps(
+        {
+            "fmt": FORMAT_VERSION,
+            "rk": sealing_key_id(recipient),
+            "sk": signing_key_id(signer),
+            "cat": record.category,
+            "image": record.image_id,
+            "video": record.video_id,
+        }
+    )
+    ciphertext = SealedBox(recipient).encrypt(encode_record(record))
+    signature = signer.sign(_signed_message(header, bytes(ciphertext))).signature
+    return cbor2.dumps({"h": header, "c": bytes(ciphertext), "s": bytes(signature)})
+
+
+def _split(sealed: bytes) -> tuple[bytes, bytes, bytes, RecordHeader]:
+    try:
+        m = cbor2.loads(sealed)
+    except Exception as err:
+        raise RecordFormatError(f"not a sealed record: not valid CBOR ({err})") from None
+    if not isinstance(m, dict) or not all(isinstance(m.get(k), bytes) for k in ("h", "c", "s")):
+        raise RecordFormatError("not a sealed record: expected a CBOR map with byte strings 'h', 'c' and 's'")
+    try:
+        h = cbor2.loads(m["h"])
+    except Exception as err:
+        raise RecordFormatError(f"sealed record header is not valid CBOR ({err})") from None
+    if not isinstance(h, dict):
+        raise RecordFormatError("sealed record header is not a CBOR map")
+    fmt = _field(h, "fmt", int, "sealed record header")
+    if fmt != FORMAT_VERSION:
+        raise RecordFormatError(f"sealed record has format version {fmt}; this build reads version {FORMAT_VERSION}")
+    header = RecordHeader(
+        format_version=fmt,
+        recipient_key_id=_field(h, "rk", str, "sealed record header"),
+        signer_key_id=_field(h, "sk", str, "sealed record header"),
+        category=_field(h, "cat", str, "sealed record header"),
+        image_id=_field(h, "image", str, "sealed record header"),
+        video_id=_field(h, "video", str, "sealed record header"),
+    )
+    return m["h"], m["c"], m["s"], header
+
+
+def read_header(sealed: bytes) -> RecordHeader:
+    """The clear header of a sealed record (nothing verified yet)."""
+    return _split(sealed)[3]
+
+
+def trusted_signers(keys: list[VerifyKey] | tuple[VerifyKey, ...]) -> dict[str, VerifyKey]:
+    """Key id -> device verify key, for :func:`open_sealed`."""
+    return {signing_key_id(k): k for k in keys}
+
+
+def verify_sealed(sealed: bytes, signers: dict[str, VerifyKey]) -> RecordHeader:
+    """Check format, trusted signer and signature; returns the (now authentic) header."""
+    header_bytes, ciphertext, signature, header = _split(sealed)
+    verify = signers.get(header.signer_key_id)
+    if verify is None:
+        known = ", ".join(sorted(signers)) or "none"
+        raise UnknownKeyError(
+            f"record {header.image_id}/{header.category} is signed by unknown device key id "
+            f"{header.signer_key_id} (trusted: {known})"
+        )
+    try:
+        verify.verify(_signed_message(header_bytes, ciphertext), signature)
+    except BadSignatureError:
+        raise SignatureError(
+            f"record {header.image_id}/{header.category}: signature does not verify with device key "
+            f"{header.signer_key_id}: header or ciphertext was altered after signing, or the signature is damaged"
+        ) from None
+    return header
+
+
+def open_sealed(sealed: bytes, private: PrivateKey, signers: dict[str, VerifyKey]) -> SensitiveRecord:
+    """Verify and decrypt a sealed record (the functional platform's side); see the module doc."""
+    header = verify_sealed(sealed, signers)
+    _, ciphertext, _, _ = _split(sealed)
+    own = sealing_key_id(private)
+    if header.recipient_key_id != own:
+        raise WrongKeyError(
+            f"record {header.image_id}/{header.category} is sealed to key id {header.recipient_key_id}; "
+            f"the given private key has id {own}"
+        )
+    try:
+        plaintext = SealedBox(private).decrypt(ciphertext)
+    except CryptoError:
+        raise DecryptError(
+            f"record {header.image_id}/{header.category}: ciphertext does not open with key {own} "
+            "(damaged, or sealed to another key)"
+        ) from None
+    record = decode_record(plaintext)
+    if (record.image_id, record.video_id, record.category) != (header.image_id, header.video_id, header.category):
+        raise RecordFormatError(
+            f"record {header.image_id}/{header.category}: sealed content (image {record.image_id}, video "
+            f"{record.video_id}, category {record.category}) disagrees with the clear header"
+        )
+    return record

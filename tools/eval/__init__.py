@@ -1,0 +1,1 @@
+"""Evaluation scripts on real images and on synthetic scenes."""
