@@ -30,3 +30,21 @@ def test_one_line_per_key_and_period_with_counts_and_a_final_flush(caplog: pytes
         (logging.WARNING, "disk full 102 (1 since the last report, 102 in all)"),
     ]
     assert events.total == {"full": 102, "other": 1} and events.lines == 4
+
+
+def test_a_timer_flush_tells_only_keys_whose_period_has_passed(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    events = BoundedLog(logging.getLogger("t"), period_s=10, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, "t"):
+        events.warning("a", "a 1")
+        now[0] = 5.0
+        events.warning("b", "b 1")
+        events.warning("a", "a 2")
+        events.warning("b", "b 2")
+        now[0] = 12.0
+        events.flush(due_only=True)  # a's period (from 0) has passed, b's (from 5) has not
+        events.flush(due_only=True)
+        now[0] = 16.0
+        events.flush(due_only=True)
+    assert [r.getMessage() for r in caplog.records] == [
+        "a 1", "b 1", "a 2 (1 since the last report, 2 in all)", "b 2 (1 since the last report, 2 in all)"]

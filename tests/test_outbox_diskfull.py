@@ -7,7 +7,6 @@ import logging
 import os
 import random
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 
 from edged.link import wire
 from edged.link.outbox import EVICT_CLASS, EVICT_RANK, Outbox
+from tools.bench.fault_inject import MountError, tmpfs
 
 
 def make(prio: str, size: int) -> wire.Envelope:
@@ -68,17 +68,13 @@ def test_max_page_count_full_evicts_by_policy_then_reports_failure(tmp_path: Pat
 
 @contextlib.contextmanager
 def mounted_tmpfs(where: Path, size: str) -> Iterator[Path]:
-    """A real tmpfs of ``size`` (e.g. ``2m``) at ``where``; skips the test where mounting is not allowed."""
-    where.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (the max_page_count test covers SQLITE_FULL)")
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True, text=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
+    """A real tmpfs of ``size`` (e.g. ``2m``) at ``where``; skips the test where mounting is not allowed
+    (the max_page_count test covers SQLITE_FULL there)."""
     try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
+        with tmpfs(where, size) as mnt:
+            yield mnt
+    except MountError as err:
+        pytest.skip(str(err))
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ its own store folder), by the tests and the demo::
 Every envelope must carry a valid signature by one of the trusted device keys (``--device-key``,
 repeatable: the ``.pub`` files ``edged keygen device`` writes). One that is unsigned, signed by an
 unknown key or whose signature does not verify is dropped and counted (``unsigned``, ``unknown
-key``, ``bad signature``), never stored: the first drop is logged at once, later ones as one summary
-line per :data:`REJECT_LOG_PERIOD_S`; the counts are in the final summary line.
+key``, ``bad signature``), never stored: the first drop is logged at once, later ones as one line per
+:data:`REJECT_LOG_PERIOD_S` (the latest, with counts); the counts by reason are in the final summary line.
 
 The session is persistent (``clean_session=False`` with a fixed client id), so QoS 1 messages
 published while the receiver is offline wait at the broker. The default client id is derived from
@@ -33,7 +33,6 @@ import random
 import signal
 import ssl
 import sys
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ import aiomqtt
 from nacl.signing import VerifyKey
 
 from edged.core.keys import KeyFileError
+from edged.core.lograte import BoundedLog
 from edged.link.wire import Envelope, EnvelopeAuthError, WireError, decode, trusted_keys
 from edged_platform.store import SegmentStore
 
@@ -79,39 +79,6 @@ class ReceiverStats:
                 f"{self.rejected_total} rejected{f' ({why})' if why else ''}")
 
 
-class DropLog:
-    """Rate-limited log of dropped payloads: the first at once, then one summary line per period."""
-
-    def __init__(self, period_s: float = REJECT_LOG_PERIOD_S, clock: Callable[[], float] = time.monotonic) -> None:
-        self.period_s = period_s
-        self.clock = clock
-        self.lines = 0
-        """Log lines written so far."""
-        self._pending: dict[str, int] = {}
-        self._last_error = ""
-        self._last_log = -float("inf")
-
-    def drop(self, reason: str, error: str) -> None:
-        """Count one dropped payload; logs now if the period since the last line has passed."""
-        self._pending[reason] = self._pending.get(reason, 0) + 1
-        self._last_error = error
-        self.flush(force=False)
-
-    def flush(self, force: bool = True) -> None:
-        """Write the pending summary (when due, or now with ``force``)."""
-        if not self._pending or (not force and self.clock() - self._last_log < self.period_s):
-            return
-        n = sum(self._pending.values())
-        if n == 1:
-            log.warning("receiver: dropped 1 payload (%s): %s", next(iter(self._pending)), self._last_error)
-        else:
-            why = ", ".join(f"{k} {r}" for r, k in sorted(self._pending.items()))
-            log.warning("receiver: dropped %d payloads (%s); last: %s", n, why, self._last_error)
-        self.lines += 1
-        self._pending.clear()
-        self._last_log = self.clock()
-
-
 class Receiver:
     """Subscribes to ``topic`` and appends each verified envelope to ``store`` (de-duplicated).
 
@@ -145,7 +112,7 @@ class Receiver:
         self.reconnect_max_s = reconnect_max_s
         self.device_keys = device_keys
         self.stats = ReceiverStats()
-        self.drops = DropLog(reject_log_period_s)
+        self.drops = BoundedLog(log, reject_log_period_s)
         self.subscribed = asyncio.Event()
         if device_keys is None:
             log.warning("receiver: no trusted device keys: envelopes to %s are stored WITHOUT signature verification",
@@ -158,11 +125,11 @@ class Receiver:
             env = decode(payload, self.device_keys)
         except EnvelopeAuthError as err:
             self.stats.rejected[err.reason] = self.stats.rejected.get(err.reason, 0) + 1
-            self.drops.drop(err.reason, str(err))
+            self.drops.warning("dropped", f"receiver: dropped a payload ({err.reason}): {err}")
             return False
         except WireError as err:
             self.stats.malformed += 1
-            self.drops.drop("malformed", f"{len(payload)} bytes: {err}")
+            self.drops.warning("dropped", f"receiver: dropped a payload (malformed, {len(payload)} bytes): {err}")
             return False
         if not self.store.append(env, payload):
             self.stats.duplicates += 1
@@ -187,7 +154,7 @@ class Receiver:
         """Log the pending drop summary once it is due, even when no further payload arrives."""
         while not stop.is_set():
             await asyncio.sleep(min(1.0, self.drops.period_s))
-            self.drops.flush(force=False)
+            self.drops.flush(due_only=True)
 
     async def _receive(self, stop: asyncio.Event) -> None:
         delay = 0.2

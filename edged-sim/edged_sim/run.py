@@ -39,7 +39,7 @@ import numpy as np
 from edged.config import Config, fake_scene_models, from_dict, load, to_dict
 from edged.core.keys import generate_device_key, generate_platform_key, load_platform_private_key, load_verify_key
 from edged.link.destinations import OPS, destination
-from edged.link.outbox import open_from_config
+from edged.link.outbox import Outbox
 from edged.link.uplink import Uplink
 from edged.runtime.app import UplinkService, build_daemon
 from edged.runtime.camera import make_camera
@@ -49,6 +49,7 @@ from edged.stages.detect.runtime import ModelError
 from edged_platform.store import SegmentStore
 from edged_sim import checks
 from edged_sim.broker import Broker, BrokerError, mosquitto_path
+from edged_sim.drain import drain_outbox
 from edged_sim.evaluate import DetectionRecall, TrackingScore
 from edged_sim.lockstep import CreditSink, LockstepCamera
 from edged_sim.platforms import PlatformError, PlatformProcess
@@ -238,30 +239,14 @@ def face_detector(config: Config) -> Any:
 # ---------------------------------------------------------------------------------------- the run
 async def drain(config: Config, dests: list[str], sampler: Sampler, scene_s: float, processed: int,
                 cached_period_s: float, timeout_s: float) -> dict[str, Any]:
-    """Reopen the outbox (as a restarted daemon would) and send what is left; returns its stats."""
-    from edged.config import resolve_path
+    """Send what the daemon left (as a restarted one would), sampling as it goes; returns the drain's figures."""
 
-    outbox = open_from_config(config.outbox, resolve_path(config.device.data_dir))
-    fast = msgspec.structs.replace(config, select=msgspec.structs.replace(config.select, cached_period_s=cached_period_s))
-    uplinks = [Uplink.from_config(fast, d, outbox) for d in dests]
-    sampler.outbox, sampler.uplinks = outbox, uplinks
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(u.run(stop), name=f"drain-{u.dest}") for u in uplinks]
-    t0 = time.monotonic()
-    left_at_start = outbox.pending()[0]
-    try:
-        while time.monotonic() - t0 < timeout_s:
-            await sampler.sample(scene_s, processed, "drain")
-            if outbox.pending()[0] == 0:
-                break
-            await asyncio.sleep(sampler.period_s)
+    async def sample(outbox: Outbox, uplinks: list[Uplink]) -> None:
+        sampler.outbox, sampler.uplinks = outbox, uplinks
         await sampler.sample(scene_s, processed, "drain")
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    stats = outbox.stats()
-    outbox.close()
-    return {"left_at_scene_end": left_at_start, "drain_s": round(time.monotonic() - t0, 2), "outbox": stats}
+
+    d = await drain_outbox(config, dests, cached_period_s, timeout_s, tick_s=sampler.period_s, on_tick=sample)
+    return {"left_at_scene_end": d.left_at_start, "drain_s": d.seconds, "outbox": d.stats}
 
 
 async def simulate(opts: SimOptions, folder: Path) -> SimResult:

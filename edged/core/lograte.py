@@ -46,11 +46,15 @@ class BoundedLog:
         self.lines += 1
         return True
 
-    def flush(self) -> None:
-        """Log the latest message of every key with occurrences not yet reported (e.g. at shutdown)."""
+    def flush(self, due_only: bool = False) -> None:
+        """Log the latest message of every key with occurrences not yet reported (e.g. at shutdown);
+        ``due_only``: only of keys whose period has passed (a timer's call, when no new event comes)."""
+        now = self.clock()
         for key, (level, message) in sorted(self._untold.items()):
+            if due_only and now - self._last[key] < self.period_s:
+                continue
             self.logger.log(level, "%s (%d since the last report, %d in all)", message, self._pending[key], self.total[key])
             self._pending[key] = 0
-            self._last[key] = self.clock()
+            self._last[key] = now
             self.lines += 1
-        self._untold.clear()
+            del self._untold[key]

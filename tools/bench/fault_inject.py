@@ -51,12 +51,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from edged.config import Config, from_dict, to_dict
-from edged.link.outbox import open_from_config
-from edged.link.uplink import Uplink
+from edged.link.destinations import OPS, destination
 from edged_sim.broker import Broker
+from edged_sim.drain import drain_outbox
 from edged_sim.platforms import PlatformProcess
 from edged_sim.run import make_keys
 
@@ -190,13 +188,19 @@ class DaemonProcess:
 
 
 # ----------------------------------------------------------------------------------------- disks and pages
+class MountError(RuntimeError):
+    """A tmpfs could not be mounted (not root, or not allowed here)."""
+
+
 @contextlib.contextmanager
 def tmpfs(where: Path, size: str) -> Iterator[Path]:
-    """A real tmpfs of ``size`` at ``where`` (needs root)."""
+    """A real tmpfs of ``size`` (e.g. ``4m``) at ``where``, unmounted at the end; needs root."""
     where.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        raise MountError("mounting a tmpfs needs root")
     res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True, text=True)
     if res.returncode != 0:
-        raise RuntimeError(f"cannot mount a tmpfs at {where}: {res.stderr.strip()}")
+        raise MountError(f"cannot mount a tmpfs at {where}: {res.stderr.strip()}")
     try:
         yield where
     finally:
@@ -235,24 +239,6 @@ def damage_data_pages(path: Path, seed: int) -> list[int]:
 
 
 # ----------------------------------------------------------------------------------------- a trial
-async def drain(config: Config, timeout_s: float) -> int:
-    """Reopen the outbox and send what is left with the cached queue released fast; returns what remains."""
-    outbox = open_from_config(config.outbox, config.device.data_dir, signing_key=None)
-    fast = msgspec.structs.replace(config, select=msgspec.structs.replace(config.select, cached_period_s=0.01))
-    dests = ["ops"] + [f"func.{c}" for c in sorted(config.privacy.recipients)]
-    uplinks = [Uplink.from_config(fast, d, outbox) for d in dests]
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(u.run(stop)) for u in uplinks]
-    deadline = time.monotonic() + timeout_s
-    while outbox.pending()[0] and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)
-    stop.set()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    left = outbox.pending()[0]
-    outbox.close()
-    return left
-
-
 async def wait_for_backlog(path: Path, at_least: int, timeout_s: float) -> int:
     """Wait until the outbox at ``path`` holds ``at_least`` messages, or is full (evicting), or
     ``timeout_s`` passed; returns how many it holds."""
@@ -279,7 +265,7 @@ async def run_trial(name: str, seconds: float, folder: Path, seed: int, backlog:
             size = name.split("-")[1].split("+")[0]
             data = stack.enter_context(tmpfs(folder / "disk", size))
         config = trial_config(folder, data, broker.port, keys, frames=name.endswith("+frames"))
-        dests = ["ops"] + [f"func.{c}" for c in sorted(config.privacy.recipients)]
+        dests = [OPS, *(destination(c) for c in sorted(config.privacy.recipients))]
         broker.start()
         platforms = PlatformProcess(folder / "platforms", dests, DEVICE, broker.port, keys["device"].with_suffix(".pub"))
         await platforms.start()
@@ -313,7 +299,7 @@ async def run_trial(name: str, seconds: float, folder: Path, seed: int, backlog:
                     broker.start()
             await asyncio.sleep(seconds)
             await daemon.stop()
-            fig.pending = await drain(config, timeout_s=120)
+            fig.pending = (await drain_outbox(config, dests, cached_period_s=0.01, timeout_s=120)).left
             await asyncio.sleep(2.0)  # the receivers' last deliveries
         finally:
             await daemon.stop()
