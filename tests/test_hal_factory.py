@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edged.config import from_dict
-from edged.hal.base import Camera
+from edged.hal.base import Camera, CameraError, Pacing
 from edged.hal.file import FileCamera
 from edged.hal.picamera2 import PiCamera
 from edged.hal.v4l2 import V4l2Camera
@@ -48,3 +48,24 @@ def test_fake_backend_gets_the_scene_config() -> None:
                                      "fake": {"seed": 11, "events": False}}))
     assert isinstance(cam, fake.FakeCamera) and isinstance(cam, Camera)
     assert (cam.width, cam.height) == (320, 240)
+
+
+def test_each_backend_says_how_it_is_paced(tmp_path: Path) -> None:
+    cv2.imwrite(str(tmp_path / "0.png"), np.full((90, 120, 3), 77, np.uint8))
+    for realtime, pacing in ((True, Pacing.REALTIME), (False, Pacing.FREE)):
+        cfg = {"backend": "file", "fps": 5.0, "file": {"path": str(tmp_path), "realtime": realtime}}
+        assert make_camera(camera_config(cfg)).pacing is pacing
+    assert make_camera(camera_config({"backend": "picamera2"})).pacing is Pacing.SENSOR
+    assert make_camera(camera_config({"backend": "v4l2"})).pacing is Pacing.SENSOR
+    pytest.importorskip("edged_sim.camera")
+    assert make_camera(camera_config({"backend": "fake", "fake": {"realtime": True}})).pacing is Pacing.REALTIME
+    assert make_camera(camera_config({"backend": "fake", "fake": {"realtime": False}})).pacing is Pacing.FREE
+
+
+def test_a_plugin_backend_that_does_not_import_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on a device where edged-sim is registered but broken: the import fails, the error names the backend."""
+    for name in [m for m in sys.modules if m == "edged_sim" or m.startswith("edged_sim.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "edged_sim", None)  # the import system refuses it
+    with pytest.raises(CameraError, match="camera.backend = 'fake': its package is installed but does not import"):
+        make_camera(camera_config({"backend": "fake"}))

@@ -24,7 +24,13 @@ def plugin_camera(camera_cfg: CameraConfig) -> Camera:
         raise CameraError(f"camera.backend = {camera_cfg.backend!r}: no installed package provides it "
                           "(the fake camera comes with the simulation package edged-sim; a device uses "
                           "file, picamera2 or v4l2)")
-    return next(iter(found)).load()(camera_cfg)
+    entry = next(iter(found))
+    try:
+        factory = entry.load()
+    except ImportError as err:
+        raise CameraError(f"camera.backend = {camera_cfg.backend!r}: its package is installed but does not "
+                          f"import ({entry.value}: {err})") from err
+    return factory(camera_cfg)
 
 
 def make_camera(camera_cfg: CameraConfig) -> Camera:
