@@ -13,7 +13,7 @@ from edged.config import PrivacyConfig, TrackConfig
 from edged.core.types import Frame
 from edged.link import wire
 from edged.stages.pipeline import FrameWork
-from edged.stages.privacy.records import decode_png, open_sealed, trusted_signers
+from edged.stages.privacy.records import decode_png, masked_pixels, open_sealed, trusted_signers
 from edged.stages.privacy.stage import PrivacyStage
 from edged.stages.track.ids import MemoryIds
 from edged.stages.track.tracker import Tracker
@@ -54,7 +54,8 @@ def test_clips_per_object_in_time_order_with_best_crop(tmp_path: Path) -> None:
     linked = [o for o in tracked for iid, pos in zip(o["image_ids"], o["positions"], strict=True)
               if next(g for g in by_image[iid].regions if [g.x, g.y, g.w, g.h] == pos).track_id == -1]
     assert linked
-    for o in tracked[:3]:
+    masked_seen = 0
+    for o in tracked:
         assert o["frame_indexes"] == sorted(o["frame_indexes"])
         with av.open(str(tmp_path / "clips" / o["clip"])) as c:
             decoded = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
@@ -65,13 +66,17 @@ def test_clips_per_object_in_time_order_with_best_crop(tmp_path: Path) -> None:
             assert region.track_id in (o["track_id"], -1)  # -1: seen before the track was confirmed
             crop = decode_png(region.crop)
             assert frame.shape == (rec.height, rec.width, 3)
-            assert np.array_equal(frame[region.y:region.y + region.h, region.x:region.x + region.w], crop)
+            shown = frame[region.y:region.y + region.h, region.x:region.x + region.w]
+            hidden = masked_pixels(region.w, region.h, region.masked)  # in a plate region: not this key's
+            assert np.array_equal(shown[~hidden], crop[~hidden]) and not shown[hidden].any()
+            masked_seen += int(hidden.any())
             mask = np.ones(frame.shape[:2], bool)
             mask[region.y:region.y + region.h, region.x:region.x + region.w] = False
             assert not frame[mask].any()  # blank elsewhere
         best = cv2.imread(str(tmp_path / "clips" / o["best_crop"]))
         best_rec = by_image[o["best_image_id"]]
-        assert any(np.array_equal(best, decode_png(g.crop)) for g in best_rec.regions)
+        assert any(np.array_equal(best, clips.shown_crop(g)) for g in best_rec.regions)
+    assert masked_seen, "some face overlapped a plate: its clip frames leave the plate's pixels blank"
 
 
 def test_best_crop_prefers_large_sharp_detected_views() -> None:
@@ -88,6 +93,19 @@ def test_best_crop_prefers_large_sharp_detected_views() -> None:
     assert big > clips.feature_value(region(sharp, (10, 10, 30, 30)), sharp)  # larger box
     assert big > clips.feature_value(region(soft, (0, 0, 40, 40)), soft)  # sharper
     assert clips.feature_value(region(sharp, (0, 0, 40, 40), detected=False), sharp) == 0.0
+
+
+def test_masked_pixels_do_not_count_as_sharpness() -> None:
+    """A flat crop whose masked corner holds other content is as unsharp as the flat crop itself."""
+    from edged.stages.privacy.records import RecordRegion, encode_png
+
+    flat = np.full((40, 40, 3), 120, np.uint8)
+    holed = flat.copy()
+    holed[:20, :20] = np.random.default_rng(1).integers(0, 255, (20, 20, 3), dtype=np.uint8)
+    masked = RecordRegion(1, "face", 0, 0, 40, 40, 0.0, (0, 0, 40, 40), 0.9, True, encode_png(holed), b"", (0, 0, 0),
+                          masked=((0, 0, 20, 20),))
+    assert clips.feature_value(masked, holed) == 0.0
+    assert not clips.shown_crop(masked)[:20, :20].any()
 
 
 def test_clips_cli_reports_bad_keys(tmp_path: Path, capsys) -> None:

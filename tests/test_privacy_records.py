@@ -60,7 +60,7 @@ def test_seal_and_open_round_trip_with_clear_header(sealed_face) -> None:
     sealed, record, _ = sealed_face
     device, face, _ = key_material()
     header = read_header(sealed)
-    assert header.format_version == 1 and header.category == "face"
+    assert header.format_version == 2 and header.category == "face"
     assert header.recipient_key_id == sealing_key_id(face) and header.signer_key_id == signing_key_id(device)
     assert (header.image_id, header.video_id) == (record.image_id, record.video_id)
     opened = open_sealed(sealed, face, trusted_signers([device.verify_key]))
@@ -128,8 +128,8 @@ def test_malformed_containers_are_rejected_clearly(sealed_face) -> None:
         open_sealed(cbor2.dumps({"h": b""}), face, signers)
     m = _parts(sealed)
     h = cbor2.loads(m["h"])
-    with pytest.raises(RecordFormatError, match="format version 2"):
-        open_sealed(cbor2.dumps({**m, "h": cbor2.dumps({**h, "fmt": 2})}), face, signers)
+    with pytest.raises(RecordFormatError, match="format version 3"):
+        open_sealed(cbor2.dumps({**m, "h": cbor2.dumps({**h, "fmt": 3})}), face, signers)
     # sealed content that disagrees with its (signed) header is refused after decryption
     other = cbor2.dumps({**h, "image": "01JBBBBBBBBBBBBBBBBB000099"})
     c = m["c"]

@@ -21,13 +21,21 @@ from edged.core.keys import (
 from edged.core.types import Frame
 from edged.link import wire
 from edged.stages.privacy.deid import FrameDeidentifier, sensitive_regions
-from edged.stages.privacy.records import build_records, open_sealed, seal, trusted_signers
+from edged.stages.privacy.records import (
+    attach_overlaps,
+    build_overlaps,
+    build_records,
+    open_sealed,
+    seal,
+    seal_overlap,
+    trusted_signers,
+)
 from edged.stages.privacy.stabilize import StableDeidentifier
 from edged.stages.privacy.stage import PrivacyStage
 from edged.stages.select.package import UploadPackage
 from edged.stages.track.observations import OBS_DTYPE
 from edged_platform import restore
-from edged_platform.restore import RestoreError, restore_image
+from edged_platform.restore import RestoreError, open_overlaps, restore_image
 from edged_platform.store import SegmentStore, export_image
 from tests.privacy_support import gt_tracks, key_material, meta, photos, scene_frames
 
@@ -46,9 +54,18 @@ def _all_records(pixels, tracks, deid, i=1):
     records = build_records(meta(i, w, h), pixels, res, regions, ["face", "plate"])
     device, face, plate = key_material()
     keys = {"face": face, "plate": plate}
+    public = {c: k.public_key for c, k in keys.items()}
+    overlaps = build_overlaps(meta(i, w, h), pixels, res, regions, ["face", "plate"])
+    records = attach_overlaps(records, [seal_overlap(o, public) for o in overlaps])
     signers = trusted_signers([device.verify_key])
     opened = [open_sealed(seal(r, keys[c].public_key, device), keys[c], signers) for c, r in records.items()]
     return res, opened
+
+
+def restore_all(image, records, check: bool = True):
+    """Restore with both platforms' keys: the records and every overlap they carry."""
+    _, face, plate = key_material()
+    return restore_image(image, records, check, overlaps=open_overlaps(records, [face, plate]))
 
 
 def assert_exact(original, deid_image, restored, rects) -> None:
@@ -65,7 +82,7 @@ def test_restore_is_exact_on_real_photos(method: str) -> None:
     for photo in photos():
         res, records = _all_records(photo.pixels, photo.tracks, DEIDENTIFIERS[method]())
         assert not np.array_equal(res.image, photo.pixels)
-        restored = restore_image(res.image, records)
+        restored = restore_all(res.image, records)
         assert_exact(photo.pixels, res.image, restored, res.rects)
         assert np.array_equal(restored, photo.pixels)  # every changed pixel was a region pixel
 
@@ -73,16 +90,17 @@ def test_restore_is_exact_on_real_photos(method: str) -> None:
 @pytest.mark.parametrize("method", ["blur", "stable"])
 def test_restore_is_exact_on_fake_scene_frames(method: str) -> None:
     deid = DEIDENTIFIERS[method]()
-    n = 0
+    n = overlapping = 0
     for i, (pixels, gt) in enumerate(scene_frames()):
         tracks = gt_tracks(gt)
         res, records = _all_records(pixels, tracks, deid, i)
         if not records:
             continue
-        restored = restore_image(res.image, records)
+        restored = restore_all(res.image, records)
         assert np.array_equal(restored, pixels)
         n += 1
-    assert n >= 30
+        overlapping += any(r.overlaps for r in records)
+    assert n >= 30 and overlapping, "the scene frames have overlapping face and plate regions"
 
 
 def test_one_category_restores_only_its_own_regions() -> None:
@@ -98,7 +116,7 @@ def test_restore_into_a_jpeg_of_the_deidentified_image() -> None:
     photo = photos()[1]
     res, records = _all_records(photo.pixels, photo.tracks, StableDeidentifier())
     jpeg = cv2.imdecode(cv2.imencode(".jpg", res.image, [cv2.IMWRITE_JPEG_QUALITY, 50])[1], cv2.IMREAD_COLOR)
-    restored = restore_image(jpeg, records)
+    restored = restore_all(jpeg, records)
     assert_exact(photo.pixels, jpeg, restored, res.rects)
 
 

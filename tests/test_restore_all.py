@@ -2,7 +2,8 @@
 
 The records come from the real daemon (``edged run`` on the demo config's fake scene and models, real
 key files); its outbox's payloads are stored as the receivers store them. Face and plate regions
-overlap in several of its frames.
+overlap in several of its frames: there each record's crop masks the other category's pixels, and the
+overlap opens only with both keys.
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ from edged.core.keys import (
 from edged.core.types import Frame
 from edged.link import wire
 from edged.link.outbox import Outbox
-from edged.stages.privacy.records import SensitiveRecord, decode_png
+from edged.stages.privacy.records import SensitiveRecord, decode_png, masked_pixels
 from edged.stages.privacy.stage import PrivacyStage
 from edged_platform import restore, store
-from edged_platform.restore import RestoreError, check_region, open_records, restore_image
+from edged_platform.restore import RestoreError, check_region, open_overlaps, open_records, restore_image
 from edged_platform.store import SegmentStore, common_images
 from tests.privacy_support import FACE, PLATE, meta, photos, tracked
 
@@ -60,13 +61,16 @@ class Site:
         """The folder of a destination's store."""
         return self.root / "platform" / dest
 
+    def keys(self) -> list[PrivateKey]:
+        """Both functional platforms' private keys."""
+        return [load_platform_private_key(self.face.private), load_platform_private_key(self.plate.private)]
+
     def records(self, image_id: str) -> list[SensitiveRecord]:
         """The decrypted records of ``image_id`` (test-side inspection)."""
         keys = wire.trusted_keys([self.device.public])
         blobs = [(e.id, e.to_bytes()) for d in DESTS[1:]
                  for e in SegmentStore(self.store(d), device_keys=keys).by_image(image_id, "sensitive")]
-        privs = [load_platform_private_key(self.face.private), load_platform_private_key(self.plate.private)]
-        return open_records(blobs, privs, keys)
+        return open_records(blobs, self.keys(), keys)
 
 
 def _overlaps(records: list[SensitiveRecord]) -> int:
@@ -164,13 +168,24 @@ def test_one_call_restores_face_and_plate_where_they_overlap(site: Site, tmp_pat
     assert _overlaps(records) > 0
     restored, received = cv2.imread(str(out)), cv2.imread(str(deid))
     mask = np.zeros(restored.shape[:2], bool)
+    from_crops = np.zeros(restored.shape[:2], bool)
     for rec in records:
         for region in rec.regions:
             crop = decode_png(region.crop)
             place = (slice(region.y, region.y + region.h), slice(region.x, region.x + region.w))
-            assert np.array_equal(restored[place], crop), f"{rec.category} track {region.track_id} not restored"
+            own = ~masked_pixels(region.w, region.h, region.masked)
+            assert np.array_equal(restored[place][own], crop[own]), f"{rec.category} track {region.track_id} not restored"
             assert check_region(received, region, crop).ok  # de-identified as received
             mask[place] = True
+            from_crops[place] |= own
+    overlaps = open_overlaps(records, site.keys())
+    assert overlaps and (mask & ~from_crops).any()
+    for patch in (p for o in overlaps for p in o.patches):  # the overlap pixels: from the nested boxes
+        place = (slice(patch.y, patch.y + patch.h), slice(patch.x, patch.x + patch.w))
+        own = ~masked_pixels(patch.w, patch.h, patch.masked)
+        assert np.array_equal(restored[place][own], decode_png(patch.crop)[own])
+        from_crops[place] |= own
+    assert np.array_equal(from_crops, mask), "every region pixel comes from a crop or an overlap patch"
     assert np.array_equal(restored[~mask], received[~mask]), "restore touched pixels outside the regions"
     assert not np.array_equal(restored[mask], received[mask])
 
@@ -189,18 +204,32 @@ def test_every_restorable_demo_image_restores_in_one_call(site: Site, tmp_path: 
         assert out.exists()
 
 
-def test_restoring_one_category_after_the_other_is_refused_where_they_overlap(site: Site, tmp_path: Path, capsys) -> None:
-    """Why one call: the second call sees the first one's restored pixels where the regions overlap."""
+def test_one_key_after_the_other_restores_all_but_the_overlap(site: Site, tmp_path: Path, capsys) -> None:
+    """One key per call: each category's own pixels, never the overlap, which needs both keys in one call;
+    a restored image is no input for another restore."""
     image_id = site.overlapping
     deid, face_file, plate_file = _export(site, image_id, tmp_path, capsys)
-    first = tmp_path / "face.png"
-    assert restore.main(["--key", str(site.face.private), "--signer", str(site.device.public), "--image", str(deid),
+    signer = ["--signer", str(site.device.public)]
+    first, second, both = tmp_path / "face.png", tmp_path / "then-plate.png", tmp_path / "both.png"
+    assert restore.main(["--key", str(site.face.private), *signer, "--image", str(deid),
                          "--record", str(face_file), "--out", str(first)]) == 0
-    capsys.readouterr()
     frame = str(site.records(image_id)[0].frame_index)
-    _refused(["--key", str(site.plate.private), "--signer", str(site.device.public), "--image", str(first),
-              "--image-id", image_id, "--frame", frame, "--record", str(plate_file)],
-             tmp_path / "both.png", "is not de-identified in this image", capsys)
+    named = ["--image-id", image_id, "--frame", frame]
+    assert restore.main(["--key", str(site.plate.private), *signer, "--image", str(first), *named,
+                         "--record", str(plate_file), "--out", str(second)]) == 0
+    assert restore.main([*_both_keys(site), "--image", str(deid), "--record", str(face_file),
+                         "--record", str(plate_file), "--out", str(both)]) == 0
+    capsys.readouterr()
+    received, one_by_one, together = cv2.imread(str(deid)), cv2.imread(str(second)), cv2.imread(str(both))
+    overlap = np.zeros(received.shape[:2], bool)
+    for patch in (p for o in open_overlaps(site.records(image_id), site.keys()) for p in o.patches):
+        overlap[patch.y : patch.y + patch.h, patch.x : patch.x + patch.w] = True
+    assert overlap.any()
+    assert np.array_equal(one_by_one[overlap], received[overlap]), "one key at a time restored overlap pixels"
+    assert np.array_equal(one_by_one[~overlap], together[~overlap])
+    assert not np.array_equal(together[overlap], received[overlap])
+    _refused(["--key", str(site.face.private), *signer, "--image", str(both), *named, "--record", str(face_file)],
+             tmp_path / "again.png", "is not de-identified in this image", capsys)
 
 
 def test_a_wrong_key_or_record_refuses_the_whole_restore(site: Site, tmp_path: Path, capsys) -> None:
@@ -243,23 +272,25 @@ def test_a_wrong_key_or_record_refuses_the_whole_restore(site: Site, tmp_path: P
 
 
 def test_a_region_bare_in_the_given_image_refuses_every_record(site: Site, tmp_path: Path, capsys) -> None:
-    """One plate region shows its original in the input: nothing is restored, not even the faces."""
+    """One region shows its original in the input: nothing is restored, not even the other category."""
     image_id = site.overlapping
     deid, face_file, plate_file = _export(site, image_id, tmp_path, capsys)
     records = site.records(image_id)
-    plate = next(r for rec in records if rec.category == "plate" for r in rec.regions
-                 if decode_png(r.crop).std() > 10)
+    own = [(rec.category, r, decode_png(r.crop)[~masked_pixels(r.w, r.h, r.masked)]) for rec in records for r in rec.regions]
+    shown = [(c, r) for c, r, pixels in own if pixels.size and pixels.std() > 10]
+    category, bare = next((c, r) for c, r in sorted(shown, key=lambda cr: cr[0] != "plate"))
     doctored = cv2.imread(str(deid))
-    doctored[plate.y : plate.y + plate.h, plate.x : plate.x + plate.w] = decode_png(plate.crop)
+    doctored[bare.y : bare.y + bare.h, bare.x : bare.x + bare.w] = decode_png(bare.crop)
     cv2.imwrite(str(tmp_path / "doctored.png"), doctored)
     _refused([*_both_keys(site), "--image", str(tmp_path / "doctored.png"), "--image-id", image_id,
               "--frame", str(records[0].frame_index), "--record", str(face_file), "--record", str(plate_file)],
-             tmp_path / "x.png", f"(plate, track {plate.track_id}) at x={plate.x} y={plate.y}", capsys)
+             tmp_path / "x.png", f"({category}, track {bare.track_id}) at x={bare.x} y={bare.y}", capsys)
 
 
 def test_restore_image_checks_every_record_against_the_received_image() -> None:
     """Overlapping face and plate from the privacy stage on a real photo: all restore exactly together;
-    the plate alone restores onto the received image too, but not onto the face's restored output."""
+    the plate restores onto the face's restored output too (the overlap stays de-identified there), but
+    not onto the image both restored."""
     dev_key = SigningKey.generate()
     photo = photos()[0]
     tracks = tracked([[181, 72, 271, 186], [230, 150, 330, 200]], [FACE, PLATE], [11, 12])
@@ -271,10 +302,18 @@ def test_restore_image_checks_every_record_against_the_received_image() -> None:
     blobs = [(e.dest, wire.sign(e, dev_key).to_bytes()) for e in out.envelopes]
     records = open_records(blobs, [face_key, plate_key], signers)
     assert _overlaps(records) == 1
-    assert np.array_equal(restore_image(out.deidentified, records), photo.pixels)
+    overlaps = open_overlaps(records, [face_key, plate_key])
+    restored = restore_image(out.deidentified, records, overlaps=overlaps)
+    assert np.array_equal(restored, photo.pixels)
     face_only = restore_image(out.deidentified, [r for r in records if r.category == "face"])
+    one_by_one = restore_image(face_only, [r for r in records if r.category == "plate"])
+    (fx1, fy1, fx2, fy2), (px1, py1, px2, py2) = out.rects
+    overlap = (slice(max(fy1, py1), min(fy2, py2)), slice(max(fx1, px1), min(fx2, px2)))
+    assert np.array_equal(one_by_one[overlap], out.deidentified[overlap])
+    one_by_one[overlap] = photo.pixels[overlap]
+    assert np.array_equal(one_by_one, photo.pixels)
     with pytest.raises(RestoreError, match=r"plate, track 12.*is not de-identified in this image"):
-        restore_image(face_only, [r for r in records if r.category == "plate"])
+        restore_image(restored, [r for r in records if r.category == "plate"])
 
 
 # --------------------------------------------------------------------------------- export-records

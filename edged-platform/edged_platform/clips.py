@@ -11,8 +11,10 @@ frames), and per object write
 
 - ``<out>/<video>/<category>-<object>.mkv``: the restoration clip, lossless (FFV1), one frame per
   observation in time order: a blank (black) frame of the original image size with the object's
-  original crop pasted at its position;
-- ``<out>/<video>/<category>-<object>-best.png``: its best crop, the clip's search index;
+  original crop pasted at its position (pixels masked because they also lie in a region of
+  another category stay black: this key cannot open them);
+- ``<out>/<video>/<category>-<object>-best.png``: its best crop, the clip's search index (masked
+  pixels black, as in the clip);
 
 and ``<out>/index.json``: per object its category, track id, video, image ids and frame indexes in
 time order (to fetch de-identified images from ops and restore them), the clip, the best crop and
@@ -50,6 +52,7 @@ from edged.stages.privacy.records import (
     RecordRegion,
     SensitiveRecord,
     decode_png,
+    masked_pixels,
     open_sealed,
     read_header,
 )
@@ -181,9 +184,14 @@ def feature_value(region: RecordRegion, crop: np.ndarray) -> float:
     x1, y1, x2, y2 = region.box
     bx1, by1 = max(0, int(x1) - region.x), max(0, int(y1) - region.y)
     bx2, by2 = min(region.w, int(np.ceil(x2)) - region.x), min(region.h, int(np.ceil(y2)) - region.y)
-    inner = crop[by1:by2, bx1:bx2] if bx2 > bx1 and by2 > by1 else crop
+    inside = (slice(by1, by2), slice(bx1, bx2)) if bx2 > bx1 and by2 > by1 else (slice(None), slice(None))
+    inner = crop[inside]
     grey = cv2.cvtColor(inner, cv2.COLOR_BGR2GRAY) if inner.ndim == 3 else inner
-    sharp = float(cv2.Laplacian(grey.astype(np.float32), cv2.CV_32F).var())
+    laplacian = cv2.Laplacian(grey.astype(np.float32), cv2.CV_32F)
+    if region.masked:  # only where the Laplacian sees no masked (zeroed) pixel
+        shown = cv2.erode((~masked_pixels(region.w, region.h, region.masked)).astype(np.uint8), np.ones((3, 3), np.uint8))
+        laplacian = laplacian[shown[inside].astype(bool)]
+    sharp = float(laplacian.var()) if laplacian.size else 0.0
     area = max(0.0, (x2 - x1) * (y2 - y1))
     return region.score * area * sharp / (sharp + SHARPNESS_HALF)
 
@@ -195,15 +203,21 @@ def best_sighting(obj: SensitiveObject) -> tuple[int, float]:
     return best, values[best]
 
 
+def shown_crop(region: RecordRegion) -> np.ndarray:
+    """The region's crop as BGR with its masked pixels (another category's) blacked out."""
+    crop = decode_png(region.crop)
+    if crop.ndim == 2:
+        crop = cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR)
+    crop[masked_pixels(region.w, region.h, region.masked)] = 0
+    return crop
+
+
 def clip_frames(obj: SensitiveObject) -> Iterator[np.ndarray]:
     """The restoration clip: per sighting, a black frame of the original size with the crop pasted."""
     for s in obj.sightings:
         r, g = s.record, s.region
         frame = np.zeros((r.height, r.width, 3), dtype=np.uint8)
-        crop = decode_png(g.crop)
-        if crop.ndim == 2:
-            crop = cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR)
-        frame[g.y : g.y + g.h, g.x : g.x + g.w] = crop
+        frame[g.y : g.y + g.h, g.x : g.x + g.w] = shown_crop(g)
         yield frame
 
 
@@ -254,7 +268,7 @@ def build_clips(
             b, value = best_sighting(obj)
             best = obj.sightings[b]
             best_path = folder / f"{stem}-best.png"
-            cv2.imwrite(str(best_path), decode_png(best.region.crop))
+            cv2.imwrite(str(best_path), shown_crop(best.region))
             index["objects"].append({
                 "category": obj.category,
                 "object": obj.name,

@@ -78,11 +78,16 @@ from nacl.signing import VerifyKey
 from edged.core.keys import KeyFileError, load_platform_private_key, sealing_key_id
 from edged.link.wire import EnvelopeAuthError, WireError, decode, trusted_keys
 from edged.stages.privacy.records import (
+    OverlapPixels,
     RecordError,
     RecordHeader,
     RecordRegion,
     SensitiveRecord,
+    can_open_overlap,
     decode_png,
+    intersect,
+    masked_pixels,
+    open_overlap,
     open_sealed,
     verify_sealed,
 )
@@ -149,18 +154,28 @@ def _grey(a: np.ndarray) -> np.ndarray:
     return a.reshape(a.shape[0], a.shape[1], -1).mean(axis=2)
 
 
-def _detail(grey: np.ndarray) -> np.ndarray:
-    return grey - cv2.GaussianBlur(grey, (0, 0), DETAIL_SIGMA, borderType=cv2.BORDER_REFLECT)
+def _detail(grey: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
+    """Fine detail of ``grey``; with ``known``, from the known pixels only (zero elsewhere)."""
+    if known is None or known.all():
+        return grey - cv2.GaussianBlur(grey, (0, 0), DETAIL_SIGMA, borderType=cv2.BORDER_REFLECT)
+    weight = known.astype(np.float32)
+    blur = cv2.GaussianBlur(grey * weight, (0, 0), DETAIL_SIGMA, borderType=cv2.BORDER_REFLECT)
+    norm = cv2.GaussianBlur(weight, (0, 0), DETAIL_SIGMA, borderType=cv2.BORDER_REFLECT)
+    return (grey - blur / np.maximum(norm, 1e-6)) * weight
 
 
-def detail_share(patch: np.ndarray, crop_detail: np.ndarray) -> float:
-    """Least-squares weight of the crop's fine detail in the patch's fine detail."""
-    img_detail = _detail(_grey(patch))
+def detail_share(patch: np.ndarray, crop_detail: np.ndarray, known: np.ndarray | None = None) -> float:
+    """Least-squares weight of the crop's fine detail in the patch's fine detail (known pixels only)."""
+    img_detail = _detail(_grey(patch), known)
     return float((img_detail * crop_detail).sum() / max(float((crop_detail**2).sum()), 1e-9))
 
 
-def check_region(image: np.ndarray, region: RecordRegion, crop: np.ndarray) -> RegionCheck:
-    """Whether ``region`` lies in a de-identified area of ``image`` (see the module doc)."""
+def check_region(
+    image: np.ndarray, region: RecordRegion, crop: np.ndarray, known: np.ndarray | None = None
+) -> RegionCheck:
+    """Whether ``region`` lies in a de-identified area of ``image`` (see the module doc); ``known``
+    (``bool (h, w)``, default: the region's unmasked pixels) says which crop pixels are original:
+    the others are left out of the comparison."""
     h_img, w_img = image.shape[:2]
     x, y, w, h = region.x, region.y, region.w, region.h
     if x + w > w_img or y + h > h_img:
@@ -174,10 +189,13 @@ def check_region(image: np.ndarray, region: RecordRegion, crop: np.ndarray) -> R
     if small.shape[2] != chans:  # grey image against a colour signature, or the reverse
         small, sig = small.mean(axis=2, keepdims=True), sig.mean(axis=2, keepdims=True)
     sig_diff = float(np.abs(small - sig).mean())
-    crop_detail = _detail(_grey(crop))
+    if known is None:
+        known = ~masked_pixels(w, h, region.masked)
     share: float | None = None
-    if float(crop_detail.std()) >= DETAIL_FLOOR:
-        share = detail_share(patch, crop_detail)
+    if known.any():
+        crop_detail = _detail(_grey(crop), known)
+        if float(crop_detail[known].std()) >= DETAIL_FLOOR:
+            share = detail_share(patch, crop_detail, known)
     if share is not None and share > DETAIL_MAX_SHARE:
         return RegionCheck(
             False, sig_diff, share,
@@ -193,13 +211,64 @@ def check_region(image: np.ndarray, region: RecordRegion, crop: np.ndarray) -> R
     return RegionCheck(True, sig_diff, share)
 
 
-def restore_image(image: np.ndarray, records: list[SensitiveRecord], check: bool = True) -> np.ndarray:
-    """Paste every region's original crop back into a copy of ``image``; refuse (``RestoreError``)
-    when the image does not match a record or a position is not de-identified in it."""
+@dataclass(frozen=True, slots=True)
+class KnownPixels:
+    """Original pixels of a rectangle of the image and which of them are known (not masked)."""
+
+    x: int
+    y: int
+    pixels: np.ndarray
+    known: np.ndarray
+    """``bool (h, w)``."""
+
+
+def overlap_pixels(overlaps: Sequence[OverlapPixels], image: np.ndarray) -> list[KnownPixels]:
+    """The decoded patches of opened overlaps; refuse a patch that does not fit ``image``."""
+    out = []
+    for o in overlaps:
+        for k, p in enumerate(o.patches):
+            crop = decode_png(p.crop)
+            if p.x + p.w > image.shape[1] or p.y + p.h > image.shape[0] or crop.shape[:2] != (p.h, p.w):
+                raise RestoreError(f"overlap {'+'.join(o.categories)} of image {o.image_id} patch {k} does not fit the image")
+            out.append(KnownPixels(p.x, p.y, crop, ~masked_pixels(p.w, p.h, p.masked)))
+    return out
+
+
+def fill_masked(region: RecordRegion, crop: np.ndarray, patches: Sequence[KnownPixels]) -> KnownPixels:
+    """The region's crop with its masked pixels filled from the overlap patches that cover them."""
+    pixels, known = crop.copy(), ~masked_pixels(region.w, region.h, region.masked)
+    for p in patches:
+        part = intersect((region.x, region.y, region.w, region.h), (p.x, p.y, p.known.shape[1], p.known.shape[0]))
+        if part is None or known.all():
+            continue
+        x, y, w, h = part
+        mine = (slice(y - region.y, y - region.y + h), slice(x - region.x, x - region.x + w))
+        theirs = (slice(y - p.y, y - p.y + h), slice(x - p.x, x - p.x + w))
+        take = p.known[theirs] & ~known[mine]
+        pixels[mine][take] = p.pixels[theirs][take]
+        known[mine] |= take
+    return KnownPixels(region.x, region.y, pixels, known)
+
+
+def _refuse(rec: SensitiveRecord, k: int, region: RecordRegion, reason: str) -> None:
+    """Refuse the restore because of region ``k`` of ``rec``, naming it."""
+    raise RestoreError(
+        f"record {rec.image_id}/{rec.category} region {k} ({region.object_type}, track "
+        f"{region.track_id}) at x={region.x} y={region.y} w={region.w} h={region.h} {reason}"
+    )
+
+
+def restore_image(
+    image: np.ndarray, records: list[SensitiveRecord], check: bool = True, overlaps: Sequence[OverlapPixels] = ()
+) -> np.ndarray:
+    """Paste every region's original pixels back into a copy of ``image`` (masked pixels only from
+    the opened ``overlaps``); refuse (``RestoreError``) when the image does not match a record or a
+    position is not de-identified in it."""
     if not records:
         raise RestoreError("no records to restore from")
     out = image.copy()
-    crops: list[tuple[RecordRegion, np.ndarray]] = []
+    patches = overlap_pixels(overlaps, image)
+    crops: list[KnownPixels] = []
     for rec in records:
         if (rec.width, rec.height) != (image.shape[1], image.shape[0]):
             raise RestoreError(
@@ -210,18 +279,36 @@ def restore_image(image: np.ndarray, records: list[SensitiveRecord], check: bool
             crop = decode_png(region.crop)
             if crop.ndim == 2 and image.ndim == 3:
                 raise RestoreError(f"record {rec.image_id}/{rec.category} region {k}: grey crop for a colour image")
+            if crop.shape[:2] != (region.h, region.w):
+                _refuse(rec, k, region, f"crop is {crop.shape[1]}x{crop.shape[0]}, position says {region.w}x{region.h}")
+            filled = fill_masked(region, crop, patches)
             if check:
-                result = check_region(image, region, crop)
+                result = check_region(image, region, filled.pixels, filled.known)
                 if not result.ok:
-                    raise RestoreError(
-                        f"record {rec.image_id}/{rec.category} region {k} ({region.object_type}, track "
-                        f"{region.track_id}) at x={region.x} y={region.y} w={region.w} h={region.h} {result.reason}"
-                    )
-            crops.append((region, crop))
-    for region, crop in crops:  # only after every check passed
-        out[region.y : region.y + region.h, region.x : region.x + region.w] = crop.reshape(
-            out[region.y : region.y + region.h, region.x : region.x + region.w].shape
-        )
+                    _refuse(rec, k, region, result.reason)
+            crops.append(filled)
+    for c in crops:  # only after every check passed
+        h, w = c.known.shape
+        place = out[c.y : c.y + h, c.x : c.x + w]
+        place[c.known] = c.pixels.reshape(place.shape)[c.known]
+    return out
+
+
+def open_overlaps(records: Sequence[SensitiveRecord], keys: PrivateKey | Sequence[PrivateKey]) -> list[OverlapPixels]:
+    """Open every distinct sealed overlap of ``records`` for which ``keys`` holds every layer's key;
+    the others stay sealed (their pixels stay as received)."""
+    ring = key_ring(keys)
+    seen: set[bytes] = set()
+    out = []
+    for rec in records:
+        for sealed in rec.overlaps:
+            if sealed.ciphertext in seen or not can_open_overlap(sealed, ring):
+                continue
+            seen.add(sealed.ciphertext)
+            try:
+                out.append(open_overlap(sealed, ring, rec.image_id))
+            except RecordError as err:
+                raise RestoreError(f"record {rec.image_id}/{rec.category}: {err}") from None
     return out
 
 
@@ -516,7 +603,8 @@ def run(args: argparse.Namespace) -> tuple[Path, list[SensitiveRecord]]:
     records = [o.record for o in opened]
     target = _target(args, signers, records[0])
     check_target(opened, target)
-    restored = restore_image(target.image, records)  # checks every region of every record, then pastes
+    overlaps = open_overlaps(records, keys)  # those whose every key is given
+    restored = restore_image(target.image, records, overlaps=overlaps)  # checks every region, then pastes
     out.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(out), restored):
         raise RestoreError(f"could not write {out}")

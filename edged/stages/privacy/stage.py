@@ -3,7 +3,9 @@
 Per frame: :func:`edged.stages.privacy.deid.sensitive_regions` picks the regions (sensitive tracks, matched
 or predicted, plus sensitive detections not yet tracked), the de-identifier (track-stable by default)
 hides them, and one sealed record per category goes out as a ``sensitive`` envelope to
-``func.<category>``. The original crops exist only as in-memory PNG bytes inside the sealed record.
+``func.<category>``. Pixels where regions of several categories overlap are masked out of each
+category's crop and carried, in nested sealed boxes that need every one of those categories' keys, in
+each of their records. The original crops exist only as in-memory PNG bytes inside the sealed record.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from edged.stages.privacy.deid import (
     sensitive_regions,
     within_unconfident_budget,
 )
-from edged.stages.privacy.records import build_records, seal
+from edged.stages.privacy.records import attach_overlaps, build_overlaps, build_records, seal, seal_overlap
 from edged.stages.privacy.stabilize import StableDeidentifier
 
 SENSITIVE_KIND = "sensitive"
@@ -91,6 +93,8 @@ class PrivacyStage:
             assert self.keys is not None
             meta = frame.meta
             records = build_records(meta, frame.pixels, result, regions, self.categories, self.device_id)
+            overlaps = build_overlaps(meta, frame.pixels, result, regions, self.categories)
+            records = attach_overlaps(records, [seal_overlap(o, self.keys.recipients) for o in overlaps])
             for category, record in records.items():
                 sealed = seal(record, self.keys.recipients[category], self.keys.signing_key)
                 envelopes.append(
