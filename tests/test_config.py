@@ -159,3 +159,16 @@ def test_check_config_checks_the_brokers_tls_files(tmp_path: Path, capsys: pytes
     lines = capsys.readouterr().err.strip().splitlines()
     assert any("uplink.ops" in line and "ca_file" in line and "does not exist" in line for line in lines), lines
     assert any("remote.mqtt" in line and "cert_file" in line for line in lines), lines
+
+
+def test_each_section_lives_in_the_module_named_after_it() -> None:
+    """One module per TOML section (``[camera]`` in ``edged.config.camera``), all re-exported by ``edged.config``."""
+    import msgspec
+
+    import edged.config
+
+    for field in msgspec.structs.fields(Config):
+        assert field.type.__module__ == f"edged.config.{field.name}", field.name
+        assert getattr(edged.config, field.type.__name__) is field.type
+    for name in edged.config.__all__:
+        assert hasattr(edged.config, name), name

@@ -1,0 +1,27 @@
+"""The building blocks of every config section: the strict base struct, bounded number types, the error."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+Fraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
+
+
+def FloatIn(lo: float, hi: float) -> Any:  # noqa: N802 (reads as a type in annotations)
+    """A float config value in [lo, hi]: every number a file or a remote set may give is bounded."""
+    return Annotated[float, msgspec.Meta(ge=lo, le=hi)]
+
+
+def IntIn(lo: int, hi: int) -> Any:  # noqa: N802
+    """An integer config value in [lo, hi]."""
+    return Annotated[int, msgspec.Meta(ge=lo, le=hi)]
+
+
+class ConfigError(ValueError):
+    """A config file could not be read or failed validation; the message names the key path."""
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base of every config section: unknown keys are errors, not silently ignored."""

@@ -1,0 +1,73 @@
+"""``[camera]``: which frame source, at what rate and size, and each source's own keys."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+import msgspec
+
+from edged.config.base import FloatIn, IntIn, _Section
+
+
+class FakeCameraConfig(_Section):
+    seed: IntIn(0, 2**31 - 1) = 7
+    """Scene seed: the same seed renders the same frames and ground truth."""
+    realtime: bool = True
+    """Pace capture at ``camera.fps`` on the wall clock; off renders as fast as the pipeline
+    takes frames (tests, benchmarks, simulated runs)."""
+    cars_per_minute: FloatIn(0, 600) = 24.0
+    """About one car every 2.5 s: enough traffic that tracks overlap, few enough to count by eye."""
+    people_per_minute: FloatIn(0, 600) = 12.0
+    events: bool = True
+    """Script the light change, "freeze" and "cover" events."""
+
+
+class FileCameraConfig(_Section):
+    path: str = ""
+    """A video file or a folder of images (sorted by name)."""
+    loop: bool = False
+    realtime: bool = True
+    """Replay at ``camera.fps`` on the wall clock; off replays as fast as the pipeline takes frames."""
+
+
+class V4l2CameraConfig(_Section):
+    device: str = "/dev/video0"
+    gain_unity_value: IntIn(0, 1_000_000) | None = None
+    """Gain control value that means 1x. Unset: the control's minimum (drivers start at unity)."""
+    gain_units_per_x: FloatIn(0.001, 10_000) = 16.0
+    """Gain control units per 1x of linear gain (gain = 1 + (value - unity) / units); 16 suits common
+    OmniVision sensors, but V4L2 gives no scale, so set it for your camera."""
+
+
+class PiCameraConfig(_Section):
+    camera_num: IntIn(0, 7) = 0
+
+
+class CameraConfig(_Section):
+    backend: Literal["fake", "file", "picamera2", "v4l2"] = "fake"
+    fps: Annotated[float, msgspec.Meta(ge=0.1, le=120)] = 10.0
+    """Frames per second; 10 gives several frames of each car passing at 50 km/h."""
+    width: Annotated[int, msgspec.Meta(ge=64, le=8192)] | None = None
+    height: Annotated[int, msgspec.Meta(ge=64, le=8192)] | None = None
+    """Frame size (px): unset, a file source keeps its own size and the others use ``DEFAULT_SIZE``;
+    set both to resize (file, v4l2) or to pick the sensor mode (picamera2)."""
+    sensor_size: tuple[IntIn(64, 16_384), IntIn(64, 16_384)] = (1920, 1080)
+    """The largest frame (width, height) a remote ``set`` may ask for: the sensor's native size."""
+    segment_s: FloatIn(1, 3600) = 60.0
+    """Length (s) of a video segment: its frames share a ``video_id`` and platforms store one file
+    per segment."""
+    fake: FakeCameraConfig = msgspec.field(default_factory=FakeCameraConfig)
+    file: FileCameraConfig = msgspec.field(default_factory=FileCameraConfig)
+    DEFAULT_SIZE: ClassVar[tuple[int, int]] = (1280, 720)
+    v4l2: V4l2CameraConfig = msgspec.field(default_factory=V4l2CameraConfig)
+    picamera2: PiCameraConfig = msgspec.field(default_factory=PiCameraConfig)
+
+    def __post_init__(self) -> None:
+        if (self.width is None) != (self.height is None):
+            raise ValueError("set both width and height, or neither (the source's own size)")
+
+    def size_or_default(self) -> tuple[int, int]:
+        """The configured size, else ``DEFAULT_SIZE`` (what a sensor is asked for when unset)."""
+        if self.width is None or self.height is None:
+            return self.DEFAULT_SIZE
+        return self.width, self.height

@@ -1,0 +1,177 @@
+"""``[detect]``: the models, how each runs (whole frame, crops, tiles) and the two shipped model sets."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+import msgspec
+
+from edged.config.base import FloatIn, Fraction, IntIn, _Section
+
+
+class ModelConfig(_Section):
+    name: str
+    file: str
+    """Path of the .tflite file; relative paths are relative to the working directory."""
+    layout: Literal["ssd", "yolov5", "yolov8", "yolo_grid", "centernet", "nanodet", "centerface",
+                    "blazeface"]
+    """Output layout (see ``edged/stages/detect/decoders.py``); ``yolo_grid`` is edged-det's raw maps."""
+    input_size: tuple[IntIn(8, 4096), IntIn(8, 4096)]
+    """Model input (width, height)."""
+    labels: list[str]
+    """Model output index -> edged class name ("" to ignore an output class)."""
+    thresholds: dict[str, Fraction] = {}
+    """Per-class score thresholds; classes not named use ``score_threshold``."""
+    score_threshold: Fraction = 0.5
+    nms_iou: Fraction = 0.45
+    input_range: tuple[FloatIn(-1e4, 1e4), FloatIn(-1e4, 1e4)] | None = None
+    """Float range the model expects pixels mapped into; ``None`` is the layout's usual one:
+    (-1, 1) for blazeface and ssd (MobileNet-style), (0, 1) for yolov5/yolov8."""
+    resize: Literal["letterbox", "stretch"] = "letterbox"
+    """How the frame is fitted to the input: ``letterbox`` keeps the aspect ratio (padding), as
+    BlazeFace and YOLO are trained; ``stretch`` for models trained on stretched images."""
+    crops_from: list[str] = []
+    """Classes (found by models listed *before* this one) around whose boxes this model also runs,
+    on a crop (``crop_shape``), so a far pedestrian's small face fills the face model's input."""
+    crop_shape: Literal["head", "box"] = "head"
+    """Which part of each seeding box a crop covers: ``head``, a square over the box's top (faces in
+    person boxes); ``box``, the whole box grown by ``crop_grow`` (plates in vehicle boxes)."""
+    max_crop_fraction: Annotated[float, msgspec.Meta(gt=0, le=1.0)] = 1.0
+    """Boxes found in a crop whose longer side exceeds this fraction of the crop's are dropped
+    (1.0: no limit): a face fills at most about half of its head crop."""
+    crop_min_score: Fraction = 0.3
+    """Only detections scoring at least this seed a crop (weaker ones are mostly false)."""
+    max_crops: Annotated[int, msgspec.Meta(ge=0, le=256)] = 16
+    """At most this many crops per frame (best-scoring first): bounds the cost in a crowd."""
+    crop_grow: Annotated[float, msgspec.Meta(ge=1.0, le=4.0)] = 1.4
+    """Crop side = this x max(box width, 0.45 x box height), centred on the box's upper part, so a
+    turned or tilted head and its whole face fit with margin."""
+    max_box_fraction: Annotated[float, msgspec.Meta(gt=0, le=1.0)] = 1.0
+    """Boxes taller than this fraction of the frame height are dropped as implausible for this
+    model (1.0: no limit)."""
+    full_frame: bool = True
+    """Also run on the whole (letterboxed) frame; a model with ``crops_from`` may turn it off (crops
+    and tiles only), one with neither never runs, which is an error."""
+
+    def __post_init__(self) -> None:
+        if not self.full_frame and not self.crops_from:
+            raise ValueError("full_frame = false needs crops_from (the model would never run)")
+
+
+MAX_TILES_PER_FRAME = 16
+"""Most tiles per frame: each tile is one more invoke of every tiled model, and 16 keep a frame
+within a few hundred ms."""
+
+
+class TilingConfig(_Section):
+    enabled: bool = False
+    tile: tuple[IntIn(64, 4096), IntIn(64, 4096)] = (640, 640)
+    overlap: Fraction = 0.2
+    models: list[str] = []
+    """Names of the models that also run on tiles (empty: every model)."""
+
+    def origins(self, width: int, height: int) -> tuple[list[int], list[int]]:
+        """Left and top edges of the tiles covering a ``width`` x ``height`` frame, ``overlap`` apart."""
+
+        def starts(total: int, size: int) -> list[int]:
+            if size >= total:
+                return [0]
+            step = max(1, int(size * (1.0 - self.overlap)))
+            n = math.ceil((total - size) / step) + 1
+            spacing = (total - size) / (n - 1)  # n evenly spaced edges from 0 to total - size
+            return [int(round(i * spacing)) for i in range(n - 1)] + [total - size]
+
+        return starts(width, min(self.tile[0], width)), starts(height, min(self.tile[1], height))
+
+
+COCO_LABELS: tuple[str, ...] = tuple(
+    {0: "person", 1: "bicycle", 2: "car", 3: "motorcycle", 5: "bus", 7: "truck"}.get(i, "") for i in range(80)
+)
+"""The 80 COCO classes as edged labels: the road's six by name, the rest ignored ("")."""
+
+
+def default_models() -> list[ModelConfig]:
+    """The real-world models shipped in ``models/``: ``objects`` (NanoDet) and ``face_frame``
+    (CenterFace) on the whole frame, ``face`` (BlazeFace) over each person's head, ``plate``
+    (edged-det) in each vehicle box (provenance: ``models/MODELS.md``; why: ``docs/TUNING.md``)."""
+    return [
+        ModelConfig(
+            name="objects",
+            file="models/coco_nanodet_416x256_int8.tflite",
+            layout="nanodet",
+            input_size=(416, 256),
+            labels=list(COCO_LABELS),
+            score_threshold=0.15,
+            nms_iou=0.5,
+        ),
+        ModelConfig(
+            name="face",
+            file="models/face_blazeface_short_range_int8.tflite",
+            layout="blazeface",
+            input_size=(128, 128),
+            labels=["face"],
+            score_threshold=0.25,
+            nms_iou=0.3,
+            crops_from=["person"],
+            max_crop_fraction=0.6,
+            full_frame=False,
+        ),
+        ModelConfig(
+            name="face_frame",
+            file="models/face_centerface_480x288_int8.tflite",
+            layout="centerface",
+            input_size=(480, 288),
+            labels=["face"],
+            score_threshold=0.3,
+            nms_iou=0.3,
+        ),
+        ModelConfig(
+            name="plate",
+            file="models/edged_det_crop_320x192_int8.tflite",
+            layout="yolo_grid",
+            input_size=(320, 192),
+            labels=["plate", "", "", "", ""],
+            score_threshold=0.1,
+            nms_iou=0.5,
+            crops_from=["car", "truck", "bus", "motorcycle"],
+            crop_shape="box",
+            crop_grow=1.1,
+            full_frame=False,
+        ),
+    ]
+
+
+def fake_scene_models() -> list[ModelConfig]:
+    """The models for the fake camera's rendered road (demo, ``edged_sim``, fake-scene benchmarks):
+    edged-det on the whole frame, BlazeFace over each person's head (why: ``docs/TUNING.md``)."""
+    return [
+        ModelConfig(
+            name="det",
+            file="models/edged_det_int8.tflite",
+            layout="yolo_grid",
+            input_size=(640, 384),
+            labels=["plate", "car", "person", "truck", "bus"],
+            score_threshold=0.1,
+            nms_iou=0.5,
+        ),
+        ModelConfig(
+            name="face",
+            file="models/face_blazeface_short_range_int8.tflite",
+            layout="blazeface",
+            input_size=(128, 128),
+            labels=["face"],
+            score_threshold=0.1,
+            nms_iou=0.3,
+            crops_from=["person"],
+            max_box_fraction=0.3,
+            full_frame=False,
+        ),
+    ]
+
+
+class DetectConfig(_Section):
+    enabled: bool = True
+    threads: Annotated[int, msgspec.Meta(ge=1, le=16)] = 2
+    models: list[ModelConfig] = msgspec.field(default_factory=default_models)
+    tiling: TilingConfig = msgspec.field(default_factory=TilingConfig)

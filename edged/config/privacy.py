@@ -1,0 +1,68 @@
+"""``[privacy]``: de-identification of outgoing images and the sealed sensitive records."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from edged.config.base import FloatIn, Fraction, _Section
+
+
+class PrivacyConfig(_Section):
+    """De-identification of outgoing images and sealed sensitive records (``edged/privacy``)."""
+
+    method: Literal["blur", "pixelate", "fill"] = "blur"
+    """How a sensitive region is de-identified: ``blur``, ``pixelate`` or ``fill`` (one flat colour);
+    blur, as it keeps the scene's colours and layout and compresses best."""
+    margin: FloatIn(0, 4) = 0.4
+    """Each side of a region's box is pushed out by this fraction of the box's width (left/right)
+    and height (top/bottom), as face boxes cover the inner face only and drift."""
+    cells: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
+    """Strength: a de-identified region keeps about this many cells of detail across its longer side
+    (pixelate: cells x cells blocks; blur: a Gaussian of sigma = side / cells), so at 2 the face
+    itself is about one cell, a smooth smudge."""
+    min_cell_px: Annotated[int, msgspec.Meta(ge=1, le=256)] = 4
+    """Cells are never smaller than this many pixels, so a small region is not left at nearly full
+    resolution; 4 px also matches the smallest H.264 partition."""
+    min_score: Fraction = 0.1
+    """Sensitive detections scoring at least this are de-identified even before the tracker confirms
+    them; 0.1, the face and plate models' own threshold, covers every sensitive detection."""
+    confident_score: Fraction = 0.5
+    """An untracked sensitive detection scoring below this is *unconfident*: still hidden, but only
+    within ``unconfident_max_share``. Tracked objects and confident detections are always hidden."""
+    unconfident_max_share: Fraction = 0.5
+    """Unconfident regions are hidden best-score first while all hidden regions (grown by the
+    margin) cover at most this share of the frame (1.0: no limit), as a mostly blurred frame tells the
+    operations platform nothing."""
+    stabilize: bool = True
+    """Per track, move the region's box on a grid with hysteresis and fill it with a slowly updated
+    low-resolution field, so de-identified video compresses better (off: each frame on its own)."""
+    grid_px: Annotated[int, msgspec.Meta(ge=1, le=64)] = 8
+    """Stabilised boxes move and resize in steps of this many pixels (an H.264 8x8 partition), so
+    between steps the region costs almost no bits."""
+    shrink_per_frame: Fraction = 0.005
+    """Most a stabilised box shrinks per frame (it grows at once), so detector size jitter never
+    resizes it back and forth."""
+    fill_update: Fraction = 0.05
+    """Per-frame weight of the new frame in a track's de-identified field (exponential average; 0.05
+    is a time constant of 2 s at 10 fps)."""
+    redraw_levels: FloatIn(0, 255) = 4.0
+    """A track's region is redrawn only when its averaged field has moved this many grey levels
+    (mean absolute) from what is shown; 4 is below what the eye notices on a blurred patch."""
+    categories: list[str] = msgspec.field(default_factory=lambda: ["face", "plate"])
+    """Sensitive categories whose original crops are sealed and sent to a functional platform. Every
+    sensitive class is de-identified whether listed or not; a category left out keeps no crop."""
+    recipients: dict[str, str] = {}
+    """Category -> functional platform's X25519 public key file (``edged keygen platform``). The
+    daemon refuses to start unless every category in ``categories`` has one (:func:`edged.core.keys.check_keys`)."""
+    signing_key: str = "keys/device.key"
+    """The device's Ed25519 signing key (``edged keygen device``), mode 0600; relative paths are
+    relative to the working directory."""
+
+    def __post_init__(self) -> None:
+        from edged.core.classes import SENSITIVE_CLASSES
+
+        for c in list(self.categories) + list(self.recipients):
+            if c not in SENSITIVE_CLASSES:
+                raise ValueError(f"{c!r} is not a sensitive category ({', '.join(sorted(SENSITIVE_CLASSES))})")

@@ -1,0 +1,14 @@
+"""``[systemd]``: the service manager's watchdog."""
+
+from __future__ import annotations
+
+from edged.config.base import FloatIn, _Section
+
+
+class SystemdConfig(_Section):
+    """Service manager integration (sd_notify READY/WATCHDOG/STOPPING)."""
+
+    heartbeat_stale_s: FloatIn(0.1, 3600) = 10.0
+    """Watchdog pings stop when no frame has passed the pipeline for this long (s): longer than a
+    camera restart while a config is applied (``remote.apply_timeout_s``), far shorter than
+    ``WatchdogSec`` in edged.service (60 s)."""
