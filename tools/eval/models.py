@@ -382,7 +382,7 @@ The runtime needs only ai-edge-litert, numpy and OpenCV; the build tools need th
 
 ## How the default config uses them
 
-Two model sets, each for its own kind of scene (`edged/config/__init__.py`):
+Two model sets, each for its own kind of scene (`edged/config/detect.py`):
 
 - **Real cameras** (`default_models()`, what a config without `[detect]` runs, e.g.
   `config/roadside.example.toml`):
