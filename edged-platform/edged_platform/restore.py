@@ -222,13 +222,13 @@ class KnownPixels:
     """``bool (h, w)``."""
 
 
-def overlap_pixels(overlaps: Sequence[OverlapPixels], image: np.ndarray) -> list[KnownPixels]:
-    """The decoded patches of opened overlaps; refuse a patch that does not fit ``image``."""
+def overlap_pixels(overlaps: Sequence[OverlapPixels], size: tuple[int, int]) -> list[KnownPixels]:
+    """The decoded patches of opened overlaps; refuse a patch that does not fit an image of ``size`` (width, height)."""
     out = []
     for o in overlaps:
         for k, p in enumerate(o.patches):
             crop = decode_png(p.crop)
-            if p.x + p.w > image.shape[1] or p.y + p.h > image.shape[0] or crop.shape[:2] != (p.h, p.w):
+            if p.x + p.w > size[0] or p.y + p.h > size[1] or crop.shape[:2] != (p.h, p.w):
                 raise RestoreError(f"overlap {'+'.join(o.categories)} of image {o.image_id} patch {k} does not fit the image")
             out.append(KnownPixels(p.x, p.y, crop, ~masked_pixels(p.w, p.h, p.masked)))
     return out
@@ -267,7 +267,7 @@ def restore_image(
     if not records:
         raise RestoreError("no records to restore from")
     out = image.copy()
-    patches = overlap_pixels(overlaps, image)
+    patches = overlap_pixels(overlaps, (image.shape[1], image.shape[0]))
     crops: list[KnownPixels] = []
     for rec in records:
         if (rec.width, rec.height) != (image.shape[1], image.shape[0]):

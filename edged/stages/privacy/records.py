@@ -530,8 +530,8 @@ def decode_overlap(data: bytes) -> OverlapPixels:
     if not isinstance(m, dict):
         raise RecordFormatError("overlap plaintext is not a CBOR map")
     v = _field(m, "v", int, "overlap")
-    if v not in READABLE_VERSIONS or v < 2:
-        raise RecordFormatError(f"overlap plaintext has format version {v}, this build reads 2")
+    if v != FORMAT_VERSION:
+        raise RecordFormatError(f"overlap plaintext has format version {v}, this build reads {FORMAT_VERSION}")
     patches = []
     for k, r in enumerate(_field(m, "patches", list, "overlap")):
         where = f"overlap patch {k}"
