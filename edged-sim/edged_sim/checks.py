@@ -31,7 +31,7 @@ from edged.core.classes import CLASS_NAMES
 from edged.core.geometry import iou_matrix
 from edged.link.wire import Envelope
 from edged.stages.privacy.records import RecordError, decode_png, open_sealed, trusted_signers
-from edged_platform.restore import RestoreError, restore_image
+from edged_platform.restore import RestoreError, fill_masked, open_overlaps, overlap_pixels, restore_image
 from edged_platform.store import SegmentStore
 from edged_sim.truth import FACE, Sent, TruthSink, crop_digest
 
@@ -275,7 +275,8 @@ def check_deidentification(truth: TruthSink, ops: SegmentStore,
 
 def check_restore(truth: TruthSink, func_stores: dict[str, SegmentStore], ops: SegmentStore,
                   private_keys: dict[str, Any], verify_keys: list[Any]) -> Check:
-    """Every sealed record opens and each crop equals the raw pixels; ops images restore."""
+    """Every sealed record opens and each crop (its masked overlap filled from the overlaps every key
+    opens) equals the raw pixels; ops images restore."""
     name = "restore exact"
     signers = trusted_signers(verify_keys)
     records = regions = exact = mismatch = unknown = refused = 0
@@ -304,9 +305,11 @@ def check_restore(truth: TruthSink, func_stores: dict[str, SegmentStore], ops: S
                 refused += 1
                 problems.append(f"{category} {env.id}: {err}")
                 continue
+            overlaps = open_overlaps([rec], list(private_keys.values()))  # every key: the masked pixels too
+            patches = overlap_pixels(overlaps, (rec.width, rec.height))
             for region in rec.regions:
                 regions += 1
-                crop = decode_png(region.crop)
+                crop = fill_masked(region, decode_png(region.crop), patches).pixels
                 want = truth.crops.get((rec.image_id, region.x, region.y, region.w, region.h))
                 if want is None:
                     unknown += 1
@@ -319,7 +322,7 @@ def check_restore(truth: TruthSink, func_stores: dict[str, SegmentStore], ops: S
             img = ops_image(rec.image_id)
             if img is not None:
                 try:
-                    out = restore_image(img, [rec])
+                    out = restore_image(img, [rec], overlaps=overlaps)
                 except RestoreError as err:
                     restore_failed += 1
                     problems.append(f"{category} {rec.image_id}: restore refused: {err}")
