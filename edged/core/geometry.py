@@ -63,6 +63,8 @@ def clip_boxes(boxes: np.ndarray, width: float, height: float) -> np.ndarray:
 
 BORDER_PX = 1.0
 """A box side within this many pixels of the image border touches it (the box is clipped there)."""
+LEAVING_SLACK = 1.0 - 1e-6
+"""A side smaller than this fraction of the full size (less a pixel) is cut off by the border."""
 
 
 def border_contact(boxes: np.ndarray, width: float, height: float) -> tuple[np.ndarray, np.ndarray]:
@@ -94,7 +96,7 @@ def leaving(last: np.ndarray, full: np.ndarray, width: float, height: float) -> 
     """
     last = np.asarray(last, dtype=np.float64).reshape(-1, 4)
     last_size = last[:, 2:4] - last[:, 0:2]
-    return _touching(last, width, height) & (last_size < (1.0 - 1e-6) * full - 1.0)
+    return _touching(last, width, height) & (last_size < LEAVING_SLACK * full - 1.0)
 
 
 def leaving_mismatch(last: np.ndarray, full: np.ndarray, predicted: np.ndarray, dets: np.ndarray,

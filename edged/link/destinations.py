@@ -19,4 +19,6 @@ def destination(category: str) -> str:
 
 def category_of(dest: str) -> str | None:
     """The sensitive category a ``func.<category>`` destination is for; ``None`` for any other name."""
-    return dest[len(FUNC_PREFIX):] or None if dest.startswith(FUNC_PREFIX) else None
+    if not dest.startswith(FUNC_PREFIX):
+        return None
+    return dest[len(FUNC_PREFIX):] or None

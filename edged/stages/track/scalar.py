@@ -18,6 +18,7 @@ import lap
 import numpy as np
 
 from edged.config import TrackConfig
+from edged.core.geometry import BORDER_PX, LEAVING_SLACK
 from edged.stages.track.ids import IdSource
 from edged.stages.track.kalman import KalmanNoise
 
@@ -27,10 +28,6 @@ TIME_EPS = 1e-6
 """Slack on time windows: epoch timestamps in float64 carry ~1e-7 s of rounding."""
 MIN_INSIDE = 0.25
 """A predicted box is reported only while at least this fraction of it is inside the image."""
-BORDER_PX = 1.0
-"""As :data:`edged.core.geometry.BORDER_PX`: a box side this close to the border touches it."""
-LEAVING_SLACK = 1.0 - 1e-6
-"""As :func:`edged.core.geometry.leaving`: a side smaller than this fraction of the full size (less a pixel)."""
 
 Box = tuple[float, float, float, float]
 Entry = tuple[int, int, float]
