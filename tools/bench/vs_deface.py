@@ -10,7 +10,8 @@ machine (the order alternates between inputs and repeats):
   imageio-ffmpeg, backend ``auto``), run by its own entry point ``deface.deface.main`` in its own
   virtual environment (``~/.cache/edged/deface-venv``, created here with :data:`DEFACE_PINS`; never
   in the project's). ``onnx`` is pinned beside ``onnxruntime`` because deface's ``auto`` backend
-  picks ONNX Runtime only when both import (with ``onnxruntime`` alone it silently uses OpenCV DNN).
+  picks ONNX Runtime only when both import (with ``onnxruntime`` alone it silently uses OpenCV DNN);
+  it hands ONNX Runtime every available execution provider, and the note names the one it lists first.
   A small wrapper around ``main`` records the model load and per-file times and the face count.
 - **edged** as ``edged deid INPUT --out DIR`` with the default models; its per-file ``seconds`` come
   from ``deid-summary.json``.
@@ -337,7 +338,10 @@ def run_deface(venv: Path, inputs: list[Path], out: Path) -> Run:
         raise RuntimeError(f"deface failed ({proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}")
     data = json.loads(log.read_text())
     outputs = [target] if target else sorted(p for d in inputs for p in d.iterdir() if "_anonymized" in p.stem)
-    note = f"backend {data['backend']}, model load {data['load_s']:.2f} s" if data["load_s"] is not None else ""
+    provider = next((line.removeprefix("Running on ").rstrip(".") for line in proc.stdout.splitlines()
+                     if line.startswith("Running on ")), None)
+    note = f"backend {data['backend']}" + (f" ({provider} first)" if provider else "")
+    note += f", model load {data['load_s']:.2f} s" if data["load_s"] is not None else ""
     return Run("deface", data["frames"], wall, sum(data["files"]) if data["files"] else None, data["regions"],
                outputs, note)
 
