@@ -228,5 +228,5 @@ def test_full_frame_off_without_crop_sources_is_refused():
     d = to_dict(Config())
     plate = next(m for m in d["detect"]["models"] if m["name"] == "plate")
     plate["crops_from"] = []
-    with pytest.raises(ConfigError, match=r"detect.models\[3\]: full_frame = false needs crops_from"):
+    with pytest.raises(ConfigError, match=r"detect.models\[4\]: full_frame = false needs crops_from or scan"):
         from_dict(d)

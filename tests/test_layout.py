@@ -23,7 +23,7 @@ ALLOWED: dict[str, set[str]] = {
 """Each room of the device package and the other rooms it may import (the CLI, at the top, may use all)."""
 
 NOT_ON_THE_DEVICE = {"edged_sim", "edged_platform", "tools", "hal", "scipy", "PIL", "matplotlib", "trackers",
-                     "skimage", "tensorflow", "sqlite_utils"}
+                     "skimage", "tensorflow", "sqlite_utils", "onnxruntime"}
 """What the device package must never import: the other packages, dev scripts and dev-only libraries."""
 
 

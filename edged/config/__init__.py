@@ -24,6 +24,7 @@ from edged.config.detect import (
     MAX_TILES_PER_FRAME,
     DetectConfig,
     ModelConfig,
+    ScanConfig,
     TilingConfig,
     default_models,
     fake_scene_models,
@@ -47,7 +48,7 @@ __all__ = [
     "Config", "ConfigError", "DetectConfig", "DeviceConfig", "ExposureConfig", "FakeCameraConfig",
     "FileCameraConfig", "FloatIn", "Fraction", "HealthConfig", "IntIn", "ModelConfig", "MqttRemoteConfig",
     "OutboxConfig", "OutputConfig", "PiCameraConfig", "PipelineConfig", "PositionConfig", "PrivacyConfig",
-    "RemoteAuthConfig", "RemoteConfig", "SelectConfig", "SerialRemoteConfig", "SystemdConfig", "TilingConfig",
+    "RemoteAuthConfig", "RemoteConfig", "ScanConfig", "SelectConfig", "SerialRemoteConfig", "SystemdConfig", "TilingConfig",
     "TrackConfig", "UplinkBrokerConfig", "UplinkConfig", "V4l2CameraConfig", "default_models",
     "fake_scene_models", "from_dict", "load", "resolve_path", "to_dict",
 ]

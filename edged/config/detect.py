@@ -10,6 +10,34 @@ import msgspec
 from edged.config.base import FloatIn, Fraction, IntIn, _Section
 
 
+class ScanConfig(_Section):
+    """High-resolution windows for faces too small for the whole-frame pass: each frame the model
+    runs, enlarged ``scale`` times, on the windows where the picture changed since the last frame
+    (a newcomer is searched on the frame it appears), where it found something on the last frame
+    (what it found stays found), and on a rotating sweep of the rest; the first frame of a
+    stream (and every photo) is searched whole."""
+
+    enabled: bool = False
+    scale: FloatIn(0.25, 8) = 2.0
+    """Model input pixels per frame pixel in a window: a window covers the model input divided by
+    this, so a 16 px face reaches the size the model finds reliably."""
+    overlap: Fraction = 0.5
+    """Neighbouring windows overlap by this fraction of their side: an object up to about this
+    fraction of a window lies wholly inside one of them."""
+    max_windows: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 48
+    """At most this many changed and followed windows a frame after the first (changed areas by how
+    much changed first, then the windows of held boxes, longest unchecked first): bounds the cost."""
+    sweep_windows: Annotated[int, msgspec.Meta(ge=0, le=4096)] = 4
+    """Windows of the rotating sweep a frame, on top of the others, so a still face the other rules
+    miss is found within one turn of the sweep."""
+    hold_frames: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 40
+    """A box found in a window is reported again on later frames, as it was, until a window holding
+    it is scanned again (which replaces it) or for at most this many frames."""
+    motion_levels: FloatIn(0, 255) = 6.0
+    """A cell of 8 x 8 pixels has changed when its mean grey level moved by more than this since
+    the last frame."""
+
+
 class ModelConfig(_Section):
     name: str
     file: str
@@ -51,12 +79,14 @@ class ModelConfig(_Section):
     """Boxes taller than this fraction of the frame height are dropped as implausible for this
     model (1.0: no limit)."""
     full_frame: bool = True
-    """Also run on the whole (letterboxed) frame; a model with ``crops_from`` may turn it off (crops
-    and tiles only), one with neither never runs, which is an error."""
+    """Also run on the whole (letterboxed) frame; a model with ``crops_from`` or ``scan`` may turn
+    it off, one with none of them never runs, which is an error."""
+    scan: ScanConfig = msgspec.field(default_factory=ScanConfig)
+    """High-resolution windows for small objects (off unless ``scan.enabled``)."""
 
     def __post_init__(self) -> None:
-        if not self.full_frame and not self.crops_from:
-            raise ValueError("full_frame = false needs crops_from (the model would never run)")
+        if not self.full_frame and not self.crops_from and not self.scan.enabled:
+            raise ValueError("full_frame = false needs crops_from or scan (the model would never run)")
 
 
 MAX_TILES_PER_FRAME = 16
@@ -73,16 +103,18 @@ class TilingConfig(_Section):
 
     def origins(self, width: int, height: int) -> tuple[list[int], list[int]]:
         """Left and top edges of the tiles covering a ``width`` x ``height`` frame, ``overlap`` apart."""
+        return (tile_starts(width, min(self.tile[0], width), self.overlap),
+                tile_starts(height, min(self.tile[1], height), self.overlap))
 
-        def starts(total: int, size: int) -> list[int]:
-            if size >= total:
-                return [0]
-            step = max(1, int(size * (1.0 - self.overlap)))
-            n = math.ceil((total - size) / step) + 1
-            spacing = (total - size) / (n - 1)  # n evenly spaced edges from 0 to total - size
-            return [int(round(i * spacing)) for i in range(n - 1)] + [total - size]
 
-        return starts(width, min(self.tile[0], width)), starts(height, min(self.tile[1], height))
+def tile_starts(total: int, size: int, overlap: float) -> list[int]:
+    """Evenly spaced start edges of ``size``-long pieces covering ``total``, overlapping at least ``overlap``."""
+    if size >= total:
+        return [0]
+    step = max(1, int(size * (1.0 - overlap)))
+    n = math.ceil((total - size) / step) + 1
+    spacing = (total - size) / (n - 1)  # n evenly spaced edges from 0 to total - size
+    return [int(round(i * spacing)) for i in range(n - 1)] + [total - size]
 
 
 COCO_LABELS: tuple[str, ...] = tuple(
@@ -93,7 +125,8 @@ COCO_LABELS: tuple[str, ...] = tuple(
 
 def default_models() -> list[ModelConfig]:
     """The real-world models shipped in ``models/``: ``objects`` (NanoDet) and ``face_frame``
-    (CenterFace) on the whole frame, ``face`` (BlazeFace) over each person's head, ``plate``
+    (CenterFace) on the whole frame, ``face`` (BlazeFace) over each person's head, ``face_scan``
+    (the same CenterFace file at 320x192) on enlarged windows for small faces, ``plate``
     (edged-det) in each vehicle box (provenance: ``models/MODELS.md``; why: ``docs/TUNING.md``)."""
     return [
         ModelConfig(
@@ -125,6 +158,17 @@ def default_models() -> list[ModelConfig]:
             labels=["face"],
             score_threshold=0.3,
             nms_iou=0.3,
+        ),
+        ModelConfig(
+            name="face_scan",
+            file="models/face_centerface_480x288_int8.tflite",
+            layout="centerface",
+            input_size=(320, 192),
+            labels=["face"],
+            score_threshold=0.3,
+            nms_iou=0.3,
+            full_frame=False,
+            scan=ScanConfig(enabled=True, scale=1.8, max_windows=6, sweep_windows=1),
         ),
         ModelConfig(
             name="plate",

@@ -127,7 +127,8 @@ class OfflineChain:
         self.ulids = MonotonicUlid()
 
     def pipeline(self, fps: float) -> Pipeline:
-        """Detect (shared: stateless) then a new tracker and privacy stage, as ``AppBuilder.stages`` builds them."""
+        """Detect (shared, its scan state reset) then a new tracker and privacy stage, as ``AppBuilder.stages`` builds them."""
+        self.detect.detector.reset()
         config = msgspec.structs.replace(self.config, camera=msgspec.structs.replace(self.config.camera, fps=fps))
         stages: list[Stage] = [
             self.detect,

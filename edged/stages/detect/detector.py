@@ -25,11 +25,14 @@ from edged.core.types import Detections
 from edged.stages.detect import decoders
 from edged.stages.detect.centerface import centerface_order, decode_centerface
 from edged.stages.detect.runtime import ModelError, TFLiteModel
+from edged.stages.detect.scan import ScanPlanner
 
 _DEFAULT_RANGE = {"blazeface": (-1.0, 1.0), "ssd": (-1.0, 1.0), "yolov5": (0.0, 1.0), "yolov8": (0.0, 1.0),
                   "yolo_grid": (0.0, 1.0), "centernet": (0.0, 255.0), "centerface": (0.0, 255.0),
                   "nanodet": (0.0, 255.0)}
 """Float input range each layout is usually trained on (pixels / 255 mapped linearly into it)."""
+RESIZABLE_LAYOUTS = frozenset({"centerface"})
+"""Fully convolutional layouts whose files run at any input size (multiples of 32) the config names."""
 _EXPECTED_OUTPUTS = {"ssd": 4, "yolov5": 1, "yolov8": 1, "blazeface": 2, "centernet": 2, "centerface": 4}
 _REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -124,6 +127,9 @@ class LoadedModel:
         self.ssd_order: list[int] | None = None
         self.centerface_order: list[int] | None = None
         self._check()
+        w, h = self.model.input_size
+        scale = cfg.scan.scale
+        self.scan = ScanPlanner(cfg.scan, (round(w / scale), round(h / scale))) if cfg.scan.enabled else None
 
     def _fail(self, what: str) -> ModelError:
         return ModelError(f"model {self.cfg.name!r} ({self.path}): {what}")
@@ -154,7 +160,9 @@ class LoadedModel:
         """Compare the file with its config: input size, output count and output shapes."""
         cfg, m = self.cfg, self.model
         if tuple(cfg.input_size) != m.input_size:
-            raise self._fail(f"config input_size {tuple(cfg.input_size)} (w, h) but the file's input is {m.input_size}")
+            if cfg.layout not in RESIZABLE_LAYOUTS:
+                raise self._fail(f"config input_size {tuple(cfg.input_size)} (w, h) but the file's input is {m.input_size}")
+            m.resize_input(*cfg.input_size)
         want = _EXPECTED_OUTPUTS.get(cfg.layout, len(m.outputs))
         if len(m.outputs) != want:
             shapes = [o.shape for o in m.outputs]
@@ -253,6 +261,12 @@ class LoadedModel:
         assert self.anchors is not None
         return decoders.decode_blazeface(outputs, self.anchors, wh, self.min_score, cfg.nms_iou)
 
+    def window_nms(self, found: Detections) -> Detections:
+        """One box per object among detections from overlapping regions (class-aware NMS)."""
+        if len(found) < 2:
+            return found
+        return found.select(decoders.nms(found.boxes, found.scores, found.class_ids, self.cfg.nms_iou))
+
     def detect_region(self, bgr: np.ndarray, region: Region) -> Detections:
         """Run on one region of the BGR frame; boxes in frame pixels, thresholds applied."""
         crop = bgr[region.y : region.y + region.h, region.x : region.x + region.w]
@@ -305,6 +319,12 @@ class Detector:
                 )
         return cls(models, cfg.tiling)
 
+    def reset(self) -> None:
+        """Start a new stream: scanning models search the next frame whole."""
+        for m in self.models:
+            if m.scan is not None:
+                m.scan.reset()
+
     def _tiled(self, model: LoadedModel) -> bool:
         return self.tiling.enabled and (not self.tiling.models or model.cfg.name in self.tiling.models)
 
@@ -324,11 +344,16 @@ class Detector:
                 crops = crop_regions(Detections.concat(parts), m, w, h)
                 found += [fits_crop(m.detect_region(pixels_bgr, r), r, m.cfg.max_crop_fraction) for r in crops]
                 regions += crops
+            if m.scan is not None:
+                windows = m.scan.plan(pixels_bgr)
+                scanned = [fits_crop(m.detect_region(pixels_bgr, r), r, m.cfg.max_crop_fraction)
+                           for r in (Region(*w) for w in windows)]
+                found.append(m.scan.hold(m.window_nms(Detections.concat(scanned)), windows))
             found = Detections.concat(found)
             if m.cfg.max_box_fraction < 1.0 and len(found):
                 found = found.select(found.boxes[:, 3] - found.boxes[:, 1] <= m.cfg.max_box_fraction * h)
-            if len(regions) > 1 and len(found):
-                found = found.select(decoders.nms(found.boxes, found.scores, found.class_ids, m.cfg.nms_iou))
+            if len(regions) > 1 or m.scan is not None:
+                found = m.window_nms(found)
             parts.append(found)
             self.last_timings_ms[m.cfg.name] = (time.perf_counter() - t0) * 1000.0
         return Detections.concat(parts)

@@ -97,6 +97,16 @@ class TFLiteModel:
                 f"model file {self.path}: input tensor must be NHWC (1, H, W, 3), found {shape}"
             )
 
+    def resize_input(self, width: int, height: int) -> None:
+        """Give a fully convolutional model another input size; :class:`ModelError` when it cannot take it."""
+        try:
+            self._interp.resize_tensor_input(self.inputs[0].index, [1, int(height), int(width), 3])
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as err:
+            raise ModelError(f"model file {self.path} cannot run at {width}x{height}: {err}") from None
+        self.inputs = [_tensor_info(d) for d in self._interp.get_input_details()]
+        self.outputs = [_tensor_info(d) for d in self._interp.get_output_details()]
+
     @property
     def input_size(self) -> tuple[int, int]:
         """Model input as ``(width, height)``."""

@@ -1,0 +1,153 @@
+"""Where a scanning model looks at high resolution this frame, and what it keeps from earlier frames.
+
+The frame is reduced to a grey image of 8 x 8 pixel cells. Windows of a fixed grid overlap, and each
+cell belongs to the window whose centre is nearest (its *core*), so an object up to ``overlap`` x
+the window side lies wholly inside the window whose core holds its centre. A stream's first frame
+is scanned whole; after it, each frame scans the windows where cells changed by more than
+``motion_levels`` since the last frame (a newcomer is searched on the frame it appears), then the
+windows of held boxes, longest unchecked first, then a rotating sweep. A box found in a window is
+held, and reported as it was, until a scanned window holds it again or ``hold_frames`` pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from edged.config import ScanConfig
+from edged.config.detect import tile_starts
+from edged.core.types import Detections
+
+CELL_PX = 8
+"""Side of one motion cell in frame pixels."""
+Window = tuple[int, int, int, int]
+"""``x, y, w, h`` in frame pixels."""
+
+
+@dataclass(frozen=True, slots=True)
+class WindowGrid:
+    """The scan windows of one frame size: left/top edges and the window each cell row/column falls to."""
+
+    xs: np.ndarray
+    ys: np.ndarray
+    side_w: int
+    side_h: int
+    col_window: np.ndarray
+    """Per cell column, the index into ``xs`` of the window whose centre is nearest."""
+    row_window: np.ndarray
+
+    @classmethod
+    def build(cls, width: int, height: int, window: tuple[int, int], overlap: float) -> WindowGrid:
+        sw, sh = min(window[0], width), min(window[1], height)
+        xs = np.asarray(tile_starts(width, sw, overlap), np.int32)
+        ys = np.asarray(tile_starts(height, sh, overlap), np.int32)
+        cells_x = (np.arange(-(-width // CELL_PX)) + 0.5) * CELL_PX
+        cells_y = (np.arange(-(-height // CELL_PX)) + 0.5) * CELL_PX
+        col = np.abs(cells_x[:, None] - (xs[None, :] + sw / 2)).argmin(axis=1)
+        row = np.abs(cells_y[:, None] - (ys[None, :] + sh / 2)).argmin(axis=1)
+        return cls(xs, ys, sw, sh, col.astype(np.int32), row.astype(np.int32))
+
+    @property
+    def count(self) -> int:
+        return int(self.xs.size * self.ys.size)
+
+    def rect(self, index: int) -> Window:
+        """``(x, y, w, h)`` of window ``index`` (row-major)."""
+        r, c = divmod(index, self.xs.size)
+        return int(self.xs[c]), int(self.ys[r]), self.side_w, self.side_h
+
+    def windows_of_cells(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Windows whose core holds the given cells, and how many cells each holds, most first."""
+        if not rows.size:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        ids = self.row_window[rows].astype(np.int64) * self.xs.size + self.col_window[cols]
+        windows, counts = np.unique(ids, return_counts=True)
+        order = np.argsort(-counts, kind="stable")
+        return windows[order], counts[order]
+
+
+def cell_image(bgr: np.ndarray) -> np.ndarray:
+    """Mean grey level of each 8 x 8 cell of a BGR frame, float32."""
+    h, w = bgr.shape[:2]
+    small = cv2.resize(bgr, (-(-w // CELL_PX), -(-h // CELL_PX)), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32)
+
+
+def inside_any(boxes: np.ndarray, windows: list[Window]) -> np.ndarray:
+    """Per box: does some window hold it wholly."""
+    if not len(boxes) or not windows:
+        return np.zeros(len(boxes), bool)
+    w = np.asarray(windows, np.float32)
+    x1, y1, x2, y2 = w[:, 0], w[:, 1], w[:, 0] + w[:, 2], w[:, 1] + w[:, 3]
+    b = boxes[:, None, :]
+    return ((b[..., 0] >= x1) & (b[..., 1] >= y1) & (b[..., 2] <= x2) & (b[..., 3] <= y2)).any(axis=1)
+
+
+@dataclass(slots=True)
+class ScanPlanner:
+    """One model's scan: chooses each frame's windows and holds what earlier windows found."""
+
+    config: ScanConfig
+    window: tuple[int, int]
+    """Window size in frame pixels (model input / scale)."""
+    grid: WindowGrid | None = None
+    previous: np.ndarray | None = None
+    cursor: int = 0
+    held: Detections = field(default_factory=Detections)
+    ages: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    """Frames since each held box was found."""
+    last_counts: dict[str, int] = field(default_factory=dict)
+    """Windows chosen on the last frame by reason (``first``, ``motion``, ``follow``, ``sweep``)."""
+
+    def reset(self) -> None:
+        """Forget earlier frames: the next one is scanned whole."""
+        self.previous = None
+        self.cursor = 0
+        self.held = Detections()
+        self.ages = np.zeros(0, np.int32)
+
+    def plan(self, bgr: np.ndarray) -> list[Window]:
+        """The windows to scan on this frame."""
+        h, w = bgr.shape[:2]
+        cells = cell_image(bgr)
+        if self.grid is None or self.previous is None or self.previous.shape != cells.shape:
+            self.reset()
+            self.grid = WindowGrid.build(w, h, self.window, self.config.overlap)
+            self.previous = cells
+            self.last_counts = {"first": self.grid.count}
+            return [self.grid.rect(i) for i in range(self.grid.count)]
+        grid, budget = self.grid, self.config.max_windows
+        rows, cols = np.nonzero(np.abs(cells - self.previous) > self.config.motion_levels)
+        self.previous = cells
+        chosen: dict[int, str] = {}
+        for win in grid.windows_of_cells(rows, cols)[0][:budget]:
+            chosen[int(win)] = "motion"
+        if len(self.held) and len(chosen) < budget:
+            order = np.argsort(-self.ages, kind="stable")
+            centres = self.held.boxes[order]
+            cx = np.clip(((centres[:, 0] + centres[:, 2]) / 2 // CELL_PX).astype(np.int64), 0, cells.shape[1] - 1)
+            cy = np.clip(((centres[:, 1] + centres[:, 3]) / 2 // CELL_PX).astype(np.int64), 0, cells.shape[0] - 1)
+            for win in grid.row_window[cy].astype(np.int64) * grid.xs.size + grid.col_window[cx]:
+                if len(chosen) >= budget:
+                    break
+                chosen.setdefault(int(win), "follow")
+        swept = 0
+        for _ in range(grid.count):
+            if swept >= self.config.sweep_windows:
+                break
+            win, self.cursor = self.cursor, (self.cursor + 1) % grid.count
+            if win not in chosen:
+                chosen[win] = "sweep"
+                swept += 1
+        self.last_counts = {r: sum(1 for v in chosen.values() if v == r) for r in ("motion", "follow", "sweep")}
+        return [grid.rect(i) for i in sorted(chosen)]
+
+    def hold(self, found: Detections, windows: list[Window]) -> Detections:
+        """This frame's window detections plus the held ones no scanned window holds; the result is held."""
+        keep = ~inside_any(self.held.boxes, windows) & (self.ages < self.config.hold_frames)
+        carried = self.held.select(keep)
+        self.held = Detections.concat([found, carried])
+        self.ages = np.concatenate([np.zeros(len(found), np.int32), self.ages[keep] + 1])
+        return self.held
