@@ -50,7 +50,8 @@ A record from another image or frame is refused with one line naming both.
    absolute difference). Cell averages survive JPEG and H.264 re-encoding (a few levels) but not a
    different image or a different place.
 2. *It does not show the original*: the share of the crop's fine detail that the image still
-   shows there is at most :data:`DETAIL_MAX_SHARE`. Fine detail is the grey level minus its
+   shows inside the object's own box (the margin around it may be partly bare: an ellipse-shaped
+   region leaves the rectangle's corners as they were) is at most :data:`DETAIL_MAX_SHARE`. Fine detail is the grey level minus its
    Gaussian blur of sigma 1.5 px; the share is the least-squares weight of the crop's detail in the
    image's, ``<d_img, d_crop> / <d_crop, d_crop>``: 1 for a bare region, >= 0.53 for a bare region
    after JPEG at quality 30 (>= 0.68 at 50), and <= 0.08 for every blurred, pixelated, filled or
@@ -170,6 +171,15 @@ def detail_share(patch: np.ndarray, crop_detail: np.ndarray, known: np.ndarray |
     return float((img_detail * crop_detail).sum() / max(float((crop_detail**2).sum()), 1e-9))
 
 
+def object_pixels(region: RecordRegion) -> np.ndarray:
+    """``bool (h, w)``: the pixels of the region's rectangle inside the object's own box (what must
+    not show; the rest of the rectangle is margin, which an ellipse-shaped region leaves partly bare)."""
+    bx1, by1, bx2, by2 = region.box
+    cols = np.arange(region.w) + region.x + 0.5
+    rows = np.arange(region.h) + region.y + 0.5
+    return ((rows >= by1) & (rows <= by2))[:, None] & ((cols >= bx1) & (cols <= bx2))[None, :]
+
+
 def check_region(
     image: np.ndarray, region: RecordRegion, crop: np.ndarray, known: np.ndarray | None = None
 ) -> RegionCheck:
@@ -191,6 +201,7 @@ def check_region(
     sig_diff = float(np.abs(small - sig).mean())
     if known is None:
         known = ~masked_pixels(w, h, region.masked)
+    known = known & object_pixels(region)
     share: float | None = None
     if known.any():
         crop_detail = _detail(_grey(crop), known)

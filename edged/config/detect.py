@@ -127,7 +127,7 @@ def default_models() -> list[ModelConfig]:
     """The real-world models shipped in ``models/``: ``objects`` (NanoDet) and ``face_frame``
     (CenterFace) on the whole frame, ``face`` (BlazeFace) over each person's head, ``face_scan``
     (the same CenterFace file at 320x192) on enlarged windows for small faces, ``plate``
-    (edged-det) in each vehicle box (provenance: ``models/MODELS.md``; why: ``docs/TUNING.md``)."""
+    (HyperLPR's plate SSD) in each vehicle box (provenance: ``models/MODELS.md``; why: ``docs/TUNING.md``)."""
     return [
         ModelConfig(
             name="objects",
@@ -172,15 +172,18 @@ def default_models() -> list[ModelConfig]:
         ),
         ModelConfig(
             name="plate",
-            file="models/edged_det_crop_320x192_int8.tflite",
-            layout="yolo_grid",
-            input_size=(320, 192),
-            labels=["plate", "", "", "", ""],
-            score_threshold=0.1,
-            nms_iou=0.5,
+            file="models/plate_hyperlpr_ssd_448x256_int8.tflite",
+            layout="ssd",
+            input_size=(448, 256),
+            labels=["plate"],
+            score_threshold=0.15,
+            nms_iou=0.45,
+            input_range=(0.0, 255.0),
             crops_from=["car", "truck", "bus", "motorcycle"],
             crop_shape="box",
             crop_grow=1.1,
+            crop_min_score=0.2,
+            max_crop_fraction=0.6,
             full_frame=False,
         ),
     ]

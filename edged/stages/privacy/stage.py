@@ -38,9 +38,9 @@ def make_deidentifier(config: PrivacyConfig) -> Deidentifier:
     if config.stabilize:
         return StableDeidentifier(
             config.method, config.margin, config.cells, config.min_cell_px,
-            config.grid_px, config.shrink_per_frame, config.fill_update, config.redraw_levels,
+            config.grid_px, config.shrink_per_frame, config.fill_update, config.redraw_levels, config.shape,
         )
-    return FrameDeidentifier(config.method, config.margin, config.cells, config.min_cell_px)
+    return FrameDeidentifier(config.method, config.margin, config.cells, config.min_cell_px, config.shape)
 
 
 @dataclass(slots=True)
