@@ -78,7 +78,7 @@ def frames_of(item: realset.Item, limit: int) -> list[np.ndarray]:
     return out
 
 
-def run_item(chain: OfflineChain, item: realset.Item, tallies: dict[tuple[str, str], BandTally],
+def run_item(chain: OfflineChain, item: realset.Item, tallies: dict[tuple[str, str, str], BandTally],
              refs: dict[str, FaceReference | PlateReference] | None, stride: int) -> ItemResult:
     """De-identify one item and add its judgements to ``tallies``."""
     frames = frames_of(item, CLIP_FRAMES)
@@ -106,7 +106,7 @@ def run_item(chain: OfflineChain, item: realset.Item, tallies: dict[tuple[str, s
                 found_before = iou_matrix(gt, before).max(axis=1) >= HIT_IOU if len(before) else found_before
                 found_after = iou_matrix(gt, after).max(axis=1) >= HIT_IOU if len(after) else found_after
             for k, b in enumerate(mine):
-                t = tallies.setdefault((cls, b.band), BandTally())
+                t = tallies.setdefault((cls, b.band, item.kind), BandTally())
                 kept = detail_kept(pixels, out, b.box)
                 hidden = not kept > HIDDEN_DETAIL  # NaN (a flat box) counts as hidden
                 t.labelled += 1
@@ -125,18 +125,18 @@ def pct(n: int, d: int) -> str:
     return f"{100.0 * n / d:.1f}%" if d else "-"
 
 
-def report(tallies: dict[tuple[str, str], BandTally], results: list[ItemResult], refs_named: str | None,
+def report(tallies: dict[tuple[str, str, str], BandTally], results: list[ItemResult], refs_named: str | None,
            config_name: str) -> str:
     """Markdown tables of the run."""
     lines = [f"Config: {config_name}. References: {refs_named or 'none (labelled boxes only)'}.", "",
-             "| class | width band (px) | labelled box-frames | hidden | first frame hidden | reference finds in original "
-             "| still found after | detail kept (median / max) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for (cls, band), t in sorted(tallies.items()):
+             "| class | width band (px) | items | labelled box-frames | hidden | first frame hidden "
+             "| reference finds in original | still found after | detail kept (median / max) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for (cls, band, kind), t in sorted(tallies.items()):
         d = np.asarray(t.detail, np.float64)
         d = d[np.isfinite(d)]
         detail = f"{np.median(d):.2f} / {d.max():.2f}" if d.size else "-"
-        lines.append(f"| {cls} | {band} | {t.labelled} | {pct(t.hidden, t.labelled)} | "
+        lines.append(f"| {cls} | {band} | {kind} | {t.labelled} | {pct(t.hidden, t.labelled)} | "
                      f"{t.first_hidden} / {t.first_labelled} | {t.reference} | "
                      f"{t.still_found} ({pct(t.still_found, t.reference)}) | {detail} |")
     lines += ["", "| item | kind | frames | frame changed (mean / max) | chain ms a frame (median) |",
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     named = None if refs is None else f"faces: {refs['face'].NAME}; plates: {refs['plate'].NAME}"
     rs = realset.build(args.cache)
     kinds = set(filter(None, args.only.split(",")))
-    tallies: dict[tuple[str, str], BandTally] = {}
+    tallies: dict[tuple[str, str, str], BandTally] = {}
     results = []
     for item in rs.items:
         if kinds and item.kind not in kinds:

@@ -4,8 +4,9 @@ The frame is reduced to a grey image of 8 x 8 pixel cells. Windows of a fixed gr
 cell belongs to the window whose centre is nearest (its *core*), so an object up to ``overlap`` x
 the window side lies wholly inside the window whose core holds its centre. A stream's first frame
 is scanned whole; after it, each frame scans the windows where cells changed by more than
-``motion_levels`` since the last frame (a newcomer is searched on the frame it appears), then the
-windows of held boxes, longest unchecked first, then a rotating sweep. A box found in a window is
+``motion_levels`` since the last frame (a newcomer is searched on the frame it appears; the window
+holding the centre of each changed area, smallest areas first, as small faces are this scan's
+job), then the windows of held boxes, longest unchecked first, then a rotating sweep. A box found in a window is
 held, and reported as it was, until a scanned window holds it again or ``hold_frames`` pass.
 """
 
@@ -119,11 +120,13 @@ class ScanPlanner:
             self.last_counts = {"first": self.grid.count}
             return [self.grid.rect(i) for i in range(self.grid.count)]
         grid, budget = self.grid, self.config.max_windows
-        rows, cols = np.nonzero(np.abs(cells - self.previous) > self.config.motion_levels)
+        changed = np.abs(cells - self.previous) > self.config.motion_levels
         self.previous = cells
         chosen: dict[int, str] = {}
-        for win in grid.windows_of_cells(rows, cols)[0][:budget]:
-            chosen[int(win)] = "motion"
+        for win in self.changed_windows(changed):
+            if len(chosen) >= budget:
+                break
+            chosen.setdefault(win, "motion")
         if len(self.held) and len(chosen) < budget:
             order = np.argsort(-self.ages, kind="stable")
             centres = self.held.boxes[order]
@@ -143,6 +146,25 @@ class ScanPlanner:
                 swept += 1
         self.last_counts = {r: sum(1 for v in chosen.values() if v == r) for r in ("motion", "follow", "sweep")}
         return [grid.rect(i) for i in sorted(chosen)]
+
+    def changed_windows(self, changed: np.ndarray) -> list[int]:
+        """Windows to scan for the changed cells, smallest changed area first: the window whose core
+        holds the centre of each connected area, then, for an area too large for one window, the
+        windows of all its cells."""
+        grid = self.grid
+        assert grid is not None
+        count, labels, stats, centroids = cv2.connectedComponentsWithStats(changed.astype(np.uint8), connectivity=8)
+        order = 1 + np.argsort(stats[1:, cv2.CC_STAT_AREA], kind="stable")
+        fits_w = self.config.overlap * grid.side_w / CELL_PX
+        fits_h = self.config.overlap * grid.side_h / CELL_PX
+        out: list[int] = []
+        for k in order:
+            cx, cy = centroids[k]
+            out.append(int(grid.row_window[int(cy)]) * grid.xs.size + int(grid.col_window[int(cx)]))
+            if stats[k, cv2.CC_STAT_WIDTH] > fits_w or stats[k, cv2.CC_STAT_HEIGHT] > fits_h:
+                rows, cols = np.nonzero(labels == k)
+                out.extend(int(w) for w in grid.windows_of_cells(rows, cols)[0])
+        return out
 
     def hold(self, found: Detections, windows: list[Window]) -> Detections:
         """This frame's window detections plus the held ones no scanned window holds; the result is held."""

@@ -1,0 +1,117 @@
+"""The small-face scan: window geometry, which windows a frame scans, held boxes, and real small faces found."""
+
+from __future__ import annotations
+
+import cv2
+import msgspec
+import numpy as np
+import pytest
+
+from edged.config import DetectConfig, ScanConfig, default_models
+from edged.core.classes import CLASS_NAMES
+from edged.core.geometry import iou_matrix
+from edged.core.types import Detections
+from edged.stages.detect.detector import Detector
+from edged.stages.detect.scan import CELL_PX, ScanPlanner, WindowGrid
+
+FACE = CLASS_NAMES.index("face")
+
+
+def test_every_cell_falls_to_a_window_that_holds_it() -> None:
+    grid = WindowGrid.build(1280, 720, (178, 107), 0.5)
+    assert grid.xs[0] == 0 and grid.xs[-1] + grid.side_w == 1280 and grid.ys[-1] + grid.side_h == 720
+    for c, win in enumerate(grid.col_window):
+        x = (c + 0.5) * CELL_PX
+        assert grid.xs[win] <= x <= grid.xs[win] + grid.side_w
+    for r, win in enumerate(grid.row_window):
+        y = (r + 0.5) * CELL_PX
+        assert grid.ys[win] <= y <= grid.ys[win] + grid.side_h
+
+
+def test_an_object_up_to_the_overlap_lies_inside_the_window_of_its_centre() -> None:
+    grid = WindowGrid.build(1280, 720, (178, 107), 0.5)
+    rng = np.random.default_rng(3)
+    for _ in range(500):
+        w, h = rng.uniform(4, 0.5 * 178), rng.uniform(4, 0.5 * 107)
+        x, y = rng.uniform(0, 1280 - w), rng.uniform(0, 720 - h)
+        col, row = int((x + w / 2) // CELL_PX), int((y + h / 2) // CELL_PX)
+        wx, wy, ww, wh = grid.rect(int(grid.row_window[row]) * grid.xs.size + int(grid.col_window[col]))
+        assert wx <= x + 1 and wy <= y + 1 and x + w <= wx + ww + 1 and y + h <= wy + wh + 1
+
+
+def frame(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 255, (720, 1280, 3), dtype=np.uint8)
+
+
+def test_first_frame_whole_then_changes_then_the_sweep_within_the_budget() -> None:
+    planner = ScanPlanner(ScanConfig(enabled=True, max_windows=3, sweep_windows=2), (178, 107))
+    still = frame()
+    first = planner.plan(still)
+    assert len(first) == planner.grid.count and planner.last_counts == {"first": planner.grid.count}
+    assert planner.plan(still.copy()) and planner.last_counts == {"motion": 0, "follow": 0, "sweep": 2}
+    moved = still.copy()
+    moved[300:340, 600:640] = 255 - moved[300:340, 600:640]
+    windows = planner.plan(moved)
+    assert planner.last_counts["motion"] >= 1
+    assert any(x <= 600 and y <= 300 and 640 <= x + w and 340 <= y + h for x, y, w, h in windows)
+    busy = frame(1)  # everything changed: the budget holds
+    planner.plan(busy)
+    assert planner.last_counts["motion"] == 3 and planner.last_counts["sweep"] == 2
+
+
+def test_found_boxes_are_held_until_a_window_holds_them_again_or_they_expire() -> None:
+    planner = ScanPlanner(ScanConfig(enabled=True, hold_frames=2), (178, 107))
+    box = Detections(np.array([[100, 100, 120, 120]], np.float32), np.array([0.8], np.float32),
+                     np.array([FACE], np.int16), np.zeros(1, np.float32))
+    assert len(planner.hold(box, [])) == 1
+    assert len(planner.hold(Detections(), [(900, 500, 178, 107)])) == 1  # not looked at: held
+    assert len(planner.hold(Detections(), [(50, 50, 178, 107)])) == 0  # looked at, not found: gone
+    planner.hold(box, [])
+    planner.hold(Detections(), [])
+    planner.hold(Detections(), [])
+    assert len(planner.hold(Detections(), [])) == 0  # older than hold_frames
+
+
+@pytest.fixture(scope="module")
+def small_faces() -> tuple[np.ndarray, np.ndarray]:
+    """Real LFW faces, 18-24 px wide, on a real photograph without people, 1280x720."""
+    data = pytest.importorskip("skimage.data")
+    bg = cv2.resize(cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR), (1280, 720))
+    faces = data.lfw_subset()[50:62]
+    boxes = []
+    for i, f in enumerate(faces):
+        side = 18 + (i % 4) * 2
+        tile = cv2.cvtColor(cv2.resize((f * 255).astype(np.uint8), (side, side), interpolation=cv2.INTER_AREA),
+                            cv2.COLOR_GRAY2BGR)
+        x, y = 80 + (i % 6) * 190, 150 + (i // 6) * 300
+        bg[y:y + side, x:x + side] = tile
+        boxes.append((x, y, x + side, y + side))
+    return bg, np.asarray(boxes, np.float32)
+
+
+def found(dets: Detections, truth: np.ndarray) -> np.ndarray:
+    faces = dets.boxes[dets.class_ids == FACE]
+    return iou_matrix(truth, faces).max(axis=1) >= 0.3 if len(faces) else np.zeros(len(truth), bool)
+
+
+def test_small_faces_are_found_by_the_scan_and_missed_without_it(small_faces) -> None:
+    image, truth = small_faces
+    with_scan = Detector.from_config(DetectConfig())
+    without = Detector.from_config(DetectConfig(models=[m for m in default_models() if not m.scan.enabled]))
+    assert found(with_scan.detect(image), truth).mean() >= 0.7
+    assert found(without.detect(image), truth).mean() <= 0.2
+
+
+def test_a_small_face_is_found_on_the_frame_it_appears(small_faces) -> None:
+    """Twelve faces appear at once in twelve windows: a budget of twelve changed windows finds on that
+    frame what a whole scan of it finds."""
+    image, truth = small_faces
+    models = [m for m in default_models() if m.name == "face_scan"]
+    det = Detector.from_config(DetectConfig(models=[msgspec.structs.replace(
+        models[0], scan=msgspec.structs.replace(models[0].scan, sweep_windows=0, max_windows=12))]))
+    empty = cv2.resize(cv2.cvtColor(pytest.importorskip("skimage.data").coffee(), cv2.COLOR_RGB2BGR), (1280, 720))
+    assert not found(det.detect(empty), truth).any()  # the first frame: scanned whole, nothing there
+    assert not found(det.detect(empty.copy()), truth).any()
+    hits = found(det.detect(image), truth)  # the faces appear: the changed windows are scanned
+    whole = found(Detector.from_config(DetectConfig(models=models)).detect(image), truth)  # a first frame
+    assert whole.mean() >= 0.5 and hits.mean() >= 0.5 and hits.sum() >= whole.sum() - 3
