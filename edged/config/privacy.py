@@ -19,7 +19,7 @@ class PrivacyConfig(_Section):
     """Which pixels of a region are hidden: the whole rectangle (``box``), or the ellipse inscribed
     in it (``ellipse``, a face's outline as deface draws it; it leaves more of the labelled face
     bare, see ``docs/TUNING.md``). The sealed crop is the rectangle either way."""
-    margin: FloatIn(0, 4) = 0.4
+    margin: FloatIn(0, 4) = 0.3
     """Each side of a region's box is pushed out by this fraction of the box's width (left/right)
     and height (top/bottom), as face boxes cover the inner face only and drift."""
     cells: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
