@@ -35,10 +35,10 @@ class PrivacyConfig(_Section):
     confident_score: Fraction = 0.5
     """An untracked sensitive detection scoring below this is *unconfident*: still hidden, but only
     within ``unconfident_max_share``. Tracked objects and confident detections are always hidden."""
-    unconfident_max_share: Fraction = 0.5
-    """Unconfident regions are hidden best-score first while all hidden regions (grown by the
-    margin) cover at most this share of the frame (1.0: no limit), as a mostly blurred frame tells the
-    operations platform nothing."""
+    unconfident_max_share: Fraction = 0.05
+    """Unconfident regions are hidden smallest first while what they add to the confident regions'
+    cover (grown by the margin) is at most this share of the frame (1.0: no limit): a crowd's many
+    small faces fit, a detector's large false boxes on scenery do not."""
     stabilize: bool = True
     """Per track, move the region's box on a grid with hysteresis and fill it with a slowly updated
     low-resolution field, so de-identified video compresses better (off: each frame on its own)."""

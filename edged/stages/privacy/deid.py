@@ -109,7 +109,9 @@ def within_unconfident_budget(
     regions: SensitiveRegions, width: int, height: int, margin: float, confident: float, share: float
 ) -> SensitiveRegions:
     """Every tracked or confident region, plus the unconfident ones (untracked, scoring below
-    ``confident``) best-first while the grown regions together cover at most ``share`` of the frame.
+    ``confident``), smallest first (then best-scoring), while what they add to the confident
+    regions' cover (grown) is at most ``share`` of the frame: many small faces fit, a large false
+    box on scenery does not.
 
     A low-score detection may be a face, so it is hidden; but on close-up footage BlazeFace's and
     CenterFace's 0.1-0.4 boxes on cheeks, hands and backgrounds grow (with the margin) into most
@@ -125,9 +127,11 @@ def within_unconfident_budget(
 
     for x1, y1, x2, y2 in grown[~unconfident]:
         mask[y1:y2, x1:x2] = True
-    covered, budget = int(mask.sum()), share * mask.size
+    covered, budget = 0, share * mask.size  # only what unconfident regions add counts
     keep = ~unconfident
-    for i in np.flatnonzero(unconfident)[np.argsort(-regions.scores[unconfident], kind="stable")]:
+    candidates = np.flatnonzero(unconfident)
+    area = (grown[candidates, 2] - grown[candidates, 0]) * (grown[candidates, 3] - grown[candidates, 1])
+    for i in candidates[np.lexsort((-regions.scores[candidates], area))]:
         x1, y1, x2, y2 = grown[i]
         added = int((~mask[y1:y2, x1:x2]).sum())
         if covered + added <= budget:
