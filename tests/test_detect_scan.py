@@ -59,6 +59,18 @@ def test_first_frame_whole_then_changes_then_the_sweep_within_the_budget() -> No
     assert planner.last_counts["motion"] == 3 and planner.last_counts["sweep"] == 2
 
 
+def test_changes_inside_boxes_other_models_explain_call_for_no_window() -> None:
+    planner = ScanPlanner(ScanConfig(enabled=True, sweep_windows=0), (178, 107))
+    still = frame()
+    planner.plan(still)
+    moved = still.copy()
+    moved[300:340, 600:640] = 255 - moved[300:340, 600:640]
+    assert planner.plan(moved, np.array([[590, 290, 650, 350]], np.float32)) == []
+    assert planner.last_counts["motion"] == 0
+    planner.plan(still)  # changed back, nothing explains it this time
+    assert planner.last_counts["motion"] >= 1
+
+
 def test_found_boxes_are_held_until_a_window_holds_them_again_or_they_expire() -> None:
     planner = ScanPlanner(ScanConfig(enabled=True, hold_frames=2), (178, 107))
     box = Detections(np.array([[100, 100, 120, 120]], np.float32), np.array([0.8], np.float32),

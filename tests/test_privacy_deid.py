@@ -196,7 +196,7 @@ def test_unconfident_regions_stay_within_their_share_and_confident_ones_always_s
                      np.float32)
     regions = SensitiveRegions(boxes, np.zeros(5, np.int16), np.array([7, UNTRACKED, UNTRACKED, UNTRACKED, UNTRACKED]),
                                np.array([0.2, 0.9, 0.4, 0.3, 0.2], np.float32), np.zeros(5, np.float32), np.ones(5, bool))
-    # what unconfident regions add counts (at 1/8 scale, of 625 cells: 1, then 119 beyond the tracked box, then 156)
+    # what unconfident regions add counts (about 0.3 %, then 26 % beyond the tracked box, then 27 %)
     kept = within_unconfident_budget(regions, 200, 200, 0.0, 0.5, 0.3)
     assert kept.scores.tolist() == pytest.approx([0.2, 0.9, 0.4, 0.2])  # the 0.3 box would add 27 %
     # smallest first: the tiny 0.2 box is kept before the larger 0.4 one, which no longer fits

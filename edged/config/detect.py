@@ -33,6 +33,14 @@ class ScanConfig(_Section):
     hold_frames: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 40
     """A box found in a window is reported again on later frames, as it was, until a window holding
     it is scanned again (which replaces it) or for at most this many frames."""
+    explained_by: list[str] = msgspec.field(
+        default_factory=lambda: ["person", "bicycle", "car", "motorcycle", "bus", "truck"])
+    """Changes inside boxes of these classes, found this frame by the models listed before at
+    ``explained_min_score`` or more, call for no window: those models (and their crops) look there
+    already. Held boxes and the sweep still reach them."""
+    explained_min_score: Fraction = 0.3
+    """Least score of an explaining box (as a crop seed's ``crop_min_score``): weak boxes, such as a
+    person box over a whole crowd, explain nothing."""
     motion_levels: FloatIn(0, 255) = 6.0
     """A cell of 8 x 8 pixels has changed when its mean grey level moved by more than this since
     the last frame."""

@@ -130,6 +130,11 @@ class LoadedModel:
         w, h = self.model.input_size
         scale = cfg.scan.scale
         self.scan = ScanPlanner(cfg.scan, (round(w / scale), round(h / scale))) if cfg.scan.enabled else None
+        unknown = [c for c in cfg.scan.explained_by if c not in CLASS_NAMES]
+        if cfg.scan.enabled and unknown:
+            raise self._fail(f"scan.explained_by names {unknown[0]!r}, not an edged class ({', '.join(CLASS_NAMES)})")
+        self.scan_explained_ids = np.asarray([CLASS_NAMES.index(c) for c in cfg.scan.explained_by if c in CLASS_NAMES],
+                                             np.int16)
 
     def _fail(self, what: str) -> ModelError:
         return ModelError(f"model {self.cfg.name!r} ({self.path}): {what}")
@@ -345,7 +350,8 @@ class Detector:
                 found += [fits_crop(m.detect_region(pixels_bgr, r), r, m.cfg.max_crop_fraction) for r in crops]
                 regions += crops
             if m.scan is not None:
-                windows = m.scan.plan(pixels_bgr)
+                windows = m.scan.plan(pixels_bgr, explained_boxes(
+                    Detections.concat(parts), m.scan_explained_ids, m.cfg.scan.explained_min_score))
                 scanned = [fits_crop(m.detect_region(pixels_bgr, r), r, m.cfg.max_crop_fraction)
                            for r in (Region(*w) for w in windows)]
                 found.append(m.scan.hold(m.window_nms(Detections.concat(scanned)), windows))
@@ -382,6 +388,11 @@ def crop_regions(found: Detections, model: LoadedModel, width: int, height: int)
         if region is not None:
             regions.append(region)
     return regions
+
+
+def explained_boxes(found: Detections, class_ids: np.ndarray, min_score: float) -> np.ndarray:
+    """Boxes of the given classes scoring at least ``min_score`` among ``found``."""
+    return found.boxes[np.isin(found.class_ids, class_ids) & (found.scores >= min_score)]
 
 
 def fits_crop(found: Detections, region: Region, max_fraction: float) -> Detections:

@@ -4,9 +4,9 @@ The frame is reduced to a grey image of 8 x 8 pixel cells. Windows of a fixed gr
 cell belongs to the window whose centre is nearest (its *core*), so an object up to ``overlap`` x
 the window side lies wholly inside the window whose core holds its centre. A stream's first frame
 is scanned whole; after it, each frame scans the windows where cells changed by more than
-``motion_levels`` since the last frame (a newcomer is searched on the frame it appears; the window
-holding the centre of each changed area, smallest areas first, as small faces are this scan's
-job), then the windows of held boxes, longest unchecked first, then a rotating sweep. A box found in a window is
+``motion_levels`` since the last frame, outside the boxes earlier models explain and the held
+boxes (a newcomer is searched on the frame it appears; the window
+holding the centre of each changed area, the most strongly changed first), then the windows of held boxes, longest unchecked first, then a rotating sweep. A box found in a window is
 held, and reported as it was, until a scanned window holds it again or ``hold_frames`` pass.
 """
 
@@ -76,6 +76,12 @@ def cell_image(bgr: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32)
 
 
+def grow(boxes: np.ndarray, fraction: float) -> np.ndarray:
+    """Boxes pushed out by ``fraction`` of their size on every side."""
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    return boxes + np.stack([-w, -h, w, h], axis=1) * fraction
+
+
 def inside_any(boxes: np.ndarray, windows: list[Window]) -> np.ndarray:
     """Per box: does some window hold it wholly."""
     if not len(boxes) or not windows:
@@ -109,8 +115,9 @@ class ScanPlanner:
         self.held = Detections()
         self.ages = np.zeros(0, np.int32)
 
-    def plan(self, bgr: np.ndarray) -> list[Window]:
-        """The windows to scan on this frame."""
+    def plan(self, bgr: np.ndarray, explained: np.ndarray | None = None) -> list[Window]:
+        """The windows to scan on this frame; changes inside the ``explained`` boxes (``(N, 4)``,
+        frame pixels) call for none."""
         h, w = bgr.shape[:2]
         cells = cell_image(bgr)
         if self.grid is None or self.previous is None or self.previous.shape != cells.shape:
@@ -120,10 +127,17 @@ class ScanPlanner:
             self.last_counts = {"first": self.grid.count}
             return [self.grid.rect(i) for i in range(self.grid.count)]
         grid, budget = self.grid, self.config.max_windows
-        changed = np.abs(cells - self.previous) > self.config.motion_levels
+        change = np.abs(cells - self.previous)
+        changed = change > self.config.motion_levels
         self.previous = cells
+        known = [grow(self.held.boxes, 0.25)] + ([explained] if explained is not None else [])
+        explained = np.concatenate(known)
+        if len(explained):
+            cover = np.floor(explained / CELL_PX).astype(np.int64)
+            for x1, y1, x2, y2 in cover:
+                changed[max(y1, 0):y2 + 1, max(x1, 0):x2 + 1] = False
         chosen: dict[int, str] = {}
-        for win in self.changed_windows(changed):
+        for win in self.changed_windows(changed, change):
             if len(chosen) >= budget:
                 break
             chosen.setdefault(win, "motion")
@@ -147,14 +161,18 @@ class ScanPlanner:
         self.last_counts = {r: sum(1 for v in chosen.values() if v == r) for r in ("motion", "follow", "sweep")}
         return [grid.rect(i) for i in sorted(chosen)]
 
-    def changed_windows(self, changed: np.ndarray) -> list[int]:
-        """Windows to scan for the changed cells, smallest changed area first: the window whose core
-        holds the centre of each connected area, then, for an area too large for one window, the
-        windows of all its cells."""
+    def changed_windows(self, changed: np.ndarray, change: np.ndarray) -> list[int]:
+        """Windows to scan for the changed cells, the most strongly changed area first (something
+        appearing changes its cells more than something drifting): the window whose core holds the
+        centre of each connected area, then, for an area too large for one window, the windows of
+        all its cells."""
         grid = self.grid
         assert grid is not None
         count, labels, stats, centroids = cv2.connectedComponentsWithStats(changed.astype(np.uint8), connectivity=8)
-        order = 1 + np.argsort(stats[1:, cv2.CC_STAT_AREA], kind="stable")
+        if count <= 1:
+            return []
+        strength = np.bincount(labels.ravel(), weights=change.ravel(), minlength=count)[1:] / stats[1:, cv2.CC_STAT_AREA]
+        order = 1 + np.argsort(-strength, kind="stable")
         fits_w = self.config.overlap * grid.side_w / CELL_PX
         fits_h = self.config.overlap * grid.side_h / CELL_PX
         out: list[int] = []

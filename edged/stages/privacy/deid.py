@@ -115,12 +115,12 @@ def within_unconfident_budget(
 
     A low-score detection may be a face, so it is hidden; but on close-up footage BlazeFace's and
     CenterFace's 0.1-0.4 boxes on cheeks, hands and backgrounds grow (with the margin) into most
-    of the frame, which no longer shows anything. The budget is measured on a 1/8-scale mask.
+    of the frame, which no longer shows anything. The budget is measured on a 1/4-scale mask.
     """
     unconfident = (regions.track_ids == UNTRACKED) & (regions.scores < confident)
     if share >= 1.0 or not unconfident.any():
         return regions
-    scale = 8
+    scale = 4
     mw, mh = max(1, -(-width // scale)), max(1, -(-height // scale))
     mask = np.zeros((mh, mw), bool)
     grown = np.clip(np.round(grow_boxes(regions.boxes, regions.angles, margin) / scale), 0, [mw, mh, mw, mh]).astype(int)
