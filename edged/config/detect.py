@@ -134,7 +134,7 @@ COCO_LABELS: tuple[str, ...] = tuple(
 def default_models() -> list[ModelConfig]:
     """The real-world models shipped in ``models/``: ``objects`` (NanoDet) and ``face_frame``
     (CenterFace) on the whole frame, ``face`` (BlazeFace) over each person's head, ``face_scan``
-    (the same CenterFace file at 320x192) on enlarged windows for small faces, ``plate``
+    (the same CenterFace file at 192x128) on enlarged windows for small faces, ``plate``
     (HyperLPR's plate SSD) in each vehicle box (provenance: ``models/MODELS.md``; why: ``docs/TUNING.md``)."""
     return [
         ModelConfig(
@@ -171,12 +171,12 @@ def default_models() -> list[ModelConfig]:
             name="face_scan",
             file="models/face_centerface_480x288_int8.tflite",
             layout="centerface",
-            input_size=(320, 192),
+            input_size=(192, 128),
             labels=["face"],
             score_threshold=0.3,
             nms_iou=0.3,
             full_frame=False,
-            scan=ScanConfig(enabled=True, scale=1.8, max_windows=6, sweep_windows=1),
+            scan=ScanConfig(enabled=True, scale=1.8, overlap=0.6, max_windows=6, sweep_windows=1),
         ),
         ModelConfig(
             name="plate",
