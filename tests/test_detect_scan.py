@@ -11,8 +11,8 @@ from edged.config import DetectConfig, ScanConfig, default_models
 from edged.core.classes import CLASS_NAMES
 from edged.core.geometry import iou_matrix
 from edged.core.types import Detections
-from edged.stages.detect.detector import Detector
-from edged.stages.detect.scan import CELL_PX, ScanPlanner, WindowGrid
+from edged.stages.detect.detector import Detector, Region
+from edged.stages.detect.scan import CELL_PX, FrameChange, ScanPlanner, Window, WindowGrid
 
 FACE = CLASS_NAMES.index("face")
 
@@ -43,32 +43,71 @@ def frame(seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 255, (720, 1280, 3), dtype=np.uint8)
 
 
+class Stream:
+    """A planner fed frame by frame, as the detector feeds it."""
+
+    def __init__(self, planner: ScanPlanner) -> None:
+        self.planner, self.change = planner, FrameChange()
+
+    def plan(self, image: np.ndarray, explained: np.ndarray | None = None) -> list[Window]:
+        self.change.update(image)
+        return self.planner.plan(image.shape[1], image.shape[0], self.change.change, explained)
+
+
 def test_first_frame_whole_then_changes_then_the_sweep_within_the_budget() -> None:
     planner = ScanPlanner(ScanConfig(enabled=True, max_windows=3, sweep_windows=2), (178, 107))
+    stream = Stream(planner)
     still = frame()
-    first = planner.plan(still)
+    first = stream.plan(still)
     assert len(first) == planner.grid.count and planner.last_counts == {"first": planner.grid.count}
-    assert planner.plan(still.copy()) and planner.last_counts == {"motion": 0, "follow": 0, "sweep": 2}
+    assert stream.plan(still.copy()) and planner.last_counts == {"motion": 0, "follow": 0, "sweep": 2}
     moved = still.copy()
     moved[300:340, 600:640] = 255 - moved[300:340, 600:640]
-    windows = planner.plan(moved)
+    windows = stream.plan(moved)
     assert planner.last_counts["motion"] >= 1
     assert any(x <= 600 and y <= 300 and 640 <= x + w and 340 <= y + h for x, y, w, h in windows)
     busy = frame(1)  # everything changed: the budget holds
-    planner.plan(busy)
+    stream.plan(busy)
     assert planner.last_counts["motion"] == 3 and planner.last_counts["sweep"] == 2
 
 
 def test_changes_inside_boxes_other_models_explain_call_for_no_window() -> None:
     planner = ScanPlanner(ScanConfig(enabled=True, sweep_windows=0), (178, 107))
+    stream = Stream(planner)
     still = frame()
-    planner.plan(still)
+    stream.plan(still)
     moved = still.copy()
     moved[300:340, 600:640] = 255 - moved[300:340, 600:640]
-    assert planner.plan(moved, np.array([[590, 290, 650, 350]], np.float32)) == []
+    assert stream.plan(moved, np.array([[590, 290, 650, 350]], np.float32)) == []
     assert planner.last_counts["motion"] == 0
-    planner.plan(still)  # changed back, nothing explains it this time
+    stream.plan(still)  # changed back, nothing explains it this time
     assert planner.last_counts["motion"] >= 1
+
+
+def test_a_still_crop_reuses_the_last_result_a_changed_one_runs_again() -> None:
+    """Same pixels at about the same place: the last frame's detections; a changed cell: a new run."""
+    models = [m for m in default_models() if m.name in ("objects", "face")]
+    det = Detector.from_config(DetectConfig(models=models))
+    face = det.models[1]
+    calls = []
+    run = face.detect_region
+    face.detect_region = lambda bgr, region: calls.append(region) or run(bgr, region)  # type: ignore[method-assign]
+    image = frame()
+    crop = Region(100, 100, 128, 128)
+    det.change.update(image)
+    first = face.detect_crops(image, [crop], det.change)
+    det.change.update(image.copy())
+    again = face.detect_crops(image, [crop], det.change)
+    assert len(calls) == 1 and again[0] is first[0]
+    changed = image.copy()
+    changed[150:170, 150:170] = 255 - changed[150:170, 150:170]
+    det.change.update(changed)
+    face.detect_crops(changed, [crop], det.change)
+    assert len(calls) == 2
+    det.change.update(changed.copy())
+    for _ in range(face.cfg.reuse_still_crops + 1):  # at most reuse_still_crops frames in a row
+        face.detect_crops(changed, [crop], det.change)
+    assert len(calls) == 3
 
 
 def test_found_boxes_are_held_until_a_window_holds_them_again_or_they_expire() -> None:

@@ -80,6 +80,10 @@ class ModelConfig(_Section):
     """Only detections scoring at least this seed a crop (weaker ones are mostly false)."""
     max_crops: Annotated[int, msgspec.Meta(ge=0, le=256)] = 16
     """At most this many crops per frame (best-scoring first): bounds the cost in a crowd."""
+    reuse_still_crops: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 5
+    """A crop whose pixels have not changed since the last frame (a parked car, a person standing)
+    at about the same place reuses the last frame's result, at most this many frames in a row
+    (0: always run)."""
     crop_grow: Annotated[float, msgspec.Meta(ge=1.0, le=4.0)] = 1.4
     """Crop side = this x max(box width, 0.45 x box height), centred on the box's upper part, so a
     turned or tilted head and its whole face fit with margin."""

@@ -1,6 +1,6 @@
 """De-identification on the real evaluation set, judged by references edged does not ship.
 
-    nice -n 10 python -m tools.eval.deid_real [--config C] [--no-reference] [--stride N] [--no-doc]
+    nice -n 10 python -m tools.eval.deid_real [--config C] [--no-reference] [--stride N] [--only KINDS] [--no-doc]
 
 Every item of :mod:`tools.eval.realset` runs through the daemon's own detect, track and privacy
 stages (``edged.runtime.deid_files.OfflineChain``, the chain ``edged deid`` uses), frame by frame.
@@ -32,8 +32,11 @@ import numpy as np
 from edged.config import Config, load
 from edged.core.geometry import iou_matrix
 from edged.runtime.deid_files import OfflineChain, deid_config
+from tools.bench.doc import git_revision, machine_line, write_section
 from tools.eval import realset
 from tools.eval.reference import HIT_IOU, FaceReference, PlateReference, detail_kept
+
+SECTION = "deid-real"
 
 HIDDEN_DETAIL = 0.25
 """A box keeping at most this share of its fine detail counts as hidden."""
@@ -154,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stride", type=int, default=3, help="run the references on every Nth video frame (and first frames)")
     ap.add_argument("--only", default="", help="comma-separated item kinds to run (default: all)")
     ap.add_argument("--cache", type=Path)
+    ap.add_argument("--no-doc", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
+    ap.add_argument("--section", default=SECTION, help="section of docs/BENCHMARKS.md to write (default %(default)s)")
     args = ap.parse_args(argv)
     config = load(args.config) if args.config else Config()
     chain = OfflineChain(deid_config(config, sealing=False))
@@ -169,7 +174,16 @@ def main(argv: list[str] | None = None) -> int:
         results.append(run_item(chain, item, tallies, refs, max(1, args.stride)))
         print(f"{item.name}: {results[-1].frames} frames, changed {100 * np.mean(results[-1].changed):.2f}%",
               file=sys.stderr)
-    print(report(tallies, results, named, str(args.config or "defaults")))
+    text = report(tallies, results, named, str(args.config or "defaults"))
+    print(text)
+    if not args.no_doc:
+        command = "python -m tools.eval.deid_real " + " ".join(argv if argv is not None else sys.argv[1:])
+        write_section(args.section, f"## De-identification on the real set (`{command.strip()}`)\n\n"
+                      f"Machine: {machine_line()}; revision {git_revision()}. Items: `tools.eval.realset` "
+                      f"(provenance and licences in its docstring). Hidden: at most {HIDDEN_DETAIL:g} of the "
+                      f"labelled box's fine detail kept (`tools.eval.reference.detail_kept`). References are "
+                      f"detectors, not ground truth: an object a reference misses is in neither of its "
+                      f"columns.\n\n{text}\n")
     return 0
 
 

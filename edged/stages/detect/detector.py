@@ -25,7 +25,7 @@ from edged.core.types import Detections
 from edged.stages.detect import decoders
 from edged.stages.detect.centerface import centerface_order, decode_centerface
 from edged.stages.detect.runtime import ModelError, TFLiteModel
-from edged.stages.detect.scan import ScanPlanner
+from edged.stages.detect.scan import CELL_PX, FrameChange, ScanPlanner
 
 _DEFAULT_RANGE = {"blazeface": (-1.0, 1.0), "ssd": (-1.0, 1.0), "yolov5": (0.0, 1.0), "yolov8": (0.0, 1.0),
                   "yolo_grid": (0.0, 1.0), "centernet": (0.0, 255.0), "centerface": (0.0, 255.0),
@@ -135,6 +135,8 @@ class LoadedModel:
             raise self._fail(f"scan.explained_by names {unknown[0]!r}, not an edged class ({', '.join(CLASS_NAMES)})")
         self.scan_explained_ids = np.asarray([CLASS_NAMES.index(c) for c in cfg.scan.explained_by if c in CLASS_NAMES],
                                              np.int16)
+        self.still_crops: list[tuple[Region, Detections, int]] = []
+        """Last frame's crops: region, what was found in it, for how many frames in a row reused."""
 
     def _fail(self, what: str) -> ModelError:
         return ModelError(f"model {self.cfg.name!r} ({self.path}): {what}")
@@ -266,6 +268,27 @@ class LoadedModel:
         assert self.anchors is not None
         return decoders.decode_blazeface(outputs, self.anchors, wh, self.min_score, cfg.nms_iou)
 
+    def detect_crops(self, bgr: np.ndarray, crops: list[Region], change: FrameChange) -> list[Detections]:
+        """Run on each crop; a crop whose pixels have not changed since the last frame (no 8 x 8 cell
+        moved by more than :data:`STILL_LEVELS`), at about the same place, takes the last frame's
+        result instead, at most ``reuse_still_crops`` frames in a row."""
+        limit = self.cfg.reuse_still_crops
+        out, kept = [], []
+        for r in crops:
+            reused = None
+            for prev, found, age in self.still_crops if limit else ():
+                if age < limit and same_place(prev, r) and change.still(
+                        min(prev.x, r.x), min(prev.y, r.y), max(prev.x + prev.w, r.x + r.w) - min(prev.x, r.x),
+                        max(prev.y + prev.h, r.y + r.h) - min(prev.y, r.y), STILL_LEVELS):
+                    reused = (prev, found, age + 1)
+                    break
+            if reused is None:
+                reused = (r, fits_crop(self.detect_region(bgr, r), r, self.cfg.max_crop_fraction), 0)
+            kept.append(reused)
+            out.append(reused[1])
+        self.still_crops = kept
+        return out
+
     def window_nms(self, found: Detections) -> Detections:
         """One box per object among detections from overlapping regions (class-aware NMS)."""
         if len(found) < 2:
@@ -302,6 +325,8 @@ class Detector:
     def __init__(self, models: list[LoadedModel], tiling: TilingConfig) -> None:
         self.models = models
         self.tiling = tiling
+        self.change = FrameChange()
+        """How the frame changed since the last one (for the scan and for still crops)."""
         self.last_timings_ms: dict[str, float] = {}
         """Milliseconds each model took on the last frame (all its regions)."""
 
@@ -326,7 +351,9 @@ class Detector:
 
     def reset(self) -> None:
         """Start a new stream: scanning models search the next frame whole."""
+        self.change.reset()
         for m in self.models:
+            m.still_crops = []
             if m.scan is not None:
                 m.scan.reset()
 
@@ -338,6 +365,7 @@ class Detector:
         if pixels_bgr.ndim != 3 or pixels_bgr.shape[2] != 3 or pixels_bgr.dtype != np.uint8:
             raise ValueError(f"detect needs an (H, W, 3) uint8 BGR image, got {pixels_bgr.shape} {pixels_bgr.dtype}")
         h, w = pixels_bgr.shape[:2]
+        self.change.update(pixels_bgr)
         parts: list[Detections] = []
         for m in self.models:
             t0 = time.perf_counter()
@@ -347,10 +375,10 @@ class Detector:
             found = [m.detect_region(pixels_bgr, r) for r in regions]
             if m.crop_class_ids.size:
                 crops = crop_regions(Detections.concat(parts), m, w, h)
-                found += [fits_crop(m.detect_region(pixels_bgr, r), r, m.cfg.max_crop_fraction) for r in crops]
+                found += m.detect_crops(pixels_bgr, crops, self.change)
                 regions += crops
             if m.scan is not None:
-                windows = m.scan.plan(pixels_bgr, explained_boxes(
+                windows = m.scan.plan(w, h, self.change.change, explained_boxes(
                     Detections.concat(parts), m.scan_explained_ids, m.cfg.scan.explained_min_score))
                 scanned = [fits_crop(m.detect_region(pixels_bgr, r), r, m.cfg.max_crop_fraction)
                            for r in (Region(*w) for w in windows)]
@@ -363,6 +391,16 @@ class Detector:
             parts.append(found)
             self.last_timings_ms[m.cfg.name] = (time.perf_counter() - t0) * 1000.0
         return Detections.concat(parts)
+
+
+STILL_LEVELS = 6.0
+"""A crop is still when no 8 x 8 cell of it moved its mean grey level by more than this."""
+
+
+def same_place(a: Region, b: Region) -> bool:
+    """Two crops at about the same place: every edge within one cell."""
+    return (abs(a.x - b.x) <= CELL_PX and abs(a.y - b.y) <= CELL_PX and abs(a.x + a.w - b.x - b.w) <= CELL_PX
+            and abs(a.y + a.h - b.y - b.h) <= CELL_PX)
 
 
 SAME_OBJECT_IOU = 0.7

@@ -23,6 +23,9 @@ from edged.core.types import Detections
 
 CELL_PX = 8
 """Side of one motion cell in frame pixels."""
+EXPLAINED_GROWTH = 0.25
+"""Explaining and held boxes are grown by this fraction of their size on every side: a walking
+person's legs, shadow and box jitter change cells just outside the box."""
 Window = tuple[int, int, int, int]
 """``x, y, w, h`` in frame pixels."""
 
@@ -76,6 +79,31 @@ def cell_image(bgr: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32)
 
 
+@dataclass(slots=True)
+class FrameChange:
+    """How much each 8 x 8 cell's mean grey level moved since the last frame (``None`` on a stream's first)."""
+
+    previous: np.ndarray | None = None
+    change: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self.previous = self.change = None
+
+    def update(self, bgr: np.ndarray) -> None:
+        """Take the next frame."""
+        cells = cell_image(bgr)
+        same = self.previous is not None and self.previous.shape == cells.shape
+        self.change = np.abs(cells - self.previous) if same else None
+        self.previous = cells
+
+    def still(self, x: int, y: int, w: int, h: int, levels: float) -> bool:
+        """True when no cell of the rectangle moved by more than ``levels`` since the last frame."""
+        if self.change is None:
+            return False
+        patch = self.change[y // CELL_PX:-(-(y + h) // CELL_PX), x // CELL_PX:-(-(x + w) // CELL_PX)]
+        return bool(patch.size) and float(patch.max()) <= levels
+
+
 def grow(boxes: np.ndarray, fraction: float) -> np.ndarray:
     """Boxes pushed out by ``fraction`` of their size on every side."""
     w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
@@ -100,7 +128,6 @@ class ScanPlanner:
     window: tuple[int, int]
     """Window size in frame pixels (model input / scale)."""
     grid: WindowGrid | None = None
-    previous: np.ndarray | None = None
     cursor: int = 0
     held: Detections = field(default_factory=Detections)
     ages: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
@@ -109,29 +136,26 @@ class ScanPlanner:
     """Windows chosen on the last frame by reason (``first``, ``motion``, ``follow``, ``sweep``)."""
 
     def reset(self) -> None:
-        """Forget earlier frames: the next one is scanned whole."""
-        self.previous = None
+        """Forget what earlier frames found."""
         self.cursor = 0
         self.held = Detections()
         self.ages = np.zeros(0, np.int32)
 
-    def plan(self, bgr: np.ndarray, explained: np.ndarray | None = None) -> list[Window]:
-        """The windows to scan on this frame; changes inside the ``explained`` boxes (``(N, 4)``,
-        frame pixels) call for none."""
-        h, w = bgr.shape[:2]
-        cells = cell_image(bgr)
-        if self.grid is None or self.previous is None or self.previous.shape != cells.shape:
+    def plan(self, width: int, height: int, change: np.ndarray | None,
+             explained: np.ndarray | None = None) -> list[Window]:
+        """The windows to scan on a ``width`` x ``height`` frame given its :class:`FrameChange`
+        ``change`` (``None``: a stream's first frame, scanned whole); changes inside the
+        ``explained`` boxes (``(N, 4)``, frame pixels) call for none."""
+        if change is None or self.grid is None or (self.grid.col_window.size, self.grid.row_window.size) != (
+                change.shape[1], change.shape[0]):
             self.reset()
-            self.grid = WindowGrid.build(w, h, self.window, self.config.overlap)
-            self.previous = cells
+            self.grid = WindowGrid.build(width, height, self.window, self.config.overlap)
             self.last_counts = {"first": self.grid.count}
             return [self.grid.rect(i) for i in range(self.grid.count)]
         grid, budget = self.grid, self.config.max_windows
-        change = np.abs(cells - self.previous)
         changed = change > self.config.motion_levels
-        self.previous = cells
-        known = [grow(self.held.boxes, 0.25)] + ([explained] if explained is not None else [])
-        explained = np.concatenate(known)
+        known = [self.held.boxes] + ([explained] if explained is not None else [])
+        explained = grow(np.concatenate(known), EXPLAINED_GROWTH)
         if len(explained):
             cover = np.floor(explained / CELL_PX).astype(np.int64)
             for x1, y1, x2, y2 in cover:
@@ -144,8 +168,8 @@ class ScanPlanner:
         if len(self.held) and len(chosen) < budget:
             order = np.argsort(-self.ages, kind="stable")
             centres = self.held.boxes[order]
-            cx = np.clip(((centres[:, 0] + centres[:, 2]) / 2 // CELL_PX).astype(np.int64), 0, cells.shape[1] - 1)
-            cy = np.clip(((centres[:, 1] + centres[:, 3]) / 2 // CELL_PX).astype(np.int64), 0, cells.shape[0] - 1)
+            cx = np.clip(((centres[:, 0] + centres[:, 2]) / 2 // CELL_PX).astype(np.int64), 0, change.shape[1] - 1)
+            cy = np.clip(((centres[:, 1] + centres[:, 3]) / 2 // CELL_PX).astype(np.int64), 0, change.shape[0] - 1)
             for win in grid.row_window[cy].astype(np.int64) * grid.xs.size + grid.col_window[cx]:
                 if len(chosen) >= budget:
                     break
