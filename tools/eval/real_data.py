@@ -153,15 +153,15 @@ class Box:
 
 
 # ------------------------------------------------------------------------------------------ fetching
-def cache_path(cache_dir: Path | None = None) -> Path:
-    """``cache_dir``, else ``$EDGED_REAL_DATA``, else ``~/.cache/edged/real``."""
+def cache_path(cache_dir: Path | None = None, folder: str = "real") -> Path:
+    """``cache_dir``, else ``$EDGED_REAL_DATA``, else ``~/.cache/edged/<folder>``."""
     if cache_dir is not None:
         return Path(cache_dir)
     env = os.environ.get("EDGED_REAL_DATA")
-    return Path(env) if env else Path.home() / ".cache" / "edged" / "real"
+    return Path(env) if env else Path.home() / ".cache" / "edged" / folder
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -248,7 +248,7 @@ def fetch(cache_dir: Path | None = None) -> Path:
                 members[COPYRIGHTS[pkg]] = cache / f"{pkg}.copyright"
                 _extract(debs[0], members)
     for name, src in FILES.items():
-        digest = _sha256(cache / name)
+        digest = sha256_of(cache / name)
         if digest != src.sha256:
             raise RealDataError(f"{cache / name} has SHA-256 {digest[:12]}..., not {src.sha256[:12]}... "
                                 f"(another {src.package} version?); the labels would not apply")

