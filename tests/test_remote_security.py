@@ -294,9 +294,9 @@ def test_every_numeric_config_key_is_bounded_on_both_sides() -> None:
 def test_privacy_only_gets_stronger_for_every_role() -> None:
     base = Config()
     for role in ("operator", "admin"):
-        for section, values in {"margin": (0.3, 0.5), "cells": (3, 1), "min_score": (0.2, 0.05),
-                                "confident_score": (0.6, 0.4), "unconfident_max_share": (0.4, 0.6),
-                                "min_cell_px": (2, 8)}.items():
+        for section, values in {"margin": (0.2, 0.5), "cells": (3, 1), "min_score": (0.2, 0.05),
+                                "confident_score": (0.6, 0.4), "unconfident_max_share": (0.02, 0.1),
+                                "min_cell_px": (2, 8), "shape": ("ellipse", "box")}.items():
             weaker, stronger = values
             for value, allowed in ((weaker, False), (stronger, True)):
                 new = Config(privacy=type(base.privacy)(**{**_fields(base.privacy), section: value}))

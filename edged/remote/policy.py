@@ -66,6 +66,11 @@ METHOD_STRENGTH = {"blur": 0, "pixelate": 0, "fill": 1}
 """``fill`` leaves nothing of a region; blur and pixelate keep a comparable smudge of ``cells``."""
 
 
+def stronger_shape(old: str, new: str) -> bool:
+    """Only towards ``box``: the whole rectangle hides at least the ellipse inscribed in it."""
+    return new == old or new == "box"
+
+
 def stronger_method(old: str, new: str) -> bool:
     """Only towards ``fill``; blur and pixelate are not ordered, so neither replaces the other."""
     return new == old or METHOD_STRENGTH[new] > METHOD_STRENGTH[old]
@@ -139,6 +144,7 @@ POLICY: tuple[tuple[str, Rule], ...] = (
     # privacy: stronger only
     ("privacy.method", _privacy(stronger_method)),
     ("privacy.margin", _privacy(at_least)),
+    ("privacy.shape", _privacy(stronger_shape)),
     ("privacy.cells", _privacy(at_most)),
     ("privacy.min_cell_px", _privacy(at_least)),
     ("privacy.min_score", _privacy(at_most)),

@@ -306,7 +306,7 @@ LOCAL_ONLY = [
 ]
 WEAKER = [
     {"privacy": {"margin": 0.0}}, {"privacy": {"cells": 64}}, {"privacy": {"method": "pixelate"}},
-    {"privacy": {"min_score": 0.9}}, {"privacy": {"confident_score": 0.9}}, {"privacy": {"unconfident_max_share": 0.1}},
+    {"privacy": {"min_score": 0.9}}, {"privacy": {"confident_score": 0.9}}, {"privacy": {"unconfident_max_share": 0.01}},
     {"privacy": {"min_cell_px": 1}}, {"privacy": {"categories": ["face"]}},
 ]
 ADMIN_ONLY = [{"pipeline": {"stats_period_s": 9.0}}, {"remote": {"apply_timeout_s": 30.0}}, {"uplink": {"enabled": True}}]
