@@ -30,7 +30,7 @@ class ScanConfig(_Section):
     sweep_windows: Annotated[int, msgspec.Meta(ge=0, le=4096)] = 4
     """Windows of the rotating sweep a frame, on top of the others, so a still face the other rules
     miss is found within one turn of the sweep."""
-    hold_frames: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 40
+    hold_frames: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 20
     """A box found in a window is reported again on later frames, as it was, until a window holding
     it is scanned again (which replaces it) or for at most this many frames."""
     explained_by: list[str] = msgspec.field(
