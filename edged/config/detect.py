@@ -188,7 +188,7 @@ def default_models() -> list[ModelConfig]:
             layout="ssd",
             input_size=(448, 256),
             labels=["plate"],
-            score_threshold=0.15,
+            score_threshold=0.07,
             nms_iou=0.45,
             input_range=(0.0, 255.0),
             crops_from=["car", "truck", "bus", "motorcycle"],
