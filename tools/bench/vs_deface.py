@@ -837,6 +837,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--venv", type=Path, default=DEFACE_VENV,
                     help=f"deface's virtual environment (default {DEFACE_VENV})")
     ap.add_argument("--no-doc", action="store_true", help="only print the section")
+    ap.add_argument("--section", default=SECTION, help="section of the document to write (default %(default)s)")
     ap.add_argument("--doc", type=Path, help="document to write the section into (default docs/BENCHMARKS.md)")
     args = ap.parse_args(argv)
     if args.frames is not None and args.frames < 1:
@@ -880,7 +881,7 @@ def main(argv: list[str] | None = None) -> int:
                    args.repeat)
     print(body)
     if not args.no_doc:
-        write_section(SECTION, body, args.doc or DOC)
+        write_section(args.section, body, args.doc or DOC)
     return 0
 
 
