@@ -877,6 +877,7 @@ def main(argv: list[str] | None = None) -> int:
     command += f" --size {size_label(size)}" if size else ""
     command += "".join(f" --input {p}" for p in args.input) + (" --only-inputs" if args.only_inputs else "")
     command += f" --repeat {args.repeat}" if args.repeat != 1 else ""
+    command += f" --section {args.section}" if args.section != SECTION else ""
     body = section(results, command, revision(git_revision()), machine_line(), (load_start, load_end), versions,
                    args.repeat)
     print(body)
