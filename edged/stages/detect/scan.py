@@ -3,11 +3,17 @@
 The frame is reduced to a grey image of 8 x 8 pixel cells. Windows of a fixed grid overlap, and each
 cell belongs to the window whose centre is nearest (its *core*), so an object up to ``overlap`` x
 the window side lies wholly inside the window whose core holds its centre. A stream's first frame
-is scanned whole; after it, each frame scans the windows where cells changed by more than
-``motion_levels`` since the last frame, outside the boxes earlier models explain and the held
-boxes (a newcomer is searched on the frame it appears; the window
-holding the centre of each changed area, the most strongly changed first), then the windows of held boxes, longest unchecked first, then a rotating sweep. A box found in a window is
-held, and reported as it was, until a scanned window holds it again or ``hold_frames`` pass.
+is scanned whole. After it, each frame scans:
+
+1. the windows where cells changed by more than ``motion_levels`` since the last frame, outside the
+   boxes earlier models explain and the held boxes: for each connected changed area the window
+   holding its centre, the most strongly changed area first, so a newcomer is searched on the frame
+   it appears;
+2. the windows of held boxes, longest unchecked first;
+3. a rotating sweep.
+
+A box found in a window is held, and reported as it was, until a scanned window holds it again or
+``hold_frames`` pass.
 """
 
 from __future__ import annotations
@@ -157,9 +163,10 @@ class ScanPlanner:
         known = [self.held.boxes] + ([explained] if explained is not None else [])
         explained = grow(np.concatenate(known), EXPLAINED_GROWTH)
         if len(explained):
-            cover = np.floor(explained / CELL_PX).astype(np.int64)
+            rows, cols = changed.shape
+            cover = np.clip(np.floor(explained / CELL_PX).astype(np.int64), 0, [cols, rows, cols, rows])
             for x1, y1, x2, y2 in cover:
-                changed[max(y1, 0):y2 + 1, max(x1, 0):x2 + 1] = False
+                changed[y1:y2 + 1, x1:x2 + 1] = False
         chosen: dict[int, str] = {}
         for win in self.changed_windows(changed, change):
             if len(chosen) >= budget:
