@@ -381,7 +381,7 @@ class Detector:
                 windows = m.scan.plan(w, h, self.change.change, explained_boxes(
                     Detections.concat(parts), m.scan_explained_ids, m.cfg.scan.explained_min_score))
                 scanned = [fits_crop(m.detect_region(pixels_bgr, r), r, m.cfg.max_crop_fraction)
-                           for r in (Region(*w) for w in windows)]
+                           for r in (Region(*window) for window in windows)]
                 found.append(m.scan.hold(m.window_nms(Detections.concat(scanned)), windows))
             found = Detections.concat(found)
             if m.cfg.max_box_fraction < 1.0 and len(found):
