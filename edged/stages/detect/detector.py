@@ -119,10 +119,7 @@ class LoadedModel:
         self.class_map = self._class_map()
         self.thresholds = self._thresholds()
         self.min_score = float(min(self.thresholds[self.class_map >= 0].min(initial=1.0), 1.0))
-        unknown = [c for c in cfg.crops_from if c not in CLASS_NAMES]
-        if unknown:
-            raise self._fail(f"crops_from names {unknown[0]!r}, not an edged class ({', '.join(CLASS_NAMES)})")
-        self.crop_class_ids = np.asarray([CLASS_NAMES.index(c) for c in cfg.crops_from], np.int16)
+        self.crop_class_ids = self._class_ids(cfg.crops_from, "crops_from")
         self.anchors: np.ndarray | None = None
         self.ssd_order: list[int] | None = None
         self.centerface_order: list[int] | None = None
@@ -130,13 +127,16 @@ class LoadedModel:
         w, h = self.model.input_size
         scale = cfg.scan.scale
         self.scan = ScanPlanner(cfg.scan, (round(w / scale), round(h / scale))) if cfg.scan.enabled else None
-        unknown = [c for c in cfg.scan.explained_by if c not in CLASS_NAMES]
-        if cfg.scan.enabled and unknown:
-            raise self._fail(f"scan.explained_by names {unknown[0]!r}, not an edged class ({', '.join(CLASS_NAMES)})")
-        self.scan_explained_ids = np.asarray([CLASS_NAMES.index(c) for c in cfg.scan.explained_by if c in CLASS_NAMES],
-                                             np.int16)
+        self.scan_explained_ids = self._class_ids(cfg.scan.explained_by if cfg.scan.enabled else [], "scan.explained_by")
         self.still_crops: list[tuple[Region, Detections, int]] = []
         """Last frame's crops: region, what was found in it, for how many frames in a row reused."""
+
+    def _class_ids(self, names: list[str], key: str) -> np.ndarray:
+        """Class ids of the edged class ``names`` a config ``key`` lists; :class:`ModelError` on an unknown one."""
+        unknown = [c for c in names if c not in CLASS_NAMES]
+        if unknown:
+            raise self._fail(f"{key} names {unknown[0]!r}, not an edged class ({', '.join(CLASS_NAMES)})")
+        return np.asarray([CLASS_NAMES.index(c) for c in names], np.int16)
 
     def _fail(self, what: str) -> ModelError:
         return ModelError(f"model {self.cfg.name!r} ({self.path}): {what}")
@@ -327,6 +327,9 @@ class Detector:
         self.tiling = tiling
         self.change = FrameChange()
         """How the frame changed since the last one (for the scan and for still crops)."""
+        self.tracks_change = any(m.scan is not None or (m.crop_class_ids.size and m.cfg.reuse_still_crops)
+                                 for m in models)
+        """Whether any model reads :attr:`change` (else it is not computed)."""
         self.last_timings_ms: dict[str, float] = {}
         """Milliseconds each model took on the last frame (all its regions)."""
 
@@ -365,7 +368,8 @@ class Detector:
         if pixels_bgr.ndim != 3 or pixels_bgr.shape[2] != 3 or pixels_bgr.dtype != np.uint8:
             raise ValueError(f"detect needs an (H, W, 3) uint8 BGR image, got {pixels_bgr.shape} {pixels_bgr.dtype}")
         h, w = pixels_bgr.shape[:2]
-        self.change.update(pixels_bgr)
+        if self.tracks_change:
+            self.change.update(pixels_bgr)
         parts: list[Detections] = []
         for m in self.models:
             t0 = time.perf_counter()

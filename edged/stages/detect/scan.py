@@ -25,6 +25,7 @@ import numpy as np
 
 from edged.config import ScanConfig
 from edged.config.detect import tile_starts
+from edged.core.geometry import expand
 from edged.core.types import Detections
 
 CELL_PX = 8
@@ -110,12 +111,6 @@ class FrameChange:
         return bool(patch.size) and float(patch.max()) <= levels
 
 
-def grow(boxes: np.ndarray, fraction: float) -> np.ndarray:
-    """Boxes pushed out by ``fraction`` of their size on every side."""
-    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-    return boxes + np.stack([-w, -h, w, h], axis=1) * fraction
-
-
 def inside_any(boxes: np.ndarray, windows: list[Window]) -> np.ndarray:
     """Per box: does some window hold it wholly."""
     if not len(boxes) or not windows:
@@ -161,7 +156,7 @@ class ScanPlanner:
         grid, budget = self.grid, self.config.max_windows
         changed = change > self.config.motion_levels
         known = [self.held.boxes] + ([explained] if explained is not None else [])
-        explained = grow(np.concatenate(known), EXPLAINED_GROWTH)
+        explained = expand(np.concatenate(known), EXPLAINED_GROWTH)
         if len(explained):
             rows, cols = changed.shape
             cover = np.clip(np.floor(explained / CELL_PX).astype(np.int64), 0, [cols, rows, cols, rows])

@@ -278,15 +278,20 @@ def check_image(pixels: np.ndarray) -> None:
         raise DeidError(f"image is empty: shape {pixels.shape}")
 
 
+def check_style(method: str, shape: str) -> None:
+    """:class:`DeidError` naming an unknown de-identification method or region shape."""
+    if method not in METHODS:
+        raise DeidError(f"unknown de-identification method {method!r}; known: {', '.join(METHODS)}")
+    if shape not in SHAPES:
+        raise DeidError(f"unknown region shape {shape!r}; known: {', '.join(SHAPES)}")
+
+
 class FrameDeidentifier:
     """Hides each region of each frame on its own (no memory of earlier frames)."""
 
     def __init__(self, method: Method = "blur", margin: float = 0.4, cells: int = 2, min_cell_px: int = 4,
                  shape: Shape = "box") -> None:
-        if method not in METHODS:
-            raise DeidError(f"unknown de-identification method {method!r}; known: {', '.join(METHODS)}")
-        if shape not in SHAPES:
-            raise DeidError(f"unknown region shape {shape!r}; known: {', '.join(SHAPES)}")
+        check_style(method, shape)
         self.method: Method = method
         self.shape: Shape = shape
         self.margin = margin

@@ -29,16 +29,14 @@ import cv2
 import numpy as np
 
 from edged.stages.privacy.deid import (
-    METHODS,
     UNTRACKED,
-    DeidError,
     DeidResult,
-    SHAPES,
     Method,
     SensitiveRegions,
     Shape,
     cell_size,
     check_image,
+    check_style,
     field_shape,
     grow_boxes,
     paste,
@@ -100,10 +98,7 @@ class StableDeidentifier:
         redraw_levels: float = 4.0,
         shape: Shape = "box",
     ) -> None:
-        if method not in METHODS:
-            raise DeidError(f"unknown de-identification method {method!r}; known: {', '.join(METHODS)}")
-        if shape not in SHAPES:
-            raise DeidError(f"unknown region shape {shape!r}; known: {', '.join(SHAPES)}")
+        check_style(method, shape)
         self.method: Method = method
         self.shape: Shape = shape
         self.margin = margin
