@@ -51,7 +51,7 @@ class Watcher:
         counts = {topic: len(self.on_topic(topic)) for topic in topics}
         raise AssertionError(f"timed out; saw {counts}; last: {[(m.topic.value, m.payload[:100]) for m in self.messages[-5:]]}")
 
-    async def request(self, topic: str, body: Any, correlation: bytes, response: str = "test/replies") -> dict[str, Any]:
+    async def request(self, topic: str, body: Any, correlation: bytes, response: str = f"{BASE}/config/reply/test") -> dict[str, Any]:
         props = Properties(PacketTypes.PUBLISH)
         props.ResponseTopic = response
         props.CorrelationData = correlation
@@ -74,7 +74,6 @@ class Watcher:
 async def watcher(port: int, **kw: Any) -> AsyncIterator[Watcher]:
     async with aiomqtt.Client("127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V5, identifier="test-watcher", **kw) as client:
         await client.subscribe(f"{BASE}/#", qos=1)
-        await client.subscribe("test/#", qos=1)
         w = Watcher(client)
         task = asyncio.create_task(w.collect())
         try:
@@ -340,12 +339,12 @@ def test_malformed_flood_over_the_broker(tmp_path: Path, mosquitto: Mosquitto) -
                 config = daemon.config
                 async def send(i: int, payload: bytes) -> None:
                     props = Properties(PacketTypes.PUBLISH)
-                    props.ResponseTopic = "test/flood"
+                    props.ResponseTopic = f"{BASE}/config/reply/flood"
                     props.CorrelationData = str(i).encode()
                     await w.client.publish(f"{BASE}/config/set", payload, qos=1, properties=props)
 
                 await asyncio.gather(*(send(i, p) for i, p in enumerate(payloads)))
-                replies = await w.wait(lambda: len(w.on_topic("test/flood")) >= len(payloads) and w.on_topic("test/flood"), 30)
+                replies = await w.wait(lambda: len(w.on("config/reply/flood")) >= len(payloads) and w.on("config/reply/flood"), 30)
                 by_id = {int(m.properties.CorrelationData): json.loads(m.payload) for m in replies}
                 assert sorted(by_id) == list(range(len(payloads)))
                 assert all(not r["ok"] and r["code"] == "bad_request" for r in by_id.values())

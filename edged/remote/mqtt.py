@@ -5,8 +5,10 @@ Topics (``<base>`` = ``edged/<device.id>``):
 - ``<base>/config/set``   in:  ``{"version": 8, "config": {...}, "id": "..."}`` (partial or, with
   ``"mode": "replace"``, whole)
 - ``<base>/config/get``   in:  empty or ``{"id": ..., "path": "camera"}``
-- ``<base>/config/reply`` out: the reply to each request, unless the request named an MQTT 5
-  response topic; the request's correlation data and ``id`` are echoed either way
+- ``<base>/config/reply`` out: the reply to each request; a request may name an MQTT 5 response
+  topic inside this namespace (``<base>/config/reply/<anything>``, e.g. one per fleet-manager
+  instance), any other response topic is not honoured (the reply comes here and one line is
+  logged); the request's correlation data and ``id`` are echoed either way
 - ``<base>/config/state`` out, retained: ``{"version", "config" (secrets redacted), "applied_at", "source"}``
 - ``<base>/status``       out, retained: ``online``; ``offline`` as the last will and on clean stop
 - ``<base>/events``       out: config applied / rejected / rolled back, with the reason
@@ -34,6 +36,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edged.config import MqttRemoteConfig
+from edged.core.lograte import BoundedLog
 from edged.link.mqtt import Backoff, tls_context
 from edged.remote.commands import MQTT_ACCESS, RemoteControl
 
@@ -55,6 +58,16 @@ def _json(body: Any) -> bytes:
     return json.dumps(body, separators=(",", ":"), default=str).encode()
 
 
+def reply_topic_allowed(topic: Any, reply_topic: str) -> bool:
+    """Whether a requested response topic lies in this device's reply namespace: ``reply_topic``
+    itself or one of its subtopics, with no wildcard or NUL and within MQTT's topic length."""
+    if not isinstance(topic, str) or "+" in topic or "#" in topic or "\0" in topic:
+        return False
+    if len(topic.encode("utf-8", "replace")) >= 65535:
+        return False
+    return topic == reply_topic or topic.startswith(reply_topic + "/")
+
+
 class MqttService:
     """The MQTT command service (a daemon :class:`~edged.runtime.daemon.Service`)."""
 
@@ -66,6 +79,9 @@ class MqttService:
         """Set while connected and subscribed (tests wait on it)."""
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue(EVENT_BACKLOG)
         self._up = False
+        self.replies_redirected = 0
+        """Replies sent to ``config/reply`` because the requested response topic was outside it."""
+        self._topic_log = BoundedLog(log)
 
     # ----------------------------------------------------------------------------------- service
     async def run(self, daemon: Any) -> None:
@@ -236,23 +252,23 @@ class MqttService:
         correlation = getattr(request_props, "CorrelationData", None) if request_props is not None else None
         if correlation is not None:
             props.CorrelationData = correlation
-        target = getattr(request_props, "ResponseTopic", None) if request_props is not None else None
-        if not self._safe_reply_topic(target, t):
-            target = t["config/reply"]
+        requested = getattr(request_props, "ResponseTopic", None) if request_props is not None else None
+        target = t["config/reply"]
+        if requested is not None:
+            if reply_topic_allowed(requested, t["config/reply"]):
+                target = requested
+            else:
+                self.replies_redirected += 1
+                self._topic_log.warning(
+                    "reply_topic",
+                    f"MQTT: response topic {str(requested)[:200]!r} is outside {t['config/reply']} and its subtopics; "
+                    f"replied on {t['config/reply']}",
+                )
         try:
             await client.publish(target, _json(reply), qos=1, properties=props)
         except ValueError as err:  # paho refuses the topic
-            log.warning("reply to %r refused (%s); sent to %s", target, err, t["config/reply"])
+            log.warning("MQTT: reply to %r refused (%s); sent to %s", target[:200], err, t["config/reply"])
             await client.publish(t["config/reply"], _json(reply), qos=1, properties=props)
-
-    @staticmethod
-    def _safe_reply_topic(topic: Any, t: dict[str, str]) -> bool:
-        """A requested response topic is used unless it is empty, has wildcards, or is one of this
-        device's own topics (a reply must never land on ``config/set`` and loop)."""
-        if not isinstance(topic, str) or not topic or "+" in topic or "#" in topic or "\0" in topic:
-            return False
-        own = {v for k, v in t.items() if k != "config/reply"}
-        return topic not in own and len(topic.encode()) < 65535
 
     # ---------------------------------------------------------------------------------- outgoing
     async def _publish_events(self, client: aiomqtt.Client, t: dict[str, str]) -> None:
