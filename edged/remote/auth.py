@@ -23,7 +23,6 @@ import argparse
 import base64
 import binascii
 import json
-import math
 import sys
 import time
 import tomllib
@@ -100,6 +99,18 @@ def sign_claims(key: SigningKey, claims: dict[str, Any], request_id: str | int |
     return request
 
 
+MAX_EXPIRES = 2.0**53
+"""Largest ``expires`` read as a time (about 285 million years ahead): anything larger is no time at all."""
+
+
+def _expires(value: Any) -> float:
+    """The signed ``expires`` as a float, or :class:`AuthError` (``expired``) for anything that is not
+    a finite number of seconds since the epoch in +-:data:`MAX_EXPIRES` (bools, NaN, 10**400, text)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -MAX_EXPIRES <= value <= MAX_EXPIRES:
+        raise AuthError("expired", "signed claims need expires: a finite number of seconds since the epoch")
+    return float(value)
+
+
 def verify_request(
     request: dict[str, Any], trusted: dict[str, TrustedKey], device_id: str, max_validity_s: float, now: float | None = None
 ) -> Verified:
@@ -135,9 +146,7 @@ def verify_request(
         raise AuthError("bad_signature", f"request cmd {str(request.get('cmd'))[:16]!r} differs from the signed cmd {str(claims.get('cmd'))[:16]!r}")
     if claims.get("device") != device_id:
         raise AuthError("wrong_device", f"command is for device {str(claims.get('device'))[:64]!r}, this is {device_id!r}")
-    expires = claims.get("expires")
-    if isinstance(expires, bool) or not isinstance(expires, (int, float)) or not math.isfinite(expires):
-        raise AuthError("expired", "signed claims need expires (seconds since the epoch)")
+    expires = _expires(claims.get("expires"))
     now = time.time() if now is None else now
     if expires <= now:
         raise AuthError("expired", f"command expired {now - expires:.0f} s ago (device clock {now:.0f})")
