@@ -63,6 +63,8 @@ class ReceiverStats:
     rejected: dict[str, int] = field(default_factory=dict)
     """Well-formed envelopes dropped by the signature check, per reason (``unsigned``, ``unknown
     key``, ``bad signature``)."""
+    failed: int = 0
+    """Payloads that could not be handled: not written (the store's disk) or an unexpected error."""
     connects: int = 0
     arrivals: list[str] = field(default_factory=list)
     """Message ids in first-arrival order (kept only with ``keep_order=True``)."""
@@ -75,8 +77,9 @@ class ReceiverStats:
     def summary(self) -> str:
         """One line of counts, as the receiver logs it when it stops."""
         why = ", ".join(f"{n} {r}" for r, n in sorted(self.rejected.items()))
+        failed = f", {self.failed} failed" if self.failed else ""
         return (f"{self.received} received, {self.stored} stored, {self.duplicates} duplicates, {self.malformed} malformed, "
-                f"{self.rejected_total} rejected{f' ({why})' if why else ''}")
+                f"{self.rejected_total} rejected{f' ({why})' if why else ''}{failed}")
 
 
 class Receiver:
@@ -131,7 +134,13 @@ class Receiver:
             self.stats.malformed += 1
             self.drops.warning("dropped", f"receiver: dropped a payload (malformed, {len(payload)} bytes): {err}")
             return False
-        if not self.store.append(env, payload):
+        try:
+            new = self.store.append(env, payload)
+        except OSError as err:
+            self.stats.failed += 1
+            log.error("receiver: could not store %s %s: %s", env.kind, env.id, err)
+            return False
+        if not new:
             self.stats.duplicates += 1
             return False
         self.stats.stored += 1
@@ -140,6 +149,15 @@ class Receiver:
         if self.on_envelope is not None:
             self.on_envelope(env)
         return True
+
+    def _handle_safely(self, payload: bytes) -> None:
+        """:meth:`handle`, where an unexpected error drops that one payload (counted) and receiving goes on."""
+        try:
+            self.handle(payload)
+        except Exception as err:  # noqa: BLE001 - one payload never stops the receiver
+            self.stats.failed += 1
+            log.error("receiver: dropped a payload (%d bytes) after an unexpected %s: %s", len(payload),
+                      type(err).__name__, err)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Receive until ``stop`` is set, reconnecting with backoff; pending drop counts are logged."""
@@ -181,7 +199,7 @@ class Receiver:
                                 return
                             msg = nxt.result()
                             payload = msg.payload if isinstance(msg.payload, (bytes, bytearray)) else b""
-                            self.handle(bytes(payload))
+                            self._handle_safely(bytes(payload))
                     finally:
                         stopper.cancel()
             except aiomqtt.MqttError as err:

@@ -36,12 +36,20 @@ that re-creates the same map verifies. A receiver calls ``decode(data, trusted)`
 device verify keys (key id -> :class:`nacl.signing.VerifyKey`, :func:`trusted_keys`) and gets an
 :class:`EnvelopeAuthError` naming what failed: :class:`UnsignedError`, :class:`UnknownSignerError`
 or :class:`BadSignatureError`. ``decode(data)`` without keys checks the format only (local tools).
+
+Reading is strict (:func:`decode`, :func:`decode_at`): an envelope is definite-length CBOR of
+integers, byte and text strings, arrays, maps, floats, ``true``, ``false`` and ``null``, nested at
+most :data:`MAX_NESTING` deep, with no key twice and nothing after the map. Tags, ``undefined`` and
+other simple values are refused as malformed before any signature work, so the canonical encoding
+the signature check makes is always of plain values it can encode (what the device signs is
+already of that form, so it verifies as before).
 """
 
 from __future__ import annotations
 
 import math
 import re
+import struct
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -175,21 +183,21 @@ def make(
 def validate(env: Envelope) -> None:
     """Raise :class:`WireError` naming the first field that is wrong."""
     if env.version != SCHEMA_VERSION:
-        raise WireError(f"envelope field v: unsupported schema version {env.version!r} (this build knows {SCHEMA_VERSION})")
+        raise WireError(f"envelope field v: unsupported schema version {_short(env.version)} (this build knows {SCHEMA_VERSION})")
     if not isinstance(env.id, str) or not _ULID.match(env.id):
-        raise WireError(f"envelope field id: expected a 26-character ULID, got {env.id!r}")
+        raise WireError(f"envelope field id: expected a 26-character ULID, got {_short(env.id)}")
     if not isinstance(env.kind, str) or not _NAME.match(env.kind):
-        raise WireError(f"envelope field kind: expected a lowercase name like {KINDS[0]!r}, got {env.kind!r}")
+        raise WireError(f"envelope field kind: expected a lowercase name like {KINDS[0]!r}, got {_short(env.kind)}")
     if not isinstance(env.dest, str) or not _NAME.match(env.dest):
-        raise WireError(f"envelope field dest: expected a destination name like 'ops' or 'func.face', got {env.dest!r}")
+        raise WireError(f"envelope field dest: expected a destination name like 'ops' or 'func.face', got {_short(env.dest)}")
     if env.prio not in PRIORITIES:
-        raise WireError(f"envelope field prio: expected one of {', '.join(PRIORITIES)}, got {env.prio!r}")
+        raise WireError(f"envelope field prio: expected one of {', '.join(PRIORITIES)}, got {_short(env.prio)}")
     if not isinstance(env.video_id, str) or (env.video_id and not _ID.match(env.video_id)):
-        raise WireError(f"envelope field video: expected an id of [A-Za-z0-9_.:-] or '', got {env.video_id!r}")
+        raise WireError(f"envelope field video: expected an id of [A-Za-z0-9_.:-] or '', got {_short(env.video_id)}")
     if env.image_id is not None and (not isinstance(env.image_id, str) or not _ID.match(env.image_id)):
-        raise WireError(f"envelope field image: expected an id of [A-Za-z0-9_.:-] or absent, got {env.image_id!r}")
+        raise WireError(f"envelope field image: expected an id of [A-Za-z0-9_.:-] or absent, got {_short(env.image_id)}")
     if isinstance(env.created, bool) or not isinstance(env.created, (int, float)) or not math.isfinite(env.created):
-        raise WireError(f"envelope field t: expected a finite time in seconds, got {env.created!r}")
+        raise WireError(f"envelope field t: expected a finite time in seconds, got {_short(env.created)}")
     if not isinstance(env.device, str):
         raise WireError(f"envelope field device: expected a string, got {type(env.device).__name__}")
     if not isinstance(env.body, (bytes, bytearray, memoryview)):
@@ -200,11 +208,17 @@ def validate(env: Envelope) -> None:
         missing = "sig" if env.signature is None else "sk"
         raise WireError(f"envelope field {missing}: missing (a signed envelope needs both sk and sig)")
     if env.signer is not None and (not isinstance(env.signer, str) or not _KEY_ID.match(env.signer)):
-        raise WireError(f"envelope field sk: expected a 16-hex-digit key id, got {env.signer!r}")
+        raise WireError(f"envelope field sk: expected a 16-hex-digit key id, got {_short(env.signer)}")
     if env.signature is not None and (
         not isinstance(env.signature, (bytes, bytearray)) or len(env.signature) != SIGNATURE_BYTES
     ):
         raise WireError(f"envelope field sig: expected {SIGNATURE_BYTES} bytes, got {_describe(env.signature)}")
+
+
+def _short(value: object, limit: int = 40) -> str:
+    """``repr(value)``, cut to ``limit`` characters: received values are echoed in error lines."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _describe(value: object) -> str:
@@ -297,7 +311,7 @@ def _verify_map(m: Mapping[str, Any], trusted: Mapping[str, VerifyKey]) -> None:
         raise UnknownSignerError(f"{_who(m)}: signed by unknown device key id {signer} (trusted: {known})")
     try:
         verify.verify(signed_message(m), signature)
-    except _NaclBadSignature:
+    except (_NaclBadSignature, ValueError, TypeError, cbor2.CBORError):
         raise BadSignatureError(
             f"{_who(m)}: signature does not verify with device key {signer}: a field or the body was altered "
             "after signing, or the signature belongs to another envelope"
@@ -310,28 +324,138 @@ def verify(env: Envelope, trusted: Mapping[str, VerifyKey]) -> Envelope:
     return env
 
 
+MAX_NESTING = 16
+"""Deepest nesting of arrays and maps an envelope may have (the device sends none in its fields)."""
+
+_SIMPLE = {20: False, 21: True, 22: None}
+_FLOATS = {25: (2, ">e"), 26: (4, ">f"), 27: (8, ">d")}
+
+
+def _head(buf: memoryview, pos: int) -> tuple[int, int, int]:
+    """Major type, argument and the position after the head of the item at ``pos``."""
+    if pos >= len(buf):
+        raise WireError("envelope: not valid CBOR (truncated)")
+    first = buf[pos]
+    major, info = first >> 5, first & 0x1F
+    if info < 24:
+        return major, info, pos + 1
+    if info == 31:
+        raise WireError("envelope: CBOR items of indefinite length are not allowed")
+    if info > 27:
+        raise WireError(f"envelope: not valid CBOR (reserved additional information {info})")
+    size = 1 << (info - 24)
+    if pos + 1 + size > len(buf):
+        raise WireError("envelope: not valid CBOR (truncated)")
+    return major, int.from_bytes(buf[pos + 1 : pos + 1 + size], "big"), pos + 1 + size
+
+
+def _item(buf: memoryview, pos: int, depth: int = 0) -> tuple[Any, int]:
+    """The strictly decoded item at ``pos`` and the position after it.
+
+    Only integers, byte and text strings, arrays, maps, floats, ``true``, ``false`` and ``null`` of
+    definite length are read; tags, ``undefined``, other simple values, duplicate map keys and deeper
+    nesting than :data:`MAX_NESTING` raise :class:`WireError`. The result holds plain values only.
+    """
+    if pos < len(buf) and buf[pos] >> 5 == 7:
+        return _simple(buf, pos)
+    major, arg, pos = _head(buf, pos)
+    if major == 0:
+        return arg, pos
+    if major == 1:
+        return -1 - arg, pos
+    if major in (2, 3):
+        end = pos + arg
+        if end > len(buf):
+            raise WireError("envelope: not valid CBOR (truncated)")
+        if major == 2:
+            return bytes(buf[pos:end]), end
+        try:
+            return str(buf[pos:end], "utf-8"), end
+        except UnicodeDecodeError:
+            raise WireError("envelope: a text string is not valid UTF-8") from None
+    if major in (4, 5):
+        if depth >= MAX_NESTING:
+            raise WireError(f"envelope: nested deeper than {MAX_NESTING} levels")
+        if arg > len(buf) - pos:  # every element takes at least one byte
+            raise WireError("envelope: not valid CBOR (truncated)")
+        return _array(buf, pos, arg, depth) if major == 4 else _mapping(buf, pos, arg, depth)
+    raise WireError(f"envelope: CBOR tags are not allowed (tag {arg})")
+
+
+def _simple(buf: memoryview, pos: int) -> tuple[Any, int]:
+    """``false``, ``true``, ``null`` or a float at ``pos`` (major type 7); any other simple value is refused."""
+    info = buf[pos] & 0x1F
+    if info in _SIMPLE:
+        return _SIMPLE[info], pos + 1
+    if info == 31:
+        raise WireError("envelope: not valid CBOR (a break code outside an item of indefinite length)")
+    if info not in _FLOATS:
+        raise WireError(f"envelope: CBOR simple value {info} is not allowed (only false, true, null and floats)")
+    size, fmt = _FLOATS[info]
+    end = pos + 1 + size
+    if end > len(buf):
+        raise WireError("envelope: not valid CBOR (truncated)")
+    return struct.unpack(fmt, buf[pos + 1 : end])[0], end
+
+
+def _array(buf: memoryview, pos: int, count: int, depth: int) -> tuple[list[Any], int]:
+    out = []
+    for _ in range(count):
+        value, pos = _item(buf, pos, depth + 1)
+        out.append(value)
+    return out, pos
+
+
+def _mapping(buf: memoryview, pos: int, count: int, depth: int) -> tuple[dict[Any, Any], int]:
+    out: dict[Any, Any] = {}
+    for _ in range(count):
+        key, pos = _item(buf, pos, depth + 1)
+        if not isinstance(key, (str, int, bytes)) or isinstance(key, bool):
+            raise WireError(f"envelope: a map key is a {type(key).__name__}")
+        if key in out:
+            raise WireError(f"envelope: map key {_short(key)} appears twice")
+        out[key], pos = _item(buf, pos, depth + 1)
+    return out, pos
+
+
 _REQUIRED = {"v": int, "id": str, "kind": str, "dest": str, "prio": str, "video": str, "t": (int, float), "body": bytes}
 
 
 def decode(data: bytes | bytearray | memoryview, trusted: Mapping[str, VerifyKey] | None = None) -> Envelope:
     """Parse and validate CBOR bytes into an :class:`Envelope`; :class:`WireError` says what is wrong.
 
-    With ``trusted`` (key id -> device verify key, see :func:`trusted_keys`) the envelope must also
+    The bytes are read strictly (see :func:`_item`: no tags, no indefinite lengths, no duplicate keys,
+    nothing after the map), so every value the signature check re-encodes is a plain one. With
+    ``trusted`` (key id -> device verify key, see :func:`trusted_keys`) the envelope must also
     carry a valid signature by one of them, else an :class:`EnvelopeAuthError` subclass says which
     check failed. An empty mapping trusts no key (everything is refused).
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise WireError(f"envelope: expected bytes, got {type(data).__name__}")
-    if len(data) == 0:
+    view = memoryview(data).cast("B")
+    if len(view) == 0:
         raise WireError("envelope: empty payload")
-    try:
-        m = cbor2.loads(bytes(data))
-    except Exception as err:  # cbor2 raises several types for truncated or garbage input
-        raise WireError(f"envelope: not valid CBOR ({err})") from None
+    m, end = _item(view, 0)
+    if end != len(view):
+        raise WireError(f"envelope: {len(view) - end} bytes after the envelope's CBOR map")
+    return _checked(m, trusted)
+
+
+def decode_at(
+    buf: bytes | bytearray | memoryview, offset: int, trusted: Mapping[str, VerifyKey] | None = None
+) -> tuple[Envelope, int]:
+    """The envelope whose CBOR starts at ``offset`` of ``buf`` and the offset where it ends (for reading
+    a CBOR sequence of envelopes); checked as :func:`decode` checks one payload."""
+    m, end = _item(memoryview(buf).cast("B"), offset)
+    return _checked(m, trusted), end
+
+
+def _checked(m: Any, trusted: Mapping[str, VerifyKey] | None) -> Envelope:
+    """The envelope of a strictly decoded map, its format validated and, with ``trusted``, its signature."""
     if not isinstance(m, dict):
         raise WireError(f"envelope: expected a CBOR map, got {type(m).__name__}")
     if "v" in m and m["v"] != SCHEMA_VERSION:
-        raise WireError(f"envelope field v: unsupported schema version {m['v']!r} (this build knows {SCHEMA_VERSION})")
+        raise WireError(f"envelope field v: unsupported schema version {_short(m['v'])} (this build knows {SCHEMA_VERSION})")
     for key, typ in _REQUIRED.items():
         if key not in m:
             raise WireError(f"envelope field {key}: missing")
@@ -339,7 +463,6 @@ def decode(data: bytes | bytearray | memoryview, trusted: Mapping[str, VerifyKey
             raise WireError(f"envelope field {key}: wrong type {type(m[key]).__name__}")
     if not all(isinstance(k, str) for k in m):
         raise WireError("envelope: every key must be a text string")
-    signer, signature = m.get("sk"), m.get("sig")
     env = Envelope(
         id=m["id"],
         kind=m["kind"],
@@ -351,8 +474,8 @@ def decode(data: bytes | bytearray | memoryview, trusted: Mapping[str, VerifyKey
         image_id=m.get("image"),
         device=m.get("device", ""),
         version=m["v"],
-        signer=signer,
-        signature=signature,
+        signer=m.get("sk"),
+        signature=m.get("sig"),
         extra=tuple((k, v) for k, v in m.items() if k not in _CORE_KEYS),
     )
     validate(env)
