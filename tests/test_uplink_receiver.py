@@ -44,17 +44,21 @@ def test_one_file_per_video_dedup_and_lookup(tmp_path: Path) -> None:
     assert again.ids() == {a1.id, a2.id, b1.id} and not again.append(a2)
 
 
-def test_torn_tail_is_skipped_and_cut_on_next_append(tmp_path: Path) -> None:
+def test_torn_tail_is_skipped_and_kept_as_damage_on_next_append(tmp_path: Path) -> None:
     store = SegmentStore(tmp_path)
     a = pkg("V")
     store.append(a)
+    torn = wire.encode(pkg("V"))[:20]
     with open(tmp_path / "V.cbors", "ab") as f:
-        f.write(wire.encode(pkg("V"))[:20])  # a writer killed mid-append
+        f.write(torn)  # a writer killed mid-append
     s2 = SegmentStore(tmp_path)
     assert s2.torn_tails == 1 and list(s2.iter_segment("V")) == [a]
     b = pkg("V")
     assert s2.append(b)
-    assert [e.id for e in SegmentStore(tmp_path).iter_segment("V")] == [a.id, b.id]
+    assert s2.torn_tails == 0 and len(s2.damaged) == 1
+    again = SegmentStore(tmp_path)
+    assert [e.id for e in again.iter_segment("V")] == [a.id, b.id]
+    assert [(d.offset, d.length) for d in again.damaged] == [(len(a.to_bytes()), len(torn))]  # skipped, never cut
 
 
 def test_receiver_drops_malformed_payloads_and_counts_duplicates(tmp_path: Path) -> None:

@@ -38,9 +38,14 @@ is checked before the file is written; the crops stay sealed.
 
 ``append(env)`` returns ``False`` (and writes nothing) when a message with the same id is already
 stored: at-least-once delivery becomes exactly-once storage. The id and image indexes are built by
-scanning the files at open; :meth:`refresh` picks up what another process appended since. A torn
-tail (a writer killed mid-append) is skipped on read and counted in :attr:`torn_tails`; the next
-append starts a fresh item after it is truncated away, so the file stays a valid sequence.
+scanning the files at open; :meth:`refresh` picks up what another process appended since.
+
+Damage never costs a good item, and nothing is ever cut from a file. Envelopes are read strictly
+(:func:`edged.link.wire.decode_at`); bytes that do not start one (damage on disk, a crafted item, a
+torn tail from a writer killed mid-append) are skipped up to the next place where a well-formed
+envelope starts, and listed in :attr:`SegmentStore.damaged` (between items) or :meth:`SegmentStore.torn`
+(at a file's end, counted in :attr:`SegmentStore.torn_tails`). The next append goes after them, so a
+torn tail becomes damage between items. ``python -m edged_platform.store verify`` prints each.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ import argparse
 import hashlib
 import io
 import json
+import mmap
 import os
 import re
 import sys
@@ -62,7 +68,7 @@ import cbor2
 from nacl.signing import VerifyKey
 
 from edged.core.keys import KeyFileError
-from edged.link.wire import Envelope, EnvelopeAuthError, WireError, decode, encode, trusted_keys
+from edged.link.wire import Envelope, EnvelopeAuthError, WireError, decode, decode_at, encode, trusted_keys
 from edged.stages.privacy.records import RecordError, read_header, verify_sealed
 
 SUFFIX = ".cbors"
@@ -85,6 +91,17 @@ class Rejected:
     """Short tag: ``unsigned``, ``unknown key`` or ``bad signature``."""
     error: str
     """The full one-line reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class Damaged:
+    """Bytes of a store file that hold no readable envelope: skipped when read, kept on disk."""
+
+    video_id: str
+    offset: int
+    length: int
+    error: str
+    """Why the first of those bytes does not start an envelope."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,12 +173,15 @@ class SegmentStore:
         """Trusted device keys (key id -> verify key); ``None``: nothing is verified."""
         self.rejected: list[Rejected] = []
         """Stored items that failed verification, in the order they were read."""
-        self._torn: set[tuple[str, int]] = set()  # (file stem, offset) of incomplete tails seen
+        self.damaged: list[Damaged] = []
+        """Unreadable stretches between readable items (damage on disk), in the order they were found."""
+        self._torn: dict[str, Damaged] = {}  # file stem -> its unreadable tail (a writer killed mid-append)
         self.duplicates = 0
         self._lock = threading.Lock()
         self._ids: dict[str, tuple[str, int]] = {}  # message id -> (file stem, offset)
         self._images: dict[str, list[str]] = {}  # image id -> message ids, arrival order
-        self._scanned: dict[str, int] = {}  # file stem -> bytes indexed so far
+        self._scanned: dict[str, int] = {}  # file stem -> bytes indexed so far (an unreadable tail is not)
+        self._sizes: dict[str, int] = {}  # file stem -> its size at the last scan
         self.refresh()
 
     # ------------------------------------------------------------------ writing
@@ -184,15 +204,15 @@ class SegmentStore:
             path = self._path(stem)
             with open(path, "ab") as f:
                 end = f.seek(0, io.SEEK_END)
-                if end != self._scanned.get(stem, 0):  # a torn tail from a killed writer: cut it
-                    f.truncate(self._scanned.get(stem, 0))
-                    end = f.seek(0, io.SEEK_END)
                 f.write(data)
                 f.flush()
                 if self.fsync:
                     os.fsync(f.fileno())
+            torn = self._torn.pop(stem, None)
+            if torn is not None:  # the unreadable tail is now damage between items: kept, skipped
+                self.damaged.append(Damaged(torn.video_id, torn.offset, end - torn.offset, torn.error))
             self._index(env, stem, end)
-            self._scanned[stem] = end + len(data)
+            self._scanned[stem] = self._sizes[stem] = end + len(data)
             return True
 
     def append_bytes(self, payload: bytes) -> bool:
@@ -210,12 +230,9 @@ class SegmentStore:
 
     def iter_segment(self, video_id: str) -> Iterator[Envelope]:
         """Every stored envelope of ``video_id`` in arrival order (torn tail skipped)."""
-        path = self._path(_stem(video_id))
-        if not path.exists():
-            return
-        with open(path, "rb") as f:
-            for _offset, env in _read_items(f, self.device_keys):
-                yield env
+        reader = _ItemReader(self._path(_stem(video_id)), video_id, self.device_keys)
+        for _offset, env in reader.items(0):
+            yield env
 
     def get(self, msg_id: str) -> Envelope | None:
         """The envelope with message id ``msg_id``, or ``None``."""
@@ -224,9 +241,7 @@ class SegmentStore:
         if loc is None:
             return None
         stem, offset = loc
-        with open(self._path(stem), "rb") as f:
-            f.seek(offset)
-            return decode(cbor2.dumps(cbor2.load(f)), self.device_keys)
+        return _ItemReader(self._path(stem), "", self.device_keys).at(offset)
 
     def by_image(self, image_id: str, kind: str | None = None) -> list[Envelope]:
         """Every stored envelope with ``image_id`` (optionally only of ``kind``), arrival order."""
@@ -268,8 +283,14 @@ class SegmentStore:
 
     @property
     def torn_tails(self) -> int:
-        """Incomplete items seen at the end of a file (a writer killed mid-append)."""
+        """Files that end in bytes holding no readable envelope (a writer killed mid-append)."""
+        self.refresh()
         return len(self._torn)
+
+    def torn(self) -> list[Damaged]:
+        """The unreadable tail of each file that has one."""
+        self.refresh()
+        return list(self._torn.values())
 
     def refresh(self) -> None:
         """Index whatever was appended to the files since the last scan (e.g. by a receiver process)."""
@@ -283,23 +304,23 @@ class SegmentStore:
 
     def _scan(self, stem: str) -> None:
         path = self._path(stem)
-        start = self._scanned.get(stem, 0)
         try:
             size = path.stat().st_size
         except FileNotFoundError:
             return
-        if size <= start:
+        start = self._scanned.get(stem, 0)
+        if size <= start or size == self._sizes.get(stem):
             return
-        with open(path, "rb") as f:
-            f.seek(start)
-            end = start
-            for offset, env in _read_items(f, self.device_keys, self.rejected.append):
-                if env.id not in self._ids:
-                    self._index(env, stem, offset)
-            end = f.tell()  # after the last complete item, verified or refused (a torn tail is not read)
-            if end < size:
-                self._torn.add((stem, end))
-        self._scanned[stem] = end
+        video = "" if stem == UNSEGMENTED else stem
+        reader = _ItemReader(path, video, self.device_keys, self.rejected.append, self.damaged.append)
+        for offset, env in reader.items(start):
+            if env.id not in self._ids:
+                self._index(env, stem, offset)
+        self._scanned[stem], self._sizes[stem] = reader.end, reader.size
+        if reader.tail is not None:
+            self._torn[stem] = reader.tail
+        else:
+            self._torn.pop(stem, None)
 
     def _index(self, env: Envelope, stem: str, offset: int) -> None:
         self._ids[env.id] = (stem, offset)
@@ -311,34 +332,83 @@ def _stem(video_id: str) -> str:
     return video_id or UNSEGMENTED
 
 
-def _read_items(
-    f: io.BufferedReader,
-    trusted: Mapping[str, VerifyKey] | None = None,
-    on_reject: Callable[[Rejected], None] | None = None,
-) -> Iterator[tuple[int, Envelope]]:
-    """(offset, envelope) for each complete item from the current position; stops at a torn tail.
+_ENVELOPE_START = re.compile(rb"[\xa8-\xb7][\x61-\x77]")
+"""Where an envelope may start: a map of 8 to 23 entries whose first key is a short text string
+(the device's canonical encoding starts with ``t``). Reading resumes at such a place after damage."""
 
-    With ``trusted`` keys an item that fails verification is skipped (passed to ``on_reject``).
-    """
-    while True:
-        offset = f.tell()
+
+class _ItemReader:
+    """Reads the envelopes of one store file, skipping (and reporting) what is not one."""
+
+    def __init__(
+        self,
+        path: Path,
+        video_id: str,
+        trusted: Mapping[str, VerifyKey] | None = None,
+        on_reject: Callable[[Rejected], None] | None = None,
+        on_damage: Callable[[Damaged], None] | None = None,
+    ) -> None:
+        self.path, self.video_id, self.trusted = path, video_id, trusted
+        self.on_reject, self.on_damage = on_reject, on_damage
+        self.end = 0
+        """Where reading stopped: the file's end, or the start of its unreadable tail."""
+        self.size = 0
+        self.tail: Damaged | None = None
+        """The unreadable bytes at the end of the file, if any (not passed to ``on_damage``)."""
+
+    def _buffer(self) -> mmap.mmap | bytes:
         try:
-            item = cbor2.load(f)
-        except (EOFError, cbor2.CBORDecodeError):
-            f.seek(offset)
-            return
-        data = cbor2.dumps(item)
+            with open(self.path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        except FileNotFoundError:
+            return b""
+
+    def items(self, start: int) -> Iterator[tuple[int, Envelope]]:
+        """(offset, envelope) of every readable envelope from ``start`` on (verified, with keys)."""
+        buf = self._buffer()
+        self.size = len(buf)
+        pos = start
+        while pos < len(buf):
+            try:
+                env, end = decode_at(buf, pos, self.trusted)
+            except EnvelopeAuthError as err:
+                bare, end = decode_at(buf, pos)  # the format was checked before the signature: this decodes
+                if self.on_reject is not None:
+                    self.on_reject(Rejected(bare.video_id, bare.id, bare.kind, bare.image_id, err.reason, str(err)))
+                pos = end
+                continue
+            except WireError as err:
+                found = _next_envelope(buf, pos + 1)
+                damage = Damaged(self.video_id, pos, (found if found is not None else len(buf)) - pos, str(err))
+                if found is None:
+                    self.tail, self.end = damage, pos
+                    return
+                if self.on_damage is not None:
+                    self.on_damage(damage)
+                pos = found
+                continue
+            yield pos, env
+            pos = end
+        self.end = pos
+
+    def at(self, offset: int) -> Envelope | None:
+        """The envelope at ``offset`` (verified, with keys), or ``None`` if none is readable there."""
         try:
-            env = decode(data, trusted)
-        except EnvelopeAuthError as err:
-            if on_reject is not None:
-                bare = decode(data)  # the format was checked before the signature: this decodes
-                on_reject(Rejected(bare.video_id, bare.id, bare.kind, bare.image_id, err.reason, str(err)))
-            continue
+            return decode_at(self._buffer(), offset, self.trusted)[0]
         except WireError:
-            f.seek(offset)
-            return
-        yield offset, env
+            return None
+
+
+def _next_envelope(buf: mmap.mmap | bytes, start: int) -> int | None:
+    """The first offset from ``start`` on where a well-formed envelope starts, or ``None``."""
+    for match in _ENVELOPE_START.finditer(buf, start):
+        try:
+            decode_at(buf, match.start())
+        except WireError:
+            continue
+        return match.start()
+    return None
 
 
 def refused_note(store: SegmentStore, image_id: str, kind: str) -> str:
@@ -481,13 +551,22 @@ def _images(stores: list[SegmentStore], prog: str) -> int:
 
 
 def _verify(store: SegmentStore, prog: str) -> int:
-    """Print the store's verified and refused counts (and each refusal); 3 when any was refused."""
+    """Print the store's verified, refused and damaged counts (and each of them); 3 when any was refused or damaged."""
     counts = store.rejected_counts()
     detail = ", ".join(f"{n} {why}" for why, n in sorted(counts.items()))
-    print(f"{prog}: {store.root}: {len(store)} verified, {sum(counts.values())} refused{f' ({detail})' if detail else ''}")
+    torn = store.torn()
+    torn_note = f", {len(torn)} unreadable tail{'s' if len(torn) != 1 else ''}" if torn else ""
+    print(f"{prog}: {store.root}: {len(store)} verified, {sum(counts.values())} refused{f' ({detail})' if detail else ''}, "
+          f"{len(store.damaged)} damaged{torn_note}")
     for r in store.rejected:
         print(f"{prog}: refused {r.message_id} ({r.video_id or UNSEGMENTED}): {r.error}", file=sys.stderr)
-    return 0 if not counts else 3
+    for d in store.damaged:
+        print(f"{prog}: damaged: {_stem(d.video_id)}{SUFFIX} bytes {d.offset}-{d.offset + d.length} skipped: {d.error}",
+              file=sys.stderr)
+    for d in torn:
+        print(f"{prog}: unreadable tail: {_stem(d.video_id)}{SUFFIX} from byte {d.offset} ({d.length} bytes; a writer "
+              f"killed mid-append, or still writing): {d.error}", file=sys.stderr)
+    return 0 if not counts and not store.damaged else 3
 
 
 def _os_line(err: Exception) -> str:
