@@ -29,8 +29,11 @@ class BrokerConfig(_Section):
     password: str = ""
     """Never logged; shown as ``<redacted>`` wherever the config is echoed."""
     client_id: str = ""
-    """MQTT client id; "" gives ``edged-<device.id>-remote`` (remote control) or
-    ``edged-<device.id>-<destination>`` (an uplink), unique so two units never kick each other off."""
+    """MQTT client id; "" gives ``edged-<device.id>-remote-<token>`` (remote control) or
+    ``edged-<device.id>-<destination>-<token>`` (an uplink), where the token is random and kept in
+    ``device.data_dir``: unique, and not guessable by another user of the broker (who could otherwise
+    connect under it and knock the device off). A broker set up as in ``config/mosquitto`` replaces
+    the id by the user name, so there every connection needs its own ``username``."""
     keepalive_s: Annotated[int, msgspec.Meta(ge=5, le=3600)] = 30
     """MQTT keepalive (s): a dead link is noticed within 1.5 keepalives; 30 s keeps idle cellular
     traffic small while "offline" appears on ``status`` within ~45 s."""

@@ -1,11 +1,124 @@
-"""Paths the config names: absolute as given, relative ones from the working directory."""
+"""Paths the config names, and the private, link-refusing way the daemon keeps its own files.
+
+Folders the config names (``device.data_dir``, ``output.dir``) may themselves be symbolic links the
+operator made; what edged keeps inside them never is. A link found where edged keeps a file or
+folder is refused with :class:`PlantedLinkError` (its message names the path), never followed or
+written through. What edged creates is private: folders 0700, files 0600, whatever the umask.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+import stat
+from collections.abc import Iterable
 from pathlib import Path
+
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
 
 
 def resolve_path(value: str) -> Path:
     """Resolve a path from the config: absolute as is, else relative to the working directory."""
     p = Path(value)
     return p if p.is_absolute() else Path.cwd() / p
+
+
+class PlantedLinkError(OSError):
+    """A symbolic link (or another non-regular file) sits where edged keeps one of its own files."""
+
+    def __init__(self, path: Path, what: str = "a symbolic link") -> None:
+        super().__init__(errno.ELOOP, f"{path} is {what}; refusing to follow or write through it (remove it)")
+        self.path = path
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def refuse_links(paths: Iterable[Path]) -> None:
+    """Raise :class:`PlantedLinkError` for the first of ``paths`` that is a symbolic link."""
+    for path in paths:
+        if os.path.islink(path):
+            raise PlantedLinkError(path)
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` as a folder: missing folders are created 0700 (the existing ones are kept as they are).
+
+    The last component must not be a symbolic link (:class:`PlantedLinkError`); the folders above it
+    are the operator's."""
+    missing: list[Path] = []
+    here = path
+    while not os.path.lexists(here) and here != here.parent:
+        missing.append(here)
+        here = here.parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, PRIVATE_DIR)
+        except FileExistsError:
+            pass
+        else:
+            os.chmod(folder, PRIVATE_DIR)  # mkdir's mode is masked by the umask
+    if os.path.islink(path):
+        raise PlantedLinkError(path)
+    if not path.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"{path} is not a folder")
+    return path
+
+
+def open_private(path: Path, flags: int) -> int:
+    """``os.open`` that never follows a link at ``path``: created files are 0600; an existing file must
+    be a regular file, and loses any group or other permission bits."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, PRIVATE_FILE)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise PlantedLinkError(path) from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise PlantedLinkError(path, "not a regular file")
+        if st.st_mode & 0o077:
+            os.fchmod(fd, PRIVATE_FILE)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def create_private(path: Path) -> int:
+    """A new file at ``path``, 0600, opened for writing; whatever was there (a stale temp file, a
+    planted link) is removed first, never written through."""
+    try:
+        return open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    except FileExistsError:
+        os.unlink(path)  # removes a link itself, not what it points to
+        return open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+
+
+def write_private(path: Path, data: bytes, *, fsync: bool = False) -> None:
+    """Replace ``path`` atomically with ``data`` (a private temp file beside it, then a rename)."""
+    temp = path.with_name(f".{path.name}.tmp")
+    fd = create_private(temp)
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as f:
+            f.write(data)
+            f.flush()
+            if fsync:
+                os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    os.close(fd)
+    try:
+        os.replace(temp, path)  # a link at path is replaced, not followed
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+

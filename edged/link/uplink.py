@@ -29,13 +29,14 @@ import sqlite3
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
 
-from edged.config import UplinkBrokerConfig
+from edged.config import UplinkBrokerConfig, resolve_path
 from edged.link.destinations import OPS, category_of
-from edged.link.mqtt import Backoff, BrokerConfigError, tls_context
+from edged.link.mqtt import Backoff, BrokerConfigError, client_id, tls_context
 from edged.link.outbox import Outbox, Pending
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ class Uplink:
         outbox: Outbox,
         *,
         device_id: str = "edged",
+        data_dir: Path | None = None,
         reconnect_min_s: float = 1.0,
         reconnect_max_s: float = 60.0,
         reconnect_jitter: float = 0.5,
@@ -136,7 +138,8 @@ class Uplink:
         self.outbox = outbox
         self.device_id = device_id
         self.prefix = broker.topic_prefix.rstrip("/") or f"edged/{device_id}/{dest}"
-        self.client_id = broker.client_id or f"edged-{device_id}-{dest}"
+        self.client_id = client_id(broker, device_id, dest, data_dir)
+        """The configured id, else one with a random token kept in ``data_dir`` (:func:`edged.link.mqtt.client_id`)."""
         self.reconnect_min_s = reconnect_min_s
         self.reconnect_max_s = reconnect_max_s
         self.reconnect_jitter = reconnect_jitter
@@ -190,6 +193,7 @@ class Uplink:
             broker,
             outbox,
             device_id=cfg.device.id,
+            data_dir=resolve_path(cfg.device.data_dir),
             reconnect_min_s=up.reconnect_min_s,
             reconnect_max_s=up.reconnect_max_s,
             reconnect_jitter=up.reconnect_jitter,

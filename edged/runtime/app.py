@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from edged.link.outbox import Outbox, open_from_config
 from edged.link.uplink import Uplink
 from edged.runtime.camera import make_camera
 from edged.runtime.daemon import Daemon, Service, Sink
+from edged.runtime.preflight import shared_broker_users
 from edged.runtime.sinks import FrameWriter, OutboxSink
 from edged.stages.detect.detector import Detector
 from edged.stages.detect.stage import DetectStage
@@ -27,6 +29,8 @@ from edged.stages.pipeline import Stage
 from edged.stages.privacy.stage import PrivacyStage
 from edged.stages.select.stage import SelectStage
 from edged.stages.track.stage import TrackStage
+
+log = logging.getLogger("edged.runtime.app")
 
 STAGE_SECTIONS: dict[str, frozenset[str]] = {
     "detect": frozenset({"detect"}),
@@ -140,6 +144,8 @@ def build_daemon(
     signing = load_signing_key(resolve_path(config.privacy.signing_key))
     outbox: Outbox = open_from_config(config.outbox, resolve_path(config.device.data_dir), signing_key=signing)
     uplinks = [Uplink.from_config(config, dest, outbox) for dest in uplink_destinations(config)]
+    for line in shared_broker_users(config):
+        log.warning("%s", line)
     ops = next((u for u in uplinks if u.dest == OPS), None)
     builder = AppBuilder(quality=ops.suggested_quality if ops else lambda: config.output.jpeg_quality)
 

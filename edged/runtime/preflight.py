@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from edged.config import Config, resolve_path
 
@@ -92,18 +93,39 @@ def camera_problems(config: Config) -> list[str]:
     return [] if source.exists() else [f"camera.file.path: {source} does not exist"]
 
 
-def broker_problems(config: Config) -> list[str]:
-    """The TLS files of every broker connection in use (uplinks, remote control) must load."""
-    from edged.link.mqtt import BrokerConfigError, tls_context
-
-    brokers = []
+def _brokers(config: Config) -> list[tuple[str, Any]]:
+    """``(config key, broker settings)`` of every broker connection in use (uplinks, remote control)."""
+    brokers: list[tuple[str, Any]] = []
     if config.uplink.enabled:
         brokers.append(("uplink.ops", config.uplink.ops))
         brokers += [(f"uplink.functional.{name}", b) for name, b in config.uplink.functional.items()]
     if config.remote.mqtt.enabled:
         brokers.append(("remote.mqtt", config.remote.mqtt))
+    return brokers
+
+
+def shared_broker_users(config: Config) -> list[str]:
+    """Connections to one broker under one user name, one line each: a broker that binds client ids
+    to user names (``config/mosquitto``) lets only one of them stay connected."""
+    seen: dict[tuple[str, int, str], str] = {}
+    lines = []
+    for key, broker in _brokers(config):
+        if not broker.username:
+            continue
+        first = seen.setdefault((broker.host, broker.port, broker.username), key)
+        if first != key:
+            lines.append(f"{key} and {first} connect to {broker.host}:{broker.port} as the same user "
+                         f"{broker.username!r}; a broker that binds client ids to users keeps only one of them "
+                         "connected (give each connection its own user)")
+    return lines
+
+
+def broker_problems(config: Config) -> list[str]:
+    """The TLS files of every broker connection in use (uplinks, remote control) must load."""
+    from edged.link.mqtt import BrokerConfigError, tls_context
+
     problems = []
-    for key, broker in brokers:
+    for key, broker in _brokers(config):
         try:
             tls_context(broker, key)
         except BrokerConfigError as err:
