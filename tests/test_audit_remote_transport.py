@@ -19,8 +19,9 @@ from paho.mqtt.properties import Properties
 
 from edged.core.keys import generate_device_key, load_operator_signing_key
 from edged.remote.auth import sign_claims
-from edged.remote.commands import RemoteControl
+from edged.remote.commands import MQTT_ACCESS, RemoteControl
 from edged.remote.mqtt import MqttService
+from edged.remote.store import RECORD_NAME
 from tests.mosquitto import Mosquitto
 from tests.remote_rig import running_daemon, write_config
 
@@ -151,3 +152,183 @@ def test_replies_stay_inside_the_devices_reply_namespace(tmp_path: Path, mosquit
 
     with caplog.at_level(logging.INFO, logger="edged.remote.mqtt"):
         run(scenario())
+
+
+# ------------------------------------------------------------------ the version after damage
+DATA = "data"
+
+
+async def send_sets(path: Path, payloads: list[bytes]) -> tuple[list[dict[str, Any]], Any, float]:
+    """Start the daemon from ``path`` (a restart: the store is read afresh), send each payload as an
+    MQTT ``config/set``; return the replies, the start-up state and the camera fps afterwards."""
+    async with running_daemon(path) as (daemon, startup):
+        control = RemoteControl.from_startup(startup)
+        control.attach(daemon)
+        replies = [await control.handle_payload(p, "mqtt", MQTT_ACCESS, implied_cmd="set") for p in payloads]
+        return replies, startup, daemon.config.camera.fps
+
+
+def damage(path: Path, how: str) -> None:
+    if how == "truncate":
+        raw = path.read_bytes()
+        path.write_bytes(raw[: len(raw) // 2])
+    elif how == "garbage":
+        path.write_bytes(bytes(range(256)) * 4)
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "delete":
+        path.unlink()
+    else:
+        raise AssertionError(how)
+
+
+@pytest.mark.parametrize("how", ["truncate", "garbage", "empty", "delete"])
+def test_captured_command_cannot_replay_after_the_record_is_damaged(tmp_path: Path, how: str) -> None:
+    ops = Operator(tmp_path)
+    path = write_config(tmp_path, ops.section())
+    one, two = (json.dumps(ops.sign({"camera": {"fps": fps}}, v)).encode() for v, fps in ((1, 12.0), (2, 7.0)))
+    replies, _, fps = run(send_sets(path, [one, two]))
+    assert [r["ok"] for r in replies] == [True, True] and fps == 7.0
+
+    damage(tmp_path / DATA / RECORD_NAME, how)
+    three = json.dumps(ops.sign({"camera": {"fps": 9.0}}, 3)).encode()
+    replies, startup, fps = run(send_sets(path, [one, two, three]))
+    assert startup.version == 2, startup.note
+    assert [r.get("code") for r in replies[:2]] == ["stale_version", "stale_version"], replies
+    assert fps == 9.0 and replies[2]["ok"] and replies[2]["version"] == 3
+    # the next start knows version 3 again from the rewritten record
+    replies, startup, _ = run(send_sets(path, [three]))
+    assert startup.version == 3 and replies[0]["code"] == "stale_version"
+
+
+def test_both_version_records_unreadable_refuses_remote_changes_until_set_locally(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ops = Operator(tmp_path)
+    path = write_config(tmp_path, ops.section())
+    one, two = (json.dumps(ops.sign({"camera": {"fps": fps}}, v)).encode() for v, fps in ((1, 12.0), (2, 7.0)))
+    assert all(r["ok"] for r in run(send_sets(path, [one, two]))[0])
+    data = tmp_path / DATA
+    damage(data / RECORD_NAME, "garbage")
+    marks = [p for p in data.iterdir() if p.is_file() and p.name != RECORD_NAME and "version" in p.name]
+    assert len(marks) == 1, sorted(p.name for p in data.iterdir())
+    damage(marks[0], "truncate")
+
+    three = json.dumps(ops.sign({"camera": {"fps": 9.0}}, 3)).encode()
+    with caplog.at_level(logging.WARNING, logger="edged.remote"):
+        replies, startup, fps = run(send_sets(path, [one, three]))
+    assert fps == 25.0, "nothing applied: the file's config runs"
+    for reply in replies:
+        assert not reply["ok"] and "refused until an operator" in reply["error"], reply
+        assert str(tmp_path) not in reply["error"]
+    said = [r.getMessage() for r in caplog.records if "refused until an operator" in r.getMessage()]
+    assert said and str(marks[0]) in said[0], said
+    assert (data / RECORD_NAME).read_bytes() == bytes(range(256)) * 4, "the damaged record is left for the operator"
+
+    # the operator writes the highest version sent to the unit (the fleet manager knows it) and restarts
+    marks[0].write_text('{"schema": 1, "version": 2}\n')
+    replies, startup, fps = run(send_sets(path, [two, three]))
+    assert startup.version == 2 and replies[0]["code"] == "stale_version" and replies[1]["ok"] and fps == 9.0
+
+
+# ----------------------------------------------------------------- temp files and planted links
+KILLED_APPLY = """
+import os, signal, sys
+from pathlib import Path
+from edged.config import load
+from edged.remote.store import ConfigStore, file_sha256, record_for
+os.umask(0)
+config = load(sys.argv[1])
+store = ConfigStore(config.device.data_dir)
+temp = store.prepare(record_for(config, 5, "mqtt", file_sha256(Path(sys.argv[1]))))
+print(temp, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_killed_apply_leaves_no_secret_behind(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A process killed between writing the temporary record and committing it (with a umask of 0)
+    leaves a file with the whole config, secrets included: it is private, and the next start
+    removes it."""
+    import subprocess
+    import sys
+
+    from edged.remote.store import load_startup_config
+
+    path = write_config(tmp_path, '[remote.mqtt]\npassword = "mqtt-pass-temp"\n')
+    killed = subprocess.run([sys.executable, "-c", KILLED_APPLY, str(path)], capture_output=True, text=True, timeout=60)
+    assert killed.returncode == -9, killed.stderr
+    temp = Path(killed.stdout.strip())
+    assert temp.exists() and b"mqtt-pass-temp" in temp.read_bytes()
+    assert temp.stat().st_mode & 0o777 == 0o600
+    with caplog.at_level(logging.INFO, logger="edged.remote"):
+        startup = load_startup_config(path)
+    assert not temp.exists(), "the stale temporary file is removed at start"
+    assert not [p.name for p in temp.parent.iterdir() if p.name.endswith(".tmp")]
+    assert any("temporary file" in r.getMessage() for r in caplog.records)
+    assert startup.version == 0 and startup.store.locked is None
+
+
+def test_record_and_mark_are_private_and_planted_links_are_not_followed(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from edged.remote.store import file_sha256, load_startup_config, record_for
+
+    ops = Operator(tmp_path)
+    path = write_config(tmp_path, ops.section())
+    data = tmp_path / DATA
+    # an applied change made with a umask of 0: the record and the version mark are still 0600
+    saved = subprocess.run(
+        [sys.executable, "-c",
+         "import os, sys\nfrom pathlib import Path\nfrom edged.config import load\n"
+         "from edged.remote.store import ConfigStore, file_sha256, record_for\n"
+         "os.umask(0)\nc = load(sys.argv[1])\nConfigStore(c.device.data_dir).save(record_for(c, 3, 'mqtt', file_sha256(Path(sys.argv[1]))))\n",
+         str(path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert saved.returncode == 0, saved.stderr
+    files = sorted(p.name for p in data.iterdir())
+    assert RECORD_NAME in files, files
+    for name in files:
+        assert (data / name).stat().st_mode & 0o777 == 0o600, name
+
+    # a planted link in place of the record, to a record the attacker wrote (version 0, fps 1): not read
+    config = load_startup_config(path).config
+    planted = tmp_path / "planted.json"
+    fake = record_for(config, 0, "mqtt", file_sha256(path))
+    planted.write_bytes(fake.to_json().replace(b'"fps": 25.0', b'"fps": 1.0'))
+    victim = planted.read_bytes()
+    (data / RECORD_NAME).unlink()
+    (data / RECORD_NAME).symlink_to(planted)
+    startup = load_startup_config(path)
+    assert startup.source == "file" and startup.config.camera.fps == 25.0 and startup.version == 3
+    assert "symbolic link" in startup.note
+
+    # the next apply replaces the link itself; the file it pointed at is untouched
+    four = json.dumps(ops.sign({"camera": {"fps": 6.0}}, 4)).encode()
+    replies, _, fps = run(send_sets(path, [four]))
+    assert replies[0]["ok"] and fps == 6.0
+    assert planted.read_bytes() == victim and not (data / RECORD_NAME).is_symlink()
+
+    # a link in place of the version mark is not followed either (the record still says 4)
+    mark = next(p for p in data.iterdir() if p.name != RECORD_NAME)
+    high = tmp_path / "high.json"
+    high.write_text('{"schema": 1, "version": 900}\n')
+    mark.unlink()
+    mark.symlink_to(high)
+    assert load_startup_config(path).version == 4
+    assert not mark.is_symlink() and high.read_text() == '{"schema": 1, "version": 900}\n'
+
+    # a FIFO in place of the record does not hang the start (a separate process, so a hang fails)
+    (data / RECORD_NAME).unlink()
+    os.mkfifo(data / RECORD_NAME)
+    probe = subprocess.run(
+        [sys.executable, "-c",
+         "import sys\nfrom edged.remote.store import load_startup_config\ns = load_startup_config(sys.argv[1])\nprint(s.version, s.note)",
+         str(path)],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.startswith("4 ") and "not a regular file" in probe.stdout
