@@ -179,7 +179,7 @@ def test_ops_and_functional_receivers_get_distinct_stable_client_ids(tmp_path: P
     from edged_platform.receiver import default_client_id
 
     ops, func = tmp_path / "platform" / "ops", tmp_path / "platform" / "func.face"
-    assert default_client_id(ops, "edged/+/ops/#") != default_client_id(func, "edged/+/func/face/#")
+    assert default_client_id(ops, "edged/+/ops/#") != default_client_id(func, "edged/+/func.face/#")
     assert default_client_id(ops, "edged/+/ops/#") == default_client_id(ops, "edged/+/ops/#")
     dev = generate_device_key(tmp_path / "keys" / "device")
     procs = [
@@ -188,7 +188,7 @@ def test_ops_and_functional_receivers_get_distinct_stable_client_ids(tmp_path: P
              "--topic", topic, "--store", str(store), "--device-key", str(dev.public)],
             cwd=ROOT, stderr=subprocess.PIPE, text=True,
         )
-        for store, topic in ((ops, "edged/+/ops/#"), (func, "edged/+/func/face/#"))
+        for store, topic in ((ops, "edged/+/ops/#"), (func, "edged/+/func.face/#"))
     ]
     try:
         for proc in procs:

@@ -12,6 +12,13 @@ unknown key or whose signature does not verify is dropped and counted (``unsigne
 key``, ``bad signature``), never stored: the first drop is logged at once, later ones as one line per
 :data:`REJECT_LOG_PERIOD_S` (the latest, with counts); the counts by reason are in the final summary line.
 
+A store holds only what was addressed to it: each receiver is for one destination (``--dest``,
+by default the level of ``--topic`` that is ``ops`` or ``func.<category>``; a topic naming none
+needs ``--dest``), and a genuine envelope whose signed ``dest`` names another platform (a sealed
+record republished on the ops topic) is dropped and counted as ``wrong destination``. Payloads
+that are not a well-formed envelope (:func:`edged.link.wire.decode` reads strictly) are dropped
+and counted as malformed; no payload stops the receiver.
+
 The session is persistent (``clean_session=False`` with a fixed client id), so QoS 1 messages
 published while the receiver is offline wait at the broker. The default client id is derived from
 the store folder and the topic (:func:`default_client_id`): the same receiver restarted resumes its
@@ -30,6 +37,7 @@ import asyncio
 import hashlib
 import logging
 import random
+import re
 import signal
 import ssl
 import sys
@@ -42,6 +50,7 @@ from nacl.signing import VerifyKey
 
 from edged.core.keys import KeyFileError
 from edged.core.lograte import BoundedLog
+from edged.link.destinations import FUNC_PREFIX, OPS
 from edged.link.wire import Envelope, EnvelopeAuthError, WireError, decode, trusted_keys
 from edged_platform.store import SegmentStore
 
@@ -49,6 +58,20 @@ log = logging.getLogger("edged_platform.receiver")
 
 REJECT_LOG_PERIOD_S = 10.0
 """Dropped payloads are logged at once, then summarised in one line at most this often."""
+WRONG_DESTINATION = "wrong destination"
+"""Drop reason of a genuine envelope addressed to another platform than this receiver's store."""
+_DESTINATION = re.compile(rf"^(?:{OPS}|{re.escape(FUNC_PREFIX)}[a-z][a-z0-9_-]{{0,31}})$")
+
+
+def is_destination(name: str) -> bool:
+    """Whether ``name`` is a platform destination: ``ops`` or ``func.<category>``."""
+    return bool(_DESTINATION.match(name))
+
+
+def topic_destination(topic: str) -> str | None:
+    """The destination a topic filter names (its one level that is ``ops`` or ``func.<category>``), or ``None``."""
+    named = {level for level in topic.split("/") if is_destination(level)}
+    return named.pop() if len(named) == 1 else None
 
 
 @dataclass
@@ -106,6 +129,7 @@ class Receiver:
         reconnect_max_s: float = 10.0,
         device_keys: Mapping[str, VerifyKey] | None = None,
         reject_log_period_s: float = REJECT_LOG_PERIOD_S,
+        dest: str | None = None,
     ) -> None:
         self.host, self.port, self.topic, self.store = host, port, topic, store
         self.client_id = client_id
@@ -117,9 +141,14 @@ class Receiver:
         self.stats = ReceiverStats()
         self.drops = BoundedLog(log, reject_log_period_s)
         self.subscribed = asyncio.Event()
+        self.dest = dest if dest is not None else topic_destination(topic)
+        """The destination this store is for; a signed envelope addressed elsewhere is dropped."""
         if device_keys is None:
             log.warning("receiver: no trusted device keys: envelopes to %s are stored WITHOUT signature verification",
                         store.root)
+        if self.dest is None:
+            log.warning("receiver: topic %s names no destination: envelopes to %s are stored whatever platform "
+                        "they are addressed to", topic, store.root)
 
     def handle(self, payload: bytes) -> bool:
         """Decode, verify and store one payload; ``True`` if it was new."""
@@ -133,6 +162,11 @@ class Receiver:
         except WireError as err:
             self.stats.malformed += 1
             self.drops.warning("dropped", f"receiver: dropped a payload (malformed, {len(payload)} bytes): {err}")
+            return False
+        if self.dest is not None and env.dest != self.dest:
+            self.stats.rejected[WRONG_DESTINATION] = self.stats.rejected.get(WRONG_DESTINATION, 0) + 1
+            self.drops.warning("dropped", f"receiver: dropped envelope {env.id} ({env.kind}, {WRONG_DESTINATION}): "
+                                          f"addressed to {env.dest}, this store is for {self.dest}")
             return False
         try:
             new = self.store.append(env, payload)
@@ -227,12 +261,29 @@ def default_client_id(store: Path, topic: str) -> str:
     return f"edged-receiver-{digest}"
 
 
+def _destination(given: str | None, topic: str) -> tuple[str | None, str]:
+    """The receiver's destination from ``--dest`` and ``--topic``, or ``None`` and one line why not."""
+    named = topic_destination(topic)
+    if given is None:
+        if named is None:
+            return None, (f"--topic {topic} names no destination (a level 'ops' or 'func.<category>'): "
+                          "give --dest, the platform this store is for")
+        return named, ""
+    if not is_destination(given):
+        return None, f"--dest {given[:40]!r} is not a destination: use 'ops' or 'func.<category>'"
+    if named is not None and named != given:
+        return None, f"--dest {given} but --topic {topic} names {named}"
+    return given, ""
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m edged_platform.receiver", description=__doc__.split("\n")[0])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=1883)
     ap.add_argument("--topic", required=True, help="MQTT topic filter, e.g. 'edged/+/ops/#'")
     ap.add_argument("--store", required=True, type=Path, help="folder of the SegmentStore")
+    ap.add_argument("--dest", help="the platform this store is for: 'ops' or 'func.<category>' (default: the one "
+                                   "--topic names); a signed envelope addressed to another is dropped")
     ap.add_argument("--device-key", action="append", required=True, metavar="PATH",
                     help="trusted device public key (.pub from 'edged keygen device'); repeatable; "
                          "envelopes not signed by one of them are dropped and counted")
@@ -258,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyFileError as err:
         print(f"receiver: {err}", file=sys.stderr)
         return 2
+    dest, problem = _destination(args.dest, args.topic)
+    if dest is None:
+        print(f"receiver: {problem}", file=sys.stderr)
+        return 2
     store = SegmentStore(args.store, fsync=args.fsync, device_keys=keys)
 
     def on_env(env: Envelope) -> None:
@@ -267,8 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     log.info("receiver: client id %s", client_id)
     receiver = Receiver(args.host, args.port, args.topic, store, client_id=client_id,
                         username=args.username, password=args.password, tls_context=tls, on_envelope=on_env,
-                        device_keys=keys)
-    log.info("receiver: trusting device key%s %s", "s" if len(keys) > 1 else "", ", ".join(sorted(keys)))
+                        device_keys=keys, dest=dest)
+    log.info("receiver: storing envelopes addressed to %s; trusting device key%s %s", dest,
+             "s" if len(keys) > 1 else "", ", ".join(sorted(keys)))
 
     async def amain() -> None:
         stop = asyncio.Event()
