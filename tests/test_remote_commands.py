@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edged.remote.commands import MQTT_ACCESS, SERIAL_ACCESS, Access, RemoteControl, deep_merge
-from edged.remote.redact import REDACTED, redact, scrub
+from edged.remote.redact import REDACTED, redact
 from edged.remote.store import RECORD_NAME, load_startup_config
 from tests.remote_rig import broken_model_section, running_daemon, write_config
 
@@ -88,7 +88,7 @@ def test_invalid_config_names_the_key_and_keeps_the_old_one(tmp_path: Path) -> N
             cases = [
                 ({"camera": {"fps": 0}}, "config error at camera.fps: expected float >= 0.1"),
                 ({"camera": {"fps": "fast"}}, "config error at camera.fps: expected float, got str"),
-                ({"camera": {"fpss": 3}}, "config error at camera.fpss: unknown key"),
+                ({"camera": {"fpss": 3}}, "config error at camera: contains an unknown key"),
                 ({"device": {"id": "other"}}, "config error at device.id: cannot be changed remotely"),
                 ({"device": {"data_dir": "/tmp/x"}}, "config error at device.data_dir: cannot be changed remotely"),
             ]
@@ -223,14 +223,14 @@ def test_request_shape_errors(tmp_path: Path) -> None:
                 (b"\xff\xfe", "bad_request", "request is not valid UTF-8"),
                 (b"{", "bad_request", "request is not valid JSON"),
                 (b"[1,2]", "bad_request", "request must be a JSON object, got list"),
-                (b'{"cmd": "reboot"}', "unknown_command", "unknown command 'reboot'"),
+                (b'{"cmd": "reboot"}', "unknown_command", "unknown command; use get, set, status or stats"),
                 (b'{"id": 1}', "bad_request", "request error at cmd: missing"),
-                (b'{"cmd": "set", "version": "7", "config": {}}', "bad_request", "request error at version: expected int"),
-                (b'{"cmd": "set", "version": 0, "config": {}}', "bad_request", "request error at version: expected int >= 1"),
-                (b'{"cmd": "get", "colour": 1}', "bad_request", "request error at colour: unknown field"),
+                (b'{"cmd": "set", "version": "7", "config": {}}', "bad_request", "request error at version: expected an integer"),
+                (b'{"cmd": "set", "version": 0, "config": {}}', "bad_request", "request error at version: expected an integer from 1"),
+                (b'{"cmd": "get", "colour": 1}', "bad_request", "request error: unknown field"),
                 (b'{"cmd": "set", "version": 1}', "bad_request", "set needs a config object"),
                 (b'{"cmd": "set", "version": 1, "config": {"camera": 5}}', "invalid_config", "config error at camera: expected object"),
-                (b'{"cmd": "get", "path": "camera.nope"}', "bad_request", "no config key camera.nope"),
+                (b'{"cmd": "get", "path": "camera.nope"}', "bad_request", "no config key there: camera has no key by that name"),
             ]
             for payload, code, message in cases:
                 reply = await control.handle_payload(payload, "t", MQTT_ACCESS)
@@ -251,14 +251,6 @@ def test_deep_merge_and_redact_are_plain_functions() -> None:
         "x": {"password": REDACTED, "api_token": REDACTED, "key_file": "/k"},
         "secret": "",
     }
-
-
-def test_scrub_hides_secrets_in_any_case_and_cut_short() -> None:
-    secrets = {"Broker-Pass-1234", "abc"}
-    assert scrub("unknown command 'broker-pass-1234'", secrets) == f"unknown command '{REDACTED}'"
-    cut = "unknown command " + repr(("x" * 20 + "BROKER-PASS-1234")[:32])  # the echo keeps 32 characters
-    assert "broker-pass" in cut.lower() and "broker-pass" not in scrub(cut, secrets).lower()
-    assert scrub("got 'abc' and 'brok' and 'Bro'", secrets) == f"got 'abc' and '{REDACTED}' and 'Bro'"  # >= 4 characters
 
 
 def test_persist_failure_rejects_before_applying(tmp_path: Path) -> None:

@@ -35,6 +35,9 @@ from nacl.signing import SigningKey, VerifyKey
 
 from edged.core.keys import KeyFileError, load_operator_signing_key, load_operator_verify_key, signing_key_id
 
+CLAIM_FIELDS = ("cmd", "device", "expires", "version", "config", "mode", "path")
+"""Fields signed claims may hold; one of them beside the signature is named in the refusal."""
+
 AUTH_FAILURES = ("unsigned", "bad_signature", "unknown_key", "wrong_device", "expired")
 """Reply codes of a request whose signature or claims fail (the console backs off after each)."""
 
@@ -118,18 +121,19 @@ def verify_request(
     signed = request.get("signed")
     if not isinstance(signed, dict):
         raise AuthError("unsigned", "request is not signed (make one with: edged sign-config)")
-    extra = sorted(set(request) - {"cmd", "id", "signed"})
+    extra = sorted(set(request) - {"cmd", "id", "signed"}, key=str)
     if extra:
-        raise AuthError("bad_signature", f"a signed request carries everything in its claims; unsigned key {extra[0][:32]!r} is not allowed beside them")
-    unknown = sorted(set(signed) - {"payload", "key", "sig"})
-    if unknown:
-        raise AuthError("bad_signature", f"signed.{unknown[0][:32]}: unknown field (payload, key, sig)")
+        named = f" {extra[0]!r}" if extra[0] in CLAIM_FIELDS else ""
+        raise AuthError("bad_signature", f"a signed request carries everything in its claims; unsigned key{named} is "
+                                         "not allowed beside them (only cmd and id)")
+    if set(signed) - {"payload", "key", "sig"}:
+        raise AuthError("bad_signature", "signed has an unknown field (it holds payload, key and sig only)")
     key_id = signed.get("key")
     if not isinstance(key_id, str):
         raise AuthError("bad_signature", "signed.key must be the signing key's id")
     trusted_key = trusted.get(key_id)
     if trusted_key is None:
-        raise AuthError("unknown_key", f"key {key_id[:16]!r} is not a trusted operator key of this device")
+        raise AuthError("unknown_key", "the signing key is not a trusted operator key of this device")
     payload = _unb64(signed.get("payload"), "payload")
     signature = _unb64(signed.get("sig"), "sig")
     try:
@@ -143,9 +147,9 @@ def verify_request(
     if not isinstance(claims, dict):
         raise AuthError("bad_signature", "signed payload is not a JSON object")
     if request.get("cmd") != claims.get("cmd"):
-        raise AuthError("bad_signature", f"request cmd {str(request.get('cmd'))[:16]!r} differs from the signed cmd {str(claims.get('cmd'))[:16]!r}")
+        raise AuthError("bad_signature", "the request's cmd differs from the signed cmd")
     if claims.get("device") != device_id:
-        raise AuthError("wrong_device", f"command is for device {str(claims.get('device'))[:64]!r}, this is {device_id!r}")
+        raise AuthError("wrong_device", f"command is signed for another device; this is {device_id!r}")
     expires = _expires(claims.get("expires"))
     now = time.time() if now is None else now
     if expires <= now:

@@ -22,7 +22,12 @@ config over the defaults instead), validates the result fully, writes it to a te
 applies it to the daemon (which rolls itself back on failure) and only then commits the file, so
 the record on disk is always the last config that ran. ``version`` must be larger than the applied
 one, by at most ``remote.auth.max_version_step``. Secrets are never echoed; sending
-``"<redacted>"`` back for a secret keeps its value.
+``"<redacted>"`` back for a secret keeps its value, and any other value for a secret is refused.
+
+No reply depends on a secret's value: error sentences never quote text from the request. They name
+a config key only by the part of its path that the config schema (or, for ``get``, the redacted
+config) knows, and say what was expected; a quoted value in a config section's own message becomes
+``<value>``.
 """
 
 from __future__ import annotations
@@ -38,13 +43,14 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Protocol
 
 import msgspec
+import msgspec.inspect as mi
 
 from edged.config import Config, ConfigError, from_dict, to_dict
 from edged.core.keys import KeyFileError
 from edged.core.lograte import BoundedLog
 from edged.remote.auth import AUTH_FAILURES, AuthError, TrustedKey, Verified, load_trusted_keys, verify_request
 from edged.remote.policy import PolicyError, Role, check_change
-from edged.remote.redact import keep_redacted, redact, scrub, secret_values
+from edged.remote.redact import REDACTED, keep_redacted, redact, secret_paths
 from edged.remote.store import AppliedRecord, ConfigStore, StartupConfig, StoreError
 
 log = logging.getLogger("edged.remote")
@@ -97,22 +103,100 @@ class ApplyTarget(Protocol):
     async def apply_config(self, new: Config, up_timeout_s: float = 10.0) -> set[str]: ...
 
 
-_LOCATION = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+REQUEST_FIELDS = {
+    "cmd": "one of get, set, status, stats",
+    "id": "a string of at most 128 characters or an integer within +-2**53",
+    "version": f"an integer from 1 to {MAX_VERSION}",
+    "config": "an object of config keys",
+    "mode": "merge or replace",
+    "path": "a dotted config key path of at most 256 characters",
+}
+"""What each field of a request must be (error replies say this instead of quoting the field)."""
 
 
 def _request_error(err: msgspec.ValidationError) -> str:
-    text = str(err)
-    m = _LOCATION.search(text)
-    path = m.group("path") if m else ""
-    what = text[: m.start()] if m else text
-    unknown = re.match(r"Object contains unknown field `(?P<key>[^`]+)`", what)
-    if unknown:
-        return f"request error at {unknown.group('key')[:64]}: unknown field"
-    what = what.replace("`", "")
-    what = what[:1].lower() + what[1:]
-    if path.startswith("config"):
-        return f"request error at {path}: {what}"
-    return f"request error at {path or '(root)'}: {what}"
+    """``request error at <field>: expected ...``, naming only a field a request may have."""
+    field = re.search(r" - at `\$\.(?P<field>[a-z]+)`$", str(err))
+    if field is None or field.group("field") not in REQUEST_FIELDS:
+        return f"request error: unknown field (a request has {', '.join(REQUEST_FIELDS)}, and signed)"
+    name = field.group("field")
+    return f"request error at {name}: expected {REQUEST_FIELDS[name]}"
+
+
+_PATH_TOKEN = re.compile(r"(?P<dot>\.?)(?P<name>[A-Za-z_][A-Za-z0-9_]*)|\[(?P<index>\d{1,9})\]")
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+
+
+def _unwrap(t: Any) -> Any:
+    """The struct or list inside an optional type (``X | None``)."""
+    if isinstance(t, mi.UnionType):
+        inner = [u for u in t.types if not isinstance(u, mi.NoneType)]
+        return inner[0] if len(inner) == 1 else t
+    return t
+
+
+def known_path(path: str) -> tuple[str, Any]:
+    """The longest start of a config key path (``a.b[0].c``) that the config schema has, and its type."""
+    node: Any = mi.type_info(Config)
+    known, pos = "", 0
+    while pos < len(path):
+        m = _PATH_TOKEN.match(path, pos)
+        if m is None:
+            break
+        if m.group("name") is not None:
+            if bool(m.group("dot")) != bool(known) or not isinstance(node, mi.StructType):
+                break
+            field = next((f for f in node.fields if f.name == m.group("name")), None)
+            if field is None:
+                break
+            known, node = (f"{known}.{field.name}" if known else field.name), _unwrap(field.type)
+        else:
+            if not isinstance(node, mi.ListType):
+                break
+            known, node = f"{known}[{int(m.group('index'))}]", _unwrap(node.item_type)
+        pos = m.end()
+    return known, node
+
+
+def unknown_key_under(value: Any, node: Any = None, known: str = "") -> str | None:
+    """The config key path under which ``value`` (a config tree) has a key the schema lacks, or
+    ``None``; ``"(root)"`` for an unknown section. Walks only as deep as the schema goes."""
+    node = mi.type_info(Config) if node is None else node
+    if isinstance(node, mi.StructType) and isinstance(value, dict):
+        fields = {f.name: f.type for f in node.fields}
+        for key, item in value.items():
+            if key not in fields:
+                return known or "(root)"
+            found = unknown_key_under(item, _unwrap(fields[key]), f"{known}.{key}" if known else key)
+            if found is not None:
+                return found
+    elif isinstance(node, mi.ListType) and isinstance(value, list):
+        for i, item in enumerate(value):
+            found = unknown_key_under(item, _unwrap(node.item_type), f"{known}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+_CONFIG_ERROR = re.compile(r"config error at (?P<path>\S*): (?P<what>.*)", re.DOTALL)
+
+
+def config_error(text: str) -> str:
+    """A config validation message fit for a reply: the key path cut to what the schema knows and
+    no quoted value (a wrong value may be anything a caller typed)."""
+    m = _CONFIG_ERROR.match(text)
+    if m is None:
+        return "config error: the config is not valid"
+    path, what = m.group("path").removeprefix("(root)").removesuffix("[...]"), m.group("what")
+    known, node = known_path(path)
+    where = known or "(root)"
+    if known != path or what.startswith("unknown key"):
+        return f"config error at {where}: contains an unknown key"
+    if what.startswith("invalid enum value"):
+        choices = getattr(node, "values", None)
+        allowed = f" ({', '.join(map(str, choices))})" if choices else ""
+        return f"config error at {where}: not one of the allowed values{allowed}"
+    return f"config error at {where}: {_QUOTED.sub('<value>', what)}"
 
 
 def _claims_request(claims: dict[str, Any], rid: str | int | None) -> dict[str, Any]:
@@ -135,10 +219,16 @@ def deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 
 
 def _lookup(tree: dict[str, Any], path: str) -> Any:
+    """The value at a dotted ``path`` of the (redacted) config; the error names only what was found."""
     node: Any = tree
-    for i, part in enumerate(path.split(".")):
-        if not isinstance(node, dict) or part not in node:
-            raise CommandError("bad_request", f"no config key {'.'.join(path.split('.')[: i + 1])}")
+    found: list[str] = []
+    for part in path.split("."):
+        if not isinstance(node, dict):
+            raise CommandError("bad_request", f"no config key there: {'.'.join(found)} is a value, not a section")
+        if part not in node:
+            where = ".".join(found) if found else "the config"
+            raise CommandError("bad_request", f"no config key there: {where} has no key by that name")
+        found.append(part)
         node = node[part]
     return node
 
@@ -219,14 +309,15 @@ class RemoteControl:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
-    def scrub(self, text: str) -> str:
-        """``text`` with the running config's secrets redacted (for errors that echo input)."""
-        return scrub(text, secret_values(to_dict(self.target.config))) if self.target is not None else text
+    @staticmethod
+    def scrub(text: str) -> str:
+        """``text`` with every quoted echo of a request (``'...'``, ``"..."``) left out, whatever it
+        says: nothing is compared with a secret, as hiding only what matched one would tell a guesser
+        that the guess was right (for the console's parse errors, which quote what was typed)."""
+        return _QUOTED.sub("(not echoed)", text)
 
     def emit(self, event: dict[str, Any]) -> None:
         event = {"time": round(time.time(), 3), **event}
-        if isinstance(event.get("reason"), str):
-            event["reason"] = self.scrub(event["reason"])
         for listener in list(self._listeners):
             try:
                 listener(event)
@@ -271,7 +362,7 @@ class RemoteControl:
         if implied_cmd is not None:
             cmd = data.setdefault("cmd", implied_cmd)
             if cmd != implied_cmd:
-                raise CommandError("bad_request", f"request cmd {str(cmd)[:32]!r} does not match the topic ({implied_cmd})")
+                raise CommandError("bad_request", f"request cmd does not match the topic ({implied_cmd})")
         return data
 
     async def handle_payload(
@@ -295,15 +386,13 @@ class RemoteControl:
         reply: dict[str, Any] = {"ok": False, "cmd": cmd if cmd in ("get", "set", "status", "stats") else None}
         if rid is not None:
             reply["id"] = rid
-        secrets = secret_values(request) | (secret_values(to_dict(self.target.config)) if self.target else set())
         try:
             if "cmd" not in request:
                 raise CommandError("bad_request", "request error at cmd: missing (one of get, set, status, stats)")
             if cmd not in ("get", "set", "status", "stats"):
-                raise CommandError("unknown_command", f"unknown command {str(cmd)[:32]!r}; use get, set, status or stats")
+                raise CommandError("unknown_command", "unknown command; use get, set, status or stats")
             verified = self._authenticate(request) if "signed" in request else None
             if verified is not None:
-                secrets |= secret_values(verified.claims)
                 request = _claims_request(verified.claims, rid)
             role = self._role(cmd, verified, access)
             try:
@@ -323,13 +412,13 @@ class RemoteControl:
             reply["ok"] = True
         except (CommandError, AuthError) as err:
             reply["code"] = err.code
-            reply["error"] = scrub(str(err), secrets)
+            reply["error"] = str(err)
             if err.code in REFUSALS:
                 self._count_refusal(err.code, source, reply["error"])
         except Exception as err:  # a bug must not take the console or the broker connection down
             log.exception("remote %s from %s failed", cmd, source)
             reply["code"] = "internal"
-            reply["error"] = scrub(f"internal error: {type(err).__name__}: {err}", secrets)
+            reply["error"] = f"internal error ({type(err).__name__}); the device log has the details"
         return reply
 
     # --------------------------------------------------------------------------- authentication
@@ -455,7 +544,7 @@ class RemoteControl:
                 changed = await target.apply_config(new, up_timeout_s=timeout)
             except Exception as err:  # ApplyError, or anything the daemon let through
                 self.store.discard(temp)
-                why = self.scrub(str(err) or type(err).__name__)
+                why = str(err) or type(err).__name__
                 self.last_error = f"version {version}: {why}"
                 log.warning("remote config version %d from %s rolled back: %s", version, source, why)
                 self.emit({"event": "config_rolled_back", "version": version, "restored_version": self.version, "source": source, "reason": why})
@@ -484,14 +573,26 @@ class RemoteControl:
         now = to_dict(current)
         patch = keep_redacted(req.config, now)
         merged = deep_merge(now, patch) if req.mode == "merge" else patch
+        unknown = unknown_key_under(merged)
+        if unknown is not None:
+            why = f"config error at {unknown}: contains an unknown key"
+            self._reject(version, source, why)
+            raise CommandError("invalid_config", why)
         try:
             new = from_dict(merged)
-        except ConfigError as err:
-            self._reject(version, source, str(err))
-            raise CommandError("invalid_config", str(err)) from None
-        except (ValueError, TypeError, RecursionError) as err:  # a section's own check
-            self._reject(version, source, str(err))
-            raise CommandError("invalid_config", f"config error: {err}") from None
+        except (ConfigError, ValueError, TypeError) as err:  # ValueError, TypeError: a section's own check
+            why = config_error(str(err))
+            self._reject(version, source, why)
+            raise CommandError("invalid_config", why) from None
+        except RecursionError:
+            self._reject(version, source, "config error: nested too deeply")
+            raise CommandError("invalid_config", "config error: nested too deeply") from None
+        secrets = secret_paths(req.config)
+        if secrets:
+            why = (f"config error at {known_path(secrets[0])[0] or '(root)'}: cannot be changed remotely (edit the "
+                   f"local config file; {REDACTED!r} keeps a secret as it is)")
+            self._reject(version, source, why)
+            raise CommandError("forbidden", why)
         try:
             check_change(current, new, role)
         except PolicyError as err:
@@ -500,6 +601,5 @@ class RemoteControl:
         return new
 
     def _reject(self, version: int, source: str, why: str) -> None:
-        why = self.scrub(why)
         log.warning("remote config version %d from %s rejected: %s", version, source, why)
         self.emit({"event": "config_rejected", "version": version, "source": source, "reason": why})

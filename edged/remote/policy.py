@@ -76,6 +76,17 @@ def stronger_method(old: str, new: str) -> bool:
     return new == old or METHOD_STRENGTH[new] > METHOD_STRENGTH[old]
 
 
+DIRECTIONS: dict[Callable[[Any, Any], bool], str] = {
+    at_least: "grow",
+    at_most: "shrink",
+    fewer_items: "lose items",
+    switched_on_only: "be switched on",
+    stronger_shape: "change towards box",
+    stronger_method: "change towards fill",
+}
+"""How a refusal says which way a privacy key may still change."""
+
+
 @dataclass(frozen=True)
 class Rule:
     """Who may change a key remotely, and for privacy keys in which direction."""
@@ -202,8 +213,8 @@ def check_change(old: Config, new: Config, role: Role) -> list[str]:
             raise PolicyError(f"config error at {key}: needs an admin key (remote.auth.admin_keys)")
         if rule.stronger is not None and not rule.stronger(_value(old, key), _value(new, key)):
             raise PolicyError(
-                f"config error at {key}: would weaken de-identification ({_value(old, key)!r} -> "
-                f"{_value(new, key)!r}); privacy may only be made stronger remotely"
+                f"config error at {key}: would weaken de-identification; remotely it may only "
+                f"{DIRECTIONS.get(rule.stronger, 'get stronger')} (privacy may only be made stronger remotely)"
             )
     within_sensor(new)
     return changed

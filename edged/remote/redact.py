@@ -1,8 +1,12 @@
 """Secrets never leave the device in replies, state, events or logs.
 
-A config key is secret when its name contains one of :data:`SECRET_WORDS` (``password``,
-``secret``, any ``*_token`` ...). Key *paths* such as ``key_file`` are not secret: they name
-a file, and the file itself stays on the device.
+A config key is secret when its name matches :data:`SECRET_KEY` (``password``, ``secret``, any
+``*_token`` ...). Key *paths* such as ``key_file`` are not secret: they name a file, and the file
+itself stays on the device.
+
+Nothing is ever found by comparing text with a secret's value: a reply that hid whatever matched a
+secret would tell a guesser when a guess was right. Secrets stay out of replies because replies
+carry only the redacted config and error sentences that never quote what a request said.
 """
 
 from __future__ import annotations
@@ -12,8 +16,6 @@ from typing import Any
 
 REDACTED = "<redacted>"
 """Shown instead of a set secret. Sent back in a ``set``, it means "keep the current value"."""
-
-MIN_SCRUB = 4
 
 SECRET_KEY = re.compile(r"password|passphrase|secret|token|private_key|psk", re.IGNORECASE)
 
@@ -48,34 +50,18 @@ def keep_redacted(new: Any, current: Any) -> Any:
     return new
 
 
-def secret_values(value: Any, found: set[str] | None = None) -> set[str]:
-    """Every non-empty string held under a secret key in ``value``."""
-    found = set() if found is None else found
+def secret_paths(value: Any, prefix: str = "") -> list[str]:
+    """Dotted paths in ``value`` under a secret key that hold anything but ``""`` or :data:`REDACTED`.
+
+    A remote change names a secret only to keep it (:data:`REDACTED`); any other value would be
+    compared with the running one, and whether they were equal must not show in a reply.
+    """
+    found: list[str] = []
     if isinstance(value, dict):
         for k, v in value.items():
-            if is_secret_key(str(k)) and isinstance(v, str) and v and v != REDACTED:
-                found.add(v)
+            path = f"{prefix}.{k}" if prefix else str(k)
+            if is_secret_key(str(k)) and v not in ("", REDACTED):
+                found.append(path)
             else:
-                secret_values(v, found)
-    elif isinstance(value, list):
-        for v in value:
-            secret_values(v, found)
+                found += secret_paths(v, path)
     return found
-
-
-def scrub(text: str, secrets: set[str]) -> str:
-    """``text`` with any occurrence of a secret value of ``MIN_SCRUB`` or more characters replaced
-    (longest first); shorter values would mangle ordinary words.
-
-    Case is ignored (the console lower-cases a command word before it echoes an unknown one, so a
-    password typed at the wrong prompt comes back in another case), and so is a secret cut short
-    by an error message's quoted echo of the input (``'...'`` of at most 32-64 characters): a
-    ``MIN_SCRUB``-character or longer start of a secret right before a closing quote is redacted.
-    """
-    for s in sorted(secrets, key=len, reverse=True):
-        if len(s) >= MIN_SCRUB:
-            text = re.sub(re.escape(s), REDACTED, text, flags=re.IGNORECASE)
-            starts = "|".join(re.escape(s[:k]) for k in range(len(s) - 1, MIN_SCRUB - 1, -1))
-            if starts:
-                text = re.sub(f"(?:{starts})(?=['\"])", REDACTED, text, flags=re.IGNORECASE)
-    return text
