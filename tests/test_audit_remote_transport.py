@@ -332,3 +332,165 @@ def test_record_and_mark_are_private_and_planted_links_are_not_followed(tmp_path
     )
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.startswith("4 ") and "not a regular file" in probe.stdout
+
+
+# ------------------------------------------------------------------ a burst on the serial console
+def burst_lines(count: int, forged: bytes) -> list[bytes]:
+    """Refused lines of every kind: unsigned sets and gets, unknown words, junk bytes, unsigned and
+    forged JSON requests, over-long lines."""
+    import random
+
+    rng = random.Random(5)
+    kinds = [b"set camera.fps=5", b"get remote.mqtt.password", b"get", b"frobnicate", b'{"cmd": "get"}', b"set privacy.margin=0"]
+    lines = []
+    for i in range(count):
+        if i % 500 == 0:
+            lines.append(forged)
+        elif i % 20_000 == 7:
+            lines.append(b"x" * 5000)
+        elif i % 3 == 0:
+            lines.append(bytes(b for b in rng.randbytes(rng.randrange(1, 40)) if b not in b"\r\n") or b"?")
+        else:
+            lines.append(kinds[i % len(kinds)] + b" %d" % i if i % 2 else kinds[i % len(kinds)])
+    return lines
+
+
+def test_console_burst_is_bounded_and_a_signed_command_still_gets_through(tmp_path: Path) -> None:
+    """200,000 refused lines at pty speed against the default back-off (1 s doubling to 60 s): the
+    lines waiting stay bounded, the excess is counted, the console answers a handful of them, and a
+    genuine signed command typed right after the burst is applied within a few seconds."""
+    import os
+
+    from nacl.signing import SigningKey
+
+    from edged.remote.serial_console import QUEUE_LINES, SerialConsoleService
+    from tests.test_serial_console import Terminal
+
+    ops = Operator(tmp_path)
+    term = Terminal()
+    path = write_config(
+        tmp_path, ops.section() + f'[remote.serial]\nenabled = true\nport = "{term.path}"\nmax_line_bytes = 4096\nreopen_s = 0.2\n'
+    )
+    made: list[SerialConsoleService] = []
+
+    def services(startup: Any) -> list[Any]:
+        made.append(SerialConsoleService(RemoteControl.from_startup(startup)))
+        return made
+
+    stranger = SigningKey.generate()
+    forged = json.dumps(sign_claims(stranger, {"cmd": "set", "device": DEVICE, "expires": time.time() + 600, "version": 1,
+                                               "config": {"camera": {"fps": 3.0}}, "mode": "merge"})).encode()
+    lines = burst_lines(200_000, forged)
+    data = b"\n".join(lines) + b"\n"
+    received = bytearray()
+
+    async def drain() -> None:
+        while True:
+            try:
+                received.extend(os.read(term.master, 1 << 16))
+            except BlockingIOError:
+                await asyncio.sleep(0.005)
+
+    async def write(blob: bytes) -> None:
+        view = memoryview(blob)
+        while view:
+            try:
+                view = view[os.write(term.master, view[: 1 << 14]) :]
+            except BlockingIOError:
+                await asyncio.sleep(0.001)
+
+    async def scenario() -> None:
+        async with running_daemon(path, services) as (daemon, _):
+            service = made[0]
+            await asyncio.wait_for(service.opened.wait(), 10)
+            reader = asyncio.create_task(drain())
+            try:
+                await write(data)
+                during = bytes(received).count(b"\n")
+                t0 = time.monotonic()
+                await write(json.dumps(ops.sign({"camera": {"fps": 6.0}}, 1)).encode() + b"\r")
+                while b'"version":1,"changed"' not in received:
+                    assert time.monotonic() - t0 < 5.0, f"no reply to the signed command; last: {bytes(received[-300:])!r}"
+                    await asyncio.sleep(0.01)
+                assert daemon.config.camera.fps == 6.0
+            finally:
+                reader.cancel()
+            assert service.queue_peak <= QUEUE_LINES
+            handled = service.lines_served + service.lines_discarded + service.lines_dropped
+            sent = sum(1 for line in lines if line.strip()) + 1  # blank lines are not requests
+            assert handled == sent, (service.lines_served, service.lines_discarded, service.lines_dropped, sent)
+            assert service.lines_served < 100, "lines during a pause are discarded, not served one by one"
+            assert service.lines_discarded > 0 and service.lines_dropped > 0
+            assert during < 200, f"{during} replies to a burst: the console must not answer each line while pausing"
+
+    try:
+        run(scenario(), 120)
+    finally:
+        term.close()
+
+
+def test_console_refused_unsigned_lines_pause_like_failed_signatures(tmp_path: Path) -> None:
+    """In signed mode an unknown word or a malformed line pauses the console as a failed signature
+    does; a line refused during the pause is discarded with one notice per pause, status waits for
+    the end of the pause, and a validly signed request is served at once."""
+    from edged.remote.serial_console import SerialConsoleService
+    from tests.test_serial_console import Terminal
+
+    ops = Operator(tmp_path)
+    term = Terminal()
+    path = write_config(
+        tmp_path,
+        ops.section() + f'[remote.serial]\nenabled = true\nport = "{term.path}"\nauth_backoff_s = 0.5\nauth_backoff_max_s = 1.5\nreopen_s = 0.2\n',
+    )
+    made: list[SerialConsoleService] = []
+
+    def services(startup: Any) -> list[Any]:
+        made.append(SerialConsoleService(RemoteControl.from_startup(startup)))
+        return made
+
+    async def timed(line: bytes) -> tuple[dict[str, Any], float]:
+        t0 = time.monotonic()
+        reply = await term.ask(line)
+        return reply, time.monotonic() - t0
+
+    async def scenario() -> None:
+        async with running_daemon(path, services) as (daemon, _):
+            await asyncio.wait_for(made[0].opened.wait(), 10)
+            for line, least in ((b"frobnicate", 0.45), (b"get camera fps", 0.95)):  # 0.5 s, then doubled
+                refused, _ = await timed(line)
+                assert refused["code"] in ("unknown_command", "bad_request"), refused
+                status, pause = await timed(b"status")
+                assert status["ok"] and pause >= least, (line, pause)
+            # during a pause (1.5 s): refused lines are discarded (one notice), a signed request goes through
+            await term.ask(b"\xff\xfe")
+            counted = dict(made[0].control.refused)
+            await term.send(b"set camera.fps=5\rget\r")
+            notice = await term.reply()
+            assert notice["code"] == "backoff" and "discarded" in notice["error"]
+            signed, quick = await timed(json.dumps(ops.sign({"camera": {"fps": 6.0}}, 1)).encode())
+            assert signed["ok"] and quick < 0.9 and daemon.config.camera.fps == 6.0
+            status, _ = await timed(b"status")
+            assert status["ok"] and made[0].lines_discarded == 2
+            assert dict(made[0].control.refused) == counted, "discarded lines are not served"
+
+    try:
+        run(scenario())
+    finally:
+        term.close()
+
+
+def test_line_queue_drops_the_oldest_lines_beyond_its_bounds() -> None:
+    from edged.remote.serial_console import LineQueue
+
+    async def scenario() -> None:
+        queue = LineQueue(max_lines=3, max_bytes=10)
+        for i in range(5):
+            queue.put(b"%d" % i, float(i))
+        assert [queue.pop() for _ in range(4)] == [(2.0, b"2"), (3.0, b"3"), (4.0, b"4"), None]
+        assert queue.dropped == 2 and queue.peak == 3
+        queue.put(b"aaaaaa", 0.0)
+        queue.put(b"bbbbbb", 1.0)  # 12 bytes would exceed 10: the older goes
+        queue.put(None, 2.0)  # an over-long line's marker
+        assert queue.dropped == 3 and queue.pop() == (1.0, b"bbbbbb") and queue.pop() == (2.0, None)
+
+    run(scenario())

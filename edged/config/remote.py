@@ -41,8 +41,10 @@ class SerialRemoteConfig(_Section):
     max_line_bytes: IntIn(256, 1 << 20) = 65_536
     """Longest request line; a whole config as JSON is a few kB."""
     auth_backoff_s: FloatIn(0, 60) = 1.0
-    """Pause (s) after a request that fails authentication, doubling with each failure in a row up
-    to ``auth_backoff_max_s`` and reset on success, so guessing is slow and a mistake costs a moment."""
+    """Pause (s) after a request that fails authentication (in signed mode also after any refused
+    unsigned line), doubling with each such pause in a row up to ``auth_backoff_max_s`` and reset on
+    success, so guessing is slow and a mistake costs a moment. Lines that come during the pause are
+    discarded unless they are ``status``, ``stats``, ``help`` or validly signed."""
     auth_backoff_max_s: FloatIn(0, 3600) = 60.0
     reopen_s: FloatIn(0.1, 3600) = 2.0
     """How often (s) a missing or unplugged port is retried."""

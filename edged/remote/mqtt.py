@@ -81,7 +81,8 @@ class MqttService:
         self._up = False
         self.replies_redirected = 0
         """Replies sent to ``config/reply`` because the requested response topic was outside it."""
-        self._topic_log = BoundedLog(log)
+        self._bounded_log = BoundedLog(log)
+        """One line a minute at most for what a busy or hostile client can repeat."""
 
     # ----------------------------------------------------------------------------------- service
     async def run(self, daemon: Any) -> None:
@@ -96,7 +97,7 @@ class MqttService:
     def _on_event(self, event: dict[str, Any]) -> None:
         if self._events.full():
             self._events.get_nowait()
-            log.warning("MQTT event backlog full; oldest event dropped")
+            self._bounded_log.warning("event_backlog", "MQTT event backlog full; oldest event dropped")
         self._events.put_nowait(event)
 
     async def _loop(self, daemon: Any) -> None:
@@ -259,7 +260,7 @@ class MqttService:
                 target = requested
             else:
                 self.replies_redirected += 1
-                self._topic_log.warning(
+                self._bounded_log.warning(
                     "reply_topic",
                     f"MQTT: response topic {str(requested)[:200]!r} is outside {t['config/reply']} and its subtopics; "
                     f"replied on {t['config/reply']}",

@@ -10,8 +10,13 @@ line, so any terminal program works)::
 
 Anyone with a cable can type, so with ``remote.auth.mode = "signed"`` (the default) ``set`` and
 ``get`` must be signed JSON lines; ``status`` (health and version only) and ``stats`` are open.
-After each request that fails authentication the console pauses ``remote.serial.auth_backoff_s``,
-doubling per failure in a row up to ``auth_backoff_max_s``; a signed request that succeeds resets it.
+After each request that fails authentication (in signed mode: each refused line that nobody signed,
+a mistyped word included) the console pauses ``remote.serial.auth_backoff_s``, doubling per pause
+in a row up to ``auth_backoff_max_s``; a signed request that succeeds resets it. Lines that come
+during a pause are not answered one by one: open words wait for its end, validly signed requests
+are served at once, the rest are discarded and counted, with one ``backoff`` notice per pause. At
+most :data:`QUEUE_LINES` lines wait to be served; a burst beyond that drops its oldest lines
+(counted), so a flood of lines neither grows memory nor locks out a genuine signed command.
 
 With ``mode = "unsigned"`` (local tests) a technician may also type::
 
@@ -34,11 +39,13 @@ import contextlib
 import json
 import logging
 import re
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from edged.config import SerialRemoteConfig
-from edged.remote.auth import AUTH_FAILURES
+from edged.core.lograte import BoundedLog
+from edged.remote.auth import AUTH_FAILURES, verify_request
 from edged.remote.commands import SERIAL_ACCESS, CommandError, RemoteControl
 
 log = logging.getLogger("edged.remote.serial")
@@ -208,9 +215,72 @@ def _encode(reply: dict[str, Any]) -> bytes:
     return json.dumps(reply, separators=(",", ":"), default=str).encode() + b"\r\n"
 
 
+QUEUE_LINES = 64
+"""Lines waiting to be served; a burst beyond this drops its oldest lines (counted)."""
+OPEN_WORDS = frozenset({b"status", b"stats", b"help"})
+"""Console words served to anyone, also during a pause."""
+REFUSED_UNSIGNED = ("bad_request", "unknown_command")
+"""Reply codes that, in signed mode, refuse a line nobody signed: they pause the console like a
+failed signature."""
+
+
+class LineQueue:
+    """Received lines with their arrival time, at most ``max_lines`` and ``max_bytes`` of them: a
+    burst beyond that drops its oldest lines (counted in :attr:`dropped`)."""
+
+    def __init__(self, max_lines: int, max_bytes: int) -> None:
+        self.max_lines = max_lines
+        self.max_bytes = max_bytes
+        self.lines: deque[tuple[float, bytes | None]] = deque()
+        self.size = 0
+        self.dropped = 0
+        self.peak = 0
+        """Most lines waiting at once."""
+        self.error: BaseException | None = None
+        """Why the port stopped reading (unplugged)."""
+        self.ready = asyncio.Event()
+
+    def put(self, line: bytes | None, at: float) -> None:
+        n = len(line) if line else 0
+        while self.lines and (len(self.lines) >= self.max_lines or self.size + n > self.max_bytes):
+            _, old = self.lines.popleft()
+            self.size -= len(old) if old else 0
+            self.dropped += 1
+        self.lines.append((at, line))
+        self.size += n
+        self.peak = max(self.peak, len(self.lines))
+        self.ready.set()
+
+    def fail(self, err: BaseException) -> None:
+        self.error = err
+        self.ready.set()
+
+    def pop(self) -> tuple[float, bytes | None] | None:
+        """The oldest waiting line, or ``None`` when none waits."""
+        if not self.lines:
+            self.ready.clear()
+            return None
+        at, line = self.lines.popleft()
+        self.size -= len(line) if line else 0
+        return at, line
+
+    async def wait(self, timeout: float) -> None:
+        """Until a line (or an error) comes, at most ``timeout`` seconds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.ready.wait(), timeout)
+
+
 class SerialConsoleService:
     """The serial console (a daemon :class:`~edged.runtime.daemon.Service`); port and baud come from
-    ``remote.serial`` of the running config unless given here."""
+    ``remote.serial`` of the running config unless given here.
+
+    Back-off: a refused line (a failed signature; in signed mode also an unsigned or malformed line)
+    opens a pause of ``auth_backoff_s``, doubling with each such pause in a row up to
+    ``auth_backoff_max_s``. Lines that arrived before the pause ends are not served one by one:
+    ``status``, ``stats`` and ``help`` (and, in unsigned mode, every unsigned line) wait for the end
+    of the pause, a request with a valid signature is served at once, and everything else is
+    discarded and counted, with one notice per pause. The time a burst costs is therefore one pause,
+    never a pause per line."""
 
     name = "remote-serial"
 
@@ -221,7 +291,15 @@ class SerialConsoleService:
         self.opened = asyncio.Event()
         """Set while the port is open (tests wait on it)."""
         self.lines_served = 0
+        self.lines_discarded = 0
+        """Lines that came during a pause and were not served."""
+        self.lines_dropped = 0
+        """Lines dropped because :data:`QUEUE_LINES` were already waiting."""
+        self.queue_peak = 0
         self.auth_failures_in_row = 0
+        self._quiet_until = 0.0
+        self._noticed = True
+        self._log = BoundedLog(log)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="serial-write")
 
     def _wanted(self, daemon: Any) -> SerialRemoteConfig:
@@ -255,14 +333,17 @@ class SerialConsoleService:
                     self.opened.clear()
                     with contextlib.suppress(Exception):
                         ser.close()
+                    self._log.flush()
         finally:
             self._writer.shutdown(wait=False)
 
-    def _backoff(self, reply: dict[str, Any], settings: SerialRemoteConfig) -> float:
-        """Seconds to pause after ``reply``: doubling per authentication failure in a row."""
-        if reply.get("code") in AUTH_FAILURES:
+    def _backoff(self, reply: dict[str, Any], settings: SerialRemoteConfig, signed_mode: bool) -> float:
+        """Seconds to pause after ``reply``: doubling per refusal in a row."""
+        code = reply.get("code")
+        if code in AUTH_FAILURES or (signed_mode and not reply.get("ok") and code in REFUSED_UNSIGNED):
             self.auth_failures_in_row += 1
-            return float(min(settings.auth_backoff_s * 2 ** (self.auth_failures_in_row - 1), settings.auth_backoff_max_s))
+            doubling = 2.0 ** min(self.auth_failures_in_row - 1, 64)
+            return float(min(settings.auth_backoff_s * doubling, settings.auth_backoff_max_s))
         if reply.get("ok") and reply.get("cmd") in ("set", "get"):
             self.auth_failures_in_row = 0
         return 0.0
@@ -283,7 +364,7 @@ class SerialConsoleService:
 
     async def _session(self, daemon: Any, ser: Any, settings: SerialRemoteConfig) -> None:
         loop = asyncio.get_running_loop()
-        lines: asyncio.Queue[bytes | None | BaseException] = asyncio.Queue()
+        lines = LineQueue(QUEUE_LINES, max(4 * settings.max_line_bytes, 1 << 16))
         splitter = LineSplitter(settings.max_line_bytes)
         fd = ser.fileno()
 
@@ -292,10 +373,11 @@ class SerialConsoleService:
                 data = ser.read(max(1, ser.in_waiting))
             except Exception as err:  # unplugged
                 loop.remove_reader(fd)
-                lines.put_nowait(err)
+                lines.fail(err)
                 return
+            now = loop.time()
             for line in splitter.feed(data):
-                lines.put_nowait(line)
+                lines.put(line, now)
 
         loop.add_reader(fd, readable)
         self.opened.set()
@@ -304,27 +386,97 @@ class SerialConsoleService:
                 if self._wanted(daemon) != settings:
                     log.info("serial console settings changed; reopening")
                     return
-                try:
-                    item = await asyncio.wait_for(lines.get(), 0.5)
-                except TimeoutError:
-                    continue
-                if isinstance(item, BaseException):
-                    log.warning("serial console %s: %s; reopening", ser.port, item)
+                if lines.error is not None:
+                    log.warning("serial console %s: %s; reopening", ser.port, lines.error)
                     await self._wait(daemon, lambda: False, settings.reopen_s)
                     return
+                item = lines.pop()
+                self._count_queue(lines)
                 if item is None:
-                    reply = {"ok": False, "cmd": None, "code": "bad_request",
-                             "error": f"line longer than remote.serial.max_line_bytes ({settings.max_line_bytes}); discarded"}
-                else:
-                    reply = await serve_line(self.control, item)
-                self.lines_served += 1
-                if not reply["ok"]:
-                    log.info("serial console: %s: %s", reply.get("cmd") or "request", reply["error"])
-                try:
-                    await loop.run_in_executor(self._writer, ser.write, _encode(reply))
-                except Exception as err:
-                    log.warning("serial console: reply not written: %s", err)
-                await asyncio.sleep(self._backoff(reply, self._wanted(daemon)))
+                    await lines.wait(0.5)
+                    continue
+                await self._line(daemon, ser, settings, *item)
         finally:
+            self._count_queue(lines)
             with contextlib.suppress(Exception):
                 loop.remove_reader(fd)
+
+    def _count_queue(self, lines: LineQueue) -> None:
+        self.queue_peak = max(self.queue_peak, lines.peak)
+        if lines.dropped:
+            self.lines_dropped += lines.dropped
+            self._log.warning("dropped", f"serial console: lines dropped: more than {QUEUE_LINES} were waiting")
+            lines.dropped = 0
+
+    async def _line(self, daemon: Any, ser: Any, settings: SerialRemoteConfig, at: float, item: bytes | None) -> None:
+        """Serve one received line, or discard it when it came during a pause (class doc)."""
+        loop = asyncio.get_running_loop()
+        signed_mode = daemon.config.remote.auth.mode == "signed"
+        if at < self._quiet_until:
+            kind = self._kind(item)
+            if kind == "signed":
+                if not self._verifies(item, daemon):
+                    await self._discard(ser)
+                    return
+            elif kind == "open" or not signed_mode:
+                await self._wait(daemon, lambda: False, self._quiet_until - loop.time())
+            else:
+                await self._discard(ser)
+                return
+        if item is None:
+            reply = {"ok": False, "cmd": None, "code": "bad_request",
+                     "error": f"line longer than remote.serial.max_line_bytes ({settings.max_line_bytes}); discarded"}
+        else:
+            reply = await serve_line(self.control, item)
+        self.lines_served += 1
+        if not reply["ok"]:
+            log.info("serial console: %s: %s", reply.get("cmd") or "request", reply["error"])
+        await self._write(ser, reply)
+        pause = self._backoff(reply, self._wanted(daemon), signed_mode)
+        if pause > 0:
+            self._quiet_until = loop.time() + pause
+            self._noticed = False
+
+    @staticmethod
+    def _kind(item: bytes | None) -> str:
+        """``signed`` (a JSON request with a signature), ``open`` (status, stats, help) or ``other``."""
+        text = (item or b"").strip()
+        if text.startswith(b"{"):
+            try:
+                request = json.loads(text)
+            except (ValueError, RecursionError):
+                return "other"
+            if not isinstance(request, dict):
+                return "other"
+            if "signed" in request:
+                return "signed"
+            return "open" if request.get("cmd") in ("status", "stats") else "other"
+        return "open" if text.lower() in OPEN_WORDS else "other"
+
+    def _verifies(self, item: bytes | None, daemon: Any) -> bool:
+        """Whether ``item`` carries a valid signature by a trusted key for this device."""
+        try:
+            request = json.loads(item or b"")
+            auth = daemon.config.remote.auth
+            verify_request(request, self.control.trusted or {}, daemon.config.device.id, auth.max_validity_s)
+        except Exception:  # AuthError, or claims too odd to check: not a valid signature either way
+            return False
+        return True
+
+    async def _discard(self, ser: Any) -> None:
+        self.lines_discarded += 1
+        self._log.warning("discarded", "serial console: lines discarded: they came during the pause after a refused request")
+        if not self._noticed:
+            self._noticed = True
+            left = max(0.0, self._quiet_until - asyncio.get_running_loop().time())
+            await self._write(ser, {
+                "ok": False, "cmd": None, "code": "backoff",
+                "error": f"the console pauses {left:.1f} s more after a refused request; until then only status, stats, "
+                         "help and validly signed requests are served, other lines are discarded",
+            })
+
+    async def _write(self, ser: Any, reply: dict[str, Any]) -> None:
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._writer, ser.write, _encode(reply))
+        except Exception as err:
+            self._log.warning("write", f"serial console: reply not written: {err}")
