@@ -21,7 +21,11 @@ time order (to fetch de-identified images from ops and restore them), the clip, 
 the image it came from; ``positions`` gives each sighting's rectangle. Records sealed to other keys are skipped and counted; records that fail
 verification (the sealed record's signature, or the signature of the wire envelope it arrived in,
 against the trusted ``--signer``/``--device-key`` keys) are listed under ``rejected`` with the
-reason and never used.
+reason and never used, and so are signed records the tools cannot use safely
+(:func:`check_usable`): a category or image id that is not a plain name (names from records become
+file names under ``--out`` and nowhere else), a frame over
+:data:`edged_platform.pixels.MAX_FRAME_PIXELS` pixels, a region outside its frame, or a crop PNG
+whose header does not declare its region's size in 8-bit grey or colour (checked before decoding).
 
 **Best crop** (the highest-quality crop, the clip's index): detection score x area of the object's box x
 sharpness / (sharpness + 100), where sharpness is the variance of the Laplacian of the crop's grey
@@ -45,18 +49,18 @@ from nacl.public import PrivateKey
 from nacl.signing import VerifyKey
 
 from edged.core.keys import KeyFileError, load_platform_private_key, sealing_key_id
-from edged.link.wire import trusted_keys
+from edged.link.wire import is_id, trusted_keys
 from edged.stages.privacy.deid import UNTRACKED
 from edged.stages.privacy.records import (
     RecordError,
     RecordRegion,
     SensitiveRecord,
-    decode_png,
     masked_pixels,
     open_sealed,
     read_header,
 )
-from edged_platform.store import SegmentStore
+from edged_platform.pixels import PixelsError, check_record, decode_crop
+from edged_platform.store import CATEGORY_NAME, SegmentStore
 
 LINK_FRAMES = 3
 """An untracked region joins a track seen within this many frames after it ..."""
@@ -123,11 +127,33 @@ def open_segment(
             if read_header(bytes(env.body)).recipient_key_id != own:
                 out.other_recipient += 1
                 continue
-            out.records.append(open_sealed(bytes(env.body), key, signers))
-        except RecordError as err:
+            record = open_sealed(bytes(env.body), key, signers)
+            check_usable(record)
+        except (RecordError, PixelsError) as err:
             out.rejected.append((env.id, str(err)))
+            continue
+        except (ValueError, TypeError) as err:  # a signed record whose content has values of the wrong kind
+            out.rejected.append((env.id, f"malformed record content ({type(err).__name__}: {str(err)[:80]})"))
+            continue
+        out.records.append(record)
     out.records.sort(key=lambda r: (r.timestamp, r.frame_index))
     return out
+
+
+def check_usable(record: SensitiveRecord) -> None:
+    """Refuse (:class:`PixelsError`) a record whose names are not safe in file names, whose frame or
+    regions do not fit (:func:`edged_platform.pixels.check_record`) or whose crops do not decode as
+    their regions say (sizes checked before decoding)."""
+    if not CATEGORY_NAME.match(record.category):
+        raise PixelsError(f"record {record.image_id[:40]!r}: category {record.category[:40]!r} is not a category name")
+    if not is_id(record.image_id):
+        raise PixelsError(f"record image id {record.image_id[:40]!r} is not an id name ([A-Za-z0-9_.:-], no leading dot)")
+    check_record(record)
+    for k, g in enumerate(record.regions):
+        try:
+            decode_crop(g.crop, g.w, g.h)
+        except PixelsError as err:
+            raise PixelsError(f"record {record.image_id}/{record.category} region {k}: {err}") from None
 
 
 def read_header_or_none(sealed: bytes) -> str | None:
@@ -198,14 +224,14 @@ def feature_value(region: RecordRegion, crop: np.ndarray) -> float:
 
 def best_sighting(obj: SensitiveObject) -> tuple[int, float]:
     """Index of the object's best sighting and its feature value."""
-    values = [feature_value(s.region, decode_png(s.region.crop)) for s in obj.sightings]
+    values = [feature_value(s.region, decode_crop(s.region.crop, s.region.w, s.region.h)) for s in obj.sightings]
     best = int(np.argmax(values)) if any(v > 0 for v in values) else 0
     return best, values[best]
 
 
 def shown_crop(region: RecordRegion) -> np.ndarray:
     """The region's crop as BGR with its masked pixels (another category's) blacked out."""
-    crop = decode_png(region.crop)
+    crop = decode_crop(region.crop, region.w, region.h)
     if crop.ndim == 2:
         crop = cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR)
     crop[masked_pixels(region.w, region.h, region.masked)] = 0
@@ -258,6 +284,9 @@ def build_clips(
         index["other_recipient"] += seg.other_recipient
         index["rejected"] += [{"message": m, "video": video, "reason": why} for m, why in seg.rejected]
         if not seg.records:
+            continue
+        if video and not is_id(video):  # file names from the store folder: never a path
+            index["rejected"].append({"message": None, "video": video, "reason": "video id is not an id name"})
             continue
         folder = out / (video or "_unsegmented")
         folder.mkdir(parents=True, exist_ok=True)

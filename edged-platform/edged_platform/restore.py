@@ -17,7 +17,11 @@ Steps: verify each record's signature against the trusted device keys (``--signe
 signature too), check it is sealed to one of the ``--key`` files, decrypt, check that every record
 names the target image (:func:`check_target`), check every position of every record lies in a
 de-identified region of the given image (:func:`check_region`), and only then paste all the original
-crops back and write the result losslessly (PNG).
+crops back and write the result losslessly (PNG). Nothing a signed record or package declares is
+decoded unchecked (:mod:`edged_platform.pixels`): each crop PNG must declare exactly its region's
+size, 8-bit grey or colour without alpha, and every region must lie inside its record's frame,
+before the crop is decoded; package images must be PNG or JPEG of at most
+:data:`edged_platform.pixels.MAX_FRAME_PIXELS` pixels, read from their header.
 
 **Several categories at once.** Each category's records are sealed to its own key (``face.key``,
 ``plate.key``); give every key (``--key``, repeatable) and every record (``--record`` and
@@ -69,6 +73,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import cbor2
 import cv2
@@ -85,13 +90,13 @@ from edged.stages.privacy.records import (
     RecordRegion,
     SensitiveRecord,
     can_open_overlap,
-    decode_png,
     intersect,
     masked_pixels,
     open_overlap,
     open_sealed,
     verify_sealed,
 )
+from edged_platform.pixels import PixelsError, check_record, decode_crop, decode_image
 from edged_platform.store import PackageError, SegmentStore, package_image, refused_note, sidecar_path
 
 SIG_MAX_DIFF = 16.0
@@ -238,9 +243,13 @@ def overlap_pixels(overlaps: Sequence[OverlapPixels], size: tuple[int, int]) -> 
     out = []
     for o in overlaps:
         for k, p in enumerate(o.patches):
-            crop = decode_png(p.crop)
-            if p.x + p.w > size[0] or p.y + p.h > size[1] or crop.shape[:2] != (p.h, p.w):
-                raise RestoreError(f"overlap {'+'.join(o.categories)} of image {o.image_id} patch {k} does not fit the image")
+            what = f"overlap {'+'.join(o.categories)} of image {o.image_id} patch {k}"
+            if p.x + p.w > size[0] or p.y + p.h > size[1]:
+                raise RestoreError(f"{what} does not fit the image")
+            try:
+                crop = decode_crop(p.crop, p.w, p.h)
+            except PixelsError as err:
+                raise RestoreError(f"{what}: {err}") from None
             out.append(KnownPixels(p.x, p.y, crop, ~masked_pixels(p.w, p.h, p.masked)))
     return out
 
@@ -261,7 +270,7 @@ def fill_masked(region: RecordRegion, crop: np.ndarray, patches: Sequence[KnownP
     return KnownPixels(region.x, region.y, pixels, known)
 
 
-def _refuse(rec: SensitiveRecord, k: int, region: RecordRegion, reason: str) -> None:
+def _refuse(rec: SensitiveRecord, k: int, region: RecordRegion, reason: str) -> NoReturn:
     """Refuse the restore because of region ``k`` of ``rec``, naming it."""
     raise RestoreError(
         f"record {rec.image_id}/{rec.category} region {k} ({region.object_type}, track "
@@ -286,12 +295,17 @@ def restore_image(
                 f"record {rec.image_id}/{rec.category} is for a {rec.width}x{rec.height} image; "
                 f"the given image is {image.shape[1]}x{image.shape[0]}"
             )
+        try:
+            check_record(rec)
+        except PixelsError as err:
+            raise RestoreError(str(err)) from None
         for k, region in enumerate(rec.regions):
-            crop = decode_png(region.crop)
+            try:
+                crop = decode_crop(region.crop, region.w, region.h)  # its size is checked before it is decoded
+            except PixelsError as err:
+                _refuse(rec, k, region, str(err))
             if crop.ndim == 2 and image.ndim == 3:
                 raise RestoreError(f"record {rec.image_id}/{rec.category} region {k}: grey crop for a colour image")
-            if crop.shape[:2] != (region.h, region.w):
-                _refuse(rec, k, region, f"crop is {crop.shape[1]}x{crop.shape[0]}, position says {region.w}x{region.h}")
             filled = fill_masked(region, crop, patches)
             if check:
                 result = check_region(image, region, filled.pixels, filled.known)
@@ -318,7 +332,7 @@ def open_overlaps(records: Sequence[SensitiveRecord], keys: PrivateKey | Sequenc
             seen.add(sealed.ciphertext)
             try:
                 out.append(open_overlap(sealed, ring, rec.image_id))
-            except RecordError as err:
+            except (RecordError, ValueError, TypeError) as err:  # a signed overlap may still hold odd values
                 raise RestoreError(f"record {rec.image_id}/{rec.category}: {err}") from None
     return out
 
@@ -345,12 +359,14 @@ def _sealed_envelope(data: bytes, signers: dict[str, VerifyKey] | None) -> tuple
     return bytes(env.body), env.image_id
 
 
-def decode_image_bytes(data: bytes, what: str) -> np.ndarray:
-    """Decode an image file's bytes (PNG, JPEG, ...) to BGR."""
-    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        raise RestoreError(f"{what} is not an image OpenCV can decode")
-    return img
+def decode_image_bytes(data: bytes, what: str, from_message: bool = False) -> np.ndarray:
+    """Decode an image file's bytes (PNG, JPEG, ...) to BGR; a PNG or JPEG that declares more than
+    :data:`edged_platform.pixels.MAX_FRAME_PIXELS` pixels is refused before decoding, and an image
+    ``from_message`` (an upload package) must be one of the two."""
+    try:
+        return decode_image(data, what, png_or_jpeg=from_message)
+    except PixelsError as err:
+        raise RestoreError(str(err)) from None
 
 
 def image_from_package(body: bytes, what: str) -> tuple[np.ndarray, str | None]:
@@ -364,7 +380,7 @@ def image_from_package(body: bytes, what: str) -> tuple[np.ndarray, str | None]:
         if not isinstance(m.get("image"), bytes):
             raise RestoreError(f"{what}: package has no 'image' bytes")
         image_id = m.get("image_id")
-        return decode_image_bytes(m["image"], what), image_id if isinstance(image_id, str) else None
+        return decode_image_bytes(m["image"], what, from_message=True), image_id if isinstance(image_id, str) else None
     return decode_image_bytes(body, what), None
 
 
@@ -419,6 +435,8 @@ def open_named(
             out.append(OpenedRecord(name, record, header.signer_key_id, env_image))
         except (RecordError, RestoreError) as err:
             raise RestoreError(f"{name}: {err}") from None
+        except (ValueError, TypeError) as err:  # a signed record whose content has values of the wrong kind
+            raise RestoreError(f"{name}: malformed record content ({type(err).__name__}: {str(err)[:80]})") from None
     return out
 
 
@@ -479,7 +497,7 @@ def image_target(
             pkg = package_image(decode(data, signers))
         except (EnvelopeAuthError, PackageError) as err:
             raise RestoreError(f"{what}: {err}") from None
-        target = Target(decode_image_bytes(pkg.image, what), what, pkg.image_id, pkg.frame_index, pkg.signer)
+        target = Target(decode_image_bytes(pkg.image, what, from_message=True), what, pkg.image_id, pkg.frame_index, pkg.signer)
     else:
         image = decode_image_bytes(data, what)
         side = sidecar_path(path)
@@ -530,7 +548,7 @@ def ops_target(folder: str | Path, image_id: str, signers: dict[str, VerifyKey])
         pkg = package_image(env)
     except PackageError as err:
         raise RestoreError(f"--ops-store {folder}: {err}") from None
-    return Target(decode_image_bytes(pkg.image, what), what, pkg.image_id, pkg.frame_index, pkg.signer)
+    return Target(decode_image_bytes(pkg.image, what, from_message=True), what, pkg.image_id, pkg.frame_index, pkg.signer)
 
 
 # ------------------------------------------------------------------------------------------ CLI

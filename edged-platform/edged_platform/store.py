@@ -76,7 +76,8 @@ UNSEGMENTED = "_unsegmented"
 SIDECAR_SUFFIX = ".json"
 SIDECAR_FORMAT = "edged image sidecar v1"
 RECORD_SUFFIX = ".cbor"
-_CATEGORY = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+CATEGORY_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+"""What a sensitive category's name looks like (it becomes part of file names)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -450,7 +451,7 @@ def _record_category(env: Envelope, keys: Mapping[str, VerifyKey] | None) -> str
     if header.image_id != env.image_id:
         raise PackageError(f"message {env.id}: its envelope names image {env.image_id}, "
                            f"the sealed record image {header.image_id}")
-    if not _CATEGORY.match(header.category):
+    if not CATEGORY_NAME.match(header.category):
         raise PackageError(f"message {env.id}: record category {header.category!r} is not a category name")
     return header.category
 

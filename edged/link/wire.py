@@ -144,6 +144,11 @@ class Envelope:
         return _dump(self)
 
 
+def is_id(value: object) -> bool:
+    """Whether ``value`` is a valid video or image id (safe as a file name: no slash, no leading dot)."""
+    return isinstance(value, str) and bool(_ID.match(value))
+
+
 def new_id(timestamp: float | None = None) -> str:
     """A fresh message id (ULID, sorts in creation order within this process)."""
     return _ids.new(time.time() if timestamp is None else timestamp)
