@@ -7,7 +7,11 @@ from edged.config.base import FloatIn, Fraction, IntIn, _Section
 
 class TrackConfig(_Section):
     """ByteTrack-style tracker, one track set per class: detections are matched to the tracks'
-    Kalman-predicted boxes in two passes, high scores first, then the low-score rest."""
+    Kalman-predicted boxes in two passes, high scores first, then the low-score rest.
+
+    The tracker decides which faces stay hidden through missed and faint detections, so a remote
+    change may only move its thresholds towards more and longer tracks, and the Kalman noise is
+    local (``edged/remote/policy.py``)."""
 
     high_score: Fraction = 0.5
     """Detections scoring at least this take part in the first association (ByteTrack's

@@ -9,11 +9,23 @@ Three kinds of key:
 - **admin**: privileged: an admin key (``remote.auth.admin_keys``) may change them; links on or
   off, timers, queues, buffers, tiling, the outbox budget.
 - **operator**: any trusted key may change them within the config's ranges: frame rate and size
-  (no larger than ``camera.sensor_size``), exposure, tracking, selection, calibration, health.
+  (no larger than ``camera.sensor_size``), exposure, selection, calibration, health.
 
 Privacy keys are *stronger-only* for everyone: a remote change may cover more (a larger margin,
 coarser cells, a lower score threshold, a flat fill, fewer sealed categories), never less. Making
-de-identification weaker is a decision for whoever holds the device's config file.
+de-identification weaker is a decision for whoever holds the device's config file. Every key that
+can change what is hidden is one of them, or local:
+
+- the tracker's: a tracked face is hidden in every frame (a predicted box through missed
+  detections, never dropped for the unconfident budget), an untracked faint one only within
+  ``privacy.unconfident_max_share``; so only towards more and longer tracks: lower scores to start,
+  follow and keep one, fewer hits to confirm it, looser matching, a longer lost buffer. Kalman noise
+  moves predicted boxes either way (no direction hides more): local.
+- tiling's: tiles find faces too small for the whole-frame pass; only on, smaller, overlapping more,
+  on more models.
+- the stabiliser's geometry (grid, shrink rate, on/off): its box always holds the object's grown box,
+  but an ellipse is inscribed in that box, which may sit off the face; remote only while
+  ``privacy.shape`` is ``box``.
 
 A key with no rule cannot be changed remotely (:func:`rule_for` refuses it), so a new config key is
 local until someone declares otherwise.
@@ -76,6 +88,16 @@ def stronger_method(old: str, new: str) -> bool:
     return new == old or METHOD_STRENGTH[new] > METHOD_STRENGTH[old]
 
 
+def each_at_most(old: Any, new: Any) -> bool:
+    """Stronger when no component grows (a tile's width and height: smaller tiles see smaller faces)."""
+    return all(n <= o for n, o in zip(new, old, strict=True))
+
+
+def more_models(old: list[str], new: list[str]) -> bool:
+    """Stronger when models are only added to a list where empty means every model."""
+    return not new or (bool(old) and set(new) >= set(old))
+
+
 DIRECTIONS: dict[Callable[[Any, Any], bool], str] = {
     at_least: "grow",
     at_most: "shrink",
@@ -83,6 +105,8 @@ DIRECTIONS: dict[Callable[[Any, Any], bool], str] = {
     switched_on_only: "be switched on",
     stronger_shape: "change towards box",
     stronger_method: "change towards fill",
+    each_at_most: "shrink in every dimension",
+    more_models: "gain models (empty: all of them)",
 }
 """How a refusal says which way a privacy key may still change."""
 
@@ -94,6 +118,8 @@ class Rule:
     who: Who
     stronger: Callable[[Any, Any], bool] | None = None
     """For privacy keys: ``stronger(old, new)`` is true when ``new`` hides at least as much."""
+    only_if: tuple[Callable[[Config], bool], str] | None = None
+    """A condition on the new config under which the key may change remotely, and how to say it."""
 
 
 LOCAL = Rule("local")
@@ -101,8 +127,16 @@ ADMIN = Rule("admin")
 OPERATOR = Rule("operator")
 
 
-def _privacy(direction: Callable[[Any, Any], bool]) -> Rule:
-    return Rule("operator", direction)
+def _privacy(direction: Callable[[Any, Any], bool], who: Role = "operator") -> Rule:
+    return Rule(who, direction)
+
+
+def _shape_is_box(config: Config) -> bool:
+    return config.privacy.shape == "box"
+
+
+STABILISER_GEOMETRY = Rule("admin", only_if=(_shape_is_box, "privacy.shape is box (an ellipse inscribed in the "
+                                                            "stabilised box can leave part of the face bare)"))
 
 
 POLICY: tuple[tuple[str, Rule], ...] = (
@@ -125,10 +159,27 @@ POLICY: tuple[tuple[str, Rule], ...] = (
     ("detect.enabled", _privacy(switched_on_only)),
     ("detect.models", LOCAL),
     ("detect.threads", ADMIN),
-    ("detect.tiling.*", ADMIN),
-    # a lost track's predicted box keeps a face covered through missed detections: only longer
+    # tiles find small faces: only on, smaller, overlapping more, on more models (admin: each costs an invoke)
+    ("detect.tiling.enabled", _privacy(switched_on_only, "admin")),
+    ("detect.tiling.tile", _privacy(each_at_most, "admin")),
+    ("detect.tiling.overlap", _privacy(at_least, "admin")),
+    ("detect.tiling.models", _privacy(more_models, "admin")),
+    # tracking decides which faces stay hidden through missed and faint detections: only towards
+    # more and longer tracks (a lost track's predicted box keeps a face covered, a tracked face is
+    # never dropped for the unconfident budget)
     ("track.predicted_output_s", _privacy(at_least)),
-    ("track.*", OPERATOR),
+    ("track.lost_buffer_s", _privacy(at_least)),
+    ("track.confirm_hits", _privacy(at_most)),
+    ("track.birth_score", _privacy(at_most)),
+    ("track.high_score", _privacy(at_most)),
+    ("track.low_score", _privacy(at_most)),
+    ("track.min_iou_*", _privacy(at_most)),
+    ("track.candidate_buffer", _privacy(at_least)),
+    ("track.leaving_growth", _privacy(at_least)),
+    # Kalman noise moves predicted boxes and matches either way: no direction hides more
+    ("track.std_*", LOCAL),
+    ("track.history_len", OPERATOR),
+    ("track.id_block", OPERATOR),
     ("calibration.*", OPERATOR),
     ("select.*", OPERATOR),
     # links: hosts, ports, TLS, credentials and key paths are local; the rest privileged
@@ -164,9 +215,9 @@ POLICY: tuple[tuple[str, Rule], ...] = (
     ("privacy.categories", _privacy(fewer_items)),
     ("privacy.recipients", _privacy(fewer_items)),
     ("privacy.signing_key", LOCAL),
-    ("privacy.stabilize", ADMIN),
-    ("privacy.grid_px", ADMIN),
-    ("privacy.shrink_per_frame", ADMIN),
+    ("privacy.stabilize", STABILISER_GEOMETRY),
+    ("privacy.grid_px", STABILISER_GEOMETRY),
+    ("privacy.shrink_per_frame", STABILISER_GEOMETRY),
     ("privacy.fill_update", ADMIN),
     ("privacy.redraw_levels", ADMIN),
 )
@@ -211,6 +262,8 @@ def check_change(old: Config, new: Config, role: Role) -> list[str]:
             raise PolicyError(f"config error at {key}: cannot be changed remotely (edit the local config file)")
         if rule.who == "admin" and role != "admin":
             raise PolicyError(f"config error at {key}: needs an admin key (remote.auth.admin_keys)")
+        if rule.only_if is not None and not rule.only_if[0](new):
+            raise PolicyError(f"config error at {key}: may change remotely only while {rule.only_if[1]}")
         if rule.stronger is not None and not rule.stronger(_value(old, key), _value(new, key)):
             raise PolicyError(
                 f"config error at {key}: would weaken de-identification; remotely it may only "
