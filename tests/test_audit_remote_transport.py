@@ -494,3 +494,20 @@ def test_line_queue_drops_the_oldest_lines_beyond_its_bounds() -> None:
         assert queue.dropped == 3 and queue.pop() == (1.0, b"bbbbbb") and queue.pop() == (2.0, None)
 
     run(scenario())
+
+
+def test_a_unit_from_before_the_mark_gets_one_at_its_first_start(tmp_path: Path) -> None:
+    """A record written before the version mark existed: the first start writes the mark from it,
+    so a later damaged record still keeps the version."""
+    from edged.remote.store import ConfigStore, file_sha256, load_startup_config, record_for
+
+    path = write_config(tmp_path)
+    config = load_startup_config(path).config
+    store = ConfigStore(tmp_path / DATA)
+    store.save(record_for(config, 7, "mqtt", file_sha256(path)))
+    store.mark_path.unlink()  # as an older release left it
+    assert load_startup_config(path).version == 7
+    assert json.loads(store.mark_path.read_text()) == {"schema": 1, "version": 7}
+    damage(store.path, "garbage")
+    again = load_startup_config(path)
+    assert again.version == 7 and again.store.locked is None and again.source == "file"
