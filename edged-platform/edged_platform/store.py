@@ -44,8 +44,11 @@ Damage never costs a good item, and nothing is ever cut from a file. Envelopes a
 (:func:`edged.link.wire.decode_at`); bytes that do not start one (damage on disk, a crafted item, a
 torn tail from a writer killed mid-append) are skipped up to the next place where a well-formed
 envelope starts, and listed in :attr:`SegmentStore.damaged` (between items) or :meth:`SegmentStore.torn`
-(at a file's end, counted in :attr:`SegmentStore.torn_tails`). The next append goes after them, so a
-torn tail becomes damage between items. ``python -m edged_platform.store verify`` prints each.
+(at a file's end, counted in :attr:`SegmentStore.torn_tails`). An item that parses but is not
+verified (its signature fails, or no keys are given) and has a well-formed envelope starting inside
+it is damage too (a damaged length made it swallow the next item), so the items it covers are still
+read. The next append goes after all of it, so a torn tail becomes damage between items.
+``python -m edged_platform.store verify`` prints each.
 """
 
 from __future__ import annotations
@@ -373,24 +376,30 @@ class _ItemReader:
         while pos < len(buf):
             try:
                 env, end = decode_at(buf, pos, self.trusted)
+                problem = None if self.trusted is not None else _overruns(buf, pos, end)
             except EnvelopeAuthError as err:
                 bare, end = decode_at(buf, pos)  # the format was checked before the signature: this decodes
-                if self.on_reject is not None:
-                    self.on_reject(Rejected(bare.video_id, bare.id, bare.kind, bare.image_id, err.reason, str(err)))
+                problem = _overruns(buf, pos, end)
+                if problem is None:
+                    if self.on_reject is not None:
+                        self.on_reject(Rejected(bare.video_id, bare.id, bare.kind, bare.image_id, err.reason, str(err)))
+                    pos = end
+                    continue
+                problem = f"{err.reason}, {problem}"
+            except WireError as err:
+                problem = str(err)
+            if problem is None:
+                yield pos, env
                 pos = end
                 continue
-            except WireError as err:
-                found = _next_envelope(buf, pos + 1)
-                damage = Damaged(self.video_id, pos, (found if found is not None else len(buf)) - pos, str(err))
-                if found is None:
-                    self.tail, self.end = damage, pos
-                    return
-                if self.on_damage is not None:
-                    self.on_damage(damage)
-                pos = found
-                continue
-            yield pos, env
-            pos = end
+            found = _next_envelope(buf, pos + 1)
+            damage = Damaged(self.video_id, pos, (found if found is not None else len(buf)) - pos, problem)
+            if found is None:
+                self.tail, self.end = damage, pos
+                return
+            if self.on_damage is not None:
+                self.on_damage(damage)
+            pos = found
         self.end = pos
 
     def at(self, offset: int) -> Envelope | None:
@@ -401,9 +410,17 @@ class _ItemReader:
             return None
 
 
-def _next_envelope(buf: mmap.mmap | bytes, start: int) -> int | None:
-    """The first offset from ``start`` on where a well-formed envelope starts, or ``None``."""
-    for match in _ENVELOPE_START.finditer(buf, start):
+def _overruns(buf: mmap.mmap | bytes, start: int, end: int) -> str | None:
+    """Why the unverified item at ``start`` (ending at ``end``) is taken for damage: a well-formed
+    envelope starts inside it (damage changed a length, and it swallowed the start of the next item
+    or more); ``None`` when none does."""
+    inside = _next_envelope(buf, start + 1, end)
+    return None if inside is None else f"it runs over an envelope that starts {inside - start} bytes in"
+
+
+def _next_envelope(buf: mmap.mmap | bytes, start: int, stop: int | None = None) -> int | None:
+    """The first offset from ``start`` on (before ``stop``) where a well-formed envelope starts, or ``None``."""
+    for match in _ENVELOPE_START.finditer(buf, start, len(buf) if stop is None else min(len(buf), stop + 1)):
         try:
             decode_at(buf, match.start())
         except WireError:
