@@ -120,3 +120,20 @@ def test_caffe_parsers_read_text_layers_and_wire_blobs():
     layer = _field(1, b"c") + _field(7, shape + data)
     blobs = B.parse_caffemodel(_field(100, layer))
     np.testing.assert_array_equal(blobs["c"][0], np.arange(6, dtype=np.float32).reshape(2, 3))
+
+
+@pytest.mark.parametrize("scale", [0.35, 0.45])
+def test_plate_scan_finds_small_plates_no_vehicle_box_leads_to(scale: float):
+    """In a 1280x720 frame, the ``plate_scan`` windows find plates 32-57 px wide with no object
+    model before them; the same SSD on the whole frame at the same threshold finds none of them."""
+    small = cv2.resize(_alpr(), None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    img = np.full((720, 1280, 3), 128, np.uint8)
+    x0, y0 = 500, 200
+    img[y0 : y0 + small.shape[0], x0 : x0 + small.shape[1]] = small
+    truth = plate_data._real_plate_boxes("alpr_test.jpg") * scale + [x0, y0, x0, y0]
+    scan = next(m for m in default_models() if m.name == "plate_scan")
+    plates = Detector.from_config(DetectConfig(models=[scan], threads=1)).detect(img).boxes
+    assert len(plates) and (_iou(truth, plates).max(axis=1) >= 0.3).all(), (truth, plates)
+    whole = Detector.from_config(DetectConfig(models=[plate_config(
+        crops_from=[], full_frame=True, score_threshold=scan.score_threshold)], threads=1)).detect(img).boxes
+    assert not len(whole) or not (_iou(truth, whole).max(axis=1) >= 0.3).any(), whole

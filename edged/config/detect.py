@@ -11,7 +11,7 @@ from edged.config.base import FloatIn, Fraction, IntIn, _Section
 
 
 class ScanConfig(_Section):
-    """High-resolution windows for faces too small for the whole-frame pass: each frame the model
+    """High-resolution windows for faces and plates too small for the whole-frame pass: each frame the model
     runs, enlarged ``scale`` times, on the windows where the picture changed since the last frame
     (a newcomer is searched on the frame it appears), where it found something on the last frame
     (what it found stays found), and on a rotating sweep of the rest; the first frame of a
@@ -139,7 +139,8 @@ def default_models() -> list[ModelConfig]:
     """The real-world models shipped in ``models/``: ``objects`` (NanoDet) and ``face_frame``
     (CenterFace) on the whole frame, ``face`` (BlazeFace) over each person's head, ``face_scan``
     (the same CenterFace file at 192x128) on enlarged windows for small faces, ``plate``
-    (HyperLPR's plate SSD) in each vehicle box (provenance: ``models/MODELS.md``; why: ``docs/TUNING.md``)."""
+    (HyperLPR's plate SSD) in each vehicle box, ``plate_scan`` (the same SSD file) on enlarged
+    windows for plates on vehicles the object model misses (provenance: ``models/MODELS.md``; why: ``docs/TUNING.md``)."""
     return [
         ModelConfig(
             name="objects",
@@ -197,6 +198,20 @@ def default_models() -> list[ModelConfig]:
             crop_min_score=0.2,
             max_crop_fraction=0.6,
             full_frame=False,
+        ),
+        ModelConfig(
+            name="plate_scan",
+            file="models/plate_hyperlpr_ssd_448x256_int8.tflite",
+            layout="ssd",
+            input_size=(448, 256),
+            labels=["plate"],
+            score_threshold=0.3,
+            nms_iou=0.45,
+            input_range=(0.0, 255.0),
+            max_crop_fraction=0.6,
+            full_frame=False,
+            scan=ScanConfig(enabled=True, scale=2.0, overlap=0.5, max_windows=2, sweep_windows=1,
+                            explained_by=["person", "car", "truck", "bus", "motorcycle"]),
         ),
     ]
 
