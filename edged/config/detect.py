@@ -11,9 +11,9 @@ from edged.config.base import FloatIn, Fraction, IntIn, _Section
 
 
 class ScanConfig(_Section):
-    """High-resolution windows for faces and plates too small for the whole-frame pass: each frame the model
-    runs, enlarged ``scale`` times, on the windows where the picture changed since the last frame
-    (a newcomer is searched on the frame it appears), where it found something on the last frame
+    """High-resolution windows for faces and plates too small for the whole-frame pass: each frame
+    the model runs, enlarged ``scale`` times, on the windows where the picture changed since the
+    last frame (a newcomer is searched on the frame it appears), where it found something on the last frame
     (what it found stays found), and on a rotating sweep of the rest; the first frame of a
     stream (and every photo) is searched whole."""
 
