@@ -152,3 +152,20 @@ def test_other_recipient_key_cannot_open_even_with_forged_header(sealed_face) ->
     bad = cbor2.dumps({"h": hb, "c": m["c"], "s": device.sign(_signed_message(hb, m["c"])).signature})
     with pytest.raises(DecryptError):
         open_sealed(bad, plate, trusted_signers([device.verify_key]))
+
+
+@pytest.mark.parametrize(("where", "value"), [
+    ("camera", 5), ("camera", ["x", 1, 2]), ("camera", [1, 2]), ("device", 7),
+    ("box", ["a", 0, 1, 1]), ("box", [True, 0, 1, 1]), ("sig_shape", ["2", 2, 3]), ("sig_shape", [0, 2, 3]),
+])
+def test_a_record_field_of_the_wrong_kind_is_a_format_error(sealed_face, where: str, value: object) -> None:
+    """A signed record's plaintext with a value of the wrong kind is refused as a format error
+    naming the field, never a TypeError or ValueError from deeper down."""
+    from edged.stages.privacy.records import decode_record, encode_record
+    m = cbor2.loads(encode_record(sealed_face[1]))
+    if where in ("box", "sig_shape"):
+        m["regions"][0][where] = value
+    else:
+        m[where] = value
+    with pytest.raises(RecordFormatError, match=where):
+        decode_record(cbor2.dumps(m))

@@ -431,6 +431,11 @@ def _field(m: dict[str, Any], key: str, typ: type | tuple[type, ...], where: str
     return v
 
 
+def _is_number(v: object) -> bool:
+    """An int or float that is not a bool."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def decode_record(data: bytes) -> SensitiveRecord:
     """Parse a record's CBOR plaintext; :class:`RecordFormatError` names the field that is wrong."""
     try:
@@ -452,8 +457,10 @@ def decode_record(data: bytes) -> SensitiveRecord:
             raise RecordFormatError(f"{where}: not a map")
         box = _field(r, "box", list, where)
         shape = _field(r, "sig_shape", list, where)
-        if len(box) != 4 or len(shape) != 3:
-            raise RecordFormatError(f"{where}: 'box' needs 4 numbers and 'sig_shape' 3")
+        if len(box) != 4 or not all(_is_number(b) for b in box):
+            raise RecordFormatError(f"{where}: 'box' needs 4 numbers")
+        if len(shape) != 3 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape):
+            raise RecordFormatError(f"{where}: 'sig_shape' needs 3 positive integers")
         x, y, w, h = (_field(r, n, int, where) for n in ("x", "y", "w", "h"))
         if w <= 0 or h <= 0 or x < 0 or y < 0:
             raise RecordFormatError(f"{where}: position x={x} y={y} w={w} h={h} is not a valid rectangle")
@@ -477,6 +484,11 @@ def decode_record(data: bytes) -> SensitiveRecord:
         )
     overlaps = tuple(_sealed_overlap(o, k) for k, o in enumerate(_field(m, "overlaps", list, "record"))) if v >= 2 else ()
     camera = m.get("camera", [0.0, 0.0, 0.0])
+    if not isinstance(camera, list) or len(camera) != 3 or not all(_is_number(c) for c in camera):
+        raise RecordFormatError("record: field 'camera' must be 3 numbers")
+    device = m.get("device", "")
+    if not isinstance(device, str):
+        raise RecordFormatError("record: field 'device' must be text")
     return SensitiveRecord(
         image_id=_field(m, "image", str, "record"),
         video_id=_field(m, "video", str, "record"),
@@ -485,7 +497,7 @@ def decode_record(data: bytes) -> SensitiveRecord:
         category=_field(m, "category", str, "record"),
         width=size[0],
         height=size[1],
-        device=m.get("device", ""),
+        device=device,
         regions=tuple(regions),
         position=tuple(float(c) for c in camera),  # type: ignore[arg-type]
         overlaps=overlaps,
