@@ -380,3 +380,24 @@ def test_mqtt_switched_off_and_on_by_a_config_change(tmp_path: Path, mosquitto: 
                 await w.wait(lambda: w.state()["version"] == 2)
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_a_client_with_the_old_predictable_id_does_not_knock_the_remote_control_off(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """The remote control's default client id carries the unit's private token, so a client that
+    connects as ``edged-<id>-remote`` on a broker that does not bind ids to users is not taken for it."""
+    made: list[MqttService] = []
+
+    async def scenario() -> None:
+        async with watcher(mosquitto.port) as w:
+            async with running_daemon(mqtt_config(tmp_path, mosquitto.port), services(made)):
+                await asyncio.wait_for(made[0].connected.wait(), 10)
+                await w.wait(lambda: w.on("status") and w.on("status")[-1].payload == b"online")
+                async with aiomqtt.Client("127.0.0.1", mosquitto.port, protocol=aiomqtt.ProtocolVersion.V5,
+                                          identifier=f"edged-{BASE.split('/')[1]}-remote"):
+                    await asyncio.sleep(1.0)
+                assert all(m.payload == b"online" for m in w.on("status")), "the unit was knocked off"
+                reply = await w.request("config/get", b"", b"after-intruder")
+                assert reply["ok"]
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))

@@ -35,9 +35,9 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edged.config import MqttRemoteConfig
+from edged.config import MqttRemoteConfig, resolve_path
 from edged.core.lograte import BoundedLog
-from edged.link.mqtt import Backoff, tls_context
+from edged.link.mqtt import Backoff, client_id, tls_context
 from edged.remote.commands import MQTT_ACCESS, RemoteControl
 
 log = logging.getLogger("edged.remote.mqtt")
@@ -138,7 +138,7 @@ class MqttService:
             cfg.port,
             username=cfg.username or None,
             password=cfg.password or None,
-            identifier=cfg.client_id or f"edged-{device_id}-remote",
+            identifier=client_id(cfg, device_id, "remote", resolve_path(daemon.config.device.data_dir)),
             protocol=aiomqtt.ProtocolVersion.V5,
             will=aiomqtt.Will(t["status"], b"offline", qos=1, retain=True),
             keepalive=cfg.keepalive_s,
