@@ -210,7 +210,7 @@ def default_models() -> list[ModelConfig]:
             input_range=(0.0, 255.0),
             max_crop_fraction=0.6,
             full_frame=False,
-            scan=ScanConfig(enabled=True, scale=2.0, overlap=0.5, max_windows=2, sweep_windows=1,
+            scan=ScanConfig(enabled=True, scale=2.0, overlap=0.5, max_windows=1, sweep_windows=0,
                             explained_by=["person", "car", "truck", "bus", "motorcycle"]),
         ),
     ]
