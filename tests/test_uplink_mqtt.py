@@ -246,3 +246,15 @@ def test_username_password(tmp_path: Path) -> None:
         assert "s3cret" not in (bad.last_error or "")
     finally:
         broker.stop()
+
+
+def test_a_burst_acknowledged_within_a_few_milliseconds_has_a_rate() -> None:
+    from edged.link.uplink import RateMeter
+    meter = RateMeter(10.0)
+    assert meter.rates(0.0) == (None, None)
+    meter.busy(True, 100.0)
+    for _ in range(18):
+        meter.add(1000, 100.002)
+    meter.busy(False, 100.003)
+    bps, msgs = meter.rates(100.5)
+    assert msgs is not None and msgs > 0 and bps is not None and bps > 0

@@ -45,6 +45,10 @@ UplinkConfigError = BrokerConfigError
 """The broker settings of a destination cannot be used (e.g. a TLS file is missing)."""
 
 
+MIN_RATE_SPAN_S = 0.01
+"""Busy time shorter than this counts as this much: a burst acknowledged at once has a finite rate."""
+
+
 class RateMeter:
     """Bytes and messages per second of *busy* time (while something was in flight), over a window.
 
@@ -79,9 +83,9 @@ class RateMeter:
     def rates(self, now: float) -> tuple[float | None, float | None]:
         """(bytes/s, messages/s), or ``None`` before anything was acknowledged."""
         self._trim(now)
-        span = min(self.window_s, self.clock(now))
-        if span < 0.01 or not self._samples:
+        if not self._samples:
             return None, None
+        span = max(MIN_RATE_SPAN_S, min(self.window_s, self.clock(now)))
         return sum(b for _, b in self._samples) / span, len(self._samples) / span
 
 
