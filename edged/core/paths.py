@@ -43,11 +43,11 @@ def refuse_links(paths: Iterable[Path]) -> None:
             raise PlantedLinkError(path)
 
 
-def private_dir(path: Path) -> Path:
+def private_dir(path: Path, *, configured: bool = False) -> Path:
     """``path`` as a folder: missing folders are created 0700 (the existing ones are kept as they are).
 
-    The last component must not be a symbolic link (:class:`PlantedLinkError`); the folders above it
-    are the operator's."""
+    A folder edged keeps inside another must not be a symbolic link (:class:`PlantedLinkError`);
+    one the config names (``configured``) may be, as may every folder above."""
     missing: list[Path] = []
     here = path
     while not os.path.lexists(here) and here != here.parent:
@@ -57,10 +57,9 @@ def private_dir(path: Path) -> Path:
         try:
             os.mkdir(folder, PRIVATE_DIR)
         except FileExistsError:
-            pass
-        else:
-            os.chmod(folder, PRIVATE_DIR)  # mkdir's mode is masked by the umask
-    if os.path.islink(path):
+            continue
+        os.chmod(folder, PRIVATE_DIR)  # mkdir's mode is masked by the umask
+    if not configured and os.path.islink(path):
         raise PlantedLinkError(path)
     if not path.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, f"{path} is not a folder")
@@ -81,7 +80,8 @@ def open_private(path: Path, flags: int) -> int:
         if not stat.S_ISREG(st.st_mode):
             raise PlantedLinkError(path, "not a regular file")
         if st.st_mode & 0o077:
-            os.fchmod(fd, PRIVATE_FILE)
+            with contextlib.suppress(PermissionError):  # another owner's file: read as it is
+                os.fchmod(fd, PRIVATE_FILE)
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
@@ -99,9 +99,10 @@ def create_private(path: Path) -> int:
         return open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
 
 
-def write_private(path: Path, data: bytes, *, fsync: bool = False) -> None:
-    """Replace ``path`` atomically with ``data`` (a private temp file beside it, then a rename)."""
-    temp = path.with_name(f".{path.name}.tmp")
+def write_private(path: Path, data: bytes, *, fsync: bool = False, temp: Path | None = None) -> None:
+    """Replace ``path`` atomically with ``data``: a private temp file beside it (``.<name>.tmp`` unless
+    ``temp`` names one), then a rename (a link at ``path`` is replaced, never followed)."""
+    temp = temp or path.with_name(f".{path.name}.tmp")
     fd = create_private(temp)
     try:
         with os.fdopen(fd, "wb", closefd=False) as f:
@@ -109,16 +110,12 @@ def write_private(path: Path, data: bytes, *, fsync: bool = False) -> None:
             f.flush()
             if fsync:
                 os.fsync(fd)
-    except BaseException:
         os.close(fd)
+        fd = -1
+        os.replace(temp, path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
-    os.close(fd)
-    try:
-        os.replace(temp, path)  # a link at path is replaced, not followed
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-

@@ -61,6 +61,12 @@ Signing
     bytes, so what is sent, and sent again after a restart, is byte-identical. Without a key rows
     are unsigned, which receivers that verify (``edged_platform.receiver --device-key``) drop.
 
+Files
+    The database, its WAL and shared-memory files and the reserve file are private (0600); the
+    folder is made 0700 when the outbox creates it. A symbolic link where one of them belongs is
+    refused (:class:`OutboxError` at open, a logged warning for the reserve later), never followed:
+    SQLite itself would follow it and write through it.
+
 Threads
     One connection, guarded by a lock: safe to call from several threads (the daemon runs the
     blocking calls in an executor). All methods are synchronous.
@@ -82,6 +88,7 @@ from typing import Any, Literal
 from nacl.signing import SigningKey
 
 from edged.core.lograte import BoundedLog
+from edged.core.paths import PlantedLinkError, open_private, private_dir, refuse_links
 from edged.link.outbox_salvage import salvage_outbox
 from edged.link.wire import PRIORITIES, Envelope, decode, encode, trusted_keys
 
@@ -214,13 +221,13 @@ class Outbox:
         """Delivered messages whose delete failed (full disk): never offered again, deleted later."""
         self._c = _Counters()
         self._events = BoundedLog(log, LOG_PERIOD_S)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._reserve = Path(f"{self.path}.reserve")
         try:
+            self._prepare_files()
             self._open(busy_timeout_ms, check_on_open)
-        except sqlite3.DatabaseError as err:
+        except (sqlite3.DatabaseError, OSError) as err:
             raise OutboxError(f"cannot open outbox {self.path}: {err}") from None
         self._used = int(self._q1("SELECT coalesce(sum(size), 0) FROM messages"))
-        self._reserve = Path(f"{self.path}.reserve")
         self.configured_budget_bytes = self.budget_bytes
         self.configured_reserve_bytes = int(reserve_bytes)
         self._fit_to_disk()
@@ -234,8 +241,12 @@ class Outbox:
             # keep the WAL within half the reserve, so a checkpoint on a full disk always has room
             self._conn.execute(f"PRAGMA wal_autocheckpoint={max(16, self.reserve_bytes // 2 // page)}")
             self._conn.execute(f"PRAGMA journal_size_limit={self.reserve_bytes // 2}")
-        if self._reserve.exists() and self._reserve.stat().st_size > self.reserve_bytes:
-            os.truncate(self._reserve, self.reserve_bytes)
+        if _size(self._reserve) > self.reserve_bytes:
+            fd = open_private(self._reserve, os.O_WRONLY)
+            try:
+                os.ftruncate(fd, self.reserve_bytes)
+            finally:
+                os.close(fd)
         self._ensure_reserve()
         if room is None:
             return
@@ -248,6 +259,22 @@ class Outbox:
             )
 
     # ------------------------------------------------------------------ open / schema
+    def _files(self) -> list[Path]:
+        """The database and every file SQLite or the outbox keeps beside it."""
+        return [self.path, *(Path(f"{self.path}{suffix}") for suffix in ("-wal", "-shm", "-journal")), self._reserve]
+
+    def _prepare_files(self) -> None:
+        """Refuse links where the outbox's files belong; create the database private, make older
+        files private."""
+        private_dir(self.path.parent, configured=True)
+        refuse_links(self._files())
+        for path in self._files():
+            try:
+                fd = open_private(path, os.O_RDWR | (os.O_CREAT if path == self.path else 0))
+            except FileNotFoundError:
+                continue
+            os.close(fd)
+
     def _open(self, busy_timeout_ms: int, check: bool) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
@@ -378,13 +405,10 @@ class Outbox:
         """Make sure the reserve file holds ``reserve_bytes`` of disk space (False if no space)."""
         if self.reserve_bytes <= 0:
             return True
+        if _size(self._reserve) >= self.reserve_bytes and not self._reserve.is_symlink():
+            return True
         try:
-            if self._reserve.stat().st_size >= self.reserve_bytes:
-                return True
-        except FileNotFoundError:
-            pass
-        try:
-            fd = os.open(self._reserve, os.O_WRONLY | os.O_CREAT, 0o600)
+            fd = open_private(self._reserve, os.O_WRONLY | os.O_CREAT)
             try:
                 os.posix_fallocate(fd, 0, self.reserve_bytes)
                 os.fsync(fd)
@@ -392,7 +416,8 @@ class Outbox:
                 os.close(fd)
             return True
         except OSError as err:
-            self._reserve.unlink(missing_ok=True)
+            if not isinstance(err, PlantedLinkError):
+                self._reserve.unlink(missing_ok=True)
             self._events.warning("reserve", f"outbox: cannot reserve {self.reserve_bytes} bytes beside {self.path}: {err.strerror}")
             return False
 
@@ -769,22 +794,19 @@ def _disk_room(path: Path, reserve: Path) -> int | None:
         free = shutil.disk_usage(path.parent).free
     except OSError:
         return None
-    own = _file_bytes(path)
+    return free + _file_bytes(path) + _size(reserve)
+
+
+def _size(path: Path) -> int:
+    """The size of the file at ``path`` itself (a link's own size, 0 when missing)."""
     try:
-        own += reserve.stat().st_size
+        return os.lstat(path).st_size
     except FileNotFoundError:
-        pass
-    return free + own
+        return 0
 
 
 def _file_bytes(path: Path) -> int:
-    total = 0
-    for suffix in ("", "-wal", "-shm"):
-        try:
-            total += Path(f"{path}{suffix}").stat().st_size
-        except FileNotFoundError:
-            pass
-    return total
+    return sum(_size(Path(f"{path}{suffix}")) for suffix in ("", "-wal", "-shm"))
 
 
 def open_from_config(cfg: Any, data_dir: str | Path, signing_key: SigningKey | None = None) -> Outbox:

@@ -11,6 +11,7 @@ verify) is counted as unreadable too.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -18,7 +19,10 @@ from pathlib import Path
 
 from nacl.signing import VerifyKey
 
+from edged.core.paths import PlantedLinkError, refuse_links
 from edged.link.wire import WireError, decode
+
+log = logging.getLogger(__name__)
 
 PROBE_GAP = 4096
 """Row ids probed one by one past a failing read when no index lists what comes next."""
@@ -37,8 +41,15 @@ class Salvage:
 
 
 def salvage_outbox(path: str | Path, trusted: Mapping[str, VerifyKey] | None = None) -> Salvage:
-    """Every readable, decodable row of the outbox at ``path`` (opened read-only as far as SQLite allows)."""
-    conn = sqlite3.connect(Path(path), isolation_level=None)
+    """Every readable, decodable row of the outbox at ``path`` (opened read-only as far as SQLite allows);
+    nothing when a link sits where the file or SQLite's files beside it belong (SQLite would follow it)."""
+    path = Path(path)
+    try:
+        refuse_links([path, *(Path(f"{path}{suffix}") for suffix in ("-wal", "-shm", "-journal"))])
+    except PlantedLinkError as err:
+        log.error("outbox salvage: %s", err)
+        return Salvage([], 0, {})
+    conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA query_only=1")
         listed = _listed_row_ids(conn)

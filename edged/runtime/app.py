@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +15,7 @@ import cv2
 
 from edged.config import Config, resolve_path
 from edged.core.keys import KeyFileError, check_keys, load_signing_key
+from edged.core.paths import PRIVATE_DIR, private_dir
 from edged.hal.base import Camera
 from edged.link.destinations import OPS, destination
 from edged.link.outbox import Outbox, open_from_config
@@ -45,16 +48,21 @@ the tracker keeps its tracks (and the selector its best images) across unrelated
 
 
 def run_folder(config: Config) -> Path:
-    """A fresh folder under ``output.dir`` for this run's local output."""
-    root = resolve_path(config.output.dir)
+    """A fresh private folder under ``output.dir`` for this run's local output; a name already taken
+    (by a folder, a file or a link, which is never followed) is passed over."""
+    root = private_dir(resolve_path(config.output.dir), configured=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    folder = root / f"run-{stamp}"
-    n = 1
-    while folder.exists():
-        n += 1
-        folder = root / f"run-{stamp}-{n}"
-    folder.mkdir(parents=True)
-    return folder
+    for n in itertools.count(1):
+        folder = root / (f"run-{stamp}" if n == 1 else f"run-{stamp}-{n}")
+        try:
+            os.mkdir(folder, PRIVATE_DIR)
+        except FileExistsError:
+            if folder.is_symlink():
+                log.warning("output: %s is a symbolic link; not used for this run's output", folder)
+            continue
+        os.chmod(folder, PRIVATE_DIR)
+        return folder
+    raise AssertionError("unreachable")
 
 
 class AppBuilder:

@@ -11,10 +11,8 @@ processed and sunk, so ``captured == processed + dropped`` at exit.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import os
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +23,7 @@ from typing import Any, Protocol
 from edged.config import Config
 from edged.core.ids import MonotonicUlid
 from edged.core.lograte import BoundedLog
+from edged.core.paths import private_dir, write_private
 from edged.core.types import CapturedImage, ExposureMode, Frame, FrameMeta, Position
 from edged.hal.base import Camera, EndOfStream, Pacing
 from edged.runtime.exposure import ExposureCommand, ExposureController
@@ -90,16 +89,12 @@ class Service(Protocol):
 
 
 def write_summary(path: Path, summary: dict[str, Any]) -> bool:
-    """Write the run summary atomically; on failure log why and the summary itself (one line)."""
-    temp = path.with_name(f".{path.name}.tmp")
+    """Write the run summary atomically and private; on failure log why and the summary itself (one line)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-        os.replace(temp, path)
+        private_dir(path.parent, configured=True)
+        write_private(path, (json.dumps(summary, indent=2, default=str) + "\n").encode())
         return True
     except OSError as err:
-        with contextlib.suppress(OSError):
-            temp.unlink()
         log.error("summary not written to %s (%s); summary: %s", path, err.strerror or err,
                   json.dumps(summary, separators=(",", ":"), default=str))
         return False

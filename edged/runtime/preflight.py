@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from edged.config import Config, resolve_path
+from edged.core.paths import private_dir
 
 
 def writable_folder(path: Path) -> str | None:
-    """``None`` when ``path`` is (or can be made) a folder we can write in; else why not."""
+    """``None`` when ``path`` is (or can be made, private) a folder we can write in; else why not."""
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        private_dir(path, configured=True)
     except OSError as err:
         return f"cannot create {path}: {err.strerror or err}"
     if not path.is_dir():

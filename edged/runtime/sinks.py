@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -12,6 +13,7 @@ from typing import Any
 import cv2
 
 from edged.core.lograte import BoundedLog
+from edged.core.paths import open_private, private_dir
 from edged.link.outbox import Outbox
 from edged.stages.pipeline import FrameWork
 
@@ -19,7 +21,8 @@ log = logging.getLogger("edged.runtime.sinks")
 
 
 class FrameWriter:
-    """Writes every n-th finished frame as JPEG: the de-identified image when the privacy stage ran.
+    """Writes every n-th finished frame as a private JPEG (0600, in a 0700 folder; a name already taken
+    is not overwritten): the de-identified image when the privacy stage ran.
 
     Raw frames are written only when no privacy stage is configured (``allow_raw``); a frame that
     should have been de-identified and was not is refused, never written bare. A write that fails
@@ -42,7 +45,7 @@ class FrameWriter:
         self._log = BoundedLog(log)
         if every:
             try:
-                folder.mkdir(parents=True, exist_ok=True)
+                private_dir(folder)
             except OSError as err:
                 self._log.warning("mkdir", f"local frames folder {folder} cannot be created: {err.strerror or err}")
 
@@ -64,18 +67,19 @@ class FrameWriter:
                               f"{self.min_free_bytes} bytes free on {self.folder} (output.min_free_bytes)")
             return
         ok, jpeg = cv2.imencode(".jpg", pixels, self.params)
+        created = False
         try:
             if not ok:
                 raise OSError("JPEG encoding failed")
-            with open(path, "wb") as f:
+            with os.fdopen(open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "wb") as f:
+                created = True
                 f.write(jpeg.tobytes())
         except OSError as err:
             self.failed += 1
             self._log.warning("write", f"local frame {path.name} not written to {self.folder}: {err.strerror or err}")
-            try:
-                os.unlink(path)  # no truncated JPEG left behind
-            except OSError:
-                pass
+            if created:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)  # no truncated JPEG left behind
             return
         self.written += 1
 

@@ -1,10 +1,11 @@
 """Track ids unique across daemon restarts.
 
 :class:`IdAllocator` keeps a high-water mark in a small file under the data dir. It reserves ids in
-blocks: before handing out the first id of a block it durably writes the end of that block (temp file,
-fsync, atomic rename, fsync of the folder). After a crash or SIGKILL the next start resumes from the
-stored mark, which is past every id ever handed out, so ids are never reused; at most one block of ids
-is skipped per restart. The file is written once per block, not once per track.
+blocks: before handing out the first id of a block it durably writes the end of that block (private
+temp file, fsync, atomic rename, fsync of the folder). After a crash or SIGKILL the next start resumes
+from the stored mark, which is past every id ever handed out, so ids are never reused; at most one
+block of ids is skipped per restart. The file is written once per block, not once per track. A link
+or anything but a plain file where the mark is kept is refused (:class:`IdStoreError`), never followed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ import os
 from pathlib import Path
 from typing import Protocol
 
+from edged.core.paths import open_private, private_dir, write_private
+
 ID_FILE_NAME = "track_ids.json"
+MAX_MARK_BYTES = 4096
+"""The mark is a few bytes of JSON; more is read as a corrupt file."""
 
 
 class IdStoreError(RuntimeError):
@@ -39,7 +44,7 @@ class MemoryIds:
 
 
 def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
     finally:
@@ -64,18 +69,23 @@ class IdAllocator:
         """The allocator for a daemon's data dir (created if missing)."""
         directory = Path(data_dir)
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            private_dir(directory, configured=True)
         except OSError as err:
-            raise IdStoreError(f"cannot create data dir {directory} for track ids: {err.strerror}") from None
+            raise IdStoreError(f"cannot create data dir {directory} for track ids: {err.strerror or err}") from None
         return cls(directory / ID_FILE_NAME, block)
 
     def _read_mark(self) -> int:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            fd = open_private(self.path, os.O_RDONLY)
         except FileNotFoundError:
             return 1
         except OSError as err:
-            raise IdStoreError(f"cannot read track id store {self.path}: {err.strerror}") from None
+            raise IdStoreError(f"cannot read track id store {self.path}: {err.strerror or err}") from None
+        try:
+            with os.fdopen(fd, "rb") as f:
+                text = f.read(MAX_MARK_BYTES).decode("utf-8", "replace")
+        except OSError as err:
+            raise IdStoreError(f"cannot read track id store {self.path}: {err.strerror or err}") from None
         try:
             value = json.loads(text)["next_free"]
         except (ValueError, KeyError, TypeError):
@@ -88,19 +98,12 @@ class IdAllocator:
         return value
 
     def _write_mark(self, next_free: int) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
         data = json.dumps({"next_free": next_free}).encode()
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
+            write_private(self.path, data, fsync=True, temp=self.path.with_name(self.path.name + ".tmp"))
             _fsync_dir(self.path.parent)
         except OSError as err:
-            raise IdStoreError(f"cannot write track id store {self.path}: {err.strerror}") from None
+            raise IdStoreError(f"cannot write track id store {self.path}: {err.strerror or err}") from None
         self.writes += 1
 
     def next_id(self) -> int:
