@@ -321,6 +321,13 @@ def test_default_client_ids_carry_a_private_token_kept_across_restarts(tmp_path:
         configured = UplinkBrokerConfig(client_id="mine")
         assert Uplink("ops", configured, outbox, device_id=UNIT, data_dir=data).client_id == "mine"
 
+        # a data dir the operator made a link: the token is kept in the folder it names
+        real = tmp_path / "real-data"
+        real.mkdir()
+        (tmp_path / "linked-data").symlink_to(real)
+        linked = mqtt.default_client_id(UNIT, "ops", tmp_path / "linked-data")
+        assert (real / mqtt.CLIENT_TOKEN_FILE).read_text().strip() == linked.rsplit("-", 1)[1]
+
         # a link planted where the token is kept: not followed, the run goes on with a token of its own
         target = tmp_path / "target"
         target.write_text("keep me\n")

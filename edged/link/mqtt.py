@@ -112,7 +112,7 @@ def client_token(data_dir: Path | None) -> str:
 def _load_token(data_dir: Path) -> str:
     path = data_dir / CLIENT_TOKEN_FILE
     try:
-        private_dir(data_dir)
+        private_dir(data_dir, configured=True)
         try:
             fd = open_private(path, os.O_RDONLY)
         except FileNotFoundError:
