@@ -64,8 +64,8 @@ Signing
 Files
     The database, its WAL and shared-memory files and the reserve file are private (0600); the
     folder is made 0700 when the outbox creates it. A symbolic link where one of them belongs is
-    refused (:class:`OutboxError` at open, a logged warning for the reserve later), never followed:
-    SQLite itself would follow it and write through it.
+    refused (:class:`OutboxError` at open, naming it; a logged warning for the reserve later), never
+    followed: SQLite itself would follow a link to the database and keep its files beside the target.
 
 Threads
     One connection, guarded by a lock: safe to call from several threads (the daemon runs the

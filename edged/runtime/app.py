@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import os
 import time
@@ -52,17 +51,18 @@ def run_folder(config: Config) -> Path:
     (by a folder, a file or a link, which is never followed) is passed over."""
     root = private_dir(resolve_path(config.output.dir), configured=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    for n in itertools.count(1):
+    n = 1
+    while True:
         folder = root / (f"run-{stamp}" if n == 1 else f"run-{stamp}-{n}")
         try:
             os.mkdir(folder, PRIVATE_DIR)
         except FileExistsError:
             if folder.is_symlink():
                 log.warning("output: %s is a symbolic link; not used for this run's output", folder)
+            n += 1
             continue
         os.chmod(folder, PRIVATE_DIR)
         return folder
-    raise AssertionError("unreachable")
 
 
 class AppBuilder:
