@@ -41,6 +41,7 @@ from edged.config.select import SelectConfig
 from edged.config.systemd import SystemdConfig
 from edged.config.track import TrackConfig
 from edged.config.uplink import UplinkBrokerConfig, UplinkConfig
+from edged.core.paths import SHIPPED_MODELS, model_file
 from edged.core.paths import resolve_path  # noqa: F401 (re-exported for the config's users)
 
 __all__ = [
@@ -154,10 +155,21 @@ def load(path: str | Path) -> Config:
     except RecursionError:
         raise ConfigError(f"config file {path} is nested too deeply to be a config") from None
     try:
-        return from_dict(data)
+        config = from_dict(data)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
     except (ValueError, TypeError) as err:  # a section's own consistency check
         raise ConfigError(f"{path}: config error: {err}") from None
     except RecursionError:
         raise ConfigError(f"config file {path} is nested too deeply to be a config") from None
+    anchor_model_files(config, path.parent.absolute())
+    return config
+
+
+def anchor_model_files(config: Config, folder: Path) -> None:
+    """Make each relative model ``file`` absolute in ``folder`` (the config file's), as
+    :func:`edged.core.paths.model_file` finds it; one that names a shipped model stays ``models/NAME``."""
+    for model in config.detect.models:
+        found = model_file(model.file, folder)
+        if not found.is_relative_to(SHIPPED_MODELS):
+            model.file = str(found)

@@ -25,6 +25,25 @@ def resolve_path(value: str) -> Path:
     return p if p.is_absolute() else Path.cwd() / p
 
 
+SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "models"
+"""The models installed with edged (package data ``edged/models``; in a source checkout a link to the
+repository's ``models/``)."""
+
+
+def model_file(value: str, base: Path | None = None) -> Path:
+    """A model ``file`` from the config: absolute as is; relative, in ``base`` (the config file's folder;
+    the working directory for a config made without a file), and a ``models/NAME`` not found there is
+    the model ``NAME`` shipped with edged."""
+    p = Path(value)
+    if p.is_absolute():
+        return p
+    here = (base if base is not None else Path.cwd()) / p
+    if here.exists() or p.parts[:1] != ("models",) or len(p.parts) < 2:
+        return here
+    shipped = SHIPPED_MODELS.joinpath(*p.parts[1:])
+    return shipped if shipped.exists() else here
+
+
 class PlantedLinkError(OSError):
     """A symbolic link (or another non-regular file) sits where edged keeps one of its own files."""
 

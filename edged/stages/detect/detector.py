@@ -21,6 +21,7 @@ import numpy as np
 
 from edged.config import DetectConfig, ModelConfig, TilingConfig
 from edged.core.classes import CLASS_NAMES
+from edged.core.paths import model_file
 from edged.core.types import Detections
 from edged.stages.detect import decoders
 from edged.stages.detect.centerface import centerface_order, decode_centerface
@@ -34,16 +35,12 @@ _DEFAULT_RANGE = {"blazeface": (-1.0, 1.0), "ssd": (-1.0, 1.0), "yolov5": (0.0, 
 RESIZABLE_LAYOUTS = frozenset({"centerface"})
 """Fully convolutional layouts whose files run at any input size (multiples of 32) the config names."""
 _EXPECTED_OUTPUTS = {"ssd": 4, "yolov5": 1, "yolov8": 1, "blazeface": 2, "centernet": 2, "centerface": 4}
-_REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def model_path(file: str) -> Path:
-    """A config ``file``: absolute as is; relative to the working directory, else to the repo root."""
-    p = Path(file)
-    if p.is_absolute() or p.exists():
-        return p if p.is_absolute() else Path.cwd() / p
-    fallback = _REPO_ROOT / p
-    return fallback if fallback.exists() else Path.cwd() / p
+    """A config ``file`` as :func:`edged.core.paths.model_file` finds it (a config loaded from a file
+    has its relative files made absolute already; the rest are relative to the working directory)."""
+    return model_file(file)
 
 
 @dataclass(frozen=True, slots=True)

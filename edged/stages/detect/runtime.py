@@ -8,11 +8,19 @@ input tensor is fed ``round(x / scale + zero_point)`` and a quantised output is 
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+RUNTIME_NOTICES = ("INFO: Created TensorFlow Lite XNNPACK delegate",)
+"""Lines the TFLite runtime prints to the process's stderr on every start that say nothing is wrong."""
 
 
 class ModelError(RuntimeError):
@@ -28,6 +36,31 @@ def _interpreter_class() -> Any:
         except ImportError:
             raise ModelError("no TFLite runtime: install ai-edge-litert (or tflite-runtime)") from None
     return Interpreter
+
+
+@contextlib.contextmanager
+def runtime_notices_held() -> Iterator[None]:
+    """Hold back what the TFLite runtime writes to file descriptor 2 meanwhile, then pass it on
+    without its :data:`RUNTIME_NOTICES` (warnings and errors stay visible)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no descriptor 2 to borrow: nothing to hold back
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [line for line in held.read().decode("utf-8", "replace").splitlines(keepends=True)
+                    if not line.startswith(RUNTIME_NOTICES)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +116,9 @@ class TFLiteModel:
             raise ModelError(f"model file not found: {self.path}")
         Interpreter = _interpreter_class()
         try:
-            self._interp = Interpreter(model_path=str(self.path), num_threads=int(threads))
-            self._interp.allocate_tensors()
+            with runtime_notices_held():
+                self._interp = Interpreter(model_path=str(self.path), num_threads=int(threads))
+                self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as err:
             raise ModelError(f"model file {self.path} is not a valid TFLite model: {err}") from None
         self.inputs = [_tensor_info(d) for d in self._interp.get_input_details()]
