@@ -98,6 +98,11 @@ class FileCamera:
         self._t0 = time.time()
         self._started = True
 
+    def probe(self) -> None:
+        """The checks of :meth:`start` (the source exists and its first frame reads), then closed again."""
+        self.start()
+        self.stop()
+
     def stop(self) -> None:
         if self._capture is not None:
             self._capture.release()

@@ -94,7 +94,8 @@ class PiCamera:
         self._last: Exposure | None = None
 
     # ------------------------------------------------------------------------------ lifecycle
-    def start(self) -> None:
+    def probe(self) -> Any:
+        """The camera stack imports and lists this camera (not opened); returns ``Picamera2``."""
         picamera2 = _import_picamera2()
         try:
             cameras = picamera2.global_camera_info()
@@ -104,6 +105,10 @@ class PiCamera:
             raise CameraError(
                 f"picamera2 backend: camera {self.camera_num} not found ({len(cameras)} camera(s) attached)"
             )
+        return picamera2
+
+    def start(self) -> None:
+        picamera2 = self.probe()
         try:
             cam = picamera2(self.camera_num)
             config = cam.create_video_configuration(

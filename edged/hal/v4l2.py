@@ -245,11 +245,16 @@ class V4l2Camera:
         self._last_readback = -float("inf")
 
     # ------------------------------------------------------------------------------ lifecycle
-    def start(self) -> None:
+    def probe(self) -> None:
+        """The device and the control tool are there (the device is not opened)."""
         if not Path(self.device).exists():
             raise CameraError(f"v4l2 backend: device {self.device} does not exist")
         if self._controls is None:
             self._controls = V4l2Ctl(self.device)
+
+    def start(self) -> None:
+        self.probe()
+        assert self._controls is not None
         found = self._controls.list()
         self._mode_ctl = _first(found, MODE_CONTROLS)
         self._shutter_ctl = _first(found, SHUTTER_CONTROLS)

@@ -1,9 +1,11 @@
 """What ``edged run`` needs before it starts, checked without starting: ``edged check-config``.
 
-Each problem is one line naming the config key and the file or folder: a model that does not load,
-a key file that is missing, of the wrong kind or readable by others, a folder that cannot be
-created or written, a file camera's missing source, a broker's TLS file that does not load. ``run`` checks the same before it opens
-anything, so a bad setup fails at once with every problem listed.
+Each problem is one line naming the config key and the file or folder: a model that does not load
+or does not match its config, a key file that is missing, of the wrong kind or readable by others, a
+folder that cannot be created or written, a camera that does not open (a file source without a
+readable frame, a missing camera library, device or tool), a broker's TLS file that does not load.
+``run`` checks the same before it opens anything, so a bad setup fails at once with every problem
+listed, in the same lines.
 """
 
 from __future__ import annotations
@@ -69,29 +71,50 @@ def key_problems(config: Config) -> list[str]:
 
 
 def model_problems(config: Config) -> list[str]:
-    """Every configured model file loads as a TFLite model with the expected input."""
+    """Every configured model loads and matches its config (input size, outputs, labels), as the
+    detection stage checks it at start."""
     if not config.detect.enabled:
         return []
-    from edged.stages.detect.detector import model_path
-    from edged.stages.detect.runtime import ModelError, TFLiteModel
+    from edged.stages.detect.detector import LoadedModel, check_crop_sources, check_model_names
+    from edged.stages.detect.runtime import ModelError
 
-    problems = []
+    try:
+        check_model_names(config.detect)
+    except ModelError as err:
+        return [str(err)]
+    problems, loaded = [], []
     for i, model in enumerate(config.detect.models):
         try:
-            TFLiteModel(model_path(model.file))
+            loaded.append(LoadedModel(model, config.detect.threads))
         except (ModelError, ValueError, OSError) as err:
             problems.append(f"detect.models[{i}] ({model.name}): {err}")
+    if not problems:
+        try:
+            check_crop_sources(loaded)
+        except ModelError as err:
+            problems.append(f"detect.models: {err}")
     return problems
 
 
+CAMERA_KEYS = {"file": "camera.file.path", "v4l2": "camera.v4l2.device"}
+"""The config key a camera problem names, by backend (others: ``camera.backend``)."""
+
+
 def camera_problems(config: Config) -> list[str]:
-    """A file camera's source must exist (the other backends are probed when they open)."""
-    if config.camera.backend != "file":
-        return []
-    if not config.camera.file.path:
-        return ["camera.file.path: not set (a video file, an image or a folder of images)"]
-    source = resolve_path(config.camera.file.path)
-    return [] if source.exists() else [f"camera.file.path: {source} does not exist"]
+    """The camera opens as ``run`` opens it: a file source is read (its first frame), a Pi camera's
+    library and the camera itself are found, a v4l2 device and ``v4l2-ctl`` are there."""
+    from edged.hal.base import CameraError
+    from edged.runtime.camera import make_camera
+
+    key = CAMERA_KEYS.get(config.camera.backend, "camera.backend")
+    try:
+        camera = make_camera(config.camera)
+        probe = getattr(camera, "probe", None)  # a plug-in camera may have none
+        if probe is not None:
+            probe()
+    except CameraError as err:
+        return [f"{key}: {err}"]
+    return []
 
 
 def _brokers(config: Config) -> list[tuple[str, Any]]:

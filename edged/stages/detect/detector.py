@@ -43,6 +43,25 @@ def model_path(file: str) -> Path:
     return model_file(file)
 
 
+def check_model_names(cfg: DetectConfig) -> None:
+    """Model names are unique and ``tiling.models`` names only them; else :class:`ModelError`."""
+    names = [m.name for m in cfg.models]
+    if len(set(names)) != len(names):
+        raise ModelError(f"detect.models: duplicate model names in {names}")
+    unknown = [n for n in cfg.tiling.models if n not in names]
+    if unknown:
+        raise ModelError(f"detect.tiling.models names {unknown[0]!r}, not a configured model ({', '.join(names)})")
+
+
+def check_crop_sources(models: list[LoadedModel]) -> None:
+    """Each model's ``crops_from`` classes come from models listed before it; else :class:`ModelError`."""
+    for i, m in enumerate(models):
+        earlier = {CLASS_NAMES[c] for e in models[:i] for c in e.class_map if c >= 0}
+        missing = [c for c in m.cfg.crops_from if c not in earlier]
+        if missing:
+            raise ModelError(f"model {m.cfg.name!r}: crops_from {missing[0]!r}, which no model listed before it detects")
+
+
 @dataclass(frozen=True, slots=True)
 class Region:
     """A rectangle of the frame (pixels) that one model invocation sees."""
@@ -333,20 +352,9 @@ class Detector:
     @classmethod
     def from_config(cls, cfg: DetectConfig) -> Detector:
         """Load and check every model; raises :class:`ModelError` naming the file and the problem."""
-        names = [m.name for m in cfg.models]
-        if len(set(names)) != len(names):
-            raise ModelError(f"detect.models: duplicate model names in {names}")
-        unknown = [n for n in cfg.tiling.models if n not in names]
-        if unknown:
-            raise ModelError(f"detect.tiling.models names {unknown[0]!r}, not a configured model ({', '.join(names)})")
+        check_model_names(cfg)
         models = [LoadedModel(m, cfg.threads) for m in cfg.models]
-        for i, m in enumerate(models):
-            earlier = {CLASS_NAMES[c] for e in models[:i] for c in e.class_map if c >= 0}
-            missing = [c for c in m.cfg.crops_from if c not in earlier]
-            if missing:
-                raise ModelError(
-                    f"model {m.cfg.name!r}: crops_from {missing[0]!r}, which no model listed before it detects"
-                )
+        check_crop_sources(models)
         return cls(models, cfg.tiling)
 
     def reset(self) -> None:
