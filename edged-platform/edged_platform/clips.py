@@ -49,6 +49,7 @@ from nacl.public import PrivateKey
 from nacl.signing import VerifyKey
 
 from edged.core.keys import KeyFileError, load_platform_private_key, sealing_key_id
+from edged.core.progname import prog_name
 from edged.link.wire import is_id, trusted_keys
 from edged.stages.privacy.deid import UNTRACKED
 from edged.stages.privacy.records import (
@@ -320,7 +321,7 @@ def build_clips(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m edged_platform.clips", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=prog_name("edged_platform.clips"), description=__doc__.split("\n\n")[0])
     p.add_argument("--key", required=True, help="this functional platform's private key (.key)")
     p.add_argument("--signer", "--device-key", dest="signer", action="append", required=True, metavar="PATH",
                    help="trusted device public key (.pub); verifies records and envelopes; repeatable")

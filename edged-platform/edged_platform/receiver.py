@@ -50,6 +50,7 @@ from nacl.signing import VerifyKey
 
 from edged.core.keys import KeyFileError
 from edged.core.lograte import BoundedLog
+from edged.core.progname import prog_name
 from edged.link.destinations import FUNC_PREFIX, OPS
 from edged.link.wire import Envelope, EnvelopeAuthError, WireError, decode, trusted_keys
 from edged_platform.store import SegmentStore
@@ -277,7 +278,7 @@ def _destination(given: str | None, topic: str) -> tuple[str | None, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m edged_platform.receiver", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog=prog_name("edged_platform.receiver"), description=__doc__.split("\n")[0])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=1883)
     ap.add_argument("--topic", required=True, help="MQTT topic filter, e.g. 'edged/+/ops/#'")

@@ -82,6 +82,8 @@ from nacl.public import PrivateKey
 from nacl.signing import VerifyKey
 
 from edged.core.keys import KeyFileError, load_platform_private_key, sealing_key_id
+from edged.core.paths import os_reason
+from edged.core.progname import prog_name
 from edged.link.wire import EnvelopeAuthError, WireError, decode, trusted_keys
 from edged.stages.privacy.records import (
     OverlapPixels,
@@ -554,7 +556,7 @@ def ops_target(folder: str | Path, image_id: str, signers: dict[str, VerifyKey])
 # ------------------------------------------------------------------------------------------ CLI
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m edged_platform.restore",
+        prog=prog_name("edged_platform.restore"),
         description="Restore an original image from a de-identified one and sealed sensitive records.",
     )
     p.add_argument("--key", action="append", required=True, metavar="PATH",
@@ -634,10 +636,24 @@ def run(args: argparse.Namespace) -> tuple[Path, list[SensitiveRecord]]:
     check_target(opened, target)
     overlaps = open_overlaps(records, keys)  # those whose every key is given
     restored = restore_image(target.image, records, overlaps=overlaps)  # checks every region, then pastes
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out), restored):
-        raise RestoreError(f"could not write {out}")
+    write_output(out, restored)
     return out, records
+
+
+def write_output(out: Path, image: np.ndarray) -> None:
+    """Encode ``image`` in ``out``'s format and write it, creating its folder; :class:`RestoreError`
+    says why not."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RestoreError(f"--out {out}: cannot create the folder {out.parent}: {os_reason(err)}") from None
+    ok, data = cv2.imencode(out.suffix, image)
+    if not ok:
+        raise RestoreError(f"--out {out}: OpenCV cannot encode a {out.suffix} image")
+    try:
+        out.write_bytes(data.tobytes())
+    except OSError as err:
+        raise RestoreError(f"could not write {out}: {os_reason(err)}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

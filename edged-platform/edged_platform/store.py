@@ -71,6 +71,7 @@ import cbor2
 from nacl.signing import VerifyKey
 
 from edged.core.keys import KeyFileError
+from edged.core.progname import prog_name
 from edged.link.wire import Envelope, EnvelopeAuthError, WireError, decode, decode_at, encode, trusted_keys
 from edged.stages.privacy.records import RecordError, read_header, verify_sealed
 
@@ -596,7 +597,7 @@ def _os_line(err: Exception) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     """The command line: ``export``, ``export-records``, ``images`` and ``verify``."""
-    p = argparse.ArgumentParser(prog="python -m edged_platform.store", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog=prog_name("edged_platform.store"), description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     for name, what in (("export", "write a verified package's de-identified image and its sidecar"),
                        ("export-records", "write an image's verified sealed records, one signed envelope file each"),

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from edged.core.progname import prog_name
+
 STAGE_ORDER = ("capture", "detect", "track", "select", "privacy", "health", "package", "pipeline total", "sink")
 STATUS_MARK = {"pass": "PASS", "fail": "**FAIL**", "n/a": "n/a"}
 COLORS = {"ops": "#1f77b4", "func.face": "#d62728", "func.plate": "#2ca02c"}
@@ -353,7 +355,7 @@ def write_report(data: dict[str, Any], folder: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m edged_sim.report", description="Draw a simulated run's report from its result.json.")
+    p = argparse.ArgumentParser(prog=prog_name("edged_sim.report"), description="Draw a simulated run's report from its result.json.")
     p.add_argument("folder", type=Path, help="run folder holding result.json")
     args = p.parse_args(argv)
     try:

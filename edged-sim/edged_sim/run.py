@@ -38,6 +38,7 @@ import numpy as np
 
 from edged.config import Config, fake_scene_models, from_dict, load, to_dict
 from edged.core.keys import generate_device_key, generate_platform_key, load_platform_private_key, load_verify_key
+from edged.core.progname import prog_name
 from edged.link.destinations import OPS, destination
 from edged.link.outbox import Outbox
 from edged.link.uplink import Uplink
@@ -447,7 +448,7 @@ def add_sim_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m edged_sim", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=prog_name("edged_sim"), description=__doc__.split("\n\n")[0])
     add_arguments(p)
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)

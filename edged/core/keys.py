@@ -37,7 +37,8 @@ from nacl.public import PrivateKey, PublicKey
 from nacl.signing import SigningKey, VerifyKey
 
 from edged.core.classes import SENSITIVE_CLASSES
-from edged.core.paths import resolve_path
+from edged.core.paths import os_reason, resolve_path
+from edged.core.progname import prog_name
 
 MAGIC = "edged-key v1"
 KeyKind = Literal["ed25519-secret", "ed25519-public", "x25519-secret", "x25519-public"]
@@ -273,8 +274,12 @@ def keygen_main(args: argparse.Namespace) -> int:
     """Handler of ``keygen``: prints the files written and the key id; 1 with a message on error."""
     try:
         made = (generate_platform_key if args.kind == "platform" else generate_device_key)(args.out, args.force)
-    except (KeyFileError, OSError) as err:
+    except KeyFileError as err:
         print(f"edged keygen: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        folder = Path(args.out).parent.absolute()
+        print(f"edged keygen: cannot write the key files in {folder}: {os_reason(err)}", file=sys.stderr)
         return 1
     print(f"{args.kind} key id {made.key_id}: private {made.private} (mode 0600), public {made.public}")
     return 0
@@ -282,7 +287,7 @@ def keygen_main(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m edged.core.keys device|platform --out PREFIX`` (same as ``edged keygen``)."""
-    parser = argparse.ArgumentParser(prog="edged-keygen")
+    parser = argparse.ArgumentParser(prog=prog_name("edged.core.keys"))
     sub = parser.add_subparsers(dest="command", required=True)
     add_keygen_parser(sub)
     args = parser.parse_args(["keygen", *(sys.argv[1:] if argv is None else argv)])

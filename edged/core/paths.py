@@ -44,6 +44,25 @@ def model_file(value: str, base: Path | None = None) -> Path:
     return shipped if shipped.exists() else here
 
 
+_REASONS = {
+    errno.EACCES: "permission denied (run it as a user who may write there, e.g. with sudo)",
+    errno.EPERM: "operation not permitted (run it as a user who may write there, e.g. with sudo)",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "it is a folder",
+    errno.EEXIST: "something of that name is already there",
+    errno.EROFS: "the file system is read-only",
+    errno.ENOSPC: "no space left on the device",
+    errno.ENOENT: "a folder on the way does not exist",
+}
+
+
+def os_reason(err: OSError) -> str:
+    """Why an operating-system call failed, in words (no errno number)."""
+    if err.errno in _REASONS:
+        return _REASONS[err.errno]
+    return (err.strerror or str(err)).lower()
+
+
 class PlantedLinkError(OSError):
     """A symbolic link (or another non-regular file) sits where edged keeps one of its own files."""
 
