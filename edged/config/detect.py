@@ -49,7 +49,9 @@ class ScanConfig(_Section):
 class ModelConfig(_Section):
     name: str
     file: str
-    """Path of the .tflite file; relative paths are relative to the working directory."""
+    """Path of the .tflite file: absolute, or relative to the config file's folder (the working
+    directory for a config made without a file); a ``models/NAME`` not found there is the model
+    ``NAME`` installed with edged (``models/MODELS.md`` lists them)."""
     layout: Literal["ssd", "yolov5", "yolov8", "yolo_grid", "centernet", "nanodet", "centerface",
                     "blazeface"]
     """Output layout (see ``edged/stages/detect/decoders.py``); ``yolo_grid`` is edged-det's raw maps."""
@@ -136,8 +138,8 @@ COCO_LABELS: tuple[str, ...] = tuple(
 
 
 def default_models() -> list[ModelConfig]:
-    """The real-world models shipped in ``models/``: ``objects`` (NanoDet) and ``face_frame``
-    (CenterFace) on the whole frame, ``face`` (BlazeFace) over each person's head, ``face_scan``
+    """The real-world models shipped with edged (``models/NAME``, installed with the package):
+    ``objects`` (NanoDet) and ``face_frame`` (CenterFace) on the whole frame, ``face`` (BlazeFace) over each person's head, ``face_scan``
     (the same CenterFace file at 192x128) on enlarged windows for small faces, ``plate``
     (HyperLPR's plate SSD) in each vehicle box, ``plate_scan`` (the same SSD file) on enlarged
     windows for plates on vehicles the object model misses (provenance: ``models/MODELS.md``; why: ``docs/TUNING.md``)."""
