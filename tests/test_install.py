@@ -114,3 +114,19 @@ def test_the_install_prints_no_licence_warnings(installed: tuple[Path, str]) -> 
     _, output = installed
     assert "license" not in output.lower(), output
     assert "Warning" not in output, output
+
+
+def test_where_a_model_file_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``models/NAME``: the config folder's, else the shipped one; other relative paths: the config folder."""
+    from edged.core.paths import SHIPPED_MODELS, model_file
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "edged_det_int8.tflite").write_bytes(b"a copy in the working directory")
+    shipped = SHIPPED_MODELS / "edged_det_int8.tflite"
+    assert model_file("models/edged_det_int8.tflite") == shipped, "the working directory does not shadow it"
+    assert model_file("models/edged_det_int8.tflite", tmp_path) == tmp_path / "models" / "edged_det_int8.tflite"
+    assert model_file("models/edged_det_int8.tflite", tmp_path / "etc") == shipped
+    assert model_file("models/mine.tflite", tmp_path / "etc") == tmp_path / "etc" / "models" / "mine.tflite"
+    assert model_file("mine.tflite") == tmp_path / "mine.tflite"
+    assert model_file("/abs/mine.tflite", tmp_path / "etc") == Path("/abs/mine.tflite")

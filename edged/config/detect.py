@@ -49,9 +49,10 @@ class ScanConfig(_Section):
 class ModelConfig(_Section):
     name: str
     file: str
-    """Path of the .tflite file: absolute, or relative to the config file's folder (the working
-    directory for a config made without a file); a ``models/NAME`` not found there is the model
-    ``NAME`` installed with edged (``models/MODELS.md`` lists them)."""
+    """Path of the .tflite file: ``models/NAME`` is the model ``NAME`` installed with edged
+    (``models/MODELS.md`` lists them) unless the config file's folder holds ``models/NAME``; any
+    other relative path is relative to the config file's folder (the working directory for a config
+    made without a file)."""
     layout: Literal["ssd", "yolov5", "yolov8", "yolo_grid", "centernet", "nanodet", "centerface",
                     "blazeface"]
     """Output layout (see ``edged/stages/detect/decoders.py``); ``yolo_grid`` is edged-det's raw maps."""

@@ -31,17 +31,20 @@ repository's ``models/``)."""
 
 
 def model_file(value: str, base: Path | None = None) -> Path:
-    """A model ``file`` from the config: absolute as is; relative, in ``base`` (the config file's folder;
-    the working directory for a config made without a file), and a ``models/NAME`` not found there is
-    the model ``NAME`` shipped with edged."""
+    """A model ``file`` from the config: absolute as is; ``models/NAME`` is the model ``NAME`` shipped
+    with edged unless the config file's folder ``base`` holds ``models/NAME``; any other relative path
+    (or a shipped name not shipped) is in ``base``, the working directory when there is no config file."""
     p = Path(value)
     if p.is_absolute():
         return p
     here = (base if base is not None else Path.cwd()) / p
-    if here.exists() or p.parts[:1] != ("models",) or len(p.parts) < 2:
+    if base is not None and here.exists():
         return here
-    shipped = SHIPPED_MODELS.joinpath(*p.parts[1:])
-    return shipped if shipped.exists() else here
+    if p.parts[:1] == ("models",) and len(p.parts) > 1:
+        shipped = SHIPPED_MODELS.joinpath(*p.parts[1:])
+        if shipped.exists():
+            return shipped
+    return here
 
 
 _REASONS = {

@@ -39,7 +39,7 @@ _EXPECTED_OUTPUTS = {"ssd": 4, "yolov5": 1, "yolov8": 1, "blazeface": 2, "center
 
 def model_path(file: str) -> Path:
     """A config ``file`` as :func:`edged.core.paths.model_file` finds it (a config loaded from a file
-    has its relative files made absolute already; the rest are relative to the working directory)."""
+    has its files in the config's folder made absolute already)."""
     return model_file(file)
 
 
