@@ -380,6 +380,11 @@ measured by `tools/eval/models.py`, which writes this file (figures below are fr
 The runtime needs only ai-edge-litert, numpy and OpenCV; the build tools need the `models` extra
 (tensorflow).
 
+Installed: `pip install` puts every `.tflite` file here (and this file) into the package as
+`edged/models` (in a source checkout `edged/models` is a link to this folder). A config names one
+as `models/NAME`, which finds the installed file from any working directory unless the config
+file's own folder holds a `models/NAME` (`docs/INSTALL_PI.md`, section 4).
+
 ## How the default config uses them
 
 Two model sets, each for its own kind of scene (`edged/config/detect.py`):
