@@ -193,7 +193,8 @@ def test_sigint_stops_cleanly(tmp_path: Path, presses: int) -> None:
     assert "interrupted" in video["error"] and 0 < video["frames"] < 400
 
 
-def test_sealed_photo_restores_from_what_is_written_beside_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def sealing_config(tmp_path: Path) -> tuple[Path, str]:
+    """A config sealing faces to a new platform key, signed by a new device key; and the device key id."""
     from edged.core.keys import generate_device_key, generate_platform_key
 
     device = generate_device_key(tmp_path / "keys" / "device")
@@ -201,18 +202,48 @@ def test_sealed_photo_restores_from_what_is_written_beside_it(tmp_path: Path, ca
     config = tmp_path / "deid.toml"
     config.write_text(f'[privacy]\ncategories = ["face"]\nsigning_key = "{device.private}"\n'
                       f'recipients = {{ face = "{face.public}" }}\n')
+    return config, device.key_id
+
+
+def test_sealed_photo_restores_from_what_is_written_beside_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config, signer = sealing_config(tmp_path)
     original = cv2.imread(str(REAL / "messi5.jpg"))
     cv2.imwrite(str(tmp_path / "m.png"), original)
     code, out, err = deid(capsys, tmp_path / "m.png", "--out", tmp_path / "out", "--config", config,
                           "--sealed", tmp_path / "sealed", "--quiet")
     assert code == 0 and err == []
     side = json.loads((tmp_path / "out" / "m.png.json").read_text())
-    assert side["frame_index"] == 0 and side["signer"] == device.key_id and side["image_id"]
+    assert side["frame_index"] == 0 and side["signer"] == signer and side["image_id"] and side["records"]
     assert any("edged-restore" in line for line in out)  # the command is printed too
     command = shlex.split(side["restore"])
-    assert command[0] == "edged-restore"
+    assert command[0] == "edged-restore" and "--record" not in command  # restore reads the sidecar
     done = subprocess.run([str(SCRIPTS / "edged-restore"), *command[1:]], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     after, back = cv2.imread(str(tmp_path / "out" / "m.png")), cv2.imread(str(tmp_path / "m.restored.png"))
     changed = np.any(after != original, axis=2)
     assert changed.mean() > 0.001 and np.array_equal(back[changed], original[changed])
+
+
+def test_sealed_video_frame_restores_with_the_written_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config, signer = sealing_config(tmp_path)
+    make_video(tmp_path / "street.mp4", 4, Fraction(10), (768, 576), audio=False)
+    with av.open(str(tmp_path / "street.mp4")) as c:
+        source = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+    code, out, err = deid(capsys, tmp_path / "street.mp4", "--out", tmp_path / "out", "--config", config,
+                          "--sealed", tmp_path / "sealed", "--quiet")
+    assert code == 0 and err == []
+    side = json.loads((tmp_path / "out" / "street.mp4.json").read_text())
+    assert side["signer"] == signer and side["video_id"] and side["frames"]
+    first = side["frames"][0]
+    assert all((tmp_path / "out" / r).is_file() for r in first["records"])
+    command = shlex.split(side["restore"])
+    assert command[command.index("--frame") + 1] == str(first["frame_index"])
+    done = subprocess.run([str(SCRIPTS / "edged-restore"), *command[1:]], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (restored,) = tmp_path.glob("street.f*.restored.png")
+    back = cv2.imread(str(restored))
+    with av.open(str(tmp_path / "out" / "street.mp4")) as c:
+        shown = next(f for i, f in enumerate(c.decode(video=0)) if i == first["frame_index"]).to_ndarray(format="bgr24")
+    pasted = np.any(back != shown, axis=2)
+    assert pasted.mean() > 0.0005
+    assert np.array_equal(back[pasted], source[first["frame_index"]][pasted])  # the original pixels came back

@@ -565,7 +565,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--signer", "--device-key", dest="signer", action="append", default=[], metavar="PATH",
                    help="trusted device public key (.pub); verifies records and envelopes; repeatable")
     p.add_argument("--record", action="append", default=[], help="sealed record file (bare or wire envelope, e.g. "
-                   "from 'python -m edged_platform.store export-records'); repeatable")
+                   "from 'python -m edged_platform.store export-records'); repeatable (default with --image: the "
+                   "records its sidecar IMAGE.json lists, as 'edged deid --sealed' writes it)")
     p.add_argument("--func-store", action="append", default=[], metavar="DIR",
                    help="functional platform store: take every sensitive record of --image-id; repeatable")
     src = p.add_mutually_exclusive_group(required=True)
@@ -589,6 +590,20 @@ def _record_files(paths: list[str]) -> list[tuple[str, bytes]]:
         except OSError as err:
             raise RestoreError(f"--record {r}: {err.strerror}") from None
     return blobs
+
+
+def _sidecar_records(image: str) -> list[str]:
+    """The record files an ``--image``'s sidecar lists (``edged deid --sealed`` writes them), relative to its folder."""
+    import json
+
+    side = sidecar_path(image)
+    try:
+        listed = json.loads(side.read_text(encoding="utf-8")).get("records")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return []  # a missing or unreadable sidecar is reported with the image
+    if not isinstance(listed, list) or not all(isinstance(r, str) for r in listed):
+        return []
+    return [str(side.parent / r) for r in listed]
 
 
 def _store_records(folder: str, image_id: str | None, signers: dict[str, VerifyKey]) -> list[tuple[str, bytes]]:
@@ -626,6 +641,8 @@ def run(args: argparse.Namespace) -> tuple[Path, list[SensitiveRecord]]:
     keys = [load_platform_private_key(k) for k in args.key]
     signers = trusted_keys(args.signer)
     blobs = _record_files(args.record)
+    if not blobs and not args.func_store and args.image:
+        blobs = _record_files(_sidecar_records(args.image))
     for folder in args.func_store:
         blobs += _store_records(folder, args.image_id, signers)
     if not blobs:

@@ -326,17 +326,23 @@ class Run:
         for key in keys:
             words += ["--key", key]
         words += ["--signer", str(Path(privacy.signing_key).with_suffix(".pub"))]
-        for record in records:
-            words += ["--record", str(record)]
-        words += ["--image", str(target)] if frame is None else ["--video", str(target), "--frame", str(frame)]
+        if frame is None:  # the image's sidecar lists its records
+            words += ["--image", str(target)]
+        else:
+            for record in records:
+                words += ["--record", str(record)]
+            words += ["--video", str(target), "--frame", str(frame)]
         words += ["--out", restored]
         return shlex.join(words)
 
     def write_sidecar(self, target: Path, result: FileResult, doc: dict) -> None:
-        """Write ``TARGET.json`` (what restore needs) and note it in ``result``."""
+        """Write ``TARGET.json`` (what restore needs; record files relative to it) and note it in ``result``."""
         side = target.with_name(target.name + ".json")
         assert self.chain.keys is not None
         doc = {"format": SIDECAR_FORMAT, **doc, "signer": self.chain.keys.signer_id}
+        for entry in [doc, *doc.get("frames", [])]:
+            if "records" in entry:
+                entry["records"] = [os.path.relpath(Path(p).resolve(), side.parent.resolve()) for p in entry["records"]]
         side.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
         result.sidecar, result.restore = str(side), doc["restore"]
 
@@ -547,7 +553,8 @@ def deid_main(args: argparse.Namespace) -> int:
     """The ``edged deid`` handler: 0 all done, 1 some inputs failed, 2 the run could not start, 130 (143)
     stopped by SIGINT (SIGTERM)."""
     stop = StopFlag()
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)
+                if signal.getsignal(sig) is not signal.SIG_IGN}  # a shell's background job keeps ignoring Ctrl-C
     try:
         return _deid(args, stop)
     except Interrupted:  # a second signal before any output was begun
