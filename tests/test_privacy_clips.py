@@ -22,7 +22,8 @@ from edged_platform.store import SegmentStore
 from tests.privacy_support import key_material, meta, noisy_detections, privacy_keys, scene_frames
 
 
-def test_clips_per_object_in_time_order_with_best_crop(tmp_path: Path) -> None:
+def face_store(tmp_path: Path) -> SegmentStore:
+    """A functional platform store holding the privacy stage's signed records of a tracked scene."""
     store = SegmentStore(tmp_path / "func")
     tracker = Tracker(TrackConfig(), MemoryIds(), fps=10.0)
     stage = PrivacyStage(PrivacyConfig(), privacy_keys(), device_id="rsu-c")
@@ -36,6 +37,11 @@ def test_clips_per_object_in_time_order_with_best_crop(tmp_path: Path) -> None:
         stage(work)
         for env in work.outgoing:  # this store receives both categories: plate records are not ours
             store.append(wire.sign(env, device))  # signed as the outbox signs
+    return store
+
+
+def test_clips_per_object_in_time_order_with_best_crop(tmp_path: Path) -> None:
+    store = face_store(tmp_path)
     device, face, plate = key_material()
     signers = trusted_signers([device.verify_key])
     index = clips.build_clips(store, face, signers, tmp_path / "clips")
@@ -112,3 +118,22 @@ def test_clips_cli_reports_bad_keys(tmp_path: Path, capsys) -> None:
     assert clips.main(["--key", str(tmp_path / "no.key"), "--signer", str(tmp_path / "no.pub"),
                        "--store", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
     assert "not found" in capsys.readouterr().err
+
+
+def test_clips_cli_shows_progress_unless_quiet(tmp_path: Path, capsys, monkeypatch) -> None:
+    import edged.core.progress as progress
+    from edged.core.keys import _encode, _write_private, _write_public
+
+    face_store(tmp_path)
+    device, face, _ = key_material()
+    _write_private(tmp_path / "face.key", _encode("x25519-secret", bytes(face)), False)
+    _write_public(tmp_path / "device.pub", _encode("ed25519-public", bytes(device.verify_key)), False)
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 0.0)  # stderr is not a terminal here: plain lines
+    argv = ["--key", str(tmp_path / "face.key"), "--signer", str(tmp_path / "device.pub"),
+            "--store", str(tmp_path / "func"), "--out", str(tmp_path / "clips")]
+    assert clips.main(argv) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert any(x.startswith("clips: videos: 1/1 videos (100%)") for x in err)
+    assert any(x.startswith("clips: ") and " objects (" in x for x in err)
+    assert clips.main([*argv, "--quiet"]) == 0
+    assert capsys.readouterr().err == ""

@@ -49,6 +49,7 @@ from nacl.public import PrivateKey
 from nacl.signing import VerifyKey
 
 from edged.core.keys import KeyFileError, load_platform_private_key, sealing_key_id
+from edged.core.progress import Progress
 from edged.core.progname import prog_name
 from edged.link.wire import is_id, trusted_keys
 from edged.stages.privacy.deid import UNTRACKED
@@ -273,25 +274,41 @@ def write_clip(frames: Iterator[np.ndarray], path: Path, fps: float = 10.0) -> i
 
 def build_clips(
     store: SegmentStore, key: PrivateKey, signers: dict[str, VerifyKey], out: Path,
-    video_ids: list[str] | None = None, fps: float = 10.0,
+    video_ids: list[str] | None = None, fps: float = 10.0, quiet: bool = True,
 ) -> dict:
-    """Write every object's clip and best crop under ``out`` and return (and write) the index."""
+    """Write every object's clip and best crop under ``out`` and return (and write) the index; unless
+    ``quiet``, show progress on stderr (:class:`edged.core.progress.Progress`: videos, and objects per video)."""
     out.mkdir(parents=True, exist_ok=True)
     if store.device_keys is None:  # verify every envelope against the trusted device keys
         store = SegmentStore(store.root, device_keys=signers)
     index: dict = {"objects": [], "other_recipient": 0, "rejected": []}
-    for video in video_ids if video_ids is not None else store.segments():
-        seg = open_segment(store, video, key, signers)
-        index["other_recipient"] += seg.other_recipient
-        index["rejected"] += [{"message": m, "video": video, "reason": why} for m, why in seg.rejected]
-        if not seg.records:
-            continue
-        if video and not is_id(video):  # file names from the store folder: never a path
-            index["rejected"].append({"message": None, "video": video, "reason": "video id is not an id name"})
-            continue
-        folder = out / (video or "_unsegmented")
-        folder.mkdir(parents=True, exist_ok=True)
-        for obj in group_objects(seg.records):
+    videos = list(video_ids if video_ids is not None else store.segments())
+    with Progress("videos", len(videos), "video", "clips", quiet) as bar:
+        for video in videos:
+            _build_video(store, video, key, signers, out, fps, index, quiet)
+            bar.update()
+    (out / "index.json").write_text(json.dumps(index, indent=2), encoding="utf-8")
+    return index
+
+
+def _build_video(
+    store: SegmentStore, video: str, key: PrivateKey, signers: dict[str, VerifyKey], out: Path, fps: float,
+    index: dict, quiet: bool,
+) -> None:
+    """Add one video segment's objects (clips, best crops) to ``index``."""
+    seg = open_segment(store, video, key, signers)
+    index["other_recipient"] += seg.other_recipient
+    index["rejected"] += [{"message": m, "video": video, "reason": why} for m, why in seg.rejected]
+    if not seg.records:
+        return
+    if video and not is_id(video):  # file names from the store folder: never a path
+        index["rejected"].append({"message": None, "video": video, "reason": "video id is not an id name"})
+        return
+    folder = out / (video or "_unsegmented")
+    folder.mkdir(parents=True, exist_ok=True)
+    objects = group_objects(seg.records)
+    with Progress(video or "_unsegmented", len(objects), "object", "clips", quiet, position=1, leave=False) as bar:
+        for obj in objects:
             stem = f"{obj.category}-{obj.name}"
             clip = folder / f"{stem}.mkv"
             n = write_clip(clip_frames(obj), clip, fps)
@@ -316,8 +333,7 @@ def build_clips(
                 "best_frame_index": best.record.frame_index,
                 "best_value": round(value, 3),
             })
-    (out / "index.json").write_text(json.dumps(index, indent=2), encoding="utf-8")
-    return index
+            bar.update()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -329,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="output folder for clips, best crops and index.json")
     p.add_argument("--video", action="append", help="only this video id (repeatable; default all)")
     p.add_argument("--fps", type=float, default=10.0, help="clip frame rate")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress (default: a bar on a terminal, a line every few seconds otherwise)")
     args = p.parse_args(argv)
     try:
         key = load_platform_private_key(args.key)
@@ -339,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.store).is_dir():
         print(f"clips: store folder not found: {args.store}", file=sys.stderr)
         return 1
-    index = build_clips(SegmentStore(args.store, device_keys=signers), key, signers, Path(args.out), args.video, args.fps)
+    index = build_clips(SegmentStore(args.store, device_keys=signers), key, signers, Path(args.out), args.video, args.fps,
+                        quiet=args.quiet)
     print(
         f"clips: {len(index['objects'])} objects written to {args.out} "
         f"({index['other_recipient']} records for other keys skipped, {len(index['rejected'])} rejected)"
