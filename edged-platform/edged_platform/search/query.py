@@ -1,0 +1,99 @@
+"""Queries on the index: objects whose plate text is within a few edits of a text, and face objects
+nearest to a photo's face descriptor; each hit with its sightings and best crop."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edged_platform.search.db import crops_dir
+from edged_platform.search.plates import edit_distance, normalise
+
+CHUNK = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """One image of a hit: frame index, image id and the de-identified rectangle ``x, y, w, h``."""
+
+    frame: int
+    image_id: str
+    box: tuple[int, int, int, int]
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One object found: what, where, when, how close, and its sightings."""
+
+    hit: int
+    """The object's id in the index (``edged-search restore HIT``)."""
+    category: str
+    device: str
+    video: str
+    track: int
+    score: float
+    """Plate: edit distance; face: descriptor distance (smaller is closer)."""
+    plate: str | None
+    first_t: float
+    last_t: float
+    best_crop: str | None
+    sightings: list[Sighting]
+
+    def as_json(self) -> dict:
+        d = asdict(self)
+        d["sightings"] = [{"frame": s.frame, "image_id": s.image_id, "box": list(s.box), "t": s.t} for s in self.sightings]
+        return d
+
+
+def _hits(db: sqlite3.Connection, index: Path, scored: list[tuple[float, int]]) -> list[Hit]:
+    out = []
+    for score, object_id in scored:
+        o = db.execute("SELECT category, device, video, track, plate, first_t, last_t, best_crop FROM objects WHERE id=?",
+                       (object_id,)).fetchone()
+        rows = db.execute("SELECT frame, image, x, y, w, h, t FROM sightings WHERE object=? ORDER BY t, frame",
+                          (object_id,)).fetchall()
+        crop = str(crops_dir(index) / o[7]) if o[7] else None
+        out.append(Hit(object_id, o[0], o[1], o[2], o[3], round(float(score), 4), o[4], o[5], o[6], crop,
+                       [Sighting(r[0], r[1], (r[2], r[3], r[4], r[5]), r[6]) for r in rows]))
+    return out
+
+
+def plate_hits(db: sqlite3.Connection, index: Path, text: str, max_edits: int = 0) -> list[Hit]:
+    """Plate objects whose read text is within ``max_edits`` edits of ``text`` (normalised), closest
+    first, then grouped by plate text across videos and by time."""
+    want = normalise(text)
+    if max_edits <= 0:
+        rows = db.execute("SELECT id, plate, first_t FROM objects WHERE plate = ?", (want,)).fetchall()
+        scored = [(0, r[0], r[1], r[2]) for r in rows]
+    else:
+        rows = db.execute("SELECT id, plate, first_t FROM objects WHERE plate IS NOT NULL AND length(plate) BETWEEN ? AND ?",
+                          (len(want) - max_edits, len(want) + max_edits))
+        scored = []
+        for object_id, plate, first_t in rows:
+            d = edit_distance(want, plate, max_edits)
+            if d <= max_edits:
+                scored.append((d, object_id, plate, first_t))
+    scored.sort(key=lambda s: (s[0], s[2], s[3]))
+    return _hits(db, index, [(s[0], s[1]) for s in scored])
+
+
+def face_hits(db: sqlite3.Connection, index: Path, descriptor: np.ndarray, top: int = 5,
+              max_distance: float | None = None) -> list[Hit]:
+    """The ``top`` face objects nearest to ``descriptor`` (Euclidean), optionally within ``max_distance``."""
+    best: list[tuple[float, int]] = []
+    cur = db.execute("SELECT id, face FROM objects WHERE face IS NOT NULL")
+    q = descriptor.astype(np.float32)
+    while rows := cur.fetchmany(CHUNK):
+        ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        mat = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), -1)
+        dist = np.linalg.norm(mat - q, axis=1)
+        keep = np.argsort(dist)[:top]
+        best += [(float(dist[k]), int(ids[k])) for k in keep]
+        best = sorted(best)[:top]
+    if max_distance is not None:
+        best = [b for b in best if b[0] <= max_distance]
+    return _hits(db, index, best)
