@@ -16,10 +16,16 @@ the pixels do not change. In auto mode the read-back is the nominal :data:`NOMIN
 (2 ms at unity gain), so a lock computes unity gain at the default fixed shutter.
 
 End of a source without ``loop`` raises :class:`edged.hal.base.EndOfStream`.
+
+Progress: replay logs ``file camera: NAME: 120/900 frames (13%)`` (INFO) at most every
+:data:`PROGRESS_EVERY_S` seconds, and once at the end of each pass; the total is the frames one
+pass returns (the source's length at the configured rate), when the source says how long it is.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from pathlib import Path
 
@@ -34,6 +40,10 @@ NOMINAL_AUTO = Exposure(ExposureMode.AUTO, 2000.0, 1.0)
 """What a replay source reports while in auto mode (it has no real metering)."""
 GAIN_RANGE = (1.0, 16.0)
 SHUTTER_RANGE_US = (10.0, 1_000_000.0)
+PROGRESS_EVERY_S = 30.0
+"""Seconds between replay progress log lines."""
+
+log = logging.getLogger(__name__)
 
 
 def to_bgr(image: np.ndarray, source: str) -> np.ndarray:
@@ -77,6 +87,8 @@ class FileCamera:
         self._t0 = 0.0
         self._exposure = NOMINAL_AUTO
         self._started = False
+        self._source_total: int | None = None  # frames in the source, when it says
+        self._logged = 0.0
 
     # ------------------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -91,11 +103,13 @@ class FileCamera:
                     f"file camera: folder {self.path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
                 )
             self._source_fps = self.fps
+            self._source_total = len(self._images)
         else:
             self._open_video()
         self._source_pos = 0
         self._tick = self._played = 0
         self._t0 = time.time()
+        self._logged = time.monotonic()
         self._started = True
 
     def probe(self) -> None:
@@ -122,6 +136,8 @@ class FileCamera:
         cap = cv2.VideoCapture(str(self.path))  # reopen: seeking back is unreliable for some codecs
         src_fps = cap.get(cv2.CAP_PROP_FPS)
         self._source_fps = src_fps if np.isfinite(src_fps) and 0 < src_fps < 1000 else self.fps
+        count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        self._source_total = int(count) if np.isfinite(count) and count > 0 else None
         self._capture = cap
 
     # -------------------------------------------------------------------------------- frames
@@ -129,6 +145,8 @@ class FileCamera:
         if not self._started:
             raise CameraError("file camera: capture() before start()")
         pixels = self._next_pixels()
+        if pixels is None and self._played > 0:
+            self._log_progress(end=True)
         if pixels is None and self.loop and self._played > 0:
             self._rewind()
             pixels = self._next_pixels()
@@ -138,7 +156,21 @@ class FileCamera:
         timestamp = self._t0 + self._tick / self.fps
         self._tick += 1
         self._played += 1
+        if time.monotonic() - self._logged >= PROGRESS_EVERY_S:
+            self._log_progress()
         return CapturedImage(pixels=pixels, exposure=self._exposure, timestamp=timestamp)
+
+    def pass_length(self) -> int | None:
+        """Frames one pass over the source returns at the configured rate (``None``: the source does not say)."""
+        if self._source_total is None:
+            return None
+        return math.ceil(self._source_total / max(self._source_fps / self.fps, 1.0))
+
+    def _log_progress(self, end: bool = False) -> None:
+        self._logged = time.monotonic()
+        total = self.pass_length()
+        done = f"{self._played}/{total} frames ({self._played / total:.0%})" if total else f"{self._played} frames"
+        log.info("file camera: %s: %s%s", self.path.name, done, ", end of the file" if end else "")
 
     def _wanted_source_index(self) -> int:
         """Source frame for the current tick: subsample sources faster than the configured fps."""
