@@ -130,3 +130,15 @@ def test_where_a_model_file_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert model_file("models/mine.tflite", tmp_path / "etc") == tmp_path / "etc" / "models" / "mine.tflite"
     assert model_file("mine.tflite") == tmp_path / "mine.tflite"
     assert model_file("/abs/mine.tflite", tmp_path / "etc") == Path("/abs/mine.tflite")
+
+
+@pytest.mark.parametrize("package", ["edged-sim", "edged-platform"])
+def test_the_other_packages_build_without_licence_warnings(package: str, tmp_path: Path) -> None:
+    source = tmp_path / package
+    shutil.copytree(ROOT / package, source, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"))
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-index", "--no-build-isolation",
+                            "--no-cache-dir", "-w", str(tmp_path / "wheels"), str(source)],
+                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    output = built.stdout + built.stderr
+    assert "license" not in output.lower() and "Warning" not in output, output
