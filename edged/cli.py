@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edged import __version__
-from edged.config import ConfigError, load, to_dict
-from edged.core.keys import add_keygen_parser
 
 if TYPE_CHECKING:
     from edged.runtime.daemon import Daemon
+
+# Everything heavier (config, numpy, OpenCV, the models) is imported inside the functions, after
+# main() has its signal handlers in place: a Ctrl-C while they load ends the run cleanly.
 
 
 def _startup_errors() -> tuple[type[Exception], ...]:
@@ -35,16 +36,24 @@ def _startup_errors() -> tuple[type[Exception], ...]:
 
 
 class _StopWhileStarting:
-    """Signal handler for the start-up: remembers a stop until the daemon exists, then passes it on.
+    """Signal handler for the start-up: remembers a stop (SIGTERM, SIGINT) or a reload (SIGHUP) until
+    the daemon exists, then passes it on.
 
     (Raising from the handler is not safe: ``logging`` swallows an exception raised while it writes.)
     """
 
     def __init__(self) -> None:
         self.signal: str | None = None
+        self.reload = False
         self.daemon: Daemon | None = None
 
     def __call__(self, signum: int, _frame: object) -> None:
+        if signum == signal.SIGHUP:
+            if self.daemon is not None:
+                self.daemon.request_reload()
+            else:
+                self.reload = True
+            return
         name = signal.Signals(signum).name
         if self.daemon is not None:
             self.daemon.request_stop(name)
@@ -52,27 +61,48 @@ class _StopWhileStarting:
             self.signal = name
 
     def adopt(self, daemon: Daemon) -> None:
-        """From now on a stop goes to ``daemon`` (one that came earlier, at once): it drains as usual."""
+        """From now on a stop or reload goes to ``daemon`` (one that came earlier, at once)."""
         self.daemon = daemon
         if self.signal is not None:
             daemon.request_stop(self.signal)
+        if self.reload:
+            daemon.request_reload()
 
 
-def _run(args: argparse.Namespace) -> int:
-    """``edged run``; a stop signal during start-up (models loading, outbox opening) is kept and ends
-    the run cleanly once the daemon exists, or before it is built when it came during the checks."""
-    early = _StopWhileStarting()
-    previous = {sig: signal.signal(sig, early) for sig in (signal.SIGTERM, signal.SIGINT)}
+def _catch(early: _StopWhileStarting, signals: tuple[int, ...]) -> dict[int, object]:
+    """Route ``signals`` to ``early``; returns the handlers they had (none off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.signal(sig, early) for sig in signals}
+
+
+def _restore(previous: dict[int, object]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+def _run(args: argparse.Namespace, early: _StopWhileStarting | None = None) -> int:
+    """``edged run``; a stop signal during start-up (imports, models loading, outbox opening) is kept
+    and ends the run cleanly once the daemon exists, or before it is built when it came during the
+    checks; a SIGHUP then reloads the config file once the daemon runs."""
+    early = early if early is not None else _StopWhileStarting()
+    previous = _catch(early, (signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
     try:
         return _run_daemon(args, early)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        _restore(previous)
 
 
 def _run_daemon(args: argparse.Namespace, early: _StopWhileStarting) -> int:
-    from edged.remote import build_services, load_startup_config
+    import asyncio
+
+    from edged.remote import RemoteControl, build_services, load_startup_config
+    from edged.remote.reload import FileReloadService
     from edged.runtime.app import build_daemon, run_folder
+
+    if early.signal:
+        print(f"edged: stopped by {early.signal} while starting", file=sys.stderr)
+        return 0
 
     log = logging.getLogger("edged")
     startup = load_startup_config(args.config)
@@ -93,7 +123,9 @@ def _run_daemon(args: argparse.Namespace, early: _StopWhileStarting) -> int:
     errors = _startup_errors()
     try:
         out = run_folder(config)
-        daemon = build_daemon(config, out, services=build_services(startup))
+        control = RemoteControl.from_startup(startup)
+        services = [*build_services(startup, control), FileReloadService(control, args.config)]
+        daemon = build_daemon(config, out, services=services)
         early.adopt(daemon)
         log.info("run output in %s", out)
         summary = asyncio.run(daemon.run(max_frames=args.frames, duration=args.duration))
@@ -113,6 +145,7 @@ def _run_daemon(args: argparse.Namespace, early: _StopWhileStarting) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    from edged.config import load, to_dict
     from edged.runtime.preflight import preflight
 
     config = load(args.file)
@@ -123,7 +156,9 @@ def _check_config(args: argparse.Namespace) -> int:
         print(f"edged: {args.file}: {problem}", file=sys.stderr)
     if problems:
         return 2
-    print(f"{args.file}: ok (models, keys, folders and camera source checked)")
+    # with --print, stdout holds only the JSON document
+    print(f"{args.file}: ok (models, keys, folders and camera source checked)",
+          file=sys.stderr if args.print else sys.stdout)
     return 0
 
 
@@ -142,8 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("file", type=Path)
-    check.add_argument("--print", action="store_true", help="print the full config with defaults")
+    check.add_argument("--print", action="store_true",
+                       help="print the full config with defaults as JSON on stdout (the verdict goes to stderr)")
     check.set_defaults(handler=_check_config)
+
+    from edged.core.keys import add_keygen_parser
 
     add_keygen_parser(sub)
     from edged.runtime.deid_files import add_deid_parser
@@ -152,21 +190,39 @@ def build_parser() -> argparse.ArgumentParser:
     from edged.remote.auth import add_sign_parser
 
     add_sign_parser(sub)
+    from edged.runtime.events import add_events_parser
+
+    add_events_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    # A Ctrl-C while the modules load (before any command runs) is kept, not a traceback; ``run``
+    # keeps catching it until its daemon takes over, other commands get Python's default back.
+    early = _StopWhileStarting()
+    previous = _catch(early, (signal.SIGTERM, signal.SIGINT))
     try:
-        return args.handler(args)
-    except ConfigError as err:
-        print(f"edged: {err}", file=sys.stderr)
-        return 2
+        from edged.config import ConfigError
+
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose else logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+        if early.signal:
+            print(f"edged: stopped by {early.signal} while starting", file=sys.stderr)
+            return 0
+        if args.handler is not _run:
+            _restore(previous)
+            previous = {}
+        try:
+            return _run(args, early) if args.handler is _run else args.handler(args)
+        except ConfigError as err:
+            print(f"edged: {err}", file=sys.stderr)
+            return 2
+    finally:
+        _restore(previous)
 
 
 if __name__ == "__main__":

@@ -847,3 +847,49 @@ def open_from_config(cfg: Any, data_dir: str | Path, signing_key: SigningKey | N
         log.error("outbox: %s; salvaged %d message(s) row by row (%d unreadable, %d not stored again), "
                   "moved the file aside to %s", text, kept, found.unreadable, len(found.payloads) - kept, aside)
         return fresh
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message as it lies in an outbox file (see :func:`list_stored`)."""
+
+    seq: int
+    id: str
+    dest: str
+    prio: str
+    kind: str
+    created: float | None
+    payload: bytes
+    """The encoded envelope."""
+
+
+def list_stored(path: str | Path, kind: str | None = None, limit: int | None = None) -> list[StoredMessage]:
+    """The messages stored in the outbox file ``path``, newest first (``kind``: only that envelope
+    kind), read through a read-only connection: nothing is written, and it works while the daemon
+    has the file open. :class:`OutboxError` names the file when it cannot be read (missing, a
+    symbolic link, not an outbox)."""
+    path = Path(path)
+    if path.is_symlink():
+        raise OutboxError(f"outbox {path} is a symbolic link; not followed")
+    if not path.is_file():
+        raise OutboxError(f"no outbox at {path} (device.data_dir / outbox.path; has the daemon run yet?)")
+    sql = "SELECT seq, id, dest, prio, kind, created, payload FROM messages"
+    params: list[Any] = []
+    if kind is not None:
+        sql += " WHERE kind = ?"
+        params.append(kind)
+    sql += " ORDER BY seq DESC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(int(limit))
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+    except sqlite3.Error as err:
+        raise OutboxError(f"cannot open outbox {path}: {err}") from None
+    try:
+        conn.execute("PRAGMA busy_timeout=5000")
+        return [StoredMessage(*row) for row in conn.execute(sql, params)]
+    except sqlite3.Error as err:
+        raise OutboxError(f"cannot read outbox {path}: {err}") from None
+    finally:
+        conn.close()

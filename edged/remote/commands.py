@@ -40,18 +40,19 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 
 import msgspec
 import msgspec.inspect as mi
 
-from edged.config import Config, ConfigError, from_dict, to_dict
+from edged.config import Config, ConfigError, from_dict, load, to_dict
 from edged.core.keys import KeyFileError
 from edged.core.lograte import BoundedLog
 from edged.remote.auth import AUTH_FAILURES, AuthError, TrustedKey, Verified, load_trusted_keys, verify_request
 from edged.remote.policy import PolicyError, Role, check_change
 from edged.remote.redact import REDACTED, keep_redacted, redact, secret_paths
-from edged.remote.store import AppliedRecord, ConfigStore, StartupConfig, StoreError
+from edged.remote.store import AppliedRecord, ConfigStore, StartupConfig, StoreError, file_sha256
 
 log = logging.getLogger("edged.remote")
 
@@ -500,6 +501,9 @@ class RemoteControl:
                 dropped=stats.dropped,
                 stage_ms=stats.stage_summary(),
             )
+        device = getattr(target, "device_stats", None)
+        if callable(device):
+            body.update(device())
         depths = getattr(target, "queue_depths", None)
         if callable(depths):
             body["queues"] = {name: {"depth": n, "capacity": cap} for name, (n, cap) in depths().items()}
@@ -534,21 +538,76 @@ class RemoteControl:
                 self._reject(version, source, why)
                 raise CommandError("version_step", why)
             new = self._validated(current, req, version, source, role)
+            return await self._commit_change(current, new, version, source, self.base_sha256, f"remote config version {version} from {source}")
+
+    async def reload_file(self, path: Path) -> dict[str, Any]:
+        """Read the config file again and apply it as a local change (no version step, no policy: the
+        file is the device's own config), through the same validate/apply/commit/rollback as a ``set``.
+
+        As at start (:func:`edged.remote.store.load_startup_config`), a file unchanged since a remote
+        change was applied over it leaves that change running. Raises :class:`CommandError` with one
+        line naming the file (and the key) when the file is not applied."""
+        target = self.target
+        if target is None:
+            raise CommandError("stopping", "daemon is not running yet")
+        async with self._lock:
+            stop = getattr(target, "stop", None)
+            if stop is not None and stop.event.is_set():
+                raise CommandError("stopping", "daemon is stopping; config file not reloaded")
+            current = self._config()
+            label = f"config file {path}"
             try:
-                temp = self.store.prepare(AppliedRecord(version, to_dict(new), time.time(), source, self.base_sha256))
+                base = await asyncio.to_thread(file_sha256, path)
+                new = await asyncio.to_thread(load, path)
+            except OSError as err:
+                self._reject(self.version, "file", f"cannot read {path}: {err.strerror or err}; keeping the running config", label)
+                raise CommandError("invalid_config", f"cannot read {path}: {err.strerror or err}") from None
+            except ConfigError as err:
+                why = str(err) if str(path) in str(err) else f"{path}: {err}"
+                self._reject(self.version, "file", f"{why}; keeping the running config", label=None)
+                raise CommandError("invalid_config", why) from None
+            if base == self.base_sha256 and self.source != "file":
+                log.info("%s unchanged since remote config version %d was applied over it; keeping that version",
+                         path, self.version)
+                return {"version": self.version, "changed": []}
+            auth = new.remote.auth
+            try:
+                trusted = load_trusted_keys(auth.operator_keys, auth.admin_keys)
+            except KeyFileError as err:
+                self._reject(self.version, "file", f"{path}: remote.auth: {err}; keeping the running config", label=None)
+                raise CommandError("invalid_config", f"{path}: remote.auth: {err}") from None
+            # Nothing is written: the file is its own record, and the next start reads it by the same
+            # rule (a remote record applies only over the very file it was applied over).
+            body = await self._commit_change(current, new, self.version, "file", base, label, persist=False)
+            self.base_sha256, self.trusted = base, trusted
+            return body
+
+    async def _commit_change(
+        self, current: Config, new: Config, version: int, source: str, base_sha256: str, label: str, persist: bool = True
+    ) -> dict[str, Any]:
+        """Write the record to a temporary file, apply ``new`` to the daemon (which rolls itself back
+        on failure), then commit the record; any failure leaves ``current`` running and raises."""
+        target = self.target
+        assert target is not None
+        temp: Path | None = None
+        if persist:
+            try:
+                temp = self.store.prepare(AppliedRecord(version, to_dict(new), time.time(), source, base_sha256))
             except StoreError as err:
-                self._reject(version, source, str(err))
+                self._reject(version, source, str(err), label)
                 raise CommandError("persist_failed", f"config not applied: {err}") from None
-            timeout = current.remote.apply_timeout_s
-            try:
-                changed = await target.apply_config(new, up_timeout_s=timeout)
-            except Exception as err:  # ApplyError, or anything the daemon let through
+        timeout = current.remote.apply_timeout_s
+        try:
+            changed = await target.apply_config(new, up_timeout_s=timeout)
+        except Exception as err:  # ApplyError, or anything the daemon let through
+            if temp is not None:
                 self.store.discard(temp)
-                why = str(err) or type(err).__name__
-                self.last_error = f"version {version}: {why}"
-                log.warning("remote config version %d from %s rolled back: %s", version, source, why)
-                self.emit({"event": "config_rolled_back", "version": version, "restored_version": self.version, "source": source, "reason": why})
-                raise CommandError("apply_failed", f"config version {version} failed to apply and was rolled back to version {self.version}: {why}") from None
+            why = str(err) or type(err).__name__
+            self.last_error = f"version {version}: {why}"
+            log.warning("%s rolled back: %s", label, why)
+            self.emit({"event": "config_rolled_back", "version": version, "restored_version": self.version, "source": source, "reason": why})
+            raise CommandError("apply_failed", f"config version {version} failed to apply and was rolled back to version {self.version}: {why}") from None
+        if temp is not None:
             try:
                 self.store.commit(temp)
             except StoreError as err:
@@ -561,12 +620,12 @@ class RemoteControl:
                 self.last_error = f"version {version}: {why}"
                 self.emit({"event": "config_rolled_back", "version": version, "restored_version": self.version, "source": source, "reason": why})
                 raise CommandError("persist_failed", f"config version {version} {why}") from None
-            self.version, self.applied_at, self.source = version, time.time(), source
-            self.last_error = None
-            names = sorted(changed)
-            log.info("remote config version %d from %s applied; changed: %s", version, source, ", ".join(names) or "nothing")
-            self.emit({"event": "config_applied", "version": version, "source": source, "changed": names})
-            return {"version": version, "changed": names}
+        self.version, self.applied_at, self.source = version, time.time(), source
+        self.last_error = None
+        names = sorted(changed)
+        log.info("%s applied; changed: %s", label, ", ".join(names) or "nothing")
+        self.emit({"event": "config_applied", "version": version, "source": source, "changed": names})
+        return {"version": version, "changed": names}
 
     def _validated(self, current: Config, req: Request, version: int, source: str, role: Role) -> Config:
         assert req.config is not None
@@ -600,6 +659,10 @@ class RemoteControl:
             raise CommandError("forbidden", str(err)) from None
         return new
 
-    def _reject(self, version: int, source: str, why: str) -> None:
-        log.warning("remote config version %d from %s rejected: %s", version, source, why)
+    def _reject(self, version: int, source: str, why: str, label: str | None = "") -> None:
+        """Log (``label`` names what was rejected; ``None``: ``why`` says it all) and emit the rejection."""
+        if label is None:
+            log.error("%s", why)
+        else:
+            log.warning("%s rejected: %s", label or f"remote config version {version} from {source}", why)
         self.emit({"event": "config_rejected", "version": version, "source": source, "reason": why})

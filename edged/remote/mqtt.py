@@ -11,7 +11,10 @@ Topics (``<base>`` = ``edged/<device.id>``):
   logged); the request's correlation data and ``id`` are echoed either way
 - ``<base>/config/state`` out, retained: ``{"version", "config" (secrets redacted), "applied_at", "source"}``
 - ``<base>/status``       out, retained: ``online``; ``offline`` as the last will and on clean stop
-- ``<base>/events``       out: config applied / rejected / rolled back, with the reason
+- ``<base>/events``       out: config applied / rejected / rolled back, with the reason; and a JSON copy
+  of the camera's health events (``"event": "health"``: cover, freeze, distortion starting or
+  ending, defect counts) and of every track summary (``"event": "trail"``), as the outbox stores them
+  in CBOR for the platform, for local tools (Home Assistant, Node-RED, ``mosquitto_sub``)
 - ``<base>/stats``        out, every ``remote.stats_period_s``: fps, stage latency, queues, drops, links (per destination)
 
 Connection settings come from ``remote.mqtt`` of the running config. Host, port, TLS files and
@@ -44,6 +47,9 @@ log = logging.getLogger("edged.remote.mqtt")
 
 EVENT_BACKLOG = 256
 """Events kept while the broker is unreachable (oldest dropped first)."""
+DEVICE_EVENT_BACKLOG = 256
+"""Health and track events kept while the broker is unreachable (oldest dropped first), apart from
+the config events so that a busy road never pushes those out."""
 IN_FLIGHT = 4
 """Requests served at once; one slow ``set`` (it waits for a frame) must not block ``get``."""
 
@@ -78,6 +84,9 @@ class MqttService:
         self.connected = asyncio.Event()
         """Set while connected and subscribed (tests wait on it)."""
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue(EVENT_BACKLOG)
+        self._device_events: asyncio.Queue[dict[str, Any]] = asyncio.Queue(DEVICE_EVENT_BACKLOG)
+        self._daemon: Any = None
+        self.device_events_dropped = 0
         self._up = False
         self.replies_redirected = 0
         """Replies sent to ``config/reply`` because the requested response topic was outside it."""
@@ -88,10 +97,16 @@ class MqttService:
     async def run(self, daemon: Any) -> None:
         self.control.attach(daemon)
         remove = self.control.add_listener(self._on_event)
+        self._daemon = daemon
+        listeners = getattr(daemon, "event_listeners", None)
+        if listeners is not None:
+            listeners.append(self._on_device_event)
         try:
             await self._loop(daemon)
         finally:
             remove()
+            if listeners is not None and self._on_device_event in listeners:
+                listeners.remove(self._on_device_event)
             self.connected.clear()
 
     def _on_event(self, event: dict[str, Any]) -> None:
@@ -99,6 +114,16 @@ class MqttService:
             self._events.get_nowait()
             self._bounded_log.warning("event_backlog", "MQTT event backlog full; oldest event dropped")
         self._events.put_nowait(event)
+
+    def _on_device_event(self, event: dict[str, Any]) -> None:
+        """Queue a health or track event for the ``events`` topic (never blocks; oldest dropped when full)."""
+        if self._daemon is None or not self._daemon.config.remote.mqtt.enabled:
+            return
+        if self._device_events.full():
+            self._device_events.get_nowait()
+            self.device_events_dropped += 1
+            self._bounded_log.warning("device_event_backlog", "MQTT health/track event backlog full; oldest event dropped")
+        self._device_events.put_nowait(event)
 
     async def _loop(self, daemon: Any) -> None:
         backoff: Backoff | None = None
@@ -158,6 +183,7 @@ class MqttService:
             tasks = [
                 asyncio.create_task(self._receive(client, t), name="mqtt-receive"),
                 asyncio.create_task(self._publish_events(client, t), name="mqtt-events"),
+                asyncio.create_task(self._publish_device_events(client, t), name="mqtt-device-events"),
                 asyncio.create_task(self._publish_stats(client, t, daemon), name="mqtt-stats"),
                 asyncio.create_task(self._watch(daemon, wanted), name="mqtt-watch"),
             ]
@@ -172,6 +198,9 @@ class MqttService:
                     raise task.exception()  # type: ignore[misc]
             self.connected.clear()
             await self._flush_events(client, t)
+            with contextlib.suppress(aiomqtt.MqttError):
+                while not self._device_events.empty():
+                    await client.publish(t["events"], _json(self._device_events.get_nowait()), qos=1, timeout=2.0)
             # A clean DISCONNECT does not fire the will, so say it ourselves (a reconnect with new
             # settings says "online" again).
             with contextlib.suppress(aiomqtt.MqttError):
@@ -276,6 +305,11 @@ class MqttService:
         while True:
             event = await self._events.get()
             await self._publish_event(client, t, event)
+
+    async def _publish_device_events(self, client: aiomqtt.Client, t: dict[str, str]) -> None:
+        while True:
+            event = await self._device_events.get()
+            await client.publish(t["events"], _json(event), qos=1)
 
     async def _flush_events(self, client: aiomqtt.Client, t: dict[str, str]) -> None:
         while not self._events.empty():

@@ -15,6 +15,7 @@ import json
 import logging
 import signal
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +28,15 @@ from edged.core.paths import private_dir, write_private
 from edged.core.types import CapturedImage, ExposureMode, Frame, FrameMeta, Position
 from edged.hal.base import Camera, EndOfStream, Pacing
 from edged.runtime.exposure import ExposureCommand, ExposureController
-from edged.runtime.stats import RunStats
+from edged.runtime.stats import RunStats, device_stats, plain
 from edged.stages.pipeline import FrameWork, Pipeline, Stage
 
 log = logging.getLogger("edged")
+health_log = logging.getLogger("edged.health")
+
+HEALTH_LOG_PERIOD_S = 60.0
+"""A camera health condition that comes and goes logs at most one line per kind this often (the
+latest state is logged once the period has passed)."""
 
 RETIME_STEP_S = 1e-6
 """How far after the previous frame a frame with a non-increasing camera timestamp is placed."""
@@ -154,6 +160,12 @@ class Daemon:
         self.summary_path = summary_path
         self.sink_failures: dict[str, int] = {}
         self._sink_log = BoundedLog(log)
+        self._health_log = BoundedLog(health_log, HEALTH_LOG_PERIOD_S)
+        self.event_listeners: list[Callable[[dict[str, Any]], None]] = []
+        """Called on the event loop with every health and track event once its frame is stored (the
+        remote MQTT service sends a JSON copy); a listener must not block."""
+        self.reload_requested = asyncio.Event()
+        """Set by SIGHUP: a reload service reads the config file again (and clears it)."""
         self.stats = RunStats()
         self.ids = MonotonicUlid()
         self.segments = SegmentClock(config.camera.segment_s, self.ids)
@@ -191,6 +203,15 @@ class Daemon:
         """Ask the daemon to stop capturing and drain; safe from signal handlers and tasks."""
         self.stop.request(reason)
 
+    def request_reload(self) -> None:
+        """Ask for the config file to be read and applied again (SIGHUP); safe from signal handlers."""
+        self.reload_requested.set()
+
+    def device_stats(self) -> dict[str, Any]:
+        """Software version, free disk under ``device.data_dir`` and CPU temperature (``None`` when
+        the board has no thermal zone), for the ``stats`` document."""
+        return device_stats(self.config.device.data_dir)
+
     async def run(self, max_frames: int | None = None, duration: float | None = None) -> dict[str, Any]:
         """Run until stopped, ``max_frames`` captured, or ``duration`` seconds; return the summary."""
         loop = asyncio.get_running_loop()
@@ -220,8 +241,10 @@ class Daemon:
                         log.warning("service %s did not finish in %.0f s; cancelled", t.get_name(), self.service_timeout_s)
                         t.cancel()
         finally:
-            for sig in installed:
+            for sig, previous in installed.items():
                 loop.remove_signal_handler(sig)
+                signal.signal(sig, previous)  # asyncio would leave Python's default (a traceback on Ctrl-C)
+            self._health_log.flush()
             await loop.run_in_executor(self._camera_pool, self.camera.stop)
             for pool in (self._camera_pool, self._stage_pool):
                 pool.shutdown(wait=True)
@@ -400,6 +423,35 @@ class Daemon:
             t0 = time.perf_counter()
             await loop.run_in_executor(self._sink_pool, self._consume, work)
             self.stats.record_stage_times({"sink": (time.perf_counter() - t0) * 1000.0})
+            if work.events:
+                self._tell_events(work)
+
+    def _tell_events(self, work: FrameWork) -> None:
+        """Log health changes (bounded) and hand each event to the listeners, never blocking."""
+        meta = work.frame.meta
+        for event in work.events:
+            if event.get("type") == "health":
+                self._log_health(event)
+            if not self.event_listeners:
+                continue
+            doc = plain({"event": event.get("type", event.get("kind")), "time": round(time.time(), 3),
+                         "device": self.config.device.id, "image_id": meta.image_id, "video_id": meta.video_id, **event})
+            for listener in list(self.event_listeners):
+                try:
+                    listener(doc)
+                except Exception as err:  # a listener must not stop the pipeline
+                    self._sink_log.warning("event_listener", f"event listener failed: {type(err).__name__}: {err}")
+
+    def _log_health(self, event: dict[str, Any]) -> None:
+        kind, state = str(event.get("kind")), event.get("state")
+        where = f"frame {event.get('frame_index')}"
+        if state == "start":
+            text = f"camera health: {kind} started at {where}"
+        elif state == "end":
+            text = f"camera health: {kind} ended at {where} (since frame {event.get('first_frame')})"
+        else:
+            text = f"camera health: {kind} now {event.get('count', '?')} at {where}"
+        self._health_log.warning(f"{kind}:{state}", text)
 
     def _consume(self, work: FrameWork) -> None:
         """Hand the frame to every sink; one sink's failure is counted and never stops the others."""
@@ -425,7 +477,12 @@ class Daemon:
     async def _stats(self) -> None:
         while True:
             await asyncio.sleep(self.config.pipeline.stats_period_s)
-            log.info("stats %s", self.stats.line(self.queue_depths()))
+            self._health_log.flush(due_only=True)
+            device = self.device_stats()
+            extra: dict[str, object] = {"disk_free_mb": round(device["disk_free_bytes"] / 1e6) if device["disk_free_bytes"] is not None else "?"}
+            if device["cpu_temp_c"] is not None:
+                extra["cpu_temp_c"] = device["cpu_temp_c"]
+            log.info("stats %s", self.stats.line(self.queue_depths(), extra))
 
     # ----------------------------------------------------------------------------------- helpers
     def queue_depths(self) -> dict[str, tuple[int, int]]:
@@ -461,13 +518,18 @@ class Daemon:
         )
         return Frame(meta, captured.pixels, captured.ground_truth)
 
-    def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> list[int]:
-        installed = []
-        for sig in (signal.SIGTERM, signal.SIGINT):
+    def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> dict[int, Any]:
+        """SIGTERM and SIGINT stop, SIGHUP asks for a reload; returns the handlers they had before."""
+        installed: dict[int, Any] = {}
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            previous = signal.getsignal(sig)
             try:
-                loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
-                installed.append(sig)
-            except (NotImplementedError, RuntimeError):  # not the main thread
+                if sig == signal.SIGHUP:
+                    loop.add_signal_handler(sig, self.request_reload)
+                else:
+                    loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
+                installed[sig] = previous if previous is not None else signal.SIG_DFL
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
                 pass
         return installed
 
@@ -504,5 +566,6 @@ class Daemon:
                 "clamped": self.exposure.clamp_count if self.exposure else 0,
             },
             "sink_failures": dict(self.sink_failures),
+            "device": self.device_stats(),
             **sink_figures,
         }

@@ -4,7 +4,9 @@
 - ``WATCHDOG=1`` every half ``WATCHDOG_USEC``, but only while frames flow: when no frame has passed
   for ``systemd.heartbeat_stale_s`` the pings stop, so systemd's ``WatchdogSec`` restarts a
   stalled daemon; a ping goes out again as soon as frames flow,
-- ``STOPPING=1`` when a stop is requested (SIGTERM), and ``STATUS=...`` lines for ``systemctl status``.
+- ``STOPPING=1`` when a stop is requested (SIGTERM), and ``STATUS=...`` lines for ``systemctl status``,
+- ``RELOADING=1`` (with ``MONOTONIC_USEC``) and then ``READY=1`` around a reload of the config file on
+  SIGHUP, sent by :mod:`edged.remote.reload` through its own :class:`Notifier`.
 
 Without ``NOTIFY_SOCKET`` (not started by systemd) the service does nothing. A socket name that
 starts with ``@`` is in the abstract namespace.

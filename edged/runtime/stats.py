@@ -1,12 +1,80 @@
-"""Run statistics: counters, per-stage latency windows, and the periodic stats line."""
+"""Run statistics: counters, per-stage latency windows, the device figures, and the periodic stats line."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from edged.config import resolve_path
+
+THERMAL_ZONES = Path("/sys/class/thermal")
+"""Where Linux lists its thermal zones (``thermal_zone*/temp``, millidegrees Celsius)."""
+
+
+def cpu_temp_c(zones: Path = THERMAL_ZONES) -> float | None:
+    """The CPU temperature in °C: the zone of type ``cpu-thermal``/``*cpu*``/``soc*`` if there is one,
+    else the first readable zone; ``None`` when the board reports none (a container, most PCs in a VM)."""
+    readings: list[tuple[int, float]] = []
+    for zone in sorted(zones.glob("thermal_zone*")):
+        try:
+            millideg = int((zone / "temp").read_text().strip())
+            kind = (zone / "type").read_text().strip().lower() if (zone / "type").exists() else ""
+        except (OSError, ValueError):
+            continue
+        rank = 0 if ("cpu" in kind or kind.startswith("soc") or kind == "x86_pkg_temp") else 1
+        readings.append((rank, millideg / 1000.0))
+    if not readings:
+        return None
+    return round(min(readings, key=lambda r: r[0])[1], 1)
+
+
+def disk_free_bytes(folder: str | Path) -> int | None:
+    """Free bytes for an unprivileged writer on the file system holding ``folder`` (its nearest
+    existing parent); ``None`` when it cannot be told."""
+    path = resolve_path(str(folder))
+    for candidate in (path, *path.parents):
+        try:
+            return shutil.disk_usage(candidate).free
+        except OSError:
+            continue
+    return None
+
+
+@cache
+def edged_version() -> str:
+    """The installed edged's version (``unknown`` when run from files that were never installed)."""
+    try:
+        return version("edged")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def device_stats(data_dir: str | Path) -> dict[str, Any]:
+    """``edged_version``, ``disk_free_bytes`` (under ``data_dir``) and ``cpu_temp_c`` (``None`` without a sensor)."""
+    return {"edged_version": edged_version(), "disk_free_bytes": disk_free_bytes(data_dir), "cpu_temp_c": cpu_temp_c()}
+
+
+def plain(value: Any) -> Any:
+    """``value`` with numpy scalars and arrays as Python numbers and lists, tuples as lists (for JSON)."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and value != value:  # NaN is not JSON
+        return None
+    return value
 
 
 @dataclass
