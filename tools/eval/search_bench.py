@@ -1,0 +1,200 @@
+"""Figures for edged-search (``docs/BENCHMARKS.md``, section ``search``).
+
+    python -m tools.eval.search_bench [--rows 100000 1000000]
+
+- plate read rate by plate height: the three real plates with known text (``alpr_test.jpg``:
+  "NO 23456", "MLB 803"; ``fastalpr_test_image.png``: "5AU 5341", from :mod:`tools.eval.realset`'s
+  cache), each photograph scaled so the plate is H px tall, cropped to the plate box plus 15 %;
+  and 60 plates rendered by the fake scene's renderer (random texts, front and rear colours);
+- face rank-1 / rank-5: the 21 real faces of the face-api demo photographs, each as the device
+  would seal it (downscaled so the face is 32 or 48 px, JPEG 90, a 25 % margin) in a gallery with
+  the 100 LFW faces of scikit-image as distractors; queried with the full-resolution photograph
+  (the investigator's photo). The same photograph at another size, not another photograph of the
+  person: no real faces of known identity across photographs install offline;
+- query time over 10^5 and 10^6 synthetic index rows (random plates, random descriptors);
+- index time per object on a 10 s simulated run (1920x1080, oracle detections).
+"""
+
+from __future__ import annotations
+
+import argparse
+import string
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+PLATE_HEIGHTS = (8, 10, 12, 16, 20, 24, 32)
+REAL_PLATES = {"alpr_test.jpg": (((85, 486, 178, 518), "NO23456"), ((578, 494, 705, 533), "MLB803")),
+               "fastalpr_test_image.png": (((307, 189, 388, 211), "5AU5341"),)}
+
+
+def _plate_crop(img: np.ndarray, box: tuple[int, int, int, int], height: int) -> np.ndarray:
+    x1, y1, x2, y2 = box
+    s = height / (y2 - y1)
+    small = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    p = max(1, round(0.15 * height))
+    return small[max(0, round(y1 * s) - p):round(y2 * s) + p, max(0, round(x1 * s) - p):round(x2 * s) + p]
+
+
+def plate_rates() -> dict[str, dict[int, tuple[int, int, int]]]:
+    """Per set, per height: (exact, within one edit, total)."""
+    import sys
+
+    from edged_platform.search.plates import edit_distance, normalise, reader
+    from tools.eval.realset import cache_path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "edged-sim"))
+    from edged_sim.sprites import render_plate
+
+    out: dict[str, dict[int, tuple[int, int, int]]] = {"real": {}, "rendered": {}}
+    cache = cache_path()
+    real = [(cv2.imread(str(cache / f)), box, text) for f, plates in REAL_PLATES.items() for box, text in plates]
+    rng = np.random.default_rng(3)
+    texts = ["".join(rng.choice(list(string.ascii_uppercase[:20]), 2)) + "".join(rng.choice(list(string.digits), 2))
+             + " " + "".join(rng.choice(list("ABCDEFGHJKLMNPRSTVWXY"), 3)) for _ in range(60)]
+    for h in PLATE_HEIGHTS:
+        for name, items in (("real", [(_plate_crop(img, box, h), t) for img, box, t in real]),
+                            ("rendered", [(render_plate(t, k % 2 == 1, round(h * 520 / 111), h), normalise(t))
+                                          for k, t in enumerate(texts)])):
+            reads = [reader().read(c).text for c, _ in items]
+            exact = sum(r == t for r, (_, t) in zip(reads, items))
+            near = sum(edit_distance(r, t) <= 1 for r, (_, t) in zip(reads, items))
+            out[name][h] = (exact, near, len(items))
+    return out
+
+
+def face_ranks(sizes: tuple[int, ...] = (32, 48)) -> dict[int, tuple[int, int, int, int, int]]:
+    """Per face size: (rank-1, rank-5, queries, false matches under the threshold, distractor pairs)."""
+    import skimage.data
+
+    from edged_platform.search.faces import SAME_PERSON, describer
+    from tools.eval.realset import FACEAPI_FACES, cache_path
+
+    cache = cache_path()
+    faces = []
+    for f, boxes in FACEAPI_FACES.items():
+        img = cv2.imread(str(cache / f))
+        for box in boxes:
+            faces.append((img, box))
+    lfw = [describer().describe(cv2.cvtColor((x * 255).astype(np.uint8), cv2.COLOR_GRAY2BGR))
+           for x in skimage.data.lfw_subset()[:100]]
+    queries = []
+    for img, (x1, y1, x2, y2) in faces:
+        m = round(0.25 * (x2 - x1))
+        crop = img[max(0, y1 - m):y2 + m, max(0, x1 - m):x2 + m]
+        queries.append(describer().describe(crop, (x1 - max(0, x1 - m), y1 - max(0, y1 - m),
+                                                   x2 - max(0, x1 - m), y2 - max(0, y1 - m))))
+    out = {}
+    for size in sizes:
+        gallery = []
+        for img, (x1, y1, x2, y2) in faces:
+            s = size / (x2 - x1)
+            small = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+            ok, jpg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 90])
+            small = cv2.imdecode(jpg, cv2.IMREAD_COLOR)
+            m = round(0.25 * size)
+            bx1, by1, bx2, by2 = (round(v * s) for v in (x1, y1, x2, y2))
+            crop = small[max(0, by1 - m):by2 + m, max(0, bx1 - m):bx2 + m]
+            ox, oy = max(0, bx1 - m), max(0, by1 - m)
+            gallery.append(describer().describe(crop, (bx1 - ox, by1 - oy, bx2 - ox, by2 - oy)))
+        g = np.array(gallery + lfw)
+        r1 = r5 = false = 0
+        for k, q in enumerate(queries):
+            d = np.linalg.norm(g - q, axis=1)
+            rank = int((d < d[k]).sum())
+            r1 += rank == 0
+            r5 += rank < 5
+            false += int((np.delete(d, k) < SAME_PERSON).sum())
+        out[size] = (r1, r5, len(queries), false, len(queries) * (len(g) - 1))
+    return out
+
+
+def query_times(rows: list[int]) -> dict[int, dict[str, float]]:
+    """Seconds per query over ``rows`` synthetic objects: exact plate, plate within 1 edit, face top 5."""
+    from edged_platform.search import db as dbmod
+    from edged_platform.search.query import face_hits, plate_hits
+
+    out = {}
+    rng = np.random.default_rng(0)
+    letters = np.array(list("ABCDEFGHJKLMNPRSTVWXY0123456789"))
+    for n in rows:
+        with tempfile.TemporaryDirectory() as tmp:
+            index = Path(tmp) / "bench.sqlite"
+            db = dbmod.connect(index)
+            plates = ["".join(r) for r in rng.choice(letters, (n, 7))]
+            faces = rng.standard_normal((n, 128)).astype(np.float32) * 0.05
+            with db:
+                db.executemany(
+                    "INSERT INTO objects (category, device, video, name, track, first_t, last_t, best_value, "
+                    "best_image, best_frame, plate, face) VALUES (?, 'rsu', 'v', ?, 1, 0, 0, 1, 'i', 0, ?, ?)",
+                    ((("plate" if k % 2 else "face"), f"t{k}", plates[k] if k % 2 else None,
+                      None if k % 2 else faces[k].tobytes()) for k in range(n)))
+            want = plates[1]
+            timing = {}
+            for name, fn in (("plate exact", lambda: plate_hits(db, index, want, 0)),
+                             ("plate 1 edit", lambda: plate_hits(db, index, want, 1)),
+                             ("face top 5", lambda: face_hits(db, index, faces[0], 5))):
+                fn()
+                t0 = time.perf_counter()
+                fn()
+                timing[name] = time.perf_counter() - t0
+            db.close()
+            out[n] = timing
+    return out
+
+
+def index_time() -> tuple[int, int, float, dict[str, float]]:
+    """(records, objects, seconds, per-part seconds) indexing a 10 s simulated run."""
+    from edged_platform.search import db as dbmod
+    from edged_platform.search.indexer import Indexer
+    from edged_platform.search.sources import Tally, from_store
+    from edged.core.keys import load_platform_private_key, sealing_key_id
+    from edged.link.wire import trusted_keys
+    from edged_sim import SimOptions, run_sim
+    from edged_sim.run import fake_scene_config
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = run_sim(SimOptions(seconds=10.0, width=1920, height=1080, realtime=False, outage=None, detector="truth",
+                                 config=None, base=fake_scene_config(), present_models_only=True, reconnect_max_s=1.0,
+                                 out=Path(tmp) / "sim", report=False))
+        keys = [load_platform_private_key(run.keys[c]) for c in ("face", "plate")]
+        ring = {sealing_key_id(k): k for k in keys}
+        signers = trusted_keys([run.keys["device"].with_suffix(".pub")])
+        index = Path(tmp) / "i.sqlite"
+        db = dbmod.connect(index)
+        ix = Indexer(db, index)
+        from edged_platform.search import faces, plates
+        plates.reader(), faces.describer()  # model loading is not per object
+        t0 = time.perf_counter()
+        for d in ("func.face", "func.plate"):
+            ix.add(from_store(run.stores[d].root, ring, signers, lambda m: False, Tally()))
+        total = time.perf_counter() - t0
+        objects = db.execute("SELECT COUNT(*) FROM objects").fetchone()[0]
+        db.close()
+        return ix.added.records, objects, total, dict(ix.added.seconds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tools.eval.search_bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    args = p.parse_args(argv)
+    print("plate read rate (exact / within 1 edit / plates) by plate height:")
+    for name, rates in plate_rates().items():
+        print(f"  {name}: " + ", ".join(f"{h}px {e}/{n1}/{n}" for h, (e, n1, n) in rates.items()))
+    print("face (rank-1 / rank-5 / queries; false matches < threshold / pairs):")
+    for size, (r1, r5, n, false, pairs) in face_ranks().items():
+        print(f"  {size}px: {r1}/{r5}/{n}; {false}/{pairs}")
+    print("query seconds:")
+    for n, t in query_times(args.rows).items():
+        print(f"  {n} rows: " + ", ".join(f"{k} {v:.3f}" for k, v in t.items()))
+    records, objects, total, parts = index_time()
+    print(f"index: {records} records, {objects} objects in {total:.2f} s ({1000 * total / objects:.1f} ms/object); "
+          + ", ".join(f"{k} {v:.2f} s" for k, v in parts.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
