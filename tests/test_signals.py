@@ -193,3 +193,33 @@ def test_ctrl_c_during_start_up_ends_without_a_traceback(tmp_path: Path, when: s
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert proc.returncode == 0, err
     assert "SIGINT" in err + out, err + out
+
+
+def test_sighup_with_a_file_that_fails_to_apply_rolls_back(tmp_path: Path) -> None:
+    """A file that validates but whose camera cannot start: the old camera and config come back."""
+    cfg = _config(tmp_path, health=False)
+    systemd = Systemd(tmp_path / "notify.sock")
+    daemon = Daemon(cfg, tmp_path, systemd.path)
+    try:
+        ready = systemd.wait_for("READY=1", daemon.proc)
+        text = cfg.read_text().replace(str(tmp_path / "images"), str(tmp_path / "no-such-folder"))
+        cfg.write_text(text.replace("[health]\nenabled = false", "[health]\nenabled = true"))
+        daemon.proc.send_signal(signal.SIGHUP)
+        reloading = systemd.wait_for("RELOADING=1", daemon.proc, after=ready + 1)
+        systemd.wait_for("READY=1", daemon.proc, after=reloading + 1)
+        line = daemon.wait_line("rolled back")
+        assert str(cfg) in line and "camera" in line, line
+        time.sleep(0.3)
+        assert daemon.proc.poll() is None
+    finally:
+        rc, _, err = daemon.stop()
+        systemd.close()
+    assert rc == 0, err
+    summary = _summary(tmp_path)
+    assert "health" not in summary["stage_ms"] and summary["frames"]["processed"] > 0
+
+
+def test_the_unit_reloads_with_sighup() -> None:
+    unit = Path(__file__).resolve().parent.parent / "config" / "edged.service"
+    lines = [line.strip() for line in unit.read_text().splitlines()]
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in lines
