@@ -172,3 +172,12 @@ def test_each_section_lives_in_the_module_named_after_it() -> None:
         assert getattr(edged.config, field.type.__name__) is field.type
     for name in edged.config.__all__:
         assert hasattr(edged.config, name), name
+
+
+def test_privacy_hides_whatever_the_default_sensitive_models_report() -> None:
+    """``privacy.min_score`` is no higher than any default face or plate model's threshold: a
+    detection a shipped model reports is never dropped by privacy before the tracker confirms it."""
+    cfg = Config()
+    for m in cfg.detect.models:
+        for label in set(m.labels) & {"face", "plate"}:
+            assert cfg.privacy.min_score <= m.thresholds.get(label, m.score_threshold), m.name

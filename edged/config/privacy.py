@@ -29,9 +29,10 @@ class PrivacyConfig(_Section):
     min_cell_px: Annotated[int, msgspec.Meta(ge=1, le=256)] = 4
     """Cells are never smaller than this many pixels, so a small region is not left at nearly full
     resolution; 4 px also matches the smallest H.264 partition."""
-    min_score: Fraction = 0.1
+    min_score: Fraction = 0.07
     """Sensitive detections scoring at least this are de-identified even before the tracker confirms
-    them; 0.1, the face and plate models' own threshold, covers every sensitive detection."""
+    them; 0.07, the lowest threshold of the shipped face and plate models (the plate model in
+    vehicle crops), covers every sensitive detection they report."""
     confident_score: Fraction = 0.5
     """An untracked sensitive detection scoring below this is *unconfident*: still hidden, but only
     within ``unconfident_max_share``. Tracked objects and confident detections are always hidden."""
