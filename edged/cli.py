@@ -168,7 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run the daemon")
+    run = sub.add_parser(
+        "run", help="run the daemon",
+        description="Run the daemon until stopped. SIGTERM or Ctrl-C: capture stops, frames in flight are finished "
+                    "and the summary is written. SIGHUP (systemctl reload): the config file is read again, validated "
+                    "and applied, rolled back if no frame passes; a bad file keeps the running config.",
+    )
     run.add_argument("--config", required=True, type=Path, help="TOML config file")
     run.add_argument("--frames", type=int, help="stop after capturing N frames")
     run.add_argument("--duration", type=float, help="stop after S seconds")

@@ -451,7 +451,7 @@ class Daemon:
             text = f"camera health: {kind} ended at {where} (since frame {event.get('first_frame')})"
         else:
             text = f"camera health: {kind} now {event.get('count', '?')} at {where}"
-        self._health_log.warning(f"{kind}:{state}", text)
+        self._health_log.report(f"{kind}:{state}", text, logging.INFO if state == "end" else logging.WARNING)
 
     def _consume(self, work: FrameWork) -> None:
         """Hand the frame to every sink; one sink's failure is counted and never stops the others."""
