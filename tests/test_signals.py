@@ -223,3 +223,20 @@ def test_the_unit_reloads_with_sighup() -> None:
     unit = Path(__file__).resolve().parent.parent / "config" / "edged.service"
     lines = [line.strip() for line in unit.read_text().splitlines()]
     assert "ExecReload=/bin/kill -HUP $MAINPID" in lines
+
+
+def test_sighup_while_starting_reloads_once_running(tmp_path: Path) -> None:
+    """A reload asked for while the daemon starts is kept and done once it runs (the file may have
+    changed after it was read)."""
+    cfg = _config(tmp_path, health=False)
+    daemon = Daemon(cfg, tmp_path)
+    try:
+        daemon.wait_line("config from")  # the file is read; the daemon is being built
+        _config(tmp_path, health=True)
+        daemon.proc.send_signal(signal.SIGHUP)
+        line = daemon.wait_line(f"config file {cfg} applied")
+        assert "health" in line
+    finally:
+        rc, _, err = daemon.stop()
+    assert rc == 0, err
+    assert "health" in _summary(tmp_path)["stage_ms"]
