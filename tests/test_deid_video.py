@@ -34,19 +34,22 @@ def street(size: tuple[int, int]) -> list[np.ndarray]:
 
 
 def make_video(path: Path, frames: int, rate: Fraction, size: tuple[int, int], audio: bool = True,
-               metadata: dict[str, str] | None = None, codec: str = "mpeg4") -> None:
-    """A real video file: ``frames`` street frames at ``rate`` (pts in the 1/rate.numerator time base)
-    and, with ``audio``, a 440 Hz AAC tone as long as the video."""
+               metadata: dict[str, str] | None = None, codec: str = "mpeg4", times_ms: list[int] | None = None) -> None:
+    """A real video file: ``frames`` street frames at ``rate`` (pts in the 1/rate.numerator time base;
+    with ``times_ms``, at those times in a 1/1000 time base: a variable rate) and, with ``audio``, a
+    440 Hz AAC tone as long as the video."""
     pictures = street(size)
     with av.open(str(path), "w") as out:
         out.metadata.update(metadata or {})
         video = out.add_stream(codec, rate=rate)
         video.width, video.height, video.pix_fmt = size[0], size[1], "yuv420p"
-        video.codec_context.time_base = Fraction(1, rate.numerator)
+        base = Fraction(1, 1000) if times_ms else Fraction(1, rate.numerator)
+        video.codec_context.time_base = base
         tone = out.add_stream("aac", rate=48000, layout="mono") if audio else None
         for i in range(frames):
             frame = av.VideoFrame.from_ndarray(pictures[(i // 4) % 2], format="bgr24")
-            frame.pts, frame.time_base = i * rate.denominator, Fraction(1, rate.numerator)
+            frame.pts = times_ms[i] if times_ms else i * rate.denominator
+            frame.time_base = base
             out.mux(video.encode(frame))
         out.mux(video.encode())
         if tone is not None:
@@ -247,3 +250,31 @@ def test_sealed_video_frame_restores_with_the_written_command(tmp_path: Path, ca
     pasted = np.any(back != shown, axis=2)
     assert pasted.mean() > 0.0005
     assert np.array_equal(back[pasted], source[first["frame_index"]][pasted])  # the original pixels came back
+
+
+def test_rotated_frames_come_upright() -> None:
+    """FFmpeg's display matrix angle is counterclockwise: -90 is a phone's portrait clip shown turned clockwise."""
+    from edged.runtime.deid_video import upright
+
+    image = np.zeros((2, 3, 3), np.uint8)
+    image[0, 0] = 255  # top-left
+    assert upright(image, 0) is image
+    assert upright(image, -90).shape == (3, 2, 3) and upright(image, -90)[0, -1, 0] == 255  # top-right
+    assert upright(image, 90)[-1, 0, 0] == 255  # bottom-left
+    assert upright(image, 180)[-1, -1, 0] == 255 and upright(image, -180)[-1, -1, 0] == 255
+
+
+def frame_times(path: Path) -> list[float]:
+    """Presentation times of a video's frames, in seconds from the first."""
+    with av.open(str(path)) as c:
+        times = [float(f.pts * f.time_base) for f in c.decode(video=0)]
+    return [t - times[0] for t in times]
+
+
+def test_variable_frame_rate_keeps_each_frame_time(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    times = [0, 100, 250, 300, 500, 520, 700, 1000]
+    make_video(tmp_path / "vfr.mkv", len(times), Fraction(10), (320, 240), audio=False, times_ms=times)
+    assert frame_times(tmp_path / "vfr.mkv") == pytest.approx([t / 1000 for t in times], abs=1e-3)
+    code, _, err = deid(capsys, tmp_path / "vfr.mkv", "--out", tmp_path / "out", "--quiet")
+    assert code == 0 and err == []
+    assert frame_times(tmp_path / "out" / "vfr.mp4") == pytest.approx([t / 1000 for t in times], abs=1e-3)

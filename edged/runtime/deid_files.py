@@ -98,10 +98,14 @@ class StopFlag:
 
     def __init__(self) -> None:
         self.signal: int | None = None
+        self.at_once = True
+        """Whether a second signal stops at once (off once the files are done: the summary is written anyway)."""
 
     def __call__(self, signum: int, _frame: object) -> None:
         if self.signal is not None:
-            raise Interrupted()
+            if self.at_once:
+                raise Interrupted()
+            return
         self.signal = signum
         print(f"edged deid: {signal.Signals(signum).name}: stopping (an unfinished output is removed; "
               "again to stop at once)", file=sys.stderr, flush=True)
@@ -148,6 +152,8 @@ class FileResult:
     """Videos: ``kept (CODEC)``, ``dropped (...)`` or ``none in the input``."""
     metadata: str | None = None
     """Videos: container metadata ``kept`` or ``dropped``."""
+    rotated: int | None = None
+    """Videos shown rotated (a phone's display matrix): the counterclockwise degrees the frames were turned upright by."""
     seconds: float = 0.0
     error: str | None = None
     _changed: list[float] = field(default_factory=list, repr=False)
@@ -390,20 +396,21 @@ class Run:
         try:
             writer = H264Writer(target, source, self.keep_audio, self.keep_metadata)
             result.video_codec = "h264" if writer.codec == "libx264" else writer.codec
-            result.frame_rate, result.size = str(source.rate), list(writer.size)
+            result.frame_rate = str(source.rate)
             result.audio, result.metadata = writer.audio_note, "kept" if self.keep_metadata else "dropped"
             pipeline = self.chain.pipeline(float(source.rate))
             t0, first_pts = time.time(), None
             video_id = self.chain.ulids.new(t0)
             with Progress(job.path.name, source.total, "frame", "edged deid", self.quiet,
                           position=1 if self.batch else 0, leave=not self.batch) as bar:
-                for pixels, pts in source.frames(writer.remux_audio if writer.audio is not None else None):
+                for pixels, pts in source.frames(writer.remux_audio if writer.keeps_audio else None):
                     first_pts = pts if first_pts is None else first_pts
                     index = result.frames
                     timestamp = t0 + float((pts - first_pts) * source.time_base)
                     work = pipeline.process(self.chain.frame(pixels, index, video_id, timestamp))
                     out = self._deidentified(work)
                     writer.write(out, pts)
+                    result.size, result.rotated = list(writer.size), source.rotation or None
                     result.add_frame(pixels, out, work.sensitive_regions)
                     records = self.keep_sealed(work, job.relative, result)
                     if records:
@@ -559,7 +566,7 @@ def deid_main(args: argparse.Namespace) -> int:
         return _deid(args, stop)
     except Interrupted:  # a second signal before any output was begun
         name = signal.Signals(stop.signal or signal.SIGINT)
-        print(f"edged deid: stopped by {name.name} before any file was begun", file=sys.stderr)
+        print(f"edged deid: stopped by {name.name} while starting", file=sys.stderr)
         return 128 + name.value
     finally:
         for sig, handler in previous.items():
@@ -612,6 +619,8 @@ def _deid(args: argparse.Namespace, stop: StopFlag) -> int:
                 files.update()
     except Interrupted:
         interrupted = signal.Signals(stop.signal or signal.SIGINT).name
+    finally:
+        stop.at_once = False
     if skipped:
         print(f"edged deid: skipped {len(skipped)} file{'s' * (len(skipped) != 1)} of other types in folders "
               f"(listed in {out / SUMMARY_NAME})", file=sys.stderr)

@@ -7,7 +7,8 @@ constant, fractional (30000/1001) and variable frame rates all play as recorded.
 hidden ``.STEM.partial.mp4`` beside the target and renames it only once the file is complete
 (:meth:`H264Writer.finish`); :meth:`H264Writer.abort` removes it. Audio, when kept, is copied
 packet for packet (no re-encoding); container metadata (title, dates, GPS location...) is
-copied only when asked.
+copied only when asked. A frame the file says to show rotated (a phone's display matrix) is turned
+upright before it is de-identified, as players show it, and written upright.
 """
 
 from __future__ import annotations
@@ -49,6 +50,12 @@ def _ffmpeg_errors() -> tuple[type[Exception], ...]:
     return (av.FFmpegError,)
 
 
+def upright(pixels: np.ndarray, rotation: float | None) -> np.ndarray:
+    """The frame as a player shows it: ``rotation`` is the display matrix's counterclockwise angle in degrees."""
+    k = round((rotation or 0) / 90) % 4
+    return np.ascontiguousarray(np.rot90(pixels, k)) if k else pixels
+
+
 class VideoSource:
     """The first video stream of a file (and its first audio stream) as decoded BGR frames."""
 
@@ -73,6 +80,8 @@ class VideoSource:
         if self.total is None and self.container.duration:
             self.total = max(1, round(self.container.duration / 1_000_000 * float(self.rate)))
         self.metadata = dict(self.container.metadata)
+        self.rotation = 0
+        """The display rotation of the last frame read (counterclockwise degrees; frames come upright)."""
 
     def frames(self, on_audio: Callable[[object], None] | None = None) -> Iterator[tuple[np.ndarray, int]]:
         """Each frame as ``(BGR pixels, pts in :attr:`time_base`)`` in presentation order; audio packets go to ``on_audio``."""
@@ -90,7 +99,8 @@ class VideoSource:
                     if last is not None and pts <= last:
                         pts = last + 1
                     last = pts
-                    yield frame.to_ndarray(format="bgr24"), pts
+                    self.rotation = round(frame.rotation or 0)
+                    yield upright(frame.to_ndarray(format="bgr24"), self.rotation), pts
         except _ffmpeg_errors() as err:
             raise VideoError(f"cannot decode it ({getattr(err, 'strerror', None) or err})") from None
 
@@ -127,16 +137,9 @@ class H264Writer:
             for key, value in source.metadata.items():
                 if key.lower() not in MUXER_KEYS:
                     self.container.metadata[key] = value
-        w, h = source.size
-        self.size = (even(w), even(h))
-        self.video = self.container.add_stream(self.codec, rate=source.rate)
-        self.video.width, self.video.height = self.size
-        self.video.pix_fmt = "yuv420p"
-        self.video.time_base = source.time_base
-        self.video.codec_context.time_base = source.time_base
-        if self.codec == "libx264":
-            self.video.codec_context.options = dict(X264_OPTIONS)
-        self.audio = None
+        self.size = (even(source.size[0]), even(source.size[1]))
+        self._rate, self._time_base = source.rate, source.time_base
+        self._audio_template = None
         self.audio_note = "none in the input"
         if source.audio is not None:
             name = source.audio.codec_context.name
@@ -145,10 +148,33 @@ class H264Writer:
             elif name not in self.container.supported_codecs:
                 self.audio_note = f"dropped ({name} cannot be stored in MP4)"
             else:
-                self.audio = self.container.add_stream_from_template(source.audio)
+                self._audio_template = source.audio
                 self.audio_note = f"kept ({name})"
-        self._time_base = source.time_base
+        self.video = None
+        self.audio = None
+        self._pending: list = []  # audio packets read before the first video frame
         self.frames = 0
+
+    @property
+    def keeps_audio(self) -> bool:
+        """Whether the source's audio packets are wanted (:meth:`remux_audio`)."""
+        return self._audio_template is not None
+
+    def _open_streams(self, width: int, height: int) -> None:
+        """Add the video stream (first frame's size, made even) and the kept audio stream, then write what waited."""
+        self.size = (even(width), even(height))
+        self.video = self.container.add_stream(self.codec, rate=self._rate)
+        self.video.width, self.video.height = self.size
+        self.video.pix_fmt = "yuv420p"
+        self.video.time_base = self._time_base
+        self.video.codec_context.time_base = self._time_base
+        if self.codec == "libx264":
+            self.video.codec_context.options = dict(X264_OPTIONS)
+        if self._audio_template is not None:
+            self.audio = self.container.add_stream_from_template(self._audio_template)
+        pending, self._pending = self._pending, []
+        for packet in pending:
+            self.remux_audio(packet)
 
     def write(self, pixels: np.ndarray, pts: int) -> None:
         """Encode one BGR frame shown at ``pts`` (in the source's time base)."""
@@ -156,7 +182,9 @@ class H264Writer:
         import cv2
 
         h, w = pixels.shape[:2]
-        if (even(w), even(h)) != self.size:  # a mid-stream size change: fit it to the stream's size
+        if self.video is None:
+            self._open_streams(w, h)
+        elif (even(w), even(h)) != self.size:  # a mid-stream size change: fit it to the stream's size
             pixels = cv2.resize(pixels, self.size, interpolation=cv2.INTER_AREA)
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pad_even(pixels)), format="bgr24")
         frame.pts, frame.time_base = pts, self._time_base
@@ -164,13 +192,17 @@ class H264Writer:
         self.frames += 1
 
     def remux_audio(self, packet: object) -> None:
-        """Copy one audio packet of the source (only when audio is kept)."""
-        if self.audio is not None:
+        """Copy one audio packet of the source (only when audio is kept; held until the video stream exists)."""
+        if self.video is None:
+            self._pending.append(packet)
+        elif self.audio is not None:
             packet.stream = self.audio  # type: ignore[attr-defined]
             self.container.mux(packet)
 
     def finish(self) -> None:
         """Flush the encoder, close the file and give it its final name."""
+        if self.video is None:
+            raise VideoError("no frame was written")
         self.container.mux(self.video.encode())
         self.container.close()
         os.replace(self.partial, self.target)
