@@ -115,6 +115,7 @@ def face_ranks(sizes: tuple[int, ...] = (32, 48)) -> dict[int, tuple[int, int, i
 def query_times(rows: list[int]) -> dict[int, dict[str, float]]:
     """Seconds per query over ``rows`` synthetic objects: exact plate, plate within 1 edit, face top 5."""
     from edged_platform.search import db as dbmod
+    from edged_platform.search.db import deletion_keys
     from edged_platform.search.query import face_hits, plate_hits
 
     out = {}
@@ -132,6 +133,8 @@ def query_times(rows: list[int]) -> dict[int, dict[str, float]]:
                     "best_image, best_frame, plate, face) VALUES (?, 'rsu', 'v', ?, 1, 0, 0, 1, 'i', 0, ?, ?)",
                     ((("plate" if k % 2 else "face"), f"t{k}", plates[k] if k % 2 else None,
                       None if k % 2 else faces[k].tobytes()) for k in range(n)))
+                db.executemany("INSERT OR IGNORE INTO plate_keys VALUES (?, ?)",
+                               ((key, k + 1) for k in range(1, n, 2) for key in deletion_keys(plates[k])))
             want = plates[1]
             timing = {}
             for name, fn in (("plate exact", lambda: plate_hits(db, index, want, 0)),

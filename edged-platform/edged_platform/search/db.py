@@ -3,7 +3,8 @@
 Tables: ``seen`` (every sealed record already indexed, by message id or file digest: re-running
 adds only what is new), ``objects`` (category, device, video, track; first/last time; best crop;
 plate text; face descriptor), ``sightings`` (per object and image: frame, image id, rectangle) and
-``sources`` (where each indexed record is, for restore). The index is as sensitive as the crops:
+``sources`` (where each indexed record is, for restore), ``plate_keys`` (each plate text and its
+one-character deletions: two texts within one edit share one, so a one-edit query is a lookup). The index is as sensitive as the crops:
 it never leaves the functional platform, and :func:`prune` drops objects last seen before a cut-off.
 """
 
@@ -36,6 +37,11 @@ CREATE TABLE IF NOT EXISTS sightings (
     x INTEGER NOT NULL, y INTEGER NOT NULL, w INTEGER NOT NULL, h INTEGER NOT NULL,
     PRIMARY KEY (object, image, x, y)
 );
+CREATE TABLE IF NOT EXISTS plate_keys (
+    key TEXT NOT NULL, object INTEGER NOT NULL REFERENCES objects (id) ON DELETE CASCADE,
+    PRIMARY KEY (key, object)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS plate_keys_object ON plate_keys (object);
 CREATE TABLE IF NOT EXISTS sources (
     image TEXT NOT NULL, category TEXT NOT NULL, recipient TEXT NOT NULL,
     location TEXT NOT NULL, message TEXT NOT NULL, t REAL NOT NULL,
@@ -103,13 +109,25 @@ def connect(path: str | Path, create: bool = True) -> sqlite3.Connection:
     return db
 
 
+def deletion_keys(text: str) -> set[str]:
+    """``text`` and every string made by deleting one of its characters."""
+    return {text} | {text[:k] + text[k + 1:] for k in range(len(text))}
+
+
+def add_plate_keys(db: sqlite3.Connection, object_id: int, plate: str) -> None:
+    """Replace an object's plate lookup keys by those of ``plate``."""
+    db.execute("DELETE FROM plate_keys WHERE object=?", (object_id,))
+    db.executemany("INSERT OR IGNORE INTO plate_keys VALUES (?, ?)", [(k, object_id) for k in deletion_keys(plate)])
+
+
 def prune(db: sqlite3.Connection, index: Path, before: float) -> int:
     """Delete objects last seen before ``before`` (Unix time), their sightings, sources and crops."""
     rows = db.execute("SELECT id, best_crop FROM objects WHERE last_t < ?", (before,)).fetchall()
     for _id, crop in rows:
         if crop:
             (crops_dir(index) / crop).unlink(missing_ok=True)
-    db.execute("DELETE FROM sightings WHERE object IN (SELECT id FROM objects WHERE last_t < ?)", (before,))
+    for table in ("sightings", "plate_keys"):
+        db.execute(f"DELETE FROM {table} WHERE object IN (SELECT id FROM objects WHERE last_t < ?)", (before,))
     db.execute("DELETE FROM objects WHERE last_t < ?", (before,))
     db.execute("DELETE FROM sources WHERE t < ?", (before,))
     db.commit()

@@ -3,7 +3,9 @@ each object's best crop kept, plate text read and face descriptors computed wher
 
 Grouping and the best crop are the clips tool's (:func:`edged_platform.clips.group_objects`,
 :func:`edged_platform.clips.feature_value`): a region seen before its track was confirmed joins the
-track it overlaps in the next frames. A later run adds new sightings to the same object and
+track it overlaps in the next frames. Plates that stay untracked (small, fast plates often do) are
+read one by one and grouped by the text read within a video (object ``p<TEXT>``); those read as
+nothing stay one object per sighting. A later run adds new sightings to the same object and
 replaces its best crop only with a better one.
 """
 
@@ -20,9 +22,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edged.stages.privacy.deid import UNTRACKED
 from edged_platform.clips import SensitiveObject, feature_value, group_objects, shown_crop
 from edged_platform.pixels import decode_crop
-from edged_platform.search.db import crops_dir
+from edged_platform.search.db import add_plate_keys, crops_dir
 from edged_platform.search.sources import Opened
 
 PLATE_READS = 3
@@ -91,6 +94,32 @@ class Indexer:
         self.added.faces_described += 1
         return d.astype(np.float32).tobytes()
 
+    def _values(self, obj: SensitiveObject) -> list[float]:
+        return [feature_value(s.region, decode_crop(s.region.crop, s.region.w, s.region.h)) for s in obj.sightings]
+
+    def _objects(self, records: list) -> list[tuple[SensitiveObject, tuple[str | None, float | None] | None]]:
+        """The objects of one video's records, each with its plate read where it was read already."""
+        out: list[tuple[SensitiveObject, tuple[str | None, float | None] | None]] = []
+        by_text: dict[str, tuple[SensitiveObject, float]] = {}
+        for obj in group_objects(records):
+            if obj.category != "plate" or obj.track_id != UNTRACKED:
+                out.append((obj, None))
+                continue
+            values = self._values(obj)
+            text, conf = self._read_plate(obj, sorted(range(len(values)), key=lambda k: -values[k]))
+            if text is None:
+                out.append((obj, (None, None)))
+                continue
+            merged, best = by_text.get(text, (None, -1.0))
+            if merged is None:
+                merged = SensitiveObject(obj.category, f"p{text}", UNTRACKED, obj.video_id)
+            merged.sightings += obj.sightings
+            by_text[text] = (merged, max(best, conf or 0.0))
+        for text, (merged, conf) in by_text.items():
+            merged.sightings.sort(key=lambda s: s.sort_key)
+            out.append((merged, (text, conf)))
+        return out
+
     def _read_plate(self, obj: SensitiveObject, order: list[int]) -> tuple[str | None, float | None]:
         from edged_platform.search.plates import reader
 
@@ -117,8 +146,8 @@ class Indexer:
         with self.db:
             for (device, video), records in by_video.items():
                 records.sort(key=lambda r: (r.timestamp, r.frame_index))
-                for obj in group_objects(records):
-                    self._add_object(device, video, obj)
+                for obj, plate in self._objects(records):
+                    self._add_object(device, video, obj, plate)
             self.db.executemany(
                 "INSERT OR IGNORE INTO sources VALUES (?, ?, ?, ?, ?, ?)",
                 [(o.record.image_id, o.record.category, o.recipient, o.location, o.message, o.record.timestamp)
@@ -128,8 +157,9 @@ class Indexer:
         self.added.seconds["total"] += time.perf_counter() - t0
         return self.added
 
-    def _add_object(self, device: str, video: str, obj: SensitiveObject) -> None:
-        values = [feature_value(s.region, decode_crop(s.region.crop, s.region.w, s.region.h)) for s in obj.sightings]
+    def _add_object(self, device: str, video: str, obj: SensitiveObject,
+                    plate_read: tuple[str | None, float | None] | None = None) -> None:
+        values = self._values(obj)
         order = sorted(range(len(values)), key=lambda k: -values[k])
         b = order[0]
         best = obj.sightings[b]
@@ -155,7 +185,9 @@ class Indexer:
             name = _write_crop(crops_dir(self.index), object_id, crop)
             plate, conf, face = None, None, None
             if obj.category == "plate":
-                plate, conf = self._read_plate(obj, order)
+                plate, conf = plate_read if plate_read is not None else self._read_plate(obj, order)
+                if plate:
+                    add_plate_keys(self.db, object_id, plate)
             elif obj.category == "face":
                 face = self._describe(crop, _own_box(best))
             self.db.execute(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edged_platform.search.db import crops_dir
+from edged_platform.search.db import crops_dir, deletion_keys
 from edged_platform.search.plates import edit_distance, normalise
 
 CHUNK = 50_000
@@ -69,6 +69,12 @@ def plate_hits(db: sqlite3.Connection, index: Path, text: str, max_edits: int = 
     if max_edits <= 0:
         rows = db.execute("SELECT id, plate, first_t FROM objects WHERE plate = ?", (want,)).fetchall()
         scored = [(0, r[0], r[1], r[2]) for r in rows]
+    elif max_edits == 1:  # texts within one edit share a deletion key: an index lookup, no scan
+        keys = sorted(deletion_keys(want))
+        rows = db.execute(
+            f"SELECT DISTINCT o.id, o.plate, o.first_t FROM plate_keys k JOIN objects o ON o.id = k.object "
+            f"WHERE k.key IN ({', '.join('?' * len(keys))})", keys).fetchall()
+        scored = [(d, r[0], r[1], r[2]) for r in rows if (d := edit_distance(want, r[1], 1)) <= 1]
     else:
         rows = db.execute("SELECT id, plate, first_t FROM objects WHERE plate IS NOT NULL AND length(plate) BETWEEN ? AND ?",
                           (len(want) - max_edits, len(want) + max_edits))
