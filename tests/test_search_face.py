@@ -89,3 +89,35 @@ def test_max_distance_and_a_photo_that_is_not_an_image(sealed: dict, tmp_path: P
     bad.write_bytes(b"not a picture")
     assert cli.main(["face", str(bad), "--index", str(index)]) == 2
     assert "not an image" in capsys.readouterr().err
+
+
+def test_a_face_hit_restores_from_the_deid_output(sealed: dict, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+    import skimage.data
+
+    index = tmp_path / "search.sqlite"
+    assert _index(sealed, index) == 0
+    capsys.readouterr()
+    original = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+    portrait = tmp_path / "eileen.png"
+    cv2.imwrite(str(portrait), original[0:260, 120:330])
+    (hit,) = _query(portrait, index, capsys)[:1]
+    keys = ["--key", str(sealed["face"].private), "--device-key", str(sealed["device"].public)]
+    out = tmp_path / "restored"
+    assert cli.main(["restore", str(hit["hit"]), "--index", str(index), *keys, "--ops-store", str(tmp_path / "none"),
+                     "--out", str(out)]) == 1  # an ops store without the image: refused, named
+    assert "has no verified de-identified image" in capsys.readouterr().err
+    assert cli.main(["restore", str(hit["hit"]), "--index", str(index), *keys,
+                     "--deid-out", str(sealed["tmp"] / "out"), "--out", str(out)]) == 0
+    report = json.loads((out / "hit.json").read_text())
+    (frame,) = report["frames"]
+    restored = cv2.imread(frame["file"], cv2.IMREAD_COLOR)
+    deid = cv2.imread(str(sealed["tmp"] / "out" / "astronaut.png"), cv2.IMREAD_COLOR)
+    x, y, w, h = hit["sightings"][0]["box"]
+    assert np.array_equal(restored[y:y + h, x:x + w], original[y:y + h, x:x + w])
+    assert not np.array_equal(deid[y:y + h, x:x + w], original[y:y + h, x:x + w])
+    assert Path(report["clip"]).is_file()
+    assert cli.main(["restore", "99999", "--index", str(index), *keys, "--deid-out", str(sealed["tmp"] / "out"),
+                     "--out", str(out)]) == 1
+    assert "hit 99999 is not in the index" in capsys.readouterr().err

@@ -8,6 +8,7 @@
     edged-search plate "AB12 CDE" --index search.sqlite [--max-edits 1] [--json]
     edged-search face photo.jpg --index search.sqlite [--top 5] [--json]
     edged-search restore HIT --index search.sqlite --key ... --device-key ... --ops-store platform/ops --out DIR
+    edged-search restore HIT --index search.sqlite --key ... --device-key ... --deid-out clean/ --out DIR
 
 ``index`` opens every sealed record it holds a key for (device signature, envelope and record,
 verified as restore does), groups regions into objects (category, device, video, track), keeps each
@@ -79,7 +80,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--key", action="append", required=True, metavar="PRIV", help="functional platform private key; repeatable")
     r.add_argument("--device-key", "--signer", dest="signer", action="append", required=True, metavar="PUB",
                    help="trusted device public key; repeatable")
-    r.add_argument("--ops-store", required=True, metavar="DIR", help="the ops store with the de-identified images")
+    src = r.add_mutually_exclusive_group(required=True)
+    src.add_argument("--ops-store", metavar="DIR", help="the ops store with the de-identified images")
+    src.add_argument("--deid-out", metavar="DIR", help="an 'edged deid --sealed' --out folder (its sidecars name the "
+                     "de-identified photos and videos)")
     r.add_argument("--out", required=True, metavar="DIR", help="output folder for the restored frames and the clip")
     r.add_argument("--fps", type=float, default=10.0, help="clip frame rate")
     return p
@@ -182,7 +186,8 @@ def _restore(args: argparse.Namespace) -> int:
 
     db = dbmod.connect(args.index, create=False)
     try:
-        result = restore_hit(db, args.hit, args.key, args.signer, args.ops_store, Path(args.out), args.fps)
+        result = restore_hit(db, args.hit, args.key, args.signer, args.ops_store, Path(args.out), args.fps,
+                             Path(args.deid_out) if args.deid_out else None)
     except RestoreError as err:
         print(f"{PROG} restore: {err}", file=sys.stderr)
         return 1
