@@ -34,7 +34,8 @@ def street(size: tuple[int, int]) -> list[np.ndarray]:
 
 
 def make_video(path: Path, frames: int, rate: Fraction, size: tuple[int, int], audio: bool = True,
-               metadata: dict[str, str] | None = None, codec: str = "mpeg4", times_ms: list[int] | None = None) -> None:
+               metadata: dict[str, str] | None = None, codec: str = "mpeg4", times_ms: list[int] | None = None,
+               audio_codec: str = "aac") -> None:
     """A real video file: ``frames`` street frames at ``rate`` (pts in the 1/rate.numerator time base;
     with ``times_ms``, at those times in a 1/1000 time base: a variable rate) and, with ``audio``, a
     440 Hz AAC tone as long as the video."""
@@ -45,7 +46,7 @@ def make_video(path: Path, frames: int, rate: Fraction, size: tuple[int, int], a
         video.width, video.height, video.pix_fmt = size[0], size[1], "yuv420p"
         base = Fraction(1, 1000) if times_ms else Fraction(1, rate.numerator)
         video.codec_context.time_base = base
-        tone = out.add_stream("aac", rate=48000, layout="mono") if audio else None
+        tone = out.add_stream(audio_codec, rate=48000, layout="mono") if audio else None
         for i in range(frames):
             frame = av.VideoFrame.from_ndarray(pictures[(i // 4) % 2], format="bgr24")
             frame.pts = times_ms[i] if times_ms else i * rate.denominator
@@ -57,8 +58,11 @@ def make_video(path: Path, frames: int, rate: Fraction, size: tuple[int, int], a
             samples = int(48000 * seconds)
             t = np.arange(samples) / 48000
             wave = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None, :]
+            if audio_codec != "aac":
+                wave = (wave * 32767).astype(np.int16)
             for start in range(0, samples, 1024):
-                chunk = av.AudioFrame.from_ndarray(wave[:, start:start + 1024], format="fltp", layout="mono")
+                chunk = av.AudioFrame.from_ndarray(wave[:, start:start + 1024], format="fltp" if audio_codec == "aac" else "s16",
+                                                   layout="mono")
                 chunk.sample_rate, chunk.pts = 48000, start
                 out.mux(tone.encode(chunk))
             out.mux(tone.encode())
@@ -278,3 +282,16 @@ def test_variable_frame_rate_keeps_each_frame_time(tmp_path: Path, capsys: pytes
     code, _, err = deid(capsys, tmp_path / "vfr.mkv", "--out", tmp_path / "out", "--quiet")
     assert code == 0 and err == []
     assert frame_times(tmp_path / "out" / "vfr.mp4") == pytest.approx([t / 1000 for t in times], abs=1e-3)
+
+
+def test_pcm_audio_is_kept_as_aac(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_video(tmp_path / "cam.mkv", 10, Fraction(10), (320, 240), audio_codec="pcm_s16le")
+    assert probe(tmp_path / "cam.mkv")["audio"] == "pcm_s16le"
+    code, _, err = deid(capsys, tmp_path / "cam.mkv", "--out", tmp_path / "out", "--quiet", "--keep-audio")
+    assert code == 0 and err == []
+    assert probe(tmp_path / "out" / "cam.mp4")["audio"] == "aac"  # browsers play AAC in MP4, not PCM
+    with av.open(str(tmp_path / "out" / "cam.mp4")) as c:
+        a = c.streams.audio[0]
+        assert abs(float(a.duration * a.time_base) - 1.0) < 0.1
+    (entry,) = json.loads((tmp_path / "out" / "deid-summary.json").read_text())["files"]
+    assert entry["audio"] == "kept (pcm_s16le re-encoded as aac)"

@@ -6,7 +6,8 @@ libx264) at the input's size (an odd width or height gets its last column or row
 constant, fractional (30000/1001) and variable frame rates all play as recorded. It writes to a
 hidden ``.STEM.partial.mp4`` beside the target and renames it only once the file is complete
 (:meth:`H264Writer.finish`); :meth:`H264Writer.abort` removes it. Audio, when kept, is copied
-packet for packet (no re-encoding); container metadata (title, dates, GPS location...) is
+packet for packet (no re-encoding) when browsers play its codec in MP4 (:data:`COPIED_AUDIO`), else
+re-encoded as AAC at its timestamps (PCM from a camera's AVI, for one); container metadata (title, dates, GPS location...) is
 copied only when asked. A frame the file says to show rotated (a phone's display matrix) is turned
 upright before it is de-identified, as players show it, and written upright.
 """
@@ -23,6 +24,8 @@ import numpy as np
 PREFERRED_CODECS = ("libx264", "mpeg4")
 """Encoders tried in order; PyAV's wheels bundle libx264."""
 X264_OPTIONS = {"crf": "20", "preset": "fast"}
+COPIED_AUDIO = frozenset({"aac", "mp3", "opus", "flac", "alac", "ac3", "eac3"})
+"""Audio codecs copied as they are into MP4; others are re-encoded as AAC."""
 MUXER_KEYS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder"})
 """Container metadata the muxer writes itself (never copied)."""
 
@@ -140,16 +143,16 @@ class H264Writer:
         self.size = (even(source.size[0]), even(source.size[1]))
         self._rate, self._time_base = source.rate, source.time_base
         self._audio_template = None
+        self._audio_copy = True
         self.audio_note = "none in the input"
         if source.audio is not None:
             name = source.audio.codec_context.name
             if not keep_audio:
                 self.audio_note = f"dropped ({name}; --keep-audio keeps it)"
-            elif name not in self.container.supported_codecs:
-                self.audio_note = f"dropped ({name} cannot be stored in MP4)"
             else:
                 self._audio_template = source.audio
-                self.audio_note = f"kept ({name})"
+                self._audio_copy = name in COPIED_AUDIO and name in self.container.supported_codecs
+                self.audio_note = f"kept ({name})" if self._audio_copy else f"kept ({name} re-encoded as aac)"
         self.video = None
         self.audio = None
         self._pending: list = []  # audio packets read before the first video frame
@@ -170,8 +173,13 @@ class H264Writer:
         self.video.codec_context.time_base = self._time_base
         if self.codec == "libx264":
             self.video.codec_context.options = dict(X264_OPTIONS)
-        if self._audio_template is not None:
-            self.audio = self.container.add_stream_from_template(self._audio_template)
+        template = self._audio_template
+        if template is not None and self._audio_copy:
+            self.audio = self.container.add_stream_from_template(template)
+        elif template is not None:
+            channels = template.codec_context.layout.nb_channels
+            self.audio = self.container.add_stream("aac", rate=template.codec_context.sample_rate or 48000,
+                                                   layout="mono" if channels == 1 else "stereo")
         pending, self._pending = self._pending, []
         for packet in pending:
             self.remux_audio(packet)
@@ -195,15 +203,20 @@ class H264Writer:
         """Copy one audio packet of the source (only when audio is kept; held until the video stream exists)."""
         if self.video is None:
             self._pending.append(packet)
-        elif self.audio is not None:
+        elif self.audio is not None and self._audio_copy:
             packet.stream = self.audio  # type: ignore[attr-defined]
             self.container.mux(packet)
+        elif self.audio is not None:
+            for frame in packet.decode():  # type: ignore[attr-defined]
+                self.container.mux(self.audio.encode(frame))
 
     def finish(self) -> None:
         """Flush the encoder, close the file and give it its final name."""
         if self.video is None:
             raise VideoError("no frame was written")
         self.container.mux(self.video.encode())
+        if self.audio is not None and not self._audio_copy:
+            self.container.mux(self.audio.encode())
         self.container.close()
         os.replace(self.partial, self.target)
 
