@@ -68,13 +68,13 @@ from edged.core.progress import Progress
 from edged.core.types import Exposure, Frame, FrameMeta, Position
 from edged.hal.file import IMAGE_SUFFIXES, NOMINAL_AUTO
 from edged.link.destinations import category_of
+from edged.runtime.deid_video import H264Writer, VideoError, VideoSource
 from edged.stages.detect.detector import Detector
 from edged.stages.detect.stage import DetectStage
 from edged.stages.pipeline import FrameWork, Pipeline, Stage
 from edged.stages.privacy.stage import SENSITIVE_KIND, PrivacyStage
 from edged.stages.track.ids import MemoryIds
 from edged.stages.track.stage import TrackStage
-from edged.runtime.deid_video import H264Writer, VideoError, VideoSource
 
 VIDEO_SUFFIXES = frozenset({
     ".avi", ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".mts",
