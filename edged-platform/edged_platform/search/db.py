@@ -115,9 +115,11 @@ def deletion_keys(text: str) -> set[str]:
 
 
 def add_plate_keys(db: sqlite3.Connection, object_id: int, plate: str) -> None:
-    """Replace an object's plate lookup keys by those of ``plate``."""
+    """Replace an object's plate lookup keys by those of ``plate`` (folded: O as 0, I as 1)."""
+    from edged_platform.search.plates import fold
+
     db.execute("DELETE FROM plate_keys WHERE object=?", (object_id,))
-    db.executemany("INSERT OR IGNORE INTO plate_keys VALUES (?, ?)", [(k, object_id) for k in deletion_keys(plate)])
+    db.executemany("INSERT OR IGNORE INTO plate_keys VALUES (?, ?)", [(k, object_id) for k in deletion_keys(fold(plate))])
 
 
 def prune(db: sqlite3.Connection, index: Path, before: float) -> int:

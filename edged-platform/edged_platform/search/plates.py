@@ -4,7 +4,7 @@ The crop is read as one text line: height scaled to 48 px, width to keep the asp
 :data:`MAX_WIDTH`), values to [-1, 1], BGR as the model was trained. Greedy CTC decoding over the
 model's own character list (6,623 Chinese and Latin characters, digits and punctuation, kept in
 the model's metadata). :func:`normalise` keeps letters, digits and CJK characters, upper-cased, so
-``粤B·12345`` and ``粤B12345`` compare equal.
+``粤B·12345`` and ``粤B12345`` compare equal; queries also fold O into 0 and I into 1 (:func:`fold`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,15 @@ class PlateRead:
 
     text: str
     confidence: float
+
+
+FOLD = str.maketrans({"O": "0", "I": "1"})
+"""Look-alike characters compared as one: plates print O and 0, I and 1 alike, and readers confuse them."""
+
+
+def fold(text: str) -> str:
+    """Normalised text with look-alike characters folded together (what queries compare)."""
+    return normalise(text).translate(FOLD)
 
 
 def normalise(text: str) -> str:

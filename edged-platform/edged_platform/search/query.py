@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from edged_platform.search.db import crops_dir, deletion_keys
-from edged_platform.search.plates import edit_distance, normalise
+from edged_platform.search.plates import edit_distance, fold
 
 CHUNK = 50_000
 
@@ -63,26 +63,23 @@ def _hits(db: sqlite3.Connection, index: Path, scored: list[tuple[float, int]]) 
 
 
 def plate_hits(db: sqlite3.Connection, index: Path, text: str, max_edits: int = 0) -> list[Hit]:
-    """Plate objects whose read text is within ``max_edits`` edits of ``text`` (normalised), closest
-    first, then grouped by plate text across videos and by time."""
-    want = normalise(text)
-    if max_edits <= 0:
-        rows = db.execute("SELECT id, plate, first_t FROM objects WHERE plate = ?", (want,)).fetchall()
-        scored = [(0, r[0], r[1], r[2]) for r in rows]
-    elif max_edits == 1:  # texts within one edit share a deletion key: an index lookup, no scan
-        keys = sorted(deletion_keys(want))
+    """Plate objects whose read text is within ``max_edits`` edits of ``text`` (both folded: case,
+    spaces and punctuation ignored, O as 0, I as 1), closest first, then by plate text (the same
+    plate across videos together) and time."""
+    want = fold(text)
+    if max_edits <= 1:  # texts within one edit share a deletion key: an index lookup, no scan
+        keys = [want] if max_edits <= 0 else sorted(deletion_keys(want))
         rows = db.execute(
             f"SELECT DISTINCT o.id, o.plate, o.first_t FROM plate_keys k JOIN objects o ON o.id = k.object "
             f"WHERE k.key IN ({', '.join('?' * len(keys))})", keys).fetchall()
-        scored = [(d, r[0], r[1], r[2]) for r in rows if (d := edit_distance(want, r[1], 1)) <= 1]
     else:
         rows = db.execute("SELECT id, plate, first_t FROM objects WHERE plate IS NOT NULL AND length(plate) BETWEEN ? AND ?",
                           (len(want) - max_edits, len(want) + max_edits))
-        scored = []
-        for object_id, plate, first_t in rows:
-            d = edit_distance(want, plate, max_edits)
-            if d <= max_edits:
-                scored.append((d, object_id, plate, first_t))
+    scored = []
+    for object_id, plate, first_t in rows:
+        d = edit_distance(want, fold(plate), max(0, max_edits))
+        if d <= max(0, max_edits):
+            scored.append((d, object_id, plate, first_t))
     scored.sort(key=lambda s: (s[0], s[2], s[3]))
     return _hits(db, index, [(s[0], s[1]) for s in scored])
 
