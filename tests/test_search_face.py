@@ -107,7 +107,7 @@ def test_a_face_hit_restores_from_the_deid_output(sealed: dict, tmp_path: Path,
     out = tmp_path / "restored"
     assert cli.main(["restore", str(hit["hit"]), "--index", str(index), *keys, "--ops-store", str(tmp_path / "none"),
                      "--out", str(out)]) == 1  # an ops store without the image: refused, named
-    assert "has no verified de-identified image" in capsys.readouterr().err
+    assert "have no de-identified image there" in capsys.readouterr().err
     assert cli.main(["restore", str(hit["hit"]), "--index", str(index), *keys,
                      "--deid-out", str(sealed["tmp"] / "out"), "--out", str(out)]) == 0
     report = json.loads((out / "hit.json").read_text())

@@ -195,8 +195,14 @@ def _restore(args: argparse.Namespace) -> int:
         db.close()
     print(f"{PROG} restore: hit {args.hit}: {len(result.frames)} frame(s) restored into {args.out}"
           f"{', clip ' + result.clip if result.clip else ''}; {len(result.refused)} not restored")
+    absent = [r for r in result.refused if "has no verified de-identified image" in r["reason"]
+              or r["reason"].startswith("no sidecar under")]
+    if absent:
+        print(f"{PROG} restore: {len(absent)} frame(s) have no de-identified image there (ops gets only the selected "
+              f"images): frames {', '.join(str(r['frame']) for r in absent)}; see {args.out}/hit.json", file=sys.stderr)
     for r in result.refused:
-        print(f"{PROG} restore: frame {r['frame']} (image {r['image_id']}): {r['reason']}", file=sys.stderr)
+        if r not in absent:
+            print(f"{PROG} restore: frame {r['frame']} (image {r['image_id']}): {r['reason']}", file=sys.stderr)
     return 0 if result.frames else 1
 
 
