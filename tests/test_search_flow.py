@@ -12,7 +12,6 @@ import stat
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
 from edged_platform.search import cli
@@ -149,3 +148,54 @@ def test_an_index_others_can_read_is_refused(run, tmp_path: Path, capsys: pytest
     capsys.readouterr()
     assert cli.main(["plate", "AB12CDE", "--index", str(index)]) == 2
     assert "readable by group or others" in capsys.readouterr().err
+
+
+def test_bad_input_is_one_line(run, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    index = tmp_path / "search.sqlite"
+    notdb = tmp_path / "notes.sqlite"
+    notdb.write_text("not a database " * 100)
+    notdb.chmod(0o600)
+    linked = tmp_path / "linked.sqlite"
+    (tmp_path / "elsewhere").mkdir(mode=0o700)
+    (tmp_path / "linked.sqlite.crops").symlink_to(tmp_path / "elsewhere")
+    cases = [
+        (["index", "--index", str(notdb)], "not a search index"),
+        (["index", "--index", str(linked)], "not a link"),
+        (["index", "--index", str(index), "--key", str(tmp_path / "none.key"), "--device-key",
+          str(run.keys["device"].with_suffix(".pub")), "--store", str(run.stores["func.plate"].root)], "none.key"),
+        (["index", "--index", str(index), *_keys(run), "--store", str(tmp_path / "nostore")], "nostore"),
+        (["index", "--index", str(index), "--store", str(run.stores["func.plate"].root)], "--key and --device-key"),
+        (["plate", "·-·", "--index", str(index)], "no letter or digit"),
+        (["plate", "AB12", "--max-edits", "-1", "--index", str(index)], "--max-edits"),
+        (["index", "--index", str(tmp_path / "nofolder" / "i.sqlite")], "not found"),
+    ]
+    assert cli.main(["index", "--index", str(index)]) == 0
+    capsys.readouterr()
+    for argv, needle in cases:
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0] and err[0].startswith("edged-search "), (argv, err)
+    assert not any((tmp_path / "elsewhere").iterdir())
+
+
+def test_damaged_and_foreign_record_files_are_rejected_the_rest_indexed(run, tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "records"
+    folder.mkdir()
+    envs = [e for e in run.stores["func.plate"].iter_segment(run.stores["func.plate"].segments()[0])
+            if e.kind == "sensitive"]
+    for k, env in enumerate(envs[:6]):
+        (folder / f"r{k}.cbor").write_bytes(env.to_bytes())
+    damaged = bytearray((folder / "r0.cbor").read_bytes())
+    damaged[len(damaged) // 2] ^= 0x40
+    (folder / "r0.cbor").write_bytes(bytes(damaged))
+    (folder / "r1.cbor").write_bytes(b"\xa1\x61h\x40")  # a CBOR map, not a record
+    index = tmp_path / "search.sqlite"
+    dev = ["--device-key", str(run.keys["device"].with_suffix(".pub")), "--records", str(folder)]
+    assert cli.main(["index", "--index", str(index), "--key", str(run.keys["face"]), *dev]) == 0
+    assert "0 new record(s)" in capsys.readouterr().out  # sealed to the plate key: skipped, not marked as seen
+    assert cli.main(["index", "--index", str(index), "--key", str(run.keys["plate"]), *dev]) == 0
+    out, err = capsys.readouterr()
+    assert "4 new record(s)" in out and "2 rejected" in out
+    assert sum(1 for line in err.splitlines() if line.startswith("edged-search index: rejected")) == 2
+    assert "r0.cbor" in err and "r1.cbor" in err and "Traceback" not in err

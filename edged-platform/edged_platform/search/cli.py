@@ -35,6 +35,7 @@ from edged.core.keys import KeyFileError, load_platform_private_key, sealing_key
 from edged.link.wire import trusted_keys
 from edged_platform.search import db as dbmod
 from edged_platform.search.models import ModelMissing
+from edged_platform.search.plates import fold
 
 PROG = "edged-search"
 
@@ -159,6 +160,12 @@ def _query(args: argparse.Namespace) -> int:
     db = dbmod.connect(index, create=False)
     try:
         if args.cmd == "plate":
+            if not fold(args.text):
+                print(f"{PROG} plate: {args.text!r} has no letter or digit to search for", file=sys.stderr)
+                return 2
+            if args.max_edits < 0:
+                print(f"{PROG} plate: --max-edits must be 0 or more, got {args.max_edits}", file=sys.stderr)
+                return 2
             hits = query.plate_hits(db, index, args.text, args.max_edits)
             _print_hits(hits, args.json, f"plate {args.text!r}")
             return 0
@@ -172,7 +179,12 @@ def _query(args: argparse.Namespace) -> int:
         if photo is None:
             print(f"{PROG} face: {args.photo}: not an image OpenCV can read", file=sys.stderr)
             return 2
-        descriptor, _box = faces.photo_descriptor(photo)
+        if args.top < 1:
+            print(f"{PROG} face: --top must be 1 or more, got {args.top}", file=sys.stderr)
+            return 2
+        descriptor, box = faces.photo_descriptor(photo)
+        if box is None:
+            print(f"{PROG} face: no face found in {args.photo}; the whole photo is taken as the face", file=sys.stderr)
         hits = query.face_hits(db, index, descriptor, args.top, args.max_distance)
         _print_hits(hits, args.json, "face")
         return 0
