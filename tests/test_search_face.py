@@ -19,8 +19,7 @@ from edged_platform.search import cli, faces
 
 REAL = Path(__file__).resolve().parent / "data" / "real"
 
-pytestmark = pytest.mark.skipif(faces.available() is not None,
-                                reason=f"face models: {faces.available()} (python -m edged_platform.search.models fetch)")
+pytestmark = pytest.mark.skipif(faces.available() is not None, reason=f"face models: {faces.available()}")
 
 
 @pytest.fixture(scope="module")
