@@ -99,11 +99,12 @@ class StopFlag:
     def __init__(self) -> None:
         self.signal: int | None = None
         self.at_once = True
-        """Whether a second signal stops at once (off once the files are done: the summary is written anyway)."""
+        """Whether a second signal stops at once (off once the stop is under way or the files are done)."""
 
     def __call__(self, signum: int, _frame: object) -> None:
         if self.signal is not None:
             if self.at_once:
+                self.at_once = False  # the stop is under way: later signals must not cut its clean-up
                 raise Interrupted()
             return
         self.signal = signum
@@ -113,6 +114,7 @@ class StopFlag:
     def check(self) -> None:
         """Raise :class:`Interrupted` once a stop was asked for."""
         if self.signal is not None:
+            self.at_once = False
             raise Interrupted()
 
 
@@ -558,7 +560,8 @@ def result_line(job: Job, result: FileResult) -> str:
 
 def deid_main(args: argparse.Namespace) -> int:
     """The ``edged deid`` handler: 0 all done, 1 some inputs failed, 2 the run could not start, 130 (143)
-    stopped by SIGINT (SIGTERM)."""
+    stopped by SIGINT (SIGTERM). After a stop, further signals stay swallowed (the process is about to
+    exit with that code; a quick second Ctrl-C must not turn into a traceback on the way out)."""
     stop = StopFlag()
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)
                 if signal.getsignal(sig) is not signal.SIG_IGN}  # a shell's background job keeps ignoring Ctrl-C
@@ -569,8 +572,9 @@ def deid_main(args: argparse.Namespace) -> int:
         print(f"edged deid: stopped by {name.name} while starting", file=sys.stderr)
         return 128 + name.value
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        if stop.signal is None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _setup(args: argparse.Namespace) -> tuple[OfflineChain, str]:
