@@ -34,7 +34,7 @@ grey levels (both tools re-encode lossily, 4:2:0, so smaller differences are mos
 face blurred into a flat patch may change by less and is then not counted), and mean SSIM
 (``skimage.metrics.structural_similarity``, grey, 7x7 window). *Codec floor*: the same two figures
 for the input merely re-encoded the way each tool writes (deface: imageio-ffmpeg ``libx264`` at the
-input's fps; edged: OpenCV ``VideoWriter`` ``mp4v``), the part of *changed* that is not
+input's fps; edged: its own H.264 writer, ``edged.runtime.deid_video``), the part of *changed* that is not
 de-identification. ``--frames N`` first writes the input's first N frames to a lossless FFV1 file,
 which all three then read; ``--size WxH`` resizes the frames of that file (OpenCV, bicubic when
 enlarging, area when shrinking), so an upscaled clip has more pixels but no more detail. Any video
@@ -293,22 +293,20 @@ def video_fps(path: Path) -> float:
 
 
 def edged_floor(source: Path, target: Path) -> None:
-    """Re-encode a video as ``edged deid`` writes one (OpenCV ``VideoWriter``, ``mp4v``), pixels untouched."""
-    cap = cv2.VideoCapture(str(source))
-    writer: cv2.VideoWriter | None = None
+    """Re-encode a video as ``edged deid`` writes one (its own H.264 writer), pixels untouched."""
+    from edged.runtime.deid_video import H264Writer, VideoSource
+
+    src = VideoSource(source, video_fps(source))
+    writer = H264Writer(target, src, keep_audio=False, keep_metadata=False)
     try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            if writer is None:
-                h, w = frame.shape[:2]
-                writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), video_fps(source), (w, h))
-            writer.write(frame)
+        for pixels, pts in src.frames():
+            writer.write(pixels, pts)
+        writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
     finally:
-        cap.release()
-        if writer is not None:
-            writer.release()
+        src.close()
 
 
 # ------------------------------------------------------------------------------------ the tools
@@ -416,7 +414,7 @@ def run_edged(inputs: list[Path], out: Path) -> Run:
     summary = json.loads((out / "deid-summary.json").read_text())
     files = summary["files"]
     outputs = [Path(f["output"]) for f in files]
-    formats = {f.get("video_format") for f in files if f.get("video_format")}
+    formats = {f.get("video_codec") for f in files if f.get("video_codec")}
     exact = np.mean([f["changed_share_mean"] for f in files]) if files else 0.0
     note = f"own summary: {exact:.2%} changed before encoding" + (f", {', '.join(sorted(formats))}" if formats else "")
     return Run("edged", sum(f["frames"] for f in files), wall, sum(f["seconds"] for f in files),
@@ -734,7 +732,7 @@ def section(cases: list[tuple[str, list[Row]]], command: str, revision: str, mac
         f"repeats{f', median of {repeat} runs' if repeat > 1 else ''}.  ",
         f"deface venv: {deface}. deface defaults: `--thresh 0.2`, `--scale` unset (network input = frame size "
         "rounded up to 32 px), `--mask-scale 1.3`, ellipse blur, `libx264` (imageio-ffmpeg), backend `auto`. "
-        "edged deid: `edged deid INPUT --out DIR`, default models, `mp4v` video. "
+        "edged deid: `edged deid INPUT --out DIR`, default models, H.264 video (PyAV, libx264). "
         "edged run (daemon), videos only: `edged run --config C --frames N` (N = the clip's frames), C: "
         "`camera.backend = \"file\"` on the same file, `realtime = false` (unpaced), the file's own size, no "
         "`[detect]` (default real-world models), sealing for face and plate (keys from `edged keygen`), the SQLite "
