@@ -67,3 +67,15 @@ def test_the_readme_walkthrough_runs_as_written_and_again(tmp_path: Path) -> Non
     sidecar, second = run_once(work, free_port())
     assert first and second and not first & second, "the second run saw the first run's images"
     assert any(i in sidecar for i in second)
+
+
+def test_the_readme_keygen_lines_work_after_make_demo_made_the_demo_keys(tmp_path: Path) -> None:
+    work = scratch_checkout(tmp_path)
+    subprocess.run(["make", "keys"], cwd=work, check=True, capture_output=True)  # as `make demo` does
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("```sh\n", text.index("## Using it")) :]
+    lines = [ln for ln in block[: block.index("```\n", 6)].splitlines() if "edged keygen" in ln]
+    assert len(lines) >= 2
+    for _ in range(2):
+        proc = subprocess.run(["bash", "-e", "-c", "\n".join(lines)], cwd=work, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
