@@ -24,11 +24,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edged.config import DetectConfig, ModelConfig, TilingConfig, fake_scene_models
+from edged.config import DetectConfig, ModelConfig, TilingConfig
 from edged.core.classes import CLASS_NAMES
 from edged.core.geometry import iou_matrix
 from edged.stages.detect.detector import Detector
 from edged.stages.detect.runtime import TFLiteModel
+from edged_sim.config import fake_scene_models
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "models"

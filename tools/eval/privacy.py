@@ -41,7 +41,7 @@ import cv2
 import msgspec
 import numpy as np
 
-from edged.config import DetectConfig, PrivacyConfig, TrackConfig, fake_scene_models
+from edged.config import DetectConfig, PrivacyConfig, TrackConfig
 from edged.core.classes import class_id
 from edged.core.geometry import iou_matrix
 from edged.core.keys import PrivacyKeys
@@ -50,6 +50,7 @@ from edged.stages.pipeline import FrameWork
 from edged.stages.privacy.deid import FrameDeidentifier, SensitiveRegions, sensitive_regions
 from edged.stages.privacy.records import open_sealed, trusted_signers
 from edged.stages.privacy.stage import PrivacyStage, make_deidentifier
+from edged_sim.config import fake_scene_models
 
 ROOT = Path(__file__).resolve().parents[2]
 FACE, PLATE = class_id("face"), class_id("plate")

@@ -38,7 +38,7 @@ import cv2
 import msgspec
 import numpy as np
 
-from edged.config import DetectConfig, PrivacyConfig, TrackConfig, default_models, fake_scene_models
+from edged.config import DetectConfig, PrivacyConfig, TrackConfig, default_models
 from edged.core.classes import CLASS_NAMES
 from edged.core.geometry import iou_matrix
 from edged.core.types import Exposure, ExposureMode, Frame, FrameMeta, Position
@@ -48,6 +48,7 @@ from edged.stages.pipeline import FrameWork
 from edged.stages.privacy.stage import PrivacyStage
 from edged.stages.track.ids import MemoryIds
 from edged.stages.track.tracker import Tracker
+from edged_sim.config import fake_scene_models
 from tools.eval import real_data
 from tools.eval.models import ClassTally
 
