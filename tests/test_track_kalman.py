@@ -1,4 +1,4 @@
-"""Geometry and the stacked Kalman filter."""
+"""Geometry and the stacked Kalman filter (its block form against the full-covariance reference)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from hypothesis.extra.numpy import arrays
 
 from edged.core.geometry import cxcywh_to_xyxy, expand, iou_matrix, xyxy_to_cxcywh
 from edged.stages.track import kalman
+from tests import kalman_reference as full
 
 
 def random_boxes(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -41,7 +42,7 @@ def test_blockwise_predict_equals_f_p_ft_plus_q():
     cov = a @ a.transpose(0, 2, 1)
     noise = kalman.KalmanNoise()
     dt = 1.7
-    new_mean, new_cov = kalman.predict(mean, cov, dt, noise)
+    new_mean, new_cov = full.predict(mean, cov, dt, noise)
     f = np.eye(8)
     f[:4, 4:] = dt * np.eye(4)
     scale = np.maximum(np.concatenate([mean[:, 2:4]] * 2, axis=1), 1.0)
@@ -57,15 +58,15 @@ def test_filter_learns_constant_velocity_of_every_track_at_once():
     velocities = np.array([[12.0, 0.0], [-3.0, 2.0], [0.0, 0.0]])
     start = np.array([[100.0, 200.0, 80.0, 60.0], [500.0, 300.0, 40.0, 90.0], [50.0, 50.0, 20.0, 20.0]])
     rng = np.random.default_rng(2)
-    mean, cov = kalman.initiate(start, noise)
+    mean, cov = kalman.initiate_blocks(start, noise)
     for k in range(1, 30):
-        mean, cov = kalman.predict(mean, cov, 1.0, noise)
+        kalman.predict_blocks(mean, cov, 1.0, noise)
         z = start.copy()
         z[:, :2] += velocities * k
-        mean, cov = kalman.update(mean, cov, z + rng.normal(0, 0.5, z.shape), noise)
+        mean, cov = kalman.update_blocks(mean, cov, z + rng.normal(0, 0.5, z.shape), noise)
     np.testing.assert_allclose(mean[:, 4:6], velocities, atol=0.5)
     np.testing.assert_allclose(mean[:, 6:], 0.0, atol=0.2)
-    assert np.all(np.linalg.eigvalsh(cov) > 0)  # still positive definite
+    assert np.all(np.linalg.eigvalsh(full.blocks_to_full(cov)) > 0)  # still positive definite
 
 
 def test_full_size_keeps_the_largest_size_while_the_border_clips_it():
@@ -90,18 +91,18 @@ def test_block_filter_does_what_the_full_filter_does():
     noise = kalman.KalmanNoise(std_init_velocity=0.25)
     rng = np.random.default_rng(1)
     z = rng.uniform(20, 400, (6, 4))
-    mean, cov = kalman.initiate(z, noise)
+    mean, cov = full.initiate(z, noise)
     block_mean, blocks = kalman.initiate_blocks(z, noise)
-    np.testing.assert_array_equal(kalman.blocks_to_full(blocks), cov)
+    np.testing.assert_array_equal(full.blocks_to_full(blocks), cov)
     for t in range(120):
         dt = (1.0, 2.0, 0.7)[t % 3]
-        mean, cov = kalman.predict(mean, cov, dt, noise)
+        mean, cov = full.predict(mean, cov, dt, noise)
         kalman.predict_blocks(block_mean, blocks, dt, noise)
         np.testing.assert_array_equal(block_mean, mean)
-        np.testing.assert_allclose(kalman.blocks_to_full(blocks), cov, rtol=1e-12, atol=0)
+        np.testing.assert_allclose(full.blocks_to_full(blocks), cov, rtol=1e-12, atol=0)
         if t % 5 != 4:
             measured = mean[:, :4] + rng.normal(0, 3, (6, 4))
-            mean, cov = kalman.update(mean, cov, measured, noise)
+            mean, cov = full.update(mean, cov, measured, noise)
             block_mean, blocks = kalman.update_blocks(block_mean, blocks, measured, noise)
             np.testing.assert_allclose(block_mean, mean, rtol=1e-12, atol=1e-12)
-            np.testing.assert_allclose(kalman.blocks_to_full(blocks), cov, rtol=1e-12, atol=0)
+            np.testing.assert_allclose(full.blocks_to_full(blocks), cov, rtol=1e-12, atol=0)

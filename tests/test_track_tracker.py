@@ -290,3 +290,66 @@ def test_assign_gives_what_lapjv_gives():
         assert pairs.dtype == free_rows.dtype == free_cols.dtype == np.int64
         shortcut += int(((iou >= min_iou).sum(axis=0) <= 1).all() and ((iou >= min_iou).sum(axis=1) <= 1).all())
     assert 50 < shortcut < 350  # both ways were taken
+
+
+def random_scene(seed: int, n: int, frames: int = 120, width: int = 1280,
+                 height: int = 720) -> list[tuple[FrameMeta, Detections]]:
+    """Boxes of four classes moving across (and out of, and back into) the image, noisy, some missed, scores
+    from 0 to 1, a few false positives, some dropped frames: every phase and both kinds of assignment."""
+    rng = np.random.default_rng(seed)
+    pos = rng.uniform((-100, -100), (width, height), (n, 2))
+    vel = rng.normal(0, 12, (n, 2))
+    size = rng.uniform(20, 300, (n, 2))
+    cls = rng.integers(0, 4, n)
+    out, t = [], 1000.0
+    for i in range(frames):
+        t += (2 if rng.random() < 0.05 else 1) / FPS
+        pos += vel
+        pos[:, 0] = (pos[:, 0] + 150) % (width + 300) - 150
+        pos[:, 1] = (pos[:, 1] + 150) % (height + 300) - 150
+        keep = rng.random(n) > 0.15
+        boxes = np.concatenate([pos, pos + size], axis=1) + rng.normal(0, 3, (n, 4))
+        extra = int(rng.poisson(0.5))
+        xy = rng.uniform(0, (width, height), (extra, 2))
+        boxes = np.concatenate([boxes[keep], np.concatenate([xy, xy + rng.uniform(10, 100, (extra, 2))], axis=1)])
+        boxes = np.clip(boxes, 0, (width, height, width, height))
+        k = boxes.shape[0]
+        scores = np.where(rng.random(k) < 0.8, rng.uniform(0, 1, k), rng.choice([0.1, 0.3, 0.5, 0.6, 0.7], k))
+        classes = np.concatenate([cls[keep], rng.integers(0, 4, extra)])
+        m = FrameMeta(f"img-{i}", i, "v", t, Exposure(ExposureMode.MANUAL, 2000, 1), Position(), width, height)
+        out.append((m, Detections(boxes.astype(np.float32), scores.astype(np.float32), classes.astype(np.int16),
+                                  rng.uniform(-0.3, 0.3, k).astype(np.float32))))
+    return out
+
+
+@pytest.mark.parametrize("config", [TrackConfig(), TrackConfig(confirm_hits=1, min_iou_first=0.5, lost_buffer_s=0.5),
+                                    TrackConfig(min_iou_first=0.0, min_iou_candidate=0.0, min_iou_second=0.0)],
+                         ids=["default", "quick", "zero-iou"])
+@pytest.mark.parametrize("seed, n", [(0, 4), (2, 30)])
+def test_a_busy_random_scene_keeps_the_tracker_invariants(config, seed, n):
+    tracker = Tracker(config, MemoryIds(), FPS)
+    class_of: dict[int, int] = {}
+    ended: set[int] = set()
+    for m, d in random_scene(seed, n):
+        step = tracker.update(m, d)
+        o = step.objects
+        ids = o.track_ids.tolist()
+        assert len(set(ids)) == len(ids)
+        assert not ended & set(ids)
+        for i, c in zip(ids, o.class_ids.tolist(), strict=True):
+            assert class_of.setdefault(i, c) == c  # a track never changes class
+        det_rows = {tuple(b) for b in d.boxes.tolist()}
+        assert all(tuple(b) in det_rows for b in o.boxes[o.detected].tolist())  # a detected box is the detection's
+        assert (o.boxes >= 0).all() and (o.boxes[:, 2] <= m.width).all() and (o.boxes[:, 3] <= m.height).all()
+        ended |= set(step.ended_ids.tolist())
+        assert tracker.live_ids().tolist() == tracker.tracks.ids[tracker.tracks.confirmed].tolist()
+    assert class_of  # tracks were reported
+
+
+@pytest.mark.parametrize("dtype, tracked", [(np.float32, True), (np.float64, False)])
+def test_scores_meet_the_thresholds_in_their_own_dtype(dtype, tracked):
+    """A float32 score of 0.7 meets a 0.7 threshold (compared in float32); the same value in float64 is below."""
+    tracker = make(high_score=0.7, low_score=0.3, birth_score=0.7, confirm_hits=1)
+    d = dets((*moving_box(0), 0.7, CAR))
+    step = tracker.update(meta(0), Detections(d.boxes, d.scores.astype(dtype), d.class_ids, d.angles))
+    assert (len(step.objects) == 1) is tracked

@@ -1,8 +1,8 @@
 """A constant-velocity Kalman filter over a whole set of tracks at once.
 
 State per track (one row of ``mean``): ``cx, cy, w, h, vcx, vcy, vw, vh`` in pixels and pixels per
-frame; ``cov`` stacks one ``8 x 8`` covariance per track (the ``*_blocks`` functions, which the tracker
-uses, keep only its non-zero ``2 x 2`` blocks). The measurement is ``cx, cy, w, h``.
+frame; of each track's ``8 x 8`` covariance only the non-zero ``2 x 2`` blocks are kept (below). The
+measurement is ``cx, cy, w, h``.
 Noise standard deviations scale with the box size (a far, small car moves fewer pixels than a near
 one), weighted by ``std_position`` and ``std_velocity`` as in ByteTrack/BoT-SORT.
 """
@@ -34,72 +34,9 @@ def _size_scale(mean: np.ndarray) -> np.ndarray:
     return np.concatenate([wh, wh], axis=1)
 
 
-def _diag(std: np.ndarray) -> np.ndarray:
-    """Stack of diagonal matrices from ``(N, k)`` standard deviations."""
-    n, k = std.shape
-    out = np.zeros((n, k, k), dtype=np.float64)
-    idx = np.arange(k)
-    out[:, idx, idx] = std**2
-    return out
-
-
-def initiate(measurements: np.ndarray, noise: KalmanNoise) -> tuple[np.ndarray, np.ndarray]:
-    """New tracks from ``(N, 4)`` ``cx, cy, w, h`` measurements: zero velocity, wide velocity prior."""
-    z = np.asarray(measurements, dtype=np.float64).reshape(-1, _NDIM)
-    mean = np.concatenate([z, np.zeros_like(z)], axis=1)
-    scale = _size_scale(mean)
-    # Position velocity starts uncertain (objects enter moving); size velocity starts near zero, so
-    # a box that changes shape under occlusion does not set a track shrinking or growing.
-    vel = np.concatenate([noise.std_init_velocity * scale[:, :2], 10.0 * noise.std_velocity * scale[:, 2:]], axis=1)
-    std = np.concatenate([2.0 * noise.std_position * scale, vel], axis=1)
-    return mean, _diag(std)
-
-
-def predict(
-    mean: np.ndarray, cov: np.ndarray, dt: float, noise: KalmanNoise
-) -> tuple[np.ndarray, np.ndarray]:
-    """Advance every track by ``dt`` frames (``dt`` may be fractional or > 1 after dropped frames).
-
-    ``F P F^T`` is done blockwise (F = [[I, dt I], [0, I]]): no 8x8 products, no temporaries per track.
-    """
-    if mean.shape[0] == 0:
-        return mean, cov
-    scale = _size_scale(mean)
-    new_mean = mean.copy()
-    new_mean[:, :_NDIM] += dt * mean[:, _NDIM:]
-    new_cov = cov.copy()
-    new_cov[:, :_NDIM, :] += dt * cov[:, _NDIM:, :]
-    new_cov[:, :, :_NDIM] += dt * new_cov[:, :, _NDIM:]
-    idx = np.arange(2 * _NDIM)
-    step = max(dt, 1e-6)
-    new_cov[:, idx[:_NDIM], idx[:_NDIM]] += (noise.std_position * scale) ** 2 * step
-    new_cov[:, idx[_NDIM:], idx[_NDIM:]] += (noise.std_velocity * scale) ** 2 * step
-    return new_mean, new_cov
-
-
-def update(
-    mean: np.ndarray, cov: np.ndarray, measurements: np.ndarray, noise: KalmanNoise
-) -> tuple[np.ndarray, np.ndarray]:
-    """Correct each track (row ``i``) with its measurement ``measurements[i]`` (``cx, cy, w, h``)."""
-    if mean.shape[0] == 0:
-        return mean, cov
-    z = np.asarray(measurements, dtype=np.float64).reshape(-1, _NDIM)
-    scale = _size_scale(mean)[:, :_NDIM]
-    innovation_cov = cov[:, :_NDIM, :_NDIM].copy()
-    idx = np.arange(_NDIM)
-    innovation_cov[:, idx, idx] += (noise.std_position * scale) ** 2
-    # gain^T = S^-1 (P H^T)^T = S^-1 P[:4, :] since P is symmetric.
-    gain = np.linalg.solve(innovation_cov, cov[:, :_NDIM, :]).transpose(0, 2, 1)
-    residual = z - mean[:, :_NDIM]
-    new_mean = mean + np.einsum("nij,nj->ni", gain, residual)
-    new_cov = cov - gain @ cov[:, :_NDIM, :]
-    new_cov = 0.5 * (new_cov + new_cov.transpose(0, 2, 1))
-    return new_mean, new_cov
-
-
 def _process_noise(mean: np.ndarray, dt: float, noise: KalmanNoise) -> np.ndarray:
     """``(N, 8)`` variances a step of ``dt`` frames adds, from the sizes before the step (positions, then
-    velocities; the products of :func:`predict`, in its order)."""
+    velocities)."""
     wh = np.maximum(mean[:, 2:4], 1.0)
     q = np.concatenate((wh, wh, wh, wh), axis=1)
     q *= _noise_weights(noise.std_position, noise.std_velocity)
@@ -119,17 +56,19 @@ def _noise_weights(std_position: float, std_velocity: float) -> np.ndarray:
 # Blocks: with diagonal noise and a measurement of the positions alone, each of the four coordinates is
 # filtered on its own and the 8 x 8 covariance is only ever four 2 x 2 blocks. The tracker keeps just
 # those, as ``(N, 3, 4)``: position variance, position-velocity covariance and velocity variance per
-# coordinate (``cx, cy, w, h``). The functions below do the same arithmetic as :func:`initiate`,
-# :func:`predict` and :func:`update` on the entries that are not zero.
+# coordinate (``cx, cy, w, h``). The functions below do the arithmetic of the full 8 x 8 filter on the
+# entries that are not zero.
 POS_VAR, POS_VEL, VEL_VAR = 0, 1, 2
 """Rows of a block covariance."""
 
 
 def initiate_blocks(measurements: np.ndarray, noise: KalmanNoise) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`initiate` with the covariance as ``(N, 3, 4)`` blocks."""
+    """New tracks from ``(N, 4)`` ``cx, cy, w, h`` measurements: zero velocity, wide velocity prior."""
     z = np.asarray(measurements, dtype=np.float64).reshape(-1, _NDIM)
     mean = np.concatenate([z, np.zeros_like(z)], axis=1)
     scale = _size_scale(mean)
+    # Position velocity starts uncertain (objects enter moving); size velocity starts near zero, so
+    # a box that changes shape under occlusion does not set a track shrinking or growing.
     vel = np.concatenate([noise.std_init_velocity * scale[:, :2], 10.0 * noise.std_velocity * scale[:, 2:]], axis=1)
     cov = np.zeros((z.shape[0], 3, _NDIM))
     cov[:, POS_VAR] = (2.0 * noise.std_position * scale) ** 2
@@ -138,7 +77,7 @@ def initiate_blocks(measurements: np.ndarray, noise: KalmanNoise) -> tuple[np.nd
 
 
 def predict_blocks(mean: np.ndarray, cov: np.ndarray, dt: float, noise: KalmanNoise) -> None:
-    """:func:`predict` in place, on ``(N, 8)`` means and ``(N, 3, 4)`` block covariances."""
+    """Advance every track by ``dt`` frames in place (fractional, or > 1 after dropped frames)."""
     n = mean.shape[0]
     if n == 0:
         return
@@ -155,7 +94,7 @@ def predict_blocks(mean: np.ndarray, cov: np.ndarray, dt: float, noise: KalmanNo
 def update_blocks(
     mean: np.ndarray, cov: np.ndarray, measurements: np.ndarray, noise: KalmanNoise
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`update` on ``(N, 8)`` means and ``(N, 3, 4)`` block covariances (new arrays)."""
+    """Correct each track (row ``i``) with its measurement ``measurements[i]`` (``cx, cy, w, h``); new arrays."""
     if mean.shape[0] == 0:
         return mean, cov
     z = np.asarray(measurements, dtype=np.float64).reshape(-1, _NDIM)
@@ -174,15 +113,3 @@ def update_blocks(
     cross = cov[:, POS_VEL, None, :] - gain * cov[:, 1::-1]
     new_cov[:, POS_VEL] = (cross[:, 0] + cross[:, 1]) * 0.5
     return new_mean, new_cov
-
-
-def blocks_to_full(cov: np.ndarray) -> np.ndarray:
-    """``(N, 8, 8)`` covariances from ``(N, 3, 4)`` blocks."""
-    n = cov.shape[0]
-    out = np.zeros((n, 2 * _NDIM, 2 * _NDIM))
-    idx = np.arange(_NDIM)
-    out[:, idx, idx] = cov[:, POS_VAR]
-    out[:, idx, idx + _NDIM] = cov[:, POS_VEL]
-    out[:, idx + _NDIM, idx] = cov[:, POS_VEL]
-    out[:, idx + _NDIM, idx + _NDIM] = cov[:, VEL_VAR]
-    return out

@@ -15,15 +15,11 @@ for more than ``lost_buffer_s`` or predicted wholly outside the image. A track l
 border is never paired with a detection larger than what is left of it there (another object
 entering at that border; ``leaving_growth``). Assignment: Jonker-Volgenant (``lap.lapjv``) on
 ``1 - IoU`` with a cost limit.
-
-Two implementations of the frame step give bit-identical results: the array step here (numpy on all
-tracks at once) and :mod:`edged.stages.track.scalar` (Python floats, one track at a time), which is taken when
-tracks and detections together number at most :attr:`Tracker.scalar_max`: there numpy's per-call cost,
-not the arithmetic, is what a frame costs.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 
 import lap
@@ -44,18 +40,15 @@ from edged.core.geometry import (
 from edged.core.types import Detections, FrameMeta, TrackedObjects
 from edged.stages.track import kalman
 from edged.stages.track.ids import IdSource
-from edged.stages.track.scalar import MIN_INSIDE, TIME_EPS, UNCONFIRMED, Row, ScalarTracks, finite
 
-__all__ = ["MIN_INSIDE", "SCALAR_MAX", "TIME_EPS", "UNCONFIRMED", "TrackSet", "TrackStep", "Tracker",
-           "TrackerInputError", "assign"]
+__all__ = ["MIN_INSIDE", "TIME_EPS", "UNCONFIRMED", "TrackSet", "TrackStep", "Tracker", "TrackerInputError", "assign"]
 
-SCALAR_MAX = 96
-"""A frame with at most this many tracks and detections together is stepped on Python floats
-(:mod:`edged.stages.track.scalar`: the same results, without numpy's per-call cost); a busier one on arrays. On
-an x86 server core the scalar step takes about 35 us a frame at 10 tracks and detections, 110 us at 40 and
-240 us at 80, the array step 160, 235 and 305 us; they cost the same at about 115. Once on arrays, the
-tracker goes back to Python floats only at 3/4 of the limit: the state is converted at each change (about
-90 us both ways for 60 tracks), so a scene hovering at the limit does not change every frame."""
+UNCONFIRMED = -1
+"""Track id of a candidate that has not yet been confirmed."""
+TIME_EPS = 1e-6
+"""Slack on time windows: epoch timestamps in float64 carry ~1e-7 s of rounding."""
+MIN_INSIDE = 0.25
+"""A predicted box is reported only while at least this fraction of it is inside the image."""
 
 
 class TrackerInputError(ValueError):
@@ -80,6 +73,8 @@ def assign(iou: np.ndarray, min_iou: float) -> tuple[np.ndarray, np.ndarray, np.
         return (np.stack((rows, row_to_col[rows]), axis=1).astype(np.int64), (row_to_col < 0).nonzero()[0],
                 (col_to_row < 0).nonzero()[0])
     rows, cols = pairs
+    if not rows:
+        return _NO_PAIRS, np.arange(n), np.arange(m)
     taken_rows, taken_cols = set(rows), set(cols)
     return (np.array([rows, cols], dtype=np.int64).T.reshape(-1, 2),
             np.array([i for i in range(n) if i not in taken_rows], dtype=np.int64),
@@ -90,10 +85,10 @@ def _unique_pairs(cost: np.ndarray, limit: float) -> tuple[list[int], list[int]]
     """The pairs under ``limit`` when no row or column has two of them (nor one at the limit): then taking
     them all is the only optimal assignment, which is what lapjv would return. None otherwise."""
     rows_arr, cols_arr = (cost <= limit).nonzero()
+    if rows_arr.size != np.count_nonzero(cost < limit):
+        return None
     rows, cols = rows_arr.tolist(), cols_arr.tolist()
     if len(set(rows)) < len(rows) or len(set(cols)) < len(cols):
-        return None
-    if any(not cost[i, j] < limit for i, j in zip(rows, cols, strict=True)):
         return None
     return rows, cols
 
@@ -101,6 +96,8 @@ def _unique_pairs(cost: np.ndarray, limit: float) -> tuple[list[int], list[int]]
 _NO_PAIRS = np.zeros((0, 2), dtype=np.int64)
 _NO_ROWS = np.zeros(0, dtype=np.int64)
 _NO_PAIRS.flags.writeable = _NO_ROWS.flags.writeable = False  # shared: never written
+_ALL = slice(None)
+"""Every row (a view, where an index array of all rows would gather a copy)."""
 
 
 BOX, SCORE, ANGLE, CLS, FULL, LAST_SEEN, HITS = slice(0, 4), 4, 5, 6, slice(7, 9), 9, 10
@@ -140,7 +137,7 @@ class TrackSet:
 
     def keep(self, mask: np.ndarray) -> None:
         for f in _FIELDS:
-            setattr(self, f, getattr(self, f)[mask])
+            setattr(self, f, getattr(self, f).compress(mask, 0))
 
     def extend(self, other: TrackSet) -> None:
         for f in _FIELDS:
@@ -152,23 +149,6 @@ class TrackSet:
 
 
 _FIELDS = tuple(f.name for f in fields(TrackSet))
-
-
-def _rows_of_set(tracks: TrackSet) -> list[Row]:
-    """The scalar step's rows holding the same state as ``tracks``."""
-    return [Row(i, m, c, o, t) for i, m, c, o, t in zip(tracks.ids.tolist(), tracks.mean.tolist(),
-                                                        tracks.cov.reshape(-1, 12).tolist(), tracks.obs.tolist(),
-                                                        tracks.tracked.tolist(), strict=True)]
-
-
-def _set_of_rows(rows: list[Row]) -> TrackSet:
-    """The arrays holding the same state as the scalar step's ``rows``."""
-    n = len(rows)
-    return TrackSet(np.array([r.id for r in rows], dtype=np.int64),
-                    np.array([r.mean for r in rows], dtype=np.float64).reshape(n, 8),
-                    np.array([r.cov for r in rows], dtype=np.float64).reshape(n, 3, 4),
-                    np.array([r.obs() for r in rows], dtype=np.float64).reshape(n, OBS_COLUMNS),
-                    np.array([r.tracked for r in rows], dtype=bool))
 
 
 def _detection_rows(dets: Detections) -> np.ndarray:
@@ -190,29 +170,15 @@ class TrackStep:
 
 def _check_shapes(dets: Detections) -> int:
     """The number of detections, or :class:`TrackerInputError` if the arrays' shapes do not fit together."""
-    n = len(dets)
-    if dets.boxes.ndim != 2 or dets.boxes.shape[1] != 4:
-        raise TrackerInputError(f"detections.boxes has shape {dets.boxes.shape}, expected (N, 4)")
-    for name in ("scores", "class_ids", "angles"):
-        arr = getattr(dets, name)
-        if arr.shape != (n,):
-            raise TrackerInputError(f"detections.{name} has shape {arr.shape}, expected ({n},) to match boxes")
+    shape = dets.boxes.shape
+    if len(shape) != 2 or shape[1] != 4:
+        raise TrackerInputError(f"detections.boxes has shape {shape}, expected (N, 4)")
+    n = shape[0]
+    if not dets.scores.shape == dets.class_ids.shape == dets.angles.shape == (n,):
+        name, arr = next((k, a) for k, a in (("scores", dets.scores), ("class_ids", dets.class_ids),
+                                              ("angles", dets.angles)) if a.shape != (n,))
+        raise TrackerInputError(f"detections.{name} has shape {arr.shape}, expected ({n},) to match boxes")
     return n
-
-
-def _checked_lists(dets: Detections) -> tuple[list[list[float]], list[float], list[int], list[float], np.dtype]:
-    """The detections as Python lists (boxes, scores, classes, angles) and the scores' dtype, checked as
-    :func:`_checked_rows` does."""
-    _check_shapes(dets)
-    boxes, scores, cls = dets.boxes.tolist(), dets.scores.tolist(), dets.class_ids.tolist()
-    if not boxes:
-        return boxes, scores, cls, dets.angles.tolist(), dets.scores.dtype
-    if not finite(boxes, scores):
-        raise TrackerInputError("detections contain NaN or infinite boxes or scores")
-    if min(cls) < 0 or max(cls) >= len(CLASS_NAMES):
-        bad = next(c for c in cls if c < 0 or c >= len(CLASS_NAMES))
-        raise TrackerInputError(f"detections contain class id {bad}; known ids are 0..{len(CLASS_NAMES) - 1}")
-    return boxes, scores, cls, dets.angles.tolist(), dets.scores.dtype
 
 
 def _checked_rows(dets: Detections) -> np.ndarray:
@@ -222,7 +188,7 @@ def _checked_rows(dets: Detections) -> np.ndarray:
     if not n:
         return rows
     # in float64, a sum of float32 boxes and scores is finite exactly when every one of them is
-    if not np.isfinite(rows[:, :SCORE + 1].sum()):
+    if not math.isfinite(rows[:, :SCORE + 1].sum()):
         raise TrackerInputError("detections contain NaN or infinite boxes or scores")
     cls = dets.class_ids
     if cls.min() < 0 or cls.max() >= len(CLASS_NAMES):
@@ -237,7 +203,7 @@ class _Frame:
 
     __slots__ = ("dets", "det", "det_boxes", "ts", "width", "height", "predicted", "unclipped", "high", "low", "matched",
                  "confirmed_mask", "confirmed", "candidates", "iou", "free_tracks", "free_high", "free_cand",
-                 "births", "hit")
+                 "births", "hit", "every_hit")
 
     def __init__(self, dets: Detections, det: np.ndarray, det_boxes: np.ndarray, ts: float, width: int,
                  height: int) -> None:
@@ -248,9 +214,9 @@ class _Frame:
         """Detection boxes in float64."""
         self.ts, self.width, self.height = ts, width, height
         self.predicted: np.ndarray
-        """Per track: predicted box clipped to the image (after the update: the updated box)."""
+        """Per track: predicted box clipped to the image (read for unmatched tracks only after the update)."""
         self.unclipped: np.ndarray
-        """Per track: predicted box, not clipped (after the update: the matched detection's box)."""
+        """Per track: predicted box, not clipped (read for unmatched tracks only after the update)."""
         self.high: np.ndarray
         self.low: np.ndarray
         self.matched: np.ndarray
@@ -265,6 +231,8 @@ class _Frame:
         self.free_cand: np.ndarray
         self.births = np.zeros(0, dtype=np.int64)
         self.hit: np.ndarray
+        self.every_hit = False
+        """Whether every track was matched in this frame."""
 
 
 class Tracker:
@@ -281,35 +249,17 @@ class Tracker:
         self.ids = ids
         self.fps = fps
         self.noise = kalman.KalmanNoise(config.std_position, config.std_velocity, config.std_init_velocity)
-        self.scalar_max = SCALAR_MAX
-        """Most tracks plus detections of a frame stepped on Python floats (:data:`SCALAR_MAX`)."""
-        self._tracks = TrackSet()
-        self._scalar = ScalarTracks(config, ids, self.noise, [])
-        self._in_rows = False
-        """Whether the tracks are now held as the scalar step's rows (else as :attr:`tracks`' arrays)."""
+        self.tracks = TrackSet()
+        """Every track and candidate."""
         self.last_timestamp: float | None = None
         self.frames = 0
 
-    @property
-    def tracks(self) -> TrackSet:
-        """Every track and candidate, as arrays (converted from the scalar step's rows when those hold them)."""
-        if self._in_rows:
-            self._tracks, self._in_rows = _set_of_rows(self._scalar.rows), False
-        return self._tracks
-
     def live_ids(self) -> np.ndarray:
         """Ids of all confirmed tracks (tracked or lost)."""
-        if self._in_rows:
-            return np.array([r.id for r in self._scalar.rows if r.id != UNCONFIRMED], dtype=np.int64)
         return self.tracks.ids[self.tracks.confirmed].copy()
 
     def update(self, meta: FrameMeta, detections: Detections) -> TrackStep:
-        if self._in_rows:
-            scalar = len(self._scalar.rows) + len(detections) <= self.scalar_max
-        else:
-            scalar = len(self._tracks) + len(detections) <= self.scalar_max * 3 // 4
-        lists = _checked_lists(detections) if scalar else None
-        det = None if scalar else _checked_rows(detections)
+        det = _checked_rows(detections)
         ts = float(meta.timestamp)
         if self.last_timestamp is not None and not ts > self.last_timestamp:
             raise TrackerInputError(
@@ -318,25 +268,7 @@ class Tracker:
         dt = 1.0 if self.last_timestamp is None else (ts - self.last_timestamp) * self.fps
         self.last_timestamp = ts
         self.frames += 1
-        if lists is not None:
-            return self._scalar_step(lists, ts, dt, meta.width, meta.height)
         return self._step(detections, det, ts, dt, meta.width, meta.height)
-
-    def _scalar_step(self, lists: tuple[list[list[float]], list[float], list[int], list[float], np.dtype], ts: float,
-                     dt: float, width: int, height: int) -> TrackStep:
-        """:meth:`_step` done by :class:`~edged.stages.track.scalar.ScalarTracks` (same output, fewer numpy calls)."""
-        if not self._in_rows:
-            self._scalar.rows, self._in_rows = _rows_of_set(self._tracks), True
-        (ids, cls, boxes, scores, angles, detected), ended = self._scalar.step(*lists, ts, dt, width, height)
-        objects = TrackedObjects(
-            track_ids=np.array(ids, dtype=np.int64),
-            class_ids=np.array(cls, dtype=np.int16),
-            boxes=np.array(boxes, dtype=np.float32).reshape(-1, 4),
-            scores=np.array(scores, dtype=np.float32),
-            angles=np.array(angles, dtype=np.float32),
-            detected=np.array(detected, dtype=bool),
-        )
-        return TrackStep(objects, np.array(ended, dtype=np.int64))
 
     def _step(self, dets: Detections, det: np.ndarray, ts: float, dt: float, width: int, height: int) -> TrackStep:
         f = _Frame(dets, det, det[:, BOX], ts, width, height)
@@ -358,7 +290,9 @@ class Tracker:
         """Kalman-predict every track ``dt`` frames ahead and keep its box, unclipped and clipped to the image."""
         tracks = self.tracks
         # Lost tracks do not keep growing or shrinking while nothing measures them.
-        tracks.mean[~tracks.tracked, 6:8] = 0.0
+        lost = (~tracks.tracked).nonzero()[0]
+        if lost.size:
+            tracks.mean[lost, 6:8] = 0.0
         kalman.predict_blocks(tracks.mean, tracks.cov, dt, self.noise)
         # Detections never extend past the image, so neither do the boxes they are compared with.
         f.unclipped = cxcywh_to_xyxy(tracks.mean[:, :4])
@@ -386,13 +320,15 @@ class Tracker:
         iou[tracks.obs[:, CLS, None] != f.dets.class_ids[None, :]] = 0.0
         if confirmed.size:
             # a track leaving through a border never takes a newcomer entering there
-            obs = tracks.obs[confirmed]
-            out = leaving(obs[:, BOX], obs[:, FULL], f.width, f.height).any(axis=1).nonzero()[0]
+            obs = tracks.obs.take(confirmed, 0)
+            side = leaving(obs[:, BOX], obs[:, FULL], f.width, f.height)
+            out = (side[:, 0] | side[:, 1]).nonzero()[0]
             if out.size:
                 rows = confirmed[out]
-                other = leaving_mismatch(obs[out, BOX], obs[out, FULL], f.predicted[rows], f.det_boxes,
+                obs = obs.take(out, 0)
+                other = leaving_mismatch(obs[:, BOX], obs[:, FULL], f.predicted.take(rows, 0), f.det_boxes,
                                          f.width, f.height, cfg.leaving_growth)
-                iou[rows] = np.where(other, 0.0, iou[rows])
+                iou[rows] = np.where(other, 0.0, iou.take(rows, 0))
         f.iou = iou
         sub = iou if confirmed.size == iou.shape[0] else iou.take(confirmed, 0)
         if high.size != iou.shape[1]:
@@ -400,7 +336,7 @@ class Tracker:
         pairs, f.free_tracks, free_high = assign(sub, cfg.min_iou_first)
         if pairs.size:
             f.matched[confirmed[pairs[:, 0]]] = high[pairs[:, 1]]
-        f.free_high = high[free_high]
+        f.free_high = high.take(free_high)
 
     def _extend_candidates(self, f: _Frame) -> None:
         """Match candidates with the remaining high-score detections (buffered IoU); what is left may start candidates."""
@@ -408,9 +344,9 @@ class Tracker:
         if not (candidates.size and free_high.size):
             f.free_cand, f.births = np.arange(candidates.size), free_high
             return
-        cand_iou = iou_f64(expand(f.predicted[candidates], cfg.candidate_buffer),
-                           expand(f.det_boxes[free_high], cfg.candidate_buffer))
-        cand_iou[tracks.obs[candidates, CLS, None] != f.dets.class_ids[free_high][None, :]] = 0.0
+        cand_iou = iou_f64(expand(f.predicted.take(candidates, 0), cfg.candidate_buffer),
+                           expand(f.det_boxes.take(free_high, 0), cfg.candidate_buffer))
+        cand_iou[tracks.obs[:, CLS].take(candidates)[:, None] != f.dets.class_ids.take(free_high)[None, :]] = 0.0
         pairs, f.free_cand, rest = assign(cand_iou, cfg.min_iou_candidate)
         if pairs.size:
             f.matched[candidates[pairs[:, 0]]] = free_high[pairs[:, 1]]
@@ -432,42 +368,49 @@ class Tracker:
         """Kalman-update the matched tracks with their detections and count hits (a miss resets them)."""
         tracks = self.tracks
         hit = f.matched >= 0
-        idx = hit.nonzero()[0]
+        n_hit = int(np.count_nonzero(hit))
+        every = n_hit == len(tracks)
         obs = tracks.obs
-        if idx.size:
-            det = f.det[f.matched[idx]]
+        if n_hit:
+            # when every track is matched, whole arrays stand in for the gathered rows
+            if every:
+                idx, det, old_mean, old_cov = _ALL, f.det.take(f.matched, 0), tracks.mean, tracks.cov
+            else:
+                idx = hit.nonzero()[0]
+                det = f.det.take(f.matched.take(idx), 0)
+                old_mean, old_cov = tracks.mean.take(idx, 0), tracks.cov.take(idx, 0)
             boxes = det[:, BOX]
-            mean, cov = kalman.update_blocks(tracks.mean[idx], tracks.cov[idx], xyxy_to_cxcywh(boxes), self.noise)
+            mean, cov = kalman.update_blocks(old_mean, old_cov, xyxy_to_cxcywh(boxes), self.noise)
             tracks.mean[idx] = mean
             tracks.cov[idx] = cov
             obs[idx, :CLS] = det[:, :CLS]  # box, score, angle; the class stays the track's
             obs[idx, FULL] = full_size(obs[idx, FULL], boxes, f.width, f.height)
             obs[idx, LAST_SEEN] = f.ts
-            f.predicted[idx] = clip_boxes(cxcywh_to_xyxy(mean[:, :4]), f.width, f.height)
-            f.unclipped[idx] = boxes
         hits = obs[:, HITS]
         hits += 1
-        hits[~hit] = 0
+        if not every:
+            hits[~hit] = 0
         tracks.tracked = hit
         f.hit = hit
+        f.every_hit = every
 
     def _remove(self, f: _Frame) -> np.ndarray:
         """Remove unmatched candidates and tracks lost too long or predicted wholly outside the image; their ids."""
         tracks = self.tracks
-        miss = (~f.hit).nonzero()[0]
-        if not miss.size:
+        if f.every_hit:
             return np.zeros(0, dtype=np.int64)
-        box = f.unclipped[miss]
+        miss = (~f.hit).nonzero()[0]
+        box = f.unclipped.take(miss, 0)
         outside = (box[:, 2:4] <= 0).any(axis=1) | (box[:, 0:2] >= (f.width, f.height)).any(axis=1)
-        expired = (f.ts - tracks.obs[miss, LAST_SEEN]) > self.config.lost_buffer_s + TIME_EPS
-        confirmed = f.confirmed_mask[miss]
+        expired = (f.ts - tracks.obs[:, LAST_SEEN].take(miss)) > self.config.lost_buffer_s + TIME_EPS
+        confirmed = f.confirmed_mask.take(miss)
         gone = ~confirmed | expired | outside
-        ended = tracks.ids[miss[gone & confirmed]]
-        if gone.any():
+        ended = tracks.ids.take(miss.compress(gone & confirmed))
+        if np.count_nonzero(gone):
             live = np.ones(len(tracks), dtype=bool)
-            live[miss[gone]] = False
+            live[miss.compress(gone)] = False
             tracks.keep(live)
-            f.hit, f.predicted, f.unclipped = f.hit[live], f.predicted[live], f.unclipped[live]
+            f.hit, f.predicted, f.unclipped = f.hit.compress(live), f.predicted.compress(live, 0), f.unclipped.compress(live, 0)
         return ended
 
     def _birth_and_confirm(self, f: _Frame) -> None:
@@ -476,18 +419,19 @@ class Tracker:
         # a new candidate is confirmed at once when confirm_hits == 1
         if births.size:
             n = births.size
-            det = f.det[births]
+            det = f.det.take(births, 0)
             boxes = det[:, BOX]
             mean, cov = kalman.initiate_blocks(xyxy_to_cxcywh(boxes), self.noise)
             obs = np.empty((n, OBS_COLUMNS))
             obs[:, :FULL.start] = det
             obs[:, FULL] = full_size(np.zeros((n, 2)), boxes, f.width, f.height)
-            obs[:, LAST_SEEN] = f.ts
-            obs[:, HITS] = 1.0
-            tracks.extend(TrackSet(np.full(n, UNCONFIRMED, dtype=np.int64), mean, cov, obs, np.ones(n, dtype=bool)))
-            f.hit = np.concatenate([f.hit, np.ones(n, dtype=bool)])
-            f.predicted = np.concatenate([f.predicted, boxes])
-            f.unclipped = np.concatenate([f.unclipped, boxes])
+            obs[:, LAST_SEEN:] = (f.ts, 1.0)  # seen now, one hit
+            born = np.ones(n, dtype=bool)
+            tracks.extend(TrackSet(np.full(n, UNCONFIRMED, dtype=np.int64), mean, cov, obs, born))
+            f.hit = np.concatenate([f.hit, born])
+            if not f.every_hit:  # the boxes of new rows only fill their places (they are matched)
+                f.predicted = np.concatenate([f.predicted, boxes])
+                f.unclipped = np.concatenate([f.unclipped, boxes])
         ids = tracks.ids
         for i in ((ids == UNCONFIRMED) & (tracks.obs[:, HITS] >= self.config.confirm_hits)).nonzero()[0].tolist():
             ids[i] = self.ids.next_id()
@@ -496,17 +440,28 @@ class Tracker:
         """Confirmed tracks matched in this frame, and lost ones for a short while (boxes clipped, mostly inside)."""
         tracks, predicted, unclipped, hit = self.tracks, f.predicted, f.unclipped, f.hit
         obs = tracks.obs
+        if f.every_hit:  # every track was matched: no predicted box to weigh
+            report = tracks.ids != UNCONFIRMED
+            out = obs.compress(report, 0)
+            return TrackedObjects(
+                track_ids=tracks.ids.compress(report),
+                class_ids=out[:, CLS].astype(np.int16),
+                boxes=out[:, BOX].astype(np.float32),
+                scores=out[:, SCORE].astype(np.float32),
+                angles=out[:, ANGLE].astype(np.float32),
+                detected=hit.compress(report),
+            )
         full_area = np.maximum((unclipped[:, 2] - unclipped[:, 0]) * (unclipped[:, 3] - unclipped[:, 1]), 1e-9)
         inside = (predicted[:, 2] - predicted[:, 0]) * (predicted[:, 3] - predicted[:, 1]) / full_area
         recent = ((f.ts - obs[:, LAST_SEEN]) <= self.config.predicted_output_s + TIME_EPS) & (inside >= MIN_INSIDE)
         report = (tracks.ids != UNCONFIRMED) & (hit | recent)
-        boxes = np.where(hit[:, None], obs[:, BOX], predicted)[report].astype(np.float32)
-        out = obs[report]
+        boxes = np.where(hit[:, None], obs[:, BOX], predicted).compress(report, 0).astype(np.float32)
+        out = obs.compress(report, 0)
         return TrackedObjects(
-            track_ids=tracks.ids[report],
+            track_ids=tracks.ids.compress(report),
             class_ids=out[:, CLS].astype(np.int16),
             boxes=boxes,
             scores=out[:, SCORE].astype(np.float32),
             angles=out[:, ANGLE].astype(np.float32),
-            detected=hit[report],
+            detected=hit.compress(report),
         )
