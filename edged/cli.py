@@ -21,18 +21,11 @@ if TYPE_CHECKING:
 
 
 def _startup_errors() -> tuple[type[Exception], ...]:
-    """Errors that stop the daemon at start with one clear line (bad model, key, camera, outbox...)."""
-    from edged.core.keys import KeyFileError
-    from edged.hal.base import CameraError
-    from edged.link.mqtt import BrokerConfigError
-    from edged.link.outbox import OutboxError
+    """Errors that stop the daemon at start with one clear line (bad model, key, camera, outbox, stored config...)."""
     from edged.remote.store import StoreError
-    from edged.stages.detect.runtime import ModelError
-    from edged.stages.track.calibration import CalibrationError
-    from edged.stages.track.ids import IdStoreError
+    from edged.runtime.app import BUILD_ERRORS
 
-    return (ModelError, KeyFileError, OutboxError, StoreError, CalibrationError, IdStoreError,
-            BrokerConfigError, CameraError)
+    return (*BUILD_ERRORS, StoreError)
 
 
 class _StopWhileStarting:

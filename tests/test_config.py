@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from edged.cli import main
-from edged.config import Config, ConfigError, from_dict, load, to_dict
+from edged.config import CameraConfig, Config, ConfigError, from_dict, load, to_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,9 +24,35 @@ def test_default_config_loads_and_round_trips() -> None:
     assert from_dict(to_dict(config)) == config
 
 
-def test_demo_config_runs_the_fake_scene_models_and_a_real_camera_gets_the_real_world_ones() -> None:
-    from edged.config import default_models, fake_scene_models
+def test_the_device_default_camera_is_one_the_device_ships() -> None:
+    assert Config().camera.backend == "picamera2"
+    assert Config().camera.plugins == {} and "fake" not in to_dict(Config())["camera"]
 
+
+def test_a_plugin_backend_brings_its_own_section() -> None:
+    """The demo's fake camera is edged-sim's: its ``[camera.fake]`` section is edged-sim's type, round-trips
+    as ``camera.fake``, and is there with its defaults when the backend is named without one."""
+    sim = pytest.importorskip("edged_sim.config")
+    camera = from_dict({"camera": {"backend": "fake", "fake": {"seed": 3}}}).camera
+    assert isinstance(camera.plugin_section(), sim.FakeCameraConfig) and camera.plugin_section().seed == 3
+    assert to_dict(Config(camera=camera))["camera"]["fake"]["seed"] == 3
+    assert from_dict({"camera": {"backend": "fake"}}).camera.plugins == {"fake": sim.FakeCameraConfig()}
+    assert from_dict({"camera": {"backend": "fake"}}).camera == CameraConfig(backend="fake")
+    assert from_dict({"camera": {"fake": {"seed": 3}}}).camera.backend == "picamera2"  # kept, not used
+
+
+def test_an_unknown_backend_is_one_error_naming_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load(write(tmp_path, '[camera]\nbackend = "usb"'))
+    message = str(err.value)
+    assert "config error at camera.backend: no camera backend 'usb' here" in message
+    assert "known: file, picamera2, v4l2" in message
+
+
+def test_demo_config_runs_the_fake_scene_models_and_a_real_camera_gets_the_real_world_ones() -> None:
+    from edged.config import default_models
+
+    fake_scene_models = pytest.importorskip("edged_sim.config").fake_scene_models
     assert load(ROOT / "config" / "default.toml").detect.models == fake_scene_models()
     assert Config().detect.models == default_models() != fake_scene_models()
     assert load(ROOT / "config" / "roadside.example.toml").detect.models == default_models()
@@ -51,8 +77,10 @@ def test_empty_file_gives_all_defaults(tmp_path: Path) -> None:
         ("[camera]\nfpss = 10", "config error at camera.fpss: unknown key"),
         ("[nope]\nx = 1", "config error at nope: unknown key"),
         ("[camera]\nfps = 0", "config error at camera.fps: expected float >= 0.1"),
-        ('[camera]\nbackend = "usb"', "config error at camera.backend: invalid enum value 'usb'"),
         ("[camera.fake]\nseed = 1.5", "config error at camera.fake.seed: expected int, got float"),
+        ("[camera.fake]\nsede = 1", "config error at camera.fake.sede: unknown key"),
+        ("[camera.plugins]\nfake = {}", "config error at camera.plugins: unknown key (no installed camera backend "
+                                         "'plugins'; known: file, picamera2, v4l2, fake)"),
         ('[[detect.models]]\nname = "x"', "config error at detect.models[0].file: missing required key"),
         ("[device.position]\nlat = 91", "config error at device.position.lat: expected float <= 90.0"),
         (

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def config(**sections: Any) -> Config:
     base: dict[str, Any] = {
-        "camera": {"width": 320, "height": 192, "fps": 10.0, "fake": {"realtime": False}},
+        "camera": {"backend": "fake", "width": 320, "height": 192, "fps": 10.0, "fake": {"realtime": False}},
         "exposure": {"settle_s": 0.5, "remeter_period_s": 2.0},
     }
     for name, values in sections.items():
@@ -147,7 +147,7 @@ def cli_config(tmp_path: Path, output: str = "") -> Path:
     for kind, prefix in (("device", "device"), ("platform", "face"), ("platform", "plate")):
         assert main(["keygen", kind, "--out", str(keys / prefix)]) == 0
     cfg.write_text(
-        f'[camera]\nwidth = 320\nheight = 192\n[output]\ndir = "{tmp_path / "out"}"\n{output}'
+        f'[camera]\nbackend = "fake"\nwidth = 320\nheight = 192\n[output]\ndir = "{tmp_path / "out"}"\n{output}'
         f'[privacy]\nsigning_key = "{keys / "device.key"}"\n'
         f'recipients = {{ face = "{keys / "face.pub"}", plate = "{keys / "plate.pub"}" }}\n'
     )
@@ -185,7 +185,7 @@ def test_apply_config_restarts_camera_and_rolls_back_a_bad_one(tmp_path: Path) -
         good = to_dict(daemon.config)
         good["camera"]["fake"]["seed"] = 99
         changed = await daemon.apply_config(from_dict(good))
-        assert daemon.camera is not first and daemon.config.camera.fake.seed == 99
+        assert daemon.camera is not first and daemon.config.camera.plugins["fake"].seed == 99
         second = daemon.camera
         bad = to_dict(daemon.config)
         bad["camera"]["backend"] = "file"

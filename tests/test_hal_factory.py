@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edged.config import from_dict
+from edged.config import ConfigError, from_dict, plugins
 from edged.hal.base import Camera, CameraError, Pacing
 from edged.hal.file import FileCamera
 from edged.hal.picamera2 import PiCamera
@@ -64,8 +64,22 @@ def test_each_backend_says_how_it_is_paced(tmp_path: Path) -> None:
 
 def test_a_plugin_backend_that_does_not_import_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """As on a device where edged-sim is registered but broken: the import fails, the error names the backend."""
+    pytest.importorskip("edged_sim.config")
     for name in [m for m in sys.modules if m == "edged_sim" or m.startswith("edged_sim.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "edged_sim", None)  # the import system refuses it
-    with pytest.raises(CameraError, match="camera.backend = 'fake': its package is installed but does not import"):
-        make_camera(camera_config({"backend": "fake"}))
+    with pytest.raises(ConfigError, match="config error at camera.fake: camera backend 'fake' is installed but does "
+                                          "not import"):
+        camera_config({"backend": "fake"})
+
+
+def test_a_backend_no_package_provides_is_refused_before_any_camera_is_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on a device without edged-sim: ``fake`` is no backend there, and the config says so."""
+    pytest.importorskip("edged_sim.config")
+    made_before = camera_config({"backend": "fake"})
+    monkeypatch.setattr(plugins, "_entries", lambda: {})
+    with pytest.raises(ConfigError, match="config error at camera.backend: no camera backend 'fake' here "
+                                          r"\(known: file, picamera2, v4l2\)"):
+        camera_config({"backend": "fake"})
+    with pytest.raises(CameraError, match="no installed camera backend 'fake'"):
+        make_camera(made_before)  # a config made while the package was there

@@ -36,7 +36,7 @@ def test_watchdog_follows_the_real_pipeline(tmp_path: Path) -> None:
     systemd = SystemdSocket(str(tmp_path / "notify.sock"))
     gate = Gate()
     config = from_dict({
-        "camera": {"width": 320, "height": 192, "fps": 20.0, "fake": {"realtime": True}},
+        "camera": {"backend": "fake", "width": 320, "height": 192, "fps": 20.0, "fake": {"realtime": True}},
         "systemd": {"heartbeat_stale_s": 0.4},
     })
     daemon = Daemon(config, Builder([gate]), [], services=[NotifyService(Notifier(systemd.address), 0.1)])

@@ -474,9 +474,9 @@ class FakeCamera:
 
 
 def from_config(camera_cfg: CameraConfig) -> FakeCamera:
-    """The fake camera ``camera_cfg`` describes (size, rate, ``camera.fake``), for the ``edged.cameras`` entry point."""
+    """The fake camera ``camera_cfg`` describes (size, rate, ``camera.fake``), opened by :data:`edged_sim.config.FAKE`."""
     width, height = camera_cfg.size_or_default()
-    f = camera_cfg.fake
+    f = camera_cfg.plugins["fake"]
     return FakeCamera(
         width=width,
         height=height,

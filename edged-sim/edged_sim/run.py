@@ -36,20 +36,20 @@ from typing import Any, Literal
 import msgspec
 import numpy as np
 
-from edged.config import Config, fake_scene_models, from_dict, load, to_dict
+from edged.config import Config, from_dict, load, to_dict
 from edged.core.keys import generate_device_key, generate_platform_key, load_platform_private_key, load_verify_key
 from edged.core.progname import prog_name
 from edged.link.destinations import OPS, destination
 from edged.link.outbox import Outbox
 from edged.link.uplink import Uplink
-from edged.runtime.app import UplinkService, build_daemon
+from edged.runtime.app import BUILD_ERRORS, build_app
 from edged.runtime.camera import make_camera
-from edged.runtime.sinks import OutboxSink
 from edged.stages.detect.detector import Detector, model_path
 from edged.stages.detect.runtime import ModelError
 from edged_platform.store import SegmentStore
 from edged_sim import checks
 from edged_sim.broker import Broker, BrokerError, mosquitto_path
+from edged_sim.config import fake_scene_models
 from edged_sim.drain import drain_outbox
 from edged_sim.evaluate import DetectionRecall, TrackingScore
 from edged_sim.lockstep import CreditSink, LockstepCamera
@@ -142,8 +142,8 @@ def make_keys(folder: Path, categories: list[str]) -> dict[str, Path]:
 
 
 def fake_scene_config() -> Config:
-    """The default config with the models made for the fake camera's renderer (``fake_scene_models``)."""
-    config = Config()
+    """The default config on the fake camera, with the models made for its renderer (``fake_scene_models``)."""
+    config = from_dict({"camera": {"backend": "fake"}})
     return msgspec.structs.replace(config, detect=msgspec.structs.replace(config.detect, models=fake_scene_models()))
 
 
@@ -170,7 +170,7 @@ def sim_config(opts: SimOptions, folder: Path, port: int, keys: dict[str, Path])
     d["device"]["data_dir"] = str(folder / "data")
     cam = d["camera"]
     cam.update(backend="fake", width=opts.width, height=opts.height)
-    cam["fake"].update(realtime=opts.realtime, seed=opts.seed)
+    cam.setdefault("fake", {}).update(realtime=opts.realtime, seed=opts.seed)
     d["output"].update(dir=str(folder / "local"), save_every=0)
     d["privacy"]["signing_key"] = str(keys["device"])
     d["privacy"]["recipients"] = {c: str(keys[c].with_suffix(".pub")) for c in cats}
@@ -265,13 +265,11 @@ async def simulate(opts: SimOptions, folder: Path) -> SimResult:
     truth = TruthSink(raw_face_detect=face_detect if opts.detector == "truth" else None)
     started, started_epoch = time.monotonic(), time.time()
     sampler = Sampler(None, dests, [], broker, fps, opts.outage, started, max_wall_s=opts.max_wall_s)
-    daemon = build_daemon(config, folder / "local", camera=camera, services=[sampler],
-                          sinks=[DetectionRecall(), TrackingScore(list(config.select.classes))])
-    if opts.detector == "truth":
-        daemon.pipeline.stages.insert(0, TruthDetectStage(seed=opts.seed))
-    sampler.outbox = next(s.outbox for s in daemon.sinks if isinstance(s, OutboxSink))
-    sampler.uplinks = [s.uplink for s in daemon.services if isinstance(s, UplinkService)]
-    daemon.sinks += [truth, CreditSink(camera)]
+    oracle = [TruthDetectStage(seed=opts.seed)] if opts.detector == "truth" else []
+    app = build_app(config, folder / "local", camera=camera, services=[sampler], first_stages=oracle,
+                    sinks=[DetectionRecall(), TrackingScore(list(config.select.classes)), truth, CreditSink(camera)])
+    daemon = app.daemon
+    sampler.outbox, sampler.uplinks = app.outbox, app.uplinks
 
     broker.start()
     platforms = PlatformProcess(folder / "platform", dests, config.device.id, broker.port,
@@ -423,12 +421,10 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
 
 def sim_main(args: argparse.Namespace) -> int:
     """Handler of ``edged sim`` / ``python -m edged_sim``: prints the checks; exit 0 pass, 1 fail, 2 error."""
-    from edged.cli import _startup_errors
-
     try:
         opts = options_from_args(args)
         result = run_sim(opts)
-    except (ValueError, BrokerError, PlatformError, *_startup_errors()) as err:
+    except (ValueError, BrokerError, PlatformError, *BUILD_ERRORS) as err:
         print(f"sim: {err}", file=sys.stderr)
         return 2
     for c in result.checks:

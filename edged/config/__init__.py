@@ -15,10 +15,10 @@ from typing import Any
 
 import msgspec
 
-from edged.config.base import ConfigError, FloatIn, Fraction, IntIn, _Section
+from edged.config.base import ConfigError, FloatIn, Fraction, IntIn, Section
 from edged.config.broker import BrokerConfig
 from edged.config.calibration import CalibrationConfig
-from edged.config.camera import CameraConfig, FakeCameraConfig, FileCameraConfig, PiCameraConfig, V4l2CameraConfig
+from edged.config.camera import CameraConfig, FileCameraConfig, PiCameraConfig, V4l2CameraConfig
 from edged.config.detect import (
     COCO_LABELS,
     MAX_TILES_PER_FRAME,
@@ -27,12 +27,12 @@ from edged.config.detect import (
     ScanConfig,
     TilingConfig,
     default_models,
-    fake_scene_models,
 )
 from edged.config.device import DeviceConfig, PositionConfig
 from edged.config.exposure import ExposureConfig
 from edged.config.health import HealthConfig
 from edged.config.outbox import OutboxConfig
+from edged.config.plugins import BUILTIN_BACKENDS, check_backend, load_plugin
 from edged.config.output import OutputConfig
 from edged.config.pipeline import PipelineConfig
 from edged.config.privacy import PrivacyConfig
@@ -46,16 +46,16 @@ from edged.core.paths import resolve_path  # noqa: F401 (re-exported for the con
 
 __all__ = [
     "COCO_LABELS", "MAX_CONFIG_BYTES", "MAX_TILES_PER_FRAME", "BrokerConfig", "CalibrationConfig", "CameraConfig",
-    "Config", "ConfigError", "DetectConfig", "DeviceConfig", "ExposureConfig", "FakeCameraConfig",
-    "FileCameraConfig", "FloatIn", "Fraction", "HealthConfig", "IntIn", "ModelConfig", "MqttRemoteConfig",
-    "OutboxConfig", "OutputConfig", "PiCameraConfig", "PipelineConfig", "PositionConfig", "PrivacyConfig",
-    "RemoteAuthConfig", "RemoteConfig", "ScanConfig", "SelectConfig", "SerialRemoteConfig", "SystemdConfig", "TilingConfig",
-    "TrackConfig", "UplinkBrokerConfig", "UplinkConfig", "V4l2CameraConfig", "default_models",
-    "fake_scene_models", "from_dict", "load", "resolve_path", "to_dict",
+    "Config", "ConfigError", "DetectConfig", "DeviceConfig", "ExposureConfig", "FileCameraConfig", "FloatIn",
+    "Fraction", "HealthConfig", "IntIn", "ModelConfig", "MqttRemoteConfig", "OutboxConfig", "OutputConfig",
+    "PiCameraConfig", "PipelineConfig", "PositionConfig", "PrivacyConfig", "RemoteAuthConfig", "RemoteConfig",
+    "ScanConfig", "Section", "SelectConfig", "SerialRemoteConfig", "SystemdConfig", "TilingConfig", "TrackConfig",
+    "UplinkBrokerConfig", "UplinkConfig", "V4l2CameraConfig", "default_models", "from_dict", "load", "resolve_path",
+    "to_dict",
 ]
 
 
-class Config(_Section):
+class Config(Section):
     """The whole configuration tree."""
 
     device: DeviceConfig = msgspec.field(default_factory=DeviceConfig)
@@ -91,11 +91,12 @@ class Config(_Section):
 _LOCATION = re.compile(r" - at (?P<key>`key` in )?`\$\.?(?P<path>[^`]*)`$")
 
 
-def _friendly(err: msgspec.ValidationError) -> str:
-    """Rewrite msgspec's message as ``config error at a.b.c: <what was expected>``."""
+def _friendly(err: msgspec.ValidationError, prefix: str = "") -> str:
+    """Rewrite msgspec's message as ``config error at a.b.c: <what was expected>`` (``prefix``: the
+    validated value's own path, for a section checked on its own)."""
     text = str(err)
     m = _LOCATION.search(text)
-    path = m.group("path") if m else ""
+    path = ".".join(p for p in (prefix, m.group("path") if m else "") if p)
     what = text[: m.start()] if m else text
     if m and m.group("key"):
         what = f"{what} (a key of this table)"
@@ -116,14 +117,52 @@ def _friendly(err: msgspec.ValidationError) -> str:
 def from_dict(data: dict[str, Any]) -> Config:
     """Validate a plain mapping (parsed TOML or a remote JSON document) into a :class:`Config`."""
     try:
-        return msgspec.convert(data, Config, strict=True)
+        return msgspec.convert(_with_plugin_sections(data), Config, strict=True)
     except msgspec.ValidationError as err:
         raise ConfigError(_friendly(err)) from None
 
 
+CAMERA_KEYS = frozenset(f.name for f in msgspec.structs.fields(CameraConfig)) - {"plugins"}
+"""The keys of ``[camera]`` itself; any other table in it is a plug-in backend's section."""
+
+
+def _with_plugin_sections(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with each plug-in's ``[camera.NAME]`` table validated by its plug-in and moved into
+    ``camera.plugins``, and the section of a plug-in ``camera.backend`` names added when absent."""
+    camera = data.get("camera") if isinstance(data, dict) else None
+    if not isinstance(camera, dict):
+        return data  # not a table: the struct validation says so
+    own = {k: v for k, v in camera.items() if k in CAMERA_KEYS}
+    sections: dict[str, Any] = {}
+    for name, table in camera.items():
+        if name in own:
+            continue
+        if not isinstance(table, dict):
+            raise ConfigError(f"config error at camera.{name}: unknown key")
+        sections[name] = _plugin_section(name, table)
+    backend = own.get("backend")
+    if isinstance(backend, str):
+        check_backend(backend)
+        if backend not in BUILTIN_BACKENDS and backend not in sections:
+            sections[backend] = _plugin_section(backend, {})
+    return {**data, "camera": {**own, "plugins": sections}}
+
+
+def _plugin_section(name: str, table: dict[str, Any]) -> Section:
+    """``[camera.NAME]`` validated into the section type of the plug-in ``name``."""
+    section = load_plugin(name).section
+    try:
+        return msgspec.convert(table, section, strict=True)
+    except msgspec.ValidationError as err:
+        raise ConfigError(_friendly(err, f"camera.{name}")) from None
+
+
 def to_dict(config: Config) -> dict[str, Any]:
-    """The config as plain builtins (round-trips through :func:`from_dict`)."""
-    return msgspec.to_builtins(config)
+    """The config as plain builtins, each plug-in section as ``camera.NAME`` (round-trips through :func:`from_dict`)."""
+    data = msgspec.to_builtins(config)
+    camera = data["camera"]
+    camera.update(camera.pop("plugins"))
+    return data
 
 
 MAX_CONFIG_BYTES = 1 << 20

@@ -23,5 +23,6 @@ class ConfigError(ValueError):
     """A config file could not be read or failed validation; the message names the key path."""
 
 
-class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Base of every config section: unknown keys are errors, not silently ignored."""
+class Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base of every config section, a plug-in's own included: unknown keys are errors, not silently ignored."""
+

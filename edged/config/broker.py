@@ -6,10 +6,10 @@ from typing import Annotated
 
 import msgspec
 
-from edged.config.base import _Section
+from edged.config.base import Section
 
 
-class BrokerConfig(_Section):
+class BrokerConfig(Section):
     """One MQTT broker connection: the keys the uplinks and the remote control share
     (:mod:`edged.link.mqtt` builds the TLS context and the reconnect delays from them)."""
 

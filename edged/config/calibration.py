@@ -6,10 +6,10 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from edged.config.base import FloatIn, _Section
+from edged.config.base import FloatIn, Section
 
 
-class CalibrationConfig(_Section):
+class CalibrationConfig(Section):
     """Image -> ground mapping for the ground point of each observation, in metres on a flat ground
     plane centred below the camera: ``x`` east, ``y`` north (with ``yaw_deg`` 0 the camera looks north)."""
 

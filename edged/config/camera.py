@@ -1,28 +1,21 @@
-"""``[camera]``: which frame source, at what rate and size, and each source's own keys."""
+"""``[camera]``: which frame source, at what rate and size, and each source's own keys.
+
+The device ships ``picamera2`` (the default: a Raspberry Pi's camera module), ``v4l2`` (USB cameras)
+and ``file`` (recordings); a plug-in backend brings its own ``[camera.NAME]`` section
+(:mod:`edged.config.plugins`).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 
-from edged.config.base import FloatIn, IntIn, _Section
+from edged.config.base import FloatIn, IntIn, Section
+from edged.config.plugins import BUILTIN_BACKENDS, check_backend, load_plugin
 
 
-class FakeCameraConfig(_Section):
-    seed: IntIn(0, 2**31 - 1) = 7
-    """Scene seed: the same seed renders the same frames and ground truth."""
-    realtime: bool = True
-    """Pace capture at ``camera.fps`` on the wall clock; off renders as fast as the pipeline
-    takes frames (tests, benchmarks, simulated runs)."""
-    cars_per_minute: FloatIn(0, 600) = 24.0
-    """About one car every 2.5 s: enough traffic that tracks overlap, few enough to count by eye."""
-    people_per_minute: FloatIn(0, 600) = 12.0
-    events: bool = True
-    """Script the light change, "freeze" and "cover" events."""
-
-
-class FileCameraConfig(_Section):
+class FileCameraConfig(Section):
     path: str = ""
     """A video file or a folder of images (sorted by name)."""
     loop: bool = False
@@ -30,7 +23,7 @@ class FileCameraConfig(_Section):
     """Replay at ``camera.fps`` on the wall clock; off replays as fast as the pipeline takes frames."""
 
 
-class V4l2CameraConfig(_Section):
+class V4l2CameraConfig(Section):
     device: str = "/dev/video0"
     gain_unity_value: IntIn(0, 1_000_000) | None = None
     """Gain control value that means 1x. Unset: the control's minimum (drivers start at unity)."""
@@ -39,12 +32,13 @@ class V4l2CameraConfig(_Section):
     OmniVision sensors, but V4L2 gives no scale, so set it for your camera."""
 
 
-class PiCameraConfig(_Section):
+class PiCameraConfig(Section):
     camera_num: IntIn(0, 7) = 0
 
 
-class CameraConfig(_Section):
-    backend: Literal["fake", "file", "picamera2", "v4l2"] = "fake"
+class CameraConfig(Section):
+    backend: str = "picamera2"
+    """``file``, ``picamera2`` or ``v4l2``, or a backend an installed package provides (``fake``: edged-sim)."""
     fps: Annotated[float, msgspec.Meta(ge=0.1, le=120)] = 10.0
     """Frames per second; 10 gives several frames of each car passing at 50 km/h."""
     width: Annotated[int, msgspec.Meta(ge=64, le=8192)] | None = None
@@ -56,15 +50,24 @@ class CameraConfig(_Section):
     segment_s: FloatIn(1, 3600) = 60.0
     """Length (s) of a video segment: its frames share a ``video_id`` and platforms store one file
     per segment."""
-    fake: FakeCameraConfig = msgspec.field(default_factory=FakeCameraConfig)
     file: FileCameraConfig = msgspec.field(default_factory=FileCameraConfig)
     DEFAULT_SIZE: ClassVar[tuple[int, int]] = (1280, 720)
     v4l2: V4l2CameraConfig = msgspec.field(default_factory=V4l2CameraConfig)
     picamera2: PiCameraConfig = msgspec.field(default_factory=PiCameraConfig)
+    plugins: dict[str, Any] = msgspec.field(default_factory=dict)
+    """Sections of plug-in backends by name, each of its plug-in's own type: ``[camera.NAME]`` in a file
+    (the loader moves them here), present for every plug-in the config names."""
 
     def __post_init__(self) -> None:
+        check_backend(self.backend)
+        if self.backend not in BUILTIN_BACKENDS and self.backend not in self.plugins:
+            self.plugins[self.backend] = load_plugin(self.backend).section()
         if (self.width is None) != (self.height is None):
             raise ValueError("set both width and height, or neither (the source's own size)")
+
+    def plugin_section(self) -> Any:
+        """The section of the plug-in ``backend`` names (its defaults when the file has no table for it)."""
+        return self.plugins[self.backend]
 
     def size_or_default(self) -> tuple[int, int]:
         """The configured size, else ``DEFAULT_SIZE`` (what a sensor is asked for when unset)."""

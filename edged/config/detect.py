@@ -1,4 +1,4 @@
-"""``[detect]``: the models, how each runs (whole frame, crops, tiles) and the two shipped model sets."""
+"""``[detect]``: the models, how each runs (whole frame, crops, tiles) and the real-world model set edged ships."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from edged.config.base import FloatIn, Fraction, IntIn, _Section
+from edged.config.base import FloatIn, Fraction, IntIn, Section
 
 
-class ScanConfig(_Section):
+class ScanConfig(Section):
     """High-resolution windows for faces and plates too small for the whole-frame pass: each frame
     the model runs, enlarged ``scale`` times, on the windows where the picture changed since the
     last frame (a newcomer is searched on the frame it appears), where it found something on the last frame
@@ -46,7 +46,7 @@ class ScanConfig(_Section):
     the last frame."""
 
 
-class ModelConfig(_Section):
+class ModelConfig(Section):
     name: str
     file: str
     """Path of the .tflite file: ``models/NAME`` is the model ``NAME`` installed with edged
@@ -109,7 +109,7 @@ MAX_TILES_PER_FRAME = 16
 within a few hundred ms."""
 
 
-class TilingConfig(_Section):
+class TilingConfig(Section):
     enabled: bool = False
     tile: tuple[IntIn(64, 4096), IntIn(64, 4096)] = (640, 640)
     overlap: Fraction = 0.2
@@ -219,35 +219,7 @@ def default_models() -> list[ModelConfig]:
     ]
 
 
-def fake_scene_models() -> list[ModelConfig]:
-    """The models for the fake camera's rendered road (demo, ``edged_sim``, fake-scene benchmarks):
-    edged-det on the whole frame, BlazeFace over each person's head (why: ``docs/TUNING.md``)."""
-    return [
-        ModelConfig(
-            name="det",
-            file="models/edged_det_int8.tflite",
-            layout="yolo_grid",
-            input_size=(640, 384),
-            labels=["plate", "car", "person", "truck", "bus"],
-            score_threshold=0.1,
-            nms_iou=0.5,
-        ),
-        ModelConfig(
-            name="face",
-            file="models/face_blazeface_short_range_int8.tflite",
-            layout="blazeface",
-            input_size=(128, 128),
-            labels=["face"],
-            score_threshold=0.1,
-            nms_iou=0.3,
-            crops_from=["person"],
-            max_box_fraction=0.3,
-            full_frame=False,
-        ),
-    ]
-
-
-class DetectConfig(_Section):
+class DetectConfig(Section):
     enabled: bool = True
     threads: Annotated[int, msgspec.Meta(ge=1, le=16)] = 2
     models: list[ModelConfig] = msgspec.field(default_factory=default_models)

@@ -6,10 +6,10 @@ from typing import Annotated
 
 import msgspec
 
-from edged.config.base import FloatIn, _Section
+from edged.config.base import FloatIn, Section
 
 
-class PositionConfig(_Section):
+class PositionConfig(Section):
     """Fixed camera position (WGS-84). A roadside unit does not move; a GPS source may override it."""
 
     lat: Annotated[float, msgspec.Meta(ge=-90, le=90)] = 0.0
@@ -17,7 +17,7 @@ class PositionConfig(_Section):
     alt: FloatIn(-1000, 10_000) = 0.0
 
 
-class DeviceConfig(_Section):
+class DeviceConfig(Section):
     id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "rsu-0001"
     """Device name; used in MQTT topics, so limited to topic-safe characters."""
     data_dir: str = "data"

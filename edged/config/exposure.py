@@ -6,10 +6,10 @@ from typing import Annotated
 
 import msgspec
 
-from edged.config.base import FloatIn, _Section
+from edged.config.base import FloatIn, Section
 
 
-class ExposureConfig(_Section):
+class ExposureConfig(Section):
     """Exposure "meter and lock": auto exposure runs for a moment, then the camera is locked to a
     short fixed shutter with the gain that keeps the metered brightness, so moving objects stay sharp."""
 

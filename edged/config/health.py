@@ -6,10 +6,10 @@ from typing import Annotated
 
 import msgspec
 
-from edged.config.base import FloatIn, Fraction, IntIn, _Section
+from edged.config.base import FloatIn, Fraction, IntIn, Section
 
 
-class HealthConfig(_Section):
+class HealthConfig(Section):
     """Camera health checks from block pixel stability (``edged/stages/health/checks.py``):
     distortion by the processing, freeze, cover and defect pixels, in grey levels (0-255) on the frame
     shrunk by ``downscale``."""

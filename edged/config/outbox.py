@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from edged.config.base import IntIn, _Section
+from edged.config.base import IntIn, Section
 
 
-class OutboxConfig(_Section):
+class OutboxConfig(Section):
     """The persistent outbox: every outgoing message is stored in SQLite until its receiver
     acknowledges it (see ``edged.link.outbox`` for the eviction and fsync policy)."""
 

@@ -6,10 +6,10 @@ from typing import Annotated
 
 import msgspec
 
-from edged.config.base import IntIn, _Section
+from edged.config.base import IntIn, Section
 
 
-class OutputConfig(_Section):
+class OutputConfig(Section):
     dir: str = "out"
     """Local output folder for the demo: frames, run summary."""
     save_every: IntIn(0, 1_000_000) = 1

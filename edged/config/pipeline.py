@@ -6,10 +6,10 @@ from typing import Annotated
 
 import msgspec
 
-from edged.config.base import FloatIn, IntIn, _Section
+from edged.config.base import FloatIn, IntIn, Section
 
 
-class PipelineConfig(_Section):
+class PipelineConfig(Section):
     frame_queue: IntIn(1, 64) = 2
     """Frames waiting for detection; small, so a lagging detector drops (and counts) the oldest
     frame rather than growing latency."""

@@ -6,10 +6,10 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from edged.config.base import FloatIn, Fraction, _Section
+from edged.config.base import FloatIn, Fraction, Section
 
 
-class PrivacyConfig(_Section):
+class PrivacyConfig(Section):
     """De-identification of outgoing images and sealed sensitive records (``edged/privacy``)."""
 
     method: Literal["blur", "pixelate", "fill"] = "blur"

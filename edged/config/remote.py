@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from edged.config.base import FloatIn, IntIn, _Section
+from edged.config.base import FloatIn, IntIn, Section
 from edged.config.broker import BrokerConfig
 
 
@@ -28,7 +28,7 @@ class MqttRemoteConfig(BrokerConfig):
             raise ValueError("reconnect_max_s must be >= reconnect_min_s")
 
 
-class SerialRemoteConfig(_Section):
+class SerialRemoteConfig(Section):
     """Maintenance console on a serial line (a USB-UART adapter on site)."""
 
     enabled: bool = False
@@ -50,7 +50,7 @@ class SerialRemoteConfig(_Section):
     """How often (s) a missing or unplugged port is retried."""
 
 
-class RemoteAuthConfig(_Section):
+class RemoteAuthConfig(Section):
     """Who may change this unit remotely (``docs/SECURITY.md``); local-only: no remote set changes it."""
 
     mode: Literal["signed", "unsigned"] = "signed"
@@ -69,7 +69,7 @@ class RemoteAuthConfig(_Section):
     device needs a set clock (NTP or an RTC) for signed commands."""
 
 
-class RemoteConfig(_Section):
+class RemoteConfig(Section):
     """Remote configuration and operations: config get/set and commands over MQTT or the serial
     console, who may send them, and rollback of a config that stalls the pipeline."""
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import msgspec
 
-from edged.config.base import FloatIn, Fraction, IntIn, _Section
+from edged.config.base import FloatIn, Fraction, IntIn, Section
 
 
-class SelectConfig(_Section):
+class SelectConfig(Section):
     """Best-image selection: which image of each track qualifies, which is better, and which is
     sent at once rather than through the rate-limited cached queue. Pixels are of the full image."""
 

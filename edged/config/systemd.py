@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from edged.config.base import FloatIn, _Section
+from edged.config.base import FloatIn, Section
 
 
-class SystemdConfig(_Section):
+class SystemdConfig(Section):
     """Service manager integration (sd_notify READY/WATCHDOG/STOPPING)."""
 
     heartbeat_stale_s: FloatIn(0.1, 3600) = 10.0

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from edged.config.base import FloatIn, Fraction, IntIn, _Section
+from edged.config.base import FloatIn, Fraction, IntIn, Section
 
 
-class TrackConfig(_Section):
+class TrackConfig(Section):
     """ByteTrack-style tracker, one track set per class: detections are matched to the tracks'
     Kalman-predicted boxes in two passes, high scores first, then the low-score rest.
 

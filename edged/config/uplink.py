@@ -6,7 +6,7 @@ from typing import Annotated
 
 import msgspec
 
-from edged.config.base import FloatIn, Fraction, _Section
+from edged.config.base import FloatIn, Fraction, Section
 from edged.config.broker import BrokerConfig
 
 
@@ -21,7 +21,7 @@ class UplinkBrokerConfig(BrokerConfig):
     disconnect re-sends at most 32."""
 
 
-class UplinkConfig(_Section):
+class UplinkConfig(Section):
     """MQTT uplink to the operations platform and the functional platforms."""
 
     enabled: bool = False

@@ -151,6 +151,7 @@ POLICY: tuple[tuple[str, Rule], ...] = (
     ("camera.file.path", LOCAL),
     ("camera.v4l2.device", LOCAL),
     ("camera.picamera2.*", LOCAL),
+    ("camera.plugins", LOCAL),  # plug-in backends' own sections, [camera.NAME] in the file (edged-sim's fake)
     ("camera.*", OPERATOR),
     ("exposure.*", OPERATOR),
     ("pipeline.*", ADMIN),

@@ -6,7 +6,8 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,21 +16,25 @@ import cv2
 from edged.config import Config, resolve_path
 from edged.core.keys import KeyFileError, check_keys, load_signing_key
 from edged.core.paths import PRIVATE_DIR, private_dir
-from edged.hal.base import Camera
+from edged.hal.base import Camera, CameraError
 from edged.link.destinations import OPS, destination
-from edged.link.outbox import Outbox, open_from_config
+from edged.link.mqtt import BrokerConfigError
+from edged.link.outbox import Outbox, OutboxError, open_from_config
 from edged.link.uplink import Uplink
 from edged.runtime.camera import make_camera
 from edged.runtime.daemon import Daemon, Service, Sink
 from edged.runtime.preflight import shared_broker_users
 from edged.runtime.sinks import FrameWriter, OutboxSink
 from edged.stages.detect.detector import Detector
+from edged.stages.detect.runtime import ModelError
 from edged.stages.detect.stage import DetectStage
 from edged.stages.health.stage import HealthStage
 from edged.stages.package.stage import PackageStage
 from edged.stages.pipeline import Stage
 from edged.stages.privacy.stage import PrivacyStage
 from edged.stages.select.stage import SelectStage
+from edged.stages.track.calibration import CalibrationError
+from edged.stages.track.ids import IdStoreError
 from edged.stages.track.stage import TrackStage
 
 log = logging.getLogger("edged.runtime.app")
@@ -44,6 +49,11 @@ STAGE_SECTIONS: dict[str, frozenset[str]] = {
 }
 """Config sections each stage is built from: a stage is rebuilt only when one of them changed, so
 the tracker keeps its tracks (and the selector its best images) across unrelated changes."""
+
+BUILD_ERRORS: tuple[type[Exception], ...] = (
+    ModelError, KeyFileError, OutboxError, CalibrationError, IdStoreError, BrokerConfigError, CameraError)
+"""What building or starting a daemon raises for a bad model, key, outbox, calibration, id store,
+broker setting or camera: each says what is wrong in one line, for the caller to print."""
 
 
 def run_folder(config: Config) -> Path:
@@ -68,18 +78,21 @@ def run_folder(config: Config) -> Path:
 class AppBuilder:
     """Builds cameras and stage chains from config sections (the daemon's :class:`Builder`).
 
-    Stages whose sections did not change are reused, state and all.
+    Stages whose sections did not change are reused, state and all. ``first`` stages run ahead of the
+    configured chain on every frame and are kept as they are through every rebuild (the simulation's
+    oracle detections).
     """
 
-    def __init__(self, quality: Callable[[], int] = lambda: 85) -> None:
+    def __init__(self, quality: Callable[[], int] = lambda: 85, first: Sequence[Stage] = ()) -> None:
         self.quality = quality
+        self.first: tuple[Stage, ...] = tuple(first)
         self._built: dict[str, Stage] = {}
 
     def camera(self, config: Config) -> Camera:
         return make_camera(config.camera)
 
     def stages(self, config: Config, changed: set[str] | None) -> list[Stage]:
-        """The per-frame stage chain: detect → track → select → privacy → health → package."""
+        """The per-frame stage chain: ``first``, then detect → track → select → privacy → health → package."""
         cv2.setNumThreads(config.pipeline.opencv_threads)  # process-wide; see PipelineConfig
         wanted: list[tuple[str, Callable[[], Stage]]] = []
         if config.detect.enabled:
@@ -97,10 +110,10 @@ class AppBuilder:
             keep = changed is not None and name in self._built and not (STAGE_SECTIONS[name] & changed)
             built[name] = self._built[name] if keep else make()
         self._built = built
-        return list(built.values())
+        return [*self.first, *built.values()]
 
     def adopt(self, stages: list[Stage]) -> None:
-        self._built = {s.name: s for s in stages}
+        self._built = {s.name: s for s in stages if not any(s is f for f in self.first)}
 
     @staticmethod
     def _keys(config: Config):  # noqa: ANN205 - edged.core.keys.PrivacyKeys | None
@@ -134,17 +147,29 @@ def uplink_destinations(config: Config) -> list[str]:
     return [OPS, *(destination(c) for c in config.uplink.functional)]
 
 
-def build_daemon(
+@dataclass(frozen=True)
+class App:
+    """A built daemon and the parts of it a caller may watch: its outbox and its uplinks."""
+
+    daemon: Daemon
+    outbox: Outbox
+    uplinks: list[Uplink]
+
+
+def build_app(
     config: Config,
     out: Path,
     camera: Camera | None = None,
-    services: list[Service] | None = None,
-    sinks: list[Sink] | None = None,
-) -> Daemon:
+    services: Sequence[Service] = (),
+    sinks: Sequence[Sink] = (),
+    first_stages: Sequence[Stage] = (),
+) -> App:
     """Wire camera, stages, sinks and services; ``out`` receives the run's local output.
 
-    ``sinks`` are added after the outbox and the local frames (the simulation's scoring sinks).
-    The outbox signs every envelope with the device key ``privacy.signing_key`` (required).
+    ``camera`` replaces the configured one; ``sinks`` follow the outbox and the local frames and
+    ``services`` the uplinks (the simulation's scoring sinks and sampler); ``first_stages`` run
+    ahead of the configured chain (:class:`AppBuilder`). The outbox signs every envelope with the
+    device key ``privacy.signing_key`` (required).
     """
     if not config.privacy.signing_key:
         raise KeyFileError("privacy.signing_key: not set; every outgoing envelope is signed with the device key "
@@ -155,7 +180,8 @@ def build_daemon(
     for line in shared_broker_users(config):
         log.warning("%s", line)
     ops = next((u for u in uplinks if u.dest == OPS), None)
-    builder = AppBuilder(quality=ops.suggested_quality if ops else lambda: config.output.jpeg_quality)
+    builder = AppBuilder(quality=ops.suggested_quality if ops else lambda: config.output.jpeg_quality,
+                         first=first_stages)
 
     def wake() -> None:
         for u in uplinks:
@@ -165,7 +191,20 @@ def build_daemon(
         OutboxSink(outbox, wake),
         FrameWriter(out / "frames", config.output.save_every, config.output.jpeg_quality, allow_raw=False,
                     min_free_bytes=config.output.min_free_bytes),
-        *(sinks or []),
+        *sinks,
     ]
-    all_services: list[Service] = [UplinkService(u) for u in uplinks] + list(services or [])
-    return Daemon(config, builder, all_sinks, summary_path=out / "summary.json", camera=camera, services=all_services)
+    all_services: list[Service] = [*(UplinkService(u) for u in uplinks), *services]
+    daemon = Daemon(config, builder, all_sinks, summary_path=out / "summary.json", camera=camera,
+                    services=all_services)
+    return App(daemon, outbox, uplinks)
+
+
+def build_daemon(
+    config: Config,
+    out: Path,
+    camera: Camera | None = None,
+    services: Sequence[Service] = (),
+    sinks: Sequence[Sink] = (),
+) -> Daemon:
+    """The daemon of :func:`build_app`, for callers that need nothing else of it."""
+    return build_app(config, out, camera, services, sinks).daemon

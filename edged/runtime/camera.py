@@ -1,36 +1,24 @@
 """Build the configured camera backend. Each backend module is imported only when chosen, so a
 machine without picamera2 or v4l2-ctl can still replay files.
 
-Other backends come from installed packages through the ``edged.cameras`` entry points: the
-simulation package ``edged-sim``, which a device does not install, provides ``fake`` there.
+Other backends come from installed packages (:mod:`edged.config.plugins`): the simulation package
+``edged-sim``, which a device does not install, provides ``fake``.
 """
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
-
-from edged.config import CameraConfig
+from edged.config import CameraConfig, ConfigError
+from edged.config.plugins import load_plugin
 from edged.hal.base import Camera, CameraError
-
-PLUGIN_GROUP = "edged.cameras"
-"""Entry-point group of camera backends from other packages: ``name = "module:factory"``, where
-``factory(camera_cfg)`` returns a :class:`edged.hal.base.Camera`."""
 
 
 def plugin_camera(camera_cfg: CameraConfig) -> Camera:
-    """The camera an installed package provides for ``camera_cfg.backend``."""
-    found = entry_points(group=PLUGIN_GROUP, name=camera_cfg.backend)
-    if not found:
-        raise CameraError(f"camera.backend = {camera_cfg.backend!r}: no installed package provides it "
-                          "(the fake camera comes with the simulation package edged-sim; a device uses "
-                          "file, picamera2 or v4l2)")
-    entry = next(iter(found))
+    """The camera the installed plug-in ``camera_cfg.backend`` opens."""
     try:
-        factory = entry.load()
-    except ImportError as err:
-        raise CameraError(f"camera.backend = {camera_cfg.backend!r}: its package is installed but does not "
-                          f"import ({entry.value}: {err})") from err
-    return factory(camera_cfg)
+        plugin = load_plugin(camera_cfg.backend)
+    except ConfigError as err:
+        raise CameraError(str(err)) from err
+    return plugin.open(camera_cfg)
 
 
 def make_camera(camera_cfg: CameraConfig) -> Camera:

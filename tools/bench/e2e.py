@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Machine: {machine_line()}; load average {load_avg:.1f} before, {load_after:.1f} after (shared with other jobs)",
         "",
         "The daemon built by `edged.runtime.app.build_daemon` on the fake scene (seed "
-        f"{config.camera.fake.seed}): detect, track, select, privacy (de-identification and sealed records), "
+        f"{config.camera.plugins['fake'].seed}): detect, track, select, privacy (de-identification and sealed records), "
         "health, package, and the SQLite outbox (`synchronous=full`, one commit per frame); uplink off. "
         "The fake camera runs unpaced in lockstep with the pipeline (no frame dropped, none rendered for nothing). "
         f"Models: {models}.",
