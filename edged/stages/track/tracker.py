@@ -401,7 +401,7 @@ class Tracker:
             return np.zeros(0, dtype=np.int64)
         miss = (~f.hit).nonzero()[0]
         box = f.unclipped.take(miss, 0)
-        outside = (box[:, 2:4] <= 0).any(axis=1) | (box[:, 0:2] >= (f.width, f.height)).any(axis=1)
+        outside = (box[:, 2] <= 0) | (box[:, 3] <= 0) | (box[:, 0] >= f.width) | (box[:, 1] >= f.height)
         expired = (f.ts - tracks.obs[:, LAST_SEEN].take(miss)) > self.config.lost_buffer_s + TIME_EPS
         confirmed = f.confirmed_mask.take(miss)
         gone = ~confirmed | expired | outside
