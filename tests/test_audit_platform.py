@@ -35,14 +35,9 @@ from edged.core.keys import (
     signing_key_id,
 )
 from edged.link import wire
-from edged.stages.privacy.records import (
-    RecordRegion,
-    SensitiveRecord,
-    _signed_message,
-    encode_png,
-    encode_record,
-    seal,
-)
+from edged.link.crops import encode_png
+from edged.link.records import RecordRegion, SensitiveRecord, encode_record
+from edged.link.sealing import _signed_message, seal
 from edged_platform import clips, restore
 from edged_platform import store as store_cli
 from edged_platform.store import SegmentStore

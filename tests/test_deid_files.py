@@ -193,7 +193,7 @@ def test_setup_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
 
 def test_sealed_records_open_with_the_platform_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from edged.core.keys import generate_device_key, generate_platform_key, load_platform_private_key, load_verify_key
-    from edged.stages.privacy.records import open_sealed, trusted_signers
+    from edged.link.sealing import open_sealed, trusted_signers
 
     device = generate_device_key(tmp_path / "device")
     face = generate_platform_key(tmp_path / "face")

@@ -74,6 +74,16 @@ def test_the_other_packages_do_not_depend_on_dev_scripts(package: str) -> None:
     assert found == []
 
 
+PLATFORM_MAY_IMPORT = {"edged.core", "edged.link"}
+"""What the platforms use of the device package: keys and ids, the wire and sealed-record formats (never a stage)."""
+
+
+def test_the_platforms_use_only_the_device_packages_core_and_link() -> None:
+    found = [(m, n) for m, f in modules("edged_platform") for n in imports(f)
+             if n.split(".")[0] == "edged" and room(n) not in PLATFORM_MAY_IMPORT]
+    assert found == []
+
+
 def test_only_a_stage_module_and_the_runtime_touch_the_frame_bundle() -> None:
     touching = {m for m, f in modules("edged") if "FrameWork" in f.read_text()}
     stray = {m for m in touching

@@ -12,8 +12,9 @@ import numpy as np
 from edged.config import PrivacyConfig, TrackConfig
 from edged.core.types import Frame
 from edged.link import wire
+from edged.link.crops import decode_png, masked_pixels
+from edged.link.sealing import open_sealed, trusted_signers
 from edged.stages.pipeline import FrameWork
-from edged.stages.privacy.records import decode_png, masked_pixels, open_sealed, trusted_signers
 from edged.stages.privacy.stage import PrivacyStage
 from edged.stages.track.ids import MemoryIds
 from edged.stages.track.tracker import Tracker
@@ -86,7 +87,8 @@ def test_clips_per_object_in_time_order_with_best_crop(tmp_path: Path) -> None:
 
 
 def test_best_crop_prefers_large_sharp_detected_views() -> None:
-    from edged.stages.privacy.records import RecordRegion, encode_png
+    from edged.link.crops import encode_png
+    from edged.link.records import RecordRegion
 
     rng = np.random.default_rng(0)
     sharp = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
@@ -103,7 +105,8 @@ def test_best_crop_prefers_large_sharp_detected_views() -> None:
 
 def test_masked_pixels_do_not_count_as_sharpness() -> None:
     """A flat crop whose masked corner holds other content is as unsharp as the flat crop itself."""
-    from edged.stages.privacy.records import RecordRegion, encode_png
+    from edged.link.crops import encode_png
+    from edged.link.records import RecordRegion
 
     flat = np.full((40, 40, 3), 120, np.uint8)
     holed = flat.copy()

@@ -12,10 +12,12 @@ import pytest
 
 from edged.config import PrivacyConfig, TrackConfig
 from edged.core.types import Frame
+from edged.link.crops import decode_png
 from edged.link.outbox import Outbox
+from edged.link.records import encode_record
+from edged.link.sealing import open_sealed, trusted_signers
 from edged.runtime.sinks import FrameWriter
 from edged.stages.pipeline import FrameWork
-from edged.stages.privacy.records import decode_png, encode_record, open_sealed, trusted_signers
 from edged.stages.privacy.stage import PrivacyStage
 from edged.stages.select.package import UploadPackage
 from edged.stages.track.ids import MemoryIds

@@ -3,7 +3,7 @@
 A real photo, the real privacy stage and real NaCl keys: a face rectangle and a plate rectangle that
 overlap (a face behind a windscreen beside its plate). Each category's record is opened with its own
 key only, the way its functional platform opens it. The new API is reached through its modules at
-call time (``records.open_overlap``, ``restore.open_overlaps``), so each test fails on the format-1
+call time (``sealing.open_overlap``, ``restore.open_overlaps``), so each test fails on the format-1
 code by its assertion or by that missing name, not at import.
 """
 
@@ -21,9 +21,10 @@ from nacl.signing import SigningKey
 from edged.config import PrivacyConfig
 from edged.core.keys import PrivacyKeys, sealing_key_id
 from edged.core.types import Frame
-from edged.link import wire
-from edged.stages.privacy import records
-from edged.stages.privacy.records import SensitiveRecord, decode_png, open_sealed, seal, trusted_signers
+from edged.link import records, sealing, wire
+from edged.link.crops import decode_png
+from edged.link.records import SensitiveRecord
+from edged.link.sealing import open_sealed, seal, trusted_signers
 from edged.stages.privacy.stage import PrivacyStage
 from edged_platform import restore
 from edged_platform.restore import check_region, restore_image
@@ -126,9 +127,9 @@ def test_the_overlap_opens_only_with_both_keys(frame: Frame1) -> None:
     assert sealed.recipient_key_ids == (sealing_key_id(frame.face_key), sealing_key_id(frame.plate_key))
     for key in (frame.face_key, frame.plate_key):
         ring = {sealing_key_id(key): key}
-        assert not records.can_open_overlap(sealed, ring)
+        assert not sealing.can_open_overlap(sealed, ring)
         with pytest.raises(records.WrongKeyError, match="missing"):
-            records.open_overlap(sealed, ring, frame.face.image_id)
+            sealing.open_overlap(sealed, ring, frame.face.image_id)
         assert restore.open_overlaps([frame.face, frame.plate], [key]) == []
     with pytest.raises(CryptoError):  # the plate key cannot even open the outer layer
         SealedBox(frame.plate_key).decrypt(sealed.ciphertext)

@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from pathlib import Path
+
 import cbor2
 import numpy as np
 import pytest
-from nacl.public import SealedBox
+from nacl.public import PrivateKey, SealedBox
 from nacl.signing import SigningKey
 
 from edged.core.keys import sealing_key_id, signing_key_id
+from edged.link.crops import decode_png
+from edged.link.records import DecryptError, RecordFormatError, SignatureError, UnknownKeyError, WrongKeyError
+from edged.link.sealing import _signed_message, open_sealed, read_header, seal, trusted_signers
 from edged.stages.privacy.deid import FrameDeidentifier, sensitive_regions
-from edged.stages.privacy.records import (
-    DecryptError,
-    RecordFormatError,
-    SignatureError,
-    UnknownKeyError,
-    WrongKeyError,
-    _signed_message,
-    build_records,
-    decode_png,
-    open_sealed,
-    read_header,
-    seal,
-    trusted_signers,
-)
+from edged.stages.privacy.records import build_records
 from tests.privacy_support import key_material, meta, photos
 
 
@@ -161,7 +155,7 @@ def test_other_recipient_key_cannot_open_even_with_forged_header(sealed_face) ->
 def test_a_record_field_of_the_wrong_kind_is_a_format_error(sealed_face, where: str, value: object) -> None:
     """A signed record's plaintext with a value of the wrong kind is refused as a format error
     naming the field, never a TypeError or ValueError from deeper down."""
-    from edged.stages.privacy.records import decode_record, encode_record
+    from edged.link.records import decode_record, encode_record
     m = cbor2.loads(encode_record(sealed_face[1]))
     if where in ("box", "sig_shape"):
         m["regions"][0][where] = value
@@ -169,3 +163,99 @@ def test_a_record_field_of_the_wrong_kind_is_a_format_error(sealed_face, where: 
         m[where] = value
     with pytest.raises(RecordFormatError, match=where):
         decode_record(cbor2.dumps(m))
+
+
+@pytest.mark.parametrize(("where", "change"), [
+    ("v", {"v": True}), ("image", {"image": None}), ("frame", {"frame": 1.5}), ("t", {"t": "now"}),
+    ("size", {"size": [0, 48]}), ("size", {"size": [64]}), ("regions", {"regions": 5}),
+    ("overlaps", {"overlaps": [{"cats": ["face"], "rk": ["k"], "c": b""}]}), ("category", {"category": None}),
+])
+def test_a_missing_or_odd_record_field_is_a_format_error_naming_it(sealed_face, where: str, change: dict) -> None:
+    from edged.link.records import decode_record, encode_record
+    m = {**cbor2.loads(encode_record(sealed_face[1])), **change}
+    with pytest.raises(RecordFormatError, match=where):
+        decode_record(cbor2.dumps(m))
+    del m[where]
+    with pytest.raises(RecordFormatError, match=f"{where}: missing"):
+        decode_record(cbor2.dumps(m))
+
+
+@pytest.mark.parametrize(("where", "value", "named"), [
+    ("track", True, r"regions\[0\]\.track: expected int, got bool"), ("type", b"face", r"regions\[0\]\.type"),
+    ("x", -1, r"regions\[0\]\.x: expected int >= 0"), ("w", 0, r"regions\[0\]\.w: expected int >= 1"),
+    ("angle", "0", r"regions\[0\]\.angle"), ("score", None, r"regions\[0\]\.score"),
+    ("detected", 1, r"regions\[0\]\.detected"), ("crop", "aGVsbG8=", r"regions\[0\]\.crop: expected bytes, got str"),
+    ("sig", b"short", r"regions\[0\]: 'sig' has 5 bytes, 'sig_shape'"),
+    ("masked", [[0, 0, 999, 1]], r"regions\[0\]: masked rectangle 0 \[0, 0, 999, 1\] is not inside"),
+    ("masked", [[0, 0, 1]], r"regions\[0\]\.masked\[0\]: expected array of length 4"),
+])
+def test_a_missing_or_odd_region_field_is_a_format_error_naming_it(sealed_face, where: str, value: object,
+                                                                   named: str) -> None:
+    from edged.link.records import decode_record, encode_record
+    m = cbor2.loads(encode_record(sealed_face[1]))
+    m["regions"][0][where] = value
+    with pytest.raises(RecordFormatError, match=named):
+        decode_record(cbor2.dumps(m))
+    del m["regions"][0][where]
+    with pytest.raises(RecordFormatError, match=rf"regions\[0\]\.{where}: missing"):
+        decode_record(cbor2.dumps(m))
+
+
+@pytest.mark.parametrize("field", ["rk", "sk", "cat", "image", "video"])
+def test_a_missing_or_odd_header_field_is_a_format_error_naming_it(sealed_face, field: str) -> None:
+    m = _parts(sealed_face[0])
+    h = cbor2.loads(m["h"])
+    with pytest.raises(RecordFormatError, match=f"header: field {field}: expected str, got int"):
+        read_header(cbor2.dumps({**m, "h": cbor2.dumps({**h, field: 7})}))
+    del h[field]
+    with pytest.raises(RecordFormatError, match=f"header: field {field}: missing"):
+        read_header(cbor2.dumps({**m, "h": cbor2.dumps(h)}))
+
+
+# ------------------------------------------------------------------------- records sealed earlier
+FIXTURES = Path(__file__).parent / "data" / "sealed_records"
+"""Records sealed, with fixed keys, by the encoder as it stood before the format moved to ``edged.link``,
+and what that code opened from them (``opened.json``: every field with its Python type, bytes in hex)."""
+
+
+def _fixture_keys() -> tuple[SigningKey, PrivateKey, PrivateKey]:
+    """The device, face and plate keys the fixtures were sealed with."""
+    return SigningKey(bytes(range(32))), PrivateKey(bytes(range(32, 64))), PrivateKey(bytes(range(64, 96)))
+
+
+def _plain(value: object) -> object:
+    """A record, header or overlap as plain JSON values: fields by name, each scalar with its type."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, bytes):
+        return value.hex()
+    return [type(value).__name__, value]
+
+
+@pytest.mark.parametrize(("name", "category"), [("v2_face", "face"), ("v2_plate", "plate"), ("v1_face", "face")])
+def test_records_sealed_earlier_open_as_they_did_and_reencode_to_the_same_bytes(name: str, category: str) -> None:
+    from edged.link.records import encode_record
+    device, face, plate = _fixture_keys()
+    key = {"face": face, "plate": plate}[category]
+    sealed = (FIXTURES / f"{name}.cbor").read_bytes()
+    opened = json.loads((FIXTURES / "opened.json").read_text())
+    record = open_sealed(sealed, key, trusted_signers([device.verify_key]))
+    assert _plain(record) == opened[name]
+    assert _plain(read_header(sealed)) == opened[f"{name}.header"]
+    container = _parts(sealed)
+    assert encode_record(record) == SealedBox(key).decrypt(container["c"])
+    assert _parts(seal(record, key.public_key, device))["h"] == container["h"]
+
+
+def test_an_overlap_sealed_earlier_opens_as_it_did() -> None:
+    from edged.link.records import encode_overlap
+    from edged.link.sealing import open_overlap
+    device, face, plate = _fixture_keys()
+    record = open_sealed((FIXTURES / "v2_plate.cbor").read_bytes(), plate, trusted_signers([device.verify_key]))
+    ring = {sealing_key_id(face.public_key): face, sealing_key_id(plate.public_key): plate}
+    overlap = open_overlap(record.overlaps[0], ring, record.image_id)
+    assert _plain(overlap) == json.loads((FIXTURES / "opened.json").read_text())["overlap"]
+    inner = SealedBox(plate).decrypt(SealedBox(face).decrypt(record.overlaps[0].ciphertext))
+    assert encode_overlap(overlap) == inner

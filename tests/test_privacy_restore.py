@@ -20,16 +20,9 @@ from edged.core.keys import (
 )
 from edged.core.types import Frame
 from edged.link import wire
+from edged.link.sealing import open_sealed, seal, seal_overlap, trusted_signers
 from edged.stages.privacy.deid import FrameDeidentifier, sensitive_regions
-from edged.stages.privacy.records import (
-    attach_overlaps,
-    build_overlaps,
-    build_records,
-    open_sealed,
-    seal,
-    seal_overlap,
-    trusted_signers,
-)
+from edged.stages.privacy.records import attach_overlaps, build_overlaps, build_records
 from edged.stages.privacy.stabilize import StableDeidentifier
 from edged.stages.privacy.stage import PrivacyStage
 from edged.stages.select.package import UploadPackage
@@ -236,7 +229,7 @@ def test_cli_refusals_are_one_clear_line(platform, capsys) -> None:
 def test_deidentification_check_survives_jpeg_and_catches_bare_regions(method: str) -> None:
     """The check's two sides, region by region: de-identified (even after JPEG at quality 30) passes;
     bare (even after JPEG at quality 30, which removes much of the detail) fails."""
-    from edged.stages.privacy.records import decode_png
+    from edged.link.crops import decode_png
     from edged_platform.restore import check_region
 
     def jpeg(a):

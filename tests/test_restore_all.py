@@ -30,8 +30,9 @@ from edged.core.keys import (
 )
 from edged.core.types import Frame
 from edged.link import wire
+from edged.link.crops import decode_png, masked_pixels
 from edged.link.outbox import Outbox
-from edged.stages.privacy.records import SensitiveRecord, decode_png, masked_pixels
+from edged.link.records import SensitiveRecord
 from edged.stages.privacy.stage import PrivacyStage
 from edged_platform import restore, store
 from edged_platform.restore import RestoreError, check_region, open_overlaps, open_records, restore_image

@@ -14,7 +14,7 @@ import pytest
 
 from edged.cli import main as edged_main
 from edged.core.keys import generate_device_key, generate_platform_key, load_platform_private_key, load_verify_key
-from edged.stages.privacy.records import open_sealed, trusted_signers
+from edged.link.sealing import open_sealed, trusted_signers
 from edged_platform.search import cli, faces
 
 REAL = Path(__file__).resolve().parent / "data" / "real"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edged.stages.privacy.records import SensitiveRecord
+from edged.link.records import SensitiveRecord
 
 MAX_FRAME_PIXELS = 7680 * 4320
 """Most pixels a frame (a record's image, a package image) may have: 8K UHD, 100 MB as BGR."""

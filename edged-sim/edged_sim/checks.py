@@ -29,8 +29,10 @@ from scipy.optimize import linear_sum_assignment
 
 from edged.core.classes import CLASS_NAMES
 from edged.core.geometry import iou_matrix
+from edged.link.crops import decode_png
+from edged.link.records import RecordError
+from edged.link.sealing import open_sealed, trusted_signers
 from edged.link.wire import Envelope
-from edged.stages.privacy.records import RecordError, decode_png, open_sealed, trusted_signers
 from edged_platform.restore import RestoreError, fill_masked, open_overlaps, overlap_pixels, restore_image
 from edged_platform.store import SegmentStore
 from edged_sim.truth import FACE, Sent, TruthSink, crop_digest

@@ -1,1 +1,1 @@
-"""The way out: signed envelopes, destination names, the persistent outbox and the MQTT uplinks."""
+"""The way out: signed envelopes, sealed records, destination names, the persistent outbox and the MQTT uplinks."""

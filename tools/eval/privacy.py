@@ -46,9 +46,9 @@ from edged.core.classes import class_id
 from edged.core.geometry import iou_matrix
 from edged.core.keys import PrivacyKeys
 from edged.core.types import Detections, Exposure, ExposureMode, Frame, FrameMeta, Position, TrackedObjects
+from edged.link.sealing import open_sealed, trusted_signers
 from edged.stages.pipeline import FrameWork
 from edged.stages.privacy.deid import FrameDeidentifier, SensitiveRegions, sensitive_regions
-from edged.stages.privacy.records import open_sealed, trusted_signers
 from edged.stages.privacy.stage import PrivacyStage, make_deidentifier
 from edged_sim.config import fake_scene_models
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edged.stages.privacy.deid import UNTRACKED
+from edged.link.records import UNTRACKED
 from edged_platform.clips import SensitiveObject, feature_value, group_objects, shown_crop
 from edged_platform.pixels import decode_crop
 from edged_platform.search.db import add_plate_keys, crops_dir

@@ -1,8 +1,8 @@
 """Privacy split: de-identify outgoing images, seal the original crops for the functional
-platforms. Stages here are pure (no I/O); keys are loaded by :mod:`edged.core.keys`."""
+platforms. Stages here are pure (no I/O); keys are loaded by :mod:`edged.core.keys`, the sealed-record
+format is :mod:`edged.link.records`."""
 
 from edged.stages.privacy.deid import FrameDeidentifier, SensitiveRegions, sensitive_regions
-from edged.stages.privacy.records import RecordError, SensitiveRecord, open_sealed, seal
 from edged.stages.privacy.stabilize import StableDeidentifier
 from edged.stages.privacy.stage import PrivacyOutput, PrivacyStage, make_deidentifier
 
@@ -10,12 +10,8 @@ __all__ = [
     "FrameDeidentifier",
     "PrivacyOutput",
     "PrivacyStage",
-    "RecordError",
-    "SensitiveRecord",
     "SensitiveRegions",
     "StableDeidentifier",
     "make_deidentifier",
-    "open_sealed",
-    "seal",
     "sensitive_regions",
 ]

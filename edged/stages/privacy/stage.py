@@ -19,6 +19,7 @@ from edged.core.keys import PrivacyKeys
 from edged.core.types import Detections, Frame, TrackedObjects
 from edged.link import wire
 from edged.link.destinations import destination
+from edged.link.sealing import seal, seal_overlap
 from edged.stages.pipeline import FrameWork
 from edged.stages.privacy.deid import (
     Deidentifier,
@@ -27,7 +28,7 @@ from edged.stages.privacy.deid import (
     sensitive_regions,
     within_unconfident_budget,
 )
-from edged.stages.privacy.records import attach_overlaps, build_overlaps, build_records, seal, seal_overlap
+from edged.stages.privacy.records import attach_overlaps, build_overlaps, build_records
 from edged.stages.privacy.stabilize import StableDeidentifier
 
 SENSITIVE_KIND = "sensitive"
