@@ -83,11 +83,10 @@ def predict_blocks(mean: np.ndarray, cov: np.ndarray, dt: float, noise: KalmanNo
         return
     q = _process_noise(mean, dt, noise)
     mean[:, :_NDIM] += dt * mean[:, _NDIM:]
-    pos, cross, vel = cov[:, POS_VAR], cov[:, POS_VEL], cov[:, VEL_VAR]
-    # F P F^T: the row step gives pos + dt cross and cross + dt vel, then the column step adds dt (new cross)
-    pos += dt * cross
-    cross += dt * vel
-    pos += dt * cross
+    # F P F^T: the row step gives pos + dt cross and cross + dt vel (both from the old values), then the
+    # column step adds dt (new cross) to pos
+    cov[:, :VEL_VAR] += dt * cov[:, POS_VEL:]
+    cov[:, POS_VAR] += dt * cov[:, POS_VEL]
     cov[:, ::2] += q.reshape(n, 2, _NDIM)
 
 
