@@ -18,7 +18,7 @@ ALLOWED: dict[str, set[str]] = {
     "edged.link": {"edged.core", "edged.config"},
     "edged.stages": {"edged.core", "edged.config", "edged.link"},
     "edged.remote": {"edged.core", "edged.config", "edged.link", "edged.runtime"},
-    "edged.runtime": {"edged.core", "edged.config", "edged.link", "edged.stages", "edged.hal", "edged.remote"},
+    "edged.runtime": {"edged.core", "edged.config", "edged.link", "edged.stages", "edged.hal"},
 }
 """Each room of the device package and the other rooms it may import (the CLI, at the top, may use all)."""
 

@@ -41,7 +41,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal
 
 import msgspec
 import msgspec.inspect as mi
@@ -49,10 +49,24 @@ import msgspec.inspect as mi
 from edged.config import Config, ConfigError, from_dict, load, to_dict
 from edged.core.keys import KeyFileError
 from edged.core.lograte import BoundedLog
-from edged.remote.auth import AUTH_FAILURES, AuthError, TrustedKey, Verified, load_trusted_keys, verify_request
+from edged.remote.auth import (
+    AUTH_FAILURES,
+    AuthError,
+    TrustedKey,
+    Verified,
+    load_trusted_keys,
+    verify_request,
+)
 from edged.remote.policy import PolicyError, Role, check_change
 from edged.remote.redact import REDACTED, keep_redacted, redact, secret_paths
-from edged.remote.store import AppliedRecord, ConfigStore, StartupConfig, StoreError, file_sha256
+from edged.remote.store import (
+    AppliedRecord,
+    ConfigStore,
+    StartupConfig,
+    StoreError,
+    file_sha256,
+)
+from edged.runtime.seams import DaemonView
 
 log = logging.getLogger("edged.remote")
 
@@ -94,14 +108,6 @@ class Access:
 
 MQTT_ACCESS = Access(require_version=True, reads_need_auth=False)
 SERIAL_ACCESS = Access(require_version=False, reads_need_auth=True)
-
-
-class ApplyTarget(Protocol):
-    """What the handler needs of the daemon (``edged.runtime.daemon.Daemon`` is one)."""
-
-    config: Config
-
-    async def apply_config(self, new: Config, up_timeout_s: float = 10.0) -> set[str]: ...
 
 
 REQUEST_FIELDS = {
@@ -272,7 +278,7 @@ class RemoteControl:
         self.base_sha256 = base_sha256
         self.applied_at = applied_at
         self.source = source
-        self.target: ApplyTarget | None = None
+        self.target: DaemonView | None = None
         self.last_error: str | None = None
         self.started = time.monotonic()
         self._lock = asyncio.Lock()
@@ -287,7 +293,7 @@ class RemoteControl:
         return cls(startup.store, startup.version, startup.base_sha256, startup.applied_at, startup.source, trusted)
 
     # -------------------------------------------------------------------------------- plumbing
-    def attach(self, target: ApplyTarget) -> None:
+    def attach(self, target: DaemonView) -> None:
         """Serve requests against ``target`` (idempotent; every service calls it in ``run``)."""
         first = self.target is None
         self.target = target
@@ -325,10 +331,13 @@ class RemoteControl:
             except Exception:  # a listener must not break a command
                 log.exception("event listener failed")
 
-    def _config(self) -> Config:
+    def _target(self) -> DaemonView:
         if self.target is None:
             raise CommandError("stopping", "daemon is not running yet")
-        return self.target.config
+        return self.target
+
+    def _config(self) -> Config:
+        return self._target().config
 
     def state(self) -> dict[str, Any]:
         """The reported config (secrets redacted) and its version: the ``config/state`` document."""
@@ -459,12 +468,11 @@ class RemoteControl:
     def status(self, full: bool = True) -> dict[str, Any]:
         """Health and version; ``full=False`` (an unsigned console) leaves out where the config
         came from and the last error, which may name hosts or files."""
-        target = self.target
         config = self._config()
-        stop = getattr(target, "stop", None)
-        stopping = bool(stop is not None and stop.event.is_set())
-        heartbeat = getattr(target, "heartbeat", 0.0) or 0.0
-        stats = getattr(target, "stats", None)
+        target = self._target()
+        stopping = target.stop.event.is_set()
+        heartbeat = target.heartbeat
+        stats = target.stats
         body: dict[str, Any] = {
             "state": "stopping" if stopping else ("running" if heartbeat else "starting"),
             "device": config.device.id,
@@ -476,8 +484,7 @@ class RemoteControl:
             "camera": config.camera.backend,
             "last_error": self.last_error,
         }
-        if stats is not None:
-            body["frames"] = {"captured": stats.captured, "processed": stats.processed, "dropped": stats.dropped}
+        body["frames"] = {"captured": stats.captured, "processed": stats.processed, "dropped": stats.dropped}
         body["refused"] = dict(self.refused)
         if not full:
             for key in ("source", "camera", "last_error"):
@@ -486,27 +493,19 @@ class RemoteControl:
 
     def stats(self) -> dict[str, Any]:
         """fps, per-stage latency, queue depths and drops: the ``stats`` document."""
-        target = self.target
-        self._config()
-        stats = getattr(target, "stats", None)
+        target = self._target()
+        stats = target.stats
         body: dict[str, Any] = {"uptime_s": round(time.monotonic() - self.started, 1), "refused": dict(self.refused)}
-        links = getattr(target, "link_status", None)
-        if links is not None:
-            body["links"] = links()
-        if stats is not None:
-            body.update(
-                fps=self._fps.update(stats.processed),
-                captured=stats.captured,
-                processed=stats.processed,
-                dropped=stats.dropped,
-                stage_ms=stats.stage_summary(),
-            )
-        device = getattr(target, "device_stats", None)
-        if callable(device):
-            body.update(device())
-        depths = getattr(target, "queue_depths", None)
-        if callable(depths):
-            body["queues"] = {name: {"depth": n, "capacity": cap} for name, (n, cap) in depths().items()}
+        body["links"] = target.link_status()
+        body.update(
+            fps=self._fps.update(stats.processed),
+            captured=stats.captured,
+            processed=stats.processed,
+            dropped=stats.dropped,
+            stage_ms=stats.stage_summary(),
+        )
+        body.update(target.device_stats())
+        body["queues"] = {name: {"depth": n, "capacity": cap} for name, (n, cap) in target.queue_depths().items()}
         return body
 
     async def _set(self, req: Request, source: str, access: Access, role: Role, signed: bool) -> dict[str, Any]:
@@ -524,8 +523,7 @@ class RemoteControl:
         target = self.target
         assert target is not None
         async with self._lock:
-            stop = getattr(target, "stop", None)
-            if stop is not None and stop.event.is_set():
+            if target.stop.event.is_set():
                 raise CommandError("stopping", "daemon is stopping; config not applied")
             current = self._config()
             version = req.version if req.version is not None else self.version + 1
@@ -551,8 +549,7 @@ class RemoteControl:
         if target is None:
             raise CommandError("stopping", "daemon is not running yet")
         async with self._lock:
-            stop = getattr(target, "stop", None)
-            if stop is not None and stop.event.is_set():
+            if target.stop.event.is_set():
                 raise CommandError("stopping", "daemon is stopping; config file not reloaded")
             current = self._config()
             label = f"config file {path}"

@@ -42,6 +42,7 @@ from edged.config import MqttRemoteConfig, resolve_path
 from edged.core.lograte import BoundedLog
 from edged.link.mqtt import Backoff, client_id, tls_context
 from edged.remote.commands import MQTT_ACCESS, RemoteControl
+from edged.runtime.seams import DaemonView
 
 log = logging.getLogger("edged.remote.mqtt")
 
@@ -75,7 +76,7 @@ def reply_topic_allowed(topic: Any, reply_topic: str) -> bool:
 
 
 class MqttService:
-    """The MQTT command service (a daemon :class:`~edged.runtime.daemon.Service`)."""
+    """The MQTT command service (a daemon :class:`~edged.runtime.seams.Service`)."""
 
     name = "remote-mqtt"
 
@@ -85,7 +86,7 @@ class MqttService:
         """Set while connected and subscribed (tests wait on it)."""
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue(EVENT_BACKLOG)
         self._device_events: asyncio.Queue[dict[str, Any]] = asyncio.Queue(DEVICE_EVENT_BACKLOG)
-        self._daemon: Any = None
+        self._daemon: DaemonView | None = None
         self.device_events_dropped = 0
         self._up = False
         self.replies_redirected = 0
@@ -94,18 +95,17 @@ class MqttService:
         """One line a minute at most for what a busy or hostile client can repeat."""
 
     # ----------------------------------------------------------------------------------- service
-    async def run(self, daemon: Any) -> None:
+    async def run(self, daemon: DaemonView) -> None:
         self.control.attach(daemon)
         remove = self.control.add_listener(self._on_event)
         self._daemon = daemon
-        listeners = getattr(daemon, "event_listeners", None)
-        if listeners is not None:
-            listeners.append(self._on_device_event)
+        listeners = daemon.event_listeners
+        listeners.append(self._on_device_event)
         try:
             await self._loop(daemon)
         finally:
             remove()
-            if listeners is not None and self._on_device_event in listeners:
+            if self._on_device_event in listeners:
                 listeners.remove(self._on_device_event)
             self.connected.clear()
 
@@ -125,7 +125,7 @@ class MqttService:
             self._bounded_log.warning("device_event_backlog", "MQTT health/track event backlog full; oldest event dropped")
         self._device_events.put_nowait(event)
 
-    async def _loop(self, daemon: Any) -> None:
+    async def _loop(self, daemon: DaemonView) -> None:
         backoff: Backoff | None = None
         while not daemon.drained.is_set():
             wanted = (daemon.config.device.id, daemon.config.remote.mqtt)
@@ -148,13 +148,13 @@ class MqttService:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(daemon.drained.wait(), delay)
 
-    async def _wait_change(self, daemon: Any, wanted: tuple[str, MqttRemoteConfig]) -> None:
+    async def _wait_change(self, daemon: DaemonView, wanted: tuple[str, MqttRemoteConfig]) -> None:
         while not daemon.drained.is_set() and (daemon.config.device.id, daemon.config.remote.mqtt) == wanted:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(daemon.drained.wait(), 1.0)
 
     async def _session(
-        self, daemon: Any, settings: tuple[str, MqttRemoteConfig], wanted: tuple[str, MqttRemoteConfig]
+        self, daemon: DaemonView, settings: tuple[str, MqttRemoteConfig], wanted: tuple[str, MqttRemoteConfig]
     ) -> None:
         device_id, cfg = settings
         t = topics(device_id)
@@ -207,7 +207,7 @@ class MqttService:
                 await client.publish(t["status"], b"offline", qos=1, retain=True, timeout=2.0)
             log.info("MQTT: status offline, disconnecting")
 
-    async def _watch(self, daemon: Any, wanted: tuple[str, MqttRemoteConfig]) -> None:
+    async def _watch(self, daemon: DaemonView, wanted: tuple[str, MqttRemoteConfig]) -> None:
         """Return when the daemon is drained or the configured connection settings change."""
         while not daemon.drained.is_set():
             if (daemon.config.device.id, daemon.config.remote.mqtt) != wanted:
@@ -320,7 +320,7 @@ class MqttService:
         if event.get("event") == "config_applied":
             await client.publish(t["config/state"], _json(self.control.state()), qos=1, retain=True)
 
-    async def _publish_stats(self, client: aiomqtt.Client, t: dict[str, str], daemon: Any) -> None:
+    async def _publish_stats(self, client: aiomqtt.Client, t: dict[str, str], daemon: DaemonView) -> None:
         while True:
             await asyncio.sleep(daemon.config.remote.stats_period_s)
             await client.publish(t["stats"], _json(self.control.stats()), qos=0)

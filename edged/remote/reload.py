@@ -14,11 +14,10 @@ import contextlib
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 from edged.remote.commands import CommandError, RemoteControl
-from edged.runtime.daemon import ApplyError
 from edged.runtime.notify import Notifier
+from edged.runtime.seams import ApplyError, DaemonView
 
 log = logging.getLogger("edged.remote.reload")
 
@@ -28,7 +27,7 @@ ones and says so."""
 
 
 class FileReloadService:
-    """Applies the config file again on every reload request (a daemon :class:`~edged.runtime.daemon.Service`)."""
+    """Applies the config file again on every reload request (a daemon :class:`~edged.runtime.seams.Service`)."""
 
     name = "config-reload"
 
@@ -39,7 +38,7 @@ class FileReloadService:
         self.reloads = 0
         self.failed = 0
 
-    async def run(self, daemon: Any) -> None:
+    async def run(self, daemon: DaemonView) -> None:
         self.control.attach(daemon)
         try:
             while not daemon.drained.is_set():
@@ -56,7 +55,7 @@ class FileReloadService:
         finally:
             self.notifier.close()
 
-    async def _reload(self, daemon: Any) -> None:
+    async def _reload(self, daemon: DaemonView) -> None:
         """One reload, bracketed by RELOADING=1 and READY=1 once systemd was told the daemon is ready."""
         told = bool(daemon.heartbeat)  # READY=1 went out with the first frame (edged.runtime.notify)
         if told:

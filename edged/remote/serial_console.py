@@ -47,6 +47,7 @@ from edged.config import SerialRemoteConfig
 from edged.core.lograte import BoundedLog
 from edged.remote.auth import AUTH_FAILURES, verify_request
 from edged.remote.commands import SERIAL_ACCESS, CommandError, RemoteControl
+from edged.runtime.seams import DaemonView
 
 log = logging.getLogger("edged.remote.serial")
 
@@ -271,7 +272,7 @@ class LineQueue:
 
 
 class SerialConsoleService:
-    """The serial console (a daemon :class:`~edged.runtime.daemon.Service`); port and baud come from
+    """The serial console (a daemon :class:`~edged.runtime.seams.Service`); port and baud come from
     ``remote.serial`` of the running config unless given here.
 
     Back-off: a refused line (a failed signature; in signed mode also an unsigned or malformed line)
@@ -302,11 +303,11 @@ class SerialConsoleService:
         self._log = BoundedLog(log)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="serial-write")
 
-    def _wanted(self, daemon: Any) -> SerialRemoteConfig:
+    def _wanted(self, daemon: DaemonView) -> SerialRemoteConfig:
         s: SerialRemoteConfig = daemon.config.remote.serial
         return s
 
-    async def run(self, daemon: Any) -> None:
+    async def run(self, daemon: DaemonView) -> None:
         self.control.attach(daemon)
         last_error = ""
         try:
@@ -355,14 +356,14 @@ class SerialConsoleService:
         return serial.Serial(port, baud, timeout=0, write_timeout=2.0, exclusive=True)
 
     @staticmethod
-    async def _wait(daemon: Any, changed: Any, seconds: float) -> None:
+    async def _wait(daemon: DaemonView, changed: Any, seconds: float) -> None:
         loop = asyncio.get_running_loop()
         end = loop.time() + seconds
         while not daemon.drained.is_set() and not changed() and loop.time() < end:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(daemon.drained.wait(), min(0.5, max(0.0, end - loop.time())))
 
-    async def _session(self, daemon: Any, ser: Any, settings: SerialRemoteConfig) -> None:
+    async def _session(self, daemon: DaemonView, ser: Any, settings: SerialRemoteConfig) -> None:
         loop = asyncio.get_running_loop()
         lines = LineQueue(QUEUE_LINES, max(4 * settings.max_line_bytes, 1 << 16))
         splitter = LineSplitter(settings.max_line_bytes)
@@ -408,7 +409,7 @@ class SerialConsoleService:
             self._log.warning("dropped", f"serial console: lines dropped: more than {QUEUE_LINES} were waiting")
             lines.dropped = 0
 
-    async def _line(self, daemon: Any, ser: Any, settings: SerialRemoteConfig, at: float, item: bytes | None) -> None:
+    async def _line(self, daemon: DaemonView, ser: Any, settings: SerialRemoteConfig, at: float, item: bytes | None) -> None:
         """Serve one received line, or discard it when it came during a pause (class doc)."""
         loop = asyncio.get_running_loop()
         signed_mode = daemon.config.remote.auth.mode == "signed"
@@ -453,7 +454,7 @@ class SerialConsoleService:
             return "open" if request.get("cmd") in ("status", "stats") else "other"
         return "open" if text.lower() in OPEN_WORDS else "other"
 
-    def _verifies(self, item: bytes | None, daemon: Any) -> bool:
+    def _verifies(self, item: bytes | None, daemon: DaemonView) -> bool:
         """Whether ``item`` carries a valid signature by a trusted key for this device."""
         try:
             request = json.loads(item or b"")

@@ -28,6 +28,7 @@ from edged.core.paths import private_dir, write_private
 from edged.core.types import CapturedImage, ExposureMode, Frame, FrameMeta, Position
 from edged.hal.base import Camera, EndOfStream, Pacing
 from edged.runtime.exposure import ExposureCommand, ExposureController
+from edged.runtime.seams import ApplyError, LinkReporter, Service
 from edged.runtime.stats import RunStats, device_stats, plain
 from edged.stages.pipeline import FrameWork, Pipeline, Stage
 
@@ -82,18 +83,6 @@ class StopState:
             self.event.set()
 
 
-class Service(Protocol):
-    """A long-running companion task (uplink, remote control, watchdog).
-
-    ``run`` starts with the daemon; it must return soon after ``daemon.drained`` is set (every
-    captured frame processed and sunk), finishing its own work first (e.g. a last outbox flush).
-    """
-
-    name: str
-
-    async def run(self, daemon: Daemon) -> None: ...
-
-
 def write_summary(path: Path, summary: dict[str, Any]) -> bool:
     """Write the run summary atomically and private; on failure log why and the summary itself (one line)."""
     try:
@@ -124,10 +113,6 @@ class Builder(Protocol):
     def adopt(self, stages: list[Stage]) -> None:
         """After a rollback: these (the running) stages are current again, for later reuse."""
         ...
-
-
-class ApplyError(RuntimeError):
-    """A new config could not be applied; the daemon is back on the previous one."""
 
 
 CAMERA_SECTIONS = frozenset({"camera", "exposure"})
@@ -194,9 +179,8 @@ class Daemon:
         """Per destination: connection, measured rate, backlog and drain estimate (services that have links)."""
         out: dict[str, dict[str, Any]] = {}
         for service in self.services:
-            status = getattr(service, "link_status", None)
-            if status is not None:
-                out.update(status())
+            if isinstance(service, LinkReporter):
+                out.update(service.link_status())
         return out
 
     def request_stop(self, reason: str) -> None:

@@ -22,6 +22,8 @@ import socket
 import time
 from typing import Any
 
+from edged.runtime.seams import DaemonView
+
 log = logging.getLogger("edged.runtime.notify")
 
 RECOVERY_POLL_S = 0.5
@@ -83,7 +85,7 @@ def watchdog_interval_s(environ: dict[str, str] | None = None) -> float | None:
 
 
 class NotifyService:
-    """READY / WATCHDOG / STOPPING for systemd (a daemon :class:`~edged.runtime.daemon.Service`).
+    """READY / WATCHDOG / STOPPING for systemd (a daemon :class:`~edged.runtime.seams.Service`).
 
     Works with anything that has ``heartbeat`` (monotonic time of the last processed frame, 0 before
     the first), ``stop.event``, ``drained`` and ``config.systemd.heartbeat_stale_s``.
@@ -103,10 +105,10 @@ class NotifyService:
         self.pings = 0
         self.withheld = 0
 
-    def _stale_s(self, daemon: Any) -> float:
+    def _stale_s(self, daemon: DaemonView) -> float:
         return self.stale_s if self.stale_s is not None else daemon.config.systemd.heartbeat_stale_s
 
-    async def run(self, daemon: Any) -> None:
+    async def run(self, daemon: DaemonView) -> None:
         if not self.notifier.enabled:
             await daemon.drained.wait()
             return
@@ -122,12 +124,12 @@ class NotifyService:
         finally:
             self.notifier.close()
 
-    async def _on_stop(self, daemon: Any) -> None:
+    async def _on_stop(self, daemon: DaemonView) -> None:
         await _first(daemon.stop.event.wait(), daemon.drained.wait())
-        reason = getattr(daemon.stop, "reason", "") or "stop requested"
+        reason = daemon.stop.reason or "stop requested"
         self.notifier.send("STOPPING=1", f"STATUS=stopping ({reason}), finishing frames in flight")
 
-    async def _wait_first_frame(self, daemon: Any) -> bool:
+    async def _wait_first_frame(self, daemon: DaemonView) -> bool:
         """True once a frame has passed; False if the daemon drained first."""
         while not daemon.heartbeat:
             if daemon.drained.is_set() or daemon.stop.event.is_set():
@@ -136,7 +138,7 @@ class NotifyService:
                 await asyncio.wait_for(daemon.drained.wait(), 0.05)
         return True
 
-    async def _watchdog(self, daemon: Any) -> None:
+    async def _watchdog(self, daemon: DaemonView) -> None:
         if self.interval_s is None:
             await daemon.drained.wait()
             return

@@ -55,8 +55,7 @@ def folder_problems(config: Config) -> list[str]:
 
 def key_problems(config: Config) -> list[str]:
     """The device signing key, the functional platforms' keys and the trusted operator keys."""
-    from edged.core.keys import KeyFileError, check_keys
-    from edged.remote.auth import load_trusted_keys
+    from edged.core.keys import KeyFileError, check_keys, load_operator_verify_key
 
     problems = []
     try:
@@ -64,7 +63,8 @@ def key_problems(config: Config) -> list[str]:
     except KeyFileError as err:
         problems.append(str(err))
     try:
-        load_trusted_keys(config.remote.auth.operator_keys, config.remote.auth.admin_keys)
+        for path in (*config.remote.auth.operator_keys, *config.remote.auth.admin_keys):
+            load_operator_verify_key(resolve_path(path))  # as the remote control loads its trusted keys
     except KeyFileError as err:
         problems.append(f"remote.auth: {err}")
     return problems
