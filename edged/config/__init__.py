@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from edged.config.base import ConfigError, FloatIn, Fraction, IntIn, Section
+from edged.config.base import Bounds, ConfigError, FloatIn, Fraction, IntIn, Section
 from edged.config.broker import BrokerConfig
 from edged.config.calibration import CalibrationConfig
 from edged.config.camera import CameraConfig, FileCameraConfig, PiCameraConfig, V4l2CameraConfig
@@ -32,20 +32,20 @@ from edged.config.device import DeviceConfig, PositionConfig
 from edged.config.exposure import ExposureConfig
 from edged.config.health import HealthConfig
 from edged.config.outbox import OutboxConfig
-from edged.config.plugins import BUILTIN_BACKENDS, check_backend, load_plugin
 from edged.config.output import OutputConfig
 from edged.config.pipeline import PipelineConfig
+from edged.config.plugins import BUILTIN_BACKENDS, check_backend, load_plugin
 from edged.config.privacy import PrivacyConfig
 from edged.config.remote import MqttRemoteConfig, RemoteAuthConfig, RemoteConfig, SerialRemoteConfig
 from edged.config.select import SelectConfig
 from edged.config.systemd import SystemdConfig
 from edged.config.track import TrackConfig
 from edged.config.uplink import UplinkBrokerConfig, UplinkConfig
-from edged.core.paths import SHIPPED_MODELS, model_file
-from edged.core.paths import resolve_path  # noqa: F401 (re-exported for the config's users)
+from edged.core.paths import SHIPPED_MODELS, model_file, resolve_path
 
 __all__ = [
-    "COCO_LABELS", "MAX_CONFIG_BYTES", "MAX_TILES_PER_FRAME", "BrokerConfig", "CalibrationConfig", "CameraConfig",
+    "COCO_LABELS", "MAX_CONFIG_BYTES", "MAX_TILES_PER_FRAME", "Bounds", "BrokerConfig", "CalibrationConfig",
+    "CameraConfig",
     "Config", "ConfigError", "DetectConfig", "DeviceConfig", "ExposureConfig", "FileCameraConfig", "FloatIn",
     "Fraction", "HealthConfig", "IntIn", "ModelConfig", "MqttRemoteConfig", "OutboxConfig", "OutputConfig",
     "PiCameraConfig", "PipelineConfig", "PositionConfig", "PrivacyConfig", "RemoteAuthConfig", "RemoteConfig",

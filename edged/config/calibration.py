@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from edged.config.base import FloatIn, Section
+from edged.config.base import Bounds, Section
 
 
 class CalibrationConfig(Section):
@@ -17,26 +17,26 @@ class CalibrationConfig(Section):
     """``none`` (ground points are NaN), ``homography`` (the 3x3 ``homography``, pixels -> ground
     metres) or ``pinhole`` (intrinsics, mounting height and angles); ``none`` by default, as a made-up
     calibration gives wrong positions that look right."""
-    homography: list[list[FloatIn(-1e9, 1e9)]] = msgspec.field(
+    homography: list[list[Annotated[float, Bounds(-1e9, 1e9)]]] = msgspec.field(
         default_factory=lambda: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
     )
     """Row-major 3x3 image (u, v, 1) -> ground (x, y, 1), e.g. from ``cv2.findHomography`` on four or
     more surveyed road markings."""
-    fx: FloatIn(1, 1e6) = 1000.0
+    fx: Annotated[float, Bounds(1, 1e6)] = 1000.0
     """Focal length in pixels (from ``cv2.calibrateCamera``)."""
-    fy: FloatIn(1, 1e6) = 1000.0
-    cx: FloatIn(-1e5, 1e5) | None = None
+    fy: Annotated[float, Bounds(1, 1e6)] = 1000.0
+    cx: Annotated[float, Bounds(-1e5, 1e5)] | None = None
     """Principal point; ``None`` is the image centre."""
-    cy: FloatIn(-1e5, 1e5) | None = None
-    distortion: list[FloatIn(-1e3, 1e3)] = []
+    cy: Annotated[float, Bounds(-1e5, 1e5)] | None = None
+    distortion: list[Annotated[float, Bounds(-1e3, 1e3)]] = []
     """OpenCV distortion coefficients (k1, k2, p1, p2[, k3...]); empty for none."""
-    height_m: FloatIn(0.1, 1000) = 6.0
+    height_m: Annotated[float, Bounds(0.1, 1000)] = 6.0
     """Camera height above the road: 6 m is a typical roadside pole."""
     pitch_deg: Annotated[float, msgspec.Meta(gt=0, le=90)] = 15.0
     """Downward tilt of the optical axis below the horizon (must be > 0 to see the ground)."""
-    yaw_deg: FloatIn(-360, 360) = 0.0
+    yaw_deg: Annotated[float, Bounds(-360, 360)] = 0.0
     """Compass bearing of the optical axis, degrees clockwise from north."""
-    roll_deg: FloatIn(-360, 360) = 0.0
+    roll_deg: Annotated[float, Bounds(-360, 360)] = 0.0
     """Rotation about the optical axis, clockwise as seen from behind the camera."""
 
     def __post_init__(self) -> None:

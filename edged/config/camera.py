@@ -11,7 +11,7 @@ from typing import Annotated, Any, ClassVar
 
 import msgspec
 
-from edged.config.base import FloatIn, IntIn, Section
+from edged.config.base import Bounds, Section
 from edged.config.plugins import BUILTIN_BACKENDS, check_backend, load_plugin
 
 
@@ -25,15 +25,15 @@ class FileCameraConfig(Section):
 
 class V4l2CameraConfig(Section):
     device: str = "/dev/video0"
-    gain_unity_value: IntIn(0, 1_000_000) | None = None
+    gain_unity_value: Annotated[int, Bounds(0, 1_000_000)] | None = None
     """Gain control value that means 1x. Unset: the control's minimum (drivers start at unity)."""
-    gain_units_per_x: FloatIn(0.001, 10_000) = 16.0
+    gain_units_per_x: Annotated[float, Bounds(0.001, 10_000)] = 16.0
     """Gain control units per 1x of linear gain (gain = 1 + (value - unity) / units); 16 suits common
     OmniVision sensors, but V4L2 gives no scale, so set it for your camera."""
 
 
 class PiCameraConfig(Section):
-    camera_num: IntIn(0, 7) = 0
+    camera_num: Annotated[int, Bounds(0, 7)] = 0
 
 
 class CameraConfig(Section):
@@ -45,9 +45,9 @@ class CameraConfig(Section):
     height: Annotated[int, msgspec.Meta(ge=64, le=8192)] | None = None
     """Frame size (px): unset, a file source keeps its own size and the others use ``DEFAULT_SIZE``;
     set both to resize (file, v4l2) or to pick the sensor mode (picamera2)."""
-    sensor_size: tuple[IntIn(64, 16_384), IntIn(64, 16_384)] = (1920, 1080)
+    sensor_size: tuple[Annotated[int, Bounds(64, 16_384)], Annotated[int, Bounds(64, 16_384)]] = (1920, 1080)
     """The largest frame (width, height) a remote ``set`` may ask for: the sensor's native size."""
-    segment_s: FloatIn(1, 3600) = 60.0
+    segment_s: Annotated[float, Bounds(1, 3600)] = 60.0
     """Length (s) of a video segment: its frames share a ``video_id`` and platforms store one file
     per segment."""
     file: FileCameraConfig = msgspec.field(default_factory=FileCameraConfig)

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from edged.config.base import FloatIn, Fraction, IntIn, Section
+from edged.config.base import Bounds, Fraction, Section
 
 
 class ScanConfig(Section):
@@ -18,7 +18,7 @@ class ScanConfig(Section):
     stream (and every photo) is searched whole."""
 
     enabled: bool = False
-    scale: FloatIn(0.25, 8) = 2.0
+    scale: Annotated[float, Bounds(0.25, 8)] = 2.0
     """Model input pixels per frame pixel in a window: a window covers the model input divided by
     this, so a 16 px face reaches the size the model finds reliably."""
     overlap: Fraction = 0.5
@@ -41,7 +41,7 @@ class ScanConfig(Section):
     explained_min_score: Fraction = 0.3
     """Least score of an explaining box (as a crop seed's ``crop_min_score``): weak boxes, such as a
     person box over a whole crowd, explain nothing."""
-    motion_levels: FloatIn(0, 255) = 6.0
+    motion_levels: Annotated[float, Bounds(0, 255)] = 6.0
     """A cell of 8 x 8 pixels has changed when its mean grey level moved by more than this since
     the last frame."""
 
@@ -56,7 +56,7 @@ class ModelConfig(Section):
     layout: Literal["ssd", "yolov5", "yolov8", "yolo_grid", "centernet", "nanodet", "centerface",
                     "blazeface"]
     """Output layout (see ``edged/stages/detect/decoders.py``); ``yolo_grid`` is edged-det's raw maps."""
-    input_size: tuple[IntIn(8, 4096), IntIn(8, 4096)]
+    input_size: tuple[Annotated[int, Bounds(8, 4096)], Annotated[int, Bounds(8, 4096)]]
     """Model input (width, height)."""
     labels: list[str]
     """Model output index -> edged class name ("" to ignore an output class)."""
@@ -64,7 +64,7 @@ class ModelConfig(Section):
     """Per-class score thresholds; classes not named use ``score_threshold``."""
     score_threshold: Fraction = 0.5
     nms_iou: Fraction = 0.45
-    input_range: tuple[FloatIn(-1e4, 1e4), FloatIn(-1e4, 1e4)] | None = None
+    input_range: tuple[Annotated[float, Bounds(-1e4, 1e4)], Annotated[float, Bounds(-1e4, 1e4)]] | None = None
     """Float range the model expects pixels mapped into; ``None`` is the layout's usual one:
     (-1, 1) for blazeface and ssd (MobileNet-style), (0, 1) for yolov5/yolov8."""
     resize: Literal["letterbox", "stretch"] = "letterbox"
@@ -111,7 +111,7 @@ within a few hundred ms."""
 
 class TilingConfig(Section):
     enabled: bool = False
-    tile: tuple[IntIn(64, 4096), IntIn(64, 4096)] = (640, 640)
+    tile: tuple[Annotated[int, Bounds(64, 4096)], Annotated[int, Bounds(64, 4096)]] = (640, 640)
     overlap: Fraction = 0.2
     models: list[str] = []
     """Names of the models that also run on tiles (empty: every model)."""
@@ -140,10 +140,11 @@ COCO_LABELS: tuple[str, ...] = tuple(
 
 def default_models() -> list[ModelConfig]:
     """The real-world models shipped with edged (``models/NAME``, installed with the package):
-    ``objects`` (NanoDet) and ``face_frame`` (CenterFace) on the whole frame, ``face`` (BlazeFace) over each person's head, ``face_scan``
-    (the same CenterFace file at 192x128) on enlarged windows for small faces, ``plate``
-    (HyperLPR's plate SSD) in each vehicle box, ``plate_scan`` (the same SSD file) on enlarged
-    windows for plates on vehicles the object model misses (provenance: ``models/MODELS.md``; why: ``docs/TUNING.md``)."""
+    ``objects`` (NanoDet) and ``face_frame`` (CenterFace) on the whole frame, ``face`` (BlazeFace) over each
+    person's head, ``face_scan`` (the same CenterFace file at 192x128) on enlarged windows for small faces,
+    ``plate`` (HyperLPR's plate SSD) in each vehicle box, ``plate_scan`` (the same SSD file) on enlarged
+    windows for plates on vehicles the object model misses (provenance: ``models/MODELS.md``; why:
+    ``docs/TUNING.md``)."""
     return [
         ModelConfig(
             name="objects",

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import msgspec
 
-from edged.config.base import FloatIn, Section
+from edged.config.base import Bounds, Section
 
 
 class PositionConfig(Section):
@@ -14,7 +14,7 @@ class PositionConfig(Section):
 
     lat: Annotated[float, msgspec.Meta(ge=-90, le=90)] = 0.0
     lon: Annotated[float, msgspec.Meta(ge=-180, le=180)] = 0.0
-    alt: FloatIn(-1000, 10_000) = 0.0
+    alt: Annotated[float, Bounds(-1000, 10_000)] = 0.0
 
 
 class DeviceConfig(Section):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from edged.config.base import IntIn, Section
+from edged.config.base import Bounds, Section
 
 
 class OutboxConfig(Section):
@@ -13,7 +13,7 @@ class OutboxConfig(Section):
 
     path: str = "outbox.sqlite"
     """SQLite file; a relative path is relative to ``device.data_dir``."""
-    budget_bytes: IntIn(65_536, 1 << 40) = 1 << 30
+    budget_bytes: Annotated[int, Bounds(65_536, 1 << 40)] = 1 << 30
     """Ring budget (bytes: stored envelopes + 128 B each), capped at start to 80 % of the disk's room;
     1 GiB holds about three hours of a busy road's uploads through an outage."""
     synchronous: Literal["full", "normal"] = "full"
@@ -22,7 +22,7 @@ class OutboxConfig(Section):
     check_on_open: bool = True
     """Run ``PRAGMA quick_check`` at start: a damaged file is reported at once instead of failing
     later; costs about a second per GB."""
-    reserve_bytes: IntIn(0, 1 << 34) = 8 << 20
+    reserve_bytes: Annotated[int, Bounds(0, 1 << 34)] = 8 << 20
     """Disk space (bytes, 0 disables) kept preallocated beside the database (``<path>.reserve``) and
     released when the disk fills, so the outbox can still checkpoint, evict and ack; 8 MiB is twice
     SQLite's usual WAL ceiling plus an image."""

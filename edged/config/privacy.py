@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from edged.config.base import FloatIn, Fraction, Section
+from edged.config.base import Bounds, Fraction, Section
 
 
 class PrivacyConfig(Section):
@@ -19,7 +19,7 @@ class PrivacyConfig(Section):
     """Which pixels of a region are hidden: the whole rectangle (``box``), or the ellipse inscribed
     in it (``ellipse``, a face's outline as deface draws it; it leaves more of the labelled face
     bare, see ``docs/TUNING.md``). The sealed crop is the rectangle either way."""
-    margin: FloatIn(0, 4) = 0.3
+    margin: Annotated[float, Bounds(0, 4)] = 0.3
     """Each side of a region's box is pushed out by this fraction of the box's width (left/right)
     and height (top/bottom), as face boxes cover the inner face only and drift."""
     cells: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
@@ -52,7 +52,7 @@ class PrivacyConfig(Section):
     fill_update: Fraction = 0.05
     """Per-frame weight of the new frame in a track's de-identified field (exponential average; 0.05
     is a time constant of 2 s at 10 fps)."""
-    redraw_levels: FloatIn(0, 255) = 4.0
+    redraw_levels: Annotated[float, Bounds(0, 255)] = 4.0
     """A track's region is redrawn only when its averaged field has moved this many grey levels
     (mean absolute) from what is shown; 4 is below what the eye notices on a blurred patch."""
     categories: list[str] = msgspec.field(default_factory=lambda: ["face", "plate"])

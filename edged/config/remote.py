@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from edged.config.base import FloatIn, IntIn, Section
+from edged.config.base import Bounds, Section
 from edged.config.broker import BrokerConfig
 
 
@@ -15,12 +15,12 @@ class MqttRemoteConfig(BrokerConfig):
 
     enabled: bool = False
     """Off by default: the demo runs without a broker; a roadside config turns it on."""
-    reconnect_min_s: FloatIn(0.1, 3600) = 1.0
+    reconnect_min_s: Annotated[float, Bounds(0.1, 3600)] = 1.0
     """First reconnect delay (s); doubles on each failure up to ``reconnect_max_s``."""
-    reconnect_max_s: FloatIn(0.1, 86_400) = 60.0
+    reconnect_max_s: Annotated[float, Bounds(0.1, 86_400)] = 60.0
     """Longest wait (s) between attempts; a minute bounds the extra downtime after an outage without
     a thousand units hammering a recovering broker."""
-    max_payload_bytes: IntIn(1024, 16 << 20) = 262_144
+    max_payload_bytes: Annotated[int, Bounds(1024, 16 << 20)] = 262_144
     """Larger command payloads are refused unread; a full config is a few kB."""
 
     def __post_init__(self) -> None:
@@ -38,15 +38,15 @@ class SerialRemoteConfig(Section):
     """The usual name of the first USB-serial adapter on Linux."""
     baud: Annotated[int, msgspec.Meta(ge=300, le=4_000_000)] = 115200
     """The common default of terminal programs (picocom, minicom, PuTTY) and USB-UART adapters."""
-    max_line_bytes: IntIn(256, 1 << 20) = 65_536
+    max_line_bytes: Annotated[int, Bounds(256, 1 << 20)] = 65_536
     """Longest request line; a whole config as JSON is a few kB."""
-    auth_backoff_s: FloatIn(0, 60) = 1.0
+    auth_backoff_s: Annotated[float, Bounds(0, 60)] = 1.0
     """Pause (s) after a request that fails authentication (in signed mode also after any refused
     unsigned line), doubling with each such pause in a row up to ``auth_backoff_max_s`` and reset on
     success, so guessing is slow and a mistake costs a moment. Lines that come during the pause are
     discarded unless they are ``status``, ``stats``, ``help`` or validly signed."""
-    auth_backoff_max_s: FloatIn(0, 3600) = 60.0
-    reopen_s: FloatIn(0.1, 3600) = 2.0
+    auth_backoff_max_s: Annotated[float, Bounds(0, 3600)] = 60.0
+    reopen_s: Annotated[float, Bounds(0.1, 3600)] = 2.0
     """How often (s) a missing or unplugged port is retried."""
 
 
@@ -61,10 +61,10 @@ class RemoteAuthConfig(Section):
     policy lets an operator change (``edged/remote/policy.py``)."""
     admin_keys: list[str] = []
     """Public key files that may also change privileged keys: links on or off, timers, queues."""
-    max_version_step: IntIn(1, 1_000_000) = 1000
+    max_version_step: Annotated[int, Bounds(1, 1_000_000)] = 1000
     """A set's version may exceed the applied one by at most this: one command with version 2**53
     cannot lock every later command out."""
-    max_validity_s: FloatIn(10, 7 * 86_400) = 3600.0
+    max_validity_s: Annotated[float, Bounds(10, 7 * 86_400)] = 3600.0
     """A signed command's ``expires`` may lie at most this far (s) ahead of the device's clock; the
     device needs a set clock (NTP or an RTC) for signed commands."""
 
@@ -76,9 +76,9 @@ class RemoteConfig(Section):
     mqtt: MqttRemoteConfig = msgspec.field(default_factory=MqttRemoteConfig)
     serial: SerialRemoteConfig = msgspec.field(default_factory=SerialRemoteConfig)
     auth: RemoteAuthConfig = msgspec.field(default_factory=RemoteAuthConfig)
-    stats_period_s: FloatIn(0.1, 86_400) = 60.0
+    stats_period_s: Annotated[float, Bounds(0.1, 86_400)] = 60.0
     """Period (s) of the ``stats`` message; a minute shows a stall quickly for ~45 MB a month on a
     metered link."""
-    apply_timeout_s: FloatIn(1, 600) = 10.0
+    apply_timeout_s: Annotated[float, Bounds(1, 600)] = 10.0
     """How long (s) a new config has to carry a frame through the pipeline before it is rolled back;
     10 s covers a picamera2 restart and the first frames after AE start."""

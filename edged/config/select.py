@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
-from edged.config.base import FloatIn, Fraction, IntIn, Section
+from edged.config.base import Bounds, Fraction, Section
 
 
 class SelectConfig(Section):
     """Best-image selection: which image of each track qualifies, which is better, and which is
     sent at once rather than through the rate-limited cached queue. Pixels are of the full image."""
 
-    min_width: FloatIn(0, 8192) = 32.0
+    min_width: Annotated[float, Bounds(0, 8192)] = 32.0
     """A track's box (after its first observation) qualifies only this wide (px); 32 px is COCO's
     small/medium boundary."""
-    min_height: FloatIn(0, 8192) = 32.0
+    min_height: Annotated[float, Bounds(0, 8192)] = 32.0
     """Least box height (px) to qualify, same reason as ``min_width``."""
     score1: Fraction = 0.5
     """Least detection score to qualify (conventionally below ``score2``); 0.5 is the usual detector
     operating point."""
     score2: Fraction = 0.7
     """Least score to send immediately: confident enough to spend the uplink at once."""
-    edge1: FloatIn(0, 8192) = 4.0
+    edge1: Annotated[float, Bounds(0, 8192)] = 4.0
     """Least edge distance (px) of a better image, so the object is wholly in view (conventionally
     below ``edge2``); 4 px absorbs box jitter."""
-    edge2: FloatIn(0, 8192) = 32.0
+    edge2: Annotated[float, Bounds(0, 8192)] = 32.0
     """An immediate image's box must be more than this (px) inside every border, well clear of
     truncation even with box error."""
     area_ratio: Fraction = 0.01
@@ -35,12 +37,12 @@ class SelectConfig(Section):
     )
     """Classes whose tracks select best images and appear in upload packages. Sensitive classes
     (face, plate) are left out: their data goes only to the functional platforms."""
-    cached_period_s: FloatIn(0.1, 3600) = 2.0
+    cached_period_s: Annotated[float, Bounds(0.1, 3600)] = 2.0
     """The cached queue sends its oldest package once per this period (s); 2 s is the required
     cached rate."""
-    cached_in_flight: IntIn(1, 1000) = 1
+    cached_in_flight: Annotated[int, Bounds(1, 1000)] = 1
     """Cached packages sent but not yet confirmed; 1 keeps delivery strictly oldest first."""
-    ack_timeout_s: FloatIn(1, 3600) = 30.0
+    ack_timeout_s: Annotated[float, Bounds(1, 3600)] = 30.0
     """A send not confirmed (or failed) within this (s) is retried; 30 s, as a PUBACK takes well
     under a second on a working link."""
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from edged.config.base import FloatIn, Fraction, IntIn, Section
+from typing import Annotated
+
+from edged.config.base import Bounds, Fraction, Section
 
 
 class TrackConfig(Section):
@@ -31,32 +33,32 @@ class TrackConfig(Section):
     min_iou_candidate: Fraction = 0.3
     """Least IoU to extend an unconfirmed candidate (ByteTrack's 0.7 cost for unconfirmed tracks),
     measured on boxes grown by ``candidate_buffer``."""
-    candidate_buffer: FloatIn(0, 10) = 0.5
+    candidate_buffer: Annotated[float, Bounds(0, 10)] = 0.5
     """Fraction of their size by which a candidate's box and the detections grow on every side
     before the IoU (buffered IoU, as C-BIoU), as a candidate's velocity is unknown."""
-    confirm_hits: IntIn(1, 100) = 2
+    confirm_hits: Annotated[int, Bounds(1, 100)] = 2
     """Consecutive matched frames before a candidate becomes a track (an id, reports, uploads); 2
     keeps one-frame false positives out at the cost of one frame of a real object."""
-    lost_buffer_s: FloatIn(0.1, 600) = 3.0
+    lost_buffer_s: Annotated[float, Bounds(0.1, 600)] = 3.0
     """How long (s) an unmatched track coasts on its Kalman prediction before removal; 3 s bridges
     a pedestrian hidden behind a passing bus."""
-    leaving_growth: FloatIn(0, 10) = 0.3
+    leaving_growth: Annotated[float, Bounds(0, 10)] = 0.3
     """A track leaving through a border (its last box clipped there) is never paired with a
     detection more than this fraction wider (taller) than what is left of it: a leaving object only
     shrinks, an entering one grows."""
-    predicted_output_s: FloatIn(0, 60) = 0.5
+    predicted_output_s: Annotated[float, Bounds(0, 60)] = 0.5
     """How long (s) after its last detection a lost track is still reported (``detected=False``,
     predicted box), so privacy keeps covering a face or plate the detector missed for a few frames."""
-    history_len: IntIn(1, 10_000) = 64
+    history_len: Annotated[int, Bounds(1, 10_000)] = 64
     """Observations kept per track (plus its first one): 6.4 s at 10 fps, enough for a trail's
     direction and speed; memory stays bounded for parked cars."""
-    id_block: IntIn(1, 1 << 20) = 1024
+    id_block: Annotated[int, Bounds(1, 1 << 20)] = 1024
     """Track ids reserved per write of the id store; a restart skips at most that many ids."""
-    std_position: FloatIn(1e-6, 10) = 0.05
+    std_position: Annotated[float, Bounds(1e-6, 10)] = 0.05
     """Kalman position noise as a fraction of box size per frame (ByteTrack's 1/20)."""
-    std_velocity: FloatIn(1e-6, 10) = 0.00625
+    std_velocity: Annotated[float, Bounds(1e-6, 10)] = 0.00625
     """Kalman velocity noise as a fraction of box size per frame (ByteTrack's 1/160)."""
-    std_init_velocity: FloatIn(1e-6, 10) = 0.25
+    std_init_velocity: Annotated[float, Bounds(1e-6, 10)] = 0.25
     """Velocity uncertainty of a new track, fraction of box size per frame; wider than ByteTrack's
     10/160, as roadside objects at 10 fps move up to about half their width per frame."""
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import msgspec
 
-from edged.config.base import FloatIn, Fraction, Section
+from edged.config.base import Bounds, Fraction, Section
 from edged.config.broker import BrokerConfig
 
 
@@ -31,24 +31,24 @@ class UplinkConfig(Section):
     functional: dict[Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_-]{0,31}$")], UplinkBrokerConfig] = {}
     """Functional platforms by sensitive category (``face``, ``plate``): destination ``func.<name>``,
     each on its own connection. A category without an entry keeps its records in the outbox."""
-    reconnect_min_s: FloatIn(0.1, 3600) = 1.0
+    reconnect_min_s: Annotated[float, Bounds(0.1, 3600)] = 1.0
     """First reconnect delay (s); doubles on each failure up to ``reconnect_max_s``."""
-    reconnect_max_s: FloatIn(0.1, 86_400) = 60.0
+    reconnect_max_s: Annotated[float, Bounds(0.1, 86_400)] = 60.0
     """Longest wait (s) between attempts; a minute bounds the extra delay after an outage without a
     thousand units hammering a recovering broker."""
     reconnect_jitter: Fraction = 0.5
     """Each delay is drawn from [d*(1-jitter), d]: units that lost the same broker spread out."""
-    connect_timeout_s: FloatIn(1, 600) = 10.0
+    connect_timeout_s: Annotated[float, Bounds(1, 600)] = 10.0
     """Wait (s) for CONNACK; 10 s covers a TCP + TLS handshake over a poor cellular link and bounds a
     broker that refuses silently."""
-    rate_window_s: FloatIn(1, 3600) = 30.0
+    rate_window_s: Annotated[float, Bounds(1, 3600)] = 30.0
     """The link rate is measured over this much recent busy time (s): long enough to average a few
     200 kB images on a 1 Mbit/s link, short enough to follow a cellular link's changes."""
     quality_min: Annotated[int, msgspec.Meta(ge=10, le=100)] = 50
     """Lowest JPEG quality the link may push images to; below ~50 plates blur into blocks."""
     quality_max: Annotated[int, msgspec.Meta(ge=10, le=100)] = 90
     """Quality on a fast link; above 90 files grow fast for little visible gain."""
-    quality_full_rate_bps: FloatIn(1000, 1e10) = 2_000_000.0
+    quality_full_rate_bps: Annotated[float, Bounds(1000, 1e10)] = 2_000_000.0
     """Measured rate (bytes/s) at or above which ``quality_max`` is used, falling linearly to
     ``quality_min`` at zero; 2 MB/s carries ten 200 kB images a second."""
 
