@@ -125,12 +125,12 @@ def _run_daemon(args: argparse.Namespace, early: _StopWhileStarting) -> int:
     except errors as err:
         print(f"edged: cannot start: {err}", file=sys.stderr)
         return 2
-    frames = summary["frames"]
+    frames = summary.frames
     print(
-        f"edged: stopped ({summary['stop_reason']}): captured {frames['captured']}, "
-        f"processed {frames['processed']}, dropped {frames['dropped']}, {summary['fps']} fps"
+        f"edged: stopped ({summary.stop_reason}): captured {frames.captured}, "
+        f"processed {frames.processed}, dropped {frames.dropped}, {summary.fps} fps"
     )
-    if summary.get("summary_written", True):
+    if summary.summary_written is not False:
         print(f"edged: output in {out} (summary: {out / 'summary.json'})")
     else:
         print(f"edged: output in {out}; the summary could not be written there (it is in the log)")

@@ -20,6 +20,7 @@ from edged.config import Config, from_dict, to_dict
 from edged.core.types import ExposureMode
 from edged.runtime.camera import make_camera
 from edged.runtime.daemon import ApplyError, Daemon
+from edged.runtime.summary import FrameCounts
 from edged.stages.pipeline import FrameWork, Stage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,10 +80,8 @@ def test_frames_carry_metadata_and_are_all_accounted(tmp_path: Path) -> None:
     cfg = config(device={"position": {"lat": 1.5, "lon": 2.5, "alt": 3.0}}, camera={"segment_s": 1.0})
     daemon = Daemon(cfg, Builder(), [rec], summary_path=tmp_path / "summary.json")
     summary = asyncio.run(daemon.run(max_frames=25))
-    assert summary["frames"] == {
-        "captured": 25, "processed": 25, "dropped": 0, "auto_exposure": summary["frames"]["auto_exposure"],
-        "retimed": 0, "accounted": True,
-    }
+    assert summary.frames == FrameCounts(captured=25, processed=25, dropped=0, auto_exposure=summary.frames.auto_exposure,
+                                         retimed=0, accounted=True)
     metas = [w.frame.meta for w in rec.works]
     ids = [m.image_id for m in metas]
     assert len(set(ids)) == 25 and ids == sorted(ids), "image ids unique and time-ordered"
@@ -132,12 +131,12 @@ def test_sigterm_mid_run_finishes_in_flight_frames(tmp_path: Path) -> None:
         return await daemon.run(duration=30)
 
     summary = asyncio.run(main())
-    f = summary["frames"]
-    assert summary["stop_reason"] == "SIGTERM"
-    assert f["dropped"] > 0, "the slow stage must have made the daemon drop frames"
-    assert f["captured"] == f["processed"] + f["dropped"] and f["accounted"]
-    assert len(rec.works) == f["processed"]
-    assert summary["wall_s"] < 5
+    f = summary.frames
+    assert summary.stop_reason == "SIGTERM"
+    assert f.dropped > 0, "the slow stage must have made the daemon drop frames"
+    assert f.captured == f.processed + f.dropped and f.accounted
+    assert len(rec.works) == f.processed
+    assert summary.wall_s < 5
 
 
 def cli_config(tmp_path: Path, output: str = "") -> Path:
@@ -225,7 +224,7 @@ def test_frame_timestamps_increase_across_a_camera_restart() -> None:
 
     summary = asyncio.run(main())
     stamps = [w.frame.meta.timestamp for w in rec.works]
-    assert summary["frames"]["retimed"] > 0, "the restarted camera's clock should have stood behind"
+    assert summary.frames.retimed > 0, "the restarted camera's clock should have stood behind"
     assert all(b > a for a, b in zip(stamps, stamps[1:])), "frame time ran backwards"
 
 

@@ -28,10 +28,10 @@ def test_local_frames_on_a_full_disk_are_counted_and_the_run_goes_on(
     daemon = build_daemon(config, small_tmpfs)
     with caplog.at_level(logging.WARNING):
         summary = asyncio.run(asyncio.wait_for(daemon.run(max_frames=60), 120))
-    frames = summary["frames"]
-    assert frames["captured"] == 60 and frames["processed"] == 60, frames
-    written = summary["frames_written"]
-    assert written["failed"] > 0 and written["count"] > 0 and written["count"] + written["failed"] == 60, written
+    frames = summary.frames
+    assert frames.captured == 60 and frames.processed == 60, frames
+    written = summary.sinks["frames_written"]
+    assert written.failed > 0 and written.count > 0 and written.count + written.failed == 60, written
     lines = [r for r in caplog.records if "not written to" in r.getMessage() and "local frame" in r.getMessage()]
     assert 1 <= len(lines) <= 2, "a full disk is logged once, not once a frame"
     assert not [p for p in (small_tmpfs / "frames").iterdir() if p.stat().st_size == 0], "no empty JPEG left behind"
@@ -41,7 +41,7 @@ def test_summary_is_written_when_there_is_room(tmp_path: Path) -> None:
     config = load(write_config(tmp_path, "[output]\nsave_every = 0\n"))
     daemon = build_daemon(config, tmp_path / "run")
     summary = asyncio.run(asyncio.wait_for(daemon.run(max_frames=5), 60))
-    assert summary["summary_written"] is True
+    assert summary.summary_written is True
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["frames"]["processed"] == 5
 
 
@@ -57,7 +57,7 @@ def test_summary_on_a_full_disk_is_logged_whole(tmp_path: Path, small_tmpfs: Pat
     daemon.summary_path = small_tmpfs / "summary.json"
     with caplog.at_level(logging.ERROR):
         summary = asyncio.run(asyncio.wait_for(daemon.run(max_frames=5), 60))
-    assert summary["summary_written"] is False and summary["frames"]["processed"] == 5
+    assert summary.summary_written is False and summary.frames.processed == 5
     logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("summary not written to")]
     assert logged and "No space left on device" in logged[0]
     assert json.loads(logged[0].split("summary: ", 1)[1])["frames"]["processed"] == 5
@@ -74,6 +74,6 @@ def test_local_frames_leave_the_free_space_floor_to_the_outbox(
     daemon = build_daemon(config, small_tmpfs)
     with caplog.at_level(logging.WARNING):
         summary = asyncio.run(asyncio.wait_for(daemon.run(max_frames=20), 120))
-    written = summary["frames_written"]
-    assert written["count"] == 0 and written["failed"] == 0 and written["skipped_low_space"] == 20, written
+    written = summary.sinks["frames_written"]
+    assert written.count == 0 and written.failed == 0 and written.skipped_low_space == 20, written
     assert len([r for r in caplog.records if "output.min_free_bytes" in r.getMessage()]) == 1

@@ -307,14 +307,14 @@ async def simulate(opts: SimOptions, folder: Path) -> SimResult:
     results = [
         checks.Check(
             "whole scene ran", checks.FAIL if sampler.timed_out else checks.PASS,
-            (f"stopped by the {opts.max_wall_s:g} s wall-clock limit after {summary['frames']['captured']} of {frames} frames "
-             f"({summary['fps']} fps)") if sampler.timed_out else f"{summary['frames']['captured']} of {frames} frames",
-            {"frames": frames, "captured": summary["frames"]["captured"], "fps": summary["fps"]},
+            (f"stopped by the {opts.max_wall_s:g} s wall-clock limit after {summary.frames.captured} of {frames} frames "
+             f"({summary.fps} fps)") if sampler.timed_out else f"{summary.frames.captured} of {frames} frames",
+            {"frames": frames, "captured": summary.frames.captured, "fps": summary.fps},
         ),
         checks.Check(
-            "frames accounted", checks.PASS if summary["frames"]["accounted"] and summary["frames"]["dropped"] == 0 else checks.FAIL,
-            f"captured {summary['frames']['captured']}, processed {summary['frames']['processed']}, dropped {summary['frames']['dropped']}",
-            dict(summary["frames"]),
+            "frames accounted", checks.PASS if summary.frames.accounted and summary.frames.dropped == 0 else checks.FAIL,
+            f"captured {summary.frames.captured}, processed {summary.frames.processed}, dropped {summary.frames.dropped}",
+            msgspec.to_builtins(summary.frames),
         ),
         delivery,
         checks.check_deidentification(
@@ -338,9 +338,9 @@ async def simulate(opts: SimOptions, folder: Path) -> SimResult:
         },
         "checks": [c.to_dict() for c in results],
         "run": {
-            "wall_s": round(run_wall, 2), "fps": summary["fps"], "stage_ms": summary["stage_ms"],
-            "detection_vs_ground_truth": summary.get("detection_vs_ground_truth"),
-            "outbox_at_scene_end": summary.get("outbox"), "drain": {k: v for k, v in drained.items() if k != "outbox"},
+            "wall_s": round(run_wall, 2), "fps": summary.fps, "stage_ms": summary.stage_ms,
+            "detection_vs_ground_truth": summary.sinks.get("detection_vs_ground_truth"),
+            "outbox_at_scene_end": summary.sinks.get("outbox"), "drain": {k: v for k, v in drained.items() if k != "outbox"},
             "outbox_after_drain": drained["outbox"], "receivers_complete": complete,
             "receivers": {d: {k: v for k, v in r.items() if k != "order"} for d, r in receivers.items()},
             "immediate_order": checks.immediate_order(truth.sent, receivers.get(OPS, {}).get("order", [])),

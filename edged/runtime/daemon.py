@@ -11,11 +11,10 @@ processed and sunk, so ``captured == processed + dropped`` at exit.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,12 +23,12 @@ from typing import Any, Protocol
 from edged.config import Config
 from edged.core.ids import MonotonicUlid
 from edged.core.lograte import BoundedLog
-from edged.core.paths import private_dir, write_private
 from edged.core.types import CapturedImage, ExposureMode, Frame, FrameMeta, Position
 from edged.hal.base import Camera, EndOfStream, Pacing
 from edged.runtime.exposure import ExposureCommand, ExposureController
 from edged.runtime.seams import ApplyError, LinkReporter, Service
 from edged.runtime.stats import RunStats, device_stats, plain
+from edged.runtime.summary import ExposureSummary, FrameCounts, MeterCycle, RunSummary, add_sink_parts, write_summary
 from edged.stages.pipeline import FrameWork, Pipeline, Stage
 
 log = logging.getLogger("edged")
@@ -48,8 +47,8 @@ class Sink(Protocol):
 
     def consume(self, work: FrameWork) -> None: ...
 
-    def close(self) -> dict[str, Any]:
-        """Flush and return figures for the run summary."""
+    def close(self) -> Mapping[str, Any]:
+        """Flush and return this sink's parts of the run summary (part name -> figures)."""
         ...
 
 
@@ -81,18 +80,6 @@ class StopState:
         if not self.event.is_set():
             self.reason = reason
             self.event.set()
-
-
-def write_summary(path: Path, summary: dict[str, Any]) -> bool:
-    """Write the run summary atomically and private; on failure log why and the summary itself (one line)."""
-    try:
-        private_dir(path.parent, configured=True)
-        write_private(path, (json.dumps(summary, indent=2, default=str) + "\n").encode())
-        return True
-    except OSError as err:
-        log.error("summary not written to %s (%s); summary: %s", path, err.strerror or err,
-                  json.dumps(summary, separators=(",", ":"), default=str))
-        return False
 
 
 def _log_service_failure(task: asyncio.Task[None]) -> None:
@@ -196,7 +183,7 @@ class Daemon:
         the board has no thermal zone), for the ``stats`` document."""
         return device_stats(self.config.device.data_dir)
 
-    async def run(self, max_frames: int | None = None, duration: float | None = None) -> dict[str, Any]:
+    async def run(self, max_frames: int | None = None, duration: float | None = None) -> RunSummary:
         """Run until stopped, ``max_frames`` captured, or ``duration`` seconds; return the summary."""
         loop = asyncio.get_running_loop()
         installed = self._install_signal_handlers(loop)
@@ -232,11 +219,11 @@ class Daemon:
             await loop.run_in_executor(self._camera_pool, self.camera.stop)
             for pool in (self._camera_pool, self._stage_pool):
                 pool.shutdown(wait=True)
-        sink_figures = await loop.run_in_executor(self._sink_pool, self._close_sinks)
+        sink_parts = await loop.run_in_executor(self._sink_pool, self._close_sinks)
         self._sink_pool.shutdown(wait=True)
-        summary = self._summary(time.monotonic() - wall0, sink_figures)
+        summary = self._summary(time.monotonic() - wall0, sink_parts)
         if self.summary_path is not None:
-            summary["summary_written"] = write_summary(self.summary_path, summary)
+            summary.summary_written = write_summary(self.summary_path, summary)
         return summary
 
     async def apply_config(self, new: Config, up_timeout_s: float = 10.0) -> set[str]:
@@ -448,15 +435,15 @@ class Daemon:
                 self._sink_log.warning(name, f"sink {name} failed on frame {work.frame.meta.frame_index}: {type(err).__name__}: {err}")
 
     def _close_sinks(self) -> dict[str, Any]:
-        figures: dict[str, Any] = {}
+        parts: dict[str, Any] = {}
         for sink in self.sinks:
             try:
-                figures.update(sink.close())
+                add_sink_parts(parts, sink.close(), type(sink).__name__)
             except Exception as err:  # the summary is written whatever a sink's close does
                 name = type(sink).__name__
                 self.sink_failures[name] = self.sink_failures.get(name, 0) + 1
                 log.error("sink %s failed to close: %s: %s", name, type(err).__name__, err)
-        return figures
+        return parts
 
     async def _stats(self) -> None:
         while True:
@@ -517,39 +504,23 @@ class Daemon:
                 pass
         return installed
 
-    def _summary(self, wall_s: float, sink_figures: dict[str, Any]) -> dict[str, Any]:
+    def _summary(self, wall_s: float, sink_parts: dict[str, Any]) -> RunSummary:
         s = self.stats
-        exposure = []
-        if self.exposure is not None:
-            exposure = [
-                {
-                    "time": r.time,
-                    "auto_shutter_us": r.auto_shutter_us,
-                    "auto_gain": round(r.auto_gain, 4),
-                    "locked_shutter_us": r.locked_shutter_us,
-                    "locked_gain": round(r.locked_gain, 4),
-                    "clamped": r.clamped,
-                }
-                for r in self.exposure.records
-            ]
-        return {
-            "stop_reason": self.stop.reason,
-            "wall_s": round(wall_s, 3),
-            "frames": {
-                "captured": s.captured,
-                "processed": s.processed,
-                "dropped": s.dropped,
-                "auto_exposure": s.auto_frames,
-                "retimed": s.retimed,
-                "accounted": s.captured == s.processed + s.dropped,
-            },
-            "fps": round(s.processed / wall_s, 2) if wall_s > 0 else 0.0,
-            "stage_ms": s.stage_summary(),
-            "exposure": {
-                "meter_cycles": exposure,
-                "clamped": self.exposure.clamp_count if self.exposure else 0,
-            },
-            "sink_failures": dict(self.sink_failures),
-            "device": self.device_stats(),
-            **sink_figures,
-        }
+        cycles = [] if self.exposure is None else [
+            MeterCycle(time=r.time, auto_shutter_us=r.auto_shutter_us, auto_gain=round(r.auto_gain, 4),
+                       locked_shutter_us=r.locked_shutter_us, locked_gain=round(r.locked_gain, 4), clamped=r.clamped)
+            for r in self.exposure.records
+        ]
+        return RunSummary(
+            stop_reason=self.stop.reason,
+            wall_s=round(wall_s, 3),
+            frames=FrameCounts(captured=s.captured, processed=s.processed, dropped=s.dropped,
+                               auto_exposure=s.auto_frames, retimed=s.retimed,
+                               accounted=s.captured == s.processed + s.dropped),
+            fps=round(s.processed / wall_s, 2) if wall_s > 0 else 0.0,
+            stage_ms=s.stage_summary(),
+            exposure=ExposureSummary(meter_cycles=cycles, clamped=self.exposure.clamp_count if self.exposure else 0),
+            sink_failures=dict(self.sink_failures),
+            device=self.device_stats(),
+            sinks=sink_parts,
+        )

@@ -15,6 +15,7 @@ import cv2
 from edged.core.lograte import BoundedLog
 from edged.core.paths import open_private, private_dir
 from edged.link.outbox import Outbox
+from edged.runtime.summary import FramesWritten
 from edged.stages.pipeline import FrameWork
 
 log = logging.getLogger("edged.runtime.sinks")
@@ -83,9 +84,9 @@ class FrameWriter:
             return
         self.written += 1
 
-    def close(self) -> dict[str, Any]:
-        return {"frames_written": {"folder": str(self.folder), "count": self.written, "refused": self.refused,
-                                   "failed": self.failed, "skipped_low_space": self.skipped_low_space}}
+    def close(self) -> dict[str, FramesWritten]:
+        return {"frames_written": FramesWritten(folder=str(self.folder), count=self.written, refused=self.refused,
+                                                failed=self.failed, skipped_low_space=self.skipped_low_space)}
 
 
 def _free_bytes(folder: Path) -> int:

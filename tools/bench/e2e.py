@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench_e2e: cannot run: {err}", file=sys.stderr)
             return 2
         rss, peak = rss_mb()
-        outbox = summary.get("outbox", {})
+        outbox = summary.sinks.get("outbox", {})
         bare = bare_invokes(config, detector, invokes, camera.commands, args.frames, args.warmup)
     companions = [] if args.no_companions else companion_figures(config.detect.threads)
     load_after = os.getloadavg()[0]
@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
 
     lines = [
         f"frames: {n} measured after {args.warmup} warm-up frames, {args.width}x{args.height}, "
-        f"dropped {summary['frames']['dropped']}",
+        f"dropped {summary.frames.dropped}",
         f"models: {models}; tiling {'on' if config.detect.tiling.enabled else 'off'}; {config.detect.threads} threads",
         f"end-to-end FPS: {fps:.1f} (T/AI 110.2 target >= {TARGET_FPS:g}: {'met' if fps >= TARGET_FPS else 'NOT met'})",
         f"whole per-frame CPU: {cpu_frame:.1f} ms (of which fake-camera rendering {render:.1f} ms)",
