@@ -34,8 +34,8 @@ def test_observation_fields_come_from_the_frame_and_the_detection():
     hmat = [[0.01, 0.0, -6.4], [0.0, -0.02, 14.4], [0.0, 0.0, 1.0]]  # u -> x metres, v -> y metres (up = far)
     projector = GroundProjector.from_config(CalibrationConfig(model="homography", homography=hmat), W, H)
     history = TrackHistory(8, projector)
-    obs = history.record(meta(3, manual=False), objects([(9, 3, (100, 200, 300, 400), 0.8, 0.1), (4, 2, (0, 0, 10, 10), 0.3)],
-                                                        detected=[True, False]))
+    rows = [(9, 3, (100, 200, 300, 400), 0.8, 0.1), (4, 2, (0, 0, 10, 10), 0.3)]
+    obs = history.record(meta(3, manual=False), objects(rows, detected=[True, False]))
     assert obs.track_ids.tolist() == [9]  # predicted (undetected) rows are not observations
     row = obs.rows[0]
     assert (row["timestamp"], row["frame_index"], row["image_id"], bool(row["manual"])) == (500.3, 3, "img-0003", False)
@@ -57,14 +57,16 @@ def test_history_is_bounded_keeps_the_first_observation_and_counts_all():
     assert kept["frame_index"].tolist() == [6, 7, 8, 9]
     assert np.isnan(kept["ground"]).all()
     (trail,) = history.end([1, 77])
-    assert trail.count == 10 and trail.first["frame_index"] == 0 and trail.recent["frame_index"].tolist() == [6, 7, 8, 9]
+    assert trail.count == 10 and trail.first["frame_index"] == 0
+    assert trail.recent["frame_index"].tolist() == [6, 7, 8, 9]
     assert len(history) == 0
 
 
 def test_track_stage_fills_the_pipeline_bundle_and_emits_trail_events():
     from edged.stages.pipeline import FrameWork
 
-    config = from_dict({"calibration": {"model": "pinhole", "fx": 1000, "fy": 1000, "height_m": 6.0, "pitch_deg": 20.0}})
+    config = from_dict({"calibration": {"model": "pinhole", "fx": 1000, "fy": 1000, "height_m": 6.0,
+                                        "pitch_deg": 20.0}})
     stage = TrackStage(Tracking.from_config(config, MemoryIds()))
     events = []
     for i in range(60):  # 20 frames seen, then lost until it ends (3 s buffer, or predicted out of view)

@@ -69,9 +69,11 @@ def test_tracks_get_fresh_ids_across_a_restart_of_the_tracking_stage(tmp_path):
     def run(tracking: Tracking, n_objects: int, t0: float) -> set[int]:
         ids: set[int] = set()
         for i in range(5):
-            meta = FrameMeta(f"i{i}", i, "v", t0 + i / 10, Exposure(ExposureMode.MANUAL, 2000, 1), Position(), 1280, 720)
+            exposure = Exposure(ExposureMode.MANUAL, 2000, 1)
+            meta = FrameMeta(f"i{i}", i, "v", t0 + i / 10, exposure, Position(), 1280, 720)
             boxes = np.array([[20 + 90 * k, 100, 80 + 90 * k, 200] for k in range(n_objects)], np.float32)
-            d = Detections(boxes, np.full(n_objects, 0.9, np.float32), np.full(n_objects, 3, np.int16), np.zeros(n_objects, np.float32))
+            d = Detections(boxes, np.full(n_objects, 0.9, np.float32), np.full(n_objects, 3, np.int16),
+                           np.zeros(n_objects, np.float32))
             step, _, _ = tracking.step(meta, d)
             ids |= set(step.objects.track_ids.tolist())
         return ids

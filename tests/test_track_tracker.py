@@ -16,7 +16,8 @@ CAR, TRUCK, PERSON = class_id("car"), class_id("truck"), class_id("person")
 
 
 def meta(i: int, width: int = 1280, height: int = 720) -> FrameMeta:
-    return FrameMeta(f"img-{i}", i, "v", 1000.0 + i / FPS, Exposure(ExposureMode.MANUAL, 2000, 1), Position(), width, height)
+    exposure = Exposure(ExposureMode.MANUAL, 2000, 1)
+    return FrameMeta(f"img-{i}", i, "v", 1000.0 + i / FPS, exposure, Position(), width, height)
 
 
 def dets(*rows: tuple[float, float, float, float, float, int]) -> Detections:
@@ -209,7 +210,8 @@ def test_many_tracks_of_several_classes():
     starts = rng.uniform(0, 1000, (12, 2))
     classes = [CAR, TRUCK, PERSON] * 4
     for i in range(20):
-        rows = [(x + 5 * i, y % 600, x + 5 * i + 60, y % 600 + 60, 0.9, c) for (x, y), c in zip(starts, classes, strict=True)]
+        rows = [(x + 5 * i, y % 600, x + 5 * i + 60, y % 600 + 60, 0.9, c)
+                for (x, y), c in zip(starts, classes, strict=True)]
         step = tracker.update(meta(i), dets(*rows))
     assert len(step.objects) == 12
     assert len(set(step.objects.track_ids.tolist())) == 12
@@ -218,9 +220,12 @@ def test_many_tracks_of_several_classes():
 @pytest.mark.parametrize(
     "bad, message",
     [
-        (Detections(np.zeros((2, 4), np.float32), np.zeros(1, np.float32), np.zeros(2, np.int16), np.zeros(2, np.float32)), "scores"),
-        (Detections(np.full((1, 4), np.nan, np.float32), np.ones(1, np.float32), np.zeros(1, np.int16), np.zeros(1, np.float32)), "NaN"),
-        (Detections(np.zeros((1, 4), np.float32), np.ones(1, np.float32), np.full(1, 99, np.int16), np.zeros(1, np.float32)), "class id 99"),
+        (Detections(np.zeros((2, 4), np.float32), np.zeros(1, np.float32), np.zeros(2, np.int16),
+                    np.zeros(2, np.float32)), "scores"),
+        (Detections(np.full((1, 4), np.nan, np.float32), np.ones(1, np.float32), np.zeros(1, np.int16),
+                    np.zeros(1, np.float32)), "NaN"),
+        (Detections(np.zeros((1, 4), np.float32), np.ones(1, np.float32), np.full(1, 99, np.int16),
+                    np.zeros(1, np.float32)), "class id 99"),
     ],
 )
 def test_malformed_detections_are_refused_without_changing_state(bad, message):

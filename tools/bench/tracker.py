@@ -57,7 +57,6 @@ def reference_inputs(scene: Scene, per_class: bool) -> list[dict]:
     import supervision as sv
 
     cfg = TrackConfig()
-    make = reference_factory(cfg, FPS)
     inputs = []
     for d in scene.dets:
         m = d.scores >= cfg.low_score

@@ -73,7 +73,7 @@ class GroundProjector:
 
     def to_ground(self, points: np.ndarray) -> np.ndarray:
         """``(N, 2)`` image points -> ``(N, 2)`` ground metres; NaN when uncalibrated or above the horizon."""
-        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        pts: np.ndarray = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         if self.image_to_ground is None or pts.shape[0] == 0:
             return np.full((pts.shape[0], 2), np.nan)
         if self.distortion is not None and self.camera_matrix is not None:

@@ -49,7 +49,8 @@ class FrameObservations:
         return int(self.track_ids.shape[0])
 
     def select(self, keep: np.ndarray) -> FrameObservations:
-        return FrameObservations(self.meta, self.track_ids[keep], self.class_ids[keep], self.rows[keep], self.counts[keep])
+        return FrameObservations(self.meta, self.track_ids[keep], self.class_ids[keep], self.rows[keep],
+                                 self.counts[keep])
 
 
 @dataclass(slots=True)
@@ -59,7 +60,7 @@ class TrackTrail:
 
     track_id: int
     class_id: int
-    first: np.ndarray
+    first: np.void
     recent: np.ndarray
     count: int
 
@@ -67,7 +68,7 @@ class TrackTrail:
 @dataclass(slots=True)
 class _Ring:
     class_id: int
-    first: np.ndarray
+    first: np.void
     rows: np.ndarray
     count: int = 0
 

@@ -201,9 +201,9 @@ class _Frame:
     """What the phases of one :meth:`Tracker.update` hand on to each other (index arrays are detection
     or track rows)."""
 
-    __slots__ = ("dets", "det", "det_boxes", "ts", "width", "height", "predicted", "unclipped", "high", "low", "matched",
-                 "confirmed_mask", "confirmed", "candidates", "iou", "free_tracks", "free_high", "free_cand",
-                 "births", "hit", "every_hit")
+    __slots__ = ("dets", "det", "det_boxes", "ts", "width", "height", "predicted", "unclipped", "high", "low",
+                 "matched", "confirmed_mask", "confirmed", "candidates", "iou", "free_tracks", "free_high",
+                 "free_cand", "births", "hit", "every_hit")
 
     def __init__(self, dets: Detections, det: np.ndarray, det_boxes: np.ndarray, ts: float, width: int,
                  height: int) -> None:
@@ -339,7 +339,7 @@ class Tracker:
         f.free_high = high.take(free_high)
 
     def _extend_candidates(self, f: _Frame) -> None:
-        """Match candidates with the remaining high-score detections (buffered IoU); what is left may start candidates."""
+        """Match candidates with the remaining high-score detections (buffered IoU); the rest may start candidates."""
         cfg, tracks, candidates, free_high = self.config, self.tracks, f.candidates, f.free_high
         if not (candidates.size and free_high.size):
             f.free_cand, f.births = np.arange(candidates.size), free_high
@@ -373,12 +373,13 @@ class Tracker:
         obs = tracks.obs
         if n_hit:
             # when every track is matched, whole arrays stand in for the gathered rows
+            idx: slice | np.ndarray
             if every:
                 idx, det, old_mean, old_cov = _ALL, f.det.take(f.matched, 0), tracks.mean, tracks.cov
             else:
-                idx = hit.nonzero()[0]
-                det = f.det.take(f.matched.take(idx), 0)
-                old_mean, old_cov = tracks.mean.take(idx, 0), tracks.cov.take(idx, 0)
+                rows = idx = hit.nonzero()[0]
+                det = f.det.take(f.matched.take(rows), 0)
+                old_mean, old_cov = tracks.mean.take(rows, 0), tracks.cov.take(rows, 0)
             boxes = det[:, BOX]
             mean, cov = kalman.update_blocks(old_mean, old_cov, xyxy_to_cxcywh(boxes), self.noise)
             tracks.mean[idx] = mean
@@ -410,7 +411,8 @@ class Tracker:
             live = np.ones(len(tracks), dtype=bool)
             live[miss.compress(gone)] = False
             tracks.keep(live)
-            f.hit, f.predicted, f.unclipped = f.hit.compress(live), f.predicted.compress(live, 0), f.unclipped.compress(live, 0)
+            f.hit = f.hit.compress(live)
+            f.predicted, f.unclipped = f.predicted.compress(live, 0), f.unclipped.compress(live, 0)
         return ended
 
     def _birth_and_confirm(self, f: _Frame) -> None:
