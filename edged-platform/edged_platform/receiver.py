@@ -102,8 +102,8 @@ class ReceiverStats:
         """One line of counts, as the receiver logs it when it stops."""
         why = ", ".join(f"{n} {r}" for r, n in sorted(self.rejected.items()))
         failed = f", {self.failed} failed" if self.failed else ""
-        return (f"{self.received} received, {self.stored} stored, {self.duplicates} duplicates, {self.malformed} malformed, "
-                f"{self.rejected_total} rejected{f' ({why})' if why else ''}{failed}")
+        return (f"{self.received} received, {self.stored} stored, {self.duplicates} duplicates, "
+                f"{self.malformed} malformed, {self.rejected_total} rejected{f' ({why})' if why else ''}{failed}")
 
 
 class Receiver:
@@ -288,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device-key", action="append", required=True, metavar="PATH",
                     help="trusted device public key (.pub from 'edged keygen device'); repeatable; "
                          "envelopes not signed by one of them are dropped and counted")
-    ap.add_argument("--client-id", help="MQTT client id (default: derived from --store and --topic, stable across restarts)")
+    ap.add_argument("--client-id",
+                    help="MQTT client id (default: derived from --store and --topic, stable across restarts)")
     ap.add_argument("--username")
     ap.add_argument("--password")
     ap.add_argument("--tls", action="store_true", help="TLS with the system CA store")
@@ -317,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     store = SegmentStore(args.store, fsync=args.fsync, device_keys=keys)
 
     def on_env(env: Envelope) -> None:
-        log.info("stored %s %s video=%s image=%s (%d bytes)", env.kind, env.id, env.video_id, env.image_id, len(env.body))
+        log.info("stored %s %s video=%s image=%s (%d bytes)", env.kind, env.id, env.video_id, env.image_id,
+                 len(env.body))
 
     client_id = args.client_id or default_client_id(args.store, args.topic)
     log.info("receiver: client id %s", client_id)

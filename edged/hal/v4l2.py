@@ -33,7 +33,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -68,7 +68,9 @@ class Control:
     menu: dict[int, str] = field(default_factory=dict)
 
 
-_CONTROL_LINE = re.compile(r"^\s*(?P<name>[a-z0-9_]+)\s+(?:0x[0-9a-f]+\s+)?\((?P<kind>[a-z0-9 ]+)\)\s*:\s*(?P<rest>.*)$")
+_CONTROL_LINE = re.compile(
+    r"^\s*(?P<name>[a-z0-9_]+)\s+(?:0x[0-9a-f]+\s+)?\((?P<kind>[a-z0-9 ]+)\)\s*:\s*(?P<rest>.*)$"
+)
 _MENU_LINE = re.compile(r"^\s*(?P<index>-?\d+):\s*(?P<label>.*\S)\s*$")
 _FIELD = re.compile(r"(?P<key>[a-z_]+)=(?P<value>\S+)")
 
@@ -105,7 +107,7 @@ class ControlLayer(Protocol):
 
     def list(self) -> dict[str, Control]: ...
 
-    def get(self, names: list[str]) -> dict[str, int]: ...
+    def get(self, names: Sequence[str]) -> dict[str, int]: ...
 
     def set(self, values: Mapping[str, int]) -> None: ...
 
@@ -136,7 +138,7 @@ class V4l2Ctl:
     def list(self) -> dict[str, Control]:
         return parse_controls(self._run("--list-ctrls-menus"))
 
-    def get(self, names: list[str]) -> dict[str, int]:
+    def get(self, names: Sequence[str]) -> dict[str, int]:
         out = self._run(f"--get-ctrl={','.join(names)}")
         values: dict[str, int] = {}
         for line in out.splitlines():
@@ -261,7 +263,8 @@ class V4l2Camera:
         if self._mode_ctl is None or self._shutter_ctl is None:
             raise CameraError(
                 f"v4l2 backend: {self.device} has no manual exposure controls "
-                f"(needs one of {MODE_CONTROLS} and one of {SHUTTER_CONTROLS}; it has {', '.join(sorted(found)) or 'none'})"
+                f"(needs one of {MODE_CONTROLS} and one of {SHUTTER_CONTROLS}; "
+                f"it has {', '.join(sorted(found)) or 'none'})"
             )
         self._priority_ctl = _first(found, FRAMERATE_PRIORITY_CONTROLS)
         self._gain = GainMap(_first(found, GAIN_CONTROLS), self._gain_unity_value, self._gain_units_per_x)

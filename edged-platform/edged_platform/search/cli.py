@@ -26,7 +26,7 @@ import re
 import sqlite3
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -78,7 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("restore", help="restore a hit's frames from ops and its clip")
     r.add_argument("hit", type=int, help="the hit number (first column of a query's table, 'hit' in its JSON)")
     r.add_argument("--index", required=True, help="the index file")
-    r.add_argument("--key", action="append", required=True, metavar="PRIV", help="functional platform private key; repeatable")
+    r.add_argument("--key", action="append", required=True, metavar="PRIV",
+                   help="functional platform private key; repeatable")
     r.add_argument("--device-key", "--signer", dest="signer", action="append", required=True, metavar="PUB",
                    help="trusted device public key; repeatable")
     src = r.add_mutually_exclusive_group(required=True)
@@ -91,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _when(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _print_hits(hits: list, as_json: bool, what: str) -> None:
@@ -104,8 +105,9 @@ def _print_hits(hits: list, as_json: bool, what: str) -> None:
     print(f"{'hit':>6}  {'category':8}  {'plate':12}  {'score':>6}  {'device':12}  {'video':26}  {'track':>5}  "
           f"{'first (UTC)':19}  {'last (UTC)':19}  {'frames':>6}  best crop")
     for h in hits:
-        print(f"{h.hit:>6}  {h.category:8}  {h.plate or '-':12}  {h.score:>6.3f}  {h.device[:12]:12}  {h.video[:26]:26}  "
-              f"{h.track:>5}  {_when(h.first_t)}  {_when(h.last_t)}  {len(h.sightings):>6}  {h.best_crop or '-'}")
+        print(f"{h.hit:>6}  {h.category:8}  {h.plate or '-':12}  {h.score:>6.3f}  {h.device[:12]:12}  "
+              f"{h.video[:26]:26}  {h.track:>5}  {_when(h.first_t)}  {_when(h.last_t)}  {len(h.sightings):>6}  "
+              f"{h.best_crop or '-'}")
         for s in h.sightings:
             print(f"{'':8}frame {s.frame:>6}  image {s.image_id}  box {s.box[0]},{s.box[1]} {s.box[2]}x{s.box[3]}")
 

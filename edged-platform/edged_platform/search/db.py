@@ -4,8 +4,9 @@ Tables: ``seen`` (every sealed record already indexed, by message id or file dig
 adds only what is new), ``objects`` (category, device, video, track; first/last time; best crop;
 plate text; face descriptor), ``sightings`` (per object and image: frame, image id, rectangle) and
 ``sources`` (where each indexed record is, for restore), ``plate_keys`` (each plate text and its
-one-character deletions: two texts within one edit share one, so a one-edit query is a lookup). The index is as sensitive as the crops:
-it never leaves the functional platform, and :func:`prune` drops objects last seen before a cut-off.
+one-character deletions: two texts within one edit share one, so a one-edit query is a lookup). The index is
+as sensitive as the crops: it never leaves the functional platform, and :func:`prune` drops objects last seen
+before a cut-off.
 """
 
 from __future__ import annotations
@@ -119,7 +120,8 @@ def add_plate_keys(db: sqlite3.Connection, object_id: int, plate: str) -> None:
     from edged_platform.search.plates import fold
 
     db.execute("DELETE FROM plate_keys WHERE object=?", (object_id,))
-    db.executemany("INSERT OR IGNORE INTO plate_keys VALUES (?, ?)", [(k, object_id) for k in deletion_keys(fold(plate))])
+    keys = [(k, object_id) for k in deletion_keys(fold(plate))]
+    db.executemany("INSERT OR IGNORE INTO plate_keys VALUES (?, ?)", keys)
 
 
 def prune(db: sqlite3.Connection, index: Path, before: float) -> int:

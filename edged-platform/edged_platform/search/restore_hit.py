@@ -36,8 +36,10 @@ class HitRestore:
 
 def _record_sources(db: sqlite3.Connection, image_id: str, key_ids: set[str]) -> tuple[list[str], list[str]]:
     """The record files and func store folders holding records of ``image_id`` sealed to ``key_ids``."""
-    files, stores = [], []
-    for location, recipient in db.execute("SELECT DISTINCT location, recipient FROM sources WHERE image=?", (image_id,)):
+    files: list[str] = []
+    stores: list[str] = []
+    rows = db.execute("SELECT DISTINCT location, recipient FROM sources WHERE image=?", (image_id,))
+    for location, recipient in rows:
         if recipient not in key_ids:
             continue
         kind, _, path = location.partition(":")
@@ -72,8 +74,8 @@ def restore_hit(db: sqlite3.Connection, hit: int, keys: list[str], signers: list
     if db.execute("SELECT 1 FROM objects WHERE id=?", (hit,)).fetchone() is None:
         raise restore.RestoreError(f"hit {hit} is not in the index")
     key_ids = {sealing_key_id(load_platform_private_key(k)) for k in keys}
-    images = db.execute("SELECT image, MIN(frame), MIN(t) FROM sightings WHERE object=? GROUP BY image ORDER BY MIN(t), "
-                        "MIN(frame)", (hit,)).fetchall()
+    images = db.execute("SELECT image, MIN(frame), MIN(t) FROM sightings WHERE object=? GROUP BY image "
+                        "ORDER BY MIN(t), MIN(frame)", (hit,)).fetchall()
     out.mkdir(parents=True, exist_ok=True)
     result = HitRestore()
     deid = deid_images(deid_out) if deid_out is not None else {}
@@ -101,7 +103,8 @@ def restore_hit(db: sqlite3.Connection, hit: int, keys: list[str], signers: list
         result.frames.append({"frame": frame, "image_id": image_id, "file": str(target)})
     if result.frames:
         clip = out / f"hit-{hit}.mkv"
-        write_clip((cv2.imread(f["file"], cv2.IMREAD_COLOR) for f in result.frames), clip, fps)
+        # imread gives None only for a file it cannot read, and these were just written
+        write_clip((cv2.imread(f["file"], cv2.IMREAD_COLOR) for f in result.frames), clip, fps)  # type: ignore[misc]
         result.clip = str(clip)
     (out / "hit.json").write_text(json.dumps({"hit": hit, "frames": result.frames, "refused": result.refused,
                                               "clip": result.clip}, indent=2), encoding="utf-8")

@@ -11,9 +11,9 @@ from pathlib import Path
 from nacl.public import PrivateKey
 from nacl.signing import VerifyKey
 
-from edged.link.wire import WireError
 from edged.link.records import RecordError, SensitiveRecord
 from edged.link.sealing import open_sealed, read_header
+from edged.link.wire import WireError
 from edged_platform.clips import check_usable, read_header_or_none
 from edged_platform.pixels import PixelsError
 from edged_platform.restore import RestoreError, sealed_bytes

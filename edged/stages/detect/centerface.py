@@ -44,7 +44,8 @@ def decode_centerface(
     iou: float,
     order: list[int] | None = None,
 ) -> Raw:
-    """Boxes ``x1, y1, x2, y2`` (input pixels, clipped), scores and label 0 for the heatmap's 3x3 peaks >= ``min_score``, after NMS."""
+    """Boxes ``x1, y1, x2, y2`` (input pixels, clipped), scores and label 0 for the heatmap's 3x3 peaks
+    >= ``min_score``, after NMS."""
     if order is None:
         order = centerface_order(None, [o.shape for o in outputs])
     heat, scale, offset = (outputs[i] for i in order[:3])

@@ -52,7 +52,10 @@ def nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou: float) -
     if len(scores) == 0:
         return np.zeros(0, np.int64)
     xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1).astype(np.float64)
-    keep = cv2.dnn.NMSBoxesBatched(xywh, scores.astype(np.float32), labels.astype(np.int32), -1.0, float(iou))
+    # OpenCV takes the arrays as they are; its stubs name sequences
+    keep = cv2.dnn.NMSBoxesBatched(
+        xywh, scores.astype(np.float32), labels.astype(np.int32), -1.0, float(iou)  # type: ignore[arg-type]
+    )
     return np.asarray(keep, dtype=np.int64).reshape(-1)
 
 
@@ -119,7 +122,7 @@ def decode_yolov5(
 def decode_yolov8(
     outputs: list[np.ndarray], input_wh: tuple[int, int], num_classes: int, min_score: float, iou: float
 ) -> Raw:
-    out = outputs[0].reshape(outputs[0].shape[-2:])
+    out: np.ndarray = outputs[0].reshape(outputs[0].shape[-2:])
     if out.shape[0] != 4 + num_classes:
         if out.shape[1] == 4 + num_classes:
             out = out.T  # some exports put anchors first
@@ -183,7 +186,10 @@ def decode_yolo_grid(
         best = logits.argmax(axis=1)
         best_logit = logits[np.arange(len(best)), best]
         # threshold on logits first: sigmoid is monotonic, and most cells are background
-        keep = best_logit >= np.log(min_score / (1.0 - min_score)) if 0.0 < min_score < 1.0 else np.ones(len(best), bool)
+        if 0.0 < min_score < 1.0:
+            keep = best_logit >= np.log(min_score / (1.0 - min_score))
+        else:
+            keep = np.ones(len(best), bool)
         if not keep.any():
             continue
         idx = np.flatnonzero(keep)
@@ -206,9 +212,11 @@ def decode_yolo_grid(
 # ------------------------------------------------------------------------------------------ CenterNet
 def centernet_maps(outputs: list[np.ndarray], num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``(H, W, C)`` heatmap and ``(H, W, 4)`` box-side map, told apart by channel count."""
-    maps = [o.reshape(o.shape[-3:]) for o in outputs]
+    maps: list[np.ndarray] = [o.reshape(o.shape[-3:]) for o in outputs]
     if len(maps) != 2 or num_classes == 4:
-        raise ValueError(f"centernet needs two outputs (heatmap, sides) and != 4 classes, got {[m.shape for m in maps]}")
+        raise ValueError(
+            f"centernet needs two outputs (heatmap, sides) and != 4 classes, got {[m.shape for m in maps]}"
+        )
     heat, sides = maps if maps[1].shape[-1] == 4 else maps[::-1]
     if heat.shape[-1] != num_classes or sides.shape[-1] != 4 or heat.shape[:2] != sides.shape[:2]:
         raise ValueError(f"centernet outputs {[m.shape for m in maps]}: expected (H, W, {num_classes}) and (H, W, 4)")
@@ -253,7 +261,7 @@ def nanodet_levels(outputs: list[np.ndarray], num_classes: int) -> list[tuple[np
     """``(scores (H, W, C), bins (H, W, 4 (R + 1)))`` per stride, finest first, paired by map size."""
     by_size: dict[tuple[int, int], dict[str, np.ndarray]] = {}
     for out in outputs:
-        m = out.reshape(out.shape[-3:])
+        m: np.ndarray = out.reshape(out.shape[-3:])
         kind = "cls" if m.shape[-1] == num_classes else "box"
         by_size.setdefault(m.shape[:2], {})[kind] = m
     levels = []
@@ -340,7 +348,9 @@ def blazeface_variant(input_size: int, num_anchors: int) -> AnchorOptions:
     for opts in BLAZEFACE_ANCHORS.values():
         if opts.input_size == input_size and len(blazeface_anchors(opts)) == num_anchors:
             return opts
-    known = ", ".join(f"{k} ({o.input_size} px, {len(blazeface_anchors(o))} anchors)" for k, o in BLAZEFACE_ANCHORS.items())
+    known = ", ".join(
+        f"{k} ({o.input_size} px, {len(blazeface_anchors(o))} anchors)" for k, o in BLAZEFACE_ANCHORS.items()
+    )
     raise ValueError(f"no BlazeFace anchor set for input {input_size} px with {num_anchors} anchors; known: {known}")
 
 

@@ -118,7 +118,7 @@ def inside_any(boxes: np.ndarray, windows: list[Window]) -> np.ndarray:
     w = np.asarray(windows, np.float32)
     x1, y1, x2, y2 = w[:, 0], w[:, 1], w[:, 0] + w[:, 2], w[:, 1] + w[:, 3]
     b = boxes[:, None, :]
-    return ((b[..., 0] >= x1) & (b[..., 1] >= y1) & (b[..., 2] <= x2) & (b[..., 3] <= y2)).any(axis=1)
+    return np.asarray(((b[..., 0] >= x1) & (b[..., 1] >= y1) & (b[..., 2] <= x2) & (b[..., 3] <= y2)).any(axis=1))
 
 
 @dataclass(slots=True)
@@ -197,7 +197,8 @@ class ScanPlanner:
         count, labels, stats, centroids = cv2.connectedComponentsWithStats(changed.astype(np.uint8), connectivity=8)
         if count <= 1:
             return []
-        strength = np.bincount(labels.ravel(), weights=change.ravel(), minlength=count)[1:] / stats[1:, cv2.CC_STAT_AREA]
+        summed = np.bincount(labels.ravel(), weights=change.ravel(), minlength=count)[1:]
+        strength = summed / stats[1:, cv2.CC_STAT_AREA]
         order = 1 + np.argsort(-strength, kind="stable")
         fits_w = self.config.overlap * grid.side_w / CELL_PX
         fits_h = self.config.overlap * grid.side_h / CELL_PX

@@ -228,7 +228,7 @@ class HealthReport:
     events: tuple[HealthEvent, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in self.__slots__ if k != "events"}  # type: ignore[attr-defined]
+        out = {k: getattr(self, k) for k in self.__slots__ if k != "events"}
         out["events"] = [e.to_dict() for e in self.events]
         return out
 
@@ -322,7 +322,7 @@ class DefectTracker:
                 continue
             xy = cv2.findNonZero(candidates).reshape(-1, 2)
             xs, ys = xy[:, 0].astype(np.int64), xy[:, 1].astype(np.int64)
-            ring_sum = np.zeros(ys.size, np.int32)
+            ring_sum: np.ndarray = np.zeros(ys.size, np.int32)
             for dy, dx in self._offsets:  # neighbours, mirrored at the frame border
                 ny, nx = np.abs(ys + dy), np.abs(xs + dx)
                 ny = np.where(ny >= h, 2 * h - 2 - ny, ny)
@@ -379,7 +379,9 @@ class HealthChecker:
     def from_config(cls, cfg: HealthConfig, width: int, height: int) -> HealthChecker:
         return cls(cfg, width, height)
 
-    def check_frame(self, frame: Frame, processed: np.ndarray | None = None, regions: np.ndarray | None = None) -> HealthReport:
+    def check_frame(
+        self, frame: Frame, processed: np.ndarray | None = None, regions: np.ndarray | None = None
+    ) -> HealthReport:
         """:meth:`check` with the frame's index and timestamp."""
         return self.check(frame.pixels, processed, regions, frame.meta.frame_index, frame.meta.timestamp)
 
@@ -482,7 +484,9 @@ class HealthChecker:
             return math.nan, 0
         return float(tau[outside].min()), int(np.count_nonzero(tau[outside] < self.cfg.distortion_index))
 
-    def distortion_check(self, raw: np.ndarray, processed: np.ndarray, regions: np.ndarray | None = None) -> tuple[float, int]:
+    def distortion_check(
+        self, raw: np.ndarray, processed: np.ndarray, regions: np.ndarray | None = None
+    ) -> tuple[float, int]:
         """Stateless distortion check alone: (lowest index outside the regions, blocks below threshold)."""
         return self._distortion(BlockMoments.of(grey_small(raw, self.grid), self.grid), processed, regions)
 

@@ -87,9 +87,9 @@ def sensitive_regions(
         keep = np.isin(detections.class_ids, SENSITIVE_IDS) & (detections.scores >= min_score)
         d = detections.select(keep)
         if len(d) and parts and len(parts[0]):
-            t = parts[0]
-            iou = iou_matrix(d.boxes, t.boxes)
-            same = d.class_ids[:, None] == t.class_ids[None, :]
+            tracked = parts[0]
+            iou = iou_matrix(d.boxes, tracked.boxes)
+            same = d.class_ids[:, None] == tracked.class_ids[None, :]
             d = d.select(~((iou >= _DUPLICATE_IOU) & same).any(axis=1))
         if len(d):
             parts.append(
@@ -122,7 +122,8 @@ def within_unconfident_budget(
     scale = 4
     mw, mh = max(1, -(-width // scale)), max(1, -(-height // scale))
     mask = np.zeros((mh, mw), bool)
-    grown = np.clip(np.round(grow_boxes(regions.boxes, regions.angles, margin) / scale), 0, [mw, mh, mw, mh]).astype(int)
+    grown_px = np.round(grow_boxes(regions.boxes, regions.angles, margin) / scale)
+    grown = np.clip(grown_px, 0, [mw, mh, mw, mh]).astype(int)
 
     for x1, y1, x2, y2 in grown[~unconfident]:
         mask[y1:y2, x1:x2] = True
@@ -303,7 +304,7 @@ class FrameDeidentifier:
         grown = grow_boxes(regions.boxes, regions.angles, self.margin)
         rects = pixel_boxes(grown, w, h)
         out = pixels.copy()
-        for (x1, y1, x2, y2), g in zip(rects, grown):
+        for (x1, y1, x2, y2), g in zip(rects, grown, strict=True):
             if x2 > x1 and y2 > y1:
                 drawn = deidentify_patch(pixels[y1:y2, x1:x2], self.method, self.cells, self.min_cell_px)
                 paste(out, (x1, y1, x2, y2), drawn, shape_mask((x1, y1, x2, y2), g, self.shape))

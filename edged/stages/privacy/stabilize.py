@@ -41,8 +41,8 @@ from edged.stages.privacy.deid import (
     grow_boxes,
     paste,
     render_field,
-    shape_mask,
     sample_field,
+    shape_mask,
 )
 
 ADOPT_INSIDE = 0.5
@@ -150,18 +150,7 @@ class StableDeidentifier:
             if key[1] != UNTRACKED and key in self._tracks and key not in used:
                 keys[i] = key
                 used.add(key)
-        pairs = []
-        for i in (i for i in range(n) if keys[i] is None):
-            gx1, gy1, gx2, gy2 = grown[i]
-            area = max((gx2 - gx1) * (gy2 - gy1), 1e-9)
-            for key, st in self._tracks.items():
-                if key in used or key[0] != int(regions.class_ids[i]):
-                    continue
-                ix = max(0.0, min(gx2, st.x1 + st.w) - max(gx1, st.x1))
-                iy = max(0.0, min(gy2, st.y1 + st.h) - max(gy1, st.y1))
-                inside = ix * iy / area
-                if inside >= ADOPT_INSIDE:
-                    pairs.append((inside, i, key))
+        pairs = self._inside_pairs(regions, grown, [i for i in range(n) if keys[i] is None], used)
         for _, i, key in sorted(pairs, key=lambda p: -p[0]):
             if keys[i] is not None or key in used:
                 continue
@@ -179,6 +168,25 @@ class StableDeidentifier:
                     tid, self._private = self._private, self._private - 1
                 keys[i] = (int(regions.class_ids[i]), tid)
         return keys  # type: ignore[return-value]
+
+    def _inside_pairs(
+        self, regions: SensitiveRegions, grown: np.ndarray, free: list[int], used: set[tuple[int, int]]
+    ) -> list[tuple[float, int, tuple[int, int]]]:
+        """(share of the region inside the state's box, region, state key) for each free region and each unused
+        state of its class whose box holds at least ``ADOPT_INSIDE`` of it."""
+        pairs = []
+        for i in free:
+            gx1, gy1, gx2, gy2 = grown[i]
+            area = max((gx2 - gx1) * (gy2 - gy1), 1e-9)
+            for key, st in self._tracks.items():
+                if key in used or key[0] != int(regions.class_ids[i]):
+                    continue
+                ix = max(0.0, min(gx2, st.x1 + st.w) - max(gx1, st.x1))
+                iy = max(0.0, min(gy2, st.y1 + st.h) - max(gy1, st.y1))
+                inside = ix * iy / area
+                if inside >= ADOPT_INSIDE:
+                    pairs.append((inside, i, key))
+        return pairs
 
     # ------------------------------------------------------------------ internals
     def _update_box(self, prev: _TrackRegion | None, grown: np.ndarray) -> _TrackRegion:

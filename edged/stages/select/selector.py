@@ -128,7 +128,8 @@ class BestImageSelector:
         edge_then = np.array([p.edge if p else 0.0 for p in prev])
         score_then = np.array([p.score if p else 0.0 for p in prev])
         area_then = np.array([p.area if p else 0.0 for p in prev])
-        better = ok & np.where(has_prev, is_better(edge, score, manual, area, edge_then, score_then, area_then, cfg), True)
+        improves = is_better(edge, score, manual, area, edge_then, score_then, area_then, cfg)
+        better = ok & np.where(has_prev, improves, True)
         candidates = np.flatnonzero(better)
         self.counters.better += candidates.size
         if candidates.size == 0:
@@ -145,11 +146,14 @@ class BestImageSelector:
         self._mark(meta.image_id)
         self.counters.already_marked += order.size - 1
         i = int(order[0])
-        immediate = bool(sends_immediately(area_ratio(boxes[i : i + 1], meta.width, meta.height)[0], score[i], edge[i], cfg))
+        ratio = area_ratio(boxes[i : i + 1], meta.width, meta.height)[0]
+        immediate = bool(sends_immediately(ratio, score[i], edge[i], cfg))
         if immediate:
             self.counters.immediate += 1
         else:
             self.counters.cached += 1
         here = obs.select(latest)  # the package: every track with an observation in this image
-        package = UploadPackage(meta, immediate, tids[i], here.track_ids.copy(), here.class_ids.copy(), here.rows.copy())
+        package = UploadPackage(
+            meta, immediate, tids[i], here.track_ids.copy(), here.class_ids.copy(), here.rows.copy()
+        )
         return Selection(package, better_ids)
