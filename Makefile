@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test system-deps venv keys bench clean
+.PHONY: demo test test-fast lint system-deps venv keys bench clean
 
 $(STAMP): pyproject.toml edged-sim/pyproject.toml edged-platform/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,15 @@ system-deps:
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q
+
+## Everything but the long trials (marked slow): the quick check while working.
+test-fast: $(STAMP) system-deps
+	$(PY) -m pytest -q -m "not slow"
+
+## The code gate: style, import order and complexity (ruff), types (mypy); settings in pyproject.toml.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check edged edged-platform/edged_platform edged-sim/edged_sim
+	$(VENV)/bin/mypy
 
 ## Demo keys: the device signing key and one functional-platform pair per sensitive category.
 keys: $(STAMP)
