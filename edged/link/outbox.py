@@ -82,6 +82,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import IntEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -90,7 +91,7 @@ from nacl.signing import SigningKey
 from edged.core.lograte import BoundedLog
 from edged.core.paths import PlantedLinkError, open_private, private_dir, refuse_links
 from edged.link.outbox_salvage import salvage_outbox
-from edged.link.wire import PRIORITIES, Envelope, decode, encode, trusted_keys
+from edged.link.wire import Envelope, Kind, Priority, as_kind, as_priority, decode, encode, trusted_keys
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +112,34 @@ BUDGET_SHARE_OF_DISK = 0.8
 """The ring budget is capped to this share of what is left for it after the reserve and the WAL, so
 the budget, not the disk, decides evictions (page slack and other files get the rest)."""
 
-SEND_RANK = {"immediate": 0, "sensitive": 1, "normal": 2, "cached": 3}
-"""Lower goes first. Cached items are released separately, at the caller's rate."""
-EVICT_RANK = {"cached": 0, "normal": 1, "immediate": 1, "sensitive": 2}
-"""Lower is evicted first (then oldest first within a rank)."""
-EVICT_CLASS = {0: "cached", 1: "others", 2: "sensitive"}
-assert set(SEND_RANK) == set(PRIORITIES) == set(EVICT_RANK)
+
+
+class SendRank(IntEnum):
+    """Column ``send_rank``: lower goes first; cached items are released separately, at the caller's rate."""
+
+    IMMEDIATE = 0
+    SENSITIVE = 1
+    NORMAL = 2
+    CACHED = 3
+
+
+class EvictRank(IntEnum):
+    """Column ``evict_rank``: lower is evicted first (then oldest first within a rank)."""
+
+    CACHED = 0
+    OTHERS = 1
+    SENSITIVE = 2
+
+
+SEND_RANK: dict[Priority, SendRank] = {Priority.IMMEDIATE: SendRank.IMMEDIATE, Priority.SENSITIVE: SendRank.SENSITIVE,
+                                       Priority.NORMAL: SendRank.NORMAL, Priority.CACHED: SendRank.CACHED}
+"""Each priority's send rank."""
+EVICT_RANK: dict[Priority, EvictRank] = {Priority.CACHED: EvictRank.CACHED, Priority.NORMAL: EvictRank.OTHERS,
+                                         Priority.IMMEDIATE: EvictRank.OTHERS, Priority.SENSITIVE: EvictRank.SENSITIVE}
+"""Each priority's eviction rank."""
+EVICT_CLASS: dict[int, str] = {int(r): r.name.lower() for r in EvictRank}
+"""Eviction rank -> the class name the figures count it under."""
+assert set(SEND_RANK) == set(Priority) == set(EVICT_RANK)
 
 _SCHEMA_USER_VERSION = 1
 _SCHEMA = (
@@ -168,8 +191,8 @@ class Pending:
 
     id: str
     dest: str
-    prio: str
-    kind: str
+    prio: Priority
+    kind: Kind | str
     payload: bytes
     """The encoded envelope: send these bytes as they are."""
 
@@ -478,7 +501,7 @@ class Outbox:
                 self._conn.execute(
                     "INSERT INTO messages (id, dest, prio, kind, send_rank, evict_rank, video_id, image_id, created, size, payload)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (env.id, env.dest, env.prio, env.kind, SEND_RANK[env.prio], EVICT_RANK[env.prio], env.video_id,
+                    (env.id, env.dest, env.prio, env.kind, int(SEND_RANK[env.prio]), int(EVICT_RANK[env.prio]), env.video_id,
                      env.image_id, env.created, size, payload),
                 )
                 new_ids.add(env.id)
@@ -557,7 +580,7 @@ class Outbox:
         with self._lock:
             skip = len(self._leased) + len(self._unsaved_acks)
             out = self._select(
-                "SELECT id, dest, prio, kind, payload FROM messages WHERE dest = ? AND send_rank < 3"
+                f"SELECT id, dest, prio, kind, payload FROM messages WHERE dest = ? AND send_rank < {int(SendRank.CACHED)}"
                 " ORDER BY send_rank, seq LIMIT ?",
                 (dest, limit + skip),
                 limit,
@@ -565,7 +588,7 @@ class Outbox:
             room = min(limit - len(out), cached_limit)
             if room > 0:
                 out += self._select(
-                    "SELECT id, dest, prio, kind, payload FROM messages WHERE dest = ? AND send_rank = 3"
+                    f"SELECT id, dest, prio, kind, payload FROM messages WHERE dest = ? AND send_rank = {int(SendRank.CACHED)}"
                     " ORDER BY seq LIMIT ?",
                     (dest, room + skip),
                     room,
@@ -578,7 +601,8 @@ class Outbox:
         for row in self._conn.execute(sql, params):
             if row[0] in self._leased or row[0] in self._unsaved_acks:
                 continue
-            out.append(Pending(*row))
+            msg_id, dest, prio, kind, payload = row
+            out.append(Pending(msg_id, dest, as_priority(prio), as_kind(kind), payload))
             if len(out) >= limit:
                 break
         return out
@@ -863,7 +887,7 @@ class StoredMessage:
     """The encoded envelope."""
 
 
-def list_stored(path: str | Path, kind: str | None = None, limit: int | None = None) -> list[StoredMessage]:
+def list_stored(path: str | Path, kind: Kind | str | None = None, limit: int | None = None) -> list[StoredMessage]:
     """The messages stored in the outbox file ``path``, newest first (``kind``: only that envelope
     kind), read through a read-only connection: nothing is written, and it works while the daemon
     has the file open. :class:`OutboxError` names the file when it cannot be read (missing, a
@@ -877,7 +901,7 @@ def list_stored(path: str | Path, kind: str | None = None, limit: int | None = N
     params: list[Any] = []
     if kind is not None:
         sql += " WHERE kind = ?"
-        params.append(kind)
+        params.append(str(kind))
     sql += " ORDER BY seq DESC"
     if limit is not None:
         sql += " LIMIT ?"

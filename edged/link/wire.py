@@ -53,6 +53,7 @@ import struct
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +66,37 @@ from edged.core.keys import load_verify_key, signing_key_id
 from edged.link.destinations import OPS
 
 SCHEMA_VERSION = 1
-KINDS = ("package", "sensitive", "event", "telemetry")
-"""The kinds edged sends today; :func:`encode` accepts any other lowercase name as well."""
-PRIORITIES = ("immediate", "cached", "normal", "sensitive")
-"""Priority classes, as the outbox orders and evicts them (see :mod:`edged.link.outbox`)."""
+
+
+class WireName(StrEnum):
+    """A name as the wire carries it; shown (``repr``) as that name, so messages read as before."""
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+
+class Kind(WireName):
+    """The kinds edged sends today (wire key ``kind``, as its value)."""
+
+    PACKAGE = "package"
+    SENSITIVE = "sensitive"
+    EVENT = "event"
+    TELEMETRY = "telemetry"
+
+
+class Priority(WireName):
+    """Priority classes (wire key ``prio``, as its value), as the outbox orders and evicts them."""
+
+    IMMEDIATE = "immediate"
+    CACHED = "cached"
+    NORMAL = "normal"
+    SENSITIVE = "sensitive"
+
+
+KINDS: tuple[str, ...] = tuple(k.value for k in Kind)
+"""The kinds' names; :func:`encode` accepts any other lowercase name as well."""
+PRIORITIES: tuple[str, ...] = tuple(p.value for p in Priority)
+"""The priority classes' names (see :mod:`edged.link.outbox`)."""
 
 SIGNATURE_DOMAIN = b"edged envelope v1\x00"
 """Prefix of every signed envelope message: an envelope signature never verifies as a sealed-record
@@ -118,9 +146,10 @@ class Envelope:
     """One outgoing message (see the module docstring for the wire keys)."""
 
     id: str
-    kind: str
+    kind: Kind | str
+    """A :class:`Kind` when it is one of edged's; another lowercase name as decoded."""
     dest: str
-    prio: str
+    prio: Priority
     video_id: str
     body: bytes
     created: float
@@ -144,6 +173,16 @@ class Envelope:
         return _dump(self)
 
 
+def as_kind(value: Any) -> Any:
+    """``value`` as a :class:`Kind` when it names one; anything else as it is (:func:`validate` judges it)."""
+    return Kind._value2member_map_.get(value, value) if isinstance(value, str) else value
+
+
+def as_priority(value: Any) -> Any:
+    """``value`` as a :class:`Priority` when it names one; anything else as it is (:func:`validate` refuses it)."""
+    return Priority._value2member_map_.get(value, value) if isinstance(value, str) else value
+
+
 def is_id(value: object) -> bool:
     """Whether ``value`` is a valid video or image id (safe as a file name: no slash, no leading dot)."""
     return isinstance(value, str) and bool(_ID.match(value))
@@ -155,9 +194,9 @@ def new_id(timestamp: float | None = None) -> str:
 
 
 def make(
-    kind: str,
+    kind: Kind | str,
     dest: str,
-    prio: str,
+    prio: Priority | str,
     body: bytes,
     *,
     video_id: str = "",
@@ -172,9 +211,9 @@ def make(
         raise WireError(f"envelope field t: expected a finite time in seconds, got {created!r}")
     env = Envelope(
         id=msg_id if msg_id is not None else new_id(float(created)),
-        kind=kind,
+        kind=as_kind(kind),
         dest=dest,
-        prio=prio,
+        prio=as_priority(prio),
         video_id=video_id,
         body=body,
         created=float(created),
@@ -207,7 +246,7 @@ def validate(env: Envelope) -> None:
         raise WireError(f"envelope field device: expected a string, got {type(env.device).__name__}")
     if not isinstance(env.body, (bytes, bytearray, memoryview)):
         raise WireError(f"envelope field body: expected bytes, got {type(env.body).__name__}")
-    if env.dest == OPS and (env.kind == "sensitive" or env.prio == "sensitive"):
+    if env.dest == OPS and (env.kind == Kind.SENSITIVE or env.prio == Priority.SENSITIVE):
         raise WireError("envelope field dest: sensitive records never go to 'ops'")
     if (env.signer is None) != (env.signature is None):
         missing = "sig" if env.signature is None else "sk"
@@ -470,9 +509,9 @@ def _checked(m: Any, trusted: Mapping[str, VerifyKey] | None) -> Envelope:
         raise WireError("envelope: every key must be a text string")
     env = Envelope(
         id=m["id"],
-        kind=m["kind"],
+        kind=as_kind(m["kind"]),
         dest=m["dest"],
-        prio=m["prio"],
+        prio=as_priority(m["prio"]),
         video_id=m["video"],
         body=m["body"],
         created=float(m["t"]),

@@ -36,7 +36,7 @@ def stored_events(path: Path, kind: str | None = None) -> Iterator[dict[str, Any
     and the rest as the stages raised them; the envelope's ids and destination); ``kind`` matches the
     event type or its kind (``health``, ``cover``, ``trail``...). Unreadable rows are skipped and
     counted in the last item's absence: see :func:`events_main`."""
-    for message in list_stored(path, kind="event"):
+    for message in list_stored(path, kind=wire.Kind.EVENT):
         try:
             env = wire.decode(message.payload)
             body = cbor2.loads(env.body)
