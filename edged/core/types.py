@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any, TypeAlias
 
 import numpy as np
 
@@ -149,3 +150,9 @@ class TrackedObjects:
             self.angles[keep],
             self.detected[keep],
         )
+
+
+EventMap: TypeAlias = dict[str, Any]
+"""A health or track event as a stage raises it (the event body on the wire): ``kind`` (``cover``,
+``freeze``, ``trail``...), ``state`` (``start``, ``update``, ``end``), ``frame_index``, ``timestamp``,
+``type`` on health events, and the figures of its kind."""

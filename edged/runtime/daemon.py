@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from edged.config import Config
 from edged.core.ids import MonotonicUlid
 from edged.core.lograte import BoundedLog
-from edged.core.types import CapturedImage, ExposureMode, Frame, FrameMeta, Position
+from edged.core.types import CapturedImage, EventMap, ExposureMode, Frame, FrameMeta, Position
 from edged.hal.base import Camera, EndOfStream, Pacing
 from edged.runtime.exposure import ExposureCommand, ExposureController
 from edged.runtime.seams import ApplyError, LinkReporter, Service
@@ -413,7 +413,7 @@ class Daemon:
                 except Exception as err:  # a listener must not stop the pipeline
                     self._sink_log.warning("event_listener", f"event listener failed: {type(err).__name__}: {err}")
 
-    def _log_health(self, event: dict[str, Any]) -> None:
+    def _log_health(self, event: EventMap) -> None:
         kind, state = str(event.get("kind")), event.get("state")
         where = f"frame {event.get('frame_index')}"
         if state == "start":

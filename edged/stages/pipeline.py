@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from edged.core.types import Detections, Frame, TrackedObjects
+from edged.core.types import Detections, EventMap, Frame, TrackedObjects
+from edged.link.wire import Envelope
 
 if TYPE_CHECKING:
     from edged.stages.health.checks import HealthReport
@@ -30,9 +31,9 @@ class FrameWork:
     tracks: TrackedObjects | None = None
     deidentified: np.ndarray | None = None
     """The frame as it may leave the device: every sensitive region de-identified."""
-    outgoing: list[Any] = field(default_factory=list)
+    outgoing: list[Envelope] = field(default_factory=list)
     """Messages for the outbox, in order."""
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[EventMap] = field(default_factory=list)
     """Health and track events raised by the stages."""
     observations: FrameObservations | None = None
     """The tracks' observations in this frame (track stage), for the selection."""
@@ -62,10 +63,6 @@ class Pipeline:
 
     def __init__(self, stages: list[Stage]) -> None:
         self.stages = stages
-
-    @property
-    def stage_names(self) -> list[str]:
-        return [s.name for s in self.stages]
 
     def process(self, frame: Frame) -> FrameWork:
         work = FrameWork(frame)

@@ -197,7 +197,3 @@ class TFLiteModel:
         if info.quantized:
             return dequantize(raw, info.scale, info.zero_point)
         return raw.astype(np.float32, copy=False)
-
-    def invoke_raw(self) -> None:
-        """Invoke with whatever input is set (for timing the interpreter alone)."""
-        self._interp.invoke()
