@@ -20,6 +20,7 @@ from edged.config import Config, from_dict, to_dict
 from edged.core.types import ExposureMode
 from edged.runtime.camera import make_camera
 from edged.runtime.daemon import ApplyError, Daemon
+from edged.runtime.seams import CountersView, DaemonView, StopView
 from edged.runtime.summary import FrameCounts
 from edged.stages.pipeline import FrameWork, Stage
 
@@ -290,3 +291,32 @@ def test_a_config_arriving_while_the_daemon_stops_is_refused_cleanly() -> None:
             await daemon.apply_config(from_dict(new))
 
     asyncio.run(main())
+
+
+def test_the_daemon_has_every_member_that_services_and_the_remote_control_read() -> None:
+    daemon = Daemon(config(), Builder(), [])
+    for view in (DaemonView, StopView, CountersView):
+        target = {DaemonView: daemon, StopView: daemon.stop, CountersView: daemon.stats}[view]
+        names = [n for n in vars(view) if not n.startswith("_")]
+        assert names and all(hasattr(target, n) for n in names), (view.__name__, [n for n in names if not hasattr(target, n)])
+
+
+class Claimer:
+    """Sink whose summary parts take a name of the summary's own and one an earlier sink took."""
+
+    def consume(self, work: FrameWork) -> None:
+        pass
+
+    def close(self) -> dict[str, Any]:
+        return {"frames": "overwritten?", "recorded": -1, "claimed": True}
+
+
+def test_sink_parts_never_overwrite_the_summary_or_each_other(tmp_path: Path) -> None:
+    daemon = Daemon(config(), Builder(), [Recorder(), Claimer()], summary_path=tmp_path / "summary.json")
+    summary = asyncio.run(daemon.run(max_frames=3))
+    assert summary.frames.captured == 3 and summary.sinks == {"recorded": 3, "claimed": True}
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert list(on_disk) == ["stop_reason", "wall_s", "frames", "fps", "stage_ms", "exposure", "sink_failures", "device",
+                             "recorded", "claimed"]
+    assert list(on_disk["frames"]) == ["captured", "processed", "dropped", "auto_exposure", "retimed", "accounted"]
+    assert on_disk["frames"]["captured"] == 3 and on_disk["recorded"] == 3

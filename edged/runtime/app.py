@@ -24,6 +24,7 @@ from edged.link.uplink import Uplink
 from edged.runtime.camera import make_camera
 from edged.runtime.daemon import Daemon, Service, Sink
 from edged.runtime.preflight import shared_broker_users
+from edged.runtime.seams import DaemonView
 from edged.runtime.sinks import FrameWriter, OutboxSink
 from edged.stages.detect.detector import Detector
 from edged.stages.detect.runtime import ModelError
@@ -132,7 +133,7 @@ class UplinkService:
         """This destination's connection, rate and backlog, for the ``stats`` document."""
         return {self.uplink.dest: self.uplink.status().as_dict()}
 
-    async def run(self, daemon: Daemon) -> None:
+    async def run(self, daemon: DaemonView) -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(self.uplink.run(stop))
         await daemon.drained.wait()
