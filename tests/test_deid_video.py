@@ -175,6 +175,7 @@ def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     assert "3/3" in shown and "file" in shown  # the batch bar
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("presses", [1, 2])
 def test_sigint_stops_cleanly(tmp_path: Path, presses: int) -> None:
     make_video(tmp_path / "long.mp4", 400, Fraction(25), (320, 240), audio=False)

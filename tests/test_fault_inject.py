@@ -19,6 +19,7 @@ def test_toml_text_round_trips_a_config_tree() -> None:
     assert tomllib.loads(toml_text(tree)) == tree
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(mosquitto_path() is None, reason="mosquitto is not installed")
 @pytest.mark.parametrize("trial", ["sigkill", "disk-1m"])
 def test_a_short_trial_loses_nothing(tmp_path: Path, trial: str) -> None:

@@ -35,6 +35,7 @@ def status(result, name: str) -> str:
     return result.check(name).status
 
 
+@pytest.mark.slow
 def test_oracle_run_passes_every_check(oracle) -> None:
     by_name = {c.name: c for c in oracle.checks}
     assert by_name["frames accounted"].status == checks.PASS, by_name["frames accounted"].summary
@@ -48,6 +49,7 @@ def test_oracle_run_passes_every_check(oracle) -> None:
     assert restore["regions"] > 0 and restore["ops_images_restored"] > 0
 
 
+@pytest.mark.slow
 def test_outage_really_held_messages_back(oracle) -> None:
     series = oracle.data["series"]
     assert [e["event"] for e in series["events"]] == ["broker stopped", "broker started"]
@@ -58,6 +60,7 @@ def test_outage_really_held_messages_back(oracle) -> None:
     assert loss["left_in_outbox"] == 0 and loss["evicted"] == 0
 
 
+@pytest.mark.slow
 def test_report_is_written(oracle) -> None:
     folder = oracle.folder
     text = (folder / "SIM_REPORT.md").read_text()
@@ -69,6 +72,7 @@ def test_report_is_written(oracle) -> None:
     assert data["settings"]["detector"] == "truth" and len(data["objects"]) >= 3
 
 
+@pytest.mark.slow
 def test_checks_catch_a_lost_message_and_a_wrong_crop(oracle) -> None:
     truth, stores = oracle.truth, oracle.stores
     lost = Sent("01ARZ3NDEKTSV4RRFFQ69G5FAV", "ops", "event", "normal", None, 0.0)

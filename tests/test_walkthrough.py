@@ -60,6 +60,7 @@ def run_once(work: Path, port: int) -> tuple[str, set[str]]:
     return sidecar, ids
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not MOSQUITTO.exists(), reason="mosquitto is not installed (make system-deps)")
 def test_the_readme_walkthrough_runs_as_written_and_again(tmp_path: Path) -> None:
     work = scratch_checkout(tmp_path)
