@@ -155,6 +155,44 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_keygen_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``keygen`` to the CLI's subparsers."""
+    p = subparsers.add_parser(
+        "keygen",
+        help="generate the device signing key or a functional platform's key pair",
+        description=(
+            "device: the roadside unit's Ed25519 signing key (PREFIX.key stays on the device, PREFIX.pub goes "
+            "to the functional platforms). platform: a functional platform's X25519 pair (PREFIX.pub goes to "
+            "the device's privacy.recipients, PREFIX.key stays on the platform). Private keys are written "
+            "with mode 0600. operator: an Ed25519 pair that signs remote commands (PREFIX.pub goes to the "
+            "device's remote.auth.operator_keys or admin_keys, PREFIX.key stays with the operator)."
+        ),
+    )
+    p.add_argument("kind", choices=("device", "platform", "operator"), help="which key pair")
+    p.add_argument("--out", required=True, help="path prefix: writes PREFIX.key and PREFIX.pub")
+    p.add_argument("--force", action="store_true", help="replace existing files")
+    p.set_defaults(handler=_keygen)
+    return p
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    """Handler of ``keygen``: prints the files written and the key id; 1 with a message on error."""
+    from edged.core.keys import KeyFileError, generate_device_key, generate_platform_key
+    from edged.core.paths import os_reason
+
+    try:
+        made = (generate_platform_key if args.kind == "platform" else generate_device_key)(args.out, args.force)
+    except KeyFileError as err:
+        print(f"edged keygen: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        folder = Path(args.out).parent.absolute()
+        print(f"edged keygen: cannot write the key files in {folder}: {os_reason(err)}", file=sys.stderr)
+        return 1
+    print(f"{args.kind} key id {made.key_id}: private {made.private} (mode 0600), public {made.public}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edged", description="Privacy-first roadside vision daemon.")
     parser.add_argument("--version", action="version", version=f"edged {__version__}")
@@ -179,9 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="print the full config with defaults as JSON on stdout (the verdict goes to stderr)")
     check.set_defaults(handler=_check_config)
 
-    from edged.core.keys import add_keygen_parser
-
-    add_keygen_parser(sub)
+    _add_keygen_parser(sub)
     from edged.runtime.deid_files import add_deid_parser
 
     add_deid_parser(sub)

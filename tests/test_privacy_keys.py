@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import stat
 import subprocess
@@ -11,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from edged.cli import build_parser
 from edged.config import from_dict
 from edged.core.keys import (
     KeyFileError,
-    add_keygen_parser,
     check_keys,
     generate_device_key,
     generate_platform_key,
@@ -110,14 +109,12 @@ def test_check_keys_refuses_missing_recipients_and_loads_complete_sets(tmp_path:
 
 
 def test_keygen_parser_and_module_cli(tmp_path: Path) -> None:
-    parser = argparse.ArgumentParser(prog="edged")
-    add_keygen_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["keygen", "platform", "--out", str(tmp_path / "func" / "face")])
+    args = build_parser().parse_args(["keygen", "platform", "--out", str(tmp_path / "func" / "face")])
     assert args.handler(args) == 0
     assert mode(tmp_path / "func" / "face.key") == 0o600
     assert args.handler(args) == 1  # exists: refused with a message, nothing replaced
     run = subprocess.run(
-        [sys.executable, "-m", "edged.core.keys", "device", "--out", str(tmp_path / "dev")],
+        [sys.executable, "-m", "edged.cli", "keygen", "device", "--out", str(tmp_path / "dev")],
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )
     assert run.returncode == 0, run.stderr

@@ -22,13 +22,11 @@ platform.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
 import hashlib
 import os
 import stat
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -37,8 +35,7 @@ from nacl.public import PrivateKey, PublicKey
 from nacl.signing import SigningKey, VerifyKey
 
 from edged.core.classes import SENSITIVE_CLASSES
-from edged.core.paths import os_reason, resolve_path
-from edged.core.progname import prog_name
+from edged.core.paths import resolve_path
 
 MAGIC = "edged-key v1"
 KeyKind = Literal["ed25519-secret", "ed25519-public", "x25519-secret", "x25519-public"]
@@ -247,52 +244,3 @@ def check_keys(config: object) -> PrivacyKeys:
         raise KeyFileError("privacy.signing_key: not set (make one with 'edged keygen device --out PREFIX')")
     signing = load_signing_key(resolve_path(privacy.signing_key))
     return PrivacyKeys(signing, recipients)
-
-
-# ------------------------------------------------------------------------------------------- CLI
-def add_keygen_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``keygen`` to a CLI's subparsers (handler in ``handler`` default, returns an exit code)."""
-    p = subparsers.add_parser(
-        "keygen",
-        help="generate the device signing key or a functional platform's key pair",
-        description=(
-            "device: the roadside unit's Ed25519 signing key (PREFIX.key stays on the device, PREFIX.pub goes "
-            "to the functional platforms). platform: a functional platform's X25519 pair (PREFIX.pub goes to "
-            "the device's privacy.recipients, PREFIX.key stays on the platform). Private keys are written "
-            "with mode 0600. operator: an Ed25519 pair that signs remote commands (PREFIX.pub goes to the "
-            "device's remote.auth.operator_keys or admin_keys, PREFIX.key stays with the operator)."
-        ),
-    )
-    p.add_argument("kind", choices=("device", "platform", "operator"), help="which key pair")
-    p.add_argument("--out", required=True, help="path prefix: writes PREFIX.key and PREFIX.pub")
-    p.add_argument("--force", action="store_true", help="replace existing files")
-    p.set_defaults(handler=keygen_main)
-    return p
-
-
-def keygen_main(args: argparse.Namespace) -> int:
-    """Handler of ``keygen``: prints the files written and the key id; 1 with a message on error."""
-    try:
-        made = (generate_platform_key if args.kind == "platform" else generate_device_key)(args.out, args.force)
-    except KeyFileError as err:
-        print(f"edged keygen: {err}", file=sys.stderr)
-        return 1
-    except OSError as err:
-        folder = Path(args.out).parent.absolute()
-        print(f"edged keygen: cannot write the key files in {folder}: {os_reason(err)}", file=sys.stderr)
-        return 1
-    print(f"{args.kind} key id {made.key_id}: private {made.private} (mode 0600), public {made.public}")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m edged.core.keys device|platform --out PREFIX`` (same as ``edged keygen``)."""
-    parser = argparse.ArgumentParser(prog=prog_name("edged.core.keys"))
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_keygen_parser(sub)
-    args = parser.parse_args(["keygen", *(sys.argv[1:] if argv is None else argv)])
-    return args.handler(args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
