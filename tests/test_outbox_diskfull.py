@@ -141,8 +141,7 @@ def mixed_traffic(n: int, seed: int) -> Iterator[wire.Envelope]:
 @pytest.mark.parametrize("size", ["1m", "3m", "12m"])
 def test_the_eviction_policy_holds_on_any_disk_size(tmp_path: Path, size: str, caplog: pytest.LogCaptureFixture) -> None:
     """The default config (1 GiB budget, 8 MiB reserve) on disks far smaller: nothing is refused, the
-    oldest messages of the lowest class go first, and a few log lines tell it (issue 15: 91 % were
-    refused on a small disk, and 858 evictions made one line)."""
+    oldest messages of the lowest class go first, and a few log lines tell it (not one line per eviction)."""
     with mounted_tmpfs(tmp_path / "mnt", size) as mnt, caplog.at_level(logging.WARNING, "edged.link.outbox"):
         ob = Outbox(mnt / "o.db")
         assert (mnt / "o.db.reserve").exists(), "a reserve sized to the disk"
@@ -169,7 +168,7 @@ def test_the_eviction_policy_holds_on_any_disk_size(tmp_path: Path, size: str, c
 
 def test_an_ack_that_cannot_be_saved_is_not_sent_again(small_tmpfs: Path) -> None:
     """Other files fill the disk and the delete of an ack fails: the message is not offered again (it
-    was delivered; issue 15's fault trial saw 1,422 duplicates), and the delete succeeds later."""
+    was delivered: sending it again would make a duplicate), and the delete succeeds later."""
     ob = Outbox(small_tmpfs / "o.db", reserve_bytes=0)
     sent = [make("normal", 20_000) for _ in range(5)]
     assert all(ob.enqueue_many(sent))

@@ -1,5 +1,5 @@
-"""A damaged outbox file is salvaged row by row before it is set aside (issue 15: two bad pages used to
-drop every pending message)."""
+"""A damaged outbox file is salvaged row by row before it is set aside (a few bad pages must not drop
+every pending message)."""
 
 from __future__ import annotations
 
