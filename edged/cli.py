@@ -53,7 +53,7 @@ class _StopWhileStarting:
         elif self.signal is None:
             self.signal = name
 
-    def adopt(self, daemon: Daemon) -> None:
+    def hand_over(self, daemon: Daemon) -> None:
         """From now on a stop or reload goes to ``daemon`` (one that came earlier, at once)."""
         self.daemon = daemon
         if self.signal is not None:
@@ -119,7 +119,7 @@ def _run_daemon(args: argparse.Namespace, early: _StopWhileStarting) -> int:
         control = RemoteControl.from_startup(startup)
         services = [*build_services(startup, control), FileReloadService(control, args.config)]
         daemon = build_daemon(config, out, services=services)
-        early.adopt(daemon)
+        early.hand_over(daemon)
         log.info("run output in %s", out)
         summary = asyncio.run(daemon.run(max_frames=args.frames, duration=args.duration))
     except errors as err:

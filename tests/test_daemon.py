@@ -72,7 +72,7 @@ class Builder:
     def stages(self, config: Config, changed: set[str] | None) -> list[Stage]:
         return list(self._stages)
 
-    def adopt(self, stages: list[Stage]) -> None:
+    def restore_stages(self, stages: list[Stage]) -> None:
         self._stages = list(stages)
 
 

@@ -361,7 +361,7 @@ class Outbox:
         with self._lock:
             return self._store_batch([(env, encode(env, self.signing_key)) for env in envs], "enqueued")
 
-    def adopt(self, payloads: Sequence[bytes]) -> int:
+    def store_salvaged(self, payloads: Sequence[bytes]) -> int:
         """Store already encoded envelopes as they are (salvaged from a damaged file), in one
         transaction as :meth:`enqueue_many` does; returns how many were stored."""
         items = [(decode(p), bytes(p)) for p in payloads]
@@ -866,7 +866,7 @@ def open_from_config(cfg: Any, data_dir: str | Path, signing_key: SigningKey | N
         trusted = trusted_keys([signing_key.verify_key]) if signing_key is not None else None
         found = salvage_outbox(aside, trusted)
         fresh = make()
-        kept = fresh.adopt(found.payloads)
+        kept = fresh.store_salvaged(found.payloads)
         fresh.keep_counters(found.counters)
         log.error("outbox: %s; salvaged %d message(s) row by row (%d unreadable, %d not stored again), "
                   "moved the file aside to %s", text, kept, found.unreadable, len(found.payloads) - kept, aside)

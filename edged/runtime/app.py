@@ -113,7 +113,7 @@ class AppBuilder:
         self._built = built
         return [*self.first, *built.values()]
 
-    def adopt(self, stages: list[Stage]) -> None:
+    def restore_stages(self, stages: list[Stage]) -> None:
         self._built = {s.name: s for s in stages if not any(s is f for f in self.first)}
 
     @staticmethod

@@ -97,7 +97,7 @@ class Builder(Protocol):
         (``None``: build everything), so a builder can keep the stages whose sections did not."""
         ...
 
-    def adopt(self, stages: list[Stage]) -> None:
+    def restore_stages(self, stages: list[Stage]) -> None:
         """After a rollback: these (the running) stages are current again, for later reuse."""
         ...
 
@@ -252,25 +252,25 @@ class Daemon:
                 try:
                     await self._swap_camera(new)
                 except ApplyError:
-                    self.builder.adopt(old_pipeline.stages)
+                    self.builder.restore_stages(old_pipeline.stages)
                     raise
             self.pipeline = Pipeline(stages)
-            self._adopt(new)
+            self._use_config(new)
             before = self.stats.processed
             deadline = time.monotonic() + up_timeout_s
             while self.stats.processed == before and not self.stop.event.is_set():
                 if time.monotonic() > deadline:
                     self.pipeline = old_pipeline
-                    self.builder.adopt(old_pipeline.stages)
+                    self.builder.restore_stages(old_pipeline.stages)
                     if self.camera is not old_camera:
                         await self._swap_camera(old, rollback=True)
-                    self._adopt(old)
+                    self._use_config(old)
                     raise ApplyError(f"pipeline carried no frame within {up_timeout_s:g} s; rolled back")
                 await asyncio.sleep(0.02)
             self.applied += 1
             return changed
 
-    def _adopt(self, config: Config) -> None:
+    def _use_config(self, config: Config) -> None:
         self.config = config
         self.segments.segment_s = config.camera.segment_s
         p = config.device.position
