@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from edged.link import wire
-from edged.link.outbox import Outbox, OutboxError
+from edged.link.outbox import Outbox, OutboxDamagedError, OutboxError
 
 
 def env(prio: str = "normal", dest: str = "ops", size: int = 10, kind: str = "package") -> wire.Envelope:
@@ -91,8 +92,22 @@ def test_wal_and_full_sync_are_in_effect(tmp_path: Path) -> None:
 def test_damaged_file_is_reported_not_used(tmp_path: Path) -> None:
     path = tmp_path / "o.db"
     path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(OutboxError, match="cannot open outbox|integrity"):
+    with pytest.raises(OutboxDamagedError, match="cannot open outbox|integrity"):
         Outbox(path)
+
+
+def test_open_from_config_raises_what_is_not_damage(tmp_path: Path) -> None:
+    """A file from a newer build is no damage: it is reported and left where it is."""
+    from edged.config import OutboxConfig
+    from edged.link.outbox import open_from_config
+
+    cfg = OutboxConfig(path="ob.sqlite", budget_bytes=1 << 20)
+    open_from_config(cfg, tmp_path).close()
+    with sqlite3.connect(tmp_path / "ob.sqlite") as conn:
+        conn.execute("PRAGMA user_version=99")
+    with pytest.raises(OutboxError, match="schema version 99") as raised:
+        open_from_config(cfg, tmp_path)
+    assert not isinstance(raised.value, OutboxDamagedError) and not list(tmp_path.glob("ob.sqlite.damaged-*"))
 
 
 def test_bad_arguments(tmp_path: Path) -> None:

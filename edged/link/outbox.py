@@ -169,6 +169,20 @@ class OutboxError(RuntimeError):
     """The outbox file cannot be opened or used (not raised for a full disk)."""
 
 
+class OutboxDamagedError(OutboxError):
+    """The outbox file is not a database, is malformed or failed its integrity check (salvageable)."""
+
+
+DAMAGE_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+"""SQLite's primary result codes for a damaged file or one that is not a database."""
+
+
+def _open_error(err: sqlite3.DatabaseError | OSError) -> type[OutboxError]:
+    """The error an outbox that failed to open raises: damaged (by SQLite's result code) or not."""
+    code = getattr(err, "sqlite_errorcode", None)
+    return OutboxDamagedError if isinstance(code, int) and code & 0xFF in DAMAGE_CODES else OutboxError
+
+
 @dataclass(frozen=True, slots=True)
 class EnqueueResult:
     """What :meth:`Outbox.enqueue` did. Truthy when the message is stored."""
@@ -249,7 +263,7 @@ class Outbox:
             self._prepare_files()
             self._open(busy_timeout_ms, check_on_open)
         except (sqlite3.DatabaseError, OSError) as err:
-            raise OutboxError(f"cannot open outbox {self.path}: {err}") from None
+            raise _open_error(err)(f"cannot open outbox {self.path}: {err}") from None
         self._used = int(self._q1("SELECT coalesce(sum(size), 0) FROM messages"))
         self.configured_budget_bytes = self.budget_bytes
         self.configured_reserve_bytes = int(reserve_bytes)
@@ -313,7 +327,7 @@ class Outbox:
             result = conn.execute("PRAGMA quick_check(5)").fetchone()[0]
             if result != "ok":
                 conn.close()
-                raise OutboxError(f"outbox {self.path} failed its integrity check: {_first_problems(result)}")
+                raise OutboxDamagedError(f"outbox {self.path} failed its integrity check: {_first_problems(result)}")
         self._conn = conn
         self.db = conn
         """The SQLite connection (for tools and tests; the outbox's own calls hold ``_lock``)."""
@@ -854,10 +868,8 @@ def open_from_config(cfg: Any, data_dir: str | Path, signing_key: SigningKey | N
 
     try:
         return make()
-    except OutboxError as err:
+    except OutboxDamagedError as err:
         text = str(err)
-        if "integrity check" not in text and "file is not a database" not in text and "malformed" not in text:
-            raise
         aside = Path(f"{path}.damaged-{int(time.time())}")
         for suffix in ("", "-wal", "-shm"):
             src = Path(f"{path}{suffix}")
