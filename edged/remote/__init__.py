@@ -13,10 +13,9 @@ What the CLI does at start::
 
 from __future__ import annotations
 
-from typing import Any
-
 from edged.remote.commands import Access, CommandError, RemoteControl
 from edged.remote.store import ConfigStore, StartupConfig, load_startup_config
+from edged.runtime.seams import Service
 
 __all__ = [
     "Access",
@@ -29,7 +28,7 @@ __all__ = [
 ]
 
 
-def build_services(startup: StartupConfig, control: RemoteControl | None = None) -> list[Any]:
+def build_services(startup: StartupConfig, control: RemoteControl | None = None) -> list[Service]:
     """The MQTT command service, the serial console and the systemd notifier.
 
     All three are always included: each idles while its part is off (``remote.mqtt.enabled``,
