@@ -515,8 +515,8 @@ class Outbox:
                 self._conn.execute(
                     "INSERT INTO messages (id, dest, prio, kind, send_rank, evict_rank, video_id, image_id, created, size, payload)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (env.id, env.dest, env.prio, env.kind, int(SEND_RANK[env.prio]), int(EVICT_RANK[env.prio]), env.video_id,
-                     env.image_id, env.created, size, payload),
+                    (env.id, env.dest, env.prio, env.kind, int(SEND_RANK[env.prio]), int(EVICT_RANK[env.prio]),
+                     env.video_id, env.image_id, env.created, size, payload),
                 )
                 new_ids.add(env.id)
                 counters_delta[counted] = counters_delta.get(counted, 0) + 1
@@ -594,16 +594,16 @@ class Outbox:
         with self._lock:
             skip = len(self._leased) + len(self._unsaved_acks)
             out = self._select(
-                f"SELECT id, dest, prio, kind, payload FROM messages WHERE dest = ? AND send_rank < {int(SendRank.CACHED)}"
-                " ORDER BY send_rank, seq LIMIT ?",
+                "SELECT id, dest, prio, kind, payload FROM messages"
+                f" WHERE dest = ? AND send_rank < {int(SendRank.CACHED)} ORDER BY send_rank, seq LIMIT ?",
                 (dest, limit + skip),
                 limit,
             )
             room = min(limit - len(out), cached_limit)
             if room > 0:
                 out += self._select(
-                    f"SELECT id, dest, prio, kind, payload FROM messages WHERE dest = ? AND send_rank = {int(SendRank.CACHED)}"
-                    " ORDER BY seq LIMIT ?",
+                    "SELECT id, dest, prio, kind, payload FROM messages"
+                    f" WHERE dest = ? AND send_rank = {int(SendRank.CACHED)} ORDER BY seq LIMIT ?",
                     (dest, room + skip),
                     room,
                 )
