@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 
@@ -116,4 +118,4 @@ def leaving_mismatch(last: np.ndarray, full: np.ndarray, predicted: np.ndarray, 
     out = leaving(last, full, width, height)
     det_size = dets[:, 2:4] - dets[:, 0:2]
     grows = det_size[None, :, :] > (1.0 + growth) * ref[:, None, :]
-    return (out[:, None, :] & grows).any(axis=2)
+    return cast(np.ndarray, (out[:, None, :] & grows).any(axis=2))

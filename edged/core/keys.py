@@ -29,7 +29,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from nacl.public import PrivateKey, PublicKey
 from nacl.signing import SigningKey, VerifyKey
@@ -217,6 +217,19 @@ class PrivacyKeys:
         return sealing_key_id(self.recipients[category])
 
 
+class PrivacyKeySettings(Protocol):
+    """What :func:`check_keys` reads of the config's ``privacy`` section."""
+
+    @property
+    def categories(self) -> list[str]: ...
+
+    @property
+    def recipients(self) -> dict[str, str]: ...
+
+    @property
+    def signing_key(self) -> str: ...
+
+
 def check_keys(config: object) -> PrivacyKeys:
     """Load and check every key ``config.privacy`` names; raise :class:`KeyFileError` saying what is missing.
 
@@ -224,7 +237,8 @@ def check_keys(config: object) -> PrivacyKeys:
     call this before it starts: every category in ``privacy.categories`` needs a recipient public key
     (``privacy.recipients.<category>``), and the device signing key must load.
     """
-    privacy = getattr(config, "privacy", config)
+    section: Any = getattr(config, "privacy", config)
+    privacy: PrivacyKeySettings = section
 
     unknown = [c for c in privacy.categories if c not in SENSITIVE_CLASSES]
     if unknown:

@@ -462,7 +462,7 @@ def _mapping(buf: memoryview, pos: int, count: int, depth: int) -> tuple[dict[An
     return out, pos
 
 
-_REQUIRED = {"v": int, "id": str, "kind": str, "dest": str, "prio": str, "video": str, "t": (int, float), "body": bytes}
+_REQUIRED: dict[str, type | tuple[type, ...]] = {"v": int, "id": str, "kind": str, "dest": str, "prio": str, "video": str, "t": (int, float), "body": bytes}
 
 
 def decode(data: bytes | bytearray | memoryview, trusted: Mapping[str, VerifyKey] | None = None) -> Envelope:

@@ -235,7 +235,9 @@ def rule_for(key: str) -> Rule | None:
 
 def leaf_keys(cls: type = Config, prefix: str = "") -> Iterator[str]:
     """Every leaf key of the config tree (sections are walked; lists and tables are leaves)."""
-    for field in mi.type_info(cls).fields:
+    info = mi.type_info(cls)
+    assert isinstance(info, mi.StructType), f"{cls} is not a config section"
+    for field in info.fields:
         if isinstance(field.type, mi.StructType):
             yield from leaf_keys(field.type.cls, f"{prefix}{field.name}.")
         else:

@@ -79,8 +79,8 @@ def _value(text: str, pos: int, key: str) -> tuple[Any, str, int]:
     raw = text[pos:end]
     if not raw:
         raise CommandError("bad_request", f"{key}= needs a value")
-    value: Any = json.loads(raw) if _SCALAR.fullmatch(raw) else raw
-    return value, raw, end
+    scalar: Any = json.loads(raw) if _SCALAR.fullmatch(raw) else raw
+    return scalar, raw, end
 
 
 def _option(request: dict[str, Any], key: str, value: Any, raw: str) -> None:
