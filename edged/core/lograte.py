@@ -11,7 +11,8 @@ class BoundedLog:
     """Logs the first occurrence of each key at once, then at most one line per ``period_s`` with the
     number of occurrences since the last line; :meth:`flush` reports what is still untold."""
 
-    def __init__(self, logger: logging.Logger, period_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, logger: logging.Logger, period_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.logger = logger
         self.period_s = period_s
         self.clock = clock
@@ -53,7 +54,8 @@ class BoundedLog:
         for key, (level, message) in sorted(self._untold.items()):
             if due_only and now - self._last[key] < self.period_s:
                 continue
-            self.logger.log(level, "%s (%d since the last report, %d in all)", message, self._pending[key], self.total[key])
+            self.logger.log(level, "%s (%d since the last report, %d in all)", message, self._pending[key],
+                            self.total[key])
             self._pending[key] = 0
             self._last[key] = now
             self.lines += 1

@@ -33,7 +33,8 @@ def is_terminal(stream: TextIO) -> bool:
 
 
 def terminal_size(stream: TextIO) -> tuple[int, int] | None:
-    """Columns and lines of the terminal ``stream`` shows on; ``None`` when it reports none (a fresh pseudo-terminal)."""
+    """Columns and lines of the terminal ``stream`` shows on; ``None`` when it reports none (a fresh
+    pseudo-terminal)."""
     import os
 
     try:
@@ -92,7 +93,8 @@ class Progress:
         rate = self.done / max(now - self._t0, 1e-9)
         units = f"{self.unit}s"
         if self.total:
-            left = f", about {max(self.total - self.done, 0) / rate:.0f} s left" if rate > 0 and self.done < self.total else ""
+            ahead = rate > 0 and self.done < self.total
+            left = f", about {max(self.total - self.done, 0) / rate:.0f} s left" if ahead else ""
             done = f"{self.done}/{self.total} {units} ({self.done / self.total:.0%}), {rate:.1f} {units}/s{left}"
         else:
             done = f"{self.done} {units}, {rate:.1f} {units}/s"

@@ -397,12 +397,12 @@ class Outbox:
                 index.append(i)
         if rows:
             try:
-                results.update(zip(index, self._store(rows, counted)))
+                results.update(zip(index, self._store(rows, counted), strict=True))
             except _DiskFull:
                 if len(rows) == 1:
                     results[index[0]] = self._fail(rows[0][0], "disk full", "failed_disk_full")
                 else:
-                    for i, row in zip(index, rows):  # store as many as fit, one by one
+                    for i, row in zip(index, rows, strict=True):  # store as many as fit, one by one
                         try:
                             results[i] = self._store([row], counted)[0]
                         except _DiskFull:
@@ -455,7 +455,8 @@ class Outbox:
         except OSError as err:
             if not isinstance(err, PlantedLinkError):
                 self._reserve.unlink(missing_ok=True)
-            self._events.warning("reserve", f"outbox: cannot reserve {self.reserve_bytes} bytes beside {self.path}: {err.strerror}")
+            self._events.warning("reserve", f"outbox: cannot reserve {self.reserve_bytes} bytes beside {self.path}: "
+                                            f"{err.strerror}")
             return False
 
     def _drop_reserve(self) -> bool:
@@ -513,7 +514,8 @@ class Outbox:
                         counters_delta["evicted_disk_full"] = counters_delta.get("evicted_disk_full", 0) + n_evicted
                     extra_room = 0  # the retry's extra room is needed once per batch
                 self._conn.execute(
-                    "INSERT INTO messages (id, dest, prio, kind, send_rank, evict_rank, video_id, image_id, created, size, payload)"
+                    "INSERT INTO messages"
+                    " (id, dest, prio, kind, send_rank, evict_rank, video_id, image_id, created, size, payload)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (env.id, env.dest, env.prio, env.kind, int(SEND_RANK[env.prio]), int(EVICT_RANK[env.prio]),
                      env.video_id, env.image_id, env.created, size, payload),
@@ -645,7 +647,8 @@ class Outbox:
                 freed, deleted = 0, 0
                 with self._tx():
                     for msg_id in ids:
-                        row = self._conn.execute("DELETE FROM messages WHERE id = ? RETURNING size", (msg_id,)).fetchone()
+                        row = self._conn.execute("DELETE FROM messages WHERE id = ? RETURNING size",
+                                                 (msg_id,)).fetchone()
                         if row is not None:
                             freed += row[0]
                             deleted += 1
@@ -655,7 +658,8 @@ class Outbox:
                             " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", (deleted,))
             except sqlite3.Error as err:
                 if _is_full(err) and self._drop_reserve():
-                    self._events.warning("ack_disk_full", "outbox: disk full acknowledging; released the reserve file and retrying")
+                    self._events.warning("ack_disk_full", "outbox: disk full acknowledging; released the reserve file "
+                                                          "and retrying")
                     self._leased.difference_update(ids)
                     self._checkpoint()
                     n = self.ack(ids)
@@ -693,7 +697,8 @@ class Outbox:
             return
         with self._lock, self._tx():
             self._conn.executemany(
-                "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                "INSERT INTO counters (name, value) VALUES (?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
                 sorted(counters.items()),
             )
 

@@ -227,19 +227,22 @@ def make(
 def validate(env: Envelope) -> None:
     """Raise :class:`WireError` naming the first field that is wrong."""
     if env.version != SCHEMA_VERSION:
-        raise WireError(f"envelope field v: unsupported schema version {_short(env.version)} (this build knows {SCHEMA_VERSION})")
+        raise WireError(f"envelope field v: unsupported schema version {_short(env.version)} (this build knows "
+                        f"{SCHEMA_VERSION})")
     if not isinstance(env.id, str) or not _ULID.match(env.id):
         raise WireError(f"envelope field id: expected a 26-character ULID, got {_short(env.id)}")
     if not isinstance(env.kind, str) or not _NAME.match(env.kind):
         raise WireError(f"envelope field kind: expected a lowercase name like {KINDS[0]!r}, got {_short(env.kind)}")
     if not isinstance(env.dest, str) or not _NAME.match(env.dest):
-        raise WireError(f"envelope field dest: expected a destination name like 'ops' or 'func.face', got {_short(env.dest)}")
+        raise WireError("envelope field dest: expected a destination name like 'ops' or 'func.face', got "
+                        f"{_short(env.dest)}")
     if env.prio not in PRIORITIES:
         raise WireError(f"envelope field prio: expected one of {', '.join(PRIORITIES)}, got {_short(env.prio)}")
     if not isinstance(env.video_id, str) or (env.video_id and not _ID.match(env.video_id)):
         raise WireError(f"envelope field video: expected an id of [A-Za-z0-9_.:-] or '', got {_short(env.video_id)}")
     if env.image_id is not None and (not isinstance(env.image_id, str) or not _ID.match(env.image_id)):
-        raise WireError(f"envelope field image: expected an id of [A-Za-z0-9_.:-] or absent, got {_short(env.image_id)}")
+        raise WireError("envelope field image: expected an id of [A-Za-z0-9_.:-] or absent, got "
+                        f"{_short(env.image_id)}")
     if isinstance(env.created, bool) or not isinstance(env.created, (int, float)) or not math.isfinite(env.created):
         raise WireError(f"envelope field t: expected a finite time in seconds, got {_short(env.created)}")
     if not isinstance(env.device, str):
@@ -343,7 +346,8 @@ def _verify_map(m: Mapping[str, Any], trusted: Mapping[str, VerifyKey]) -> None:
     """Check the signature of a decoded envelope map against ``trusted`` (raises EnvelopeAuthError)."""
     signer, signature = m.get("sk"), m.get("sig")
     if signer is None and signature is None:
-        raise UnsignedError(f"{_who(m)}: not signed (no sk/sig); only envelopes signed by a trusted device key are accepted")
+        raise UnsignedError(f"{_who(m)}: not signed (no sk/sig); only envelopes signed by a trusted device key are "
+                            "accepted")
     if not isinstance(signer, str) or not isinstance(signature, bytes) or len(signature) != SIGNATURE_BYTES:
         raise BadSignatureError(
             f"{_who(m)}: malformed signature fields (sk {_describe(signer)}, sig {_describe(signature)}; "
@@ -462,7 +466,8 @@ def _mapping(buf: memoryview, pos: int, count: int, depth: int) -> tuple[dict[An
     return out, pos
 
 
-_REQUIRED: dict[str, type | tuple[type, ...]] = {"v": int, "id": str, "kind": str, "dest": str, "prio": str, "video": str, "t": (int, float), "body": bytes}
+_REQUIRED: dict[str, type | tuple[type, ...]] = {"v": int, "id": str, "kind": str, "dest": str, "prio": str,
+                                                 "video": str, "t": (int, float), "body": bytes}
 
 
 def decode(data: bytes | bytearray | memoryview, trusted: Mapping[str, VerifyKey] | None = None) -> Envelope:
@@ -499,7 +504,8 @@ def _checked(m: Any, trusted: Mapping[str, VerifyKey] | None) -> Envelope:
     if not isinstance(m, dict):
         raise WireError(f"envelope: expected a CBOR map, got {type(m).__name__}")
     if "v" in m and m["v"] != SCHEMA_VERSION:
-        raise WireError(f"envelope field v: unsupported schema version {_short(m['v'])} (this build knows {SCHEMA_VERSION})")
+        raise WireError(f"envelope field v: unsupported schema version {_short(m['v'])} (this build knows "
+                        f"{SCHEMA_VERSION})")
     for key, typ in _REQUIRED.items():
         if key not in m:
             raise WireError(f"envelope field {key}: missing")

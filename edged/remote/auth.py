@@ -115,7 +115,8 @@ def _expires(value: Any) -> float:
 
 
 def verify_request(
-    request: dict[str, Any], trusted: dict[str, TrustedKey], device_id: str, max_validity_s: float, now: float | None = None
+    request: dict[str, Any], trusted: dict[str, TrustedKey], device_id: str, max_validity_s: float,
+    now: float | None = None
 ) -> Verified:
     """Check the signature and the claims of ``request``; raise :class:`AuthError` saying what fails."""
     signed = request.get("signed")
@@ -155,7 +156,8 @@ def verify_request(
     if expires <= now:
         raise AuthError("expired", f"command expired {now - expires:.0f} s ago (device clock {now:.0f})")
     if expires - now > max_validity_s:
-        raise AuthError("expired", f"command expires {expires - now:.0f} s ahead, more than remote.auth.max_validity_s ({max_validity_s:g})")
+        raise AuthError("expired", f"command expires {expires - now:.0f} s ahead, more than remote.auth.max_validity_s "
+                                   f"({max_validity_s:g})")
     return Verified(claims, key_id, trusted_key.role)
 
 
@@ -169,7 +171,8 @@ def _fragment(path: str) -> dict[str, Any]:
     try:
         data = json.loads(text) if path == "-" or path.endswith(".json") else tomllib.loads(text)
     except (ValueError, RecursionError) as err:
-        raise ValueError(f"fragment {path} is not valid {'JSON' if path == '-' or path.endswith('.json') else 'TOML'}: {err}") from None
+        raise ValueError(f"fragment {path} is not valid {'JSON' if path == '-' or path.endswith('.json') else 'TOML'}: "
+                         f"{err}") from None
     if not isinstance(data, dict) or not data:
         raise ValueError(f"fragment {path} must be a non-empty table of config keys")
     return data

@@ -87,7 +87,8 @@ class CommandError(Exception):
 
 class Request(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     cmd: Literal["get", "set", "status", "stats"]
-    id: Annotated[str, msgspec.Meta(max_length=128)] | Annotated[int, msgspec.Meta(ge=-MAX_VERSION, le=MAX_VERSION)] | None = None
+    id: (Annotated[str, msgspec.Meta(max_length=128)]
+         | Annotated[int, msgspec.Meta(ge=-MAX_VERSION, le=MAX_VERSION)] | None) = None
     version: Annotated[int, msgspec.Meta(ge=1, le=MAX_VERSION)] | None = None
     config: dict[str, Any] | None = None
     mode: Literal["merge", "replace"] = "merge"
@@ -364,7 +365,8 @@ class RemoteControl:
         try:
             data = json.loads(payload)
         except json.JSONDecodeError as err:
-            raise CommandError("bad_request", f"request is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+            raise CommandError("bad_request", f"request is not valid JSON: {err.msg} at line {err.lineno} column "
+                                              f"{err.colno}") from None
         except RecursionError:
             raise CommandError("bad_request", "request is nested too deeply") from None
         if not isinstance(data, dict):
@@ -445,9 +447,11 @@ class RemoteControl:
         if self._config().remote.auth.mode == "unsigned":
             return "admin"
         if cmd == "set":
-            raise AuthError("unsigned", "set must be signed by a trusted operator key (make one with: edged sign-config)")
+            raise AuthError("unsigned", "set must be signed by a trusted operator key (make one with: edged "
+                                        "sign-config)")
         if cmd == "get" and access.reads_need_auth:
-            raise AuthError("unsigned", "get on the console must be signed (edged sign-config --get); status works unsigned")
+            raise AuthError("unsigned", "get on the console must be signed (edged sign-config --get); status works "
+                                        "unsigned")
         return None
 
     def _count_refusal(self, code: str, source: str, why: str) -> None:
@@ -512,7 +516,8 @@ class RemoteControl:
         if req.config is None:
             raise CommandError("bad_request", "set needs a config object (the keys to change)")
         if (access.require_version or signed) and req.version is None:
-            raise CommandError("bad_request", "request error at version: missing (an integer larger than the applied version)")
+            raise CommandError("bad_request", "request error at version: missing (an integer larger than the applied "
+                                              "version)")
         # Shielded: a transport that goes away mid-apply must not cancel the daemon's apply or
         # leave the record half-done; the set finishes, and its event still goes out.
         task = asyncio.ensure_future(self._apply(req, source, role))
@@ -528,15 +533,19 @@ class RemoteControl:
             current = self._config()
             version = req.version if req.version is not None else self.version + 1
             if version <= self.version:
-                self._reject(version, source, f"version {version} is not larger than the applied version {self.version}")
-                raise CommandError("stale_version", f"version {version} is not larger than the applied version {self.version}")
+                self._reject(version, source, f"version {version} is not larger than the applied version "
+                                              f"{self.version}")
+                raise CommandError("stale_version", f"version {version} is not larger than the applied version "
+                                                    f"{self.version}")
             step = current.remote.auth.max_version_step
             if version - self.version > step:
-                why = f"version {version} is more than remote.auth.max_version_step ({step}) ahead of the applied version {self.version}"
+                why = (f"version {version} is more than remote.auth.max_version_step ({step}) ahead of the applied "
+                       f"version {self.version}")
                 self._reject(version, source, why)
                 raise CommandError("version_step", why)
             new = self._validated(current, req, version, source, role)
-            return await self._commit_change(current, new, version, source, self.base_sha256, f"remote config version {version} from {source}")
+            return await self._commit_change(current, new, version, source, self.base_sha256,
+                                             f"remote config version {version} from {source}")
 
     async def reload_file(self, path: Path) -> dict[str, Any]:
         """Read the config file again and apply it as a local change (no version step, no policy: the
@@ -557,7 +566,8 @@ class RemoteControl:
                 base = await asyncio.to_thread(file_sha256, path)
                 new = await asyncio.to_thread(load, path)
             except OSError as err:
-                self._reject(self.version, "file", f"cannot read {path}: {err.strerror or err}; keeping the running config", label)
+                self._reject(self.version, "file", f"cannot read {path}: {err.strerror or err}; keeping the running "
+                                                   "config", label)
                 raise CommandError("invalid_config", f"cannot read {path}: {err.strerror or err}") from None
             except ConfigError as err:
                 why = str(err) if str(path) in str(err) else f"{path}: {err}"
@@ -571,7 +581,8 @@ class RemoteControl:
             try:
                 trusted = load_trusted_keys(auth.operator_keys, auth.admin_keys)
             except KeyFileError as err:
-                self._reject(self.version, "file", f"{path}: remote.auth: {err}; keeping the running config", label=None)
+                self._reject(self.version, "file", f"{path}: remote.auth: {err}; keeping the running config",
+                             label=None)
                 raise CommandError("invalid_config", f"{path}: remote.auth: {err}") from None
             # Nothing is written: the file is its own record, and the next start reads it by the same
             # rule (a remote record applies only over the very file it was applied over).
@@ -580,7 +591,8 @@ class RemoteControl:
             return body
 
     async def _commit_change(
-        self, current: Config, new: Config, version: int, source: str, base_sha256: str, label: str, persist: bool = True
+        self, current: Config, new: Config, version: int, source: str, base_sha256: str, label: str,
+        persist: bool = True,
     ) -> dict[str, Any]:
         """Write the record to a temporary file, apply ``new`` to the daemon (which rolls itself back
         on failure), then commit the record; any failure leaves ``current`` running and raises."""
@@ -602,8 +614,10 @@ class RemoteControl:
             why = str(err) or type(err).__name__
             self.last_error = f"version {version}: {why}"
             log.warning("%s rolled back: %s", label, why)
-            self.emit({"event": "config_rolled_back", "version": version, "restored_version": self.version, "source": source, "reason": why})
-            raise CommandError("apply_failed", f"config version {version} failed to apply and was rolled back to version {self.version}: {why}") from None
+            self.emit({"event": "config_rolled_back", "version": version, "restored_version": self.version,
+                       "source": source, "reason": why})
+            raise CommandError("apply_failed", f"config version {version} failed to apply and was rolled back to "
+                                               f"version {self.version}: {why}") from None
         if temp is not None:
             try:
                 self.store.commit(temp)
@@ -615,7 +629,8 @@ class RemoteControl:
                 except Exception as back:
                     why += f"; rollback failed too: {back}"
                 self.last_error = f"version {version}: {why}"
-                self.emit({"event": "config_rolled_back", "version": version, "restored_version": self.version, "source": source, "reason": why})
+                self.emit({"event": "config_rolled_back", "version": version, "restored_version": self.version,
+                           "source": source, "reason": why})
                 raise CommandError("persist_failed", f"config version {version} {why}") from None
         self.version, self.applied_at, self.source = version, time.time(), source
         self.last_error = None

@@ -15,7 +15,8 @@ Topics (``<base>`` = ``edged/<device.id>``):
   of the camera's health events (``"event": "health"``: cover, freeze, distortion starting or
   ending, defect counts) and of every track summary (``"event": "trail"``), as the outbox stores them
   in CBOR for the platform, for local tools (Home Assistant, Node-RED, ``mosquitto_sub``)
-- ``<base>/stats``        out, every ``remote.stats_period_s``: fps, stage latency, queues, drops, links (per destination)
+- ``<base>/stats``        out, every ``remote.stats_period_s``: fps, stage latency, queues, drops, links
+  (per destination)
 
 Connection settings come from ``remote.mqtt`` of the running config. Host, port, TLS files and
 credentials are local-only (``edged/remote/policy.py``): a remote command cannot point the device's
@@ -122,7 +123,8 @@ class MqttService:
         if self._device_events.full():
             self._device_events.get_nowait()
             self.device_events_dropped += 1
-            self._bounded_log.warning("device_event_backlog", "MQTT health/track event backlog full; oldest event dropped")
+            self._bounded_log.warning("device_event_backlog", "MQTT health/track event backlog full; oldest event "
+                                                              "dropped")
         self._device_events.put_nowait(event)
 
     async def _loop(self, daemon: DaemonView) -> None:
@@ -133,7 +135,8 @@ class MqttService:
                 await self._wait_change(daemon, wanted)
                 continue
             settings = wanted
-            if backoff is None or (backoff.min_s, backoff.max_s) != (wanted[1].reconnect_min_s, wanted[1].reconnect_max_s):
+            if backoff is None or (backoff.min_s, backoff.max_s) != (wanted[1].reconnect_min_s,
+                                                                     wanted[1].reconnect_max_s):
                 backoff = Backoff(wanted[1].reconnect_min_s, wanted[1].reconnect_max_s)
             self._up = False
             try:
@@ -244,7 +247,8 @@ class MqttService:
         implied = "set" if topic == t["config/set"] else "get" if topic == t["config/get"] else None
         if implied is None:
             return
-        payload = message.payload if isinstance(message.payload, (bytes, bytearray)) else str(message.payload or "").encode()
+        raw = message.payload
+        payload = raw if isinstance(raw, (bytes, bytearray)) else str(raw or "").encode()
         limit = self._settings_limit()
         if len(payload) > limit:
             reply: dict[str, Any] = {
@@ -275,7 +279,9 @@ class MqttService:
             return False
         return isinstance(version, int) and not isinstance(version, bool) and version <= self.control.version
 
-    async def _reply(self, client: aiomqtt.Client, t: dict[str, str], message: aiomqtt.Message, reply: dict[str, Any]) -> None:
+    async def _reply(
+        self, client: aiomqtt.Client, t: dict[str, str], message: aiomqtt.Message, reply: dict[str, Any]
+    ) -> None:
         props = Properties(PacketTypes.PUBLISH)
         props.ContentType = "application/json"
         request_props = message.properties

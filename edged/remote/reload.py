@@ -42,7 +42,8 @@ class FileReloadService:
         self.control.attach(daemon)
         try:
             while not daemon.drained.is_set():
-                waits = [asyncio.ensure_future(daemon.reload_requested.wait()), asyncio.ensure_future(daemon.drained.wait())]
+                waits = [asyncio.ensure_future(daemon.reload_requested.wait()),
+                         asyncio.ensure_future(daemon.drained.wait())]
                 try:
                     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
                 finally:

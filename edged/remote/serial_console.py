@@ -53,7 +53,8 @@ log = logging.getLogger("edged.remote.serial")
 
 HELP = (
     "commands: status | stats | help | a signed JSON request from 'edged sign-config' (set, get); "
-    "unsigned mode also: get [key.path] | set key.path=value ... [version=N]; one request per line, one JSON reply per line"
+    "unsigned mode also: get [key.path] | set key.path=value ... [version=N]; "
+    "one request per line, one JSON reply per line"
 )
 OPTIONS = ("version", "id", "mode")
 _KEY = re.compile(r"([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)=")
@@ -67,7 +68,8 @@ def _value(text: str, pos: int, key: str) -> tuple[Any, str, int]:
         try:
             value, end = _DECODER.raw_decode(text, pos)
         except json.JSONDecodeError as err:
-            raise CommandError("bad_request", f"value of {key} is not valid JSON: {err.msg} (column {err.pos + 1})") from None
+            raise CommandError("bad_request", f"value of {key} is not valid JSON: {err.msg} (column "
+                                              f"{err.pos + 1})") from None
         except RecursionError:
             raise CommandError("bad_request", f"value of {key} is nested too deeply") from None
         if end < len(text) and not text[end].isspace():
@@ -118,7 +120,8 @@ def parse_set(rest: str) -> dict[str, Any]:
         try:
             config, pos = _DECODER.raw_decode(rest, 0)
         except json.JSONDecodeError as err:
-            raise CommandError("bad_request", f"set {{...}} is not valid JSON: {err.msg} (column {err.pos + 1})") from None
+            raise CommandError("bad_request", f"set {{...}} is not valid JSON: {err.msg} (column "
+                                              f"{err.pos + 1})") from None
         except RecursionError:
             raise CommandError("bad_request", "set {...} is nested too deeply") from None
         json_form = True
@@ -167,7 +170,8 @@ def parse_line(line: str) -> dict[str, Any] | None:
         return {"cmd": "get", "path": rest}
     if word == "set":
         return parse_set(rest)
-    raise CommandError("unknown_command", f"unknown command {word[:32]!r}; type help (commands: get, set, status, stats)")
+    raise CommandError("unknown_command", f"unknown command {word[:32]!r}; type help (commands: get, set, status, "
+                                          "stats)")
 
 
 async def serve_line(control: RemoteControl, raw: bytes) -> dict[str, Any]:
@@ -314,7 +318,7 @@ class SerialConsoleService:
             while not daemon.drained.is_set():
                 settings = self._wanted(daemon)
                 if not settings.enabled:
-                    await self._wait(daemon, lambda: self._wanted(daemon) != settings, 1.0)
+                    await self._wait(daemon, lambda s=settings: self._wanted(daemon) != s, 1.0)
                     continue
                 port = self.port_override or settings.port
                 baud = self.baud_override or settings.baud
@@ -324,7 +328,7 @@ class SerialConsoleService:
                     if str(err) != last_error:
                         log.warning("serial console %s: %s; retrying every %.0f s", port, err, settings.reopen_s)
                         last_error = str(err)
-                    await self._wait(daemon, lambda: self._wanted(daemon) != settings, settings.reopen_s)
+                    await self._wait(daemon, lambda s=settings: self._wanted(daemon) != s, settings.reopen_s)
                     continue
                 last_error = ""
                 log.info("serial console on %s at %d baud", port, baud)
@@ -409,7 +413,8 @@ class SerialConsoleService:
             self._log.warning("dropped", f"serial console: lines dropped: more than {QUEUE_LINES} were waiting")
             lines.dropped = 0
 
-    async def _line(self, daemon: DaemonView, ser: Any, settings: SerialRemoteConfig, at: float, item: bytes | None) -> None:
+    async def _line(self, daemon: DaemonView, ser: Any, settings: SerialRemoteConfig, at: float,
+                    item: bytes | None) -> None:
         """Serve one received line, or discard it when it came during a pause (class doc)."""
         loop = asyncio.get_running_loop()
         signed_mode = daemon.config.remote.auth.mode == "signed"
@@ -466,14 +471,15 @@ class SerialConsoleService:
 
     async def _discard(self, ser: Any) -> None:
         self.lines_discarded += 1
-        self._log.warning("discarded", "serial console: lines discarded: they came during the pause after a refused request")
+        self._log.warning("discarded", "serial console: lines discarded: they came during the pause after a refused "
+                                       "request")
         if not self._noticed:
             self._noticed = True
             left = max(0.0, self._quiet_until - asyncio.get_running_loop().time())
             await self._write(ser, {
                 "ok": False, "cmd": None, "code": "backoff",
-                "error": f"the console pauses {left:.1f} s more after a refused request; until then only status, stats, "
-                         "help and validly signed requests are served, other lines are discarded",
+                "error": f"the console pauses {left:.1f} s more after a refused request; until then only status, "
+                         "stats, help and validly signed requests are served, other lines are discarded",
             })
 
     async def _write(self, ser: Any, reply: dict[str, Any]) -> None:

@@ -205,7 +205,8 @@ class ConfigStore:
         try:
             body = json.loads(raw)
             version = body.get("version") if isinstance(body, dict) else None
-            if body.get("schema") != MARK_SCHEMA or not isinstance(version, int) or isinstance(version, bool) or version < 0:
+            if (body.get("schema") != MARK_SCHEMA or not isinstance(version, int) or isinstance(version, bool)
+                    or version < 0):
                 raise ValueError
         except (ValueError, AttributeError, RecursionError):
             raise StoreError(f"version mark {self.mark_path} is unreadable") from None
@@ -265,7 +266,8 @@ class ConfigStore:
         except OSError:
             return 0
         for entry in entries:
-            if entry.name.startswith(prefixes) and entry.name.endswith(TEMP_SUFFIX) and not entry.is_dir(follow_symlinks=False):
+            temp = entry.name.startswith(prefixes) and entry.name.endswith(TEMP_SUFFIX)
+            if temp and not entry.is_dir(follow_symlinks=False):
                 try:
                     os.unlink(entry.path)
                     removed += 1
@@ -351,10 +353,12 @@ def load_startup_config(path: str | Path) -> StartupConfig:
     floor = mark or 0
     if record is None:
         if record_error is not None:
-            note = f"{record_error}; starting from {path} (next remote set needs version > {floor}, from the version mark)"
+            note = (f"{record_error}; starting from {path} (next remote set needs version > {floor}, from the "
+                    "version mark)")
             log.warning("%s", note)
         elif floor:
-            note = f"config from {path}: no applied-config record (next remote set needs version > {floor}, from the version mark)"
+            note = (f"config from {path}: no applied-config record (next remote set needs version > {floor}, "
+                    "from the version mark)")
             log.warning("%s", note)
         else:
             note = f"config from {path} (no remote config applied yet)"

@@ -209,7 +209,8 @@ class Daemon:
                 if services:
                     _, late = await asyncio.wait(services, timeout=self.service_timeout_s)
                     for t in late:
-                        log.warning("service %s did not finish in %.0f s; cancelled", t.get_name(), self.service_timeout_s)
+                        log.warning("service %s did not finish in %.0f s; cancelled", t.get_name(),
+                                    self.service_timeout_s)
                         t.cancel()
         finally:
             for sig, previous in installed.items():
@@ -406,7 +407,8 @@ class Daemon:
             if not self.event_listeners:
                 continue
             doc = plain({"event": event.get("type", event.get("kind")), "time": round(time.time(), 3),
-                         "device": self.config.device.id, "image_id": meta.image_id, "video_id": meta.video_id, **event})
+                         "device": self.config.device.id, "image_id": meta.image_id, "video_id": meta.video_id,
+                         **event})
             for listener in list(self.event_listeners):
                 try:
                     listener(doc)
@@ -432,7 +434,8 @@ class Daemon:
             except Exception as err:  # a sink bug or an unexpected I/O error: the pipeline goes on
                 name = type(sink).__name__
                 self.sink_failures[name] = self.sink_failures.get(name, 0) + 1
-                self._sink_log.warning(name, f"sink {name} failed on frame {work.frame.meta.frame_index}: {type(err).__name__}: {err}")
+                self._sink_log.warning(name, f"sink {name} failed on frame {work.frame.meta.frame_index}: "
+                                             f"{type(err).__name__}: {err}")
 
     def _close_sinks(self) -> dict[str, Any]:
         parts: dict[str, Any] = {}
@@ -450,7 +453,8 @@ class Daemon:
             await asyncio.sleep(self.config.pipeline.stats_period_s)
             self._health_log.flush(due_only=True)
             device = self.device_stats()
-            extra: dict[str, object] = {"disk_free_mb": round(device["disk_free_bytes"] / 1e6) if device["disk_free_bytes"] is not None else "?"}
+            free = device["disk_free_bytes"]
+            extra: dict[str, object] = {"disk_free_mb": round(free / 1e6) if free is not None else "?"}
             if device["cpu_temp_c"] is not None:
                 extra["cpu_temp_c"] = device["cpu_temp_c"]
             log.info("stats %s", self.stats.line(self.queue_depths(), extra))
