@@ -208,6 +208,7 @@ async def attempt(shipped: ShippedBroker, user: str, identifier: str, publishes:
         return f"refused: {err}"
 
 
+@pytest.mark.slow
 def test_shipped_broker_binds_ids_to_users_and_lets_the_fleet_manager_talk_to_the_unit(tmp_path: Path) -> None:
     shipped = ShippedBroker(tmp_path)
     shipped.broker.start()

@@ -213,6 +213,7 @@ def test_replies_to_a_right_and_a_wrong_guess_are_byte_identical(tmp_path: Path)
     run(scenario(), 120)
 
 
+@pytest.mark.slow
 def test_over_a_real_broker_a_right_guess_and_a_wrong_one_get_the_same_reply(tmp_path: Path, mosquitto: Any) -> None:
     """Anyone on the broker: unsigned ``config/get`` and ``config/set`` with a start of the broker
     and uplink passwords and with a wrong guess get byte-identical replies on ``config/reply``."""

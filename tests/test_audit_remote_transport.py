@@ -104,6 +104,7 @@ def mqtt_section(port: int) -> str:
     )
 
 
+@pytest.mark.slow
 def test_replies_stay_inside_the_devices_reply_namespace(tmp_path: Path, mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture) -> None:
     """A response topic outside ``<base>/config/reply[/...]`` (another device's config/set, this
     device's upload, event or state topics, a look-alike prefix) is not honoured: the reply goes to
@@ -429,6 +430,7 @@ def test_console_burst_is_bounded_and_a_signed_command_still_gets_through(tmp_pa
         term.close()
 
 
+@pytest.mark.slow
 def test_console_refused_unsigned_lines_pause_like_failed_signatures(tmp_path: Path) -> None:
     """In signed mode an unknown word or a malformed line pauses the console as a failed signature
     does; a line refused during the pause is discarded with one notice per pause, status waits for

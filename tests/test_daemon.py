@@ -121,6 +121,7 @@ def test_exposure_timeline_auto_manual_auto_on_fake_camera() -> None:
     assert abs(locked - last_auto) / last_auto < 0.1
 
 
+@pytest.mark.slow
 def test_sigterm_mid_run_finishes_in_flight_frames(tmp_path: Path) -> None:
     rec = Recorder()
     cfg = config(camera={"fake": {"realtime": True}, "fps": 20.0})

@@ -140,6 +140,7 @@ def test_encoder_fallback() -> None:
         pick_codec(("no-such-encoder",))
 
 
+@pytest.mark.slow
 def test_folder_recursive_and_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "shots"
     (folder / "day2").mkdir(parents=True)

@@ -150,6 +150,7 @@ def test_progress_lines_when_not_a_terminal(tmp_path: Path, capsys: pytest.Captu
     assert code == 0 and err == []
 
 
+@pytest.mark.slow
 def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     make_video(tmp_path / "clip.mp4", 6, Fraction(10), (320, 240), audio=False)
     (tmp_path / "photos").mkdir()
@@ -234,6 +235,7 @@ def test_sealed_photo_restores_from_what_is_written_beside_it(tmp_path: Path, ca
     assert changed.mean() > 0.001 and np.array_equal(back[changed], original[changed])
 
 
+@pytest.mark.slow
 def test_sealed_video_frame_restores_with_the_written_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config, signer = sealing_config(tmp_path)
     make_video(tmp_path / "street.mp4", 4, Fraction(10), (768, 576), audio=False)

@@ -198,6 +198,7 @@ def count_runs(model) -> list[int]:
     return calls
 
 
+@pytest.mark.slow
 def test_full_frame_off_runs_the_face_model_on_person_crops_only():
     import msgspec
 

@@ -145,6 +145,7 @@ def found(dets: Detections, truth: np.ndarray) -> np.ndarray:
     return iou_matrix(truth, faces).max(axis=1) >= 0.3 if len(faces) else np.zeros(len(truth), bool)
 
 
+@pytest.mark.slow
 def test_small_faces_are_found_by_the_scan_and_missed_without_it(small_faces) -> None:
     image, truth = small_faces
     with_scan = Detector.from_config(DetectConfig())
@@ -153,6 +154,7 @@ def test_small_faces_are_found_by_the_scan_and_missed_without_it(small_faces) ->
     assert found(without.detect(image), truth).mean() <= 0.2
 
 
+@pytest.mark.slow
 def test_a_small_face_is_found_on_the_frame_it_appears(small_faces) -> None:
     """Twelve faces appear at once in twelve windows: a budget of twelve changed windows finds on that
     frame what a whole scan of it finds."""

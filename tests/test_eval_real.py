@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from edged.config import DetectConfig, ModelConfig, default_models
 from edged.core.types import Detections
@@ -27,6 +28,7 @@ class FloatCenterFace:
         return self.detector.detect(bgr).boxes
 
 
+@pytest.mark.slow
 def test_clip_figures_on_real_frames() -> None:
     from skimage import data
 

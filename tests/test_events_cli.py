@@ -12,6 +12,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from tests.remote_rig import write_config
 
@@ -31,6 +32,7 @@ def events(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           cwd=cfg.parent)
 
 
+@pytest.mark.slow
 def test_events_lists_what_a_real_run_stored_while_it_runs_and_after(tmp_path: Path) -> None:
     cfg = covered_config(tmp_path)
     run = subprocess.Popen([*EDGED, "run", "--config", str(cfg), "--out", str(tmp_path / "out")], cwd=tmp_path,

@@ -39,6 +39,7 @@ def boxes_from_labels(labels: np.ndarray, gt) -> dict[int, tuple[int, int, int, 
     return {oid: own[oid] if oid in parts else whole[oid] for oid in gt.object_ids.tolist()}
 
 
+@pytest.mark.slow
 def test_truth_boxes_are_the_drawn_pixels_of_each_object():
     cam = dense_camera()
     cam.start()

@@ -74,6 +74,7 @@ def _edged(env_dir: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[
                           cwd=cwd, env=env)
 
 
+@pytest.mark.slow
 def test_an_installed_edged_finds_its_default_models_from_any_folder(installed: tuple[Path, str],
                                                                      tmp_path: Path) -> None:
     env_dir, _ = installed

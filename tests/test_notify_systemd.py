@@ -13,6 +13,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from edged.runtime.daemon import StopState
 from edged.runtime.notify import Notifier, NotifyService, watchdog_interval_s
 from tests.remote_rig import running_daemon, write_config
@@ -73,6 +75,7 @@ async def settle(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
+@pytest.mark.slow
 def test_ready_watchdog_stall_and_stopping(tmp_path: Path) -> None:
     systemd = SystemdSocket(str(tmp_path / "notify.sock"))
     service = NotifyService(Notifier(systemd.address), interval_s=0.1)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tools.bench.crash_trial import run_trials
 
 
+@pytest.mark.slow
 def test_sigkill_trials_lose_nothing_and_corrupt_nothing(tmp_path: Path) -> None:
     rep = run_trials(8, tmp_path, seed=11, max_delay_s=0.3, log=False)
     assert rep.trials == rep.kills == 8

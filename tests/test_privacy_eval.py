@@ -20,6 +20,7 @@ def detector():
     return ev.FaceDetector()
 
 
+@pytest.mark.slow
 def test_face_detector_no_longer_fires_on_deidentified_faces(frames, detector) -> None:
     lo, hi = ev.measure_scene(frames, detector, PrivacyConfig())
     assert lo.gt >= 15

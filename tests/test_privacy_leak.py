@@ -95,6 +95,7 @@ def opened(sealed):
     return [open_sealed(bytes(e.body), keys[e.dest], signers) for e in sealed]
 
 
+@pytest.mark.slow
 def test_no_crop_plaintext_or_private_key_reaches_disk_or_ops(run) -> None:
     tmp, data, out, ops_dir, sealed, _ = run
     records = opened(sealed)

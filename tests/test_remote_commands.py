@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from edged.remote.commands import MQTT_ACCESS, SERIAL_ACCESS, Access, RemoteControl, deep_merge
 from edged.remote.redact import REDACTED, redact
 from edged.remote.store import RECORD_NAME, load_startup_config
@@ -271,6 +273,7 @@ def test_persist_failure_rejects_before_applying(tmp_path: Path) -> None:
     run(scenario())
 
 
+@pytest.mark.slow
 def test_pipeline_runs_at_the_new_fps(tmp_path: Path) -> None:
     """"The pipeline uses it": after fps 25 -> 5 the frame rate follows."""
     path = write_config(tmp_path)

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tools.bench.fuzz_remote import FuzzRig, fuzz
 
 
+@pytest.mark.slow
 def test_fuzz_command_handler_with_malformed_input(tmp_path: Path) -> None:
     rig = FuzzRig(tmp_path)
     try:

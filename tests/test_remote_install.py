@@ -49,6 +49,7 @@ def test_roadside_example_config_validates() -> None:
     assert config.device.data_dir == "/var/lib/edged"
 
 
+@pytest.mark.slow
 def test_roadside_example_starts_once_its_files_are_in_place(tmp_path: Path) -> None:
     """The example is complete: with the keys and certificates it names at its paths (here under
     ``tmp_path`` instead of /etc/edged), it starts and processes frames. The Pi camera is replaced by

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -356,6 +357,7 @@ def test_malformed_flood_over_the_broker(tmp_path: Path, mosquitto: Mosquitto) -
     asyncio.run(asyncio.wait_for(scenario(), 60))
 
 
+@pytest.mark.slow
 def test_mqtt_switched_off_and_on_by_a_config_change(tmp_path: Path, mosquitto: Mosquitto) -> None:
     """remote.mqtt.enabled changed (e.g. from the serial console): the service says "offline" and
     disconnects, then connects again when switched back on."""

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from nacl.signing import SigningKey
 
 from edged.config import Config
@@ -71,6 +72,7 @@ def mqtt_section(port: int) -> str:
     )
 
 
+@pytest.mark.slow
 def test_attacks_over_the_broker_fail_and_change_nothing(tmp_path: Path, mosquitto: Mosquitto) -> None:
     ops = Operators(tmp_path)
     elsewhere = Mosquitto(tmp_path / "other-broker")
@@ -190,6 +192,7 @@ def test_sign_config_cli_makes_a_command_the_device_applies(tmp_path: Path, mosq
 
 
 # ---------------------------------------------------------------------------------- on the console
+@pytest.mark.slow
 def test_console_reads_and_writes_need_a_signature_and_failures_back_off(tmp_path: Path) -> None:
     ops = Operators(tmp_path)
     term = Terminal()

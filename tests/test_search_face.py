@@ -55,6 +55,7 @@ def _query(photo: Path, index: Path, capsys: pytest.CaptureFixture[str]) -> list
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow
 def test_a_photo_of_a_person_finds_their_sealed_face(sealed: dict, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     index = tmp_path / "search.sqlite"

@@ -46,6 +46,7 @@ def _scene_plates(run) -> set[str]:
     return {normalise(t) for f in run.truth.frames for t in f.gt.texts if t}
 
 
+@pytest.mark.slow
 def test_index_is_private_and_incremental(run, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     index = tmp_path / "search.sqlite"
     assert _index(run, index) == 0
@@ -61,6 +62,7 @@ def test_index_is_private_and_incremental(run, tmp_path: Path, capsys: pytest.Ca
     assert "0 new record(s)" in again and f"{records} already indexed" in again
 
 
+@pytest.mark.slow
 def test_a_rendered_plate_is_found_and_its_frame_restores_exactly(run, tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     index = tmp_path / "search.sqlite"

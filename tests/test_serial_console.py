@@ -71,6 +71,7 @@ password = "mqtt-pass-77"
     )
 
 
+@pytest.mark.slow
 def test_console_get_set_status_bad_line_bad_signature(tmp_path: Path) -> None:
     """In the unsigned local-test mode (the rig's); tests/test_remote_security.py runs it signed."""
     term = Terminal()

@@ -99,6 +99,7 @@ def test_checks_catch_a_lost_message_and_a_wrong_crop(oracle) -> None:
     assert checks.check_restore(truth, funcs, stores["ops"], swapped, verify).figures["refused"] > 0
 
 
+@pytest.mark.slow
 def test_default_models_run(tmp_path: Path) -> None:
     """12 s at 1280x720 with the default models that exist; every check that can hold must hold
     (the scene is cut short, and a check fails, if it takes over 60 s of wall time)."""

@@ -105,6 +105,7 @@ def test_cached_items_leave_at_the_configured_rate_and_immediates_overtake(tmp_p
     assert rx.stats.arrivals.index(late.id) <= 2  # jumped ahead of the waiting cached ones
 
 
+@pytest.mark.slow
 def test_outage_loses_nothing_duplicates_nothing_keeps_immediate_order(tmp_path: Path, mosquitto: Mosquitto) -> None:
     ob = Outbox(tmp_path / "o.db")
     store = SegmentStore(tmp_path / "ops")
@@ -175,6 +176,7 @@ def test_sensitive_records_travel_only_on_their_own_connection(tmp_path: Path, m
         func_broker.stop()
 
 
+@pytest.mark.slow
 def test_reconnects_with_backoff_until_the_broker_appears(tmp_path: Path) -> None:
     broker = Mosquitto(tmp_path / "late")
     ob = Outbox(tmp_path / "o.db")

@@ -174,6 +174,7 @@ def test_the_stats_document_carries_each_links_status(tmp_path: Path, mosquitto:
     assert links["ops"]["connected"] and links["ops"]["backlog_messages"] == 0 and links["ops"]["eta_s"] == 0.0
 
 
+@pytest.mark.slow
 def test_ops_and_functional_receivers_get_distinct_stable_client_ids(tmp_path: Path, mosquitto: Mosquitto) -> None:
     """The README's two receiver commands, run with default ids on one broker, do not kick each other off."""
     from edged_platform.receiver import default_client_id

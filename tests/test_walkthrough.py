@@ -70,6 +70,7 @@ def test_the_readme_walkthrough_runs_as_written_and_again(tmp_path: Path) -> Non
     assert any(i in sidecar for i in second)
 
 
+@pytest.mark.slow
 def test_the_readme_keygen_lines_work_after_make_demo_made_the_demo_keys(tmp_path: Path) -> None:
     work = scratch_checkout(tmp_path)
     subprocess.run(["make", "keys"], cwd=work, check=True, capture_output=True)  # as `make demo` does

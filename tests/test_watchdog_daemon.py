@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from edged.config import from_dict
 from edged.runtime.daemon import Daemon
 from edged.runtime.notify import Notifier, NotifyService
@@ -32,6 +34,7 @@ class Gate:
         self.open.wait()
 
 
+@pytest.mark.slow
 def test_watchdog_follows_the_real_pipeline(tmp_path: Path) -> None:
     systemd = SystemdSocket(str(tmp_path / "notify.sock"))
     gate = Gate()
