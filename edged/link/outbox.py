@@ -480,6 +480,20 @@ class Outbox:
             self._events.warning("checkpoint", f"outbox: checkpoint failed: {err}")
             return False
 
+    def _count_evictions(self, ids: list[str], by_class: dict[str, tuple[int, int]], disk_full: int | None,
+                         evicted_now: dict[str, tuple[int, int]], counters_delta: dict[str, int]) -> None:
+        """Add one eviction's messages to this batch's figures (``disk_full``: how many a full disk forced)."""
+        in_flight = sum(i in self._leased or i in self._unsaved_acks for i in ids)  # may have arrived
+        if in_flight:
+            counters_delta["evicted_in_flight"] = counters_delta.get("evicted_in_flight", 0) + in_flight
+        for cls, (n, b) in by_class.items():
+            on, ob = evicted_now.get(cls, (0, 0))
+            evicted_now[cls] = (on + n, ob + b)
+            counters_delta[f"evicted_{cls}"] = counters_delta.get(f"evicted_{cls}", 0) + n
+            counters_delta[f"evicted_bytes_{cls}"] = counters_delta.get(f"evicted_bytes_{cls}", 0) + b
+        if disk_full is not None:
+            counters_delta["evicted_disk_full"] = counters_delta.get("evicted_disk_full", 0) + disk_full
+
     def _store_once(self, rows: list[tuple[Envelope, bytes, int]], extra_room: int, reason: str = "budget",
                     counted: str = "enqueued") -> list[EnqueueResult]:
         results: list[EnqueueResult] = []
@@ -502,16 +516,8 @@ class Outbox:
                     n_evicted, freed, by_class, ids = self._evict(room_needed)
                     used -= freed
                     dropped_leases += ids
-                    in_flight = sum(i in self._leased or i in self._unsaved_acks for i in ids)  # may have arrived
-                    if in_flight:
-                        counters_delta["evicted_in_flight"] = counters_delta.get("evicted_in_flight", 0) + in_flight
-                    for cls, (n, b) in by_class.items():
-                        on, ob = evicted_now.get(cls, (0, 0))
-                        evicted_now[cls] = (on + n, ob + b)
-                        counters_delta[f"evicted_{cls}"] = counters_delta.get(f"evicted_{cls}", 0) + n
-                        counters_delta[f"evicted_bytes_{cls}"] = counters_delta.get(f"evicted_bytes_{cls}", 0) + b
-                    if reason == "disk_full":
-                        counters_delta["evicted_disk_full"] = counters_delta.get("evicted_disk_full", 0) + n_evicted
+                    self._count_evictions(ids, by_class, n_evicted if reason == "disk_full" else None,
+                                          evicted_now, counters_delta)
                     extra_room = 0  # the retry's extra room is needed once per batch
                 self._conn.execute(
                     "INSERT INTO messages"

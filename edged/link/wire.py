@@ -251,6 +251,11 @@ def validate(env: Envelope) -> None:
         raise WireError(f"envelope field body: expected bytes, got {type(env.body).__name__}")
     if env.dest == OPS and (env.kind == Kind.SENSITIVE or env.prio == Priority.SENSITIVE):
         raise WireError("envelope field dest: sensitive records never go to 'ops'")
+    _validate_signature_fields(env)
+
+
+def _validate_signature_fields(env: Envelope) -> None:
+    """Raise :class:`WireError` when ``sk`` and ``sig`` are not both absent or both well formed."""
     if (env.signer is None) != (env.signature is None):
         missing = "sig" if env.signature is None else "sk"
         raise WireError(f"envelope field {missing}: missing (a signed envelope needs both sk and sig)")

@@ -147,18 +147,22 @@ def verify_request(
         raise AuthError("bad_signature", "signed payload is not a JSON object") from None
     if not isinstance(claims, dict):
         raise AuthError("bad_signature", "signed payload is not a JSON object")
-    if request.get("cmd") != claims.get("cmd"):
+    _check_claims(claims, request.get("cmd"), device_id, max_validity_s, time.time() if now is None else now)
+    return Verified(claims, key_id, trusted_key.role)
+
+
+def _check_claims(claims: dict[str, Any], cmd: Any, device_id: str, max_validity_s: float, now: float) -> None:
+    """Raise :class:`AuthError` unless the verified claims name ``cmd``, this device and a time still valid."""
+    if cmd != claims.get("cmd"):
         raise AuthError("bad_signature", "the request's cmd differs from the signed cmd")
     if claims.get("device") != device_id:
         raise AuthError("wrong_device", f"command is signed for another device; this is {device_id!r}")
     expires = _expires(claims.get("expires"))
-    now = time.time() if now is None else now
     if expires <= now:
         raise AuthError("expired", f"command expired {now - expires:.0f} s ago (device clock {now:.0f})")
     if expires - now > max_validity_s:
         raise AuthError("expired", f"command expires {expires - now:.0f} s ahead, more than remote.auth.max_validity_s "
                                    f"({max_validity_s:g})")
-    return Verified(claims, key_id, trusted_key.role)
 
 
 # ------------------------------------------------------------------------------------------- CLI

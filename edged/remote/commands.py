@@ -215,6 +215,16 @@ def _claims_request(claims: dict[str, Any], rid: str | int | None) -> dict[str, 
     return request
 
 
+def _usable_id(request: Any) -> str | int | None:
+    """The request's ``id`` when a reply may echo it (a short string or an exact integer), else ``None``."""
+    rid = request.get("id") if isinstance(request, dict) else None
+    if isinstance(rid, str) and len(rid) <= 128:
+        return rid
+    if isinstance(rid, int) and not isinstance(rid, bool) and abs(rid) <= MAX_VERSION:
+        return rid
+    return None
+
+
 def deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     """``base`` with ``patch`` laid over it: objects merge key by key, anything else replaces."""
     out = dict(base)
@@ -389,11 +399,7 @@ class RemoteControl:
 
     async def handle(self, request: dict[str, Any], source: str, access: Access) -> dict[str, Any]:
         """Serve one decoded request; always returns a reply, never raises."""
-        rid = request.get("id") if isinstance(request, dict) else None
-        if not (isinstance(rid, str) and len(rid) <= 128) and not (
-            isinstance(rid, int) and not isinstance(rid, bool) and abs(rid) <= MAX_VERSION
-        ):
-            rid = None
+        rid = _usable_id(request)
         cmd = request.get("cmd") if isinstance(request, dict) else None
         reply: dict[str, Any] = {"ok": False, "cmd": cmd if cmd in ("get", "set", "status", "stats") else None}
         if rid is not None:
@@ -411,16 +417,7 @@ class RemoteControl:
                 req = msgspec.convert(request, Request, strict=True)
             except msgspec.ValidationError as err:
                 raise CommandError("bad_request", _request_error(err)) from None
-            if req.cmd == "get":
-                body = self._get(req)
-            elif req.cmd == "status":
-                body = self.status(full=role is not None or not access.reads_need_auth)
-            elif req.cmd == "stats":
-                body = self.stats()
-            else:
-                assert role is not None
-                body = await self._set(req, source, access, role, signed=verified is not None)
-            reply.update(body)
+            reply.update(await self._serve(req, source, access, role, signed=verified is not None))
             reply["ok"] = True
         except (CommandError, AuthError) as err:
             reply["code"] = err.code
@@ -432,6 +429,19 @@ class RemoteControl:
             reply["code"] = "internal"
             reply["error"] = f"internal error ({type(err).__name__}); the device log has the details"
         return reply
+
+    async def _serve(
+        self, req: Request, source: str, access: Access, role: Role | None, signed: bool
+    ) -> dict[str, Any]:
+        """The body of the reply to a checked request."""
+        if req.cmd == "get":
+            return self._get(req)
+        if req.cmd == "status":
+            return self.status(full=role is not None or not access.reads_need_auth)
+        if req.cmd == "stats":
+            return self.stats()
+        assert role is not None
+        return await self._set(req, source, access, role, signed=signed)
 
     # --------------------------------------------------------------------------- authentication
     def _authenticate(self, request: dict[str, Any]) -> Verified:

@@ -312,11 +312,7 @@ class Daemon:
                 await self._apply(self.exposure.start())
             index = 0
             while not self.stop.event.is_set():
-                if max_frames is not None and index >= max_frames:
-                    self.request_stop(f"captured {max_frames} frames")
-                    break
-                if duration is not None and time.monotonic() - started >= duration:
-                    self.request_stop(f"ran {duration:g} s")
+                if self._limit_reached(index, max_frames, started, duration):
                     break
                 if self.camera.pacing is Pacing.REALTIME:
                     period = 1.0 / self.config.camera.fps  # re-read: a new config may change it
@@ -353,6 +349,16 @@ class Daemon:
             raise
         finally:
             await self.frames.put(None)
+
+    def _limit_reached(self, index: int, max_frames: int | None, started: float, duration: float | None) -> bool:
+        """Whether capture must end here (``index`` frames captured, started at monotonic ``started``); asks to stop."""
+        if max_frames is not None and index >= max_frames:
+            self.request_stop(f"captured {max_frames} frames")
+            return True
+        if duration is not None and time.monotonic() - started >= duration:
+            self.request_stop(f"ran {duration:g} s")
+            return True
+        return False
 
     def _offer(self, frame: Frame) -> None:
         """Queue a frame for detection, dropping the oldest waiting frame when the queue is full."""
