@@ -49,12 +49,12 @@ from nacl.public import PrivateKey
 from nacl.signing import VerifyKey
 
 from edged.core.keys import KeyFileError, load_platform_private_key, sealing_key_id
-from edged.core.progress import Progress
 from edged.core.progname import prog_name
-from edged.link.wire import is_id, trusted_keys
+from edged.core.progress import Progress
 from edged.link.crops import masked_pixels
 from edged.link.records import UNTRACKED, RecordError, RecordRegion, SensitiveRecord
 from edged.link.sealing import open_sealed, read_header
+from edged.link.wire import is_id, trusted_keys
 from edged_platform.pixels import PixelsError, check_record, decode_crop
 from edged_platform.store import CATEGORY_NAME, SegmentStore
 

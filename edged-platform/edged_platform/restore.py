@@ -84,10 +84,10 @@ from nacl.signing import VerifyKey
 from edged.core.keys import KeyFileError, load_platform_private_key, sealing_key_id
 from edged.core.paths import os_reason
 from edged.core.progname import prog_name
-from edged.link.wire import EnvelopeAuthError, WireError, decode, trusted_keys
 from edged.link.crops import intersect, masked_pixels
 from edged.link.records import OverlapPixels, RecordError, RecordHeader, RecordRegion, SensitiveRecord
 from edged.link.sealing import can_open_overlap, open_overlap, open_sealed, verify_sealed
+from edged.link.wire import EnvelopeAuthError, WireError, decode, trusted_keys
 from edged_platform.pixels import PixelsError, check_record, decode_crop, decode_image
 from edged_platform.store import PackageError, SegmentStore, package_image, refused_note, sidecar_path
 

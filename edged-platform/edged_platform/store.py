@@ -72,9 +72,9 @@ from nacl.signing import VerifyKey
 
 from edged.core.keys import KeyFileError
 from edged.core.progname import prog_name
-from edged.link.wire import Envelope, EnvelopeAuthError, WireError, decode, decode_at, encode, trusted_keys
 from edged.link.records import RecordError
 from edged.link.sealing import read_header, verify_sealed
+from edged.link.wire import Envelope, EnvelopeAuthError, WireError, decode, decode_at, encode, trusted_keys
 
 SUFFIX = ".cbors"
 UNSEGMENTED = "_unsegmented"

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import cv2
 import numpy as np
 
-from edged.link.records import Rect, RecordFormatError
+from edged.link.records import RecordFormatError, Rect
 
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
 """Fastest deflate level, Huffman coding only: camera crops (sensor noise) leave few repeated

@@ -24,7 +24,7 @@ import numpy as np
 from edged.core.classes import CLASS_NAMES
 from edged.core.types import FrameMeta
 from edged.link.crops import encode_png, intersect, masked_pixels
-from edged.link.records import OverlapPatch, OverlapPixels, Rect, RecordRegion, SealedOverlap, SensitiveRecord
+from edged.link.records import OverlapPatch, OverlapPixels, RecordRegion, Rect, SealedOverlap, SensitiveRecord
 from edged.stages.privacy.deid import DeidResult, SensitiveRegions
 
 SIG_CELLS = 8
