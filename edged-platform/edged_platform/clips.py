@@ -18,10 +18,10 @@ frames), and per object write
 
 and ``<out>/index.json``: per object its category, track id, video, image ids and frame indexes in
 time order (to fetch de-identified images from ops and restore them), the clip, the best crop and
-the image it came from; ``positions`` gives each sighting's rectangle. Records sealed to other keys are skipped and counted; records that fail
-verification (the sealed record's signature, or the signature of the wire envelope it arrived in,
-against the trusted ``--signer``/``--device-key`` keys) are listed under ``rejected`` with the
-reason and never used, and so are signed records the tools cannot use safely
+the image it came from; ``positions`` gives each sighting's rectangle. Records sealed to other keys are
+skipped and counted; records that fail verification (the sealed record's signature, or the signature of the
+wire envelope it arrived in, against the trusted ``--signer``/``--device-key`` keys) are listed under
+``rejected`` with the reason and never used, and so are signed records the tools cannot use safely
 (:func:`check_usable`): a category or image id that is not a plain name (names from records become
 file names under ``--out`` and nowhere else), a frame over
 :data:`edged_platform.pixels.MAX_FRAME_PIXELS` pixels, a region outside its frame, or a crop PNG
@@ -117,7 +117,8 @@ def open_segment(
             continue
         header_image = read_header_or_none(bytes(env.body))
         if header_image is not None and env.image_id is not None and header_image != env.image_id:
-            out.rejected.append((env.id, f"envelope names image {env.image_id}, its sealed record image {header_image}"))
+            why = f"envelope names image {env.image_id}, its sealed record image {header_image}"
+            out.rejected.append((env.id, why))
             continue
         try:
             if read_header(bytes(env.body)).recipient_key_id != own:
@@ -143,7 +144,9 @@ def check_usable(record: SensitiveRecord) -> None:
     if not CATEGORY_NAME.match(record.category):
         raise PixelsError(f"record {record.image_id[:40]!r}: category {record.category[:40]!r} is not a category name")
     if not is_id(record.image_id):
-        raise PixelsError(f"record image id {record.image_id[:40]!r} is not an id name ([A-Za-z0-9_.:-], no leading dot)")
+        raise PixelsError(
+            f"record image id {record.image_id[:40]!r} is not an id name ([A-Za-z0-9_.:-], no leading dot)"
+        )
     check_record(record)
     for k, g in enumerate(record.regions):
         try:
@@ -211,7 +214,8 @@ def feature_value(region: RecordRegion, crop: np.ndarray) -> float:
     grey = cv2.cvtColor(inner, cv2.COLOR_BGR2GRAY) if inner.ndim == 3 else inner
     laplacian = cv2.Laplacian(grey.astype(np.float32), cv2.CV_32F)
     if region.masked:  # only where the Laplacian sees no masked (zeroed) pixel
-        shown = cv2.erode((~masked_pixels(region.w, region.h, region.masked)).astype(np.uint8), np.ones((3, 3), np.uint8))
+        unmasked = (~masked_pixels(region.w, region.h, region.masked)).astype(np.uint8)
+        shown = cv2.erode(unmasked, np.ones((3, 3), np.uint8))
         laplacian = laplacian[shown[inside].astype(bool)]
     sharp = float(laplacian.var()) if laplacian.size else 0.0
     area = max(0.0, (x2 - x1) * (y2 - y1))
@@ -351,8 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.store).is_dir():
         print(f"clips: store folder not found: {args.store}", file=sys.stderr)
         return 1
-    index = build_clips(SegmentStore(args.store, device_keys=signers), key, signers, Path(args.out), args.video, args.fps,
-                        quiet=args.quiet)
+    index = build_clips(SegmentStore(args.store, device_keys=signers), key, signers, Path(args.out), args.video,
+                        args.fps, quiet=args.quiet)
     print(
         f"clips: {len(index['objects'])} objects written to {args.out} "
         f"({index['other_recipient']} records for other keys skipped, {len(index['rejected'])} rejected)"

@@ -55,13 +55,14 @@ A record from another image or frame is refused with one line naming both.
    different image or a different place.
 2. *It does not show the original*: the share of the crop's fine detail that the image still
    shows inside the object's own box (the margin around it may be partly bare: an ellipse-shaped
-   region leaves the rectangle's corners as they were) is at most :data:`DETAIL_MAX_SHARE`. Fine detail is the grey level minus its
-   Gaussian blur of sigma 1.5 px; the share is the least-squares weight of the crop's detail in the
-   image's, ``<d_img, d_crop> / <d_crop, d_crop>``: 1 for a bare region, >= 0.53 for a bare region
+   region leaves the rectangle's corners as they were) is at most :data:`DETAIL_MAX_SHARE`. Fine detail is
+   the grey level minus its Gaussian blur of sigma 1.5 px; the share is the least-squares weight of the
+   crop's detail in the image's, ``<d_img, d_crop> / <d_crop, d_crop>``: 1 for a bare region, >= 0.53 for a bare region
    after JPEG at quality 30 (>= 0.68 at 50), and <= 0.08 for every blurred, pixelated, filled or
    track-stable region of the fake scene and the test photos at the default strength, JPEG'd or
-   not (<= 0.34 even at 5 cells; ``tests/test_privacy_restore.py`` checks both sides). A crop without fine detail (its detail's standard deviation
-   below :data:`DETAIL_FLOOR`) shows nothing to hide, and only the first test applies.
+   not (<= 0.34 even at 5 cells; ``tests/test_privacy_restore.py`` checks both sides). A crop without fine
+   detail (its detail's standard deviation below :data:`DETAIL_FLOOR`) shows nothing to hide, and only the
+   first test applies.
 
 Either failure refuses the whole restore with a :class:`RestoreError` naming the region.
 """
@@ -444,7 +445,9 @@ def check_target(opened: list[OpenedRecord], target: Target) -> None:
     for o in opened:
         r = o.record
         if o.envelope_image_id is not None and o.envelope_image_id != r.image_id:
-            raise RestoreError(f"{o.name}: its envelope names image {o.envelope_image_id}, the sealed record image {r.image_id}")
+            raise RestoreError(
+                f"{o.name}: its envelope names image {o.envelope_image_id}, the sealed record image {r.image_id}"
+            )
         if target.image_id is not None and r.image_id != target.image_id:
             raise RestoreError(
                 f"{o.name}: record {r.image_id}/{r.category} (frame {r.frame_index}) is for another image than "
@@ -489,7 +492,8 @@ def image_target(
             pkg = package_image(decode(data, signers))
         except (EnvelopeAuthError, PackageError) as err:
             raise RestoreError(f"{what}: {err}") from None
-        target = Target(decode_image_bytes(pkg.image, what, from_message=True), what, pkg.image_id, pkg.frame_index, pkg.signer)
+        pixels = decode_image_bytes(pkg.image, what, from_message=True)
+        target = Target(pixels, what, pkg.image_id, pkg.frame_index, pkg.signer)
     else:
         image = decode_image_bytes(data, what)
         side = sidecar_path(path)
@@ -540,7 +544,8 @@ def ops_target(folder: str | Path, image_id: str, signers: dict[str, VerifyKey])
         pkg = package_image(env)
     except PackageError as err:
         raise RestoreError(f"--ops-store {folder}: {err}") from None
-    return Target(decode_image_bytes(pkg.image, what, from_message=True), what, pkg.image_id, pkg.frame_index, pkg.signer)
+    pixels = decode_image_bytes(pkg.image, what, from_message=True)
+    return Target(pixels, what, pkg.image_id, pkg.frame_index, pkg.signer)
 
 
 # ------------------------------------------------------------------------------------------ CLI
@@ -625,7 +630,9 @@ def run(args: argparse.Namespace) -> tuple[Path, list[SensitiveRecord]]:
     :class:`RestoreError` / ``KeyFileError`` on refusal."""
     out = Path(args.out)
     if out.suffix.lower() not in LOSSLESS_SUFFIXES:
-        raise RestoreError(f"--out {out}: use a lossless format ({', '.join(LOSSLESS_SUFFIXES)}); JPEG would alter the restored pixels")
+        raise RestoreError(
+            f"--out {out}: use a lossless format ({', '.join(LOSSLESS_SUFFIXES)}); JPEG would alter the restored pixels"
+        )
     if not args.signer:
         raise RestoreError("--signer: give at least one trusted device public key (.pub) to verify records with")
     keys = [load_platform_private_key(k) for k in args.key]

@@ -549,7 +549,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "export-records":
             for rec in export_records(stores[0], args.image_id, args.out):
-                print(f"{prog}: wrote {rec.path} ({rec.category} record of image {args.image_id}, message {rec.message_id})")
+                print(f"{prog}: wrote {rec.path} ({rec.category} record of image {args.image_id}, "
+                      f"message {rec.message_id})")
             return 0
         out, side, pkg = export_image(stores[0], args.image_id, args.out)
     except (PackageError, OSError) as err:
@@ -576,7 +577,8 @@ def _verify(store: SegmentStore, prog: str) -> int:
     detail = ", ".join(f"{n} {why}" for why, n in sorted(counts.items()))
     torn = store.torn()
     torn_note = f", {len(torn)} unreadable tail{'s' if len(torn) != 1 else ''}" if torn else ""
-    print(f"{prog}: {store.root}: {len(store)} verified, {sum(counts.values())} refused{f' ({detail})' if detail else ''}, "
+    refused_note = f" ({detail})" if detail else ""
+    print(f"{prog}: {store.root}: {len(store)} verified, {sum(counts.values())} refused{refused_note}, "
           f"{len(store.damaged)} damaged{torn_note}")
     for r in store.rejected:
         print(f"{prog}: refused {r.message_id} ({r.video_id or UNSEGMENTED}): {r.error}", file=sys.stderr)

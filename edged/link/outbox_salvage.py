@@ -75,7 +75,8 @@ def _listed_row_ids(conn: sqlite3.Connection) -> set[int]:
     """Row ids named by the table's indexes, as far as each index can be read."""
     listed: set[int] = set()
     try:
-        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages'")]
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages'")
+        names = [r[0] for r in rows]
     except sqlite3.DatabaseError:
         return listed
     for name in names:
@@ -117,7 +118,9 @@ def _scan_from(conn: sqlite3.Connection, after: int, found: dict[int, bytes]) ->
     return last, True
 
 
-def _step_past(conn: sqlite3.Connection, last: int, listed: set[int], found: dict[int, bytes], failed: set[int]) -> int | None:
+def _step_past(
+    conn: sqlite3.Connection, last: int, listed: set[int], found: dict[int, bytes], failed: set[int]
+) -> int | None:
     """The row id to resume the scan after, past the failing rows following ``last`` (None: give up)."""
     candidates: Iterable[int] = sorted(s for s in listed if s > last) or range(last + 1, last + 1 + PROBE_GAP)
     for seq in candidates:

@@ -114,7 +114,9 @@ def _split(sealed: bytes) -> tuple[_WireContainer, RecordHeader]:
     h = cbor_map(container.h, where)
     fmt = as_struct(h, _WireHeaderVersion, where).fmt
     if fmt not in READABLE_VERSIONS:
-        raise RecordFormatError(f"sealed record has format version {fmt}; this build reads versions {readable_versions()}")
+        raise RecordFormatError(
+            f"sealed record has format version {fmt}; this build reads versions {readable_versions()}"
+        )
     w = as_struct(h, _WireHeader, where)
     return container, RecordHeader(w.fmt, w.rk, w.sk, w.cat, w.image, w.video)
 
@@ -206,13 +208,17 @@ def open_overlap(sealed: SealedOverlap, keys: Mapping[str, PrivateKey], image_id
     what = f"overlap {'+'.join(sealed.categories)} of image {image_id}"
     missing = [k for k in sealed.recipient_key_ids if k not in keys]
     if missing:
-        raise WrongKeyError(f"{what} needs the keys {', '.join(sealed.recipient_key_ids)}; missing {', '.join(missing)}")
+        raise WrongKeyError(
+            f"{what} needs the keys {', '.join(sealed.recipient_key_ids)}; missing {', '.join(missing)}"
+        )
     data = sealed.ciphertext
     for key_id in sealed.recipient_key_ids:
         try:
             data = SealedBox(keys[key_id]).decrypt(data)
         except CryptoError:
-            raise DecryptError(f"{what}: a layer does not open with key {key_id} (damaged, or sealed to another key)") from None
+            raise DecryptError(
+                f"{what}: a layer does not open with key {key_id} (damaged, or sealed to another key)"
+            ) from None
     overlap = decode_overlap(data)
     if (overlap.image_id, overlap.categories) != (image_id, sealed.categories):
         raise RecordFormatError(

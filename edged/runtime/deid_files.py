@@ -155,7 +155,8 @@ class FileResult:
     metadata: str | None = None
     """Videos: container metadata ``kept`` or ``dropped``."""
     rotated: int | None = None
-    """Videos shown rotated (a phone's display matrix): the counterclockwise degrees the frames were turned upright by."""
+    """Videos shown rotated (a phone's display matrix): the counterclockwise degrees the frames were turned
+    upright by."""
     seconds: float = 0.0
     error: str | None = None
     _changed: list[float] = field(default_factory=list, repr=False)
@@ -192,7 +193,8 @@ class OfflineChain:
         self.ulids = MonotonicUlid()
 
     def pipeline(self, fps: float) -> Pipeline:
-        """Detect (shared, its scan state reset) then a new tracker and privacy stage, as ``AppBuilder.stages`` builds them."""
+        """Detect (shared, its scan state reset) then a new tracker and privacy stage, as ``AppBuilder.stages``
+        builds them."""
         self.detect.detector.reset()
         config = msgspec.structs.replace(self.config, camera=msgspec.structs.replace(self.config.camera, fps=fps))
         stages: list[Stage] = [

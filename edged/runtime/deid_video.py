@@ -7,8 +7,8 @@ constant, fractional (30000/1001) and variable frame rates all play as recorded.
 hidden ``.STEM.partial.mp4`` beside the target and renames it only once the file is complete
 (:meth:`H264Writer.finish`); :meth:`H264Writer.abort` removes it. Audio, when kept, is copied
 packet for packet (no re-encoding) when browsers play its codec in MP4 (:data:`COPIED_AUDIO`), else
-re-encoded as AAC at its timestamps (PCM from a camera's AVI, for one); container metadata (title, dates, GPS location...) is
-copied only when asked. A frame the file says to show rotated (a phone's display matrix) is turned
+re-encoded as AAC at its timestamps (PCM from a camera's AVI, for one); container metadata (title, dates,
+GPS location...) is copied only when asked. A frame the file says to show rotated (a phone's display matrix) is turned
 upright before it is de-identified, as players show it, and written upright.
 """
 
@@ -76,7 +76,9 @@ class VideoSource:
         self.video.thread_type = "AUTO"
         self.audio = self.container.streams.audio[0] if self.container.streams.audio else None
         rate = self.video.average_rate or self.video.guessed_rate or self.video.base_rate
-        self.rate: Fraction = Fraction(rate) if rate and 0 < rate < 1000 else Fraction(fallback_fps).limit_denominator(1001)
+        self.rate: Fraction = (
+            Fraction(rate) if rate and 0 < rate < 1000 else Fraction(fallback_fps).limit_denominator(1001)
+        )
         self.time_base: Fraction = self.video.time_base or Fraction(1, 90000)
         self.size = (self.video.codec_context.width, self.video.codec_context.height)
         self.total = self.video.frames or None
@@ -87,7 +89,8 @@ class VideoSource:
         """The display rotation of the last frame read (counterclockwise degrees; frames come upright)."""
 
     def frames(self, on_audio: Callable[[object], None] | None = None) -> Iterator[tuple[np.ndarray, int]]:
-        """Each frame as ``(BGR pixels, pts in :attr:`time_base`)`` in presentation order; audio packets go to ``on_audio``."""
+        """Each frame as ``(BGR pixels, pts in :attr:`time_base`)`` in presentation order; audio packets go to
+        ``on_audio``."""
         streams = [self.video] + ([self.audio] if on_audio is not None and self.audio is not None else [])
         step = max(1, round(1 / (self.rate * self.time_base))) if self.time_base else 1
         last: int | None = None
