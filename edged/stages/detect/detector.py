@@ -59,7 +59,9 @@ def check_crop_sources(models: list[LoadedModel]) -> None:
         earlier = {CLASS_NAMES[c] for e in models[:i] for c in e.class_map if c >= 0}
         missing = [c for c in m.cfg.crops_from if c not in earlier]
         if missing:
-            raise ModelError(f"model {m.cfg.name!r}: crops_from {missing[0]!r}, which no model listed before it detects")
+            raise ModelError(
+                f"model {m.cfg.name!r}: crops_from {missing[0]!r}, which no model listed before it detects"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +145,8 @@ class LoadedModel:
         w, h = self.model.input_size
         scale = cfg.scan.scale
         self.scan = ScanPlanner(cfg.scan, (round(w / scale), round(h / scale))) if cfg.scan.enabled else None
-        self.scan_explained_ids = self._class_ids(cfg.scan.explained_by if cfg.scan.enabled else [], "scan.explained_by")
+        explained_by = cfg.scan.explained_by if cfg.scan.enabled else []
+        self.scan_explained_ids = self._class_ids(explained_by, "scan.explained_by")
         self.still_crops: list[tuple[Region, Detections, int]] = []
         """Last frame's crops: region, what was found in it, for how many frames in a row reused."""
 
@@ -173,9 +176,12 @@ class LoadedModel:
         known = {CLASS_NAMES[c] for c in self.class_map if c >= 0}
         for name in self.cfg.thresholds:
             if name not in known:
-                raise self._fail(f"threshold for {name!r}, which this model does not output ({', '.join(sorted(known))})")
+                raise self._fail(
+                    f"threshold for {name!r}, which this model does not output ({', '.join(sorted(known))})"
+                )
+        default = self.cfg.score_threshold
         return np.asarray(
-            [self.cfg.thresholds.get(CLASS_NAMES[c], self.cfg.score_threshold) if c >= 0 else 1.0 for c in self.class_map],
+            [self.cfg.thresholds.get(CLASS_NAMES[c], default) if c >= 0 else 1.0 for c in self.class_map],
             dtype=np.float32,
         )
 
@@ -184,64 +190,87 @@ class LoadedModel:
         cfg, m = self.cfg, self.model
         if tuple(cfg.input_size) != m.input_size:
             if cfg.layout not in RESIZABLE_LAYOUTS:
-                raise self._fail(f"config input_size {tuple(cfg.input_size)} (w, h) but the file's input is {m.input_size}")
+                raise self._fail(
+                    f"config input_size {tuple(cfg.input_size)} (w, h) but the file's input is {m.input_size}"
+                )
             m.resize_input(*cfg.input_size)
         want = _EXPECTED_OUTPUTS.get(cfg.layout, len(m.outputs))
-        if len(m.outputs) != want:
-            shapes = [o.shape for o in m.outputs]
-            raise self._fail(f"layout {cfg.layout!r} needs {want} output tensors, the file has {len(m.outputs)} {shapes}")
-        n = len(cfg.labels)
         shapes = [o.shape for o in m.outputs]
-        if cfg.layout == "yolov5" and shapes[0][-1] != 5 + n:
+        if len(m.outputs) != want:
+            raise self._fail(
+                f"layout {cfg.layout!r} needs {want} output tensors, the file has {len(m.outputs)} {shapes}"
+            )
+        by_layout = {
+            "yolov5": self._check_yolov5, "yolov8": self._check_yolov8, "yolo_grid": self._check_yolo_grid,
+            "centernet": self._check_centernet, "nanodet": self._check_nanodet,
+            "centerface": self._check_centerface, "blazeface": self._check_blazeface, "ssd": self._check_ssd,
+        }
+        check = by_layout.get(cfg.layout)
+        if check is not None:
+            check(shapes, len(cfg.labels))
+
+    def _check_yolov5(self, shapes: list[tuple[int, ...]], n: int) -> None:
+        if shapes[0][-1] != 5 + n:
             raise self._fail(f"yolov5 output {shapes[0]} does not end in 5 + {n} labels = {5 + n}")
-        if cfg.layout == "yolov8" and 4 + n not in shapes[0][-2:]:
+
+    def _check_yolov8(self, shapes: list[tuple[int, ...]], n: int) -> None:
+        if 4 + n not in shapes[0][-2:]:
             raise self._fail(f"yolov8 output {shapes[0]} has no axis of 4 + {n} labels = {4 + n}")
-        if cfg.layout == "yolo_grid":
-            w, h = m.input_size
-            for s in shapes:
-                if len(s) != 4 or h % s[1] or w % s[2] or h // s[1] != w // s[2]:
-                    raise self._fail(f"yolo_grid output {s} is not (1, H, W, channels) with H, W dividing {m.input_size}")
-            try:
-                decoders.grid_levels([np.zeros(s, np.float32) for s in shapes], n)
-            except ValueError as err:
-                raise self._fail(f"{err} ({n} labels)") from None
-        if cfg.layout == "centernet":
-            try:
-                heat, _ = decoders.centernet_maps([np.zeros(s, np.float32) for s in shapes], n)
-            except ValueError as err:
-                raise self._fail(f"{err} ({n} labels)") from None
-            w, h = m.input_size
-            if h % heat.shape[0] or w % heat.shape[1] or h // heat.shape[0] != w // heat.shape[1]:
-                raise self._fail(f"centernet maps {heat.shape[:2]} do not divide the input {m.input_size} evenly")
-        if cfg.layout == "nanodet":
-            try:
-                decoders.nanodet_levels([np.zeros(s, np.float32) for s in shapes], n)
-            except ValueError as err:
-                raise self._fail(f"{err} ({n} labels)") from None
-        if cfg.layout == "centerface":
-            try:
-                self.centerface_order = centerface_order([o.name for o in m.outputs], shapes)
-            except ValueError as err:
-                raise self._fail(str(err)) from None
-            if n != 1:
-                raise self._fail(f"centerface has one class, config lists {n} labels")
-        if cfg.layout == "blazeface":
-            reg = next((s for s in shapes if s[-1] != 1), None)
-            if reg is None or reg[-1] < 4 or len(reg) != 3:
-                raise self._fail(f"blazeface outputs {shapes}: expected (1, N, 16) regressors and (1, N, 1) scores")
-            if m.input_size[0] != m.input_size[1]:
-                raise self._fail(f"blazeface input must be square, file has {m.input_size}")
-            try:
-                opts = decoders.blazeface_variant(m.input_size[0], reg[1])
-            except ValueError as err:
-                raise self._fail(str(err)) from None
-            self.anchors = decoders.blazeface_anchors(opts)
-            if n != 1:
-                raise self._fail(f"blazeface has one class, config lists {n} labels")
-        if cfg.layout == "ssd":
-            if not any(len(s) == 3 and s[-1] == 4 for s in shapes):
-                raise self._fail(f"ssd outputs {shapes} have no (1, N, 4) box tensor (TFLite_Detection_PostProcess)")
-            self.ssd_order = decoders.ssd_output_order([o.name for o in m.outputs], shapes)
+
+    def _check_yolo_grid(self, shapes: list[tuple[int, ...]], n: int) -> None:
+        w, h = self.model.input_size
+        for s in shapes:
+            if len(s) != 4 or h % s[1] or w % s[2] or h // s[1] != w // s[2]:
+                raise self._fail(
+                    f"yolo_grid output {s} is not (1, H, W, channels) with H, W dividing {self.model.input_size}"
+                )
+        try:
+            decoders.grid_levels([np.zeros(s, np.float32) for s in shapes], n)
+        except ValueError as err:
+            raise self._fail(f"{err} ({n} labels)") from None
+
+    def _check_centernet(self, shapes: list[tuple[int, ...]], n: int) -> None:
+        try:
+            heat, _ = decoders.centernet_maps([np.zeros(s, np.float32) for s in shapes], n)
+        except ValueError as err:
+            raise self._fail(f"{err} ({n} labels)") from None
+        w, h = self.model.input_size
+        if h % heat.shape[0] or w % heat.shape[1] or h // heat.shape[0] != w // heat.shape[1]:
+            raise self._fail(f"centernet maps {heat.shape[:2]} do not divide the input {self.model.input_size} evenly")
+
+    def _check_nanodet(self, shapes: list[tuple[int, ...]], n: int) -> None:
+        try:
+            decoders.nanodet_levels([np.zeros(s, np.float32) for s in shapes], n)
+        except ValueError as err:
+            raise self._fail(f"{err} ({n} labels)") from None
+
+    def _check_centerface(self, shapes: list[tuple[int, ...]], n: int) -> None:
+        try:
+            self.centerface_order = centerface_order([o.name for o in self.model.outputs], shapes)
+        except ValueError as err:
+            raise self._fail(str(err)) from None
+        if n != 1:
+            raise self._fail(f"centerface has one class, config lists {n} labels")
+
+    def _check_blazeface(self, shapes: list[tuple[int, ...]], n: int) -> None:
+        size = self.model.input_size
+        reg = next((s for s in shapes if s[-1] != 1), None)
+        if reg is None or reg[-1] < 4 or len(reg) != 3:
+            raise self._fail(f"blazeface outputs {shapes}: expected (1, N, 16) regressors and (1, N, 1) scores")
+        if size[0] != size[1]:
+            raise self._fail(f"blazeface input must be square, file has {size}")
+        try:
+            opts = decoders.blazeface_variant(size[0], reg[1])
+        except ValueError as err:
+            raise self._fail(str(err)) from None
+        self.anchors = decoders.blazeface_anchors(opts)
+        if n != 1:
+            raise self._fail(f"blazeface has one class, config lists {n} labels")
+
+    def _check_ssd(self, shapes: list[tuple[int, ...]], n: int) -> None:
+        if not any(len(s) == 3 and s[-1] == 4 for s in shapes):
+            raise self._fail(f"ssd outputs {shapes} have no (1, N, 4) box tensor (TFLite_Detection_PostProcess)")
+        self.ssd_order = decoders.ssd_output_order([o.name for o in self.model.outputs], shapes)
 
     # ------------------------------------------------------------------------------------------ run
     def prepare(self, bgr: np.ndarray) -> tuple[np.ndarray, float, float, float, float]:
@@ -381,18 +410,18 @@ class Detector:
             regions = tile_regions(w, h, self.tiling) if self._tiled(m) else [Region(0, 0, w, h)]
             if not m.cfg.full_frame:
                 regions = regions[1:]  # tile_regions starts with the whole frame
-            found = [m.detect_region(pixels_bgr, r) for r in regions]
+            pieces = [m.detect_region(pixels_bgr, r) for r in regions]
             if m.crop_class_ids.size:
                 crops = crop_regions(Detections.concat(parts), m, w, h)
-                found += m.detect_crops(pixels_bgr, crops, self.change)
+                pieces += m.detect_crops(pixels_bgr, crops, self.change)
                 regions += crops
             if m.scan is not None:
                 windows = m.scan.plan(w, h, self.change.change, explained_boxes(
                     Detections.concat(parts), m.scan_explained_ids, m.cfg.scan.explained_min_score))
                 scanned = [fits_crop(m.detect_region(pixels_bgr, r), r, m.cfg.max_crop_fraction)
                            for r in (Region(*window) for window in windows)]
-                found.append(m.scan.hold(m.window_nms(Detections.concat(scanned)), windows))
-            found = Detections.concat(found)
+                pieces.append(m.scan.hold(m.window_nms(Detections.concat(scanned)), windows))
+            found = Detections.concat(pieces)
             if m.cfg.max_box_fraction < 1.0 and len(found):
                 found = found.select(found.boxes[:, 3] - found.boxes[:, 1] <= m.cfg.max_box_fraction * h)
             if len(regions) > 1 or m.scan is not None:
@@ -424,7 +453,8 @@ def crop_regions(found: Detections, model: LoadedModel, width: int, height: int)
     seeds = found.select(keep)
     order = np.argsort(-seeds.scores)
     # one crop per object: a van found as both car and truck is searched once
-    order = order[decoders.nms(seeds.boxes[order], seeds.scores[order], np.zeros(len(order), np.int32), SAME_OBJECT_IOU)]
+    same_label = np.zeros(len(order), np.int32)
+    order = order[decoders.nms(seeds.boxes[order], seeds.scores[order], same_label, SAME_OBJECT_IOU)]
     order = order[: cfg.max_crops]
     regions = []
     for x1, y1, x2, y2 in seeds.boxes[order]:

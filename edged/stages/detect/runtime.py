@@ -32,7 +32,7 @@ def _interpreter_class() -> Any:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         try:
-            from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
+            from tflite_runtime.interpreter import Interpreter
         except ImportError:
             raise ModelError("no TFLite runtime: install ai-edge-litert (or tflite-runtime)") from None
     return Interpreter
