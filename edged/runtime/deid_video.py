@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -28,6 +29,10 @@ COPIED_AUDIO = frozenset({"aac", "mp3", "opus", "flac", "alac", "ac3", "eac3"})
 """Audio codecs copied as they are into MP4; others are re-encoded as AAC."""
 MUXER_KEYS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder"})
 """Container metadata the muxer writes itself (never copied)."""
+
+
+if TYPE_CHECKING:
+    import av
 
 
 class VideoError(Exception):
@@ -88,7 +93,7 @@ class VideoSource:
         self.rotation = 0
         """The display rotation of the last frame read (counterclockwise degrees; frames come upright)."""
 
-    def frames(self, on_audio: Callable[[object], None] | None = None) -> Iterator[tuple[np.ndarray, int]]:
+    def frames(self, on_audio: Callable[[av.Packet], None] | None = None) -> Iterator[tuple[np.ndarray, int]]:
         """Each frame as ``(BGR pixels, pts in :attr:`time_base`)`` in presentation order; audio packets go to
         ``on_audio``."""
         streams = [self.video] + ([self.audio] if on_audio is not None and self.audio is not None else [])
@@ -100,7 +105,7 @@ class VideoSource:
                     if packet.dts is not None and on_audio is not None:
                         on_audio(packet)
                     continue
-                for frame in packet.decode():
+                for frame in cast("list[av.VideoFrame]", packet.decode()):  # a video stream's packet
                     pts = frame.pts if frame.pts is not None else (last + step if last is not None else 0)
                     if last is not None and pts <= last:
                         pts = last + 1
@@ -145,7 +150,7 @@ class H264Writer:
                     self.container.metadata[key] = value
         self.size = (even(source.size[0]), even(source.size[1]))
         self._rate, self._time_base = source.rate, source.time_base
-        self._audio_template = None
+        self._audio_template: av.AudioStream | None = None
         self._audio_copy = True
         self.audio_note = "none in the input"
         if source.audio is not None:
@@ -156,9 +161,9 @@ class H264Writer:
                 self._audio_template = source.audio
                 self._audio_copy = name in COPIED_AUDIO and name in self.container.supported_codecs
                 self.audio_note = f"kept ({name})" if self._audio_copy else f"kept ({name} re-encoded as aac)"
-        self.video = None
-        self.audio = None
-        self._pending: list = []  # audio packets read before the first video frame
+        self.video: av.VideoStream | None = None
+        self.audio: av.AudioStream | None = None
+        self._pending: list[av.Packet] = []  # audio packets read before the first video frame
         self.frames = 0
 
     @property
@@ -166,16 +171,18 @@ class H264Writer:
         """Whether the source's audio packets are wanted (:meth:`remux_audio`)."""
         return self._audio_template is not None
 
-    def _open_streams(self, width: int, height: int) -> None:
-        """Add the video stream (first frame's size, made even) and the kept audio stream, then write what waited."""
+    def _open_streams(self, width: int, height: int) -> av.VideoStream:
+        """Add the video stream (first frame's size, made even) and the kept audio stream, then write what waited;
+        returns the video stream."""
         self.size = (even(width), even(height))
-        self.video = self.container.add_stream(self.codec, rate=self._rate)
-        self.video.width, self.video.height = self.size
-        self.video.pix_fmt = "yuv420p"
-        self.video.time_base = self._time_base
-        self.video.codec_context.time_base = self._time_base
+        video = cast("av.VideoStream", self.container.add_stream(self.codec, rate=self._rate))  # a video codec
+        self.video = video
+        video.width, video.height = self.size
+        video.pix_fmt = "yuv420p"
+        video.time_base = self._time_base
+        video.codec_context.time_base = self._time_base
         if self.codec == "libx264":
-            self.video.codec_context.options = dict(X264_OPTIONS)
+            video.codec_context.options = dict(X264_OPTIONS)
         template = self._audio_template
         if template is not None and self._audio_copy:
             self.audio = self.container.add_stream_from_template(template)
@@ -186,6 +193,7 @@ class H264Writer:
         pending, self._pending = self._pending, []
         for packet in pending:
             self.remux_audio(packet)
+        return video
 
     def write(self, pixels: np.ndarray, pts: int) -> None:
         """Encode one BGR frame shown at ``pts`` (in the source's time base)."""
@@ -193,24 +201,25 @@ class H264Writer:
         import cv2
 
         h, w = pixels.shape[:2]
-        if self.video is None:
-            self._open_streams(w, h)
+        video = self.video
+        if video is None:
+            video = self._open_streams(w, h)
         elif (even(w), even(h)) != self.size:  # a mid-stream size change: fit it to the stream's size
             pixels = cv2.resize(pixels, self.size, interpolation=cv2.INTER_AREA)
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pad_even(pixels)), format="bgr24")
         frame.pts, frame.time_base = pts, self._time_base
-        self.container.mux(self.video.encode(frame.reformat(format="yuv420p")))
+        self.container.mux(video.encode(frame.reformat(format="yuv420p")))
         self.frames += 1
 
-    def remux_audio(self, packet: object) -> None:
+    def remux_audio(self, packet: av.Packet) -> None:
         """Copy one audio packet of the source (only when audio is kept; held until the video stream exists)."""
         if self.video is None:
             self._pending.append(packet)
         elif self.audio is not None and self._audio_copy:
-            packet.stream = self.audio  # type: ignore[attr-defined]
+            packet.stream = self.audio
             self.container.mux(packet)
         elif self.audio is not None:
-            for frame in packet.decode():  # type: ignore[attr-defined]
+            for frame in cast("list[av.AudioFrame]", packet.decode()):  # an audio stream's packet
                 self.container.mux(self.audio.encode(frame))
 
     def finish(self) -> None:
