@@ -48,6 +48,7 @@ already of that form, so it verifies as before).
 from __future__ import annotations
 
 import math
+import mmap
 import re
 import struct
 import time
@@ -496,7 +497,7 @@ def decode(data: bytes | bytearray | memoryview, trusted: Mapping[str, VerifyKey
 
 
 def decode_at(
-    buf: bytes | bytearray | memoryview, offset: int, trusted: Mapping[str, VerifyKey] | None = None
+    buf: bytes | bytearray | memoryview | mmap.mmap, offset: int, trusted: Mapping[str, VerifyKey] | None = None
 ) -> tuple[Envelope, int]:
     """The envelope whose CBOR starts at ``offset`` of ``buf`` and the offset where it ends (for reading
     a CBOR sequence of envelopes); checked as :func:`decode` checks one payload."""
