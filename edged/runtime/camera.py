@@ -28,7 +28,10 @@ def make_camera(camera_cfg: CameraConfig) -> Camera:
     if c.backend == "file":
         from edged.hal.file import FileCamera
 
-        return FileCamera(c.file.path, c.width, c.height, c.fps, loop=c.file.loop, realtime=c.file.realtime)
+        # unless configured, its width and height are the source's, known once the first frame is read
+        return FileCamera(  # type: ignore[return-value]
+            c.file.path, c.width, c.height, c.fps, loop=c.file.loop, realtime=c.file.realtime
+        )
     if c.backend == "picamera2":
         from edged.hal.picamera2 import PiCamera
 
