@@ -143,5 +143,6 @@ def _lamp_posts(img: np.ndarray, rng: np.random.Generator, s: float) -> None:
         xi = round(x)
         cv2.line(img, (xi, base), (xi, top), (60, 62, 64), max(1, round(4 * s)))
         cv2.line(img, (xi, top), (xi + round(22 * s), top + round(4 * s)), (60, 62, 64), max(1, round(3 * s)))
-        cv2.ellipse(img, (xi + round(24 * s), top + round(6 * s)), (max(1, round(8 * s)), max(1, round(3 * s))), 0, 0, 360, (190, 200, 205), -1)
+        lamp = (max(1, round(8 * s)), max(1, round(3 * s)))
+        cv2.ellipse(img, (xi + round(24 * s), top + round(6 * s)), lamp, 0, 0, 360, (190, 200, 205), -1)
         x += float(rng.uniform(320, 480)) * s

@@ -474,7 +474,8 @@ class FakeCamera:
 
 
 def from_config(camera_cfg: CameraConfig) -> FakeCamera:
-    """The fake camera ``camera_cfg`` describes (size, rate, ``camera.fake``), opened by :data:`edged_sim.config.FAKE`."""
+    """The fake camera ``camera_cfg`` describes (size, rate, ``camera.fake``), opened by
+    :data:`edged_sim.config.FAKE`."""
     width, height = camera_cfg.size_or_default()
     f = camera_cfg.plugins["fake"]
     return FakeCamera(

@@ -30,10 +30,17 @@ from scipy.optimize import linear_sum_assignment
 from edged.core.classes import CLASS_NAMES
 from edged.core.geometry import iou_matrix
 from edged.link.crops import decode_png
-from edged.link.records import RecordError
+from edged.link.records import RecordError, SensitiveRecord
 from edged.link.sealing import open_sealed, trusted_signers
 from edged.link.wire import Envelope
-from edged_platform.restore import RestoreError, fill_masked, open_overlaps, overlap_pixels, restore_image
+from edged_platform.restore import (
+    KnownPixels,
+    RestoreError,
+    fill_masked,
+    open_overlaps,
+    overlap_pixels,
+    restore_image,
+)
 from edged_platform.store import SegmentStore
 from edged_sim.truth import FACE, Sent, TruthSink, crop_digest
 
@@ -206,9 +213,11 @@ def check_delivery(truth: TruthSink, ops: SegmentStore, classes: list[str], fps:
     if na_reason:
         return Check("best image per object", NA, na_reason, figures), timeline
     if not long:
-        return Check("best image per object", NA, "no selection-class object stayed in view long enough", figures), timeline
+        why = "no selection-class object stayed in view long enough"
+        return Check("best image per object", NA, why, figures), timeline
     status = PASS if not missing else FAIL
-    summary = f"{len(long) - len(missing)}/{len(long)} objects in view >= {settings.min_in_view_s:g} s have a best image at ops"
+    summary = (f"{len(long) - len(missing)}/{len(long)} objects in view >= {settings.min_in_view_s:g} s have a best "
+               "image at ops")
     return Check("best image per object", status, summary, figures), timeline
 
 
@@ -216,7 +225,7 @@ def _found(gt_boxes: np.ndarray, det_boxes: np.ndarray, min_iou: float) -> np.nd
     """Per ground-truth box: does some detection overlap it with IoU >= ``min_iou``?"""
     if len(gt_boxes) == 0 or len(det_boxes) == 0:
         return np.zeros(len(gt_boxes), dtype=bool)
-    return (iou_matrix(gt_boxes, det_boxes) >= min_iou).any(axis=1)
+    return np.asarray((iou_matrix(gt_boxes, det_boxes) >= min_iou).any(axis=1))
 
 
 def check_deidentification(truth: TruthSink, ops: SegmentStore,
@@ -241,7 +250,7 @@ def check_deidentification(truth: TruthSink, ops: SegmentStore,
             continue
         img = cv2.imdecode(np.frombuffer(body["image"], np.uint8), cv2.IMREAD_COLOR)
         faces += len(gt_faces)
-        boxes, scores = face_detect(img)
+        boxes, scores = face_detect(img)  # type: ignore[arg-type]  # the device encoded it: it decodes
         found += int(_found(gt_faces, boxes[scores >= settings.face_found_score], settings.face_found_iou).sum())
         found_any += int(_found(gt_faces, boxes, settings.face_found_iou).sum())
         if frame.raw_faces is not None and frame.raw_face_scores is not None:
@@ -263,16 +272,38 @@ def check_deidentification(truth: TruthSink, ops: SegmentStore,
         "max_rate": settings.max_face_rate,
     }
     if faces == 0:
-        return Check(name, NA, f"no ground-truth face (>= {settings.face_min_size_px:g} px) in the {images} delivered images", figures)
+        why = f"no ground-truth face (>= {settings.face_min_size_px:g} px) in the {images} delivered images"
+        return Check(name, NA, why, figures)
     rate = found / faces
-    raw = (f"; on the raw frames it finds {raw_found}/{raw_counted} ({raw_found_any} at any score)"
-           if raw_counted else "")
+    raw_note = (f"; on the raw frames it finds {raw_found}/{raw_counted} ({raw_found_any} at any score)"
+                if raw_counted else "")
     if raw_counted and raw_found == 0:
-        raw += " (so this run does not exercise de-identification)"
+        raw_note += " (so this run does not exercise de-identification)"
     summary = (f"face detector finds {found}/{faces} ground-truth faces ({rate:.1%}) at score >= "
                f"{settings.face_found_score:g} in the delivered de-identified images (at most "
-               f"{settings.max_face_rate:.0%}; {found_any} at any score >= the model's threshold){raw}")
+               f"{settings.max_face_rate:.0%}; {found_any} at any score >= the model's threshold){raw_note}")
     return Check(name, PASS if rate <= settings.max_face_rate else FAIL, summary, figures)
+
+
+def _compare_crops(
+    truth: TruthSink, category: str, rec: SensitiveRecord, patches: list[KnownPixels], problems: list[str]
+) -> tuple[int, int, int, int]:
+    """(regions, exact, mismatch, not a de-identified rectangle) of one opened record's crops against the raw
+    frames; each problem is added to ``problems``."""
+    exact = mismatch = unknown = 0
+    for region in rec.regions:
+        crop = fill_masked(region, decode_png(region.crop), patches).pixels
+        want = truth.crops.get((rec.image_id, region.x, region.y, region.w, region.h))
+        if want is None:
+            unknown += 1
+            problems.append(f"{category} {rec.image_id}: region at {region.x},{region.y} {region.w}x{region.h} "
+                            "not a de-identified rectangle of that frame")
+        elif crop_digest(crop) == want:
+            exact += 1
+        else:
+            mismatch += 1
+            problems.append(f"{category} {rec.image_id}: crop at {region.x},{region.y} differs from the raw frame")
+    return len(rec.regions), exact, mismatch, unknown
 
 
 def check_restore(truth: TruthSink, func_stores: dict[str, SegmentStore], ops: SegmentStore,
@@ -309,18 +340,8 @@ def check_restore(truth: TruthSink, func_stores: dict[str, SegmentStore], ops: S
                 continue
             overlaps = open_overlaps([rec], list(private_keys.values()))  # every key: the masked pixels too
             patches = overlap_pixels(overlaps, (rec.width, rec.height))
-            for region in rec.regions:
-                regions += 1
-                crop = fill_masked(region, decode_png(region.crop), patches).pixels
-                want = truth.crops.get((rec.image_id, region.x, region.y, region.w, region.h))
-                if want is None:
-                    unknown += 1
-                    problems.append(f"{category} {rec.image_id}: region at {region.x},{region.y} {region.w}x{region.h} not a de-identified rectangle of that frame")
-                elif crop_digest(crop) == want:
-                    exact += 1
-                else:
-                    mismatch += 1
-                    problems.append(f"{category} {rec.image_id}: crop at {region.x},{region.y} differs from the raw frame")
+            n, e, m, u = _compare_crops(truth, category, rec, patches, problems)
+            regions, exact, mismatch, unknown = regions + n, exact + e, mismatch + m, unknown + u
             img = ops_image(rec.image_id)
             if img is not None:
                 try:
@@ -330,7 +351,8 @@ def check_restore(truth: TruthSink, func_stores: dict[str, SegmentStore], ops: S
                     problems.append(f"{category} {rec.image_id}: restore refused: {err}")
                     continue
                 ok = all(
-                    truth.crops.get((rec.image_id, r.x, r.y, r.w, r.h)) == crop_digest(out[r.y : r.y + r.h, r.x : r.x + r.w])
+                    truth.crops.get((rec.image_id, r.x, r.y, r.w, r.h))
+                    == crop_digest(out[r.y : r.y + r.h, r.x : r.x + r.w])
                     for r in rec.regions
                 )
                 restored_images += ok
@@ -386,5 +408,5 @@ def immediate_order(sent: list[Sent], arrivals_in_order: list[str]) -> dict[str,
     immediate = [s.id for s in sent if s.kind == "package" and s.prio == "immediate"]
     rank = {m: i for i, m in enumerate(immediate)}
     seq = [rank[m] for m in arrivals_in_order if m in rank]
-    inversions = sum(1 for a, b in zip(seq, seq[1:]) if b < a)
+    inversions = sum(1 for a, b in zip(seq, seq[1:], strict=False) if b < a)
     return {"immediate_packages": len(immediate), "arrived": len(seq), "out_of_order_steps": inversions}

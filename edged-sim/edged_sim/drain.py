@@ -34,7 +34,8 @@ async def drain_outbox(config: Config, dests: list[str], cached_period_s: float,
     ``on_tick(outbox, uplinks)`` is awaited every ``tick_s`` and once at the end (the simulation samples there).
     """
     outbox = open_from_config(config.outbox, resolve_path(config.device.data_dir))
-    fast = msgspec.structs.replace(config, select=msgspec.structs.replace(config.select, cached_period_s=cached_period_s))
+    select = msgspec.structs.replace(config.select, cached_period_s=cached_period_s)
+    fast = msgspec.structs.replace(config, select=select)
     uplinks = [Uplink.from_config(fast, d, outbox) for d in dests]
     stop = asyncio.Event()
     tasks = [asyncio.create_task(u.run(stop), name=f"drain-{u.dest}") for u in uplinks]

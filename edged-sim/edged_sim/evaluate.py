@@ -71,7 +71,9 @@ class DetectionRecall:
         return out
 
     def close(self) -> dict[str, Any]:
-        return {"detection_vs_ground_truth": {"iou": self.iou_threshold, "frames": self.frames, "classes": self.figures()}}
+        return {
+            "detection_vs_ground_truth": {"iou": self.iou_threshold, "frames": self.frames, "classes": self.figures()}
+        }
 
 
 def tracking_scores(

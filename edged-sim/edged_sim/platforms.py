@@ -113,7 +113,9 @@ class PlatformProcess:
             line = b""
         if line.decode().strip() != READY:
             await self.close()
-            raise PlatformError(f"platform receivers did not subscribe within {timeout_s:g} s (broker port {self.port})")
+            raise PlatformError(
+                f"platform receivers did not subscribe within {timeout_s:g} s (broker port {self.port})"
+            )
 
     @property
     def arrivals(self) -> dict[str, float]:

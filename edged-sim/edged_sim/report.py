@@ -90,7 +90,8 @@ def plot_fps(data: dict[str, Any], path: Path) -> None:
     _shade(ax, _down_spans(s))
     ax.set_xlabel("wall-clock seconds since start")
     ax.set_ylabel("frames / s")
-    mode = "capture paced at the camera rate" if data["settings"]["realtime"] else "as fast as the pipeline runs, no frame dropped"
+    paced = data["settings"]["realtime"]
+    mode = "capture paced at the camera rate" if paced else "as fast as the pipeline runs, no frame dropped"
     ax.set_title(f"Frames processed per second over the run: {mode}", fontsize=11)
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
@@ -124,9 +125,10 @@ def plot_latency(data: dict[str, Any], path: Path) -> None:
         ax.set_yticks([])
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
-    fig.suptitle("Per-frame latency by stage (ms, log scale; black line p50, red dashed p95; frames counted up the y axis)",
-                 fontsize=10)
-    fig.supxlabel("milliseconds per frame (capture: rendering the fake frame; sink: outbox commit and checks)", fontsize=8)
+    fig.suptitle("Per-frame latency by stage (ms, log scale; black line p50, red dashed p95; frames counted up the "
+                 "y axis)", fontsize=10)
+    fig.supxlabel("milliseconds per frame (capture: rendering the fake frame; sink: outbox commit and checks)",
+                  fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -150,7 +152,8 @@ def plot_timeline(data: dict[str, Any], path: Path) -> None:
     from matplotlib.patches import Patch
 
     objects = data["objects"]
-    need = next((c["figures"].get("objects_in_view_min_s", 1.0) for c in data["checks"] if c["name"] == "best image per object"), 1.0)
+    need = next((c["figures"].get("objects_in_view_min_s", 1.0) for c in data["checks"]
+                 if c["name"] == "best image per object"), 1.0)
     end = max(data.get("scene_end_s", 1.0), 1.0)
     row_in, top_in, bottom_in = 0.15, 0.5, 1.25
     height = top_in + bottom_in + row_in * max(len(objects), 8)
@@ -189,9 +192,11 @@ def plot_timeline(data: dict[str, Any], path: Path) -> None:
         Line2D([], [], color="#4c72b0", lw=4, alpha=0.45, label=f"in view (half visible or more) >= {need:g} s"),
         Line2D([], [], color="#8c8c8c", lw=4, alpha=0.45, label=f"in view < {need:g} s (not required)"),
         Line2D([], [], color="#4c72b0", lw=1, alpha=0.6, label="partly in view"),
-        Line2D([], [], color="#d62728", lw=4, alpha=0.45, marker="x", mec="#d62728", label="required, but no best image at ops"),
+        Line2D([], [], color="#d62728", lw=4, alpha=0.45, marker="x", mec="#d62728",
+               label="required, but no best image at ops"),
         Line2D([], [], marker="o", ls="none", mfc="#2ca02c", mec="#2ca02c", label="best image sent immediately"),
-        Line2D([], [], marker="o", ls="none", mfc="white", mec="#2ca02c", mew=1.4, label="best image via the cached queue"),
+        Line2D([], [], marker="o", ls="none", mfc="white", mec="#2ca02c", mew=1.4,
+               label="best image via the cached queue"),
     ]
     if realtime:
         legend.append(Line2D([], [], color="#2ca02c", lw=0.8, marker="|", ms=6,
@@ -251,7 +256,8 @@ def _cached_note(data: dict[str, Any]) -> str:
         return ""
     made, allowed = cached / scene, 1.0 / period
     verdict = ("so the cached queue keeps up" if made <= allowed else
-               "so the cached queue falls further behind the longer the run (ops backlog between the outage and the end)")
+               "so the cached queue falls further behind the longer the run (ops backlog between the outage and "
+               "the end)")
     return (f" Cached packages were made at {made:.2f}/s of scene; the cached queue sends at most "
             f"{allowed:.2f}/s (`select.cached_period_s` = {period:g} s), {verdict}.")
 
@@ -276,10 +282,11 @@ def markdown(data: dict[str, Any]) -> str:
         f"**{verdict}**: {sum(s == 'pass' for s in statuses)} checks passed, {statuses.count('fail')} failed, "
         f"{statuses.count('n/a')} not applicable.",
         "",
-        f"{st['seconds']:g} s of the fake road scene (seed {st['seed']}, {st['width']}x{st['height']} at {st['fps']:g} fps, "
-        f"{st['frames']} frames), detector: {st['detector']}"
+        f"{st['seconds']:g} s of the fake road scene (seed {st['seed']}, {st['width']}x{st['height']} at "
+        f"{st['fps']:g} fps, {st['frames']} frames), detector: {st['detector']}"
         + (f" ({', '.join(m['name'] for m in st['models'])})" if st['detector'] == 'models' and st['models'] else "")
-        + (f"; broker stopped at scene {outage['start_s']:g} s for {outage['length_s']:g} s" if outage else "; no outage")
+        + (f"; broker stopped at scene {outage['start_s']:g} s for {outage['length_s']:g} s" if outage
+           else "; no outage")
         + f". Wall time {run['wall_s']:.1f} s, {run['fps']:.1f} fps" + _pace_note(st, run),
         "",
         "| check | result | what was measured |",
@@ -328,10 +335,12 @@ def markdown(data: dict[str, Any]) -> str:
     ]
     out += [f"| {k} | {v} |" for k, v in run.get("sent_by_kind", {}).items()]
     out += ["", "| receiver | received | stored | duplicates dropped | connects |", "|---|---:|---:|---:|---:|"]
-    out += [f"| {d} | {r['received']} | {r['stored']} | {r['duplicates']} | {r['connects']} |" for d, r in sorted(run.get("receivers", {}).items())]
+    out += [f"| {d} | {r['received']} | {r['stored']} | {r['duplicates']} | {r['connects']} |"
+            for d, r in sorted(run.get("receivers", {}).items())]
     det = run.get("detection_vs_ground_truth") or {}
     if det.get("classes"):
-        out += ["", "## Detection vs ground truth (IoU 0.5)", "", "| class | ground truth | detections | recall | precision |", "|---|---:|---:|---:|---:|"]
+        out += ["", "## Detection vs ground truth (IoU 0.5)", "",
+                "| class | ground truth | detections | recall | precision |", "|---|---:|---:|---:|---:|"]
         for k, v in det["classes"].items():
             out.append(f"| {k} | {v['ground_truth']} | {v['detections']} | {v['recall']} | {v['precision']} |")
     out += ["", "## Check details", ""]
@@ -355,7 +364,8 @@ def write_report(data: dict[str, Any], folder: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog=prog_name("edged_sim.report"), description="Draw a simulated run's report from its result.json.")
+    p = argparse.ArgumentParser(prog=prog_name("edged_sim.report"),
+                                description="Draw a simulated run's report from its result.json.")
     p.add_argument("folder", type=Path, help="run folder holding result.json")
     args = p.parse_args(argv)
     try:

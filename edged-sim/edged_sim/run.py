@@ -307,13 +307,15 @@ async def simulate(opts: SimOptions, folder: Path) -> SimResult:
     results = [
         checks.Check(
             "whole scene ran", checks.FAIL if sampler.timed_out else checks.PASS,
-            (f"stopped by the {opts.max_wall_s:g} s wall-clock limit after {summary.frames.captured} of {frames} frames "
-             f"({summary.fps} fps)") if sampler.timed_out else f"{summary.frames.captured} of {frames} frames",
+            (f"stopped by the {opts.max_wall_s:g} s wall-clock limit after {summary.frames.captured} of {frames} "
+             f"frames ({summary.fps} fps)") if sampler.timed_out else f"{summary.frames.captured} of {frames} frames",
             {"frames": frames, "captured": summary.frames.captured, "fps": summary.fps},
         ),
         checks.Check(
-            "frames accounted", checks.PASS if summary.frames.accounted and summary.frames.dropped == 0 else checks.FAIL,
-            f"captured {summary.frames.captured}, processed {summary.frames.processed}, dropped {summary.frames.dropped}",
+            "frames accounted",
+            checks.PASS if summary.frames.accounted and summary.frames.dropped == 0 else checks.FAIL,
+            f"captured {summary.frames.captured}, processed {summary.frames.processed}, "
+            f"dropped {summary.frames.dropped}",
             msgspec.to_builtins(summary.frames),
         ),
         delivery,
@@ -328,7 +330,8 @@ async def simulate(opts: SimOptions, folder: Path) -> SimResult:
         "settings": {
             "seconds": opts.seconds, "frames": frames, "fps": fps, "width": opts.width, "height": opts.height,
             "seed": opts.seed, "detector": opts.detector, "realtime": opts.realtime,
-            "outage": None if opts.outage is None else {"start_s": opts.outage.start_s, "length_s": opts.outage.length_s},
+            "outage": (None if opts.outage is None
+                       else {"start_s": opts.outage.start_s, "length_s": opts.outage.length_s}),
             "config": str(opts.config) if opts.config else None,
             "models": [{"name": m.name, "file": m.file, "labels": m.labels} for m in config.detect.models],
             "models_missing": missing_models(base) if opts.present_models_only else [],
@@ -340,7 +343,8 @@ async def simulate(opts: SimOptions, folder: Path) -> SimResult:
         "run": {
             "wall_s": round(run_wall, 2), "fps": summary.fps, "stage_ms": summary.stage_ms,
             "detection_vs_ground_truth": summary.sinks.get("detection_vs_ground_truth"),
-            "outbox_at_scene_end": summary.sinks.get("outbox"), "drain": {k: v for k, v in drained.items() if k != "outbox"},
+            "outbox_at_scene_end": summary.sinks.get("outbox"),
+            "drain": {k: v for k, v in drained.items() if k != "outbox"},
             "outbox_after_drain": drained["outbox"], "receivers_complete": complete,
             "receivers": {d: {k: v for k, v in r.items() if k != "order"} for d, r in receivers.items()},
             "immediate_order": checks.immediate_order(truth.sent, receivers.get(OPS, {}).get("order", [])),
@@ -396,7 +400,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, default=d.width)
     p.add_argument("--height", type=int, default=d.height)
     p.add_argument("--seed", type=int, default=d.seed, help="fake scene seed")
-    p.add_argument("--outage", default="120:60", help="broker down START:LENGTH scene seconds, or 'none' (default %(default)s)")
+    p.add_argument("--outage", default="120:60",
+                   help="broker down START:LENGTH scene seconds, or 'none' (default %(default)s)")
     p.add_argument("--fast", action="store_true",
                    help="run the scene as fast as the pipeline instead of at camera.fps (uplink timing then "
                         "is not that of a live camera)")
@@ -430,7 +435,8 @@ def sim_main(args: argparse.Namespace) -> int:
     for c in result.checks:
         print(f"[{c.status.upper():4s}] {c.name}: {c.summary}")
     report = result.folder / "SIM_REPORT.md"
-    print(f"sim: {'PASS' if result.passed else 'FAIL'}; report {report if report.exists() else result.folder / 'result.json'}")
+    shown = report if report.exists() else result.folder / "result.json"
+    print(f"sim: {'PASS' if result.passed else 'FAIL'}; report {shown}")
     return 0 if result.passed else 1
 
 

@@ -78,7 +78,8 @@ class Sampler:
     name = "sim-sampler"
 
     def __init__(self, outbox: Any, dests: list[str], uplinks: list[Any], broker: Broker, fps: float,
-                 outage: Outage | None, started: float, period_s: float = 0.25, max_wall_s: float | None = None) -> None:
+                 outage: Outage | None, started: float, period_s: float = 0.25,
+                 max_wall_s: float | None = None) -> None:
         self.outbox = outbox
         self.dests = dests
         self.uplinks = uplinks
@@ -124,7 +125,8 @@ class Sampler:
         if self.outage_state == "down":
             await asyncio.to_thread(self.broker.start)
             self.outage_state = "done"
-            self._event("broker started (scene ended during the outage)", self.series.scene_s[-1] if self.series.scene_s else 0.0)
+            at = self.series.scene_s[-1] if self.series.scene_s else 0.0
+            self._event("broker started (scene ended during the outage)", at)
 
     async def run(self, daemon: Any) -> None:
         while not daemon.drained.is_set():

@@ -174,7 +174,8 @@ class Painter:
         """Shrink to 1x: colour becomes premultiplied by the (now fractional) alpha."""
         img = cv2.bitwise_and(self.img, self.img, mask=self.mask)
         if self.k == 1:
-            return Layers(img.astype(np.float32), self.mask.astype(np.float32) / 255.0, np.zeros(self.mask.shape, np.float32))
+            alpha = self.mask.astype(np.float32) / 255.0
+            return Layers(img.astype(np.float32), alpha, np.zeros(self.mask.shape, np.float32))
         size = (self.width, self.height)
         premult = cv2.resize(img, size, interpolation=cv2.INTER_AREA).astype(np.float32)
         alpha = cv2.resize(self.mask, size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
@@ -294,12 +295,16 @@ def _car(p: Painter, a: Actor, E: float, S: float, H: float, rear: bool, r: floa
         GLASS_SIDE, body=False,
     )
     p.line((E + 0.36 * S, roof + 0.04 * H), (E + 0.36 * S, belt), body, 0.035 * S, body=False)
-    p.line((E + 0.02 * S, roof + 0.01 * H), (E + 0.6 * S, roof + 0.01 * H + 0.8 * dy), shade(body, 1.25), 0.012 * H, body=False)
-    p.line((E + 0.45 * S, belt + 0.05 * H), (E + 0.45 * S, sill - 0.05 * H), shade(body, 0.7), 0.006 * H + 0.5, body=False)
+    p.line((E + 0.02 * S, roof + 0.01 * H), (E + 0.6 * S, roof + 0.01 * H + 0.8 * dy), shade(body, 1.25), 0.012 * H,
+           body=False)
+    p.line((E + 0.45 * S, belt + 0.05 * H), (E + 0.45 * S, sill - 0.05 * H), shade(body, 0.7), 0.006 * H + 0.5,
+           body=False)
     p.poly([(0, belt + 0.01 * H), (E, belt), (E, sill), (0, sill)], endc)
     p.poly([(0.1 * E, roof), (0.93 * E, roof), (E, belt), (0.02 * E, belt + 0.01 * H)], endc)
-    p.poly([(0.16 * E, roof + 0.045 * H), (0.88 * E, roof + 0.045 * H), (0.94 * E, belt - 0.025 * H), (0.08 * E, belt - 0.02 * H)], GLASS, body=False)
-    p.poly([(0.55 * E, roof + 0.05 * H), (0.68 * E, roof + 0.05 * H), (0.5 * E, belt - 0.03 * H), (0.37 * E, belt - 0.03 * H)], shade(GLASS, 1.5), body=False)
+    p.poly([(0.16 * E, roof + 0.045 * H), (0.88 * E, roof + 0.045 * H), (0.94 * E, belt - 0.025 * H),
+            (0.08 * E, belt - 0.02 * H)], GLASS, body=False)
+    p.poly([(0.55 * E, roof + 0.05 * H), (0.68 * E, roof + 0.05 * H), (0.5 * E, belt - 0.03 * H),
+            (0.37 * E, belt - 0.03 * H)], shade(GLASS, 1.5), body=False)
     p.rect(0, 0.8 * H, E, sill, DARK)
     lights_y = (belt + 0.05 * H, belt + 0.15 * H)
     if rear:
@@ -322,7 +327,8 @@ def _truck(p: Painter, a: Actor, E: float, S: float, H: float, rear: bool, r: fl
         split = E + 0.74 * S
         p.rect(E - 1, box_bottom - 0.01 * H, split, chassis, DARK)
         p.poly([(E - 1, 0), (split, 0.6 * dy), (split, box_bottom - 0.3 * dy), (E - 1, box_bottom)], box)
-        p.poly([(E - 1, 0.45 * H), (split, 0.45 * H + 0.4 * dy), (split, 0.53 * H + 0.4 * dy), (E - 1, 0.53 * H)], cab, body=False)
+        p.poly([(E - 1, 0.45 * H), (split, 0.45 * H + 0.4 * dy), (split, 0.53 * H + 0.4 * dy), (E - 1, 0.53 * H)],
+               cab, body=False)
         p.poly([(split, cab_top), (E + S, cab_top + 0.3 * dy), (E + S, chassis - 0.3 * dy), (split, chassis)], cab)
         p.rect(split + 0.05 * S, cab_top + 0.05 * H, E + 0.95 * S, cab_top + 0.22 * H, GLASS_SIDE, body=False)
         p.rect(0, 0, E, box_bottom, shade(box, 0.9))
@@ -336,7 +342,8 @@ def _truck(p: Painter, a: Actor, E: float, S: float, H: float, rear: bool, r: fl
         plate_y = box_bottom + 0.042 * H
     else:
         split = E + 0.22 * S
-        p.poly([(E - 1, cab_top), (split, cab_top + 0.2 * dy), (split, chassis - 0.1 * dy), (E - 1, chassis)], shade(cab, 0.95))
+        p.poly([(E - 1, cab_top), (split, cab_top + 0.2 * dy), (split, chassis - 0.1 * dy), (E - 1, chassis)],
+               shade(cab, 0.95))
         p.rect(E + 0.03 * S, cab_top + 0.05 * H, split - 0.03 * S, cab_top + 0.2 * H, GLASS_SIDE, body=False)
         p.rect(split, box_bottom - 0.01 * H, E + S, chassis - dy, DARK)
         p.poly([(split, 0.2 * dy), (E + S, dy), (E + S, box_bottom - 0.5 * dy), (split, box_bottom - 0.2 * dy)], box)
@@ -360,7 +367,8 @@ def _bus(p: Painter, a: Actor, E: float, S: float, H: float, rear: bool, r: floa
     _end_tyres(p, E, sill - 0.02 * H, H)
     p.poly([(E - 1, 0), (E + S, dy), (E + S, sill - 0.5 * dy), (E - 1, sill)], body)
     p.poly([(E, 0.12 * H), (E + S, 0.12 * H + dy), (E + S, 0.5 * H + 0.8 * dy), (E, 0.5 * H)], GLASS_SIDE, body=False)
-    p.poly([(E, 0.6 * H), (E + S, 0.6 * H + 0.8 * dy), (E + S, 0.66 * H + 0.8 * dy), (E, 0.66 * H)], a.colour2, body=False)
+    p.poly([(E, 0.6 * H), (E + S, 0.6 * H + 0.8 * dy), (E + S, 0.66 * H + 0.8 * dy), (E, 0.66 * H)], a.colour2,
+           body=False)
     pillar = max(3.0, 1.3 * 0.42 * S / (VEHICLE_DIMS_M["bus"][0] * 0.42))
     x = E + pillar
     while x < E + S - 2:
@@ -461,7 +469,8 @@ def person_layers(actor: Actor, width: int, height: int, pose: int, rng: np.rand
     for sign, k in ((-1.0, 0.8), (1.0, 1.0)):
         foot = limb(c + sign * 0.05 * H, hip_y, leg_len, sign * leg_a, shade(trousers, k), 0.075 * H)
         p.ellipse(foot[0] + d * 0.02 * H, min(foot[1], 0.975 * H), 0.045 * H, 0.02 * H, (30, 30, 32))
-    p.poly([(c - 0.115 * H, 0.215 * H), (c + 0.115 * H, 0.215 * H), (c + 0.1 * H, 0.56 * H), (c - 0.1 * H, 0.56 * H)], shirt)
+    p.poly([(c - 0.115 * H, 0.215 * H), (c + 0.115 * H, 0.215 * H), (c + 0.1 * H, 0.56 * H), (c - 0.1 * H, 0.56 * H)],
+           shirt)
     for sign in (-1.0, 1.0):
         p.ellipse(c + sign * 0.11 * H, 0.245 * H, 0.032 * H, 0.032 * H, shirt)
     hand = limb(c + 0.13 * H, shoulder_y, arm_len, -arm_a, shade(shirt, 0.85), 0.05 * H)
