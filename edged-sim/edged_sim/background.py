@@ -101,7 +101,7 @@ def _asphalt(img: np.ndarray, rng: np.random.Generator, top: int, bottom: int) -
     h, w = bottom - top, img.shape[1]
     if h <= 0:
         return
-    grain = rng.normal(0.0, 6.0, size=(h, w)).astype(np.float32)
+    grain: np.ndarray = rng.normal(0.0, 6.0, size=(h, w)).astype(np.float32)
     grain = cv2.GaussianBlur(grain, (3, 3), 0.8)
     haze = np.linspace(8.0, 0.0, h, dtype=np.float32)[:, None]
     base = np.array(ASPHALT, np.float32)

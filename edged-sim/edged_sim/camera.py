@@ -45,7 +45,7 @@ from edged_sim.exposure import (
     noise_sigma,
     split_exposure,
 )
-from edged_sim.ground_truth import GroundTruth
+from edged_sim.ground_truth import GroundTruth, truth_of
 from edged_sim.scene import (
     EVENT_KINDS,
     Scenario,
@@ -245,7 +245,7 @@ class FakeCamera:
 
         if "freeze" in kinds and self._last is not None:
             last = self._last
-            truth = last.ground_truth
+            truth = truth_of(last.ground_truth)
             assert truth is not None
             frozen = GroundTruth(
                 truth.object_ids, truth.class_ids, truth.boxes, truth.parent_ids, truth.visible, truth.texts, kinds
@@ -400,14 +400,14 @@ class FakeCamera:
         for key in [k for k in self._layers if k[0] not in visible]:
             del self._layers[key]
         by_picture: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
-        for key in list(self._sprites):
-            if key[0] not in visible:
-                del self._sprites[key]
+        for sprite in list(self._sprites):
+            if sprite[0] not in visible:
+                del self._sprites[sprite]
             else:
-                by_picture.setdefault(key[:2], []).append(key)
-        for keys in by_picture.values():
-            for key in keys[:-2]:
-                del self._sprites[key]
+                by_picture.setdefault(sprite[:2], []).append(sprite)
+        for sprites in by_picture.values():
+            for sprite in sprites[:-2]:
+                del self._sprites[sprite]
 
     def _ground_truth(self, placements: list[Placement], events: tuple[str, ...]) -> GroundTruth:
         frame = (0, 0, self.width, self.height)

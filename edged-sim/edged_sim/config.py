@@ -7,23 +7,23 @@ it to validate the section.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from edged.config import CameraConfig, FloatIn, IntIn, ModelConfig, Section
+from edged.config import Bounds, CameraConfig, ModelConfig, Section
 
 if TYPE_CHECKING:
     from edged_sim.camera import FakeCamera
 
 
 class FakeCameraConfig(Section):
-    seed: IntIn(0, 2**31 - 1) = 7
+    seed: Annotated[int, Bounds(0, 2**31 - 1)] = 7
     """Scene seed: the same seed renders the same frames and ground truth."""
     realtime: bool = True
     """Pace capture at ``camera.fps`` on the wall clock; off renders as fast as the pipeline
     takes frames (tests, benchmarks, simulated runs)."""
-    cars_per_minute: FloatIn(0, 600) = 24.0
+    cars_per_minute: Annotated[float, Bounds(0, 600)] = 24.0
     """About one car every 2.5 s: enough traffic that tracks overlap, few enough to count by eye."""
-    people_per_minute: FloatIn(0, 600) = 12.0
+    people_per_minute: Annotated[float, Bounds(0, 600)] = 12.0
     events: bool = True
     """Script the light change, "freeze" and "cover" events."""
 

@@ -10,6 +10,7 @@ from scipy.optimize import linear_sum_assignment
 from edged.core.classes import CLASS_NAMES
 from edged.core.geometry import iou_matrix
 from edged.stages.pipeline import FrameWork
+from edged_sim.ground_truth import truth_of
 
 
 def match_count(gt_boxes: np.ndarray, det_boxes: np.ndarray, iou_threshold: float) -> int:
@@ -40,7 +41,7 @@ class DetectionRecall:
         self.frames = 0
 
     def consume(self, work: FrameWork) -> None:
-        gt, det = work.frame.ground_truth, work.detections
+        gt, det = truth_of(work.frame.ground_truth), work.detections
         if gt is None or det is None or "cover" in gt.events:
             return
         self.frames += 1
@@ -57,8 +58,8 @@ class DetectionRecall:
             # class, countable or not (finding a half-visible car is not a false positive)
             self.det_hits[cid] += match_count(gt.boxes[gt.class_ids == cid], d, self.iou_threshold)
 
-    def figures(self) -> dict[str, dict[str, float | int]]:
-        out: dict[str, dict[str, float | int]] = {}
+    def figures(self) -> dict[str, dict[str, float | int | None]]:
+        out: dict[str, dict[str, float | int | None]] = {}
         for cid, name in enumerate(CLASS_NAMES):
             if self.gt[cid] == 0 and self.dets[cid] == 0:
                 continue
@@ -124,7 +125,7 @@ class TrackingScore:
         self.out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     def consume(self, work: FrameWork) -> None:
-        gt, tracks = work.frame.ground_truth, work.tracks
+        gt, tracks = truth_of(work.frame.ground_truth), work.tracks
         if gt is None or tracks is None or len(self.gt) >= self.max_frames:
             return
         in_class = np.isin(gt.class_ids, self.class_ids)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -45,3 +46,8 @@ class GroundTruth:
             texts=tuple(t for t, k in zip(self.texts, keep, strict=True) if k),
             events=self.events,
         )
+
+
+def truth_of(attached: object) -> GroundTruth | None:
+    """The ground truth the fake camera attached to a frame (the device carries it without knowing its type)."""
+    return cast("GroundTruth | None", attached)

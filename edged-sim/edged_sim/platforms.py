@@ -52,8 +52,8 @@ async def _serve(port: int, device: str, folder: Path, dests: list[str], device_
     }
     tasks = [asyncio.create_task(r.run(stop)) for r in receivers.values()]
     waiting = asyncio.gather(*(r.subscribed.wait() for r in receivers.values()))
-    done, _ = await asyncio.wait({asyncio.ensure_future(waiting), asyncio.ensure_future(stop.wait())},
-                                 return_when=asyncio.FIRST_COMPLETED)
+    either: set[asyncio.Future[Any]] = {asyncio.ensure_future(waiting), asyncio.ensure_future(stop.wait())}
+    done, _ = await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
     if not stop.is_set():
         print(READY, flush=True)
     await asyncio.gather(*tasks, return_exceptions=True)

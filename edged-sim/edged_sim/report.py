@@ -148,6 +148,7 @@ def _scene_at(data: dict[str, Any], wall: float) -> float:
 
 def plot_timeline(data: dict[str, Any], path: Path) -> None:
     plt = _plt()
+    from matplotlib.artist import Artist
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -188,7 +189,7 @@ def plot_timeline(data: dict[str, Any], path: Path) -> None:
     ax.set_xlim(0, end + 1)
     ax.set_xlabel("scene seconds")
     ax.grid(axis="x", alpha=0.3)
-    legend = [
+    legend: list[Artist] = [
         Line2D([], [], color="#4c72b0", lw=4, alpha=0.45, label=f"in view (half visible or more) >= {need:g} s"),
         Line2D([], [], color="#8c8c8c", lw=4, alpha=0.45, label=f"in view < {need:g} s (not required)"),
         Line2D([], [], color="#4c72b0", lw=1, alpha=0.6, label="partly in view"),

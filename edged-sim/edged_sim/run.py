@@ -49,6 +49,7 @@ from edged.stages.detect.runtime import ModelError
 from edged_platform.store import SegmentStore
 from edged_sim import checks
 from edged_sim.broker import Broker, BrokerError, mosquitto_path
+from edged_sim.checks import Check
 from edged_sim.config import fake_scene_models
 from edged_sim.drain import drain_outbox
 from edged_sim.evaluate import DetectionRecall, TrackingScore
@@ -118,7 +119,7 @@ class SimResult:
     def passed(self) -> bool:
         return all(c.status != checks.FAIL for c in self.checks)
 
-    def check(self, name: str) -> checks.Check:
+    def check(self, name: str) -> Check:
         return next(c for c in self.checks if c.name == name)
 
 
@@ -198,7 +199,8 @@ def detectable_classes(config: Config, detector: str) -> set[str]:
 def present_models(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The model entries (as plain dicts) whose files exist; crop sources only a dropped model
     detected are removed from the rest (a model left without any runs on the whole frame)."""
-    kept, seen = [], set()
+    kept: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for m in models:
         if model_path(m["file"]).is_file():
             m = dict(m)
@@ -424,12 +426,16 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
                       present_models_only=args.present_models_only, max_wall_s=args.max_wall)
 
 
+_REFUSED: tuple[type[Exception], ...] = (ValueError, BrokerError, PlatformError, *BUILD_ERRORS)
+"""What ends a simulated run with one line and exit status 2."""
+
+
 def sim_main(args: argparse.Namespace) -> int:
     """Handler of ``edged sim`` / ``python -m edged_sim``: prints the checks; exit 0 pass, 1 fail, 2 error."""
     try:
         opts = options_from_args(args)
         result = run_sim(opts)
-    except (ValueError, BrokerError, PlatformError, *BUILD_ERRORS) as err:
+    except _REFUSED as err:
         print(f"sim: {err}", file=sys.stderr)
         return 2
     for c in result.checks:

@@ -324,7 +324,8 @@ def random_plate(rng: np.random.Generator) -> str:
 def _poisson_times(rng: np.random.Generator, per_minute: float, duration_s: float) -> list[float]:
     if per_minute <= 0:
         return []
-    times, t = [], 0.0
+    times: list[float] = []
+    t = 0.0
     mean_gap = 60.0 / per_minute
     while True:
         t += float(rng.exponential(mean_gap))
@@ -347,7 +348,7 @@ def _vehicles(rng, width, height, fps, period, per_minute) -> list[Actor]:
     for t in _poisson_times(rng, per_minute, period / fps):
         lane = _pick(rng, LANE_WEIGHTS)
         roll = float(rng.random())
-        kind = "car" if roll < 0.8 or lane == "lane3" else ("truck" if roll < 0.9 else "bus")
+        kind: ActorKind = "car" if roll < 0.8 or lane == "lane3" else ("truck" if roll < 0.9 else "bus")
         plate = random_plate(rng)
         while plate in plates:
             plate = random_plate(rng)

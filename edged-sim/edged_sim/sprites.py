@@ -459,7 +459,7 @@ def person_layers(actor: Actor, width: int, height: int, pose: int, rng: np.rand
     leg_a = math.radians(18.0) * swing
     arm_a = math.radians(16.0) * swing
 
-    def limb(x0, y0, length, angle, colour, thickness):
+    def limb(x0, y0, length, angle, colour, thickness) -> tuple[float, float]:
         x1, y1 = x0 + d * length * math.sin(angle), y0 + length * math.cos(angle)
         p.line((x0, y0), (x1, y1), colour, thickness)
         return x1, y1

@@ -31,7 +31,7 @@ import numpy as np
 from edged.core.classes import CLASS_NAMES
 from edged.core.types import Detections
 from edged.stages.pipeline import FrameWork
-from edged_sim.ground_truth import GroundTruth
+from edged_sim.ground_truth import GroundTruth, truth_of
 
 FACE = CLASS_NAMES.index("face")
 
@@ -95,7 +95,8 @@ class TruthSink:
 
     def consume(self, work: FrameWork) -> None:
         frame, meta = work.frame, work.frame.meta
-        gt = frame.ground_truth if frame.ground_truth is not None else GroundTruth()
+        attached = truth_of(frame.ground_truth)
+        gt = attached if attached is not None else GroundTruth()
         if self.t0 is None:
             self.t0 = meta.timestamp
         raw_faces = raw_scores = None
@@ -165,7 +166,7 @@ class TruthDetectStage:
         self.rng = np.random.default_rng(seed)
 
     def __call__(self, work: FrameWork) -> None:
-        gt, s = work.frame.ground_truth, self.settings
+        gt, s = truth_of(work.frame.ground_truth), self.settings
         if gt is None or len(gt) == 0:
             work.detections = Detections()
             return
