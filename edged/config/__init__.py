@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from edged.config.base import Bounds, ConfigError, FloatIn, Fraction, IntIn, Section
+from edged.config.base import Bounds, ConfigError, Fraction, Section
 from edged.config.broker import BrokerConfig
 from edged.config.calibration import CalibrationConfig
 from edged.config.camera import CameraConfig, FileCameraConfig, PiCameraConfig, V4l2CameraConfig
@@ -45,9 +45,8 @@ from edged.core.paths import SHIPPED_MODELS, model_file, resolve_path
 
 __all__ = [
     "COCO_LABELS", "MAX_CONFIG_BYTES", "MAX_TILES_PER_FRAME", "Bounds", "BrokerConfig", "CalibrationConfig",
-    "CameraConfig",
-    "Config", "ConfigError", "DetectConfig", "DeviceConfig", "ExposureConfig", "FileCameraConfig", "FloatIn",
-    "Fraction", "HealthConfig", "IntIn", "ModelConfig", "MqttRemoteConfig", "OutboxConfig", "OutputConfig",
+    "CameraConfig", "Config", "ConfigError", "DetectConfig", "DeviceConfig", "ExposureConfig", "FileCameraConfig",
+    "Fraction", "HealthConfig", "ModelConfig", "MqttRemoteConfig", "OutboxConfig", "OutputConfig",
     "PiCameraConfig", "PipelineConfig", "PositionConfig", "PrivacyConfig", "RemoteAuthConfig", "RemoteConfig",
     "ScanConfig", "Section", "SelectConfig", "SerialRemoteConfig", "SystemdConfig", "TilingConfig", "TrackConfig",
     "UplinkBrokerConfig", "UplinkConfig", "V4l2CameraConfig", "default_models", "from_dict", "load", "resolve_path",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 
@@ -10,19 +10,9 @@ Fraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
 
 
 def Bounds(lo: float, hi: float) -> msgspec.Meta:  # noqa: N802 (reads as a constraint in annotations)
-    """The range [lo, hi] of a config number, ``Annotated[float, Bounds(0, 10)]``: every value a file or a remote set
-    may give is bounded."""
+    """The range [lo, hi] of a config number, as in ``Annotated[float, Bounds(0, 10)]``; every value a file or a
+    remote set may give is bounded, a plug-in's section's too."""
     return msgspec.Meta(ge=lo, le=hi)
-
-
-def FloatIn(lo: float, hi: float) -> Any:  # noqa: N802 (reads as a type in annotations)
-    """A float config value in [lo, hi] (for plug-ins; type checkers want ``Annotated[float, Bounds(lo, hi)]``)."""
-    return Annotated[float, Bounds(lo, hi)]
-
-
-def IntIn(lo: int, hi: int) -> Any:  # noqa: N802
-    """An integer config value in [lo, hi] (for plug-ins; type checkers want ``Annotated[int, Bounds(lo, hi)]``)."""
-    return Annotated[int, Bounds(lo, hi)]
 
 
 class ConfigError(ValueError):
