@@ -180,6 +180,7 @@ def _without_id(reply: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in reply.items() if k != "id"}, sort_keys=True)
 
 
+@pytest.mark.slow
 def test_replies_to_a_right_and_a_wrong_guess_are_byte_identical(tmp_path: Path) -> None:
     """Through the command handler: wherever a request can carry text, a start of a secret (or the
     whole secret) and a wrong guess get the same reply and the same event, and neither is echoed."""
@@ -275,6 +276,7 @@ def test_over_a_real_broker_a_right_guess_and_a_wrong_one_get_the_same_reply(tmp
     run(scenario(), 90)
 
 
+@pytest.mark.slow
 def test_console_lines_with_a_right_and_a_wrong_guess_get_the_same_reply(tmp_path: Path) -> None:
     """Anyone with a cable, on a real pty: a start of the broker password typed where the console
     used to quote it back gets the reply a wrong guess gets (and none quotes what was typed)."""

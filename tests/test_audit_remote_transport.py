@@ -356,6 +356,7 @@ def burst_lines(count: int, forged: bytes) -> list[bytes]:
     return lines
 
 
+@pytest.mark.slow
 def test_console_burst_is_bounded_and_a_signed_command_still_gets_through(tmp_path: Path) -> None:
     """200,000 refused lines at pty speed against the default back-off (1 s doubling to 60 s): the
     lines waiting stay bounded, the excess is counted, the console answers a handful of them, and a

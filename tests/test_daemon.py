@@ -155,6 +155,7 @@ def cli_config(tmp_path: Path, output: str = "") -> Path:
     return cfg
 
 
+@pytest.mark.slow
 def test_cli_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     cfg = cli_config(tmp_path, "save_every = 5\n")
     proc = subprocess.Popen(

@@ -40,6 +40,7 @@ def face_boxes(name: str) -> list[list[int]]:
     return [b["box"] for b in LABELS[name] if b["cls"] == "face"]
 
 
+@pytest.mark.slow
 def test_photos_faces_hidden_rest_kept(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                        reference: FloatCenterFace, monkeypatch: pytest.MonkeyPatch) -> None:
     photos = tmp_path / "in"
@@ -112,6 +113,7 @@ def read_video(path: Path) -> list[np.ndarray]:
     return frames
 
 
+@pytest.mark.slow
 def test_video_to_mp4(tmp_path: Path, capsys: pytest.CaptureFixture[str], reference: FloatCenterFace) -> None:
     source = street_video(tmp_path / "street.avi")
     code, out, err = deid(capsys, tmp_path / "street.avi", "--out", tmp_path / "out")

@@ -134,6 +134,7 @@ def test_where_a_model_file_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 @pytest.mark.parametrize("package", ["edged-sim", "edged-platform"])
+@pytest.mark.slow
 def test_the_other_packages_build_without_licence_warnings(package: str, tmp_path: Path) -> None:
     source = tmp_path / package
     shutil.copytree(ROOT / package, source, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"))

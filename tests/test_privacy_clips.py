@@ -8,6 +8,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+import pytest
 
 from edged.config import PrivacyConfig, TrackConfig
 from edged.core.types import Frame
@@ -41,6 +42,7 @@ def face_store(tmp_path: Path) -> SegmentStore:
     return store
 
 
+@pytest.mark.slow
 def test_clips_per_object_in_time_order_with_best_crop(tmp_path: Path) -> None:
     store = face_store(tmp_path)
     device, face, plate = key_material()
@@ -123,6 +125,7 @@ def test_clips_cli_reports_bad_keys(tmp_path: Path, capsys) -> None:
     assert "not found" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_clips_cli_shows_progress_unless_quiet(tmp_path: Path, capsys, monkeypatch) -> None:
     import edged.core.progress as progress
     from edged.core.keys import _encode, _write_private, _write_public

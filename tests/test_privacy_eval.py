@@ -29,6 +29,7 @@ def test_face_detector_no_longer_fires_on_deidentified_faces(frames, detector) -
     assert min(lo.ssim) >= 0.50
 
 
+@pytest.mark.slow
 def test_weak_deidentification_is_caught(frames, detector) -> None:
     """The same measure fails a de-identification too weak to hide faces (the test can fail)."""
     weak = PrivacyConfig(method="pixelate", cells=64, min_cell_px=1, margin=0.0)
@@ -37,6 +38,7 @@ def test_weak_deidentification_is_caught(frames, detector) -> None:
     assert lo.found_deid >= 0.5 * lo.found_orig
 
 
+@pytest.mark.slow
 def test_track_stable_regions_code_smaller_than_per_frame_blur(frames) -> None:
     h = ev.measure_h264(frames, PrivacyConfig(), seed=7)
     base, stable = h["per-frame blur"], h["track-stable (default)"]

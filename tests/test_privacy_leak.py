@@ -154,6 +154,7 @@ def test_every_image_that_leaves_is_deidentified_in_every_region(run) -> None:
     assert checked >= 50
 
 
+@pytest.mark.slow
 def test_daemon_run_leaves_no_crop_in_its_data_folder_local_output_or_ops_store(tmp_path: Path) -> None:
     """The real daemon (edged_sim: fake camera, oracle detections, outbox, MQTT uplink to real
     receivers): scan what the device wrote and what ops received for every crop the functional

@@ -87,6 +87,7 @@ def test_roadside_example_starts_once_its_files_are_in_place(tmp_path: Path) -> 
     assert "processed 6" in run.stdout and "Traceback" not in run.stderr
 
 
+@pytest.mark.slow
 def test_file_example_replays_real_frames_through_the_daemon(tmp_path: Path) -> None:
     """config/file.example.toml runs as documented once the demo keys exist (here under tmp_path)."""
     import sys

@@ -114,6 +114,7 @@ def services(store: list[MqttService]) -> Callable[[Any], list[Any]]:
     return make
 
 
+@pytest.mark.slow
 def test_set_get_state_status_events_stats(tmp_path: Path, mosquitto: Mosquitto) -> None:
     path = mqtt_config(tmp_path, mosquitto.port, broken_model_section(tmp_path))
     made: list[MqttService] = []
@@ -384,6 +385,7 @@ def test_mqtt_switched_off_and_on_by_a_config_change(tmp_path: Path, mosquitto: 
     asyncio.run(asyncio.wait_for(scenario(), 60))
 
 
+@pytest.mark.slow
 def test_a_client_with_the_old_predictable_id_does_not_knock_the_remote_control_off(
         tmp_path: Path, mosquitto: Mosquitto) -> None:
     """The remote control's default client id carries the unit's private token, so a client that

@@ -159,6 +159,7 @@ def test_attacks_over_the_broker_fail_and_change_nothing(tmp_path: Path, mosquit
         elsewhere.stop()
 
 
+@pytest.mark.slow
 def test_sign_config_cli_makes_a_command_the_device_applies(tmp_path: Path, mosquitto: Mosquitto) -> None:
     ops = Operators(tmp_path)
     path = signed_config(tmp_path, ops, mqtt_section(mosquitto.port))

@@ -158,6 +158,7 @@ def _refused(args: list[str], out: Path, expected: str, capsys: pytest.CaptureFi
 
 
 # ------------------------------------------------------------------------------------ restore all
+@pytest.mark.slow
 def test_one_call_restores_face_and_plate_where_they_overlap(site: Site, tmp_path: Path, capsys) -> None:
     image_id = site.overlapping
     deid, face_file, plate_file = _export(site, image_id, tmp_path, capsys)

@@ -76,6 +76,7 @@ def test_a_photo_of_a_person_finds_their_sealed_face(sealed: dict, tmp_path: Pat
     assert hits[0]["score"] < faces.SAME_PERSON
 
 
+@pytest.mark.slow
 def test_max_distance_and_a_photo_that_is_not_an_image(sealed: dict, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     index = tmp_path / "search.sqlite"
@@ -91,6 +92,7 @@ def test_max_distance_and_a_photo_that_is_not_an_image(sealed: dict, tmp_path: P
     assert "not an image" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_face_hit_restores_from_the_deid_output(sealed: dict, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     import numpy as np

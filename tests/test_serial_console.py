@@ -161,6 +161,7 @@ def test_console_get_set_status_bad_line_bad_signature(tmp_path: Path) -> None:
         term.close()
 
 
+@pytest.mark.slow
 def test_console_waits_for_a_missing_port_and_opens_it_when_it_appears(tmp_path: Path) -> None:
     term = Terminal()
     link = tmp_path / "ttyUSB-test"

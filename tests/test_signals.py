@@ -101,6 +101,7 @@ def _summary(tmp: Path) -> dict:
     return json.loads(next((tmp / "out").glob("run-*/summary.json")).read_text())
 
 
+@pytest.mark.slow
 def test_sighup_reloads_a_changed_file_and_keeps_running(tmp_path: Path) -> None:
     cfg = _config(tmp_path, health=False)
     systemd = Systemd(tmp_path / "notify.sock")

@@ -81,6 +81,7 @@ def test_delivers_all_in_send_order_and_acks_only_after_puback(tmp_path: Path, m
     assert st.rate_msgs is not None and st.rate_msgs > 0
 
 
+@pytest.mark.slow
 def test_cached_items_leave_at_the_configured_rate_and_immediates_overtake(tmp_path: Path, mosquitto: Mosquitto) -> None:
     ob = Outbox(tmp_path / "o.db")
     store = SegmentStore(tmp_path / "ops")
@@ -199,6 +200,7 @@ def test_reconnects_with_backoff_until_the_broker_appears(tmp_path: Path) -> Non
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI needed to make test certificates")
+@pytest.mark.slow
 def test_mutual_tls_and_refusal_without_client_certificate(tmp_path: Path) -> None:
     tls = make_tls_files(tmp_path / "pki")
     broker = Mosquitto(tmp_path / "tls-broker", tls=tls)
