@@ -64,6 +64,7 @@ from edged_sim.sprites import (
     Sprite,
     finish,
     load_faces,
+    mask_bbox,
     person_layers,
     person_pose,
     vehicle_layers,
@@ -129,14 +130,6 @@ def blit(canvas: np.ndarray, sprite: Sprite, x: int, y: int) -> None:
     region = canvas[y1:y2, x1:x2]
     kept = cv2.multiply(region, sprite.inv_alpha[src], scale=1.0 / 255.0)
     region[...] = cv2.add(kept, sprite.premult[src])
-
-
-def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
 def _intersect(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[int, int, int, int] | None:
@@ -440,8 +433,8 @@ class FakeCamera:
                     )
                 body = (lab > 0) & ~hidden
                 part = (lab == 2) & ~hidden
-                body_box, body_count = _bbox(body), int(body.sum())
-                part_box, part_count = _bbox(part), int(part.sum())
+                body_box, body_count = mask_bbox(body), int(body.sum())
+                part_box, part_count = mask_bbox(part), int(part.sum())
                 shift = (rx1, ry1, rx1, ry1)
             else:
                 body_box, body_count = s.box, s.count

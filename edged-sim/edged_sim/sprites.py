@@ -76,7 +76,8 @@ class Sprite:
     part_count: int
 
 
-def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """``(x1, y1, x2, y2)`` around the true pixels of ``mask`` (exclusive ends), or ``None`` if none."""
     rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
         return None
@@ -102,14 +103,14 @@ def finish(layers: Layers, blur_len: int) -> Sprite:
     labels = body.astype(np.uint8)
     labels[body & (part >= 0.5)] = 2
     inv = np.round(255.0 * (1.0 - np.clip(alpha, 0.0, 1.0))).astype(np.uint8)
-    box = _bbox(body) or (0, 0, 0, 0)
+    box = mask_bbox(body) or (0, 0, 0, 0)
     return Sprite(
         premult=np.round(np.clip(premult, 0, 255)).astype(np.uint8),
         inv_alpha=np.repeat(inv[:, :, None], 3, axis=2),
         labels=labels,
         pad=pad,
         box=box,
-        part_box=_bbox(labels == 2),
+        part_box=mask_bbox(labels == 2),
         count=int(body.sum()),
         part_count=int((labels == 2).sum()),
     )

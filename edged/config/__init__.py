@@ -8,7 +8,6 @@ the links share); this module holds the root and the loader and re-exports every
 
 from __future__ import annotations
 
-import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from edged.config.systemd import SystemdConfig
 from edged.config.track import TrackConfig
 from edged.config.uplink import UplinkBrokerConfig, UplinkConfig
 from edged.core.paths import SHIPPED_MODELS, model_file, resolve_path
+from edged.core.validation import problem
 
 __all__ = [
     "COCO_LABELS", "MAX_CONFIG_BYTES", "MAX_TILES_PER_FRAME", "Bounds", "BrokerConfig", "CalibrationConfig",
@@ -87,30 +87,16 @@ class Config(Section):
                 )
 
 
-_LOCATION = re.compile(r" - at (?P<key>`key` in )?`\$\.?(?P<path>[^`]*)`$")
-
-
 def _friendly(err: msgspec.ValidationError, prefix: str = "") -> str:
     """Rewrite msgspec's message as ``config error at a.b.c: <what was expected>`` (``prefix``: the
     validated value's own path, for a section checked on its own)."""
-    text = str(err)
-    m = _LOCATION.search(text)
-    path = ".".join(p for p in (prefix, m.group("path") if m else "") if p)
-    what = text[: m.start()] if m else text
-    if m and m.group("key"):
-        what = f"{what} (a key of this table)"
-    unknown = re.match(r"Object contains unknown field `(?P<key>[^`]+)`", what)
-    if unknown:
-        key = unknown.group("key")
-        full = f"{path}.{key}" if path else key
-        return f"config error at {full}: unknown key"
-    what = what.replace("`", "")
-    what = what[0].lower() + what[1:] if what else what
-    missing = re.match(r"object missing required field (?P<key>\S+)", what)
-    if missing:
-        key = missing.group("key")
-        return f"config error at {f'{path}.{key}' if path else key}: missing required key"
-    return f"config error at {path or '(root)'}: {what}"
+    p = problem(err, prefix)
+    if p.unknown is not None:
+        return f"config error at {p.unknown}: unknown key"
+    if p.missing is not None:
+        return f"config error at {p.missing}: missing required key"
+    what = f"{p.what} (a key of this table)" if p.on_key else p.what
+    return f"config error at {p.path or '(root)'}: {what}"
 
 
 def from_dict(data: dict[str, Any]) -> Config:

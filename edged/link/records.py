@@ -14,12 +14,13 @@ struct that spells out the format, and every refusal is a :class:`RecordFormatEr
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, TypeVar
 
 import cbor2
 import msgspec
+
+from edged.core.validation import problem
 
 FORMAT_VERSION = 2
 """Version written: 2 masks other categories' pixels out of each crop and seals overlaps to both keys."""
@@ -346,24 +347,16 @@ class _WireOverlap(msgspec.Struct):
 
 
 # ------------------------------------------------------------------------------------ CBOR decoding
-_LOCATION = re.compile(r" - at (?P<key>`key` in )?`\$\.?(?P<path>[^`]*)`$")
-_MISSING = re.compile(r"Object missing required field `(?P<key>[^`]+)`")
 S = TypeVar("S", bound=msgspec.Struct)
 
 
 def _format_error(where: str, err: msgspec.ValidationError) -> RecordFormatError:
     """msgspec's message as ``<where>: field <path>: <what is wrong>``."""
-    text = str(err)
-    at = _LOCATION.search(text)
-    path = at.group("path") if at else ""
-    what = text[: at.start()] if at else text
-    if at and at.group("key"):
-        what = f"{what} (a map key)"
-    missing = _MISSING.match(what)
-    if missing:
-        path, what = f"{path}.{missing.group('key')}".lstrip("."), "missing"
-    what = what.replace("`", "")
-    return RecordFormatError(f"{where}: field {path or '(top)'}: {what[:1].lower()}{what[1:]}")
+    p = problem(err)
+    if p.missing is not None:
+        return RecordFormatError(f"{where}: field {p.missing}: missing")
+    what = f"{p.what} (a map key)" if p.on_key else p.what
+    return RecordFormatError(f"{where}: field {p.path or '(top)'}: {what}")
 
 
 def as_struct(value: object, kind: type[S], where: str) -> S:
