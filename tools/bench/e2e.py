@@ -141,7 +141,7 @@ def bench_config(base: Config, folder: Path, width: int, height: int, present_on
         generate_platform_key(folder / "keys" / f"func-{c}")
     d["device"]["data_dir"] = str(folder / "data")
     d["camera"].update(backend="fake", width=width, height=height)
-    d["camera"]["fake"]["realtime"] = False
+    d["camera"].setdefault("fake", {})["realtime"] = False  # a real camera's config names no [camera.fake]
     d["output"].update(dir=str(folder / "out"), save_every=0)
     d["privacy"]["signing_key"] = str(folder / "keys" / "device.key")
     d["privacy"]["recipients"] = {c: str(folder / "keys" / f"func-{c}.pub") for c in cats}
