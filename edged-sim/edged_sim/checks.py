@@ -63,14 +63,14 @@ class CheckSettings:
     """Thresholds of the outcome checks (the issue's bars, and how ground truth is counted)."""
 
     min_in_view_s: float = 1.0
-    """An object must be delivered when it was in view at least this long (issue 8)."""
+    """An object must be delivered when it was in view at least this long."""
     min_visible: float = 0.5
     """A frame counts as the object being in view when at least half of it is visible (clipping and
     occlusion): a car whose nose pokes into the frame is not yet in view."""
     match_iou: float = 0.5
     """A package observation is that object when its box overlaps the ground-truth box this much."""
     max_face_rate: float = 0.02
-    """De-identification success >= 98 % (issue 5): at most 2 % of ground-truth faces found."""
+    """De-identification success >= 98 %: at most 2 % of ground-truth faces found."""
     face_min_size_px: float = 8.0
     """Faces with a shorter side below this are not counted (as in the run's detection recall)."""
     face_found_score: float = 0.5
