@@ -82,9 +82,11 @@ def test_track_stage_fills_the_pipeline_bundle_and_emits_trail_events():
         if i == 5:
             assert work.tracks.track_ids.tolist() == [1]
             assert work.observations.track_ids.tolist() == [1]
-    (event,) = events
+    (trail,) = events
+    event = trail.body()
     assert event["kind"] == "trail" and event["track_id"] == 1 and event["class"] == "car"
     assert event["observations"] == 19  # confirmed at its second frame
     assert 80 < event["direction_deg"] < 100  # moving east
     assert event["speed_mps"] > 0 and event["entry"]["ground"] is not None
     assert 80 < event["image_direction_deg"] < 100
+    assert (trail.kind, trail.track_id, trail.class_name) == ("trail", 1, "car")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import numpy as np
 
@@ -153,6 +153,27 @@ class TrackedObjects:
 
 
 EventMap: TypeAlias = dict[str, Any]
-"""A health or track event as a stage raises it (the event body on the wire): ``kind`` (``cover``,
-``freeze``, ``trail``...), ``state`` (``start``, ``update``, ``end``), ``frame_index``, ``timestamp``,
-``type`` on health events, and the figures of its kind."""
+"""An event's body as it goes on the wire: ``kind`` (``cover``, ``freeze``, ``trail``...), ``state``
+(``start``, ``update``, ``end``), ``frame_index``, ``timestamp``, ``type`` on health events, and the
+figures of its kind."""
+
+
+class StageEvent(Protocol):
+    """An event a stage raises for its frame (a health change, an ended track): typed fields, and
+    the body the outbox and the event listeners carry."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def frame_index(self) -> int: ...
+
+    @property
+    def timestamp(self) -> float: ...
+
+    def body(self) -> EventMap:
+        """The event as the map that goes on the wire."""
+        ...

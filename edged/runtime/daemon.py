@@ -23,12 +23,13 @@ from typing import Any, Protocol
 from edged.config import Config
 from edged.core.ids import MonotonicUlid
 from edged.core.lograte import BoundedLog
-from edged.core.types import CapturedImage, EventMap, ExposureMode, Frame, FrameMeta, Position
+from edged.core.types import CapturedImage, ExposureMode, Frame, FrameMeta, Position
 from edged.hal.base import Camera, EndOfStream, Pacing
 from edged.runtime.exposure import ExposureCommand, ExposureController
 from edged.runtime.seams import ApplyError, LinkReporter, Service
 from edged.runtime.stats import RunStats, device_stats, plain
 from edged.runtime.summary import ExposureSummary, FrameCounts, MeterCycle, RunSummary, add_sink_parts, write_summary
+from edged.stages.health.checks import HealthEvent
 from edged.stages.pipeline import FrameWork, Pipeline, Stage
 
 log = logging.getLogger("edged")
@@ -408,28 +409,29 @@ class Daemon:
         """Log health changes (bounded) and hand each event to the listeners, never blocking."""
         meta = work.frame.meta
         for event in work.events:
-            if event.get("type") == "health":
+            if isinstance(event, HealthEvent):
                 self._log_health(event)
             if not self.event_listeners:
                 continue
-            doc = plain({"event": event.get("type", event.get("kind")), "time": round(time.time(), 3),
+            body = event.body()
+            doc = plain({"event": body.get("type", event.kind), "time": round(time.time(), 3),
                          "device": self.config.device.id, "image_id": meta.image_id, "video_id": meta.video_id,
-                         **event})
+                         **body})
             for listener in list(self.event_listeners):
                 try:
                     listener(doc)
                 except Exception as err:  # a listener must not stop the pipeline
                     self._sink_log.warning("event_listener", f"event listener failed: {type(err).__name__}: {err}")
 
-    def _log_health(self, event: EventMap) -> None:
-        kind, state = str(event.get("kind")), event.get("state")
-        where = f"frame {event.get('frame_index')}"
+    def _log_health(self, event: HealthEvent) -> None:
+        kind, state = event.kind, event.state
+        where = f"frame {event.frame_index}"
         if state == "start":
             text = f"camera health: {kind} started at {where}"
         elif state == "end":
-            text = f"camera health: {kind} ended at {where} (since frame {event.get('first_frame')})"
+            text = f"camera health: {kind} ended at {where} (since frame {event.detail.get('first_frame')})"
         else:
-            text = f"camera health: {kind} now {event.get('count', '?')} at {where}"
+            text = f"camera health: {kind} now {event.detail.get('count', '?')} at {where}"
         self._health_log.report(f"{kind}:{state}", text, logging.INFO if state == "end" else logging.WARNING)
 
     def _consume(self, work: FrameWork) -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from edged.core.types import Detections, EventMap, Frame, TrackedObjects
+from edged.core.types import Detections, Frame, StageEvent, TrackedObjects
 from edged.link.wire import Envelope
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ class FrameWork:
     """The frame as it may leave the device: every sensitive region de-identified."""
     outgoing: list[Envelope] = field(default_factory=list)
     """Messages for the outbox, in order."""
-    events: list[EventMap] = field(default_factory=list)
+    events: list[StageEvent] = field(default_factory=list)
     """Health and track events raised by the stages."""
     observations: FrameObservations | None = None
     """The tracks' observations in this frame (track stage), for the selection."""

@@ -198,6 +198,10 @@ class HealthEvent:
         return {"kind": self.kind, "state": self.state, "frame_index": self.frame_index,
                 "timestamp": self.timestamp, **self.detail}
 
+    def body(self) -> dict[str, Any]:
+        """The event on the wire: ``type`` ``health`` and :meth:`to_dict`."""
+        return {"type": "health", **self.to_dict()}
+
 
 @dataclass(frozen=True, slots=True)
 class HealthReport:

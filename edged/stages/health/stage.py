@@ -27,4 +27,4 @@ class HealthStage:
         report = checker.check_frame(work.frame, work.deidentified, work.sensitive_rects)
         work.health = report
         for event in report.events:
-            work.events.append({"type": "health", **event.to_dict()})
+            work.events.append(event)

@@ -41,7 +41,7 @@ class PackageStage:
             work.outgoing.append(package.envelope(jpeg.tobytes(), self.device_id))
             self.packages += 1
         for event in work.events:
-            work.outgoing.append(self.event_envelope(event, meta.video_id, meta.image_id, meta.timestamp))
+            work.outgoing.append(self.event_envelope(event.body(), meta.video_id, meta.image_id, meta.timestamp))
 
     def event_envelope(self, event: dict[str, Any], video_id: str, image_id: str, timestamp: float) -> wire.Envelope:
         body = cbor2.dumps({"v": EVENT_SCHEMA_VERSION, **event})

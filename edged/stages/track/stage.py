@@ -15,7 +15,7 @@ from edged.stages.track.calibration import GroundProjector
 from edged.stages.track.ids import IdAllocator, IdSource
 from edged.stages.track.observations import FrameObservations, TrackHistory
 from edged.stages.track.tracker import Tracker, TrackStep
-from edged.stages.track.trail import trail_event
+from edged.stages.track.trail import TrailEvent, trail_event
 
 if TYPE_CHECKING:
     from edged.stages.pipeline import FrameWork
@@ -38,7 +38,7 @@ class Tracking:
         tracker = Tracker(config.track, ids, config.camera.fps)
         return cls(tracker, config.track.history_len, config.calibration)
 
-    def step(self, meta: FrameMeta, detections: Detections) -> tuple[TrackStep, FrameObservations, list[dict]]:
+    def step(self, meta: FrameMeta, detections: Detections) -> tuple[TrackStep, FrameObservations, list[TrailEvent]]:
         """Track one frame; returns the tracker's step, the frame's observations and trail events."""
         if self._size != (meta.width, meta.height):
             self.history.projector = GroundProjector.from_config(self.calibration, meta.width, meta.height)
