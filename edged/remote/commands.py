@@ -49,6 +49,7 @@ import msgspec.inspect as mi
 from edged.config import Config, ConfigError, from_dict, load, to_dict
 from edged.core.keys import KeyFileError
 from edged.core.lograte import BoundedLog
+from edged.core.validation import problem
 from edged.remote.auth import (
     AUTH_FAILURES,
     AuthError,
@@ -124,10 +125,9 @@ REQUEST_FIELDS = {
 
 def _request_error(err: msgspec.ValidationError) -> str:
     """``request error at <field>: expected ...``, naming only a field a request may have."""
-    field = re.search(r" - at `\$\.(?P<field>[a-z]+)`$", str(err))
-    if field is None or field.group("field") not in REQUEST_FIELDS:
+    name = problem(err).path
+    if name not in REQUEST_FIELDS:
         return f"request error: unknown field (a request has {', '.join(REQUEST_FIELDS)}, and signed)"
-    name = field.group("field")
     return f"request error at {name}: expected {REQUEST_FIELDS[name]}"
 
 
