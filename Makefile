@@ -17,12 +17,16 @@ $(STAMP): pyproject.toml edged-sim/pyproject.toml edged-platform/pyproject.toml
 
 venv: $(STAMP)
 
-## Debian packages the tests need (a real MQTT broker); installed only when missing.
+## Debian packages the tests need (a real MQTT broker, a real PostgreSQL server); installed only when missing.
 system-deps:
 	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { \
 	  echo "installing mosquitto (apt-get)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq mosquitto >/dev/null; }
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing postgresql (apt-get)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq postgresql >/dev/null; }
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q
