@@ -35,7 +35,7 @@ def _raw_signed(key: SigningKey, payload: bytes) -> dict[str, Any]:
 def _claims_text(expires: str, **more: str) -> bytes:
     """JSON claims of a set with ``expires`` (and any other field) written as raw JSON text."""
     fields = {"cmd": '"set"', "device": f'"{DEVICE}"', "version": "1", "mode": '"merge"',
-              "config": '{"camera": {"fps": 9.0}}', "expires": expires, **more}
+              "config": '{"camera": {"segment_s": 9.0}}', "expires": expires, **more}
     return ("{" + ", ".join(f'"{k}": {v}' for k, v in fields.items()) + "}").encode()
 
 
@@ -78,14 +78,14 @@ def test_absurd_numbers_in_a_signed_envelope_are_refused_not_internal(tmp_path: 
         (_claims_text(soon, device=huge), {"wrong_device"}),
         (_claims_text(soon, device="NaN"), {"wrong_device"}),
         (_claims_text(soon, config=f'{{"camera": {{"fps": {huge}}}}}'), {"invalid_config"}),
-        (_claims_text(soon, config='{"camera": {"fps": NaN}}'), {"invalid_config"}),
-        (_claims_text(soon, config='{"camera": {"fps": -Infinity}}'), {"invalid_config"}),
+        (_claims_text(soon, config='{"camera": {"segment_s": NaN}}'), {"invalid_config"}),
+        (_claims_text(soon, config='{"camera": {"segment_s": -Infinity}}'), {"invalid_config"}),
         (_claims_text(soon, config='{"track": {"confirm_hits": true}}'), {"invalid_config"}),
-        (_claims_text(soon, config='{"camera": {"fps": 9.0}}', version="1" + "0" * 5000), {"bad_signature"}),
+        (_claims_text(soon, config='{"camera": {"segment_s": 9.0}}', version="1" + "0" * 5000), {"bad_signature"}),
         (_claims_text(soon, config="[" * 50_000 + "]" * 50_000), {"bad_signature"}),
         (_claims_text(soon, config='{"camera": ' * 20_000 + "1" + "}" * 20_000), {"bad_signature", "invalid_config"}),
         (_claims_text(soon, config='{"camera": ' * 990 + "1" + "}" * 990), {"bad_signature", "invalid_config"}),
-        (_claims_text(soon, config='{"camera": {"fps": ' + "[" * 990 + "]" * 990 + "}}"), {"bad_signature", "invalid_config"}),
+        (_claims_text(soon, config='{"camera": {"segment_s": ' + "[" * 990 + "]" * 990 + "}}"), {"bad_signature", "invalid_config"}),
     ]
 
     async def scenario() -> None:
@@ -109,7 +109,7 @@ def test_absurd_numbers_in_a_signed_envelope_are_refused_not_internal(tmp_path: 
             for i, rid in enumerate((10**400, float("nan"), True, -(10**30))):
                 reply = await control.handle({**good, "id": rid}, "t", MQTT_ACCESS)
                 assert "id" not in reply and reply["code" if i else "ok"] == ("stale_version" if i else True), reply
-            assert daemon.config.camera.fps == 9.0
+            assert daemon.config.camera.segment_s == 9.0
 
     run(scenario())
 
@@ -587,3 +587,75 @@ def test_signed_operator_changes_to_the_tracker_weaker_refused_stronger_applied(
             assert daemon.stats.processed > processed, "the pipeline runs on with the new tracker"
 
     run(scenario())
+
+
+# ------------------------------------------------------------- frame rate, size and exposure: local only
+SENSING_CHANGES: list[dict[str, Any]] = [
+    {"camera": {"fps": 5.0}},
+    {"camera": {"fps": 30.0}},
+    {"camera": {"width": 128, "height": 96}},
+    {"camera": {"width": 320, "height": 240}},
+    {"exposure": {"enabled": True}},
+    {"exposure": {"fixed_shutter_us": 20000}},
+    {"exposure": {"max_gain": 2.0}},
+    {"exposure": {"settle_s": 5.0}},
+    {"camera": {"v4l2": {"gain_units_per_x": 4.0}}},
+    {"camera": {"file": {"realtime": False}}},
+]
+"""Changes of what the models see, each way: a lower rate outgrows the tracker's gates, a smaller
+frame shrinks faces below detection, a larger one or a higher rate overloads the CPU, exposure and
+gain blur or darken faces. No direction is safe in every scene."""
+
+
+def _leaf(fragment: dict[str, Any]) -> str:
+    """The first dotted leaf key of a config fragment."""
+    key, value = next(iter(fragment.items()))
+    return key + ("." + _leaf(value) if isinstance(value, dict) else "")
+
+
+def test_signed_changes_of_frame_rate_size_and_exposure_are_refused_and_other_keys_still_apply(tmp_path: Path) -> None:
+    """Through the command handler of a real daemon, signed by a trusted operator key and by an
+    admin key: only the file on the device changes what the camera delivers; a key that changes no
+    pixel (the video segment length, the JPEG quality of local frames) stays with operators."""
+    key, section = _operator(tmp_path)
+    generate_device_key(tmp_path / "keys" / "admin")
+    admin = load_operator_signing_key(tmp_path / "keys" / "admin.key")
+    section += f'admin_keys = ["{tmp_path / "keys" / "admin.pub"}"]\n'
+    path = write_config(tmp_path, section)
+    soon = time.time() + 60
+
+    def signed(by: SigningKey, fragment: dict[str, Any], version: int) -> dict[str, Any]:
+        return sign_claims(by, {"cmd": "set", "device": DEVICE, "expires": soon, "version": version,
+                                "mode": "merge", "config": fragment})
+
+    async def scenario() -> None:
+        async with running_daemon(path) as (daemon, startup):
+            control = RemoteControl.from_startup(startup)
+            control.attach(daemon)
+            start = daemon.config
+            for fragment in SENSING_CHANGES:
+                for by in (key, admin):
+                    reply = await control.handle(signed(by, fragment, 1), "t", MQTT_ACCESS)
+                    assert not reply["ok"] and reply["code"] == "forbidden", (fragment, reply)
+                    assert f"config error at {_leaf(fragment)}: cannot be changed remotely" in reply["error"], reply
+            assert daemon.config == start and control.version == 0
+            labels_only = {"camera": {"segment_s": 30.0}, "output": {"jpeg_quality": 70}}
+            reply = await control.handle(signed(key, labels_only, 1), "t", MQTT_ACCESS)
+            assert reply["ok"] and reply["changed"] == ["camera", "output"], reply
+            assert daemon.config.camera.segment_s == 30.0 and daemon.config.output.jpeg_quality == 70
+            assert daemon.config.camera.fps == start.camera.fps and daemon.config.exposure == start.exposure
+
+    run(scenario())
+
+
+def test_every_camera_and_exposure_key_but_the_segment_length_is_local() -> None:
+    """The whole ``[camera]`` and ``[exposure]`` trees, walked: a key added there later is local
+    unless it is declared; only the segment length (a label on frames, no pixel) is remote."""
+    from edged.remote.policy import leaf_keys, rule_for
+
+    keys = [k for k in leaf_keys() if k.startswith(("camera.", "exposure."))]
+    assert "camera.fps" in keys and "exposure.max_gain" in keys
+    for key in keys:
+        rule = rule_for(key)
+        assert rule is not None, key
+        assert rule.who == ("operator" if key == "camera.segment_s" else "local"), (key, rule)

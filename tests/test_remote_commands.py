@@ -51,10 +51,10 @@ def test_get_set_status_stats_on_a_running_daemon(tmp_path: Path) -> None:
             assert "hunter2" not in json.dumps(got) and "s3cret" not in json.dumps(got)
 
             reply = await control.handle(
-                {"cmd": "set", "id": 7, "version": 3, "config": {"camera": {"fps": 12.5}}}, "test", MQTT_ACCESS
+                {"cmd": "set", "id": 7, "version": 3, "config": {"camera": {"segment_s": 12.5}}}, "test", MQTT_ACCESS
             )
             assert reply == {"ok": True, "cmd": "set", "id": 7, "version": 3, "changed": ["camera"]}
-            assert daemon.config.camera.fps == 12.5
+            assert daemon.config.camera.segment_s == 12.5
             assert daemon.config.camera.width == 160  # merged, not replaced
             assert daemon.config.remote.mqtt.password == "hunter2-mqtt"
             assert control.state()["version"] == 3
@@ -65,7 +65,7 @@ def test_get_set_status_stats_on_a_running_daemon(tmp_path: Path) -> None:
 
             record = tmp_path / "data" / RECORD_NAME
             body = json.loads(record.read_text())
-            assert body["version"] == 3 and body["config"]["camera"]["fps"] == 12.5
+            assert body["version"] == 3 and body["config"]["camera"]["segment_s"] == 12.5
             assert stat.S_IMODE(record.stat().st_mode) == 0o600
             assert not [p for p in record.parent.iterdir() if p.name.endswith(".tmp")]
 
@@ -92,6 +92,7 @@ def test_invalid_config_names_the_key_and_keeps_the_old_one(tmp_path: Path) -> N
                 ({"camera": {"fps": "fast"}}, "config error at camera.fps: expected float, got str"),
                 ({"camera": {"fpss": 3}}, "config error at camera: contains an unknown key"),
                 ({"device": {"id": "other"}}, "config error at device.id: cannot be changed remotely"),
+                ({"camera": {"fps": 12.5}}, "config error at camera.fps: cannot be changed remotely"),
                 ({"device": {"data_dir": "/tmp/x"}}, "config error at device.data_dir: cannot be changed remotely"),
             ]
             for i, (patch, message) in enumerate(cases):
@@ -113,14 +114,14 @@ def test_version_must_increase(tmp_path: Path) -> None:
         async with running_daemon(path) as (daemon, startup):
             control, _ = control_for(startup)
             control.attach(daemon)
-            ok = await control.handle({"cmd": "set", "version": 5, "config": {"camera": {"fps": 20}}}, "t", MQTT_ACCESS)
+            ok = await control.handle({"cmd": "set", "version": 5, "config": {"camera": {"segment_s": 20}}}, "t", MQTT_ACCESS)
             assert ok["ok"]
             for version in (5, 4):
-                reply = await control.handle({"cmd": "set", "version": version, "config": {"camera": {"fps": 10}}}, "t", MQTT_ACCESS)
+                reply = await control.handle({"cmd": "set", "version": version, "config": {"camera": {"segment_s": 10}}}, "t", MQTT_ACCESS)
                 assert reply["code"] == "stale_version"
                 assert reply["error"] == f"version {version} is not larger than the applied version 5"
-            assert daemon.config.camera.fps == 20
-            missing = await control.handle({"cmd": "set", "config": {"camera": {"fps": 10}}}, "t", MQTT_ACCESS)
+            assert daemon.config.camera.segment_s == 20
+            missing = await control.handle({"cmd": "set", "config": {"camera": {"segment_s": 10}}}, "t", MQTT_ACCESS)
             assert missing["code"] == "bad_request" and "version" in missing["error"]
             # the console may leave the version out: it means "next"
             console = await control.handle(
@@ -138,7 +139,7 @@ def test_stage_that_fails_to_build_rolls_back_with_an_event(tmp_path: Path) -> N
         async with running_daemon(path) as (daemon, startup):
             control, events = control_for(startup)
             control.attach(daemon)
-            await control.handle({"cmd": "set", "version": 1, "config": {"camera": {"fps": 20}}}, "t", MQTT_ACCESS)
+            await control.handle({"cmd": "set", "version": 1, "config": {"camera": {"segment_s": 20}}}, "t", MQTT_ACCESS)
             good = daemon.config
             reply = await control.handle({"cmd": "set", "version": 2, "config": {"detect": {"enabled": True}}}, "t", MQTT_ACCESS)
             assert not reply["ok"] and reply["code"] == "apply_failed"
@@ -166,15 +167,15 @@ def test_redacted_secret_sent_back_keeps_its_value_and_secrets_stay_local(tmp_pa
             control, _ = control_for(startup)
             control.attach(daemon)
             whole = (await control.handle({"cmd": "get"}, "t", MQTT_ACCESS))["config"]
-            whole["camera"]["fps"] = 15.0
+            whole["camera"]["segment_s"] = 15.0
             reply = await control.handle({"cmd": "set", "version": 1, "mode": "replace", "config": whole}, "t", MQTT_ACCESS)
             assert reply["ok"], reply
             assert daemon.config.remote.mqtt.password == "hunter2-mqtt"
             assert daemon.config.uplink.ops.password == "s3cret-uplink"
-            assert daemon.config.camera.fps == 15.0
+            assert daemon.config.camera.segment_s == 15.0
 
             # unsigned mode: the console sets without a version (the next one is used)
-            console = await control.handle({"cmd": "set", "config": {"camera": {"fps": 9}}}, "serial", SERIAL_ACCESS)
+            console = await control.handle({"cmd": "set", "config": {"camera": {"segment_s": 9}}}, "serial", SERIAL_ACCESS)
             assert console["ok"] and console["version"] == 2
             # credentials are local-only, and replies never echo secrets, even when the request carried them
             for password in ("new-pass-123", 12345):
@@ -196,11 +197,11 @@ def test_startup_precedence_persisted_then_local_edit(tmp_path: Path) -> None:
             assert startup.source == "file" and startup.version == 0
             control, _ = control_for(startup)
             control.attach(daemon)
-            assert (await control.handle({"cmd": "set", "version": 4, "config": {"camera": {"fps": 7}}}, "t", MQTT_ACCESS))["ok"]
+            assert (await control.handle({"cmd": "set", "version": 4, "config": {"camera": {"segment_s": 7}}}, "t", MQTT_ACCESS))["ok"]
 
     run(scenario())
     again = load_startup_config(path)
-    assert again.source == "persisted" and again.version == 4 and again.config.camera.fps == 7
+    assert again.source == "persisted" and again.version == 4 and again.config.camera.segment_s == 7
 
     path.write_text(path.read_text().replace("fps = 25.0", "fps = 30.0"))
     edited = load_startup_config(path)
@@ -265,9 +266,9 @@ def test_persist_failure_rejects_before_applying(tmp_path: Path) -> None:
             data = tmp_path / "data"
             shutil.rmtree(data)  # the daemon made it (track ids); put a file in its place
             data.write_text("a file where the data folder should be")  # unwritable even for root
-            reply = await control.handle({"cmd": "set", "version": 1, "config": {"camera": {"fps": 5}}}, "t", MQTT_ACCESS)
+            reply = await control.handle({"cmd": "set", "version": 1, "config": {"camera": {"segment_s": 5}}}, "t", MQTT_ACCESS)
             assert reply["code"] == "persist_failed" and "cannot write" in reply["error"], reply
-            assert daemon.config.camera.fps == 25.0 and control.version == 0
+            assert daemon.config.camera.segment_s == 60.0 and control.version == 0
             assert events[-1]["event"] == "config_rejected"
 
     run(scenario())
@@ -275,7 +276,8 @@ def test_persist_failure_rejects_before_applying(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_pipeline_runs_at_the_new_fps(tmp_path: Path) -> None:
-    """"The pipeline uses it": after fps 25 -> 5 the frame rate follows."""
+    """"The pipeline uses it": after fps 25 -> 5 in the local file, reloaded, the frame rate follows
+    (the frame rate is local: a remote set cannot change it)."""
     path = write_config(tmp_path)
 
     async def rate(daemon: Any, seconds: float) -> float:
@@ -288,7 +290,8 @@ def test_pipeline_runs_at_the_new_fps(tmp_path: Path) -> None:
             control, _ = control_for(startup)
             control.attach(daemon)
             fast = await rate(daemon, 1.0)
-            assert (await control.handle({"cmd": "set", "version": 1, "config": {"camera": {"fps": 5}}}, "t", MQTT_ACCESS))["ok"]
+            path.write_text(path.read_text().replace("fps = 25.0", "fps = 5.0"))
+            assert (await control.reload_file(path))["changed"] == ["camera"]
             slow = await rate(daemon, 1.2)
             assert fast > 15 and slow < 8, (fast, slow)
 

@@ -5,11 +5,11 @@ Three kinds of key:
 - **local**: only the config file on the device changes them: the device's identity and folders,
   every host, port, credential, certificate and key path (a secret is only ever sent to the host it
   was configured with, and a remote command cannot point it elsewhere), the trust settings
-  themselves, model files and camera sources.
+  themselves, model files, camera sources, and what the camera delivers (rate, size, exposure).
 - **admin**: privileged: an admin key (``remote.auth.admin_keys``) may change them; links on or
   off, timers, queues, buffers, tiling, the outbox budget.
-- **operator**: any trusted key may change them within the config's ranges: frame rate and size
-  (no larger than ``camera.sensor_size``), exposure, selection, calibration, health.
+- **operator**: any trusted key may change them within the config's ranges: the video segment
+  length, selection, calibration, health, local frames.
 
 Privacy keys are *stronger-only* for everyone: a remote change may cover more (a larger margin,
 coarser cells, a lower score threshold, a flat fill, fewer sealed categories), never less. Making
@@ -26,6 +26,10 @@ can change what is hidden is one of them, or local:
 - the stabiliser's geometry (grid, shrink rate, on/off): its box always holds the object's grown box,
   but an ellipse is inscribed in that box, which may sit off the face; remote only while
   ``privacy.shape`` is ``box``.
+- what the camera delivers: frame rate, frame size, exposure and gain change what the models see,
+  and no direction is safe in every scene (a lower rate lets a face outrun the tracker's gates, a
+  smaller frame shrinks faces below detection, a higher rate or larger frame overloads the device
+  and frames are dropped, a longer shutter blurs): local.
 
 A key with no rule cannot be changed remotely (:func:`rule_for` refuses it), so a new config key is
 local until someone declares otherwise.
@@ -145,15 +149,11 @@ POLICY: tuple[tuple[str, Rule], ...] = (
     ("remote.auth.*", LOCAL),
     ("output.dir", LOCAL),
     ("outbox.path", LOCAL),
-    # where the pixels come from
-    ("camera.backend", LOCAL),
-    ("camera.sensor_size", LOCAL),
-    ("camera.file.path", LOCAL),
-    ("camera.v4l2.device", LOCAL),
-    ("camera.picamera2.*", LOCAL),
-    ("camera.plugins", LOCAL),  # plug-in backends' own sections, [camera.NAME] in the file (edged-sim's fake)
-    ("camera.*", OPERATOR),
-    ("exposure.*", OPERATOR),
+    # the segment length only labels frames (their video_id); everything else of the camera changes
+    # what the models see (rate, size, exposure, gain, sources, plug-in sections): the file only
+    ("camera.segment_s", OPERATOR),
+    ("camera.*", LOCAL),
+    ("exposure.*", LOCAL),
     ("pipeline.*", ADMIN),
     ("output.*", OPERATOR),
     # detection: the models are files; switching detection off would stop all de-identification
@@ -272,15 +272,4 @@ def check_change(old: Config, new: Config, role: Role) -> list[str]:
                 f"config error at {key}: would weaken de-identification; remotely it may only "
                 f"{DIRECTIONS.get(rule.stronger, 'get stronger')} (privacy may only be made stronger remotely)"
             )
-    within_sensor(new)
     return changed
-
-
-def within_sensor(config: Config) -> None:
-    """A remote frame size may not exceed ``camera.sensor_size``."""
-    cam = config.camera
-    max_w, max_h = cam.sensor_size
-    if cam.width is not None and cam.width > max_w:
-        raise PolicyError(f"config error at camera.width: {cam.width} exceeds camera.sensor_size ({max_w}x{max_h})")
-    if cam.height is not None and cam.height > max_h:
-        raise PolicyError(f"config error at camera.height: {cam.height} exceeds camera.sensor_size ({max_w}x{max_h})")
