@@ -38,7 +38,10 @@ is checked before the file is written; the crops stay sealed.
 
 ``append(env)`` returns ``False`` (and writes nothing) when a message with the same id is already
 stored: at-least-once delivery becomes exactly-once storage. The id and image indexes are built by
-scanning the files at open; :meth:`refresh` picks up what another process appended since.
+scanning the files at open; :meth:`refresh` picks up what another process appended since. An append
+holds an exclusive lock on its video's file (``flock``) and first reads what others appended, so
+several receiver processes may share one folder and each message is still stored once.
+:func:`edged_platform.stores.open_store` opens this store or the PostgreSQL one from a ``--store``.
 
 Damage never costs a good item, and nothing is ever cut from a file. Envelopes are read strictly
 (:func:`edged.link.wire.decode_at`); bytes that do not start one (damage on disk, a crafted item, a
@@ -54,6 +57,7 @@ read. The next append goes after all of it, so a torn tail becomes damage betwee
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import io
 import json
@@ -202,18 +206,17 @@ class SegmentStore:
         if self.device_keys is not None:
             decode(data, self.device_keys)
         stem = _stem(env.video_id)
-        with self._lock:
-            self._scan(stem)
+        with self._lock, open(self._path(stem), "ab") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # other processes appending to this folder wait here
+            self._scan(stem)  # what they stored before we got the lock counts as stored
             if env.id in self._ids:
                 self.duplicates += 1
                 return False
-            path = self._path(stem)
-            with open(path, "ab") as f:
-                end = f.seek(0, io.SEEK_END)
-                f.write(data)
-                f.flush()
-                if self.fsync:
-                    os.fsync(f.fileno())
+            end = f.seek(0, io.SEEK_END)
+            f.write(data)
+            f.flush()
+            if self.fsync:
+                os.fsync(f.fileno())
             torn = self._torn.pop(stem, None)
             if torn is not None:  # the unreadable tail is now damage between items: kept, skipped
                 self.damaged.append(Damaged(torn.video_id, torn.offset, end - torn.offset, torn.error))
@@ -303,6 +306,19 @@ class SegmentStore:
         with self._lock:
             for p in self.root.glob(f"*{SUFFIX}"):
                 self._scan(p.stem)
+
+    @property
+    def location(self) -> str:
+        """The store's folder, as given."""
+        return str(self.root)
+
+    @property
+    def spec(self) -> str:
+        """The folder, for :func:`edged_platform.stores.open_store`."""
+        return str(self.root)
+
+    def close(self) -> None:
+        """Nothing to release: files are opened per operation."""
 
     # ------------------------------------------------------------------ internals
     def _path(self, stem: str) -> Path:
