@@ -242,7 +242,7 @@ async def scenario(tmp_path: Path, shipped: ShippedBroker) -> None:
             # the fleet manager asks; the unit replies into its reply namespace, which the fleet manager reads
             reply = await request(fm, "config/get", {"id": "q1"}, b"c-1", f"{BASE}/config/reply/fm-1")
             assert reply["ok"] and reply["id"] == "q1" and reply["version"] == 0
-            reply = await request(fm, "config/set", {"id": "s1", "version": 1, "config": {"camera": {"fps": 12}}},
+            reply = await request(fm, "config/set", {"id": "s1", "version": 1, "config": {"camera": {"segment_s": 12}}},
                                   b"c-2", f"{BASE}/config/reply/fm-1")
             assert reply["ok"] and reply["version"] == 1
             await fm.wait(lambda: json.loads(fm.on(f"{BASE}/config/state")[-1].payload)["version"] == 1, "state v1")

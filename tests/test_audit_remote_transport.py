@@ -161,12 +161,12 @@ DATA = "data"
 
 async def send_sets(path: Path, payloads: list[bytes]) -> tuple[list[dict[str, Any]], Any, float]:
     """Start the daemon from ``path`` (a restart: the store is read afresh), send each payload as an
-    MQTT ``config/set``; return the replies, the start-up state and the camera fps afterwards."""
+    MQTT ``config/set``; return the replies, the start-up state and the segment length afterwards."""
     async with running_daemon(path) as (daemon, startup):
         control = RemoteControl.from_startup(startup)
         control.attach(daemon)
         replies = [await control.handle_payload(p, "mqtt", MQTT_ACCESS, implied_cmd="set") for p in payloads]
-        return replies, startup, daemon.config.camera.fps
+        return replies, startup, daemon.config.camera.segment_s
 
 
 def damage(path: Path, how: str) -> None:
@@ -187,16 +187,16 @@ def damage(path: Path, how: str) -> None:
 def test_captured_command_cannot_replay_after_the_record_is_damaged(tmp_path: Path, how: str) -> None:
     ops = Operator(tmp_path)
     path = write_config(tmp_path, ops.section())
-    one, two = (json.dumps(ops.sign({"camera": {"fps": fps}}, v)).encode() for v, fps in ((1, 12.0), (2, 7.0)))
-    replies, _, fps = run(send_sets(path, [one, two]))
-    assert [r["ok"] for r in replies] == [True, True] and fps == 7.0
+    one, two = (json.dumps(ops.sign({"camera": {"segment_s": s}}, v)).encode() for v, s in ((1, 12.0), (2, 7.0)))
+    replies, _, segment = run(send_sets(path, [one, two]))
+    assert [r["ok"] for r in replies] == [True, True] and segment == 7.0
 
     damage(tmp_path / DATA / RECORD_NAME, how)
-    three = json.dumps(ops.sign({"camera": {"fps": 9.0}}, 3)).encode()
-    replies, startup, fps = run(send_sets(path, [one, two, three]))
+    three = json.dumps(ops.sign({"camera": {"segment_s": 9.0}}, 3)).encode()
+    replies, startup, segment = run(send_sets(path, [one, two, three]))
     assert startup.version == 2, startup.note
     assert [r.get("code") for r in replies[:2]] == ["stale_version", "stale_version"], replies
-    assert fps == 9.0 and replies[2]["ok"] and replies[2]["version"] == 3
+    assert segment == 9.0 and replies[2]["ok"] and replies[2]["version"] == 3
     # the next start knows version 3 again from the rewritten record
     replies, startup, _ = run(send_sets(path, [three]))
     assert startup.version == 3 and replies[0]["code"] == "stale_version"
@@ -207,7 +207,7 @@ def test_both_version_records_unreadable_refuses_remote_changes_until_set_locall
 ) -> None:
     ops = Operator(tmp_path)
     path = write_config(tmp_path, ops.section())
-    one, two = (json.dumps(ops.sign({"camera": {"fps": fps}}, v)).encode() for v, fps in ((1, 12.0), (2, 7.0)))
+    one, two = (json.dumps(ops.sign({"camera": {"segment_s": s}}, v)).encode() for v, s in ((1, 12.0), (2, 7.0)))
     assert all(r["ok"] for r in run(send_sets(path, [one, two]))[0])
     data = tmp_path / DATA
     damage(data / RECORD_NAME, "garbage")
@@ -215,10 +215,10 @@ def test_both_version_records_unreadable_refuses_remote_changes_until_set_locall
     assert len(marks) == 1, sorted(p.name for p in data.iterdir())
     damage(marks[0], "truncate")
 
-    three = json.dumps(ops.sign({"camera": {"fps": 9.0}}, 3)).encode()
+    three = json.dumps(ops.sign({"camera": {"segment_s": 9.0}}, 3)).encode()
     with caplog.at_level(logging.WARNING, logger="edged.remote"):
-        replies, startup, fps = run(send_sets(path, [one, three]))
-    assert fps == 25.0, "nothing applied: the file's config runs"
+        replies, startup, segment = run(send_sets(path, [one, three]))
+    assert segment == 60.0, "nothing applied: the file's config runs"
     for reply in replies:
         assert not reply["ok"] and "refused until an operator" in reply["error"], reply
         assert str(tmp_path) not in reply["error"]
@@ -228,8 +228,8 @@ def test_both_version_records_unreadable_refuses_remote_changes_until_set_locall
 
     # the operator writes the highest version sent to the unit (the fleet manager knows it) and restarts
     marks[0].write_text('{"schema": 1, "version": 2}\n')
-    replies, startup, fps = run(send_sets(path, [two, three]))
-    assert startup.version == 2 and replies[0]["code"] == "stale_version" and replies[1]["ok"] and fps == 9.0
+    replies, startup, segment = run(send_sets(path, [two, three]))
+    assert startup.version == 2 and replies[0]["code"] == "stale_version" and replies[1]["ok"] and segment == 9.0
 
 
 # ----------------------------------------------------------------- temp files and planted links
@@ -308,9 +308,9 @@ def test_record_and_mark_are_private_and_planted_links_are_not_followed(tmp_path
     assert "symbolic link" in startup.note
 
     # the next apply replaces the link itself; the file it pointed at is untouched
-    four = json.dumps(ops.sign({"camera": {"fps": 6.0}}, 4)).encode()
-    replies, _, fps = run(send_sets(path, [four]))
-    assert replies[0]["ok"] and fps == 6.0
+    four = json.dumps(ops.sign({"camera": {"segment_s": 6.0}}, 4)).encode()
+    replies, _, segment = run(send_sets(path, [four]))
+    assert replies[0]["ok"] and segment == 6.0
     assert planted.read_bytes() == victim and not (data / RECORD_NAME).is_symlink()
 
     # a link in place of the version mark is not followed either (the record still says 4)
@@ -381,7 +381,7 @@ def test_console_burst_is_bounded_and_a_signed_command_still_gets_through(tmp_pa
 
     stranger = SigningKey.generate()
     forged = json.dumps(sign_claims(stranger, {"cmd": "set", "device": DEVICE, "expires": time.time() + 600, "version": 1,
-                                               "config": {"camera": {"fps": 3.0}}, "mode": "merge"})).encode()
+                                               "config": {"camera": {"segment_s": 3.0}}, "mode": "merge"})).encode()
     lines = burst_lines(200_000, forged)
     data = b"\n".join(lines) + b"\n"
     received = bytearray()
@@ -410,11 +410,11 @@ def test_console_burst_is_bounded_and_a_signed_command_still_gets_through(tmp_pa
                 await write(data)
                 during = bytes(received).count(b"\n")
                 t0 = time.monotonic()
-                await write(json.dumps(ops.sign({"camera": {"fps": 6.0}}, 1)).encode() + b"\r")
+                await write(json.dumps(ops.sign({"camera": {"segment_s": 6.0}}, 1)).encode() + b"\r")
                 while b'"version":1,"changed"' not in received:
                     assert time.monotonic() - t0 < 5.0, f"no reply to the signed command; last: {bytes(received[-300:])!r}"
                     await asyncio.sleep(0.01)
-                assert daemon.config.camera.fps == 6.0
+                assert daemon.config.camera.segment_s == 6.0
             finally:
                 reader.cancel()
             assert service.queue_peak <= QUEUE_LINES
@@ -467,11 +467,11 @@ def test_console_refused_unsigned_lines_pause_like_failed_signatures(tmp_path: P
             # during a pause (1.5 s): refused lines are discarded (one notice), a signed request goes through
             await term.ask(b"\xff\xfe")
             counted = dict(made[0].control.refused)
-            await term.send(b"set camera.fps=5\rget\r")
+            await term.send(b"set camera.segment_s=5\rget\r")
             notice = await term.reply()
             assert notice["code"] == "backoff" and "discarded" in notice["error"]
-            signed, quick = await timed(json.dumps(ops.sign({"camera": {"fps": 6.0}}, 1)).encode())
-            assert signed["ok"] and quick < 0.9 and daemon.config.camera.fps == 6.0
+            signed, quick = await timed(json.dumps(ops.sign({"camera": {"segment_s": 6.0}}, 1)).encode())
+            assert signed["ok"] and quick < 0.9 and daemon.config.camera.segment_s == 6.0
             status, _ = await timed(b"status")
             assert status["ok"] and made[0].lines_discarded == 2
             assert dict(made[0].control.refused) == counted, "discarded lines are not served"

@@ -129,11 +129,11 @@ def test_set_get_state_status_events_stats(tmp_path: Path, mosquitto: Mosquitto)
                 assert "broker-pass-xyz" not in w.on("config/state")[-1].payload.decode()
 
                 # set -> reply correlates, state shows the new version, the pipeline uses it
-                reply = await w.request("config/set", {"id": "r1", "version": 1, "config": {"camera": {"fps": 12}}}, b"c-1")
+                reply = await w.request("config/set", {"id": "r1", "version": 1, "config": {"camera": {"segment_s": 12}}}, b"c-1")
                 assert reply == {"ok": True, "cmd": "set", "id": "r1", "version": 1, "changed": ["camera"]}
                 await w.wait(lambda: w.state()["version"] == 1)
-                assert w.state()["config"]["camera"]["fps"] == 12.0
-                assert daemon.config.camera.fps == 12.0
+                assert w.state()["config"]["camera"]["segment_s"] == 12.0
+                assert daemon.config.camera.segment_s == 12.0
                 before = daemon.stats.processed
                 await asyncio.sleep(0.3)
                 assert daemon.stats.processed > before
@@ -144,12 +144,12 @@ def test_set_get_state_status_events_stats(tmp_path: Path, mosquitto: Mosquitto)
                 bad = await w.request("config/set", {"version": 2, "config": {"camera": {"fps": -1}}}, b"c-2")
                 assert not bad["ok"] and bad["code"] == "invalid_config"
                 assert bad["error"].startswith("config error at camera.fps: expected float >= 0.1")
-                assert daemon.config.camera.fps == 12.0
+                assert daemon.config.camera.segment_s == 12.0
                 rejected = await w.wait(lambda: [m for m in w.on("events") if b"config_rejected" in m.payload])
                 assert b"camera.fps" in rejected[-1].payload
 
                 # version not increasing -> error
-                stale = await w.request("config/set", {"version": 1, "config": {"camera": {"fps": 8}}}, b"c-3")
+                stale = await w.request("config/set", {"version": 1, "config": {"camera": {"segment_s": 8}}}, b"c-3")
                 assert stale["code"] == "stale_version" and "not larger than the applied version 1" in stale["error"]
 
                 # a model that cannot load -> rollback and an event saying why
@@ -158,7 +158,7 @@ def test_set_get_state_status_events_stats(tmp_path: Path, mosquitto: Mosquitto)
                 rolled = await w.wait(lambda: [json.loads(m.payload) for m in w.on("events") if b"config_rolled_back" in m.payload])
                 assert rolled[-1]["version"] == 3 and rolled[-1]["restored_version"] == 1
                 assert "broken.tflite" in rolled[-1]["reason"]
-                assert daemon.config.camera.fps == 12.0 and not daemon.config.detect.enabled and w.state()["version"] == 1
+                assert daemon.config.camera.segment_s == 12.0 and not daemon.config.detect.enabled and w.state()["version"] == 1
                 before = daemon.stats.processed
                 await asyncio.sleep(0.3)
                 assert daemon.stats.processed > before, "the old pipeline runs on"
@@ -167,11 +167,14 @@ def test_set_get_state_status_events_stats(tmp_path: Path, mosquitto: Mosquitto)
                 gone = str(tmp_path / "unplugged")
                 local = await w.request("config/set", {"version": 4, "config": {"camera": {"file": {"path": gone}}}}, b"c-4b")
                 assert local["code"] == "forbidden" and "camera.file.path: cannot be changed remotely" in local["error"]
+                rate = await w.request("config/set", {"version": 4, "config": {"camera": {"fps": 5}}}, b"c-4c")
+                assert rate["code"] == "forbidden" and "camera.fps: cannot be changed remotely" in rate["error"]
+                assert daemon.config.camera.fps == 25.0
 
                 # get (no response topic: the default reply topic, correlated by id)
                 await w.client.publish(f"{BASE}/config/get", json.dumps({"id": "g-9", "path": "camera"}), qos=1)
                 got = await w.wait(lambda: [json.loads(m.payload) for m in w.on("config/reply") if b"g-9" in m.payload])
-                assert got[-1]["ok"] and got[-1]["config"]["fps"] == 12.0 and got[-1]["version"] == 1
+                assert got[-1]["ok"] and got[-1]["config"]["segment_s"] == 12.0 and got[-1]["version"] == 1
 
                 # junk on the set topic -> an error reply, nothing else happens
                 junk = await w.request("config/set", b"\x00\xff not json", b"c-5")
@@ -303,8 +306,8 @@ def test_credentials_required_and_mutual_tls(tmp_path: Path) -> None:
             async with watcher(broker.port, username="watcher", password="watch-pass", tls_context=context) as w:
                 async with running_daemon(path, services(made)) as (daemon, _):
                     await asyncio.wait_for(made[0].connected.wait(), 10)
-                    reply = await w.request("config/set", {"version": 1, "config": {"camera": {"fps": 11}}}, b"t1")
-                    assert reply["ok"] and daemon.config.camera.fps == 11.0
+                    reply = await w.request("config/set", {"version": 1, "config": {"camera": {"segment_s": 11}}}, b"t1")
+                    assert reply["ok"] and daemon.config.camera.segment_s == 11.0
                     await w.wait(lambda: w.on("config/state") and w.state()["version"] == 1)
                     raw = w.on("config/state")[-1].payload.decode()
                     assert "broker-pass-xyz" not in raw and '"password":"<redacted>"' in raw

@@ -96,10 +96,13 @@ def test_console_get_set_status_bad_line_bad_signature(tmp_path: Path) -> None:
             status = await term.ask("status", ending=b"\n")
             assert status["ok"] and status["state"] == "running" and status["frames"]["processed"] > 0
 
-            done = await term.ask("set camera.fps=5")
+            done = await term.ask("set camera.segment_s=5")
             assert done == {"ok": True, "cmd": "set", "version": 1, "changed": ["camera"]}
-            assert daemon.config.camera.fps == 5.0
-            assert (await term.ask("get camera.fps"))["config"] == 5.0
+            assert daemon.config.camera.segment_s == 5.0
+            assert (await term.ask("get camera.segment_s"))["config"] == 5.0
+            local = await term.ask("set camera.fps=5")
+            assert local["code"] == "forbidden" and "camera.fps: cannot be changed remotely" in local["error"]
+            assert daemon.config.camera.fps == 25.0
 
             json_form = await term.ask('set {"pipeline": {"stats_period_s": 20}} version=7 id=abc')
             assert json_form["ok"] and json_form["version"] == 7 and json_form["id"] == "abc"
@@ -122,7 +125,7 @@ def test_console_get_set_status_bad_line_bad_signature(tmp_path: Path) -> None:
 
             # a request signed by an untrusted key: refused, nothing changes, and the console pauses
             # before the next line, twice as long after a second failure in a row
-            claims = {"cmd": "set", "device": "rsu-test", "version": 8, "expires": time.time() + 60, "config": {"camera": {"fps": 9}}}
+            claims = {"cmd": "set", "device": "rsu-test", "version": 8, "expires": time.time() + 60, "config": {"camera": {"segment_s": 9}}}
             forged = json.dumps(sign_claims(SigningKey.generate(), claims))
             wrong = await term.ask(forged)
             assert wrong["code"] == "unknown_key" and "not a trusted operator key" in wrong["error"]
@@ -134,7 +137,7 @@ def test_console_get_set_status_bad_line_bad_signature(tmp_path: Path) -> None:
             t0 = time.monotonic()
             await term.ask("status")
             assert time.monotonic() - t0 >= 0.55
-            assert daemon.config.camera.fps == 5.0 and after["version"] == 7 and after["refused"] == {"unknown_key": 1}
+            assert daemon.config.camera.segment_s == 5.0 and after["version"] == 7 and after["refused"] == {"forbidden": 1, "unknown_key": 1}
 
             # a reply never echoes a secret
             leak = await term.ask('set remote.mqtt.password="new-pass-88"')
