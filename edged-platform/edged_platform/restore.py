@@ -90,7 +90,8 @@ from edged.link.records import OverlapPixels, RecordError, RecordHeader, RecordR
 from edged.link.sealing import can_open_overlap, open_overlap, open_sealed, verify_sealed
 from edged.link.wire import EnvelopeAuthError, WireError, decode, trusted_keys
 from edged_platform.pixels import PixelsError, check_record, decode_crop, decode_image
-from edged_platform.store import PackageError, SegmentStore, package_image, refused_note, sidecar_path
+from edged_platform.store import PackageError, package_image, refused_note, sidecar_path
+from edged_platform.stores import StoreUnavailable, missing_folder, open_store, shown
 
 SIG_MAX_DIFF = 16.0
 """Largest mean absolute difference (grey levels) between the image's cells and the record's
@@ -533,10 +534,14 @@ def _sidecar_target(image: np.ndarray, data: bytes, what: str, side: Path) -> Ta
 
 def ops_target(folder: str | Path, image_id: str, signers: dict[str, VerifyKey]) -> Target:
     """The target of ``--ops-store``: the newest verified upload package of ``image_id``."""
-    store = SegmentStore(folder, device_keys=signers)
-    env = store.get_image(image_id)
+    try:
+        store = open_store(folder, signers)
+        env = store.get_image(image_id)
+        refused = store.rejected_for(image_id, "package") if env is None else []
+    except StoreUnavailable as err:
+        raise RestoreError(f"--ops-store: {err}") from None
+    folder = shown(folder)
     if env is None:
-        refused = store.rejected_for(image_id, "package")
         why = f" ({len(refused)} package(s) for it refused: {refused[-1].error})" if refused else ""
         raise RestoreError(f"--ops-store {folder} has no verified de-identified image {image_id}{why}")
     what = f"ops message {env.id}"
@@ -562,11 +567,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--record", action="append", default=[], help="sealed record file (bare or wire envelope, e.g. "
                    "from 'python -m edged_platform.store export-records'); repeatable (default with --image: the "
                    "records its sidecar IMAGE.json lists, as 'edged deid --sealed' writes it)")
-    p.add_argument("--func-store", action="append", default=[], metavar="DIR",
-                   help="functional platform store: take every sensitive record of --image-id; repeatable")
+    p.add_argument("--func-store", action="append", default=[], metavar="STORE",
+                   help="functional platform store (folder or postgresql:// URL): take every sensitive record of "
+                   "--image-id; repeatable")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--image", help="de-identified image file")
-    src.add_argument("--ops-store", help="ops store folder: take the de-identified image of --image-id")
+    src.add_argument("--ops-store", help="ops store folder or postgresql:// URL: take the de-identified image of "
+                     "--image-id")
     src.add_argument("--video", help="de-identified video file: take frame --frame")
     p.add_argument("--image-id", help="image id to fetch from --ops-store / --func-store (with a bare --image: the "
                    "id of the image it shows)")
@@ -605,13 +612,17 @@ def _store_records(folder: str, image_id: str | None, signers: dict[str, VerifyK
     """``(name, bytes)`` of every verified sensitive record of ``image_id`` in a ``--func-store``."""
     if not image_id:
         raise RestoreError("--func-store needs --image-id")
-    if not Path(folder).is_dir():
+    if missing_folder(folder):
         raise RestoreError(f"--func-store {folder}: store folder not found")
-    store = SegmentStore(folder, device_keys=signers)
-    envs = store.by_image(image_id, kind="sensitive")
+    try:
+        store = open_store(folder, signers)
+        envs = store.by_image(image_id, kind="sensitive")
+        note = refused_note(store, image_id, "sensitive") if not envs else ""
+    except StoreUnavailable as err:
+        raise RestoreError(f"--func-store: {err}") from None
+    folder = shown(folder)
     if not envs:
-        raise RestoreError(f"--func-store {folder} has no verified sensitive record for image {image_id}"
-                           f"{refused_note(store, image_id, 'sensitive')}")
+        raise RestoreError(f"--func-store {folder} has no verified sensitive record for image {image_id}{note}")
     return [(f"{folder} message {e.id}", e.to_bytes()) for e in envs]
 
 

@@ -161,6 +161,11 @@ def redact(url: str) -> str:
         return url.split("://", 1)[0] + "://(unreadable URL)"
 
 
+def shown(spec: str | Path) -> str:
+    """``spec`` as messages name it: a folder as given, a URL without its password."""
+    return redact(str(spec)) if is_url(spec) else str(spec)
+
+
 def open_store(spec: str | Path, device_keys: Mapping[str, VerifyKey] | None = None, *,
                fsync: bool = False) -> Store:
     """The store ``spec`` names: a folder (``PATH``, ``file:PATH``) or a PostgreSQL URL.
