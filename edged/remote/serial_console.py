@@ -21,8 +21,8 @@ most :data:`QUEUE_LINES` lines wait to be served; a burst beyond that drops its 
 With ``mode = "unsigned"`` (local tests) a technician may also type::
 
     get                      get camera          get camera.fps
-    set camera.fps=5 output.dir="my out" version=12
-    set {"camera": {"fps": 5}}
+    set output.jpeg_quality=80 select.classes=["person","car"] version=12
+    set {"camera": {"segment_s": 30}}
 
 ``key=value``: the value is read as JSON when it is a JSON number, ``true``/``false``/``null``, a
 "quoted string", a [list] or an {object}; otherwise it is the bare word. ``version``, ``id`` and
@@ -145,7 +145,7 @@ def parse_set(rest: str) -> dict[str, Any]:
         else:
             _put(config, key, value)
     if not config:
-        raise CommandError("bad_request", "set needs at least one key=value (e.g. set camera.fps=5)")
+        raise CommandError("bad_request", "set needs at least one key=value (e.g. set output.jpeg_quality=80)")
     request["config"] = config
     return request
 
