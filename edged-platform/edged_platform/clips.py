@@ -56,7 +56,8 @@ from edged.link.records import UNTRACKED, RecordError, RecordRegion, SensitiveRe
 from edged.link.sealing import open_sealed, read_header
 from edged.link.wire import is_id, trusted_keys
 from edged_platform.pixels import PixelsError, check_record, decode_crop
-from edged_platform.store import CATEGORY_NAME, SegmentStore
+from edged_platform.store import CATEGORY_NAME
+from edged_platform.stores import Store, StoreUnavailable, missing_folder, open_store
 
 LINK_FRAMES = 3
 """An untracked region joins a track seen within this many frames after it ..."""
@@ -100,7 +101,7 @@ class SegmentRecords:
 
 
 def open_segment(
-    store: SegmentStore, video_id: str, key: PrivateKey, signers: dict[str, VerifyKey]
+    store: Store, video_id: str, key: PrivateKey, signers: dict[str, VerifyKey]
 ) -> SegmentRecords:
     """Verify and decrypt every sensitive record of ``video_id`` sealed to ``key``.
 
@@ -110,7 +111,7 @@ def open_segment(
     own = sealing_key_id(key)
     out = SegmentRecords()
     if store.device_keys is None:
-        store = SegmentStore(store.root, device_keys=signers)
+        store = open_store(store.spec, signers)
     out.rejected += [(r.message_id, r.error) for r in store.rejected_for(kind="sensitive") if r.video_id == video_id]
     for env in store.iter_segment(video_id):
         if env.kind != "sensitive":
@@ -271,14 +272,14 @@ def write_clip(frames: Iterator[np.ndarray], path: Path, fps: float = 10.0) -> i
 
 
 def build_clips(
-    store: SegmentStore, key: PrivateKey, signers: dict[str, VerifyKey], out: Path,
+    store: Store, key: PrivateKey, signers: dict[str, VerifyKey], out: Path,
     video_ids: list[str] | None = None, fps: float = 10.0, quiet: bool = True,
 ) -> dict:
     """Write every object's clip and best crop under ``out`` and return (and write) the index; unless
     ``quiet``, show progress on stderr (:class:`edged.core.progress.Progress`: videos, and objects per video)."""
     out.mkdir(parents=True, exist_ok=True)
     if store.device_keys is None:  # verify every envelope against the trusted device keys
-        store = SegmentStore(store.root, device_keys=signers)
+        store = open_store(store.spec, signers)
     index: dict = {"objects": [], "other_recipient": 0, "rejected": []}
     videos = list(video_ids if video_ids is not None else store.segments())
     with Progress("videos", len(videos), "video", "clips", quiet) as bar:
@@ -290,7 +291,7 @@ def build_clips(
 
 
 def _build_video(
-    store: SegmentStore, video: str, key: PrivateKey, signers: dict[str, VerifyKey], out: Path, fps: float,
+    store: Store, video: str, key: PrivateKey, signers: dict[str, VerifyKey], out: Path, fps: float,
     index: dict, quiet: bool,
 ) -> None:
     """Add one video segment's objects (clips, best crops) to ``index``."""
@@ -339,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--key", required=True, help="this functional platform's private key (.key)")
     p.add_argument("--signer", "--device-key", dest="signer", action="append", required=True, metavar="PATH",
                    help="trusted device public key (.pub); verifies records and envelopes; repeatable")
-    p.add_argument("--store", required=True, help="the functional platform's store folder (one file per video)")
+    p.add_argument("--store", required=True,
+                   help="the functional platform's store: a folder (one file per video) or a postgresql:// URL")
     p.add_argument("--out", required=True, help="output folder for clips, best crops and index.json")
     p.add_argument("--video", action="append", help="only this video id (repeatable; default all)")
     p.add_argument("--fps", type=float, default=10.0, help="clip frame rate")
@@ -352,11 +354,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyFileError as err:
         print(f"clips: {err}", file=sys.stderr)
         return 1
-    if not Path(args.store).is_dir():
+    if missing_folder(args.store):
         print(f"clips: store folder not found: {args.store}", file=sys.stderr)
         return 1
-    index = build_clips(SegmentStore(args.store, device_keys=signers), key, signers, Path(args.out), args.video,
-                        args.fps, quiet=args.quiet)
+    try:
+        index = build_clips(open_store(args.store, signers), key, signers, Path(args.out), args.video,
+                            args.fps, quiet=args.quiet)
+    except StoreUnavailable as err:
+        print(f"clips: {err}", file=sys.stderr)
+        return 1
     print(
         f"clips: {len(index['objects'])} objects written to {args.out} "
         f"({index['other_recipient']} records for other keys skipped, {len(index['rejected'])} rejected)"
