@@ -17,7 +17,7 @@ from edged.link.wire import WireError
 from edged_platform.clips import check_usable, read_header_or_none
 from edged_platform.pixels import PixelsError
 from edged_platform.restore import RestoreError, sealed_bytes
-from edged_platform.store import SegmentStore
+from edged_platform.stores import open_store, shown, store_folder
 
 RECORD_SUFFIXES = (".sealed", ".cbor")
 
@@ -30,7 +30,7 @@ class Opened:
     recipient: str
     """Key id of the private key that opened it."""
     location: str
-    """``store:<folder>`` or ``file:<path>`` (absolute), for restore."""
+    """``store:<folder>`` (absolute), ``store:<URL without password>`` or ``file:<path>`` (absolute), for restore."""
     message: str
     """The envelope's message id, or the file's SHA-256: what ``seen`` remembers."""
 
@@ -63,11 +63,14 @@ def _open(sealed: bytes, ring: dict[str, PrivateKey], signers: dict[str, VerifyK
     return None
 
 
-def from_store(folder: Path, ring: dict[str, PrivateKey], signers: dict[str, VerifyKey],
+def from_store(spec: str | Path, ring: dict[str, PrivateKey], signers: dict[str, VerifyKey],
                is_seen: Callable[[str], bool], tally: Tally) -> Iterator[Opened]:
-    """Every sensitive record of a receiver store not yet seen that one of ``ring`` opens."""
-    store = SegmentStore(folder, device_keys=signers)
-    location = f"store:{folder.resolve()}"
+    """Every sensitive record of a receiver store (a folder or a ``postgresql://`` URL) not yet seen that one
+    of ``ring`` opens; an unreachable database raises :class:`edged_platform.stores.StoreUnavailable`."""
+    store = open_store(spec, signers)
+    path = store_folder(spec)
+    folder = shown(spec)
+    location = f"store:{path.resolve()}" if path is not None else f"store:{folder}"
     for video in store.segments():
         for env in store.iter_segment(video):
             if env.kind != "sensitive":
