@@ -36,6 +36,9 @@ the signed wire envelope, which ``edged_platform.restore --record FILE`` verifie
 record signatures) and opens. The category in the name is the record's clear header, whose signature
 is checked before the file is written; the crops stay sealed.
 
+Every command's ``--store`` is a folder or a ``postgresql://`` URL (:mod:`edged_platform.pgstore`, the
+fleet backend), opened by :func:`edged_platform.stores.open_store`.
+
 ``append(env)`` returns ``False`` (and writes nothing) when a message with the same id is already
 stored: at-least-once delivery becomes exactly-once storage. The id and image indexes are built by
 scanning the files at open; :meth:`refresh` picks up what another process appended since. An append
@@ -79,6 +82,7 @@ from edged.core.progname import prog_name
 from edged.link.records import RecordError
 from edged.link.sealing import read_header, verify_sealed
 from edged.link.wire import Envelope, EnvelopeAuthError, WireError, decode, decode_at, encode, trusted_keys
+from edged_platform.stores import Store, StoreUnavailable, missing_folder, open_store
 
 SUFFIX = ".cbors"
 UNSEGMENTED = "_unsegmented"
@@ -447,17 +451,17 @@ def _next_envelope(buf: mmap.mmap | bytes, start: int, stop: int | None = None) 
     return None
 
 
-def refused_note(store: SegmentStore, image_id: str, kind: str) -> str:
+def refused_note(store: Store, image_id: str, kind: str) -> str:
     """`` (N refused: why)`` for the messages of ``image_id`` and ``kind`` that failed verification, or ``""``."""
     refused = store.rejected_for(image_id, kind)
     return f" ({len(refused)} refused: {refused[-1].error})" if refused else ""
 
 
-def export_image(store: SegmentStore, image_id: str, out: str | Path) -> tuple[Path, Path, PackageImage]:
+def export_image(store: Store, image_id: str, out: str | Path) -> tuple[Path, Path, PackageImage]:
     """Write the newest verified package image of ``image_id`` to ``out`` and its sidecar ``out.json``."""
     env = store.get_image(image_id)
     if env is None:
-        raise PackageError(f"store {store.root} has no verified upload package for image {image_id}"
+        raise PackageError(f"store {store.location} has no verified upload package for image {image_id}"
                            f"{refused_note(store, image_id, 'package')}")
     pkg = package_image(env)
     out = Path(out)
@@ -497,11 +501,11 @@ def _record_path(folder: Path, image_id: str, category: str, message_id: str, ta
     return folder / f"{image_id}.{category}.{message_id}{RECORD_SUFFIX}" if path in taken else path
 
 
-def export_records(store: SegmentStore, image_id: str, out: str | Path) -> list[ExportedRecord]:
+def export_records(store: Store, image_id: str, out: str | Path) -> list[ExportedRecord]:
     """Write every verified sensitive record of ``image_id`` as its signed envelope, one file each."""
     envs = store.by_image(image_id, kind="sensitive")
     if not envs:
-        raise PackageError(f"store {store.root} has no verified sensitive record for image {image_id}"
+        raise PackageError(f"store {store.location} has no verified sensitive record for image {image_id}"
                            f"{refused_note(store, image_id, 'sensitive')}")
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -520,7 +524,7 @@ IMAGE_KINDS = ("package", "sensitive")
 """Message kinds that carry an image or its records (events and telemetry name images too)."""
 
 
-def image_ids(store: SegmentStore) -> list[str]:
+def image_ids(store: Store) -> list[str]:
     """Image ids of the store's verified packages and sensitive records, in arrival order."""
     seen: dict[str, None] = {}
     for video in store.segments():
@@ -530,7 +534,7 @@ def image_ids(store: SegmentStore) -> list[str]:
     return list(seen)
 
 
-def common_images(stores: list[SegmentStore]) -> list[str]:
+def common_images(stores: list[Store]) -> list[str]:
     """Image ids that every store in ``stores`` has a package or sensitive record of (first store's order)."""
     later = [set(image_ids(s)) for s in stores[1:]]
     return [i for i in image_ids(stores[0]) if all(i in ids for ids in later)]
@@ -553,15 +557,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{prog}: {err}", file=sys.stderr)
         return 1
     folders = args.store if isinstance(args.store, list) else [args.store]
-    missing = [f for f in folders if not Path(f).is_dir()]
+    missing = [f for f in folders if missing_folder(f)]
     if missing:
         print(f"{prog}: store folder not found: {missing[0]}", file=sys.stderr)
         return 1
-    stores = [SegmentStore(f, device_keys=keys) for f in folders]
-    if args.command == "images":
-        return _images(stores, prog)
-    if args.command == "verify":
-        return _verify(stores[0], prog)
+    try:
+        stores = [open_store(f, keys) for f in folders]
+        if args.command == "images":
+            return _images(stores, prog)
+        if args.command == "verify":
+            return _verify(stores[0], prog)
+    except StoreUnavailable as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        return 1
     try:
         if args.command == "export-records":
             for rec in export_records(stores[0], args.image_id, args.out):
@@ -569,32 +577,32 @@ def main(argv: list[str] | None = None) -> int:
                       f"message {rec.message_id})")
             return 0
         out, side, pkg = export_image(stores[0], args.image_id, args.out)
-    except (PackageError, OSError) as err:
+    except (PackageError, OSError) as err:  # StoreUnavailable is an OSError without a file name
         print(f"{prog}: {_os_line(err)}", file=sys.stderr)
         return 1
     print(f"{prog}: wrote {out} (image {pkg.image_id}, frame {pkg.frame_index}) and {side}")
     return 0
 
 
-def _images(stores: list[SegmentStore], prog: str) -> int:
+def _images(stores: list[Store], prog: str) -> int:
     """Print the image ids every store can restore, one a line; 1 (and one line why) when there is none."""
     ids = common_images(stores)
     if not ids:
         print(f"{prog}: no image has a verified package or sealed record in every store given "
-              f"({', '.join(str(s.root) for s in stores)})", file=sys.stderr)
+              f"({', '.join(s.location for s in stores)})", file=sys.stderr)
         return 1
     print("\n".join(ids))
     return 0
 
 
-def _verify(store: SegmentStore, prog: str) -> int:
+def _verify(store: Store, prog: str) -> int:
     """Print the store's verified, refused and damaged counts (and each of them); 3 when any was refused or damaged."""
     counts = store.rejected_counts()
     detail = ", ".join(f"{n} {why}" for why, n in sorted(counts.items()))
     torn = store.torn()
     torn_note = f", {len(torn)} unreadable tail{'s' if len(torn) != 1 else ''}" if torn else ""
     refused_note = f" ({detail})" if detail else ""
-    print(f"{prog}: {store.root}: {len(store)} verified, {sum(counts.values())} refused{refused_note}, "
+    print(f"{prog}: {store.location}: {len(store)} verified, {sum(counts.values())} refused{refused_note}, "
           f"{len(store.damaged)} damaged{torn_note}")
     for r in store.rejected:
         print(f"{prog}: refused {r.message_id} ({r.video_id or UNSEGMENTED}): {r.error}", file=sys.stderr)
@@ -624,9 +632,11 @@ def _parser() -> argparse.ArgumentParser:
                        ("verify", "verify every stored envelope and count those that fail")):
         c = sub.add_parser(name, help=what)
         if name == "images":
-            c.add_argument("--store", action="append", required=True, help="store folder; repeatable")
+            c.add_argument("--store", action="append", required=True,
+                           help="store folder or postgresql:// URL; repeatable")
         else:
-            c.add_argument("--store", required=True, help="store folder (one .cbors file per video)")
+            c.add_argument("--store", required=True,
+                           help="store folder (one .cbors file per video) or postgresql:// URL")
         c.add_argument("--device-key", action="append", required=True,
                        help="trusted device public key (.pub, 'edged keygen device'); repeatable")
         if name == "export":
