@@ -46,7 +46,7 @@ class CameraConfig(Section):
     """Frame size (px): unset, a file source keeps its own size and the others use ``DEFAULT_SIZE``;
     set both to resize (file, v4l2) or to pick the sensor mode (picamera2)."""
     sensor_size: tuple[Annotated[int, Bounds(64, 16_384)], Annotated[int, Bounds(64, 16_384)]] = (1920, 1080)
-    """The largest frame (width, height) a remote ``set`` may ask for: the sensor's native size."""
+    """The sensor's native size (width, height): the frame that tiling is checked against when no size is set."""
     segment_s: Annotated[float, Bounds(1, 3600)] = 60.0
     """Length (s) of a video segment: its frames share a ``video_id`` and platforms store one file
     per segment."""
