@@ -19,15 +19,31 @@ record republished on the ops topic) is dropped and counted as ``wrong destinati
 that are not a well-formed envelope (:func:`edged.link.wire.decode` reads strictly) are dropped
 and counted as malformed; no payload stops the receiver.
 
-The session is persistent (``clean_session=False`` with a fixed client id), so QoS 1 messages
-published while the receiver is offline wait at the broker. The default client id is derived from
-the store folder and the topic (:func:`default_client_id`): the same receiver restarted resumes its
-session, while the ops and the functional-platform receivers on one broker never share an id (a
-shared id makes the broker drop one connection whenever the other connects). Duplicates (at-least-once delivery)
-are dropped by message id; malformed payloads are logged and counted, never stored, never fatal.
-Reconnects with exponential backoff. A message is PUBACKed by the MQTT client as it arrives, before
-it is stored: a receiver killed in between loses that message (a platform that needs more uses a
-broker bridge with its own persistence).
+The store is named by ``--store``: a folder (the per-video files) or a ``postgresql://`` URL
+(:func:`edged_platform.stores.open_store`).
+
+The session is persistent (MQTT 5, ``clean_start=False``, a session that never expires, a fixed
+client id), so QoS 1 messages published while the receiver is offline wait at the broker. The
+default client id is derived from the store and the topic (:func:`default_client_id`): the same
+receiver restarted resumes its session, while the ops and the functional-platform receivers on one
+broker never share an id (a shared id makes the broker drop one connection whenever the other connects).
+
+A message is acknowledged (PUBACK) only once it is durable in the store: written and flushed to the
+folder's file (``--fsync``: synced to disk) or committed to the database. A payload the store cannot
+take (disk full, database down: an ``OSError``) is not acknowledged; the receiver retries it with
+exponential backoff and takes no further message meanwhile, and a receiver stopped or killed before
+that has it redelivered by the broker when it comes back. Delivery is at-least-once end to end;
+duplicates are dropped by message id in the store. Payloads that are malformed, unsigned, signed by
+an unknown key or addressed elsewhere are acknowledged and dropped (counted); no payload stops the
+receiver. Reconnects with exponential backoff.
+
+``--group NAME`` makes the receiver one member of a consumer group: it subscribes to the MQTT 5
+shared subscription ``$share/NAME/<topic>``, so the broker hands each message to one of the
+group's members and N receiver processes split one destination's traffic into one store (several
+processes may append to one store folder; the database's unique message id does the same for
+PostgreSQL). Each member has its own persistent session, named by ``--member`` (default: the host
+name) in its client id (:func:`member_client_id`); a broker may queue a member's share while it is
+offline (mosquitto does), so a member is restarted under the same name to resume its session.
 """
 
 from __future__ import annotations
@@ -39,21 +55,25 @@ import logging
 import random
 import re
 import signal
+import socket
 import ssl
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiomqtt
 from nacl.signing import VerifyKey
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from edged.core.keys import KeyFileError
 from edged.core.lograte import BoundedLog
 from edged.core.progname import prog_name
 from edged.link.destinations import FUNC_PREFIX, OPS
 from edged.link.wire import Envelope, EnvelopeAuthError, WireError, decode, trusted_keys
-from edged_platform.store import SegmentStore
+from edged_platform.stores import Store, StoreUnavailable, open_store, redact, store_folder
 
 log = logging.getLogger("edged_platform.receiver")
 
@@ -61,7 +81,11 @@ REJECT_LOG_PERIOD_S = 10.0
 """Dropped payloads are logged at once, then summarised in one line at most this often."""
 WRONG_DESTINATION = "wrong destination"
 """Drop reason of a genuine envelope addressed to another platform than this receiver's store."""
+SESSION_NEVER_EXPIRES = 0xFFFFFFFF
+"""MQTT 5 session expiry interval meaning "never": a receiver's queued messages wait for it however long."""
 _DESTINATION = re.compile(rf"^(?:{OPS}|{re.escape(FUNC_PREFIX)}[a-z][a-z0-9_-]{{0,31}})$")
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+"""What a group or member name looks like (no MQTT wildcard or level separator)."""
 
 
 def is_destination(name: str) -> bool:
@@ -73,6 +97,11 @@ def topic_destination(topic: str) -> str | None:
     """The destination a topic filter names (its one level that is ``ops`` or ``func.<category>``), or ``None``."""
     named = {level for level in topic.split("/") if is_destination(level)}
     return named.pop() if len(named) == 1 else None
+
+
+def shared_topic(topic: str, group: str | None) -> str:
+    """The filter a receiver subscribes to: ``$share/GROUP/topic`` for a group member, else ``topic``."""
+    return f"$share/{group}/{topic}" if group else topic
 
 
 @dataclass
@@ -88,7 +117,9 @@ class ReceiverStats:
     """Well-formed envelopes dropped by the signature check, per reason (``unsigned``, ``unknown
     key``, ``bad signature``)."""
     failed: int = 0
-    """Payloads that could not be handled: not written (the store's disk) or an unexpected error."""
+    """Payloads dropped after an unexpected error (acknowledged: one payload never stops the receiver)."""
+    store_errors: int = 0
+    """Appends the store could not take (disk, database down): retried, the message not acknowledged meanwhile."""
     connects: int = 0
     arrivals: list[str] = field(default_factory=list)
     """Message ids in first-arrival order (kept only with ``keep_order=True``)."""
@@ -102,8 +133,10 @@ class ReceiverStats:
         """One line of counts, as the receiver logs it when it stops."""
         why = ", ".join(f"{n} {r}" for r, n in sorted(self.rejected.items()))
         failed = f", {self.failed} failed" if self.failed else ""
+        retried = f", {self.store_errors} store errors (retried)" if self.store_errors else ""
         return (f"{self.received} received, {self.stored} stored, {self.duplicates} duplicates, "
-                f"{self.malformed} malformed, {self.rejected_total} rejected{f' ({why})' if why else ''}{failed}")
+                f"{self.malformed} malformed, {self.rejected_total} rejected{f' ({why})' if why else ''}{failed}"
+                f"{retried}")
 
 
 class Receiver:
@@ -111,7 +144,8 @@ class Receiver:
 
     ``device_keys`` (key id -> verify key, :func:`edged.link.wire.trusted_keys`) are the trusted device
     keys every envelope's signature must verify with. ``None`` stores envelopes unverified (a
-    warning says so): only for local experiments; the command line always verifies.
+    warning says so): only for local experiments; the command line always verifies. ``group``
+    makes it a member of that consumer group (a shared subscription).
     """
 
     def __init__(
@@ -119,7 +153,7 @@ class Receiver:
         host: str,
         port: int,
         topic: str,
-        store: SegmentStore,
+        store: Store,
         *,
         client_id: str = "edged-receiver",
         username: str | None = None,
@@ -131,6 +165,7 @@ class Receiver:
         device_keys: Mapping[str, VerifyKey] | None = None,
         reject_log_period_s: float = REJECT_LOG_PERIOD_S,
         dest: str | None = None,
+        group: str | None = None,
     ) -> None:
         self.host, self.port, self.topic, self.store = host, port, topic, store
         self.client_id = client_id
@@ -139,6 +174,7 @@ class Receiver:
         self.on_envelope = on_envelope
         self.reconnect_max_s = reconnect_max_s
         self.device_keys = device_keys
+        self.group = group
         self.stats = ReceiverStats()
         self.drops = BoundedLog(log, reject_log_period_s)
         self.subscribed = asyncio.Event()
@@ -146,36 +182,39 @@ class Receiver:
         """The destination this store is for; a signed envelope addressed elsewhere is dropped."""
         if device_keys is None:
             log.warning("receiver: no trusted device keys: envelopes to %s are stored WITHOUT signature verification",
-                        store.root)
+                        store.location)
         if self.dest is None:
             log.warning("receiver: topic %s names no destination: envelopes to %s are stored whatever platform "
-                        "they are addressed to", topic, store.root)
+                        "they are addressed to", topic, store.location)
 
-    def handle(self, payload: bytes) -> bool:
-        """Decode, verify and store one payload; ``True`` if it was new."""
+    @property
+    def subscription(self) -> str:
+        """The topic filter subscribed to (the shared one for a group member)."""
+        return shared_topic(self.topic, self.group)
+
+    def check(self, payload: bytes) -> Envelope | None:
+        """Decode and verify one payload (counted as received); ``None`` when it is dropped (counted why)."""
         self.stats.received += 1
         try:
             env = decode(payload, self.device_keys)
         except EnvelopeAuthError as err:
             self.stats.rejected[err.reason] = self.stats.rejected.get(err.reason, 0) + 1
             self.drops.warning("dropped", f"receiver: dropped a payload ({err.reason}): {err}")
-            return False
+            return None
         except WireError as err:
             self.stats.malformed += 1
             self.drops.warning("dropped", f"receiver: dropped a payload (malformed, {len(payload)} bytes): {err}")
-            return False
+            return None
         if self.dest is not None and env.dest != self.dest:
             self.stats.rejected[WRONG_DESTINATION] = self.stats.rejected.get(WRONG_DESTINATION, 0) + 1
             self.drops.warning("dropped", f"receiver: dropped envelope {env.id} ({env.kind}, {WRONG_DESTINATION}): "
                                           f"addressed to {env.dest}, this store is for {self.dest}")
-            return False
-        try:
-            new = self.store.append(env, payload)
-        except OSError as err:
-            self.stats.failed += 1
-            log.error("receiver: could not store %s %s: %s", env.kind, env.id, err)
-            return False
-        if not new:
+            return None
+        return env
+
+    def store_envelope(self, env: Envelope, payload: bytes) -> bool:
+        """Append a checked envelope durably; ``True`` if it was new. The store's ``OSError`` propagates."""
+        if not self.store.append(env, payload):
             self.stats.duplicates += 1
             return False
         self.stats.stored += 1
@@ -185,14 +224,45 @@ class Receiver:
             self.on_envelope(env)
         return True
 
-    def _handle_safely(self, payload: bytes) -> None:
-        """:meth:`handle`, where an unexpected error drops that one payload (counted) and receiving goes on."""
+    def handle(self, payload: bytes) -> bool:
+        """Decode, verify and store one payload; ``True`` if it was new (a store ``OSError`` propagates)."""
+        env = self.check(payload)
+        return env is not None and self.store_envelope(env, payload)
+
+    async def _take(self, payload: bytes, stop: asyncio.Event) -> bool:
+        """Handle one payload until it is durable or dropped; ``False`` when ``stop`` came first (not to be acked).
+
+        A store error is retried with backoff; an unexpected error drops that one payload (counted).
+        """
+        delay = 0.2
         try:
-            self.handle(payload)
+            env = self.check(payload)
         except Exception as err:  # noqa: BLE001 - one payload never stops the receiver
-            self.stats.failed += 1
-            log.error("receiver: dropped a payload (%d bytes) after an unexpected %s: %s", len(payload),
-                      type(err).__name__, err)
+            self._unexpected(payload, err)
+            return True
+        if env is None:
+            return True
+        while True:
+            try:
+                await asyncio.to_thread(self.store_envelope, env, payload)
+                return True
+            except OSError as err:
+                self.stats.store_errors += 1
+                log.error("receiver: could not store %s %s (not acknowledged; retrying in %.1f s): %s",
+                          env.kind, env.id, delay, err)
+            except Exception as err:  # noqa: BLE001 - one payload never stops the receiver
+                self._unexpected(payload, err)
+                return True
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+                return False
+            except TimeoutError:
+                delay = min(delay * 2, self.reconnect_max_s)
+
+    def _unexpected(self, payload: bytes, err: Exception) -> None:
+        self.stats.failed += 1
+        log.error("receiver: dropped a payload (%d bytes) after an unexpected %s: %s", len(payload),
+                  type(err).__name__, err)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Receive until ``stop`` is set, reconnecting with backoff; pending drop counts are logged."""
@@ -209,17 +279,27 @@ class Receiver:
             await asyncio.sleep(min(1.0, self.drops.period_s))
             self.drops.flush(due_only=True)
 
+    def _client(self) -> aiomqtt.Client:
+        """An MQTT 5 client with a persistent, never-expiring session that acknowledges only when told."""
+        connect = Properties(PacketTypes.CONNECT)
+        connect.SessionExpiryInterval = SESSION_NEVER_EXPIRES
+        client = aiomqtt.Client(
+            self.host, self.port, identifier=self.client_id, protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=False, properties=connect, username=self.username, password=self.password,
+            tls_context=self.tls_context, keepalive=15, max_queued_incoming_messages=0,
+        )
+        # aiomqtt has no manual acknowledgement of its own: the paho client under it does (set before
+        # connecting, so messages queued for the session are not acknowledged on arrival either).
+        client._client.manual_ack_set(True)  # noqa: SLF001
+        return client
+
     async def _receive(self, stop: asyncio.Event) -> None:
         delay = 0.2
         while not stop.is_set():
             try:
-                async with aiomqtt.Client(
-                    self.host, self.port, identifier=self.client_id, clean_session=False,
-                    username=self.username, password=self.password, tls_context=self.tls_context,
-                    keepalive=15, max_queued_incoming_messages=0,
-                ) as client:
-                    await client.subscribe(self.topic, qos=1)
-                    log.info("receiver: subscribed to %s on %s:%d", self.topic, self.host, self.port)
+                async with self._client() as client:
+                    await client.subscribe(self.subscription, qos=1)
+                    log.info("receiver: subscribed to %s on %s:%d", self.subscription, self.host, self.port)
                     self.stats.connects += 1
                     self.subscribed.set()
                     delay = 0.2
@@ -234,7 +314,9 @@ class Receiver:
                                 return
                             msg = nxt.result()
                             payload = msg.payload if isinstance(msg.payload, (bytes, bytearray)) else b""
-                            self._handle_safely(bytes(payload))
+                            if not await self._take(bytes(payload), stop):
+                                return  # stopped before it was durable: the broker redelivers it
+                            client._client.ack(msg.mid, msg.qos)  # noqa: SLF001 - durable (or dropped): PUBACK
                     finally:
                         stopper.cancel()
             except aiomqtt.MqttError as err:
@@ -256,10 +338,22 @@ def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
     return ctx
 
 
-def default_client_id(store: Path, topic: str) -> str:
-    """A client id unique to this store folder and topic filter, and the same at every restart."""
-    digest = hashlib.blake2b(f"{store.resolve()}\0{topic}".encode(), digest_size=6).hexdigest()
+def _store_identity(store: str | Path) -> str:
+    """What names a store in a client id: its resolved folder, or its URL without a password."""
+    folder = store_folder(store)
+    return str(folder.resolve()) if folder is not None else redact(str(store))
+
+
+def default_client_id(store: str | Path, topic: str) -> str:
+    """A client id unique to this store (folder or URL) and topic filter, and the same at every restart."""
+    digest = hashlib.blake2b(f"{_store_identity(store)}\0{topic}".encode(), digest_size=6).hexdigest()
     return f"edged-receiver-{digest}"
+
+
+def member_client_id(store: str | Path, topic: str, group: str, member: str) -> str:
+    """The client id of group member ``member``: the same for the same store, topic, group and member name."""
+    digest = hashlib.blake2b(f"{_store_identity(store)}\0{topic}\0{group}".encode(), digest_size=6).hexdigest()
+    return f"edged-receiver-{digest}-{group}-{member}"
 
 
 def _destination(given: str | None, topic: str) -> tuple[str | None, str]:
@@ -277,28 +371,52 @@ def _destination(given: str | None, topic: str) -> tuple[str | None, str]:
     return given, ""
 
 
-def main(argv: list[str] | None = None) -> int:
+def _group_problem(args: argparse.Namespace) -> str:
+    """One line saying what is wrong with ``--group``/``--member``, or ``""``."""
+    if args.member is not None and args.group is None:
+        return "--member names a member of a consumer group: give --group too"
+    if args.group is not None and not _NAME.match(args.group):
+        return f"--group {args.group[:40]!r}: letters, digits, '_', '.', '-' only (at most 64)"
+    if args.member is not None and not _NAME.match(args.member):
+        return f"--member {args.member[:40]!r}: letters, digits, '_', '.', '-' only (at most 64)"
+    if args.topic.startswith("$share/"):
+        return f"--topic {args.topic}: give the plain topic and --group NAME for a shared subscription"
+    return ""
+
+
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=prog_name("edged_platform.receiver"), description=__doc__.split("\n")[0])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=1883)
     ap.add_argument("--topic", required=True, help="MQTT topic filter, e.g. 'edged/+/ops/#'")
-    ap.add_argument("--store", required=True, type=Path, help="folder of the SegmentStore")
+    ap.add_argument("--store", required=True,
+                    help="the store: a folder (one file per video) or a postgresql:// URL")
     ap.add_argument("--dest", help="the platform this store is for: 'ops' or 'func.<category>' (default: the one "
                                    "--topic names); a signed envelope addressed to another is dropped")
     ap.add_argument("--device-key", action="append", required=True, metavar="PATH",
                     help="trusted device public key (.pub from 'edged keygen device'); repeatable; "
                          "envelopes not signed by one of them are dropped and counted")
+    ap.add_argument("--group", help="consumer group: subscribe to $share/GROUP/<topic>, so the group's members "
+                                    "split the topic's messages")
+    ap.add_argument("--member", help="this member's name in --group, part of its client id: restart a member "
+                                     "under the same name to resume its session (default: the host name)")
     ap.add_argument("--client-id",
-                    help="MQTT client id (default: derived from --store and --topic, stable across restarts)")
+                    help="MQTT client id (default: derived from --store and --topic, and --group and --member; "
+                         "stable across restarts)")
     ap.add_argument("--username")
     ap.add_argument("--password")
     ap.add_argument("--tls", action="store_true", help="TLS with the system CA store")
     ap.add_argument("--ca", help="CA file that signs the broker's certificate")
     ap.add_argument("--cert", help="client certificate (mutual TLS)")
     ap.add_argument("--key", help="client key")
-    ap.add_argument("--fsync", action="store_true", help="fsync each stored message")
+    ap.add_argument("--fsync", action="store_true",
+                    help="fsync each message stored in a folder before acknowledging it")
     ap.add_argument("-v", "--verbose", action="store_true")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -312,21 +430,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"receiver: {err}", file=sys.stderr)
         return 2
     dest, problem = _destination(args.dest, args.topic)
-    if dest is None:
+    problem = problem or _group_problem(args)
+    if dest is None or problem:
         print(f"receiver: {problem}", file=sys.stderr)
         return 2
-    store = SegmentStore(args.store, fsync=args.fsync, device_keys=keys)
+    try:
+        store = open_store(args.store, keys, fsync=args.fsync)
+    except StoreUnavailable as err:
+        print(f"receiver: {err}", file=sys.stderr)
+        return 2
 
     def on_env(env: Envelope) -> None:
-        log.info("stored %s %s video=%s image=%s (%d bytes)", env.kind, env.id, env.video_id, env.image_id,
-                 len(env.body))
+        log.info("stored %s %s video=%s image=%s (%d bytes, %.3f s after it was made)", env.kind, env.id,
+                 env.video_id, env.image_id, len(env.body), time.time() - env.created)
 
-    client_id = args.client_id or default_client_id(args.store, args.topic)
+    if args.client_id:
+        client_id = args.client_id
+    elif args.group:
+        client_id = member_client_id(args.store, args.topic, args.group, args.member or socket.gethostname())
+    else:
+        client_id = default_client_id(args.store, args.topic)
     log.info("receiver: client id %s", client_id)
     receiver = Receiver(args.host, args.port, args.topic, store, client_id=client_id,
                         username=args.username, password=args.password, tls_context=tls, on_envelope=on_env,
-                        device_keys=keys, dest=dest)
-    log.info("receiver: storing envelopes addressed to %s; trusting device key%s %s", dest,
+                        device_keys=keys, dest=dest, group=args.group)
+    log.info("receiver: storing envelopes addressed to %s in %s; trusting device key%s %s", dest, store.location,
              "s" if len(keys) > 1 else "", ", ".join(sorted(keys)))
 
     async def amain() -> None:
@@ -336,7 +464,10 @@ def main(argv: list[str] | None = None) -> int:
             loop.add_signal_handler(sig, stop.set)
         await receiver.run(stop)
 
-    asyncio.run(amain())
+    try:
+        asyncio.run(amain())
+    finally:
+        store.close()
     log.info("receiver: %s", receiver.stats.summary())
     return 0
 

@@ -1,0 +1,162 @@
+"""Receivers acknowledge a message only once it is durable, and split one destination as a consumer group.
+
+Real mosquitto, real receiver processes, the real file store (and a real PostgreSQL server in
+tests/test_fleet.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from edged.core.keys import generate_device_key, load_signing_key
+from edged.link import wire
+from edged_platform.receiver import default_client_id, member_client_id
+from edged_platform.store import SegmentStore
+from tests.mosquitto import Mosquitto
+from tools.bench.fleet import ReceiverProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def signed(key_file: Path, video: str, n: int) -> list[bytes]:
+    key = load_signing_key(key_file)
+    return [wire.encode(wire.make("event", "ops", "normal", f"record {i}".encode(), video_id=video), key)
+            for i in range(n)]
+
+
+def publish(port: int, payloads: list[bytes]) -> None:
+    async def main() -> None:
+        async with aiomqtt.Client("127.0.0.1", port, identifier="test-device") as client:
+            for payload in payloads:
+                await client.publish("edged/rsu-1/ops/event", payload, qos=1, timeout=10)
+
+    asyncio.run(main())
+
+
+def wait_for(check: object, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.slow
+def test_a_message_the_store_cannot_take_is_not_acknowledged_and_survives_a_kill(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """Messages that arrive while the store cannot write are not acknowledged: a receiver SIGKILLed then
+    and started again gets them redelivered and stores them once the store can write again."""
+    dev = generate_device_key(tmp_path / "keys" / "device")
+    folder = tmp_path / "ops"
+    folder.mkdir()
+    rx = ReceiverProcess(tmp_path, mosquitto.port, str(folder), [dev.public], group=None)
+    rx.start()
+    try:
+        rx.wait_subscribed()
+        blocked = folder / "V1.cbors"
+        blocked.mkdir()  # the video's file cannot be opened for appending: the store fails (an OSError)
+        payloads = signed(dev.private, "V1", 5)
+        publish(mosquitto.port, payloads)
+        assert wait_for(lambda: "could not store" in rx.text(), 10), rx.text()[-2000:]
+        rx.kill()
+        blocked.rmdir()
+        rx.start()
+        rx.wait_subscribed()
+        want = {wire.decode(p).id for p in payloads}
+        assert wait_for(lambda: SegmentStore(folder).ids() == want, 15), rx.text()[-2000:]
+    finally:
+        rx.stop()
+    assert SegmentStore(folder).ids() == want
+    assert sum(1 for _ in SegmentStore(folder).iter_segment("V1")) == 5
+
+
+@pytest.mark.slow
+def test_the_store_recovering_under_a_running_receiver_stores_what_waited(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """A store error is retried: once the store can write, the waiting messages are stored in order, none lost."""
+    dev = generate_device_key(tmp_path / "keys" / "device")
+    folder = tmp_path / "ops"
+    folder.mkdir()
+    rx = ReceiverProcess(tmp_path, mosquitto.port, str(folder), [dev.public], group="g", member="a")
+    rx.start()
+    try:
+        rx.wait_subscribed()
+        (folder / "V2.cbors").mkdir()
+        payloads = signed(dev.private, "V2", 4) + signed(dev.private, "V3", 3)
+        publish(mosquitto.port, payloads)
+        assert wait_for(lambda: "could not store" in rx.text(), 10)
+        time.sleep(0.5)
+        assert not (folder / "V3.cbors").exists()  # V3 waits behind V2: nothing is taken out of order
+        (folder / "V2.cbors").rmdir()
+        want = [wire.decode(p).id for p in payloads]
+        assert wait_for(lambda: SegmentStore(folder).ids() == set(want), 20), rx.text()[-2000:]
+    finally:
+        rx.stop()
+    store = SegmentStore(folder)
+    assert [e.id for v in ("V2", "V3") for e in store.iter_segment(v)] == want
+    assert "store errors (retried)" in rx.text()
+
+
+@pytest.mark.slow
+def test_two_members_split_a_destination_and_store_each_message_once_across_a_kill(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """Two receivers in one group over one store folder: every message stored exactly once, both took a
+    share, with one member SIGKILLed and restarted under the same name mid-run."""
+    dev = generate_device_key(tmp_path / "keys" / "device")
+    folder = tmp_path / "ops"
+    members = [ReceiverProcess(tmp_path, mosquitto.port, str(folder), [dev.public], member=m) for m in ("0", "1")]
+    payloads = [p for v in range(4) for p in signed(dev.private, f"V{v}", 60)]
+    try:
+        for rx in members:
+            rx.start()
+        for rx in members:
+            rx.wait_subscribed()
+        publish(mosquitto.port, payloads[:100])
+        members[1].kill()
+        publish(mosquitto.port, payloads[100:200])  # member 1's share waits in its session at the broker
+        members[1].start()
+        publish(mosquitto.port, payloads[200:])
+        want = {wire.decode(p).id for p in payloads}
+        assert wait_for(lambda: SegmentStore(folder).ids() == want, 20), [rx.text()[-1500:] for rx in members]
+    finally:
+        for rx in members:
+            rx.stop()
+    store = SegmentStore(folder)
+    assert sum(1 for v in store.segments() for _ in store.iter_segment(v)) == len(payloads)
+    assert not store.damaged and not store.torn()
+    assert all(rx.delays() for rx in members), "a member stored nothing: the group did not split the topic"
+    assert "already connected" not in mosquitto.log_text()
+
+
+def test_member_client_ids_are_stable_distinct_and_apart_from_the_plain_receivers(tmp_path: Path) -> None:
+    ops = tmp_path / "ops"
+    a = member_client_id(ops, "edged/+/ops/#", "g", "a")
+    assert a == member_client_id(str(ops), "edged/+/ops/#", "g", "a")  # a restarted member resumes its session
+    assert a != member_client_id(ops, "edged/+/ops/#", "g", "b")
+    assert a != member_client_id(ops, "edged/+/ops/#", "h", "a")
+    assert a != default_client_id(ops, "edged/+/ops/#")
+    url = "postgresql://edged:secret@db.example/ops"
+    assert member_client_id(url, "t", "g", "a") == member_client_id("postgresql://edged:other@db.example/ops", "t",
+                                                                   "g", "a")  # the password is no part of it
+    assert "secret" not in default_client_id(url, "t")
+
+
+@pytest.mark.parametrize(("extra", "says"), [
+    (["--member", "a"], "give --group too"),
+    (["--group", "a/b"], "--group 'a/b'"),
+    (["--group", "g", "--member", "x+"], "--member 'x+'"),
+])
+def test_bad_group_arguments_are_one_line(tmp_path: Path, extra: list[str], says: str) -> None:
+    dev = generate_device_key(tmp_path / "keys" / "device")
+    proc = subprocess.run(
+        [sys.executable, "-m", "edged_platform.receiver", "--topic", "edged/+/ops/#", "--store", str(tmp_path / "s"),
+         "--device-key", str(dev.public), *extra], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert says in proc.stderr and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
