@@ -10,12 +10,17 @@
     edged-search restore HIT --index search.sqlite --key ... --device-key ... --ops-store platform/ops --out DIR
     edged-search restore HIT --index search.sqlite --key ... --device-key ... --deid-out clean/ --out DIR
 
+    edged-search cells --index postgresql://search@db.example/edged [--cells 2048]
+
 ``index`` opens every sealed record it holds a key for (device signature, envelope and record,
 verified as restore does), groups regions into objects (category, device, video, track), keeps each
-object's best crop (beside the index, ``FILE.crops/``), reads plate text and computes face
-descriptors; re-running adds only records not indexed yet. The index file is created 0600 and its
-crop folder 0700; ``--older-than`` drops objects last seen before then. Keep it on the functional
-platform: it is as sensitive as the crops.
+object's best crop, reads plate text and computes face descriptors; re-running adds only records not
+indexed yet. ``--index`` is a file (SQLite, created 0600, best crops in ``FILE.crops/``, 0700) or a
+``postgresql://`` URL (a fleet's platform machines sharing one database; tables in its
+``edged_search`` schema, best crops in it, nothing open to ``PUBLIC``); ``--older-than`` drops
+objects last seen before then. ``cells`` clusters the face descriptors so a face query reads the
+nearest cells only (``face --exact`` reads all). Keep the index on the functional platform: it is as
+sensitive as the crops.
 """
 
 from __future__ import annotations
@@ -24,17 +29,20 @@ import argparse
 import json
 import re
 import sqlite3
+import stat
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
+import psycopg
 
 from edged.core.keys import KeyFileError, load_platform_private_key, sealing_key_id
 from edged.link.wire import trusted_keys
 from edged_platform.search import db as dbmod
 from edged_platform.search.models import ModelMissing
+from edged_platform.search.pg import first_line
 from edged_platform.search.plates import fold
 
 PROG = "edged-search"
@@ -53,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     i = sub.add_parser("index", help="index sealed records from stores and record folders")
-    i.add_argument("--index", required=True, help="the index file (SQLite, created 0600)")
+    i.add_argument("--index", required=True, metavar="FILE|URL",
+                   help="the index: a file (SQLite, created 0600) or a postgresql:// URL")
     i.add_argument("--key", action="append", default=[], metavar="PRIV",
                    help="functional platform private key (.key); repeatable, one per category")
     i.add_argument("--device-key", "--signer", dest="signer", action="append", default=[], metavar="PUB",
@@ -73,11 +82,19 @@ def _parser() -> argparse.ArgumentParser:
             q.add_argument("photo", help="photo of the person (the largest face in it is used)")
             q.add_argument("--top", type=int, default=5, help="hits to show (default 5)")
             q.add_argument("--max-distance", type=float, help="only hits within this descriptor distance")
-        q.add_argument("--index", required=True, help="the index file")
+            q.add_argument("--probe", type=int, help="face cells to read where the index has cells (default: 1/32 "
+                           "of them, at least 8)")
+            q.add_argument("--exact", action="store_true", help="compare with every face, not the nearest cells")
+        q.add_argument("--index", required=True, metavar="FILE|URL", help="the index file or database URL")
         q.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        q.add_argument("--crops", metavar="DIR", help="write the hits' best crops into DIR (private: 0700, files "
+                       "0600); without it a database index shows none")
+    c = sub.add_parser("cells", help="cluster the face descriptors into cells (face queries read the nearest)")
+    c.add_argument("--index", required=True, metavar="FILE|URL", help="the index file or database URL")
+    c.add_argument("--cells", type=int, help="how many cells (default: about the square root of the faces)")
     r = sub.add_parser("restore", help="restore a hit's frames from ops and its clip")
     r.add_argument("hit", type=int, help="the hit number (first column of a query's table, 'hit' in its JSON)")
-    r.add_argument("--index", required=True, help="the index file")
+    r.add_argument("--index", required=True, metavar="FILE|URL", help="the index file or database URL")
     r.add_argument("--key", action="append", required=True, metavar="PRIV",
                    help="functional platform private key; repeatable")
     r.add_argument("--device-key", "--signer", dest="signer", action="append", required=True, metavar="PUB",
@@ -125,15 +142,14 @@ def _index(args: argparse.Namespace) -> int:
             return 2
     ring = {sealing_key_id(k): k for k in (load_platform_private_key(p) for p in args.key)}
     signers = trusted_keys(args.signer)
-    index = Path(args.index)
-    db = dbmod.connect(index)
+    db = dbmod.connect(args.index)
     try:
         if args.older_than is not None:
-            n = dbmod.prune(db, index, time.time() - args.older_than)
+            n = dbmod.prune(db, time.time() - args.older_than)
             print(f"{PROG} index: dropped {n} object(s) last seen more than {args.older_than / 86400:g} day(s) ago")
         seen = {r[0] for r in db.execute("SELECT source FROM seen")}
         tally = Tally()
-        indexer = Indexer(db, index, faces=not args.no_faces)
+        indexer = Indexer(db, faces=not args.no_faces)
         for d in args.store:
             indexer.add(from_store(Path(d), ring, signers, seen.__contains__, tally))
         for d in args.records:
@@ -147,7 +163,7 @@ def _index(args: argparse.Namespace) -> int:
     print(f"{PROG} index: {a.records} new record(s): {a.objects_new} new object(s), {a.objects_grown} grown, "
           f"{a.sightings} sighting(s), {a.plates_read} plate(s) read, {a.faces_described} face(s) described; "
           f"{tally.seen} already indexed, {tally.other_key} for other keys, {len(tally.rejected)} rejected; "
-          f"{total} object(s) in {index}")
+          f"{total} object(s) in {db.where}")
     if a.face_note:
         print(f"{PROG} index: no face descriptors: {a.face_note}", file=sys.stderr)
     for where, why in tally.rejected:
@@ -158,9 +174,10 @@ def _index(args: argparse.Namespace) -> int:
 def _query(args: argparse.Namespace) -> int:
     from edged_platform.search import query
 
-    index = Path(args.index)
-    db = dbmod.connect(index, create=False)
+    db = dbmod.connect(args.index, create=False)
     try:
+        if args.crops:
+            db.crops_out = _private_folder(Path(args.crops))
         if args.cmd == "plate":
             if not fold(args.text):
                 print(f"{PROG} plate: {args.text!r} has no letter or digit to search for", file=sys.stderr)
@@ -168,7 +185,7 @@ def _query(args: argparse.Namespace) -> int:
             if args.max_edits < 0:
                 print(f"{PROG} plate: --max-edits must be 0 or more, got {args.max_edits}", file=sys.stderr)
                 return 2
-            hits = query.plate_hits(db, index, args.text, args.max_edits)
+            hits = query.plate_hits(db, args.text, args.max_edits)
             _print_hits(hits, args.json, f"plate {args.text!r}")
             return 0
         from edged_platform.search import faces
@@ -181,17 +198,42 @@ def _query(args: argparse.Namespace) -> int:
         if photo is None:
             print(f"{PROG} face: {args.photo}: not an image OpenCV can read", file=sys.stderr)
             return 2
-        if args.top < 1:
-            print(f"{PROG} face: --top must be 1 or more, got {args.top}", file=sys.stderr)
-            return 2
+        for name in ("top", "probe"):
+            if getattr(args, name) is not None and getattr(args, name) < 1:
+                print(f"{PROG} face: --{name} must be 1 or more, got {getattr(args, name)}", file=sys.stderr)
+                return 2
         descriptor, box = faces.photo_descriptor(photo)
         if box is None:
             print(f"{PROG} face: no face found in {args.photo}; the whole photo is taken as the face", file=sys.stderr)
-        hits = query.face_hits(db, index, descriptor, args.top, args.max_distance)
+        hits = query.face_hits(db, descriptor, args.top, args.max_distance, args.probe, args.exact)
         _print_hits(hits, args.json, "face")
         return 0
     finally:
         db.close()
+
+
+def _private_folder(path: Path) -> Path:
+    """``path`` as a private folder (made 0700 if missing); refuse a link or one others can read."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.is_symlink() or stat.S_IMODE(path.stat().st_mode) & 0o077:
+        raise dbmod.IndexError_(f"--crops {path}: must be a private (0700) folder, not a link")
+    return path
+
+
+def _cells(args: argparse.Namespace) -> int:
+    from edged_platform.search.cells import rebuild
+
+    if args.cells is not None and args.cells < 1:
+        print(f"{PROG} cells: --cells must be 1 or more, got {args.cells}", file=sys.stderr)
+        return 2
+    db = dbmod.connect(args.index, create=False)
+    try:
+        t0 = time.perf_counter()
+        cells, faces = rebuild(db, args.cells)
+    finally:
+        db.close()
+    print(f"{PROG} cells: {faces} face(s) in {cells} cell(s) ({time.perf_counter() - t0:.1f} s) in {db.where}")
+    return 0
 
 
 def _restore(args: argparse.Namespace) -> int:
@@ -227,12 +269,19 @@ def main(argv: list[str] | None = None) -> int:
             return _index(args)
         if args.cmd == "restore":
             return _restore(args)
+        if args.cmd == "cells":
+            return _cells(args)
         return _query(args)
     except (dbmod.IndexError_, KeyFileError, ModelMissing) as err:
         print(f"{PROG} {args.cmd}: {err}", file=sys.stderr)
         return 2
     except sqlite3.DatabaseError as err:
         print(f"{PROG} {args.cmd}: index {args.index}: {err}", file=sys.stderr)
+        return 2
+    except psycopg.Error as err:
+        from edged_platform.search.pg import shown
+
+        print(f"{PROG} {args.cmd}: index {shown(args.index)}: {first_line(err)}", file=sys.stderr)
         return 2
 
 

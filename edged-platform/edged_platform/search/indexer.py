@@ -11,13 +11,10 @@ replaces its best crop only with a better one.
 
 from __future__ import annotations
 
-import os
-import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import cv2
@@ -26,7 +23,9 @@ import numpy as np
 from edged.link.records import UNTRACKED
 from edged_platform.clips import SensitiveObject, feature_value, group_objects, shown_crop
 from edged_platform.pixels import decode_crop
-from edged_platform.search.db import add_plate_keys, crops_dir
+from edged_platform.search import cells
+from edged_platform.search.backend import IndexDB
+from edged_platform.search.db import add_plate_keys
 from edged_platform.search.sources import Opened
 
 if TYPE_CHECKING:
@@ -51,15 +50,11 @@ class Added:
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
 
-def _write_crop(folder: Path, object_id: int, crop: np.ndarray) -> str:
-    """Write an object's best crop (PNG, 0600) and return its file name."""
-    name = f"{object_id}.png"
+def _png(crop: np.ndarray) -> bytes:
+    """An object's best crop as PNG."""
     ok, png = cv2.imencode(".png", crop)
     assert ok
-    fd = os.open(folder / name, os.O_CREAT | os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(png.tobytes())
-    return name
+    return png.tobytes()
 
 
 def _own_box(sighting, pad: float = 0.0) -> tuple[int, int, int, int]:
@@ -75,11 +70,18 @@ def _own_box(sighting, pad: float = 0.0) -> tuple[int, int, int, int]:
 class Indexer:
     """Writes objects into an open index; plate reader and face describer are loaded on first use."""
 
-    def __init__(self, db: sqlite3.Connection, index: Path, faces: bool = True) -> None:
-        self.db, self.index = db, index
+    def __init__(self, db: IndexDB, faces: bool = True) -> None:
+        self.db = db
         self.added = Added()
         self._faces = faces
         self._describer: FaceDescriber | None = None
+        self._centroids = cells.load(db)
+
+    def _cell(self, face: bytes | None) -> int | None:
+        """The face cell of a descriptor, where the index has cells."""
+        if face is None or self._centroids is None:
+            return None
+        return int(cells.nearest(np.frombuffer(face, np.float32)[None, :], self._centroids)[0])
 
     def _describe(self, crop: np.ndarray, box: tuple[int, int, int, int]) -> bytes | None:
         if not self._faces:
@@ -147,7 +149,8 @@ class Indexer:
         for o in batch:
             by_video[(o.record.device, o.record.video_id)].append(o.record)
         now = time.time()
-        with self.db:
+        with self.db.transaction():
+            self.db.write_lock()
             for (device, video), records in by_video.items():
                 records.sort(key=lambda r: (r.timestamp, r.frame_index))
                 for obj, plate in self._objects(records):
@@ -172,12 +175,12 @@ class Indexer:
             "SELECT id, best_value, first_t, last_t FROM objects WHERE category=? AND device=? AND video=? AND name=?",
             (obj.category, device, video, obj.name)).fetchone()
         if row is None:
-            cur = self.db.execute(
+            object_id = self.db.insert_id(
                 "INSERT INTO objects (category, device, video, name, track, first_t, last_t, best_value, best_image, "
                 "best_frame) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (obj.category, device, video, obj.name, obj.track_id, first_t, last_t, values[b],
                  best.record.image_id, best.record.frame_index))
-            object_id, better = int(cur.lastrowid), True  # type: ignore[arg-type]  # an INSERT sets it
+            better = True
             self.added.objects_new += 1
         else:
             object_id, better = row[0], values[b] > row[1]
@@ -186,7 +189,7 @@ class Indexer:
             self.added.objects_grown += 1
         if better:
             crop = shown_crop(best.region)
-            name = _write_crop(crops_dir(self.index), object_id, crop)
+            name = self.db.put_crop(object_id, _png(crop))
             plate, conf, face = None, None, None
             if obj.category == "plate":
                 plate, conf = plate_read if plate_read is not None else self._read_plate(obj, order)
@@ -196,27 +199,28 @@ class Indexer:
                 face = self._describe(crop, _own_box(best))
             self.db.execute(
                 "UPDATE objects SET best_value=?, best_image=?, best_frame=?, best_crop=?, plate=COALESCE(?, plate), "
-                "plate_conf=COALESCE(?, plate_conf), face=COALESCE(?, face) WHERE id=?",
-                (values[b], best.record.image_id, best.record.frame_index, name, plate, conf, face, object_id))
-        cur = self.db.executemany(
+                "plate_conf=COALESCE(?, plate_conf), face=COALESCE(?, face), face_cell=COALESCE(?, face_cell) "
+                "WHERE id=?", (values[b], best.record.image_id, best.record.frame_index, name, plate, conf, face,
+                               self._cell(face), object_id))
+        self.added.sightings += self.db.executemany(
             "INSERT OR IGNORE INTO sightings VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [(object_id, s.record.image_id, s.record.frame_index, s.record.timestamp,
               s.region.x, s.region.y, s.region.w, s.region.h) for s in obj.sightings])
-        self.added.sightings += cur.rowcount
 
     def backfill_faces(self) -> int:
         """Describe face objects indexed while the face models were missing; returns how many."""
         rows = self.db.execute("SELECT id, best_crop FROM objects WHERE category='face' AND face IS NULL "
                                "AND best_crop IS NOT NULL").fetchall()
         n = 0
-        with self.db:
+        with self.db.transaction():
             for object_id, name in rows:
-                crop = cv2.imread(str(crops_dir(self.index) / name), cv2.IMREAD_COLOR)
+                png = self.db.read_crop(object_id, name)
+                crop = None if png is None else cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
                 if crop is None:
                     continue
                 d = self._describe(crop, (0, 0, crop.shape[1], crop.shape[0]))
                 if d is None:
                     break
-                self.db.execute("UPDATE objects SET face=? WHERE id=?", (d, object_id))
+                self.db.execute("UPDATE objects SET face=?, face_cell=? WHERE id=?", (d, self._cell(d), object_id))
                 n += 1
         return n

@@ -1,15 +1,16 @@
 """Queries on the index: objects whose plate text is within a few edits of a text, and face objects
-nearest to a photo's face descriptor; each hit with its sightings and best crop."""
+nearest to a photo's face descriptor; each hit with its sightings and best crop. The same SQL runs
+on either engine (:mod:`edged_platform.search.backend`)."""
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 
-from edged_platform.search.db import crops_dir, deletion_keys
+from edged_platform.search import cells
+from edged_platform.search.backend import IndexDB
+from edged_platform.search.db import deletion_keys
 from edged_platform.search.plates import edit_distance, fold
 
 CHUNK = 50_000
@@ -51,20 +52,20 @@ class Hit:
         return d
 
 
-def _hits(db: sqlite3.Connection, index: Path, scored: list[tuple[float, int]]) -> list[Hit]:
+def _hits(db: IndexDB, scored: list[tuple[float, int]]) -> list[Hit]:
     out = []
     for score, object_id in scored:
         o = db.execute("SELECT category, device, video, track, plate, first_t, last_t, best_crop FROM objects "
                        "WHERE id=?", (object_id,)).fetchone()
         rows = db.execute("SELECT frame, image, x, y, w, h, t FROM sightings WHERE object=? ORDER BY t, frame",
                           (object_id,)).fetchall()
-        crop = str(crops_dir(index) / o[7]) if o[7] else None
+        crop = db.crop_file(object_id, o[7])
         out.append(Hit(object_id, o[0], o[1], o[2], o[3], round(float(score), 4), o[4], o[5], o[6], crop,
                        [Sighting(r[0], r[1], (r[2], r[3], r[4], r[5]), r[6]) for r in rows]))
     return out
 
 
-def plate_hits(db: sqlite3.Connection, index: Path, text: str, max_edits: int = 0) -> list[Hit]:
+def plate_hits(db: IndexDB, text: str, max_edits: int = 0) -> list[Hit]:
     """Plate objects whose read text is within ``max_edits`` edits of ``text`` (both folded: case,
     spaces and punctuation ignored, O as 0, I as 1), closest first, then by plate text (the same
     plate across videos together) and time."""
@@ -82,17 +83,24 @@ def plate_hits(db: sqlite3.Connection, index: Path, text: str, max_edits: int = 
         d = edit_distance(want, fold(plate), max(0, max_edits))
         if d <= max(0, max_edits):
             scored.append((d, object_id, plate, first_t))
-    scored.sort(key=lambda s: (s[0], s[2], s[3]))
-    return _hits(db, index, [(s[0], s[1]) for s in scored])
+    scored.sort(key=lambda s: (s[0], s[2], s[3], s[1]))
+    return _hits(db, [(s[0], s[1]) for s in scored])
 
 
-def face_hits(db: sqlite3.Connection, index: Path, descriptor: np.ndarray, top: int = 5,
-              max_distance: float | None = None) -> list[Hit]:
-    """The ``top`` face objects nearest to ``descriptor`` (Euclidean), optionally within ``max_distance``."""
-    best: list[tuple[float, int]] = []
-    cur = db.execute("SELECT id, face FROM objects WHERE face IS NOT NULL")
+def face_hits(db: IndexDB, descriptor: np.ndarray, top: int = 5, max_distance: float | None = None,
+              probe: int | None = None, exact: bool = False) -> list[Hit]:
+    """The ``top`` face objects nearest to ``descriptor`` (Euclidean), optionally within ``max_distance``:
+    among the faces of the ``probe`` cells nearest to it where the index has face cells
+    (:mod:`edged_platform.search.cells`), among all faces when ``exact`` or it has none."""
     q = descriptor.astype(np.float32)
-    while rows := cur.fetchmany(CHUNK):
+    centroids = None if exact else cells.load(db)
+    where, params = "face IS NOT NULL", []
+    if centroids is not None:
+        chosen = cells.probe(q, centroids, probe or cells.default_probe(len(centroids)))
+        where += f" AND (face_cell IS NULL OR face_cell IN ({', '.join('?' * len(chosen))}))"
+        params = chosen
+    best: list[tuple[float, int]] = []
+    for rows in db.scan(f"SELECT id, face FROM objects WHERE {where}", params, CHUNK):
         ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
         mat = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), -1)
         dist = np.linalg.norm(mat - q, axis=1)
@@ -101,4 +109,4 @@ def face_hits(db: sqlite3.Connection, index: Path, descriptor: np.ndarray, top: 
         best = sorted(best)[:top]
     if max_distance is not None:
         best = [b for b in best if b[0] <= max_distance]
-    return _hits(db, index, best)
+    return _hits(db, best)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import cv2
 from edged.core.keys import KeyFileError, load_platform_private_key, sealing_key_id
 from edged_platform import restore
 from edged_platform.clips import write_clip
+from edged_platform.search.backend import IndexDB
 
 
 @dataclass(slots=True)
@@ -34,11 +34,11 @@ class HitRestore:
     clip: str | None = None
 
 
-def _record_sources(db: sqlite3.Connection, image_id: str, key_ids: set[str]) -> tuple[list[str], list[str]]:
+def _record_sources(db: IndexDB, image_id: str, key_ids: set[str]) -> tuple[list[str], list[str]]:
     """The record files and func store folders holding records of ``image_id`` sealed to ``key_ids``."""
     files: list[str] = []
     stores: list[str] = []
-    rows = db.execute("SELECT DISTINCT location, recipient FROM sources WHERE image=?", (image_id,))
+    rows = db.execute("SELECT DISTINCT location, recipient FROM sources WHERE image=?", (image_id,)).fetchall()
     for location, recipient in rows:
         if recipient not in key_ids:
             continue
@@ -67,7 +67,7 @@ def deid_images(folder: Path) -> dict[str, tuple[str, int | None]]:
     return found
 
 
-def restore_hit(db: sqlite3.Connection, hit: int, keys: list[str], signers: list[str], ops_store: str | None,
+def restore_hit(db: IndexDB, hit: int, keys: list[str], signers: list[str], ops_store: str | None,
                 out: Path, fps: float = 10.0, deid_out: Path | None = None) -> HitRestore:
     """Restore every frame of object ``hit`` whose de-identified image ``ops_store`` (or the ``edged
     deid`` output folder ``deid_out``) holds; write its clip and ``hit.json``."""
