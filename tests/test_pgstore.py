@@ -82,6 +82,14 @@ def test_unverified_envelopes_are_refused_on_append(spec: str, device, tmp_path:
     assert len(store) == 0 and store.segments() == []
 
 
+def test_any_signed_device_name_is_stored_and_read_back(spec: str, device) -> None:
+    sk, keys, _ = device
+    odd = [env(sk, device="rsu\x00nul"), env(sk, device="x" * 5000), env(sk, device="")]
+    store = open_store(spec, keys)
+    assert all(store.append_bytes(p) for p in odd)
+    assert [e.to_bytes() for e in store.iter_segment("VA")] == odd and store.rejected == []
+
+
 def test_two_processes_appending_to_one_database_store_each_message_once(pg_url: str, tmp_path: Path) -> None:
     payloads, keys = signed_envelopes(tmp_path, 300, videos=3)
     counts = append_from_processes(pg_url, tmp_path, payloads, tmp_path / "keys" / "device.pub")

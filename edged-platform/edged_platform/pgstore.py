@@ -20,6 +20,7 @@ naming the URL without its password); the next call connects again.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
@@ -37,6 +38,8 @@ PAGE = 256
 """Rows fetched per query when reading a whole video or verifying the whole store."""
 CONNECT_TIMEOUT_S = 10
 _SCHEMA_LOCK = 0x6564676564  # advisory lock key: one process creates the tables, the others wait
+DEVICE_COLUMN_MAX = 256
+"""Longest device name kept as it is in ``store_videos.device`` (a signed envelope's device is free text)."""
 MISMATCH = "row mismatch"
 MALFORMED = "malformed"
 
@@ -190,7 +193,7 @@ class PgStore:
         frame = _frame_index(env)
 
         def insert(conn: psycopg.Connection[Any]) -> bool:
-            video = self._video(conn, env.device, env.video_id)
+            video = self._video(conn, device_column(env.device), env.video_id)
             row = conn.execute(_INSERT, (env.id, video, str(env.kind), env.image_id, frame, env.signer, env.created,
                                          data)).fetchone()
             return row is not None
@@ -242,7 +245,7 @@ class PgStore:
             self._reject(row, MALFORMED, f"row {message_id}: not a readable envelope ({err})")
             return None
         columns = (message_id, kind, image_id, device, video_id)
-        signed = (env.id, str(env.kind), env.image_id, env.device, env.video_id)
+        signed = (env.id, str(env.kind), env.image_id, device_column(env.device), env.video_id)
         if columns != signed:
             self._reject(row, MISMATCH, f"row {message_id}: its columns (id, kind, image, device, video) "
                                         f"{columns} disagree with its signed envelope {signed}")
@@ -355,6 +358,15 @@ class PgStore:
 
     def refresh(self) -> None:
         """Nothing to do: every query sees what other processes committed."""
+
+
+def device_column(device: str) -> str:
+    """The ``store_videos.device`` text of an envelope's device name: as sent, unless it holds a NUL (which
+    PostgreSQL text cannot) or is too long for an index entry (then a prefix and a hash of the whole)."""
+    text = device.replace("\x00", "\ufffd")
+    if len(text) <= DEVICE_COLUMN_MAX:
+        return text
+    return f"{text[:64]}~{hashlib.blake2b(device.encode('utf-8', 'surrogatepass'), digest_size=16).hexdigest()}"
 
 
 def _frame_index(env: Envelope) -> int | None:
