@@ -16,6 +16,7 @@ from edged.link import wire
 from edged_platform import clips, restore
 from edged_platform import store as store_cli
 from edged_platform.pgstore import PgStore
+from edged_platform.search import cli as search_cli
 from edged_platform.search.sources import Tally, from_store
 from edged_platform.store import SegmentStore
 from edged_platform.stores import Store, StoreUnavailable, open_store
@@ -216,6 +217,12 @@ def test_restore_export_images_and_search_from_database_stores(platform, pg_serv
         assert opened and opened[0].location == (f"store:{func_url}" if where == func_url
                                                   else f"store:{(tmp / 'func.face').resolve()}")
     assert found[func_url] == found[str(tmp / "func.face")]
+    capsys.readouterr()
+    for where, name in ((func_url, "db"), (str(tmp / "func.face"), "files")):
+        assert search_cli.main(["index", "--index", str(tmp / f"{name}.sqlite"), "--key", str(face.private),
+                                "--device-key", str(dev.public), "--store", where, "--no-faces"]) == 0
+    db_line, files_line = capsys.readouterr().out.splitlines()
+    assert db_line.split(";")[:2] == files_line.split(";")[:2] and " 0 new record(s)" not in db_line
 
 
 def test_clips_from_a_database_store_match_the_file_store(platform, pg_url: str, tmp_path: Path) -> None:  # noqa: F811

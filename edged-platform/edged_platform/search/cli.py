@@ -67,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="functional platform private key (.key); repeatable, one per category")
     i.add_argument("--device-key", "--signer", dest="signer", action="append", default=[], metavar="PUB",
                    help="trusted device public key (.pub); repeatable")
-    i.add_argument("--store", action="append", default=[], metavar="DIR", help="receiver store folder; repeatable")
+    i.add_argument("--store", action="append", default=[], metavar="DIR|URL",
+                   help="receiver store: a folder or a postgresql:// URL; repeatable")
     i.add_argument("--records", action="append", default=[], metavar="DIR",
                    help="folder of sealed record files ('edged deid --sealed' output); repeatable")
     i.add_argument("--older-than", type=_age, metavar="AGE",
@@ -132,14 +133,15 @@ def _print_hits(hits: list, as_json: bool, what: str) -> None:
 def _index(args: argparse.Namespace) -> int:
     from edged_platform.search.indexer import Indexer
     from edged_platform.search.sources import Tally, from_folder, from_store
+    from edged_platform.stores import StoreUnavailable, missing_folder
 
     if (args.store or args.records) and (not args.key or not args.signer):
         print(f"{PROG} index: --key and --device-key are needed to open records", file=sys.stderr)
         return 2
-    for d in [*args.store, *args.records]:
-        if not Path(d).is_dir():
-            print(f"{PROG} index: folder not found: {d}", file=sys.stderr)
-            return 2
+    missing = [d for d in args.store if missing_folder(d)] + [d for d in args.records if not Path(d).is_dir()]
+    if missing:
+        print(f"{PROG} index: folder not found: {missing[0]}", file=sys.stderr)
+        return 2
     ring = {sealing_key_id(k): k for k in (load_platform_private_key(p) for p in args.key)}
     signers = trusted_keys(args.signer)
     db = dbmod.connect(args.index)
@@ -151,7 +153,11 @@ def _index(args: argparse.Namespace) -> int:
         tally = Tally()
         indexer = Indexer(db, faces=not args.no_faces)
         for d in args.store:
-            indexer.add(from_store(Path(d), ring, signers, seen.__contains__, tally))
+            try:
+                indexer.add(from_store(d, ring, signers, seen.__contains__, tally))
+            except StoreUnavailable as err:
+                print(f"{PROG} index: {err}", file=sys.stderr)
+                return 2
         for d in args.records:
             indexer.add(from_folder(Path(d), ring, signers, seen.__contains__, tally))
         if not args.no_faces:
