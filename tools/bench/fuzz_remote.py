@@ -200,7 +200,7 @@ bad_version = (
 
 def _near_miss_set() -> st.SearchStrategy[dict[str, Any]]:
     """A set request with exactly one thing (or more) wrong."""
-    valid_patch = st.sampled_from([{"camera": {"fps": 12.0}}, {"pipeline": {"stats_period_s": 9.0}}, {}])
+    valid_patch = st.sampled_from([{"camera": {"segment_s": 12.0}}, {"pipeline": {"stats_period_s": 9.0}}, {}])
     return st.one_of(
         st.fixed_dictionaries({"version": good_version, "config": bad_config}),
         st.fixed_dictionaries({"version": bad_version, "config": valid_patch}),
@@ -255,7 +255,7 @@ def _set_line(draw: st.DrawFn) -> str:
     pairs = draw(st.lists(st.tuples(st.from_regex(r"[A-Za-z_][A-Za-z0-9_.]{0,14}", fullmatch=True), value_token), max_size=4))
     body = " ".join(f"{k}={v}" for k, v in pairs)
     if draw(st.booleans()):
-        body += f" camera.fps={draw(st.floats(0.1, 120))} version={draw(st.integers(1, 5))}"
+        body += f" camera.segment_s={draw(st.floats(1, 3600))} version={draw(st.integers(1, 5))}"
     return f"{draw(st.sampled_from(['set', 'SET', 'set ']))} {body}"
 
 
@@ -303,7 +303,8 @@ LOCAL_ONLY = [
     {"remote": {"auth": {"mode": "unsigned"}}}, {"remote": {"auth": {"max_version_step": 10**6}}},
     {"privacy": {"signing_key": "/tmp/k.key"}}, {"detect": {"models": []}}, {"device": {"id": "other"}},
     {"camera": {"file": {"path": "/etc"}}}, {"camera": {"sensor_size": [8192, 8192]}}, {"output": {"dir": "/"}},
-    {"track": {"std_velocity": 0.5}},
+    {"track": {"std_velocity": 0.5}}, {"camera": {"fps": 5.0}}, {"camera": {"width": 8192, "height": 8192}},
+    {"exposure": {"fixed_shutter_us": 30000}}, {"camera": {"v4l2": {"gain_units_per_x": 4.0}}},
 ]
 WEAKER = [
     {"privacy": {"margin": 0.0}}, {"privacy": {"cells": 64}}, {"privacy": {"method": "pixelate"}},
@@ -314,7 +315,7 @@ WEAKER = [
 ]
 ADMIN_ONLY = [{"pipeline": {"stats_period_s": 9.0}}, {"remote": {"apply_timeout_s": 30.0}}, {"uplink": {"enabled": True}}]
 OUT_OF_RANGE = [
-    {"camera": {"width": 8192, "height": 8192}}, {"camera": {"width": 4000}}, {"remote": {"apply_timeout_s": 1e-6}},
+    {"camera": {"segment_s": 0.0}}, {"camera": {"width": 4000}}, {"remote": {"apply_timeout_s": 1e-6}},
     {"camera": {"fps": 1e9}}, {"exposure": {"remeter_period_s": 0.0}}, {"detect": {"tiling": {"tile": [1, 1]}}},
 ]
 FAULTS = ("device", "expired", "far", "expires_type", "step", "stale", "local", "weaker", "admin_only",
@@ -326,7 +327,7 @@ def _bad_signed(draw: st.DrawFn, rig: FuzzRig) -> bytes:
     fault = draw(st.sampled_from(FAULTS))
     now = time.time()
     claims: dict[str, Any] = {"cmd": "set", "device": DEVICE, "version": draw(st.integers(1, 1000)),
-                              "expires": now + draw(st.floats(30, 3000)), "config": {"camera": {"fps": 12.0}}, "mode": "merge"}
+                              "expires": now + draw(st.floats(30, 3000)), "config": {"camera": {"segment_s": 12.0}}, "mode": "merge"}
     key = draw(st.sampled_from([rig.operator, rig.admin]))
     if fault == "device":
         claims["device"] = draw(st.text(max_size=20).filter(lambda d: d != DEVICE))
