@@ -384,6 +384,22 @@ def _group_problem(args: argparse.Namespace) -> str:
     return ""
 
 
+def _open_store(spec: str, keys: Mapping[str, VerifyKey], fsync: bool, wait_s: float) -> Store | None:
+    """Open the store, retrying for up to ``wait_s`` while it cannot be reached (a database restarting)."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.5
+    while True:
+        try:
+            return open_store(spec, keys, fsync=fsync)
+        except StoreUnavailable as err:
+            if time.monotonic() + delay > deadline:
+                print(f"receiver: {err}", file=sys.stderr)
+                return None
+            log.warning("receiver: %s; trying again in %.1f s", err, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=prog_name("edged_platform.receiver"), description=__doc__.split("\n")[0])
     ap.add_argument("--host", default="127.0.0.1")
@@ -396,6 +412,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--device-key", action="append", required=True, metavar="PATH",
                     help="trusted device public key (.pub from 'edged keygen device'); repeatable; "
                          "envelopes not signed by one of them are dropped and counted")
+    ap.add_argument("--wait-store", type=float, default=30.0, metavar="SECONDS",
+                    help="how long to keep trying to open a store that cannot be reached (a database starting or "
+                         "restarting) before giving up (default: 30)")
     ap.add_argument("--group", help="consumer group: subscribe to $share/GROUP/<topic>, so the group's members "
                                     "split the topic's messages")
     ap.add_argument("--member", help="this member's name in --group, part of its client id: restart a member "
@@ -434,10 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     if dest is None or problem:
         print(f"receiver: {problem}", file=sys.stderr)
         return 2
-    try:
-        store = open_store(args.store, keys, fsync=args.fsync)
-    except StoreUnavailable as err:
-        print(f"receiver: {err}", file=sys.stderr)
+    store = _open_store(args.store, keys, args.fsync, args.wait_store)
+    if store is None:
         return 2
 
     def on_env(env: Envelope) -> None:

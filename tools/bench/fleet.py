@@ -1,0 +1,422 @@
+"""Fleet load test: many simulated devices, one broker, a consumer group of 1, 2 or 4 receivers.
+
+    nice -n 10 python -m tools.bench.fleet [--devices 60] [--seconds 30] [--receivers 1,2,4]
+        [--stores file,postgresql] [--backlog 3000] [--out fleet.json]
+
+Each simulated device has its own MQTT connection and publishes signed envelopes as a device's
+uplink does (QoS 1, the next one after the broker's PUBACK): an upload ``package`` of 30-60 KB every
+``--package-period`` seconds and small ``event`` records (200-400 bytes) ``--records-per-s`` times
+a second, each video ``--video-s`` long. Receivers run as processes of ``edged_platform.receiver
+--group`` (real mosquitto, the real file store or a real PostgreSQL server on loopback). Per store
+and group size:
+
+* steady: the fleet at its rate for ``--seconds``; one receiver is SIGKILLed a third of the way in
+  and restarted 2 s later, and (PostgreSQL) the database is stopped at half way for 3 s. Reported:
+  messages published and stored, stored messages/s, p50/p99 delay from the envelope's creation to
+  its being durable (the receivers log it as they store), how late the publishers were (p99),
+  duplicates dropped by the receivers, duplicates in the store, lost (published, never stored);
+* drain: the receivers stopped, ``--backlog`` messages published (queued at the broker for the
+  group's members), the receivers started: the stored messages/s of the backlog (the group's capacity).
+
+Everything is bounded (devices, seconds, backlog, a drain timeout) and on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import aiomqtt
+from nacl.signing import SigningKey
+
+from edged.core.keys import generate_device_key, load_signing_key
+from edged.link import wire
+from edged_platform.stores import Store, open_store
+from edged_sim.broker import Broker
+from edged_sim.pgserver import PgServer, have_postgres
+
+ROOT = Path(__file__).resolve().parents[2]
+TOPIC = "edged/+/ops/#"
+GROUP = "fleet"
+STORED = re.compile(r"stored \S+ (\S+) .*\(\d+ bytes, (-?[0-9.]+) s after it was made\)")
+SUMMARY = re.compile(r"receiver: (\d+) received, (\d+) stored, (\d+) duplicates")
+
+
+class ReceiverProcess:
+    """One ``edged_platform.receiver`` process, a member of a consumer group; its log in ``folder``."""
+
+    def __init__(self, folder: Path, port: int, store: str, device_keys: list[Path], *,
+                 group: str | None = GROUP, member: str = "0") -> None:
+        self.folder, self.port, self.store, self.device_keys = folder, port, store, device_keys
+        self.group, self.member = group, member
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.logs: list[Path] = []
+
+    def start(self) -> None:
+        """Start it; :meth:`wait_subscribed` waits for its subscription."""
+        log = self.folder / f"receiver-{self.member}-{len(self.logs)}.log"
+        self.logs.append(log)
+        cmd = [sys.executable, "-m", "edged_platform.receiver", "--port", str(self.port), "--topic", TOPIC,
+               "--store", self.store]
+        if self.group:
+            cmd += ["--group", self.group, "--member", self.member]
+        for key in self.device_keys:
+            cmd += ["--device-key", str(key)]
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=out)
+
+    def wait_subscribed(self, timeout_s: float = 20.0) -> None:
+        """Wait until the current run logged its subscription."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            text = self.logs[-1].read_text(errors="replace")
+            if "subscribed to" in text:
+                return
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"receiver {self.member} exited: {text[-800:]}")
+            time.sleep(0.05)
+        raise RuntimeError(f"receiver {self.member} did not subscribe in {timeout_s:g} s")
+
+    def kill(self) -> None:
+        """SIGKILL: nothing flushed, nothing acknowledged that was not already."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        """SIGTERM and wait (its summary line is logged)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def text(self) -> str:
+        """Every run's log, concatenated."""
+        return "".join(p.read_text(errors="replace") for p in self.logs)
+
+    def delays(self) -> list[float]:
+        """Seconds from each stored envelope's creation to its being durable, as logged."""
+        return [float(m.group(2)) for m in STORED.finditer(self.text())]
+
+    def duplicates(self) -> int:
+        """Duplicates dropped, from the summary lines of the runs that ended cleanly."""
+        return sum(int(m.group(3)) for m in SUMMARY.finditer(self.text()))
+
+
+@dataclass
+class Device:
+    """A simulated roadside unit: its name, key, and counters of the video it is in."""
+
+    name: str
+    key: SigningKey
+    video: int = 0
+    seq: int = 0
+
+
+@dataclass
+class Load:
+    """What each device sends: a package every ``package_period_s``, ``records_per_s`` small records."""
+
+    package_period_s: float = 2.0
+    records_per_s: float = 3.0
+    video_s: float = 60.0
+    package_bytes: tuple[int, int] = (30_000, 60_000)
+    record_bytes: tuple[int, int] = (200, 400)
+
+
+@dataclass
+class Published:
+    """Message ids the broker acknowledged, and how late each publish was against its schedule."""
+
+    ids: set[str] = field(default_factory=set)
+    lateness: list[float] = field(default_factory=list)
+    bytes: int = 0
+
+
+def envelope(dev: Device, kind: str, size: int, started: float, video_s: float) -> bytes:
+    """One signed envelope of ``dev`` (its video changes every ``video_s``), body of ``size`` random bytes."""
+    video = int((time.time() - started) // video_s)
+    dev.seq += 1
+    env = wire.make(kind, "ops", "normal", random.randbytes(size), video_id=f"{dev.name}-v{video}",
+                    image_id=f"{dev.name}-i{dev.seq}" if kind == "package" else None, device=dev.name)
+    return wire.encode(env, dev.key)
+
+
+async def run_device(port: int, dev: Device, load: Load, until: float, out: Published, started: float) -> None:
+    """Publish ``dev``'s messages on their schedule until ``until`` (monotonic); QoS 1, one at a time."""
+    rng = random.Random(dev.name)
+    schedule = [(rng.uniform(0, load.package_period_s), "package"), (rng.expovariate(load.records_per_s), "event")]
+    t0 = time.monotonic()
+    async with aiomqtt.Client("127.0.0.1", port, identifier=f"fleet-{dev.name}", keepalive=30) as client:
+        while True:
+            schedule.sort()
+            at, kind = schedule.pop(0)
+            due = t0 + at
+            if due >= until:
+                return
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            out.lateness.append(time.monotonic() - due)
+            size = rng.randint(*(load.package_bytes if kind == "package" else load.record_bytes))
+            payload = envelope(dev, kind, size, started, load.video_s)
+            await client.publish(f"edged/{dev.name}/ops/{kind}", payload, qos=1, timeout=30)
+            out.ids.add(wire.decode(payload).id)
+            out.bytes += len(payload)
+            nxt = at + (load.package_period_s if kind == "package" else rng.expovariate(load.records_per_s))
+            schedule.append((nxt, kind))
+
+
+async def publish_all(port: int, payloads: list[tuple[str, bytes]], connections: int = 8) -> None:
+    """Publish ``(topic, payload)`` pairs with QoS 1 over a few connections, each awaiting its PUBACK."""
+    async def one(part: list[tuple[str, bytes]], n: int) -> None:
+        async with aiomqtt.Client("127.0.0.1", port, identifier=f"fleet-backlog-{n}") as client:
+            for topic, payload in part:
+                await client.publish(topic, payload, qos=1, timeout=30)
+
+    await asyncio.gather(*(one(payloads[n::connections], n) for n in range(connections)))
+
+
+def stored_counts(store: Store) -> tuple[set[str], int]:
+    """The store's message ids and how many items it holds (more than the ids: a duplicate was stored)."""
+    store.refresh()
+    items = sum(1 for video in store.segments() for _ in store.iter_segment(video))
+    return store.ids(), items
+
+
+def wait_stored(spec: str, keys: dict, want: set[str], timeout_s: float) -> float:
+    """Wait until every id of ``want`` is in the store; the time it took (``timeout_s`` if it did not)."""
+    t0 = time.monotonic()
+    store = open_store(spec, keys)
+    try:
+        while time.monotonic() - t0 < timeout_s:
+            store.refresh()
+            if want <= store.ids():
+                return time.monotonic() - t0
+            time.sleep(0.2)
+        return timeout_s
+    finally:
+        store.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values``, nearest rank; NaN when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+@dataclass
+class Result:
+    """One store and group size: the steady run and the drain."""
+
+    store: str
+    receivers: int
+    devices: int
+    seconds: float
+    published: int
+    published_mb: float
+    stored: int
+    stored_per_s: float
+    delay_p50_s: float
+    delay_p99_s: float
+    publish_late_p99_s: float
+    duplicates_dropped: int
+    duplicates_stored: int
+    lost: int
+    stored_by: list[int] = field(default_factory=list)
+    """Messages each receiver logged as stored (all its runs)."""
+    drain_messages: int = 0
+    drain_per_s: float = 0.0
+    drain_lost: int = 0
+    events: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Rig:
+    """The broker, the database server and the device keys of one bench run."""
+
+    folder: Path
+    broker: Broker
+    pg: PgServer | None
+    keys: list[SigningKey]
+    key_files: list[Path]
+
+
+@contextmanager
+def rig(folder: Path, with_postgres: bool, n_keys: int = 4) -> Iterator[Rig]:
+    """Start mosquitto (and PostgreSQL) in ``folder``; stop them after."""
+    broker = Broker(folder / "broker")
+    broker.start()
+    pg = PgServer(folder / "pg") if with_postgres else None
+    try:
+        if pg is not None:
+            pg.start()
+        made = [generate_device_key(folder / "keys" / f"device{i}") for i in range(n_keys)]
+        yield Rig(folder, broker, pg, [load_signing_key(k.private) for k in made], [k.public for k in made])
+    finally:
+        broker.stop()
+        if pg is not None:
+            pg.remove()
+
+
+def new_store(r: Rig, kind: str, name: str) -> str:
+    """A fresh, empty store of ``kind`` (``file`` or ``postgresql``) for one run."""
+    if kind == "postgresql":
+        assert r.pg is not None
+        return r.pg.new_database(name)
+    folder = r.folder / "stores" / name
+    folder.mkdir(parents=True)
+    return str(folder)
+
+
+def run_fleet(r: Rig, kind: str, n_receivers: int, devices: int, seconds: float, load: Load, *,
+              backlog: int = 0, restart: bool = True, drain_timeout_s: float = 60.0) -> Result:
+    """One steady run (with a receiver killed and restarted, and the database stopped, mid-run) and one drain."""
+    name = f"{kind[:4]}_{n_receivers}_{devices}_{int(time.time() * 1000) % 10**8}"
+    spec = new_store(r, kind, name)
+    work = r.folder / "runs" / name
+    work.mkdir(parents=True)
+    trusted = wire.trusted_keys(r.key_files)
+    receivers = [ReceiverProcess(work, r.broker.port, spec, r.key_files, member=str(i)) for i in range(n_receivers)]
+    for rx in receivers:
+        rx.start()
+    for rx in receivers:
+        rx.wait_subscribed()
+    fleet = [Device(f"rsu{i:04d}", r.keys[i % len(r.keys)]) for i in range(devices)]
+    out = Published()
+    events: list[str] = []
+
+    async def steady() -> None:
+        t0 = time.monotonic()
+        until = t0 + seconds
+        started = time.time()
+        tasks = [asyncio.ensure_future(run_device(r.broker.port, d, load, until, out, started)) for d in fleet]
+        if restart:
+            await asyncio.sleep(seconds / 3)
+            receivers[0].kill()
+            events.append(f"{time.monotonic() - t0:.1f} s: receiver 0 SIGKILLed")
+            await asyncio.sleep(2.0)
+            receivers[0].start()
+            events.append(f"{time.monotonic() - t0:.1f} s: receiver 0 restarted")
+            if r.pg is not None and kind == "postgresql":
+                await asyncio.sleep(max(0.0, t0 + seconds / 2 - time.monotonic()))
+                await asyncio.to_thread(r.pg.stop)
+                events.append(f"{time.monotonic() - t0:.1f} s: database stopped")
+                await asyncio.sleep(3.0)
+                await asyncio.to_thread(r.pg.start)
+                events.append(f"{time.monotonic() - t0:.1f} s: database started")
+        await asyncio.gather(*tasks)
+
+    t_start = time.monotonic()
+    asyncio.run(steady())
+    waited = wait_stored(spec, trusted, out.ids, drain_timeout_s)
+    elapsed = time.monotonic() - t_start - (0.0 if waited < drain_timeout_s else drain_timeout_s)
+    for rx in receivers:
+        rx.stop()
+    store = open_store(spec, trusted)
+    ids, items = stored_counts(store)
+    store.close()
+    delays = [d for rx in receivers for d in rx.delays()]
+    result = Result(
+        store=kind, receivers=n_receivers, devices=devices, seconds=seconds, published=len(out.ids),
+        published_mb=out.bytes / 1e6, stored=len(ids & out.ids), stored_per_s=len(ids & out.ids) / max(elapsed, 1e-9),
+        delay_p50_s=percentile(delays, 0.5), delay_p99_s=percentile(delays, 0.99),
+        publish_late_p99_s=percentile(out.lateness, 0.99),
+        duplicates_dropped=sum(rx.duplicates() for rx in receivers), duplicates_stored=items - len(ids),
+        lost=len(out.ids - ids), events=events, stored_by=[len(rx.delays()) for rx in receivers],
+    )
+    if backlog:
+        drain(r, result, spec, receivers, fleet, load, backlog, drain_timeout_s)
+    return result
+
+
+def drain(r: Rig, result: Result, spec: str, receivers: list[ReceiverProcess], fleet: list[Device], load: Load,
+          backlog: int, timeout_s: float) -> None:
+    """Publish ``backlog`` messages while the group is stopped, start it, time until all are stored."""
+    started = time.time()
+    payloads: list[tuple[str, bytes]] = []
+    rng = random.Random(7)
+    share = 1.0 / (1.0 + load.records_per_s * load.package_period_s)
+    for n in range(backlog):
+        dev = fleet[n % len(fleet)]
+        kind = "package" if rng.random() < share else "event"
+        size = rng.randint(*(load.package_bytes if kind == "package" else load.record_bytes))
+        payloads.append((f"edged/{dev.name}/ops/{kind}", envelope(dev, kind, size, started, load.video_s)))
+    asyncio.run(publish_all(r.broker.port, payloads))
+    want = {wire.decode(p).id for _, p in payloads}
+    for rx in receivers:
+        rx.start()
+    took = wait_stored(spec, wire.trusted_keys(r.key_files), want, timeout_s)
+    for rx in receivers:
+        rx.stop()
+    store = open_store(spec, wire.trusted_keys(r.key_files))
+    ids = store.ids()
+    store.close()
+    result.drain_messages = backlog
+    result.drain_lost = len(want - ids)
+    result.drain_per_s = (backlog - result.drain_lost) / max(took, 1e-9)
+
+
+def table(results: list[Result]) -> str:
+    """The results as a Markdown table."""
+    head = ("| store | receivers | devices | published (MB) | stored/s | delay p50 / p99 (s) | publishers late p99 (s) "
+            "| duplicates dropped / stored | lost | drain msg/s (backlog) |")
+    rows = [head, "|" + "---|" * 10]
+    for x in results:
+        rows.append(f"| {x.store} | {x.receivers} | {x.devices} | {x.published} ({x.published_mb:.0f}) "
+                    f"| {x.stored_per_s:.0f} | {x.delay_p50_s:.3f} / {x.delay_p99_s:.2f} | {x.publish_late_p99_s:.2f} "
+                    f"| {x.duplicates_dropped} / {x.duplicates_stored} | {x.lost + x.drain_lost} "
+                    f"| {x.drain_per_s:.0f} ({x.drain_messages}) |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--devices", type=int, default=60)
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--receivers", default="1,2,4", help="group sizes, comma-separated")
+    ap.add_argument("--stores", default="file,postgresql", help="'file', 'postgresql' or both")
+    ap.add_argument("--backlog", type=int, default=3000, help="messages of the drain (0: no drain)")
+    ap.add_argument("--package-period", type=float, default=2.0, help="seconds between a device's packages")
+    ap.add_argument("--records-per-s", type=float, default=3.0, help="small records a second per device")
+    ap.add_argument("--out", type=Path, help="write the results as JSON")
+    args = ap.parse_args(argv)
+    kinds = [k.strip() for k in args.stores.split(",") if k.strip()]
+    if "postgresql" in kinds and not have_postgres():
+        print("fleet: PostgreSQL is not installed: leaving the postgresql store out", file=sys.stderr)
+        kinds.remove("postgresql")
+    sizes = [int(n) for n in args.receivers.split(",")]
+    load = Load(package_period_s=args.package_period, records_per_s=args.records_per_s)
+    results = []
+    load1 = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="edged-fleet-") as d, rig(Path(d), "postgresql" in kinds) as r:
+        for kind in kinds:
+            for n in sizes:
+                res = run_fleet(r, kind, n, args.devices, args.seconds, load, backlog=args.backlog)
+                print(json.dumps(asdict(res)), flush=True)
+                results.append(res)
+    print(table(results))
+    print(f"load average (1 min) at start {load1:.2f}, at end {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs")
+    if args.out:
+        args.out.write_text(json.dumps([asdict(x) for x in results], indent=1) + "\n")
+    return 0 if all(x.lost == 0 and x.drain_lost == 0 and x.duplicates_stored == 0 for x in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
