@@ -198,9 +198,10 @@ class PgStore:
                                          data)).fetchone()
             return row is not None
 
-        stored = self._run(insert)
-        if not stored:
-            self.duplicates += 1
+        with self._lock:  # receivers call this from worker threads
+            stored = self._run(insert)
+            if not stored:
+                self.duplicates += 1
         return stored
 
     def append_bytes(self, payload: bytes) -> bool:
