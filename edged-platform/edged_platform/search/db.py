@@ -57,8 +57,12 @@ CREATE TABLE IF NOT EXISTS sources (
 );
 CREATE TABLE IF NOT EXISTS face_cells (cell INTEGER PRIMARY KEY, centroid {blob} NOT NULL)
 """
-INDEXES = "CREATE INDEX IF NOT EXISTS objects_face_cell ON objects (face_cell)"
-"""Indexes on columns a migration adds: made after it."""
+INDEXES = """
+CREATE INDEX IF NOT EXISTS objects_face_cell ON objects (face_cell) WHERE face_cell IS NOT NULL;
+CREATE INDEX IF NOT EXISTS objects_face_unassigned ON objects (id) WHERE face IS NOT NULL AND face_cell IS NULL
+"""
+"""Indexes on columns a migration adds: made after it. Partial: plates have no cell, and the second holds
+only the faces not given one yet, so neither query reads the other's rows."""
 PG_ONLY = """
 CREATE TABLE IF NOT EXISTS crops (
     object BIGINT PRIMARY KEY REFERENCES objects (id) ON DELETE CASCADE, png BYTEA NOT NULL
@@ -145,7 +149,7 @@ def _connect_file(path: Path, create: bool) -> SqliteIndex:
                 conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             elif row[0] != str(SCHEMA_VERSION):
                 _migrate(db, int(row[0]) if row[0].isdigit() else -1)
-            conn.execute(INDEXES)
+            conn.executescript(INDEXES)
     except sqlite3.DatabaseError as err:
         db.close()
         raise IndexError_(f"index {path}: not a search index ({err})") from None

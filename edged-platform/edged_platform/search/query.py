@@ -94,19 +94,21 @@ def face_hits(db: IndexDB, descriptor: np.ndarray, top: int = 5, max_distance: f
     (:mod:`edged_platform.search.cells`), among all faces when ``exact`` or it has none."""
     q = descriptor.astype(np.float32)
     centroids = None if exact else cells.load(db)
-    where, params = "face IS NOT NULL", []
-    if centroids is not None:
+    if centroids is None:
+        scans: list[tuple[str, list[int]]] = [("face IS NOT NULL", [])]
+    else:
         chosen = cells.probe(q, centroids, probe or cells.default_probe(len(centroids)))
-        where += f" AND (face_cell IS NULL OR face_cell IN ({', '.join('?' * len(chosen))}))"
-        params = chosen
+        scans = [(f"face_cell IN ({', '.join('?' * len(chosen))})", chosen),
+                 ("face IS NOT NULL AND face_cell IS NULL", [])]  # faces not given a cell yet
     best: list[tuple[float, int]] = []
-    for rows in db.scan(f"SELECT id, face FROM objects WHERE {where}", params, CHUNK):
-        ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-        mat = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), -1)
-        dist = np.linalg.norm(mat - q, axis=1)
-        keep = np.argsort(dist)[:top]
-        best += [(float(dist[k]), int(ids[k])) for k in keep]
-        best = sorted(best)[:top]
+    for where, params in scans:
+        for rows in db.scan(f"SELECT id, face FROM objects WHERE {where}", params, CHUNK):
+            ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+            mat = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), -1)
+            dist = np.linalg.norm(mat - q, axis=1)
+            keep = np.argsort(dist)[:top]
+            best += [(float(dist[k]), int(ids[k])) for k in keep]
+            best = sorted(best)[:top]
     if max_distance is not None:
         best = [b for b in best if b[0] <= max_distance]
     return _hits(db, best)
