@@ -160,3 +160,18 @@ def test_bad_group_arguments_are_one_line(tmp_path: Path, extra: list[str], says
          "--device-key", str(dev.public), *extra], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert says in proc.stderr and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_a_folder_of_device_keys_trusts_each_of_them(tmp_path: Path) -> None:
+    from edged_platform.receiver import key_files
+
+    made = [generate_device_key(tmp_path / "fleet" / f"rsu{i}") for i in range(3)]
+    (tmp_path / "fleet" / "notes.txt").write_text("not a key")
+    files = key_files([str(tmp_path / "fleet")])
+    assert sorted(files) == sorted(k.public for k in made)
+    assert len(wire.trusted_keys(files)) == 3
+    (tmp_path / "empty").mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "edged_platform.receiver", "--topic", "edged/+/ops/#", "--store", str(tmp_path / "s"),
+         "--device-key", str(tmp_path / "empty")], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "holds no .pub file" in proc.stderr and "Traceback" not in proc.stderr

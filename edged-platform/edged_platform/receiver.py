@@ -338,6 +338,21 @@ def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
     return ctx
 
 
+def key_files(given: list[str]) -> list[Path]:
+    """The ``.pub`` files ``--device-key`` names: each file as given, each folder's ``*.pub`` files (a fleet's keys)."""
+    out: list[Path] = []
+    for name in given:
+        path = Path(name)
+        if path.is_dir():
+            found = sorted(path.glob("*.pub"))
+            if not found:
+                raise KeyFileError(f"--device-key {path}: the folder holds no .pub file")
+            out += found
+        else:
+            out.append(path)
+    return out
+
+
 def _store_identity(store: str | Path) -> str:
     """What names a store in a client id: its resolved folder, or its URL without a password."""
     folder = store_folder(store)
@@ -410,8 +425,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--dest", help="the platform this store is for: 'ops' or 'func.<category>' (default: the one "
                                    "--topic names); a signed envelope addressed to another is dropped")
     ap.add_argument("--device-key", action="append", required=True, metavar="PATH",
-                    help="trusted device public key (.pub from 'edged keygen device'); repeatable; "
-                         "envelopes not signed by one of them are dropped and counted")
+                    help="trusted device public key (.pub from 'edged keygen device'), or a folder of them (a fleet's "
+                         "keys); repeatable; envelopes not signed by one of them are dropped and counted")
     ap.add_argument("--wait-store", type=float, default=30.0, metavar="SECONDS",
                     help="how long to keep trying to open a store that cannot be reached (a database starting or "
                          "restarting) before giving up (default: 30)")
@@ -444,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"receiver: cannot load TLS files: {err}", file=sys.stderr)
         return 2
     try:
-        keys = trusted_keys(args.device_key)
+        keys = trusted_keys(key_files(args.device_key))
     except KeyFileError as err:
         print(f"receiver: {err}", file=sys.stderr)
         return 2
