@@ -157,3 +157,26 @@ def test_database_bad_input_is_one_line(pg_server: PgServer, pg_url: str, tmp_pa
     capsys.readouterr()
     assert cli.main(["plate", "AB12", "--index", pg_url, "--crops", str(open_crops)]) == 2
     assert "must be a private (0700) folder" in capsys.readouterr().err
+
+
+def test_a_read_only_role_queries_and_cannot_write(run, pg_url: str, tmp_path: Path,  # noqa: F811
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert _index(run, pg_url) == 0
+    role = "investigator_" + pg_url.rsplit("/", 1)[1][-20:]  # roles belong to the whole server
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
+            conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"GRANT USAGE ON SCHEMA edged_search TO {role}")
+        conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA edged_search TO {role}")
+    reader = pg_url.replace("//postgres@", f"//{role}@")
+    capsys.readouterr()
+    plate = sorted(_scene_plates(run))[0]
+    owner_hits = _json(["plate", plate, "--index", pg_url, "--max-edits", "2"], capsys)
+    assert owner_hits and _json(["plate", plate, "--index", reader, "--max-edits", "2"], capsys) == owner_hits
+    crops = tmp_path / "crops"
+    hits = _json(["plate", plate, "--index", reader, "--max-edits", "2", "--crops", str(crops)], capsys)
+    assert all(Path(h["best_crop"]).is_file() for h in hits)
+    for argv in (["index", "--index", reader], ["cells", "--index", reader]):
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "permission denied" in err[0], (argv, err)

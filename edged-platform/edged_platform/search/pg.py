@@ -113,20 +113,31 @@ def _prepare(db: PgIndex, schema: str, create: bool, version: int, migrate: Any)
     exists = db.conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (SCHEMA_NAME,)).fetchone()
     if exists is None and not create:
         raise IndexError_(f"index {db.where}: no search index in this database: build it with 'edged-search index'")
+    db.conn.execute(f"SET search_path TO {SCHEMA_NAME}")
+    if exists is not None and not create and _version(db) == str(version):
+        _check_private(db)  # queries need no more than USAGE on the schema and SELECT on its tables
+        return
     with db.conn.transaction():
         db.conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK,))
         if exists is None:
             db.conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA_NAME}")
             db.conn.execute(f"REVOKE ALL ON SCHEMA {SCHEMA_NAME} FROM PUBLIC")
-        db.conn.execute(f"SET search_path TO {SCHEMA_NAME}")
         for statement in filter(str.strip, schema.split(";")):
             db.conn.execute(statement)
-        row = db.conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        if row is None:
+        found = _version(db)
+        if found is None:
             db.conn.execute("INSERT INTO meta VALUES ('schema', %s)", (str(version),))
-        elif row[0] != str(version):
-            migrate(db, int(row[0]))
+        elif found != str(version):
+            migrate(db, int(found) if found.isdigit() else -1)
     _check_private(db)
+
+
+def _version(db: PgIndex) -> str | None:
+    """The schema version the index records, or ``None`` before it has tables."""
+    if db.conn.execute("SELECT to_regclass('meta')").fetchone() == (None,):
+        return None
+    row = db.conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    return None if row is None else str(row[0])
 
 
 def _check_private(db: PgIndex) -> None:
