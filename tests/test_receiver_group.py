@@ -135,6 +135,36 @@ def test_two_members_split_a_destination_and_store_each_message_once_across_a_ki
     assert "already connected" not in mosquitto.log_text()
 
 
+@pytest.mark.slow
+def test_a_retired_member_leaves_its_share_stored_and_no_session_behind(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """A member that is gone still gets its share queued by mosquitto; --leave stores that share and ends the
+    session, after which the remaining member gets every message."""
+    dev = generate_device_key(tmp_path / "keys" / "device")
+    folder = tmp_path / "ops"
+    stay, gone = (ReceiverProcess(tmp_path, mosquitto.port, str(folder), [dev.public], member=m) for m in ("a", "b"))
+    first, later = signed(dev.private, "V1", 40), signed(dev.private, "V2", 20)
+    try:
+        for rx in (stay, gone):
+            rx.start()
+            rx.wait_subscribed()
+        gone.stop()
+        publish(mosquitto.port, first)
+        time.sleep(1.0)
+        assert len(SegmentStore(folder).ids()) < len(first)  # the gone member's share waits in its session
+        leave = subprocess.run(
+            [sys.executable, "-m", "edged_platform.receiver", "--port", str(mosquitto.port), "--topic", "edged/+/ops/#",
+             "--store", str(folder), "--group", "fleet", "--member", "b", "--leave", "--device-key", str(dev.public)],
+            cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert leave.returncode == 0, leave.stderr[-2000:]
+        assert "session" in leave.stderr and "ended" in leave.stderr
+        publish(mosquitto.port, later)
+        want = {wire.decode(p).id for p in first + later}
+        assert wait_for(lambda: SegmentStore(folder).ids() == want, 15), stay.text()[-1500:]
+    finally:
+        stay.stop()
+    assert sum(1 for v in SegmentStore(folder).segments() for _ in SegmentStore(folder).iter_segment(v)) == 60
+
+
 def test_member_client_ids_are_stable_distinct_and_apart_from_the_plain_receivers(tmp_path: Path) -> None:
     ops = tmp_path / "ops"
     a = member_client_id(ops, "edged/+/ops/#", "g", "a")
@@ -152,6 +182,7 @@ def test_member_client_ids_are_stable_distinct_and_apart_from_the_plain_receiver
     (["--member", "a"], "give --group too"),
     (["--group", "a/b"], "--group 'a/b'"),
     (["--group", "g", "--member", "x+"], "--member 'x+'"),
+    (["--leave"], "give --group and --member too"),
 ])
 def test_bad_group_arguments_are_one_line(tmp_path: Path, extra: list[str], says: str) -> None:
     dev = generate_device_key(tmp_path / "keys" / "device")

@@ -279,13 +279,44 @@ class Receiver:
             await asyncio.sleep(min(1.0, self.drops.period_s))
             self.drops.flush(due_only=True)
 
-    def _client(self) -> aiomqtt.Client:
+    async def leave(self, stop: asyncio.Event, idle_s: float = 5.0) -> bool:
+        """Retire this group member: unsubscribe, store what its session still holds, then end the session.
+
+        ``True`` once the session is ended (no message came for ``idle_s``); ``False`` when ``stop`` came
+        first or the broker could not be reached (the session is kept, and what it holds with it).
+        """
+        try:
+            async with self._client() as client:
+                await client.unsubscribe(self.subscription)
+                log.info("receiver: left %s on %s:%d; storing what the session still holds", self.subscription,
+                         self.host, self.port)
+                messages = aiter(client.messages)
+                while True:
+                    try:
+                        msg = await asyncio.wait_for(anext(messages), timeout=idle_s)
+                    except TimeoutError:
+                        break
+                    payload = msg.payload if isinstance(msg.payload, (bytes, bytearray)) else b""
+                    if not await self._take(bytes(payload), stop):
+                        return False
+                    client._client.ack(msg.mid, msg.qos)  # noqa: SLF001 - durable (or dropped): PUBACK
+                    if stop.is_set():
+                        return False
+            async with self._client(session_expiry=0, clean_start=True):
+                pass  # a clean session that expires at once: the member's session is gone
+        except aiomqtt.MqttError as err:
+            log.error("receiver: could not leave %s: %s (the session is kept)", self.subscription, err)
+            return False
+        log.info("receiver: session %s ended", self.client_id)
+        return True
+
+    def _client(self, session_expiry: int = SESSION_NEVER_EXPIRES, clean_start: bool = False) -> aiomqtt.Client:
         """An MQTT 5 client with a persistent, never-expiring session that acknowledges only when told."""
         connect = Properties(PacketTypes.CONNECT)
-        connect.SessionExpiryInterval = SESSION_NEVER_EXPIRES
+        connect.SessionExpiryInterval = session_expiry
         client = aiomqtt.Client(
             self.host, self.port, identifier=self.client_id, protocol=aiomqtt.ProtocolVersion.V5,
-            clean_start=False, properties=connect, username=self.username, password=self.password,
+            clean_start=clean_start, properties=connect, username=self.username, password=self.password,
             tls_context=self.tls_context, keepalive=15, max_queued_incoming_messages=0,
         )
         # aiomqtt has no manual acknowledgement of its own: the paho client under it does (set before
@@ -394,6 +425,8 @@ def _group_problem(args: argparse.Namespace) -> str:
         return f"--group {args.group[:40]!r}: letters, digits, '_', '.', '-' only (at most 64)"
     if args.member is not None and not _NAME.match(args.member):
         return f"--member {args.member[:40]!r}: letters, digits, '_', '.', '-' only (at most 64)"
+    if args.leave and args.group is None:
+        return "--leave retires a member of a consumer group: give --group and --member too"
     if args.topic.startswith("$share/"):
         return f"--topic {args.topic}: give the plain topic and --group NAME for a shared subscription"
     return ""
@@ -434,6 +467,9 @@ def _parser() -> argparse.ArgumentParser:
                                     "split the topic's messages")
     ap.add_argument("--member", help="this member's name in --group, part of its client id: restart a member "
                                      "under the same name to resume its session (default: the host name)")
+    ap.add_argument("--leave", action="store_true",
+                    help="retire this member of --group for good: unsubscribe, store what its session still holds "
+                         "(until no message came for 5 s), end the session and exit")
     ap.add_argument("--client-id",
                     help="MQTT client id (default: derived from --store and --topic, and --group and --member; "
                          "stable across restarts)")
@@ -489,19 +525,22 @@ def main(argv: list[str] | None = None) -> int:
     log.info("receiver: storing envelopes addressed to %s in %s; trusting device key%s %s", dest, store.location,
              "s" if len(keys) > 1 else "", ", ".join(sorted(keys)))
 
-    async def amain() -> None:
+    async def amain() -> bool:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        if args.leave:
+            return await receiver.leave(stop)
         await receiver.run(stop)
+        return True
 
     try:
-        asyncio.run(amain())
+        done = asyncio.run(amain())
     finally:
         store.close()
     log.info("receiver: %s", receiver.stats.summary())
-    return 0
+    return 0 if done else 1
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Fleet load test: many simulated devices, one broker, a consumer group of 1, 2 or 4 receivers.
 
     nice -n 10 python -m tools.bench.fleet [--devices 60] [--seconds 30] [--receivers 1,2,4]
-        [--stores file,postgresql] [--backlog 3000] [--out fleet.json]
+        [--stores file,postgresql] [--backlog 3000] [--wait 120] [--out fleet.json]
 
 Each simulated device has its own MQTT connection and publishes signed envelopes as a device's
 uplink does (QoS 1, the next one after the broker's PUBACK): an upload ``package`` of 30-60 KB every
@@ -291,8 +291,20 @@ def run_fleet(r: Rig, kind: str, n_receivers: int, devices: int, seconds: float,
     spec = new_store(r, kind, name)
     work = r.folder / "runs" / name
     work.mkdir(parents=True)
+    # a group of its own: the members of an earlier run keep their sessions (and would get their share)
+    receivers = [ReceiverProcess(work, r.broker.port, spec, r.key_files, group=f"{GROUP}-{name}", member=str(i))
+                 for i in range(n_receivers)]
+    try:
+        return _run(r, kind, spec, receivers, devices, seconds, load, backlog, restart, drain_timeout_s)
+    finally:
+        for rx in receivers:
+            rx.stop()
+
+
+def _run(r: Rig, kind: str, spec: str, receivers: list[ReceiverProcess], devices: int, seconds: float, load: Load,
+         backlog: int, restart: bool, drain_timeout_s: float) -> Result:
+    n_receivers = len(receivers)
     trusted = wire.trusted_keys(r.key_files)
-    receivers = [ReceiverProcess(work, r.broker.port, spec, r.key_files, member=str(i)) for i in range(n_receivers)]
     for rx in receivers:
         rx.start()
     for rx in receivers:
@@ -407,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backlog", type=int, default=3000, help="messages of the drain (0: no drain)")
     ap.add_argument("--package-period", type=float, default=2.0, help="seconds between a device's packages")
     ap.add_argument("--records-per-s", type=float, default=3.0, help="small records a second per device")
+    ap.add_argument("--wait", type=float, default=120.0, help="longest wait for a run's messages to be stored (s)")
     ap.add_argument("--out", type=Path, help="write the results as JSON")
     args = ap.parse_args(argv)
     kinds = [k.strip() for k in args.stores.split(",") if k.strip()]
@@ -420,7 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="edged-fleet-") as d, rig(Path(d), "postgresql" in kinds) as r:
         for kind in kinds:
             for n in sizes:
-                res = run_fleet(r, kind, n, args.devices, args.seconds, load, backlog=args.backlog)
+                res = run_fleet(r, kind, n, args.devices, args.seconds, load, backlog=args.backlog,
+                                drain_timeout_s=args.wait)
                 print(json.dumps(asdict(res)), flush=True)
                 results.append(res)
     print(table(results))
