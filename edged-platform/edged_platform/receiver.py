@@ -43,7 +43,9 @@ group's members and N receiver processes split one destination's traffic into on
 processes may append to one store folder; the database's unique message id does the same for
 PostgreSQL). Each member has its own persistent session, named by ``--member`` (default: the host
 name) in its client id (:func:`member_client_id`); a broker may queue a member's share while it is
-offline (mosquitto does), so a member is restarted under the same name to resume its session.
+offline (mosquitto does), so a member is restarted under the same name to resume its session, and
+a member retired for good is run once with ``--leave`` (:meth:`Receiver.leave`), which stores what
+its session holds and ends it.
 """
 
 from __future__ import annotations
