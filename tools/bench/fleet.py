@@ -38,13 +38,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
+import psycopg
 from nacl.signing import SigningKey
 
 from edged.core.keys import generate_device_key, load_signing_key
 from edged.link import wire
-from edged_platform.stores import Store, open_store
+from edged_platform.store import SegmentStore
+from edged_platform.stores import Store, is_url, open_store
 from edged_sim.broker import Broker
 from edged_sim.pgserver import PgServer, have_postgres
 
@@ -53,6 +56,15 @@ TOPIC = "edged/+/ops/#"
 GROUP = "fleet"
 STORED = re.compile(r"stored \S+ (\S+) .*\(\d+ bytes, (-?[0-9.]+) s after it was made\)")
 SUMMARY = re.compile(r"receiver: (\d+) received, (\d+) stored, (\d+) duplicates")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds a live process has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class ReceiverProcess:
@@ -64,6 +76,8 @@ class ReceiverProcess:
         self.group, self.member = group, member
         self.proc: subprocess.Popen[bytes] | None = None
         self.logs: list[Path] = []
+        self.cpu_s = 0.0
+        """CPU seconds of its runs that ended."""
 
     def start(self) -> None:
         """Start it; :meth:`wait_subscribed` waits for its subscription."""
@@ -93,12 +107,14 @@ class ReceiverProcess:
     def kill(self) -> None:
         """SIGKILL: nothing flushed, nothing acknowledged that was not already."""
         if self.proc is not None:
+            self.cpu_s += cpu_seconds(self.proc.pid)
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
 
     def stop(self) -> None:
         """SIGTERM and wait (its summary line is logged)."""
         if self.proc is not None and self.proc.poll() is None:
+            self.cpu_s += cpu_seconds(self.proc.pid)
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(30)
@@ -198,19 +214,56 @@ def stored_counts(store: Store) -> tuple[set[str], int]:
     return store.ids(), items
 
 
-def wait_stored(spec: str, keys: dict, want: set[str], timeout_s: float) -> float:
+def wait_stored(spec: str, want: set[str], timeout_s: float) -> float:
     """Wait until every id of ``want`` is in the store; the time it took (``timeout_s`` if it did not)."""
     t0 = time.monotonic()
-    store = open_store(spec, keys)
-    try:
+    with IdWatch(spec) as watch:
         while time.monotonic() - t0 < timeout_s:
-            store.refresh()
-            if want <= store.ids():
+            if want <= watch.ids():
                 return time.monotonic() - t0
             time.sleep(0.2)
-        return timeout_s
-    finally:
-        store.close()
+    return timeout_s
+
+
+class IdWatch:
+    """The message ids a store holds, read cheaply while receivers write (no verification: the final
+    count verifies): a folder's files indexed as they grow, a database's new rows by ``seq``."""
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+        self._ids: set[str] = set()
+        self._seq = 0
+        self._conn: psycopg.Connection[Any] | None = None
+        self._files: SegmentStore | None = None
+        if is_url(spec):
+            self._conn = psycopg.connect(spec, autocommit=True)
+        else:
+            self._files = SegmentStore(spec)
+
+    def ids(self) -> set[str]:
+        """The ids stored so far."""
+        if self._files is not None:
+            return self._files.ids()
+        assert self._conn is not None
+        rows = self._conn.execute("SELECT seq, message_id FROM store_envelopes WHERE seq > %s ORDER BY seq",
+                                  (self._seq,)).fetchall()
+        if rows:
+            self._seq = int(rows[-1][0])
+            self._ids.update(r[1] for r in rows)
+        return self._ids
+
+    def __enter__(self) -> IdWatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+
+def stored_ids(spec: str) -> set[str]:
+    """The message ids in the store now (unverified)."""
+    with IdWatch(spec) as watch:
+        return set(watch.ids())
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -239,6 +292,10 @@ class Result:
     duplicates_dropped: int
     duplicates_stored: int
     lost: int
+    receiver_cpu_ms_per_msg: float = 0.0
+    """CPU the receivers used per message stored (steady run and drain)."""
+    broker_cpu_ms_per_msg: float = 0.0
+    """CPU mosquitto used per message published (in and out)."""
     stored_by: list[int] = field(default_factory=list)
     """Messages each receiver logged as stored (all its runs)."""
     drain_messages: int = 0
@@ -305,6 +362,7 @@ def _run(r: Rig, kind: str, spec: str, receivers: list[ReceiverProcess], devices
          backlog: int, restart: bool, drain_timeout_s: float) -> Result:
     n_receivers = len(receivers)
     trusted = wire.trusted_keys(r.key_files)
+    broker_cpu = cpu_seconds(r.broker.proc.pid) if r.broker.proc is not None else 0.0
     for rx in receivers:
         rx.start()
     for rx in receivers:
@@ -336,10 +394,10 @@ def _run(r: Rig, kind: str, spec: str, receivers: list[ReceiverProcess], devices
 
     t_start = time.monotonic()
     asyncio.run(steady())
-    wait_stored(spec, trusted, out.ids, drain_timeout_s)
+    wait_stored(spec, out.ids, drain_timeout_s)
     elapsed = time.monotonic() - t_start
     delays = [d for rx in receivers for d in rx.delays()]
-    steady_stored = len(stored_ids(spec, trusted) & out.ids)
+    steady_stored = len(stored_ids(spec) & out.ids)
     result = Result(
         store=kind, receivers=n_receivers, devices=devices, seconds=seconds, published=len(out.ids),
         published_mb=out.bytes / 1e6, stored=steady_stored, stored_per_s=steady_stored / elapsed,
@@ -350,25 +408,19 @@ def _run(r: Rig, kind: str, spec: str, receivers: list[ReceiverProcess], devices
     want = set(out.ids)
     if backlog:
         want |= drain(r, result, spec, receivers, fleet, load, backlog, drain_timeout_s)
-    wait_stored(spec, trusted, want, drain_timeout_s)  # what a timeout left waiting at the broker
+    wait_stored(spec, want, drain_timeout_s)  # what a timeout left waiting at the broker
     for rx in receivers:
         rx.stop()
     store = open_store(spec, trusted)
     ids, items = stored_counts(store)
     store.close()
     result.lost = len(want - ids)
+    result.receiver_cpu_ms_per_msg = 1000 * sum(rx.cpu_s for rx in receivers) / max(len(ids), 1)
+    if r.broker.proc is not None:
+        result.broker_cpu_ms_per_msg = 1000 * (cpu_seconds(r.broker.proc.pid) - broker_cpu) / max(len(want), 1)
     result.duplicates_stored = items - len(ids)
     result.duplicates_dropped = sum(rx.duplicates() for rx in receivers)
     return result
-
-
-def stored_ids(spec: str, keys: dict) -> set[str]:
-    """The message ids in the store now."""
-    store = open_store(spec, keys)
-    try:
-        return store.ids()
-    finally:
-        store.close()
 
 
 def drain(r: Rig, result: Result, spec: str, receivers: list[ReceiverProcess], fleet: list[Device], load: Load,
@@ -387,11 +439,11 @@ def drain(r: Rig, result: Result, spec: str, receivers: list[ReceiverProcess], f
         payloads.append((f"edged/{dev.name}/ops/{kind}", envelope(dev, kind, size, started, load.video_s)))
     asyncio.run(publish_all(r.broker.port, payloads))
     want = {wire.decode(p).id for _, p in payloads}
-    before = stored_ids(spec, wire.trusted_keys(r.key_files))
+    before = stored_ids(spec)
     for rx in receivers:
         rx.start()
-    took = wait_stored(spec, wire.trusted_keys(r.key_files), want | before, timeout_s)
-    done = stored_ids(spec, wire.trusted_keys(r.key_files)) - before
+    took = wait_stored(spec, want | before, timeout_s)
+    done = stored_ids(spec) - before
     result.drain_messages = backlog
     result.drain_per_s = len(done) / max(took, 1e-9)
     return want
@@ -400,13 +452,14 @@ def drain(r: Rig, result: Result, spec: str, receivers: list[ReceiverProcess], f
 def table(results: list[Result]) -> str:
     """The results as a Markdown table."""
     head = ("| store | receivers | devices | published (MB) | stored/s | delay p50 / p99 (s) | publishers late p99 (s) "
-            "| duplicates dropped / stored | lost | drain msg/s (backlog) |")
-    rows = [head, "|" + "---|" * 10]
+            "| duplicates dropped / stored | lost | drain msg/s (backlog) | CPU ms/msg receivers, broker |")
+    rows = [head, "|" + "---|" * 11]
     for x in results:
         rows.append(f"| {x.store} | {x.receivers} | {x.devices} | {x.published} ({x.published_mb:.0f}) "
                     f"| {x.stored_per_s:.0f} | {x.delay_p50_s:.3f} / {x.delay_p99_s:.2f} | {x.publish_late_p99_s:.2f} "
                     f"| {x.duplicates_dropped} / {x.duplicates_stored} | {x.lost} "
-                    f"| {x.drain_per_s:.0f} ({x.drain_messages}) |")
+                    f"| {x.drain_per_s:.0f} ({x.drain_messages}) "
+                    f"| {x.receiver_cpu_ms_per_msg:.2f}, {x.broker_cpu_ms_per_msg:.2f} |")
     return "\n".join(rows)
 
 
