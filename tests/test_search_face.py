@@ -50,8 +50,8 @@ def _index(sealed: dict, index: Path) -> int:
                      "--device-key", str(sealed["device"].public), "--records", str(sealed["tmp"] / "sealed")])
 
 
-def _query(photo: Path, index: Path, capsys: pytest.CaptureFixture[str]) -> list[dict]:
-    assert cli.main(["face", str(photo), "--index", str(index), "--top", "3", "--json"]) == 0
+def _query(photo: Path, index: Path, capsys: pytest.CaptureFixture[str], top: int = 3) -> list[dict]:
+    assert cli.main(["face", str(photo), "--index", str(index), "--top", str(top), "--json"]) == 0
     return json.loads(capsys.readouterr().out)
 
 
@@ -63,7 +63,8 @@ def test_a_photo_of_a_person_finds_their_sealed_face(sealed: dict, tmp_path: Pat
     assert "face(s) described" in capsys.readouterr().out
     astronaut = cv2.cvtColor(__import__("skimage.data").data.astronaut(), cv2.COLOR_RGB2BGR)
     portrait = tmp_path / "eileen.jpg"  # the astronaut's face, half size, JPEG: not the sealed pixels
-    cv2.imwrite(str(portrait), cv2.resize(astronaut[0:260, 120:330], None, fx=0.5, fy=0.5), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    cv2.imwrite(str(portrait), cv2.resize(astronaut[0:260, 120:330], None, fx=0.5, fy=0.5),
+                [cv2.IMWRITE_JPEG_QUALITY, 80])
     hits = _query(portrait, index, capsys)
     assert hits and sealed["images"][hits[0]["sightings"][0]["image_id"]] == "astronaut"
     assert hits[0]["score"] < faces.SAME_PERSON
@@ -123,3 +124,50 @@ def test_a_face_hit_restores_from_the_deid_output(sealed: dict, tmp_path: Path,
     assert cli.main(["restore", "99999", "--index", str(index), *keys, "--deid-out", str(sealed["tmp"] / "out"),
                      "--out", str(out)]) == 1
     assert "hit 99999 is not in the index" in capsys.readouterr().err
+
+
+def _named_photos() -> dict | None:
+    from tools.eval.face_identities import photos
+
+    got = photos()
+    return None if got is None else {p.name.removeprefix("facerec_"): p.path for p in got}
+
+
+@pytest.fixture(scope="module")
+def named(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Two photographs of two named people sealed by ``edged deid --sealed`` and indexed; skipped when the
+    photographs are not fetched (``python -m tools.eval.face_identities``)."""
+    found = _named_photos()
+    if found is None:
+        pytest.skip("named face photographs not fetched: python -m tools.eval.face_identities")
+    tmp = tmp_path_factory.mktemp("named-faces")
+    device, face = generate_device_key(tmp / "device"), generate_platform_key(tmp / "face")
+    config = tmp / "deid.toml"
+    config.write_text(f'[privacy]\ncategories = ["face"]\nsigning_key = "{device.private}"\n'
+                      f'recipients = {{ face = "{face.public}" }}\n')
+    photos = tmp / "photos"
+    photos.mkdir()
+    for name in ("obama2.jpg", "biden.jpg"):
+        shutil.copy(found[name], photos / name)
+    assert edged_main(["deid", str(photos), "--out", str(tmp / "out"), "--config", str(config),
+                       "--sealed", str(tmp / "sealed")]) == 0
+    signers = trusted_signers([load_verify_key(device.public)])
+    key = load_platform_private_key(face.private)
+    images = {open_sealed(p.read_bytes(), key, signers).image_id: p.name.split(".")[0]
+              for p in (tmp / "sealed").rglob("*.sealed")}
+    assert set(images.values()) == {"obama2", "biden"}
+    index = tmp / "search.sqlite"
+    assert cli.main(["index", "--index", str(index), "--key", str(face.private), "--device-key", str(device.public),
+                     "--records", str(tmp / "sealed")]) == 0
+    return {"index": index, "images": images, "photos": found}
+
+
+@pytest.mark.slow
+def test_another_photograph_of_a_person_finds_them_first(named: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    for query in ("obama.jpg", "obama3.jpg"):  # other photographs of the person sealed from obama2.jpg
+        hits = _query(named["photos"][query], named["index"], capsys, top=10)
+        who = [named["images"][h["sightings"][0]["image_id"]] for h in hits]
+        assert who[0] == "obama2" and hits[0]["score"] < faces.SAME_PERSON, (query, who)
+        assert "biden" in who and who.index("biden") == who.count("obama2"), (query, who)  # every obama2 face first
+        assert all(h["score"] >= faces.SAME_PERSON for h, w in zip(hits, who, strict=True) if w == "biden"), query

@@ -21,6 +21,7 @@ import argparse
 import string
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -66,21 +67,45 @@ def plate_rates() -> dict[str, dict[int, tuple[int, int, int]]]:
     return out
 
 
-def face_ranks(sizes: tuple[int, ...] = (32, 48)) -> dict[int, tuple[int, int, int, int, int]]:
-    """Per face size: (rank-1, rank-5, queries, false matches under the threshold, distractor pairs)."""
-    import skimage.data
+def sealed_descriptor(img: np.ndarray, box: tuple[int, int, int, int], size: int) -> np.ndarray:
+    """The descriptor of a face as the device seals it: the photograph downscaled so the face is ``size`` px
+    wide (area averaging), JPEG 90, the face box plus a 25 % margin, described on the face box as the indexer does."""
+    from edged_platform.search.faces import describer
 
-    from edged_platform.search.faces import SAME_PERSON, describer
+    x1, y1, x2, y2 = box
+    s = size / (x2 - x1)
+    small = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    ok, jpg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    small = cv2.imdecode(jpg, cv2.IMREAD_COLOR)
+    m = round(0.25 * size)
+    bx1, by1, bx2, by2 = (round(v * s) for v in (x1, y1, x2, y2))
+    ox, oy = max(0, bx1 - m), max(0, by1 - m)
+    crop = small[oy:by2 + m, ox:bx2 + m]
+    return describer().describe(crop, (bx1 - ox, by1 - oy, bx2 - ox, by2 - oy))
+
+
+def _faceapi_faces() -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
     from tools.eval.realset import FACEAPI_FACES, cache_path
 
     cache = cache_path()
-    faces = []
-    for f, boxes in FACEAPI_FACES.items():
-        img = cv2.imread(str(cache / f))
-        for box in boxes:
-            faces.append((img, box))
-    lfw = [describer().describe(cv2.cvtColor((x * 255).astype(np.uint8), cv2.COLOR_GRAY2BGR))
-           for x in skimage.data.lfw_subset()[:100]]
+    return [(img, box) for f, boxes in FACEAPI_FACES.items() for img in (cv2.imread(str(cache / f)),) for box in boxes]
+
+
+def _lfw_descriptors() -> list[np.ndarray]:
+    import skimage.data
+
+    from edged_platform.search.faces import describer
+
+    return [describer().describe(cv2.cvtColor((x * 255).astype(np.uint8), cv2.COLOR_GRAY2BGR))
+            for x in skimage.data.lfw_subset()[:100]]
+
+
+def face_ranks(sizes: tuple[int, ...] = (32, 48)) -> dict[int, tuple[int, int, int, int, int]]:
+    """Per face size: (rank-1, rank-5, queries, false matches under the threshold, distractor pairs)."""
+    from edged_platform.search.faces import SAME_PERSON, describer
+
+    faces = _faceapi_faces()
+    lfw = _lfw_descriptors()
     queries = []
     for img, (x1, y1, x2, y2) in faces:
         m = round(0.25 * (x2 - x1))
@@ -89,18 +114,7 @@ def face_ranks(sizes: tuple[int, ...] = (32, 48)) -> dict[int, tuple[int, int, i
                                                    x2 - max(0, x1 - m), y2 - max(0, y1 - m))))
     out = {}
     for size in sizes:
-        gallery = []
-        for img, (x1, y1, x2, y2) in faces:
-            s = size / (x2 - x1)
-            small = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
-            ok, jpg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 90])
-            small = cv2.imdecode(jpg, cv2.IMREAD_COLOR)
-            m = round(0.25 * size)
-            bx1, by1, bx2, by2 = (round(v * s) for v in (x1, y1, x2, y2))
-            crop = small[max(0, by1 - m):by2 + m, max(0, bx1 - m):bx2 + m]
-            ox, oy = max(0, bx1 - m), max(0, by1 - m)
-            gallery.append(describer().describe(crop, (bx1 - ox, by1 - oy, bx2 - ox, by2 - oy)))
-        g = np.array(gallery + lfw)
+        g = np.array([sealed_descriptor(img, box, size) for img, box in faces] + lfw)
         r1 = r5 = false = 0
         for k, q in enumerate(queries):
             d = np.linalg.norm(g - q, axis=1)
@@ -110,6 +124,75 @@ def face_ranks(sizes: tuple[int, ...] = (32, 48)) -> dict[int, tuple[int, int, i
             false += int((np.delete(d, k) < SAME_PERSON).sum())
         out[size] = (r1, r5, len(queries), false, len(queries) * (len(g) - 1))
     return out
+
+
+@dataclass
+class IdentityFigures:
+    """Face search across photographs of named people, at one gallery face width."""
+
+    queries: int = 0
+    rank1: int = 0
+    rank5: int = 0
+    same_pairs: int = 0
+    misses: int = 0
+    """Same-person pairs at or above the threshold."""
+    named_other_pairs: int = 0
+    named_false: int = 0
+    """Pairs of two named people under the threshold."""
+    distractor_pairs: int = 0
+    distractor_false: int = 0
+    """Query against a distractor face (face-api, LFW) under the threshold."""
+    same_distances: list[float] = field(default_factory=list)
+    closest_other: float = float("inf")
+
+
+def identity_ranks(sizes: tuple[int, ...] = (32, 48)) -> tuple[dict[int, IdentityFigures], list[str]]:
+    """Per gallery face width, face search across photographs of named people (:mod:`tools.eval.face_identities`):
+    each photograph in turn is the query (full resolution, through ``photo_descriptor`` as ``edged-search face``);
+    the gallery holds every other photograph's face, sealed at that width, and the distractors. Also the
+    photographs where dlib's detector found no face (left out)."""
+    from edged_platform.search.faces import SAME_PERSON, photo_descriptor
+    from tools.eval.face_identities import fetch
+
+    named, lost = [], []
+    for ph in fetch():
+        img = cv2.imread(str(ph.path), cv2.IMREAD_COLOR)
+        q, box = photo_descriptor(img)
+        if box is None:
+            lost.append(ph.name)
+            continue
+        named.append((ph.identity, img, box, q))
+    faceapi, lfw = _faceapi_faces(), _lfw_descriptors()
+    out = {}
+    for size in sizes:
+        fig = IdentityFigures()
+        gallery = [sealed_descriptor(img, box, size) for _, img, box, _ in named]
+        dis = np.array([sealed_descriptor(img, box, size) for img, box in faceapi] + lfw)
+        for i, (who, _, _, q) in enumerate(named):
+            others = [j for j in range(len(named)) if j != i]
+            if not any(named[j][0] == who for j in others):
+                continue
+            d_named = {j: float(np.linalg.norm(gallery[j] - q)) for j in others}
+            d_dis = np.linalg.norm(dis - q, axis=1)
+            best_same = min(d for j, d in d_named.items() if named[j][0] == who)
+            rank = sum(d < best_same for j, d in d_named.items() if named[j][0] != who) + int((d_dis < best_same).sum())
+            fig.queries += 1
+            fig.rank1 += rank == 0
+            fig.rank5 += rank < 5
+            for j, d in d_named.items():
+                if named[j][0] == who:
+                    fig.same_pairs += 1
+                    fig.misses += d >= SAME_PERSON
+                    fig.same_distances.append(d)
+                else:
+                    fig.named_other_pairs += 1
+                    fig.named_false += d < SAME_PERSON
+                    fig.closest_other = min(fig.closest_other, d)
+            fig.distractor_pairs += len(d_dis)
+            fig.distractor_false += int((d_dis < SAME_PERSON).sum())
+            fig.closest_other = min(fig.closest_other, float(d_dis.min()))
+        out[size] = fig
+    return out, lost
 
 
 def query_times(rows: list[int]) -> dict[int, dict[str, float]]:
@@ -183,11 +266,25 @@ def index_time() -> tuple[int, int, float, dict[str, float]]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tools.eval.search_bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    p.add_argument("--identities", action="store_true",
+                   help="only face search across photographs of named people (tools.eval.face_identities)")
     args = p.parse_args(argv)
+    print("face across photographs of named people (per gallery face width):")
+    figures, lost = identity_ranks()
+    for size, f in figures.items():
+        print(f"  {size}px: rank-1 {f.rank1}/{f.queries}, rank-5 {f.rank5}/{f.queries}; "
+              f"misses {f.misses}/{f.same_pairs} same-person pairs (distances "
+              + ", ".join(f"{d:.3f}" for d in sorted(f.same_distances)) + "); "
+              f"false matches {f.named_false}/{f.named_other_pairs} named pairs, "
+              f"{f.distractor_false}/{f.distractor_pairs} distractor pairs; closest other {f.closest_other:.3f}")
+    if lost:
+        print("  no face found by dlib's detector in: " + ", ".join(lost))
+    if args.identities:
+        return 0
     print("plate read rate (exact / within 1 edit / plates) by plate height:")
     for name, rates in plate_rates().items():
         print(f"  {name}: " + ", ".join(f"{h}px {e}/{n1}/{n}" for h, (e, n1, n) in rates.items()))
-    print("face (rank-1 / rank-5 / queries; false matches < threshold / pairs):")
+    print("face, same photograph (rank-1 / rank-5 / queries; false matches < threshold / pairs):")
     for size, (r1, r5, n, false, pairs) in face_ranks().items():
         print(f"  {size}px: {r1}/{r5}/{n}; {false}/{pairs}")
     print("query seconds:")
