@@ -6,11 +6,14 @@
   "NO 23456", "MLB 803"; ``fastalpr_test_image.png``: "5AU 5341", from :mod:`tools.eval.realset`'s
   cache), each photograph scaled so the plate is H px tall, cropped to the plate box plus 15 %;
   and 60 plates rendered by the fake scene's renderer (random texts, front and rear colours);
-- face rank-1 / rank-5: the 21 real faces of the face-api demo photographs, each as the device
-  would seal it (downscaled so the face is 32 or 48 px, JPEG 90, a 25 % margin) in a gallery with
-  the 100 LFW faces of scikit-image as distractors; queried with the full-resolution photograph
-  (the investigator's photo). The same photograph at another size, not another photograph of the
-  person: no real faces of known identity across photographs install offline;
+- face rank-1 / rank-5 across photographs (``--identities`` runs this part alone): the photographs of
+  named people of :mod:`tools.eval.face_identities`, faces found by dlib's detector; each photograph
+  in turn is the query at full resolution (``photo_descriptor``, as ``edged-search face``), the
+  gallery holds every other photograph's face as the device would seal it (downscaled so the face is
+  32 or 48 px, JPEG 90, a 25 % margin) plus the distractors below; misses and false matches at 0.6;
+- face rank-1 / rank-5 on the same photograph: the 22 real faces of the face-api demo photographs,
+  sealed as above, in a gallery with the 100 LFW faces of scikit-image as distractors; queried with
+  the full-resolution photograph;
 - query time over 10^5 and 10^6 synthetic index rows (random plates, random descriptors);
 - index time per object on a 10 s simulated run (1920x1080, oracle detections).
 """
