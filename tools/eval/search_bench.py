@@ -25,6 +25,7 @@ import string
 import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -33,6 +34,13 @@ import numpy as np
 PLATE_HEIGHTS = (8, 10, 12, 16, 20, 24, 32)
 REAL_PLATES = {"alpr_test.jpg": (((85, 486, 178, 518), "NO23456"), ((578, 494, 705, 533), "MLB803")),
                "fastalpr_test_image.png": (((307, 189, 388, 211), "5AU5341"),)}
+
+
+def _read(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise FileNotFoundError(f"{path}: not an image OpenCV can read")
+    return img
 
 
 def _plate_crop(img: np.ndarray, box: tuple[int, int, int, int], height: int) -> np.ndarray:
@@ -55,7 +63,7 @@ def plate_rates() -> dict[str, dict[int, tuple[int, int, int]]]:
 
     out: dict[str, dict[int, tuple[int, int, int]]] = {"real": {}, "rendered": {}}
     cache = cache_path()
-    real = [(cv2.imread(str(cache / f)), box, text) for f, plates in REAL_PLATES.items() for box, text in plates]
+    real = [(_read(cache / f), box, text) for f, plates in REAL_PLATES.items() for box, text in plates]
     rng = np.random.default_rng(3)
     texts = ["".join(rng.choice(list(string.ascii_uppercase[:20]), 2)) + "".join(rng.choice(list(string.digits), 2))
              + " " + "".join(rng.choice(list("ABCDEFGHJKLMNPRSTVWXY"), 3)) for _ in range(60)]
@@ -64,8 +72,8 @@ def plate_rates() -> dict[str, dict[int, tuple[int, int, int]]]:
                             ("rendered", [(render_plate(t, k % 2 == 1, round(h * 520 / 111), h), normalise(t))
                                           for k, t in enumerate(texts)])):
             reads = [reader().read(c).text for c, _ in items]
-            exact = sum(r == t for r, (_, t) in zip(reads, items))
-            near = sum(edit_distance(r, t) <= 1 for r, (_, t) in zip(reads, items))
+            exact = sum(r == t for r, (_, t) in zip(reads, items, strict=True))
+            near = sum(edit_distance(r, t) <= 1 for r, (_, t) in zip(reads, items, strict=True))
             out[name][h] = (exact, near, len(items))
     return out
 
@@ -78,12 +86,12 @@ def sealed_descriptor(img: np.ndarray, box: tuple[int, int, int, int], size: int
     x1, y1, x2, y2 = box
     s = size / (x2 - x1)
     small = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
-    ok, jpg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    small = cv2.imdecode(jpg, cv2.IMREAD_COLOR)
+    _, jpg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    sealed = np.asarray(cv2.imdecode(jpg, cv2.IMREAD_COLOR))
     m = round(0.25 * size)
     bx1, by1, bx2, by2 = (round(v * s) for v in (x1, y1, x2, y2))
     ox, oy = max(0, bx1 - m), max(0, by1 - m)
-    crop = small[oy:by2 + m, ox:bx2 + m]
+    crop = sealed[oy:by2 + m, ox:bx2 + m]
     return describer().describe(crop, (bx1 - ox, by1 - oy, bx2 - ox, by2 - oy))
 
 
@@ -91,7 +99,7 @@ def _faceapi_faces() -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
     from tools.eval.realset import FACEAPI_FACES, cache_path
 
     cache = cache_path()
-    return [(img, box) for f, boxes in FACEAPI_FACES.items() for img in (cv2.imread(str(cache / f)),) for box in boxes]
+    return [(img, box) for f, boxes in FACEAPI_FACES.items() for img in (_read(cache / f),) for box in boxes]
 
 
 def _lfw_descriptors() -> list[np.ndarray]:
@@ -159,7 +167,7 @@ def identity_ranks(sizes: tuple[int, ...] = (32, 48)) -> tuple[dict[int, Identit
 
     named, lost = [], []
     for ph in fetch():
-        img = cv2.imread(str(ph.path), cv2.IMREAD_COLOR)
+        img = _read(ph.path)
         q, box = photo_descriptor(img)
         if box is None:
             lost.append(ph.name)
@@ -213,7 +221,7 @@ def query_times(rows: list[int]) -> dict[int, dict[str, float]]:
             db = dbmod.connect(index)
             plates = ["".join(r) for r in rng.choice(letters, (n, 7))]
             faces = rng.standard_normal((n, 128)).astype(np.float32) * 0.05
-            with db:
+            with db.transaction():
                 db.executemany(
                     "INSERT INTO objects (category, device, video, name, track, first_t, last_t, best_value, "
                     "best_image, best_frame, plate, face) VALUES (?, 'rsu', 'v', ?, 1, 0, 0, 1, 'i', 0, ?, ?)",
@@ -221,11 +229,11 @@ def query_times(rows: list[int]) -> dict[int, dict[str, float]]:
                       None if k % 2 else faces[k].tobytes()) for k in range(n)))
                 db.executemany("INSERT OR IGNORE INTO plate_keys VALUES (?, ?)",
                                ((key, k + 1) for k in range(1, n, 2) for key in deletion_keys(plates[k])))
-            want = plates[1]
+            want, probe = plates[1], faces[0]
             timing = {}
-            for name, fn in (("plate exact", lambda: plate_hits(db, index, want, 0)),
-                             ("plate 1 edit", lambda: plate_hits(db, index, want, 1)),
-                             ("face top 5", lambda: face_hits(db, index, faces[0], 5))):
+            for name, fn in (("plate exact", partial(plate_hits, db, want, 0)),
+                             ("plate 1 edit", partial(plate_hits, db, want, 1)),
+                             ("face top 5", partial(face_hits, db, probe, 5, exact=True))):
                 fn()
                 t0 = time.perf_counter()
                 fn()
@@ -237,11 +245,11 @@ def query_times(rows: list[int]) -> dict[int, dict[str, float]]:
 
 def index_time() -> tuple[int, int, float, dict[str, float]]:
     """(records, objects, seconds, per-part seconds) indexing a 10 s simulated run."""
+    from edged.core.keys import load_platform_private_key, sealing_key_id
+    from edged.link.wire import trusted_keys
     from edged_platform.search import db as dbmod
     from edged_platform.search.indexer import Indexer
     from edged_platform.search.sources import Tally, from_store
-    from edged.core.keys import load_platform_private_key, sealing_key_id
-    from edged.link.wire import trusted_keys
     from edged_sim import SimOptions, run_sim
     from edged_sim.run import fake_scene_config
 
@@ -254,7 +262,7 @@ def index_time() -> tuple[int, int, float, dict[str, float]]:
         signers = trusted_keys([run.keys["device"].with_suffix(".pub")])
         index = Path(tmp) / "i.sqlite"
         db = dbmod.connect(index)
-        ix = Indexer(db, index)
+        ix = Indexer(db)
         from edged_platform.search import faces, plates
         plates.reader(), faces.describer()  # model loading is not per object
         t0 = time.perf_counter()
