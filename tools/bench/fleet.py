@@ -214,10 +214,10 @@ def stored_counts(store: Store) -> tuple[set[str], int]:
     return store.ids(), items
 
 
-def wait_stored(spec: str, want: set[str], timeout_s: float) -> float:
+def wait_stored(spec: str, keys: dict, want: set[str], timeout_s: float) -> float:
     """Wait until every id of ``want`` is in the store; the time it took (``timeout_s`` if it did not)."""
     t0 = time.monotonic()
-    with IdWatch(spec) as watch:
+    with IdWatch(spec, keys) as watch:
         while time.monotonic() - t0 < timeout_s:
             if want <= watch.ids():
                 return time.monotonic() - t0
@@ -226,10 +226,10 @@ def wait_stored(spec: str, want: set[str], timeout_s: float) -> float:
 
 
 class IdWatch:
-    """The message ids a store holds, read cheaply while receivers write (no verification: the final
-    count verifies): a folder's files indexed as they grow, a database's new rows by ``seq``."""
+    """The message ids a store holds, read cheaply while receivers write: a folder's files indexed as
+    they grow (each item verified once), a database's new rows by ``seq`` (unverified: the final count verifies)."""
 
-    def __init__(self, spec: str) -> None:
+    def __init__(self, spec: str, keys: dict) -> None:
         self.spec = spec
         self._ids: set[str] = set()
         self._seq = 0
@@ -238,7 +238,7 @@ class IdWatch:
         if is_url(spec):
             self._conn = psycopg.connect(spec, autocommit=True)
         else:
-            self._files = SegmentStore(spec)
+            self._files = SegmentStore(spec, device_keys=keys)
 
     def ids(self) -> set[str]:
         """The ids stored so far."""
@@ -260,9 +260,9 @@ class IdWatch:
             self._conn.close()
 
 
-def stored_ids(spec: str) -> set[str]:
-    """The message ids in the store now (unverified)."""
-    with IdWatch(spec) as watch:
+def stored_ids(spec: str, keys: dict) -> set[str]:
+    """The message ids in the store now."""
+    with IdWatch(spec, keys) as watch:
         return set(watch.ids())
 
 
@@ -394,10 +394,10 @@ def _run(r: Rig, kind: str, spec: str, receivers: list[ReceiverProcess], devices
 
     t_start = time.monotonic()
     asyncio.run(steady())
-    wait_stored(spec, out.ids, drain_timeout_s)
+    wait_stored(spec, trusted, out.ids, drain_timeout_s)
     elapsed = time.monotonic() - t_start
     delays = [d for rx in receivers for d in rx.delays()]
-    steady_stored = len(stored_ids(spec) & out.ids)
+    steady_stored = len(stored_ids(spec, trusted) & out.ids)
     result = Result(
         store=kind, receivers=n_receivers, devices=devices, seconds=seconds, published=len(out.ids),
         published_mb=out.bytes / 1e6, stored=steady_stored, stored_per_s=steady_stored / elapsed,
@@ -408,7 +408,7 @@ def _run(r: Rig, kind: str, spec: str, receivers: list[ReceiverProcess], devices
     want = set(out.ids)
     if backlog:
         want |= drain(r, result, spec, receivers, fleet, load, backlog, drain_timeout_s)
-    wait_stored(spec, want, drain_timeout_s)  # what a timeout left waiting at the broker
+    wait_stored(spec, trusted, want, drain_timeout_s)  # what a timeout left waiting at the broker
     for rx in receivers:
         rx.stop()
     store = open_store(spec, trusted)
@@ -439,11 +439,12 @@ def drain(r: Rig, result: Result, spec: str, receivers: list[ReceiverProcess], f
         payloads.append((f"edged/{dev.name}/ops/{kind}", envelope(dev, kind, size, started, load.video_s)))
     asyncio.run(publish_all(r.broker.port, payloads))
     want = {wire.decode(p).id for _, p in payloads}
-    before = stored_ids(spec)
+    trusted = wire.trusted_keys(r.key_files)
+    before = stored_ids(spec, trusted)
     for rx in receivers:
         rx.start()
-    took = wait_stored(spec, want | before, timeout_s)
-    done = stored_ids(spec) - before
+    took = wait_stored(spec, trusted, want | before, timeout_s)
+    done = stored_ids(spec, trusted) - before
     result.drain_messages = backlog
     result.drain_per_s = len(done) / max(took, 1e-9)
     return want
