@@ -168,3 +168,39 @@ def test_a_small_face_is_found_on_the_frame_it_appears(small_faces) -> None:
     hits = found(det.detect(image), truth)  # the faces appear: the changed windows are scanned
     whole = found(Detector.from_config(DetectConfig(models=models)).detect(image), truth)  # a first frame
     assert whole.mean() >= 0.5 and hits.mean() >= 0.5 and hits.sum() >= whole.sum() - 3
+
+
+def held_face(x: float, y: float, side: float = 20) -> Detections:
+    return Detections(np.array([[x, y, x + side, y + side]], np.float32), np.array([0.8], np.float32),
+                      np.array([FACE], np.int16), np.zeros(1, np.float32))
+
+
+def test_changed_windows_the_budget_left_out_are_scanned_on_the_next_frames() -> None:
+    planner = ScanPlanner(ScanConfig(enabled=True, max_windows=1, sweep_windows=0), (178, 107))
+    stream = Stream(planner)
+    still = frame()
+    stream.plan(still)
+    moved = still.copy()
+    spots = [(100, 100), (600, 300), (1100, 600)]
+    for x, y in spots:
+        moved[y:y + 30, x:x + 30] = 255 - moved[y:y + 30, x:x + 30]
+    scanned = stream.plan(moved)
+    for _ in range(2):  # the picture stops changing: the left-out windows still come, one a frame
+        scanned += stream.plan(moved.copy())
+        assert planner.last_counts["motion"] == 1
+    for x, y in spots:
+        assert any(wx <= x and wy <= y and x + 30 <= wx + ww and y + 30 <= wy + wh for wx, wy, ww, wh in scanned)
+    stream.plan(moved.copy())
+    assert planner.last_counts["motion"] == 0
+
+
+def test_a_held_box_about_to_expire_is_checked_before_new_motion() -> None:
+    planner = ScanPlanner(ScanConfig(enabled=True, max_windows=2, sweep_windows=0, hold_frames=3), (178, 107))
+    stream = Stream(planner)
+    stream.plan(frame())
+    planner.hold(held_face(640, 360), [])
+    for _ in range(2):
+        planner.hold(Detections(), [])
+    windows = stream.plan(frame(5))  # everything changed: motion alone would fill the budget
+    assert any(x <= 640 and y <= 360 and 660 <= x + w and 380 <= y + h for x, y, w, h in windows)
+    assert planner.last_counts["follow"] >= 1

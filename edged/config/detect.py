@@ -25,14 +25,17 @@ class ScanConfig(Section):
     """Neighbouring windows overlap by this fraction of their side: an object up to about this
     fraction of a window lies wholly inside one of them."""
     max_windows: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 48
-    """At most this many changed and followed windows a frame after the first (changed areas by how
-    much changed first, then the windows of held boxes, longest unchecked first): bounds the cost."""
+    """At most this many changed and followed windows a frame after the first: the windows of held
+    boxes about to expire (up to half of them), then changed areas (this frame's by how much changed,
+    then those left out on earlier frames), then the windows of other held boxes, longest unchecked
+    first. Bounds the cost."""
     sweep_windows: Annotated[int, msgspec.Meta(ge=0, le=4096)] = 4
     """Windows of the rotating sweep a frame, on top of the others, so a still face the other rules
     miss is found within one turn of the sweep."""
     hold_frames: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 20
-    """A box found in a window is reported again on later frames, as it was, until a window holding
-    it is scanned again (which replaces it) or for at most this many frames."""
+    """A box found in a window is reported again on later frames until a window holding it is
+    scanned again (which replaces it) or for at most this many frames; its window is checked again
+    before it expires."""
     explained_by: list[str] = msgspec.field(
         default_factory=lambda: ["person", "bicycle", "car", "motorcycle", "bus", "truck"])
     """Changes inside boxes of these classes, found this frame by the models listed before at

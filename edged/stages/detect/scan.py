@@ -8,8 +8,10 @@ is scanned whole. After it, each frame scans:
 1. the windows where cells changed by more than ``motion_levels`` since the last frame, outside the
    boxes earlier models explain and the held boxes: for each connected changed area the window
    holding its centre, the most strongly changed area first, so a newcomer is searched on the frame
-   it appears;
-2. the windows of held boxes, longest unchecked first;
+   it appears; changed windows the budget left out wait, and come right after the next frames'
+   changes until they are scanned (a newcomer that stops changing is still searched);
+2. the windows of held boxes, longest unchecked first; those about to expire come before the
+   changes (up to half the budget), so what was found is checked again rather than dropped;
 3. a rotating sweep.
 
 A box found in a window is held, and reported as it was, until a scanned window holds it again or
@@ -133,12 +135,15 @@ class ScanPlanner:
     held: Detections = field(default_factory=Detections)
     ages: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     """Frames since each held box was found."""
+    waiting: dict[int, None] = field(default_factory=dict)
+    """Changed windows not scanned yet, oldest first (an ordered set)."""
     last_counts: dict[str, int] = field(default_factory=dict)
     """Windows chosen on the last frame by reason (``first``, ``motion``, ``follow``, ``sweep``)."""
 
     def reset(self) -> None:
         """Forget what earlier frames found."""
         self.cursor = 0
+        self.waiting = {}
         self.held = Detections()
         self.ages = np.zeros(0, np.int32)
 
@@ -154,28 +159,41 @@ class ScanPlanner:
             self.last_counts = {"first": self.grid.count}
             return [self.grid.rect(i) for i in range(self.grid.count)]
         grid, budget = self.grid, self.config.max_windows
-        changed = change > self.config.motion_levels
-        known = [self.held.boxes] + ([explained] if explained is not None else [])
-        explained = expand(np.concatenate(known), EXPLAINED_GROWTH)
-        if len(explained):
-            rows, cols = changed.shape
-            cover = np.clip(np.floor(explained / CELL_PX).astype(np.int64), 0, [cols, rows, cols, rows])
-            for x1, y1, x2, y2 in cover:
-                changed[y1:y2 + 1, x1:x2 + 1] = False
-        chosen: dict[int, str] = {}
-        for win in self.changed_windows(changed, change):
+        changed = self.unexplained(change, explained)
+        held_windows = self.held_windows(change.shape)
+        due = [win for win, age in held_windows if age >= self.config.hold_frames - 1][:max(1, budget // 2)]
+        chosen: dict[int, str] = dict.fromkeys(due, "follow")
+        for win in [*self.changed_windows(changed, change), *self.waiting]:
+            if len(chosen) < budget:
+                chosen.setdefault(win, "motion")
+            elif win not in chosen:
+                self.waiting.setdefault(win)
+        for win, _ in held_windows:
             if len(chosen) >= budget:
                 break
-            chosen.setdefault(win, "motion")
-        if len(self.held) and len(chosen) < budget:
-            order = np.argsort(-self.ages, kind="stable")
-            centres = self.held.boxes[order]
-            cx = np.clip(((centres[:, 0] + centres[:, 2]) / 2 // CELL_PX).astype(np.int64), 0, change.shape[1] - 1)
-            cy = np.clip(((centres[:, 1] + centres[:, 3]) / 2 // CELL_PX).astype(np.int64), 0, change.shape[0] - 1)
-            for win in grid.row_window[cy].astype(np.int64) * grid.xs.size + grid.col_window[cx]:
-                if len(chosen) >= budget:
-                    break
-                chosen.setdefault(int(win), "follow")
+            chosen.setdefault(win, "follow")
+        self.sweep(chosen)
+        for win in chosen:
+            self.waiting.pop(win, None)
+        self.last_counts = {r: sum(1 for v in chosen.values() if v == r) for r in ("motion", "follow", "sweep")}
+        return [grid.rect(i) for i in sorted(chosen)]
+
+    def unexplained(self, change: np.ndarray, explained: np.ndarray | None) -> np.ndarray:
+        """Cells changed by more than ``motion_levels`` outside the held and the ``explained`` boxes."""
+        changed = change > self.config.motion_levels
+        known = [self.held.boxes] + ([explained] if explained is not None else [])
+        grown = expand(np.concatenate(known), EXPLAINED_GROWTH)
+        if len(grown):
+            rows, cols = changed.shape
+            cover = np.clip(np.floor(grown / CELL_PX).astype(np.int64), 0, [cols, rows, cols, rows])
+            for x1, y1, x2, y2 in cover:
+                changed[y1:y2 + 1, x1:x2 + 1] = False
+        return changed
+
+    def sweep(self, chosen: dict[int, str]) -> None:
+        """Add the next ``sweep_windows`` windows of the rotating sweep not chosen already."""
+        grid = self.grid
+        assert grid is not None
         swept = 0
         for _ in range(grid.count):
             if swept >= self.config.sweep_windows:
@@ -184,8 +202,18 @@ class ScanPlanner:
             if win not in chosen:
                 chosen[win] = "sweep"
                 swept += 1
-        self.last_counts = {r: sum(1 for v in chosen.values() if v == r) for r in ("motion", "follow", "sweep")}
-        return [grid.rect(i) for i in sorted(chosen)]
+
+    def held_windows(self, cells_shape: tuple[int, ...]) -> list[tuple[int, int]]:
+        """The window whose core holds each held box's centre, with the box's age, oldest first."""
+        grid = self.grid
+        if grid is None or not len(self.held):
+            return []
+        order = np.argsort(-self.ages, kind="stable")
+        boxes = self.held.boxes[order]
+        cx = np.clip(((boxes[:, 0] + boxes[:, 2]) / 2 // CELL_PX).astype(np.int64), 0, cells_shape[1] - 1)
+        cy = np.clip(((boxes[:, 1] + boxes[:, 3]) / 2 // CELL_PX).astype(np.int64), 0, cells_shape[0] - 1)
+        windows = grid.row_window[cy].astype(np.int64) * grid.xs.size + grid.col_window[cx]
+        return [(int(w), int(a)) for w, a in zip(windows, self.ages[order], strict=True)]
 
     def changed_windows(self, changed: np.ndarray, change: np.ndarray) -> list[int]:
         """Windows to scan for the changed cells, the most strongly changed area first (something
