@@ -498,3 +498,14 @@ def test_the_receiver_needs_a_destination_it_can_check(tmp_path: Path) -> None:
     assert run.returncode == 2 and "--dest" in run.stderr and run.stderr.count("\n") == 1, run.stderr
     run = subprocess.run([*base, "--topic", "#", "--dest", "../x"], cwd=ROOT, capture_output=True, text=True, timeout=20)
     assert run.returncode == 2 and "--dest" in run.stderr, run.stderr
+
+
+def test_an_envelope_like_run_of_bytes_inside_a_whole_item_is_not_damage(tmp_path: Path) -> None:
+    """Three genuine items from a fleet run: the signature and body of the first happen to start a
+    well-formed envelope that runs on into the second. Each item ends where the next one starts, so
+    a read without keys keeps all three and reports no damage."""
+    data = (Path(__file__).parent / "data" / "store_chance_envelope.cbors").read_bytes()
+    (tmp_path / "ops").mkdir()
+    (tmp_path / "ops" / "rsu0038-v0.cbors").write_bytes(data)
+    store = SegmentStore(tmp_path / "ops")
+    assert len(store.ids()) == 3 and not store.damaged, store.damaged

@@ -433,16 +433,34 @@ class _ItemReader:
 
 
 def _overruns(buf: mmap.mmap | bytes, start: int, end: int) -> str | None:
-    """Why the unverified item at ``start`` (ending at ``end``) is taken for damage: a well-formed
-    envelope starts inside it (damage changed a length, and it swallowed the start of the next item
-    or more); ``None`` when none does."""
-    inside = _next_envelope(buf, start + 1, end)
-    return None if inside is None else f"it runs over an envelope that starts {inside - start} bytes in"
+    """Why the unverified item at ``start`` (ending at ``end``) is taken for damage, or ``None``: a
+    well-formed envelope starts inside it and either ends inside it too (a damaged entry swallowed the
+    next item whole) or the item does not end where the file or another envelope starts (a changed
+    length ran it into the next items). An envelope-like run of bytes that starts inside a whole item
+    and runs past its end is chance, not damage."""
+    boundary = end >= len(buf) or _envelope_at(buf, end)
+    for match in _ENVELOPE_START.finditer(buf, start + 1, min(len(buf), end + 1)):
+        try:
+            _, inside_end = decode_at(buf, match.start())
+        except WireError:
+            continue
+        if inside_end <= end or not boundary:
+            return f"it runs over an envelope that starts {match.start() - start} bytes in"
+    return None
 
 
-def _next_envelope(buf: mmap.mmap | bytes, start: int, stop: int | None = None) -> int | None:
-    """The first offset from ``start`` on (before ``stop``) where a well-formed envelope starts, or ``None``."""
-    for match in _ENVELOPE_START.finditer(buf, start, len(buf) if stop is None else min(len(buf), stop + 1)):
+def _envelope_at(buf: mmap.mmap | bytes, offset: int) -> bool:
+    """Whether a well-formed envelope starts at ``offset``."""
+    try:
+        decode_at(buf, offset)
+    except WireError:
+        return False
+    return True
+
+
+def _next_envelope(buf: mmap.mmap | bytes, start: int) -> int | None:
+    """The first offset from ``start`` on where a well-formed envelope starts, or ``None``."""
+    for match in _ENVELOPE_START.finditer(buf, start):
         try:
             decode_at(buf, match.start())
         except WireError:
