@@ -3,14 +3,18 @@ SIGKILLed and restarted (and the database stopped) mid-run; nothing lost, nothin
 
 from __future__ import annotations
 
+import random
+from itertools import islice
 from pathlib import Path
 
 import pytest
 
 from edged.core.keys import generate_device_key, load_signing_key
+from edged.link import wire
+from edged.link.outbox import Outbox
 from edged_sim.pgserver import PgServer
 from tests.mosquitto import Mosquitto
-from tools.bench.fleet import Load, Result, Rig, run_fleet, table
+from tools.bench.fleet import Load, Result, Rig, Trace, run_fleet, table
 
 LOAD = Load(package_period_s=1.0, records_per_s=4.0, package_bytes=(30_000, 60_000))
 
@@ -44,3 +48,18 @@ def test_two_receivers_over_postgresql_lose_nothing_across_a_member_kill_and_a_d
                        backlog=150, drain_timeout_s=30)
     check(result)
     assert any("database stopped" in e for e in result.events) and any("database started" in e for e in result.events)
+
+
+def test_a_replayed_outbox_keeps_each_message_s_size_and_time_and_loops(tmp_path: Path) -> None:
+    made = [wire.make("package", "ops", "normal", bytes(5000), image_id="i1", created=100.0),
+            wire.make("event", "ops", "normal", bytes(300), created=100.5),
+            wire.make("event", "ops", "normal", bytes(700), created=101.0)]
+    with Outbox(tmp_path / "outbox.sqlite") as box:
+        box.enqueue_many(made)
+    trace = Trace.from_outbox(tmp_path / "outbox.sqlite")
+    assert [(t, kind) for t, kind, _ in trace.rows] == [(0.0, "package"), (0.5, "event"), (1.0, "event")]
+    assert [size for _, _, size in trace.rows][0] > 5000 > [size for _, _, size in trace.rows][1]
+    assert trace.period_s == pytest.approx(1.5)
+    times = [at for at, _, _ in islice(trace.messages(random.Random(3)), 9)]
+    assert times == sorted(times) and times[0] >= 0
+    assert times[3] - times[0] == pytest.approx(1.5)  # the loop repeats every period

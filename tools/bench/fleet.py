@@ -30,6 +30,7 @@ import os
 import random
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -155,6 +156,74 @@ class Load:
     package_bytes: tuple[int, int] = (30_000, 60_000)
     record_bytes: tuple[int, int] = (200, 400)
 
+    def messages(self, rng: random.Random) -> Iterator[tuple[float, str, int]]:
+        """``(seconds from the device's start, kind, body bytes)`` of its messages in time order, without end."""
+        schedule = [(rng.uniform(0, self.package_period_s), "package"), (rng.expovariate(self.records_per_s), "event")]
+        while True:
+            schedule.sort()
+            at, kind = schedule.pop(0)
+            yield at, kind, rng.randint(*(self.package_bytes if kind == "package" else self.record_bytes))
+            schedule.append((at + (self.package_period_s if kind == "package" else rng.expovariate(self.records_per_s)),
+                             kind))
+
+    def sample(self, rng: random.Random) -> tuple[str, int]:
+        """One message's kind and body size, drawn in the profile's proportions (for the backlog)."""
+        kind = "package" if rng.random() < 1.0 / (1.0 + self.records_per_s * self.package_period_s) else "event"
+        return kind, rng.randint(*(self.package_bytes if kind == "package" else self.record_bytes))
+
+
+@dataclass
+class Trace:
+    """A real device's outbox replayed: every message's size at its offset from the first, looped;
+    each simulated device starts at its own place in the loop. Everything goes to the ops group, so
+    sealed records (which the wire keeps off ``ops``) are sent as events of their size: a receiver's
+    work for a message does not depend on its kind."""
+
+    rows: list[tuple[float, str, int]]
+    period_s: float
+    video_s: float = 60.0
+
+    @classmethod
+    def from_outbox(cls, path: Path) -> Trace:
+        """The messages an ``edged run`` left in its outbox file (uplink off: all it made)."""
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            found = conn.execute("SELECT created, kind, size FROM messages WHERE created IS NOT NULL "
+                                 "ORDER BY created, seq").fetchall()
+        if len(found) < 2:
+            raise ValueError(f"{path}: fewer than two messages with a creation time to replay")
+        t0 = float(found[0][0])
+        rows = [(float(t) - t0, "event" if kind == "sensitive" else str(kind), int(size)) for t, kind, size in found]
+        return cls(rows, rows[-1][0] + rows[-1][0] / (len(rows) - 1))
+
+    def messages(self, rng: random.Random) -> Iterator[tuple[float, str, int]]:
+        """As :meth:`Load.messages`: the outbox's messages from a random place in the loop on."""
+        phase = rng.uniform(0, self.period_s)
+        lap = 0
+        while True:
+            for t, kind, size in self.rows:
+                at = lap * self.period_s + t - phase
+                if at >= 0:
+                    yield at, kind, size
+            lap += 1
+
+    def sample(self, rng: random.Random) -> tuple[str, int]:
+        """One of the outbox's messages' kind and size."""
+        _, kind, size = self.rows[rng.randrange(len(self.rows))]
+        return kind, size
+
+    def describe(self) -> str:
+        """Messages a second and bytes a second of one device, by kind (sealed records among the events)."""
+        counts: dict[str, list[int]] = {}
+        for _, kind, size in self.rows:
+            counts.setdefault(kind, []).append(size)
+        parts = [f"{kind} {len(v) / self.period_s:.2f}/s x {sum(v) / len(v) / 1000:.1f} KB"
+                 for kind, v in sorted(counts.items())]
+        total = sum(size for _, _, size in self.rows) / self.period_s
+        return f"{len(self.rows) / self.period_s:.2f} messages/s, {total / 1e6:.3f} MB/s a device ({'; '.join(parts)})"
+
+
+Profile = Load | Trace
+
 
 @dataclass
 class Published:
@@ -174,27 +243,21 @@ def envelope(dev: Device, kind: str, size: int, started: float, video_s: float) 
     return wire.encode(env, dev.key)
 
 
-async def run_device(port: int, dev: Device, load: Load, until: float, out: Published, started: float) -> None:
+async def run_device(port: int, dev: Device, load: Profile, until: float, out: Published, started: float) -> None:
     """Publish ``dev``'s messages on their schedule until ``until`` (monotonic); QoS 1, one at a time."""
     rng = random.Random(dev.name)
-    schedule = [(rng.uniform(0, load.package_period_s), "package"), (rng.expovariate(load.records_per_s), "event")]
     t0 = time.monotonic()
     async with aiomqtt.Client("127.0.0.1", port, identifier=f"fleet-{dev.name}", keepalive=30) as client:
-        while True:
-            schedule.sort()
-            at, kind = schedule.pop(0)
+        for at, kind, size in load.messages(rng):
             due = t0 + at
             if due >= until:
                 return
             await asyncio.sleep(max(0.0, due - time.monotonic()))
             out.lateness.append(time.monotonic() - due)
-            size = rng.randint(*(load.package_bytes if kind == "package" else load.record_bytes))
             payload = envelope(dev, kind, size, started, load.video_s)
             await client.publish(f"edged/{dev.name}/ops/{kind}", payload, qos=1, timeout=30)
             out.ids.add(wire.decode(payload).id)
             out.bytes += len(payload)
-            nxt = at + (load.package_period_s if kind == "package" else rng.expovariate(load.records_per_s))
-            schedule.append((nxt, kind))
 
 
 async def publish_all(port: int, payloads: list[tuple[str, bytes]], connections: int = 8) -> None:
@@ -334,7 +397,7 @@ def new_store(r: Rig, kind: str, name: str) -> str:
     return str(folder)
 
 
-def run_fleet(r: Rig, kind: str, n_receivers: int, devices: int, seconds: float, load: Load, *,
+def run_fleet(r: Rig, kind: str, n_receivers: int, devices: int, seconds: float, load: Profile, *,
               backlog: int = 0, restart: bool = True, drain_timeout_s: float = 60.0) -> Result:
     """One steady run (with a receiver killed and restarted, and the database stopped, mid-run) and one drain."""
     name = f"{kind[:4]}_{n_receivers}_{devices}_{int(time.time() * 1000) % 10**8}"
@@ -351,7 +414,7 @@ def run_fleet(r: Rig, kind: str, n_receivers: int, devices: int, seconds: float,
             rx.stop()
 
 
-def _run(r: Rig, kind: str, spec: str, receivers: list[ReceiverProcess], devices: int, seconds: float, load: Load,
+def _run(r: Rig, kind: str, spec: str, receivers: list[ReceiverProcess], devices: int, seconds: float, load: Profile,
          backlog: int, restart: bool, drain_timeout_s: float) -> Result:
     n_receivers = len(receivers)
     trusted = wire.trusted_keys(r.key_files)
@@ -416,7 +479,7 @@ def _run(r: Rig, kind: str, spec: str, receivers: list[ReceiverProcess], devices
     return result
 
 
-def drain(r: Rig, result: Result, spec: str, receivers: list[ReceiverProcess], fleet: list[Device], load: Load,
+def drain(r: Rig, result: Result, spec: str, receivers: list[ReceiverProcess], fleet: list[Device], load: Profile,
           backlog: int, timeout_s: float) -> set[str]:
     """Publish ``backlog`` messages while the group is stopped, start it, time until all are stored; their ids."""
     for rx in receivers:
@@ -424,11 +487,9 @@ def drain(r: Rig, result: Result, spec: str, receivers: list[ReceiverProcess], f
     started = time.time()
     payloads: list[tuple[str, bytes]] = []
     rng = random.Random(7)
-    share = 1.0 / (1.0 + load.records_per_s * load.package_period_s)
     for n in range(backlog):
         dev = fleet[n % len(fleet)]
-        kind = "package" if rng.random() < share else "event"
-        size = rng.randint(*(load.package_bytes if kind == "package" else load.record_bytes))
+        kind, size = load.sample(rng)
         payloads.append((f"edged/{dev.name}/ops/{kind}", envelope(dev, kind, size, started, load.video_s)))
     asyncio.run(publish_all(r.broker.port, payloads))
     want = {wire.decode(p).id for _, p in payloads}
@@ -467,6 +528,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--package-period", type=float, default=2.0, help="seconds between a device's packages")
     ap.add_argument("--records-per-s", type=float, default=3.0, help="small records a second per device")
     ap.add_argument("--wait", type=float, default=120.0, help="longest wait for a run's messages to be stored (s)")
+    ap.add_argument("--replay", type=Path, metavar="OUTBOX",
+                    help="replay a real device's outbox (an `edged run` outbox.sqlite, uplink off) instead of the "
+                         "synthetic profile: each message's kind and size at its own time, looped")
     ap.add_argument("--out", type=Path, help="write the results as JSON")
     args = ap.parse_args(argv)
     kinds = [k.strip() for k in args.stores.split(",") if k.strip()]
@@ -474,7 +538,14 @@ def main(argv: list[str] | None = None) -> int:
         print("fleet: PostgreSQL is not installed: leaving the postgresql store out", file=sys.stderr)
         kinds.remove("postgresql")
     sizes = [int(n) for n in args.receivers.split(",")]
-    load = Load(package_period_s=args.package_period, records_per_s=args.records_per_s)
+    load: Profile = Load(package_period_s=args.package_period, records_per_s=args.records_per_s)
+    if args.replay is not None:
+        try:
+            load = Trace.from_outbox(args.replay)
+        except (sqlite3.Error, ValueError) as err:
+            print(f"fleet: --replay {args.replay}: {err}", file=sys.stderr)
+            return 2
+        print(f"fleet: replaying {args.replay}: {load.describe()}", file=sys.stderr)
     results = []
     load1 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="edged-fleet-") as d, rig(Path(d), "postgresql" in kinds) as r:
