@@ -83,6 +83,56 @@ def test_unverified_envelopes_are_refused_on_append(spec: str, device, tmp_path:
     assert len(store) == 0 and store.segments() == []
 
 
+def test_a_batch_is_stored_in_order_each_message_once(spec: str, device) -> None:
+    """append_many stores what append would, in order: an id already stored, or twice in the batch, once."""
+    sk, keys, _ = device
+    a, b, c, u = env(sk, image="I1"), env(sk, image="I2"), env(sk, "event", "VB", "I1"), env(sk, video="", image=None)
+    store = open_store(spec, keys)
+    assert store.append_bytes(a)
+    items = [(wire.decode(p), p) for p in (b, a, c, b, u)]
+    assert store.append_many(items) == [True, False, True, False, True]
+    assert store.duplicates == 2 and store.append_many([]) == []
+    assert [x.to_bytes() for x in store.iter_segment("VA")] == [a, b]
+    assert [x.to_bytes() for x in store.iter_segment("VB")] == [c] and len(store) == 4
+    store.close()
+    again = open_store(spec, keys)
+    assert again.append_many([(wire.decode(c), None), (wire.decode(p := env(sk)), p)]) == [False, True]
+    assert len(again) == 5 and again.rejected == []
+
+
+def test_an_unverified_message_stores_nothing_of_its_batch(spec: str, device, tmp_path: Path) -> None:
+    sk, keys, _ = device
+    other = load_signing_key(generate_device_key(tmp_path / "keys" / "other").private)
+    store = open_store(spec, keys)
+    good, bad = env(sk), env(other)
+    with pytest.raises(wire.EnvelopeAuthError):
+        store.append_many([(wire.decode(good), good), (wire.decode(bad), bad)])
+    assert len(store) == 0 and store.segments() == []
+
+
+def test_a_batch_is_one_transaction_and_a_failed_commit_stores_none_of_it(pg_url: str, device) -> None:
+    """Every row of a batch comes from one transaction; when its COMMIT fails (a deferred check refuses it)
+    none is stored, and the same batch stored again once the database takes it is all there."""
+    sk, keys, _ = device
+    store = PgStore(pg_url, device_keys=keys)
+    batch = [env(sk, image=f"I{i}", video=f"V{i % 3}") for i in range(12)]
+    items = [(wire.decode(p), p) for p in batch]
+    ids = [e.id for e, _ in items]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                     "$$ BEGIN RAISE EXCEPTION 'disk full (test)' USING ERRCODE = '53100'; END $$")
+        conn.execute("CREATE CONSTRAINT TRIGGER refuse AFTER INSERT ON store_envelopes DEFERRABLE INITIALLY DEFERRED "
+                     "FOR EACH ROW EXECUTE FUNCTION refuse()")
+        with pytest.raises(StoreUnavailable, match="disk full"):
+            store.append_many(items)
+        assert conn.execute("SELECT count(*) FROM store_envelopes").fetchone() == (0,)
+        conn.execute("DROP TRIGGER refuse ON store_envelopes")
+        assert store.append_many(items) == [True] * 12
+        rows = conn.execute("SELECT message_id, xmin::text FROM store_envelopes ORDER BY seq").fetchall()
+    assert [r[0] for r in rows] == ids and len({r[1] for r in rows}) == 1  # in order, one transaction
+    assert open_store(pg_url, keys).ids() == set(ids) and store.duplicates == 0
+
+
 def test_any_signed_device_name_is_stored_and_read_back(spec: str, device) -> None:
     sk, keys, _ = device
     odd = [env(sk, device="rsu\x00nul"), env(sk, device="x" * 5000), env(sk, device="")]

@@ -7,18 +7,23 @@ tests/test_fleet.py).
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import aiomqtt
+import psycopg
 import pytest
 
 from edged.core.keys import generate_device_key, load_signing_key
 from edged.link import wire
+from edged_platform.pgstore import PgStore
 from edged_platform.receiver import default_client_id, member_client_id
 from edged_platform.store import SegmentStore
+from edged_platform.stores import open_store
+from edged_sim.pgserver import have_postgres
 from tests.mosquitto import Mosquitto
 from tools.bench.fleet import ReceiverProcess
 
@@ -102,6 +107,92 @@ def test_the_store_recovering_under_a_running_receiver_stores_what_waited(tmp_pa
     store = SegmentStore(folder)
     assert [e.id for v in ("V2", "V3") for e in store.iter_segment(v)] == want
     assert "store errors (retried)" in rx.text()
+
+
+class _Refusal:
+    """Makes a store refuse a batch holding a message of ``video``: that video's file a link to a missing folder,
+    or a deferred database check that fails the COMMIT of any transaction storing a row of that video."""
+
+    def __init__(self, spec: str, video: str) -> None:
+        self.spec, self.video = spec, video
+
+    def on(self) -> None:
+        if self.spec.startswith("postgresql://"):
+            PgStore(self.spec).close()  # the tables
+            with psycopg.connect(self.spec, autocommit=True) as conn:
+                conn.execute("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                             "IF (SELECT video_id FROM store_videos WHERE id = NEW.video) = '" + self.video + "' THEN "
+                             "RAISE EXCEPTION 'disk full (test)' USING ERRCODE = '53100'; END IF; RETURN NULL; END $$")
+                conn.execute("CREATE CONSTRAINT TRIGGER refuse AFTER INSERT ON store_envelopes "
+                             "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse()")
+        else:
+            Path(self.spec).mkdir(parents=True, exist_ok=True)
+            (Path(self.spec) / f"{self.video}.cbors").symlink_to(Path(self.spec).parent / "absent" / "file")
+
+    def off(self) -> None:
+        if self.spec.startswith("postgresql://"):
+            with psycopg.connect(self.spec, autocommit=True) as conn:
+                conn.execute("DROP TRIGGER refuse ON store_envelopes")
+        else:
+            (Path(self.spec) / f"{self.video}.cbors").unlink()
+
+    def stored(self) -> list[str]:
+        """Message ids stored, per video in arrival order (each as often as it is stored)."""
+        store = open_store(self.spec)
+        try:
+            return [e.id for v in store.segments() for e in store.iter_segment(v)]
+        finally:
+            store.close()
+
+
+@pytest.fixture(params=["file", "postgresql"])
+def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh store of either backend, as a ``--store`` argument."""
+    if request.param == "file":
+        return str(tmp_path / "ops")
+    if not have_postgres():
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.mark.slow
+def test_a_batch_whose_commit_fails_is_not_acknowledged_and_is_stored_once_after_a_kill(
+        tmp_path: Path, mosquitto: Mosquitto, store_spec: str) -> None:
+    """Messages queued for a receiver are stored in batches; a batch the store refuses (the database's COMMIT
+    fails, or one of its video files cannot be written) is not acknowledged: SIGKILLed then and started again,
+    the receiver gets the batch redelivered and, once the store takes it, every message is stored exactly once
+    and in order (a message sent twice in one burst too)."""
+    dev = generate_device_key(tmp_path / "keys" / "device")
+    first, later = signed(dev.private, "V0", 9), signed(dev.private, "V0", 10)
+    poisoned = signed(dev.private, "V1", 10)
+    payloads = first + [first[2]] + [p for pair in zip(later, poisoned, strict=True) for p in pair]
+    refusal = _Refusal(store_spec, "V1")
+    rx = ReceiverProcess(tmp_path, mosquitto.port, store_spec, [dev.public], group="g", member="a")
+    rx.start()
+    try:
+        rx.wait_subscribed()
+        rx.stop()
+        refusal.on()
+        publish(mosquitto.port, payloads)  # queued in the member's session: a burst when it comes back
+        rx.start()
+        assert wait_for(lambda: re.search(r"could not store \S+ \S+ and \d+ more", rx.text()), 15), rx.text()[-2000:]
+        time.sleep(0.5)
+        failed = re.search(r"could not store \S+ (\S+) and (\d+) more", rx.text())
+        assert failed is not None
+        ids = [wire.decode(p).id for p in payloads]
+        batch = ids[ids.index(failed.group(1)):][:int(failed.group(2)) + 1]
+        assert any(wire.decode(p).id in batch for p in poisoned)
+        if store_spec.startswith("postgresql://"):
+            assert not set(batch) & set(refusal.stored())  # a failed COMMIT stored none of the batch
+        rx.kill()
+        refusal.off()
+        rx.start()
+        rx.wait_subscribed()
+        want = [wire.decode(p).id for p in first + later + poisoned]
+        assert wait_for(lambda: sorted(refusal.stored()) == sorted(want), 20), rx.text()[-2000:]
+    finally:
+        rx.stop()
+    assert refusal.stored() == want  # each once: per video in the order sent
 
 
 @pytest.mark.slow

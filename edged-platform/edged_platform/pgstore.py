@@ -11,9 +11,10 @@ One database per destination (``postgresql://host/edged_ops``, ``.../edged_func_
 
 :meth:`PgStore.append` inserts with ``ON CONFLICT (message_id) DO NOTHING``, so however many receivers
 store the same message it is stored once, and returns after the commit (the receiver acknowledges
-then). Every read verifies the stored bytes again (signature with ``device_keys``, and that the
-lookup columns agree with the signed envelope): a row altered in the database is skipped and listed
-in :attr:`PgStore.rejected`, as :class:`edged_platform.store.SegmentStore` does with altered files.
+then); :meth:`PgStore.append_many` does the same for a batch in one transaction, one commit for
+all. Every read verifies the stored bytes again (signature with ``device_keys``, and that the lookup
+columns agree with the signed envelope): a row altered in the database is skipped and listed in
+:attr:`PgStore.rejected`, as :class:`edged_platform.store.SegmentStore` does with altered files.
 A database that cannot be reached raises :class:`edged_platform.stores.StoreUnavailable` (one line
 naming the URL without its password); the next call connects again.
 """
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -207,6 +208,41 @@ class PgStore:
     def append_bytes(self, payload: bytes) -> bool:
         """Decode (and verify, with keys) a received payload and :meth:`append` its exact bytes."""
         return self.append(decode(payload, self.device_keys), payload)
+
+    def append_many(self, items: Sequence[tuple[Envelope, bytes | None]]) -> list[bool]:
+        """Store a batch in one transaction, in order, durable at its one commit; per item ``False`` if its id was
+        already stored (or came earlier in the batch).
+
+        With :attr:`device_keys` every item is verified first: one that does not verify raises
+        :class:`edged.link.wire.EnvelopeAuthError` and nothing is stored. A failure before the commit
+        returned stores nothing of the batch (:class:`edged_platform.stores.StoreUnavailable`).
+        """
+        batch = [(env, encode(env) if data is None else bytes(data)) for env, data in items]
+        if self.device_keys is not None:
+            for _env, data in batch:
+                decode(data, self.device_keys)
+        if not batch:
+            return []
+
+        def insert(conn: psycopg.Connection[Any]) -> list[bool]:
+            # The video rows first, each committed on its own (as append does), so the cache never
+            # holds the id of a row a rolled-back batch took with it.
+            videos = [self._video(conn, device_column(env.device), env.video_id) for env, _data in batch]
+            rows = [(env.id, video, str(env.kind), env.image_id, _frame_index(env), env.signer, env.created, data)
+                    for (env, data), video in zip(batch, videos, strict=True)]
+            out: list[bool] = []
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(_INSERT, rows, returning=True)
+                while True:
+                    out.append(cur.fetchone() is not None)
+                    if not cur.nextset():
+                        break
+            return out
+
+        with self._lock:
+            stored = self._run(insert)
+            self.duplicates += stored.count(False)
+        return stored
 
     def _video(self, conn: psycopg.Connection[Any], device: str, video_id: str) -> int:
         """The ``store_videos`` id of (``device``, ``video_id``), adding the row (committed) if new."""

@@ -29,13 +29,16 @@ receiver restarted resumes its session, while the ops and the functional-platfor
 broker never share an id (a shared id makes the broker drop one connection whenever the other connects).
 
 A message is acknowledged (PUBACK) only once it is durable in the store: written and flushed to the
-folder's file (``--fsync``: synced to disk) or committed to the database. A payload the store cannot
-take (disk full, database down: an ``OSError``) is not acknowledged; the receiver retries it with
-exponential backoff and takes no further message meanwhile, and a receiver stopped or killed before
-that has it redelivered by the broker when it comes back. Delivery is at-least-once end to end;
-duplicates are dropped by message id in the store. Payloads that are malformed, unsigned, signed by
-an unknown key or addressed elsewhere are acknowledged and dropped (counted); no payload stops the
-receiver. Reconnects with exponential backoff.
+folder's file (``--fsync``: synced to disk) or committed to the database. The messages already
+waiting behind the one taken are taken with it (at most ``--batch``, :data:`BATCH_MAX`, and
+:data:`BATCH_BYTES`), stored as one batch (one commit, one flush per file) and acknowledged together
+once it is durable; nothing is waited for, so a batch is one message when the receiver keeps up and
+grows only with a backlog. A batch the store cannot take (disk full, database down: an ``OSError``)
+is not acknowledged; the receiver retries it with exponential backoff and takes no further message
+meanwhile, and a receiver stopped or killed before that has it redelivered by the broker when it
+comes back. Delivery is at-least-once end to end; duplicates are dropped by message id in the store.
+Payloads that are malformed, unsigned, signed by an unknown key or addressed elsewhere are
+acknowledged and dropped (counted); no payload stops the receiver. Reconnects with exponential backoff.
 
 ``--group NAME`` makes the receiver one member of a consumer group: it subscribes to the MQTT 5
 shared subscription ``$share/NAME/<topic>``, so the broker hands each message to one of the
@@ -85,6 +88,10 @@ WRONG_DESTINATION = "wrong destination"
 """Drop reason of a genuine envelope addressed to another platform than this receiver's store."""
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 """MQTT 5 session expiry interval meaning "never": a receiver's queued messages wait for it however long."""
+BATCH_MAX = 64
+"""Most messages appended (and then acknowledged) together: one that arrived and those already queued behind it."""
+BATCH_BYTES = 8 << 20
+"""A batch takes no further queued message once its payloads reach this many bytes."""
 _DESTINATION = re.compile(rf"^(?:{OPS}|{re.escape(FUNC_PREFIX)}[a-z][a-z0-9_-]{{0,31}})$")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 """What a group or member name looks like (no MQTT wildcard or level separator)."""
@@ -168,6 +175,8 @@ class Receiver:
         reject_log_period_s: float = REJECT_LOG_PERIOD_S,
         dest: str | None = None,
         group: str | None = None,
+        batch_max: int = BATCH_MAX,
+        batch_bytes: int = BATCH_BYTES,
     ) -> None:
         self.host, self.port, self.topic, self.store = host, port, topic, store
         self.client_id = client_id
@@ -177,6 +186,7 @@ class Receiver:
         self.reconnect_max_s = reconnect_max_s
         self.device_keys = device_keys
         self.group = group
+        self.batch_max, self.batch_bytes = max(1, batch_max), batch_bytes
         self.stats = ReceiverStats()
         self.drops = BoundedLog(log, reject_log_period_s)
         self.subscribed = asyncio.Event()
@@ -216,44 +226,70 @@ class Receiver:
 
     def store_envelope(self, env: Envelope, payload: bytes) -> bool:
         """Append a checked envelope durably; ``True`` if it was new. The store's ``OSError`` propagates."""
-        if not self.store.append(env, payload):
-            self.stats.duplicates += 1
-            return False
-        self.stats.stored += 1
-        if self.keep_order:
-            self.stats.arrivals.append(env.id)
-        if self.on_envelope is not None:
-            self.on_envelope(env)
-        return True
+        return self.store_envelopes([(env, payload)])[0]
+
+    def store_envelopes(self, items: list[tuple[Envelope, bytes]]) -> list[bool]:
+        """Append checked envelopes durably as one batch, in order; per item ``True`` if it was new.
+
+        The store's ``OSError`` propagates (then nothing of the batch is counted as stored).
+        """
+        fresh = self.store.append_many(items)
+        for (env, _payload), new in zip(items, fresh, strict=True):
+            if not new:
+                self.stats.duplicates += 1
+                continue
+            self.stats.stored += 1
+            if self.keep_order:
+                self.stats.arrivals.append(env.id)
+            if self.on_envelope is not None:
+                self.on_envelope(env)
+        return fresh
 
     def handle(self, payload: bytes) -> bool:
         """Decode, verify and store one payload; ``True`` if it was new (a store ``OSError`` propagates)."""
         env = self.check(payload)
         return env is not None and self.store_envelope(env, payload)
 
-    async def _take(self, payload: bytes, stop: asyncio.Event) -> bool:
-        """Handle one payload until it is durable or dropped; ``False`` when ``stop`` came first (not to be acked).
+    async def _take(self, payloads: list[bytes], stop: asyncio.Event) -> bool:
+        """Check a batch of payloads and store the good ones until durable; ``False`` when ``stop`` came first
+        (then none of them is to be acknowledged).
 
-        A store error is retried with backoff; an unexpected error drops that one payload (counted).
+        Payloads that do not pass :meth:`check` are dropped (counted); the rest are appended as one batch.
+        """
+        items: list[tuple[Envelope, bytes]] = []
+        for payload in payloads:
+            try:
+                env = self.check(payload)
+            except Exception as err:  # noqa: BLE001 - one payload never stops the receiver
+                self._unexpected(payload, err)
+                continue
+            if env is not None:
+                items.append((env, payload))
+        return not items or await self._store(items, stop)
+
+    async def _store(self, items: list[tuple[Envelope, bytes]], stop: asyncio.Event) -> bool:
+        """Append ``items`` until durable, retrying store errors with backoff; ``False`` when ``stop`` came first.
+
+        An unexpected error stores the batch one item at a time, so only the payload at fault is dropped.
         """
         delay = 0.2
-        try:
-            env = self.check(payload)
-        except Exception as err:  # noqa: BLE001 - one payload never stops the receiver
-            self._unexpected(payload, err)
-            return True
-        if env is None:
-            return True
         while True:
             try:
-                await asyncio.to_thread(self.store_envelope, env, payload)
+                await asyncio.to_thread(self.store_envelopes, items)
                 return True
             except OSError as err:
                 self.stats.store_errors += 1
-                log.error("receiver: could not store %s %s (not acknowledged; retrying in %.1f s): %s",
-                          env.kind, env.id, delay, err)
+                env = items[0][0]
+                more = f" and {len(items) - 1} more" if len(items) > 1 else ""
+                log.error("receiver: could not store %s %s%s (not acknowledged; retrying in %.1f s): %s",
+                          env.kind, env.id, more, delay, err)
             except Exception as err:  # noqa: BLE001 - one payload never stops the receiver
-                self._unexpected(payload, err)
+                if len(items) == 1:
+                    self._unexpected(items[0][1], err)
+                    return True
+                for item in items:
+                    if not await self._store([item], stop):
+                        return False
                 return True
             try:
                 await asyncio.wait_for(stop.wait(), timeout=delay)
@@ -298,8 +334,7 @@ class Receiver:
                         msg = await asyncio.wait_for(anext(messages), timeout=idle_s)
                     except TimeoutError:
                         break
-                    payload = msg.payload if isinstance(msg.payload, (bytes, bytearray)) else b""
-                    if not await self._take(bytes(payload), stop):
+                    if not await self._take([_payload(msg)], stop):
                         return False
                     client._client.ack(msg.mid, msg.qos)  # noqa: SLF001 - durable (or dropped): PUBACK
                     if stop.is_set():
@@ -326,6 +361,15 @@ class Receiver:
         client._client.manual_ack_set(True)  # noqa: SLF001
         return client
 
+    async def _queued(self, client: aiomqtt.Client, first: aiomqtt.Message) -> list[aiomqtt.Message]:
+        """``first`` and the messages already waiting behind it, in arrival order, up to the batch limits."""
+        batch, size = [first], len(_payload(first))
+        while len(client.messages) and len(batch) < self.batch_max and size < self.batch_bytes:
+            msg = await anext(aiter(client.messages))  # queued already: no wait
+            batch.append(msg)
+            size += len(_payload(msg))
+        return batch
+
     async def _receive(self, stop: asyncio.Event) -> None:
         delay = 0.2
         while not stop.is_set():
@@ -345,11 +389,11 @@ class Receiver:
                             if nxt not in done:
                                 nxt.cancel()
                                 return
-                            msg = nxt.result()
-                            payload = msg.payload if isinstance(msg.payload, (bytes, bytearray)) else b""
-                            if not await self._take(bytes(payload), stop):
-                                return  # stopped before it was durable: the broker redelivers it
-                            client._client.ack(msg.mid, msg.qos)  # noqa: SLF001 - durable (or dropped): PUBACK
+                            batch = await self._queued(client, nxt.result())
+                            if not await self._take([_payload(m) for m in batch], stop):
+                                return  # stopped before they were durable: the broker redelivers them
+                            for msg in batch:  # durable (or dropped): PUBACK
+                                client._client.ack(msg.mid, msg.qos)  # noqa: SLF001
                     finally:
                         stopper.cancel()
             except aiomqtt.MqttError as err:
@@ -360,6 +404,11 @@ class Receiver:
                 except TimeoutError:
                     pass
                 delay = min(delay * 2, self.reconnect_max_s)
+
+
+def _payload(msg: aiomqtt.Message) -> bytes:
+    """A message's payload as bytes (``b""`` for a payload aiomqtt decoded as something else)."""
+    return bytes(msg.payload) if isinstance(msg.payload, (bytes, bytearray)) else b""
 
 
 def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
@@ -481,6 +530,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--ca", help="CA file that signs the broker's certificate")
     ap.add_argument("--cert", help="client certificate (mutual TLS)")
     ap.add_argument("--key", help="client key")
+    ap.add_argument("--batch", type=int, default=BATCH_MAX, metavar="N",
+                    help=f"store at most N messages together (one commit), those already waiting behind the one "
+                         f"taken; acknowledged once all are durable (default: {BATCH_MAX}; 1: one at a time)")
     ap.add_argument("--fsync", action="store_true",
                     help="fsync each message stored in a folder before acknowledging it")
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -502,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"receiver: {err}", file=sys.stderr)
         return 2
     dest, problem = _destination(args.dest, args.topic)
-    problem = problem or _group_problem(args)
+    problem = problem or _group_problem(args) or ("" if args.batch >= 1 else f"--batch {args.batch}: at least 1")
     if dest is None or problem:
         print(f"receiver: {problem}", file=sys.stderr)
         return 2
@@ -523,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("receiver: client id %s", client_id)
     receiver = Receiver(args.host, args.port, args.topic, store, client_id=client_id,
                         username=args.username, password=args.password, tls_context=tls, on_envelope=on_env,
-                        device_keys=keys, dest=dest, group=args.group)
+                        device_keys=keys, dest=dest, group=args.group, batch_max=args.batch)
     log.info("receiver: storing envelopes addressed to %s in %s; trusting device key%s %s", dest, store.location,
              "s" if len(keys) > 1 else "", ", ".join(sorted(keys)))
 

@@ -69,7 +69,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -206,27 +206,59 @@ class SegmentStore:
         envelope keeps its exact bytes. With :attr:`device_keys` an envelope whose signature does not
         verify raises :class:`edged.link.wire.EnvelopeAuthError` and nothing is written.
         """
-        data = encode(env) if data is None else bytes(data)
+        return self.append_many([(env, data)])[0]
+
+    def append_many(self, items: Sequence[tuple[Envelope, bytes | None]]) -> list[bool]:
+        """Store a batch as :meth:`append` does each, one flush (and fsync) per video file; per item ``False`` if
+        its id was already stored (or came earlier in the batch).
+
+        With :attr:`device_keys` every item is verified first: one that does not verify raises
+        :class:`edged.link.wire.EnvelopeAuthError` and nothing is written.
+        """
+        batch = [(env, encode(env) if data is None else bytes(data)) for env, data in items]
         if self.device_keys is not None:
-            decode(data, self.device_keys)
-        stem = _stem(env.video_id)
-        with self._lock, open(self._path(stem), "ab") as f:
+            for _env, data in batch:
+                decode(data, self.device_keys)
+        by_file: dict[str, list[int]] = {}
+        for i, (env, _data) in enumerate(batch):
+            by_file.setdefault(_stem(env.video_id), []).append(i)
+        out = [False] * len(batch)
+        with self._lock:
+            for stem, where in by_file.items():
+                for i, new in zip(where, self._append_file(stem, [batch[i] for i in where]), strict=True):
+                    out[i] = new
+        self.duplicates += out.count(False)
+        return out
+
+    def _append_file(self, stem: str, items: list[tuple[Envelope, bytes]]) -> list[bool]:
+        """Append the items not yet stored to one video's file under its lock, indexed once flushed."""
+        with open(self._path(stem), "ab") as f:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # other processes appending to this folder wait here
             self._scan(stem)  # what they stored before we got the lock counts as stored
-            if env.id in self._ids:
-                self.duplicates += 1
-                return False
-            end = f.seek(0, io.SEEK_END)
-            f.write(data)
+            start = end = f.seek(0, io.SEEK_END)
+            written: list[tuple[Envelope, int]] = []
+            taken: set[str] = set()
+            fresh: list[bool] = []
+            for env, data in items:
+                new = env.id not in self._ids and env.id not in taken
+                fresh.append(new)
+                if new:
+                    taken.add(env.id)
+                    f.write(data)
+                    written.append((env, end))
+                    end += len(data)
+            if not written:
+                return fresh
             f.flush()
             if self.fsync:
                 os.fsync(f.fileno())
             torn = self._torn.pop(stem, None)
             if torn is not None:  # the unreadable tail is now damage between items: kept, skipped
-                self.damaged.append(Damaged(torn.video_id, torn.offset, end - torn.offset, torn.error))
-            self._index(env, stem, end)
-            self._scanned[stem] = self._sizes[stem] = end + len(data)
-            return True
+                self.damaged.append(Damaged(torn.video_id, torn.offset, start - torn.offset, torn.error))
+            for env, offset in written:
+                self._index(env, stem, offset)
+            self._scanned[stem] = self._sizes[stem] = end
+            return fresh
 
     def append_bytes(self, payload: bytes) -> bool:
         """Decode (and verify, with keys) a received payload and :meth:`append` its exact bytes.

@@ -15,7 +15,7 @@ its password).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -74,6 +74,17 @@ class Store(Protocol):
 
     def append_bytes(self, payload: bytes) -> bool:
         """Decode (and verify, with keys) a received payload and :meth:`append` its exact bytes."""
+        ...
+
+    def append_many(self, items: Sequence[tuple[Envelope, bytes | None]]) -> list[bool]:
+        """Store a batch as :meth:`append` does each, all durable when it returns; per item ``False`` if its id
+        was already stored (or came earlier in the batch).
+
+        With :attr:`device_keys` every item is verified first: one unverified raises ``EnvelopeAuthError``
+        and nothing is stored. A store error (:class:`StoreUnavailable`, another ``OSError``) means the
+        batch is not known to be stored: the caller stores it all again (its stored items then count as
+        duplicates).
+        """
         ...
 
     def get(self, msg_id: str) -> Envelope | None:
