@@ -1,7 +1,9 @@
-"""Platform receiver: subscribe to a broker topic and store every envelope in a SegmentStore.
+"""Platform receiver: subscribe to a broker topic and store every envelope in a folder or a database.
 
-Used for the operations platform and for each functional platform (one receiver each, each with
-its own store folder), by the tests and the demo::
+The store is a folder of per-video files or a PostgreSQL database (:func:`edged_platform.stores.open_store`).
+
+Used for the operations platform and for each functional platform (one receiver, or one consumer
+group of receivers, each with its own store), by the tests and the demo::
 
     python -m edged_platform.receiver --host 127.0.0.1 --port 1883 --topic 'edged/+/ops/#' --store platform/ops \
         --device-key data/keys/device.pub
