@@ -3,18 +3,21 @@ SIGKILLed and restarted (and the database stopped) mid-run; nothing lost, nothin
 
 from __future__ import annotations
 
+import asyncio
 import random
 from itertools import islice
 from pathlib import Path
 
+import aiomqtt
 import pytest
 
 from edged.core.keys import generate_device_key, load_signing_key
 from edged.link import wire
 from edged.link.outbox import Outbox
+from edged_platform.receiver import member_client_id
 from edged_sim.pgserver import PgServer
 from tests.mosquitto import Mosquitto
-from tools.bench.fleet import Load, Result, Rig, Trace, run_fleet, table
+from tools.bench.fleet import TOPIC, Load, ReceiverProcess, Result, Rig, Trace, end_sessions, run_fleet, table
 
 LOAD = Load(package_period_s=1.0, records_per_s=4.0, package_bytes=(30_000, 60_000))
 
@@ -63,3 +66,32 @@ def test_a_replayed_outbox_keeps_each_message_s_size_and_time_and_loops(tmp_path
     times = [at for at, _, _ in islice(trace.messages(random.Random(3)), 9)]
     assert times == sorted(times) and times[0] >= 0
     assert times[3] - times[0] == pytest.approx(1.5)  # the loop repeats every period
+
+
+def test_a_finished_run_leaves_no_session_for_the_broker_to_queue_into(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    made = generate_device_key(tmp_path / "keys" / "device0")
+    store = tmp_path / "store"
+    store.mkdir()
+    member = ReceiverProcess(tmp_path, mosquitto.port, str(store), [made.public], group="g1", member="0")
+    member.start()
+    member.wait_subscribed()
+    member.stop()
+    asyncio.run(end_sessions(mosquitto.port, [member]))
+    payload = wire.encode(wire.make("event", "ops", "normal", b"x"), load_signing_key(made.private))
+
+    async def queued_for_the_old_member() -> int:
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="pub") as pub:
+            await pub.publish("edged/rsu/ops/event", payload, qos=1)
+        ident = member_client_id(str(store), TOPIC, "g1", "0")
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier=ident,
+                                  protocol=aiomqtt.ProtocolVersion.V5, clean_start=False) as old:
+            got = 0
+            try:
+                async with asyncio.timeout(1.5):
+                    async for _ in old.messages:
+                        got += 1
+            except TimeoutError:
+                pass
+            return got
+
+    assert asyncio.run(queued_for_the_old_member()) == 0

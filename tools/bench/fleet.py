@@ -44,9 +44,12 @@ from typing import Any
 import aiomqtt
 import psycopg
 from nacl.signing import SigningKey
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from edged.core.keys import generate_device_key, load_signing_key
 from edged.link import wire
+from edged_platform.receiver import member_client_id
 from edged_platform.store import SegmentStore
 from edged_platform.stores import Store, is_url, open_store
 from edged_sim.broker import Broker
@@ -412,6 +415,27 @@ def run_fleet(r: Rig, kind: str, n_receivers: int, devices: int, seconds: float,
     finally:
         for rx in receivers:
             rx.stop()
+        asyncio.run(end_sessions(r.broker.port, receivers))
+
+
+async def end_sessions(port: int, receivers: list[ReceiverProcess]) -> None:
+    """End the stopped members' persistent sessions (a clean connect with an immediate expiry): a
+    session left behind keeps its shared subscription, and the broker would queue a share of every
+    later run's messages for it."""
+    for rx in receivers:
+        if rx.group is None:
+            continue
+        ident = member_client_id(rx.store, TOPIC, rx.group, rx.member)
+        async with aiomqtt.Client("127.0.0.1", port, identifier=ident, protocol=aiomqtt.ProtocolVersion.V5,
+                                  clean_start=True, properties=_expire_now()):
+            pass
+
+
+def _expire_now() -> Properties:
+    """CONNECT properties of a session that ends with the connection."""
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 0
+    return props
 
 
 def _run(r: Rig, kind: str, spec: str, receivers: list[ReceiverProcess], devices: int, seconds: float, load: Profile,
