@@ -32,7 +32,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from edged.link.wire import Envelope, EnvelopeAuthError, WireError, decode, encode
 from edged_platform.store import Damaged, PackageError, Rejected, package_image
-from edged_platform.stores import StoreUnavailable, redact
+from edged_platform.stores import StoreUnavailable, one_line, redact
 
 SCHEMA_VERSION = 1
 PAGE = 256
@@ -85,11 +85,6 @@ T = TypeVar("T")
 Row = tuple[int, str, str, str | None, str, str, bytes]
 
 
-def _one_line(err: BaseException) -> str:
-    """A database error as one line (libpq's messages span several)."""
-    return " ".join(str(err).split()) or type(err).__name__
-
-
 class PgStore:
     """Envelopes of one destination in a PostgreSQL database, one row each, de-duplicated by message id."""
 
@@ -123,16 +118,16 @@ class PgStore:
             given = conninfo_to_dict(self.url)
             conninfo = make_conninfo(self.url, **{k: v for k, v in defaults.items() if k not in given})
         except psycopg.Error as err:
-            raise StoreUnavailable(f"store {self.location}: not a PostgreSQL URL ({_one_line(err)})") from None
+            raise StoreUnavailable(f"store {self.location}: not a PostgreSQL URL ({one_line(err)})") from None
         try:
             conn = psycopg.connect(conninfo, autocommit=True)
         except psycopg.Error as err:
-            raise StoreUnavailable(f"store {self.location}: cannot connect: {_one_line(err)}") from None
+            raise StoreUnavailable(f"store {self.location}: cannot connect: {one_line(err)}") from None
         try:
             self._ensure_schema(conn)
         except psycopg.Error as err:
             conn.close()
-            raise StoreUnavailable(f"store {self.location}: cannot set up its tables: {_one_line(err)}") from None
+            raise StoreUnavailable(f"store {self.location}: cannot set up its tables: {one_line(err)}") from None
         except StoreUnavailable:
             conn.close()
             raise
@@ -171,7 +166,7 @@ class PgStore:
                     self._conn.close()
                     self._conn = None
                     if attempt == 2:
-                        raise StoreUnavailable(f"store {self.location}: {_one_line(err)}") from None
+                        raise StoreUnavailable(f"store {self.location}: {one_line(err)}") from None
             raise AssertionError("unreachable")
 
     def close(self) -> None:

@@ -172,6 +172,11 @@ def redact(url: str) -> str:
         return url.split("://", 1)[0] + "://(unreadable URL)"
 
 
+def one_line(err: BaseException) -> str:
+    """A database error as one line (libpq's messages span several)."""
+    return " ".join(str(err).split()) or type(err).__name__
+
+
 def shown(spec: str | Path) -> str:
     """``spec`` as messages name it: a folder as given, a URL without its password."""
     return redact(str(spec)) if is_url(spec) else str(spec)

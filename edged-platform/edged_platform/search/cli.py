@@ -42,8 +42,8 @@ from edged.core.keys import KeyFileError, load_platform_private_key, sealing_key
 from edged.link.wire import trusted_keys
 from edged_platform.search import db as dbmod
 from edged_platform.search.models import ModelMissing
-from edged_platform.search.pg import first_line
 from edged_platform.search.plates import fold
+from edged_platform.stores import one_line, shown
 
 PROG = "edged-search"
 
@@ -285,9 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG} {args.cmd}: index {args.index}: {err}", file=sys.stderr)
         return 2
     except psycopg.Error as err:
-        from edged_platform.search.pg import shown
-
-        print(f"{PROG} {args.cmd}: index {shown(args.index)}: {first_line(err)}", file=sys.stderr)
+        print(f"{PROG} {args.cmd}: index {shown(args.index)}: {one_line(err)}", file=sys.stderr)
         return 2
 
 

@@ -20,6 +20,7 @@ import stat
 from pathlib import Path
 
 from edged_platform.search.backend import IndexDB, IndexError_, SqliteIndex
+from edged_platform.stores import is_url
 
 __all__ = ["IndexDB", "IndexError_", "connect", "crops_dir", "deletion_keys", "add_plate_keys", "prune"]
 
@@ -116,10 +117,10 @@ def _private_file(path: Path) -> None:
 
 def connect(where: str | Path, create: bool = True) -> IndexDB:
     """Open (``create``: or make) the index at ``where`` (a file or a ``postgresql://`` URL)."""
-    from edged_platform.search import pg
+    if is_url(where):
+        from edged_platform.search import pg
 
-    if isinstance(where, str) and pg.is_url(where):
-        return pg.connect(where, schema("postgresql"), create, SCHEMA_VERSION, _migrate)
+        return pg.connect(str(where), schema("postgresql"), create, SCHEMA_VERSION, _migrate)
     return _connect_file(Path(where), create)
 
 

@@ -14,26 +14,10 @@ from typing import Any
 import psycopg
 
 from edged_platform.search.backend import IndexDB, IndexError_
+from edged_platform.stores import one_line, redact
 
 SCHEMA_NAME = "edged_search"
 LOCK = 0x65646765  # the advisory lock id indexers and schema creation take ("edge")
-
-
-def is_url(where: str) -> bool:
-    """Whether ``--index`` names a PostgreSQL database rather than a file."""
-    return where.startswith(("postgresql://", "postgres://"))
-
-
-def shown(url: str) -> str:
-    """``url`` without its password, for messages."""
-    url = re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
-    return re.sub(r"(password=)[^&\s]*", r"\1***", url)
-
-
-def first_line(err: Exception) -> str:
-    """The first line of a driver message (they run over several)."""
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 class PgIndex(IndexDB):
@@ -42,7 +26,7 @@ class PgIndex(IndexDB):
     engine = "postgresql"
 
     def __init__(self, conn: psycopg.Connection, url: str) -> None:
-        super().__init__(conn, shown(url))
+        super().__init__(conn, redact(url))
 
     _IGNORE = re.compile(r"^\s*INSERT OR IGNORE INTO", re.IGNORECASE)
 
@@ -96,13 +80,13 @@ def connect(url: str, schema: str, create: bool, version: int, migrate: Any) -> 
     try:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
     except psycopg.Error as err:
-        raise IndexError_(f"index {shown(url)}: cannot connect: {first_line(err)}") from None
+        raise IndexError_(f"index {redact(url)}: cannot connect: {one_line(err)}") from None
     db = PgIndex(conn, url)
     try:
         _prepare(db, schema, create, version, migrate)
     except psycopg.Error as err:
         db.close()
-        raise IndexError_(f"index {db.where}: {first_line(err)}") from None
+        raise IndexError_(f"index {db.where}: {one_line(err)}") from None
     except IndexError_:
         db.close()
         raise
