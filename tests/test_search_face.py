@@ -28,15 +28,21 @@ def sealed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     import skimage.data
 
     tmp = tmp_path_factory.mktemp("face-search")
-    device, face = generate_device_key(tmp / "device"), generate_platform_key(tmp / "face")
-    config = tmp / "deid.toml"
-    config.write_text(f'[privacy]\ncategories = ["face"]\nsigning_key = "{device.private}"\n'
-                      f'recipients = {{ face = "{face.public}" }}\n')
     photos = tmp / "photos"
     photos.mkdir()
     shutil.copy(REAL / "messi5.jpg", photos / "messi.jpg")
     cv2.imwrite(str(photos / "astronaut.png"), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
-    assert edged_main(["deid", str(photos), "--out", str(tmp / "out"), "--config", str(config),
+    return _seal_photos(tmp)
+
+
+def _seal_photos(tmp: Path) -> dict:
+    """``edged deid --sealed`` on ``tmp/photos`` with new device and face-platform keys; the keys and
+    each sealed record's image id mapped to its photo's name."""
+    device, face = generate_device_key(tmp / "device"), generate_platform_key(tmp / "face")
+    config = tmp / "deid.toml"
+    config.write_text(f'[privacy]\ncategories = ["face"]\nsigning_key = "{device.private}"\n'
+                      f'recipients = {{ face = "{face.public}" }}\n')
+    assert edged_main(["deid", str(tmp / "photos"), "--out", str(tmp / "out"), "--config", str(config),
                        "--sealed", str(tmp / "sealed")]) == 0
     signers = trusted_signers([load_verify_key(device.public)])
     key = load_platform_private_key(face.private)
@@ -141,24 +147,15 @@ def named(tmp_path_factory: pytest.TempPathFactory) -> dict:
     if found is None:
         pytest.skip("named face photographs not fetched: python -m tools.eval.face_identities")
     tmp = tmp_path_factory.mktemp("named-faces")
-    device, face = generate_device_key(tmp / "device"), generate_platform_key(tmp / "face")
-    config = tmp / "deid.toml"
-    config.write_text(f'[privacy]\ncategories = ["face"]\nsigning_key = "{device.private}"\n'
-                      f'recipients = {{ face = "{face.public}" }}\n')
     photos = tmp / "photos"
     photos.mkdir()
     for name in ("obama2.jpg", "biden.jpg"):
         shutil.copy(found[name], photos / name)
-    assert edged_main(["deid", str(photos), "--out", str(tmp / "out"), "--config", str(config),
-                       "--sealed", str(tmp / "sealed")]) == 0
-    signers = trusted_signers([load_verify_key(device.public)])
-    key = load_platform_private_key(face.private)
-    images = {open_sealed(p.read_bytes(), key, signers).image_id: p.name.split(".")[0]
-              for p in (tmp / "sealed").rglob("*.sealed")}
+    sealed = _seal_photos(tmp)
+    images = sealed["images"]
     assert set(images.values()) == {"obama2", "biden"}
     index = tmp / "search.sqlite"
-    assert cli.main(["index", "--index", str(index), "--key", str(face.private), "--device-key", str(device.public),
-                     "--records", str(tmp / "sealed")]) == 0
+    assert _index(sealed, index) == 0
     return {"index": index, "images": images, "photos": found}
 
 
