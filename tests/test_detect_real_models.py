@@ -117,3 +117,17 @@ def test_one_crop_per_object_found_under_two_classes() -> None:
                        np.array([CLASS_NAMES.index(c) for c in ("car", "truck", "bus")], np.int16), np.zeros(3, np.float32))
     regions = crop_regions(seeds, plate, 768, 576)
     assert len(regions) == 2  # the van once (as car or truck), the bus once
+
+
+@pytest.mark.parametrize("name", ["messi5.jpg", "vtest_0000.jpg", "vtest_0300.jpg"])
+def test_one_box_per_face_when_several_face_models_find_it(name: str) -> None:
+    """The head-crop, whole-frame and scan face models each find the same face; privacy must get one
+    box for it (two overlapping boxes become two grown regions, a larger mask than the face needs)."""
+    dets = Detector.from_config(DetectConfig()).detect(cv2.imread(str(REAL / name)))
+    for cls in ("face", "plate"):
+        boxes = dets.boxes[dets.class_ids == CLASS_NAMES.index(cls)]
+        iou = iou_matrix(boxes, boxes) if len(boxes) else np.zeros((0, 0))
+        np.fill_diagonal(iou, 0.0)
+        assert not (iou >= 0.5).any(), f"{name}: overlapping {cls} boxes {boxes.tolist()}"
+    labelled = truth(name, "face")
+    assert found(labelled, dets, "face", 0.1, iou=0.3).mean() >= 0.5 or not len(labelled)

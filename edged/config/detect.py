@@ -228,3 +228,7 @@ class DetectConfig(Section):
     threads: Annotated[int, msgspec.Meta(ge=1, le=16)] = 2
     models: list[ModelConfig] = msgspec.field(default_factory=default_models)
     tiling: TilingConfig = msgspec.field(default_factory=TilingConfig)
+    merge_iou: Fraction = 0.5
+    """Boxes of one class from different models (or regions) overlapping at least this much are one
+    object: the best-scoring box is kept, so an object several models find gets one region, not a
+    union of grown boxes (1.0: keep every box)."""

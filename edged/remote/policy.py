@@ -160,6 +160,8 @@ POLICY: tuple[tuple[str, Rule], ...] = (
     ("detect.enabled", _privacy(switched_on_only)),
     ("detect.models", LOCAL),
     ("detect.threads", ADMIN),
+    # merging boxes of one object: only towards keeping more of them (a lower IoU could merge two faces)
+    ("detect.merge_iou", _privacy(at_least)),
     # tiles find small faces: only on, smaller, overlapping more, on more models (admin: each costs an invoke)
     ("detect.tiling.enabled", _privacy(switched_on_only, "admin")),
     ("detect.tiling.tile", _privacy(each_at_most, "admin")),

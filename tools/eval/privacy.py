@@ -325,7 +325,8 @@ def measure_h264(frames, config: PrivacyConfig, seed: int) -> dict:
     from edged.stages.track.tracker import Tracker
 
     variants = {
-        "per-frame blur": lambda: FrameDeidentifier("blur", config.margin, config.cells, config.min_cell_px),
+        "per-frame blur": lambda: FrameDeidentifier("blur", config.margin, config.cells, config.min_cell_px,
+                                                    config.shape),
         "track-stable (default)": lambda: make_deidentifier(config),
     }
     out: dict = {"original": h264_size([c.pixels for c in frames])}

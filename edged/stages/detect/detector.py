@@ -367,9 +367,10 @@ class LoadedModel:
 class Detector:
     """Runs every configured model on a frame. Not thread-safe: call from one thread at a time."""
 
-    def __init__(self, models: list[LoadedModel], tiling: TilingConfig) -> None:
+    def __init__(self, models: list[LoadedModel], tiling: TilingConfig, merge_iou: float = 1.0) -> None:
         self.models = models
         self.tiling = tiling
+        self.merge_iou = merge_iou
         self.change = FrameChange()
         """How the frame changed since the last one (for the scan and for still crops)."""
         self.tracks_change = any(m.scan is not None or (m.crop_class_ids.size and m.cfg.reuse_still_crops)
@@ -384,7 +385,7 @@ class Detector:
         check_model_names(cfg)
         models = [LoadedModel(m, cfg.threads) for m in cfg.models]
         check_crop_sources(models)
-        return cls(models, cfg.tiling)
+        return cls(models, cfg.tiling, cfg.merge_iou)
 
     def reset(self) -> None:
         """Start a new stream: scanning models search the next frame whole."""
@@ -428,7 +429,15 @@ class Detector:
                 found = m.window_nms(found)
             parts.append(found)
             self.last_timings_ms[m.cfg.name] = (time.perf_counter() - t0) * 1000.0
-        return Detections.concat(parts)
+        return merged(Detections.concat(parts), self.merge_iou)
+
+
+def merged(found: Detections, iou: float) -> Detections:
+    """One box per object: same-class boxes overlapping at least ``iou`` reduced to the best-scoring
+    one (class-aware NMS), in their original order; all of them at ``iou`` 1."""
+    if iou >= 1.0 or len(found) < 2:
+        return found
+    return found.select(np.sort(decoders.nms(found.boxes, found.scores, found.class_ids, iou)))
 
 
 STILL_LEVELS = 6.0

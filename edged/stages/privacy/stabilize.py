@@ -15,6 +15,10 @@ coding spends bits on it. Here each track keeps
   content stays pixel-identical between redraws and moves with the box in whole grid steps, which
   motion compensation codes almost for free.
 
+With ``shape = "ellipse"`` the pixels hidden are the ellipse inscribed in the object's grown box of
+this frame, drawn from the box's stable field: the mask fits the object wherever the hysteresis
+holds the box, and the content under it still stays put.
+
 State is keyed by (class, track id). A detection the tracker has not confirmed (or a track with a
 new id) takes over the free state of its class whose box holds most of it, so objects the tracker
 loses or confirms late stay stable too; a state not drawn for a few frames is forgotten.
@@ -129,7 +133,7 @@ class StableDeidentifier:
         for i, key in enumerate(keys):
             prev = self._tracks.get(key)
             state = self._update_box(prev, grown[i])
-            rects[i] = self._paint(pixels, out, state, prev is None)
+            rects[i] = self._paint(pixels, out, state, prev is None, grown[i])
             self._tracks[key] = state
         drawn = set(keys)
         for key in list(self._tracks):
@@ -207,7 +211,9 @@ class StableDeidentifier:
         shown = prev.shown if prev is not None and (prev.w, prev.h) == (w, h) else None
         return _TrackRegion(x1, y1, w, h, hold_w, hold_h, fld, shown, 0)
 
-    def _paint(self, pixels: np.ndarray, out: np.ndarray, st: _TrackRegion, new: bool) -> tuple[int, int, int, int]:
+    def _paint(
+        self, pixels: np.ndarray, out: np.ndarray, st: _TrackRegion, new: bool, grown: np.ndarray
+    ) -> tuple[int, int, int, int]:
         img_h, img_w = pixels.shape[:2]
         vx1, vy1 = max(st.x1, 0), max(st.y1, 0)
         vx2, vy2 = min(st.x1 + st.w, img_w), min(st.y1 + st.h, img_h)
@@ -236,6 +242,5 @@ class StableDeidentifier:
         drawn = render_field(st.shown, st.w, st.h, self.method)
         visible = drawn[vy1 - st.y1 : vy2 - st.y1, vx1 - st.x1 : vx2 - st.x1].reshape(patch.shape)
         rect = (vx1, vy1, vx2, vy2)
-        held = np.asarray([st.x1, st.y1, st.x1 + st.w, st.y1 + st.h], np.float64)  # moves only in grid steps
-        paste(out, rect, visible, shape_mask(rect, held, self.shape))
+        paste(out, rect, visible, shape_mask(rect, grown, self.shape))
         return rect
