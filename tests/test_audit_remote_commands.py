@@ -508,8 +508,9 @@ def test_tiling_only_gets_stronger_and_stays_admin() -> None:
 
 
 def test_stabiliser_geometry_is_remote_only_while_regions_are_boxes() -> None:
-    """With ``privacy.shape = "ellipse"`` (set in the file) the ellipse is inscribed in the stabilised
-    box, which may sit off the face: its grid and shrink rate then change what is hidden."""
+    """With ``privacy.shape = "ellipse"`` (set in the file) the stabiliser's geometry stays local: the
+    ellipse now follows each frame's grown box, so it no longer changes which pixels are hidden, and
+    the rule stays as defence in depth."""
     from edged.config import Config
 
     box = Config()

@@ -17,8 +17,9 @@ class PrivacyConfig(Section):
     blur, as it keeps the scene's colours and layout and compresses best."""
     shape: Literal["box", "ellipse"] = "box"
     """Which pixels of a region are hidden: the whole rectangle (``box``), or the ellipse inscribed
-    in it (``ellipse``, a face's outline as deface draws it; it leaves more of the labelled face
-    bare, see ``docs/TUNING.md``). The sealed crop is the rectangle either way."""
+    in the object's grown box (``ellipse``, a face's outline as deface draws it: 0.55x the area on a
+    film's close-ups, but the independent reference found more faces after it, see
+    ``docs/TUNING.md``). The sealed crop is the rectangle either way."""
     margin: Annotated[float, Bounds(0, 4)] = 0.3
     """Each side of a region's box is pushed out by this fraction of the box's width (left/right)
     and height (top/bottom), as face boxes cover the inner face only and drift."""

@@ -139,8 +139,8 @@ def _shape_is_box(config: Config) -> bool:
     return config.privacy.shape == "box"
 
 
-STABILISER_GEOMETRY = Rule("admin", only_if=(_shape_is_box, "privacy.shape is box (an ellipse inscribed in the "
-                                                            "stabilised box can leave part of the face bare)"))
+STABILISER_GEOMETRY = Rule("admin", only_if=(_shape_is_box, "privacy.shape is box (with an ellipse the "
+                                                            "stabiliser is set in the local file only)"))
 
 
 POLICY: tuple[tuple[str, Rule], ...] = (
