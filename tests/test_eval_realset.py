@@ -155,3 +155,23 @@ def test_built_set_from_cache():
             assert f.shape == (720, 1280, 3)
             for b in boxes:
                 assert 0 <= b.box[0] < b.box[2] <= 1280 and 0 <= b.box[1] < b.box[3] <= 720
+
+
+@pytest.mark.skipif(not rs.available(), reason="real set sources not cached (python -m tools.eval.realset fetches them)")
+def test_larger_faces_fill_their_bands_and_leave_the_small_items_as_they_were():
+    small = dict(photos=1, per_photo=8, video_faces=4, video_frames=6, plate_frames=6)
+    s = rs.build(**small, large_photos=2, large_per_photo=6, large_video_faces=6)
+    large = [it for it in s.items if it.name.startswith("faces_large")]
+    assert [it.kind for it in large] == ["faces_photo", "faces_photo", "faces_video"]
+    bands = [b.band for it in large for boxes in (it.gt or []) for b in boxes]
+    assert {b: bands.count(b) for b in set(bands)}.keys() == {"32-48", "48-64", "64-96"}
+    for it in large:
+        for boxes in it.gt or []:
+            for b in boxes:
+                lo, hi = (int(v) for v in b.band.split("-"))
+                assert lo <= b.box[2] - b.box[0] < hi
+    without = rs.build(**small, large_photos=0, large_video_faces=0)
+    before = {it.name: it for it in without.items}
+    for it in s.items:
+        if it.name in before and it.frames is not None:
+            assert all(np.array_equal(a, b) for a, b in zip(it.frames, before[it.name].frames, strict=True)), it.name

@@ -52,6 +52,8 @@ The set (:func:`build`):
   a face patch carries some of its photograph around the face, the box is the face alone.
 - ``faces_video``: 60 frames at 10 fps; faces drift slowly and new ones appear at later frames;
   every box carries its ``track`` and ``first_frame``.
+- ``faces_large_photo_*`` and ``faces_large_video`` (kinds ``faces_photo`` and ``faces_video``): the
+  same for faces 32-96 px wide (:data:`LARGE_FACE_BANDS`), from the sharp photographs only.
 - ``plate_photo_*``: each real plate photograph rescaled so its plate falls in each plate band
   (:data:`PLATE_BANDS`), twice per band, placed in a grey (114) 1280x720 frame.
 - ``plate_video_*``: per plate photograph, 30 frames at 10 fps where the photograph slides in from
@@ -80,6 +82,12 @@ from tools.eval import real_data
 
 FRAME_WH = (1280, 720)
 FACE_BANDS: tuple[tuple[int, int], ...] = ((16, 20), (20, 24), (24, 28), (28, 32))
+LARGE_FACE_BANDS: tuple[tuple[int, int], ...] = ((32, 48), (48, 64), (64, 96))
+"""Faces above the small bands, from the sharp photographs only (face-api, astronaut, Grace Hopper:
+90-229 px faces, each shrunk, never enlarged past 1.07x), with no body below them: what the
+whole-frame face model and the scan must find without a person box."""
+LARGE_CELL = 240
+"""Grid cell of the larger faces (a 96 px face with its photograph around it fits one)."""
 PLATE_BANDS: tuple[tuple[int, int], ...] = ((20, 30), (30, 45), (45, 60), (60, 80))
 PAD = 114
 SEED = 20261207
@@ -404,21 +412,23 @@ def _prepare(patch: Patch, width: float, rng: np.random.Generator) -> _Placed:
     return _Placed(img, face, feather_mask(*img.shape[:2], face), float(rng.uniform(0.8, 1.15)))
 
 
-def _face_box(p: _Placed, x: float, y: float, frame_wh: tuple[int, int], track: int, first: int) -> GtBox:
+def _face_box(p: _Placed, x: float, y: float, frame_wh: tuple[int, int], track: int, first: int,
+              bands: tuple[tuple[int, int], ...] = FACE_BANDS) -> GtBox:
     f = p.face
     box = (x + f[0], y + f[1], min(frame_wh[0], x + f[2]), min(frame_wh[1], y + f[3]))
-    return GtBox("face", box, band_of(f[2] - f[0], FACE_BANDS), track, first)
+    return GtBox("face", box, band_of(f[2] - f[0], bands), track, first)
 
 
 def crowd_photo(rng: np.random.Generator, patches: list[Patch], bg: np.ndarray, n: int,
-                frame_wh: tuple[int, int] = FRAME_WH, cell: int = 64) -> tuple[np.ndarray, list[GtBox]]:
+                frame_wh: tuple[int, int] = FRAME_WH, cell: int = 64,
+                bands: tuple[tuple[int, int], ...] = FACE_BANDS) -> tuple[np.ndarray, list[GtBox]]:
     """One frame: ``n`` faces (band-balanced widths) from ``patches`` pasted on ``bg``, one per grid
     cell, so no two patches overlap."""
     grid = cells(frame_wh, cell)
     if n > len(grid):
         raise ValueError(f"{n} faces do not fit {len(grid)} cells")
     order = rng.permutation(len(grid))[:n]
-    widths = rng.permutation(band_widths(rng, n, FACE_BANDS))
+    widths = rng.permutation(band_widths(rng, n, bands))
     picks = rng.choice(len(patches), n, replace=n > len(patches))
     frame = bg.copy()
     boxes = []
@@ -429,19 +439,20 @@ def crowd_photo(rng: np.random.Generator, patches: list[Patch], bg: np.ndarray, 
         x = cx + int(rng.integers(0, max(1, cell - w + 1)))
         y = cy + int(rng.integers(0, max(1, cell - h + 1)))
         paste(frame, p.img, x, y, p.alpha, p.gain)
-        boxes.append(_face_box(p, x, y, frame_wh, k, 0))
+        boxes.append(_face_box(p, x, y, frame_wh, k, 0, bands))
     return frame, boxes
 
 
 def crowd_video(rng: np.random.Generator, patches: list[Patch], bg: np.ndarray, n: int, frames: int,
-                frame_wh: tuple[int, int] = FRAME_WH, cell: int = 96) -> tuple[list[np.ndarray], list[list[GtBox]]]:
+                frame_wh: tuple[int, int] = FRAME_WH, cell: int = 96,
+                bands: tuple[tuple[int, int], ...] = FACE_BANDS) -> tuple[list[np.ndarray], list[list[GtBox]]]:
     """``frames`` frames of ``n`` faces drifting slowly inside their own grid cells; a third are there
     from frame 0, the others appear at later frames; each box carries its track and first frame."""
     grid = cells(frame_wh, cell)
     if n > len(grid):
         raise ValueError(f"{n} faces do not fit {len(grid)} cells")
     order = rng.permutation(len(grid))[:n]
-    widths = rng.permutation(band_widths(rng, n, FACE_BANDS))
+    widths = rng.permutation(band_widths(rng, n, bands))
     picks = rng.choice(len(patches), n, replace=n > len(patches))
     first = np.where(np.arange(n) < n // 3, 0, rng.integers(1, max(2, frames - 5), n))
     first = rng.permutation(first)
@@ -466,7 +477,7 @@ def crowd_video(rng: np.random.Generator, patches: list[Patch], bg: np.ndarray, 
             pos = np.array([_bounce(pos[0], room[0]), _bounce(pos[1], room[1])])
             x, y = cx + int(round(pos[0])), cy + int(round(pos[1]))
             paste(frame, p.img, x, y, p.alpha, p.gain)
-            boxes.append(_face_box(p, x, y, frame_wh, k, int(first[k])))
+            boxes.append(_face_box(p, x, y, frame_wh, k, int(first[k]), bands))
         out_frames.append(frame)
         gt.append(boxes)
     return out_frames, gt
@@ -590,7 +601,8 @@ def backgrounds() -> list[np.ndarray]:
 
 # ------------------------------------------------------------------------------------------- build
 def build(cache: Path | None = None, seed: int = SEED, photos: int = 8, per_photo: int = 48,
-          video_faces: int = 60, video_frames: int = 60, plate_frames: int = 30) -> RealSet:
+          video_faces: int = 60, video_frames: int = 60, plate_frames: int = 30, large_photos: int = 4,
+          large_per_photo: int = 12, large_video_faces: int = 15) -> RealSet:
     """Fetch (if needed) and build the whole set; the same arguments give the same pixels."""
     files = fetch(cache)
     rng = np.random.default_rng(seed)
@@ -621,6 +633,8 @@ def build(cache: Path | None = None, seed: int = SEED, photos: int = 8, per_phot
         frames, gt = plate_video(small, list(plates), ign, sx, sy, (ox, oy), plate_frames, enter)
         items.append(Item(f"plate_video_{Path(name).stem}", "plate_video", SOURCES[name].licence,
                           frames, gt=gt, fps=10.0))
+    items += larger_faces(patches, bgs, face_lic, np.random.default_rng(seed + 1), large_photos, large_per_photo,
+                          large_video_faces, video_frames)
     for name in STREET:
         items.append(Item(f"street_{Path(name).stem}", "street", SOURCES[name].licence, video=files[name],
                           fps=_fps(files[name])))
@@ -628,6 +642,24 @@ def build(cache: Path | None = None, seed: int = SEED, photos: int = 8, per_phot
         items.append(Item(f"no_people_{Path(name).stem}", "no_people", SOURCES[name].licence,
                           video=files[name], fps=_fps(files[name])))
     return RealSet(items)
+
+
+def larger_faces(patches: list[Patch], bgs: list[np.ndarray], licence: str, rng: np.random.Generator,
+                 photos: int, per_photo: int, video_faces: int, frames: int) -> list[Item]:
+    """Crowd photos and a crowd video of :data:`LARGE_FACE_BANDS` faces (kinds ``faces_photo`` and
+    ``faces_video``), from the sharp photographs only; their own random stream, so the small-face
+    items keep their pixels."""
+    sharp = [p for p in patches if p.box[2] - p.box[0] >= 0.93 * LARGE_FACE_BANDS[-1][1]]
+    items = []
+    for i in range(photos):
+        bg = background(bgs[i % len(bgs)], FRAME_WH, rng)
+        frame, boxes = crowd_photo(rng, sharp, bg, per_photo, cell=LARGE_CELL, bands=LARGE_FACE_BANDS)
+        items.append(Item(f"faces_large_photo_{i}", "faces_photo", licence, [frame], gt=[boxes]))
+    if video_faces:
+        bg = background(bgs[int(rng.integers(len(bgs)))], FRAME_WH, rng)
+        frames_, gt = crowd_video(rng, sharp, bg, video_faces, frames, cell=LARGE_CELL, bands=LARGE_FACE_BANDS)
+        items.append(Item("faces_large_video", "faces_video", licence, frames_, gt=gt, fps=10.0))
+    return items
 
 
 def _fps(path: Path) -> float:
