@@ -150,6 +150,22 @@ def test_cut_resizes_to_the_size_asked_and_keeps_every_frame_without_a_count(tmp
     assert [int(g.mean()) for g in got] == [int(vs.to_grey(f).mean()) for f in frames]  # flat frames stay flat
 
 
+def test_cut_writes_h264_as_a_recorded_clip_when_asked(tmp_path: Path) -> None:
+    import av
+
+    source = tmp_path / "source.mkv"
+    frames = [np.full((48, 64, 3), 30 * i + 20, np.uint8) for i in range(4)]
+    write_clip(source, frames)
+    target = tmp_path / "cut.mkv"
+    assert vs.cut(source, 3, target, codec="h264") == 3
+    with av.open(str(target)) as clip:
+        assert clip.streams.video[0].codec_context.name == "h264"
+    got = list(vs.video_grey(target))
+    assert len(got) == 3
+    for pixels, grey in zip(frames, got, strict=False):
+        assert np.abs(grey.astype(int) - vs.to_grey(pixels).astype(int)).max() <= 3  # lossy, but close
+
+
 def test_parse_size_reads_width_by_height_and_refuses_anything_else() -> None:
     assert vs.parse_size("1280x720") == (1280, 720)
     assert vs.parse_size(" 768X576 ") == (768, 576)

@@ -35,10 +35,12 @@ face blurred into a flat patch may change by less and is then not counted), and 
 (``skimage.metrics.structural_similarity``, grey, 7x7 window). *Codec floor*: the same two figures
 for the input merely re-encoded the way each tool writes (deface: imageio-ffmpeg ``libx264`` at the
 input's fps; edged: its own H.264 writer, ``edged.runtime.deid_video``), the part of *changed* that is not
-de-identification. ``--frames N`` first writes the input's first N frames to a lossless FFV1 file,
-which all three then read; ``--size WxH`` resizes the frames of that file (OpenCV, bicubic when
-enlarging, area when shrinking), so an upscaled clip has more pixels but no more detail. Any video
-file works as ``--input`` (``~/.cache/edged/realset/bigbuckbunny.mp4``, ...).
+de-identification. ``--frames N`` first writes the input's first N frames to a lossless FFV1 file
+(``--codec h264``: H.264 at CRF 18, as a recorded clip is; FFV1 at 1280x720 costs about 50 ms of
+CPU a frame to decode, H.264 a tenth of that), which all three then read; ``--size WxH`` resizes
+the frames of that file (OpenCV, bicubic when enlarging, area when shrinking), so an upscaled clip
+has more pixels but no more detail. Any video file works as ``--input``
+(``~/.cache/edged/realset/bigbuckbunny.mp4``, ...).
 """
 
 from __future__ import annotations
@@ -248,23 +250,32 @@ def resize(pixels: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     return cv2.resize(pixels, size, interpolation=cv2.INTER_CUBIC if enlarge else cv2.INTER_AREA)
 
 
-def cut(source: Path, frames: int | None, target: Path, size: tuple[int, int] | None = None) -> int:
-    """Write the first ``frames`` frames (all without a count) of ``source`` to ``target`` (FFV1, lossless RGB),
-    resized to ``size`` (width, height) when given; returns frames written."""
+CODECS = ("ffv1", "h264")
+"""How a prepared copy is written: lossless FFV1 RGB, or H.264 as a camera or a download delivers
+video (CRF 18, 4:2:0; about a tenth of FFV1's decoding cost)."""
+
+
+def cut(source: Path, frames: int | None, target: Path, size: tuple[int, int] | None = None,
+        codec: str = "ffv1") -> int:
+    """Write the first ``frames`` frames (all without a count) of ``source`` to ``target`` (:data:`CODECS`:
+    FFV1, lossless RGB, or H.264), resized to ``size`` (width, height) when given; returns frames written."""
     import av
 
     written = 0
     with av.open(str(source)) as src, av.open(str(target), "w") as dst:
         stream_in = src.streams.video[0]
         rate = stream_in.average_rate or stream_in.guessed_rate or 25
-        stream = dst.add_stream("ffv1", rate=rate)
+        stream = dst.add_stream("ffv1" if codec == "ffv1" else "libx264", rate=rate)
         stream.width, stream.height = size or (stream_in.width, stream_in.height)
-        stream.pix_fmt = "bgr0"
+        stream.pix_fmt = "bgr0" if codec == "ffv1" else "yuv420p"
+        if codec != "ffv1":
+            stream.options = {"crf": "18", "preset": "medium"}
         for frame in src.decode(video=0):
             if frames is not None and written >= frames:
                 break
             pixels = resize(frame.to_ndarray(format="bgr24"), size)
-            out = av.VideoFrame.from_ndarray(pixels, format="bgr24").reformat(format="bgr0")
+            out = av.VideoFrame.from_ndarray(pixels, format="bgr24")
+            out = out.reformat(format="bgr0") if codec == "ffv1" else out
             for packet in stream.encode(out):
                 dst.mux(packet)
             written += 1
@@ -577,15 +588,17 @@ def count_frames(path: Path) -> int:
     return sum(1 for _ in video_grey(path))
 
 
-def prepare(path: Path, frames: int | None, tmp: Path, size: tuple[int, int] | None = None) -> Case:
+def prepare(path: Path, frames: int | None, tmp: Path, size: tuple[int, int] | None = None,
+            codec: str = "ffv1") -> Case:
     """The file the tools get: the video (or its first ``frames`` frames and/or its frames resized to ``size``,
-    lossless), or the photos copied flat (``size`` does not apply to photos)."""
+    written with ``codec``), or the photos copied flat (``size`` does not apply to photos)."""
     if path.is_file() and path.suffix.lower() not in PHOTO_SUFFIXES:
         if frames or size:
             suffix = (f"_first{frames}" if frames else "") + (f"_{size_label(size)}" if size else "")
             target = tmp / f"{path.stem}{suffix}.mkv"
-            written = cut(path, frames, target, size)
+            written = cut(path, frames, target, size, codec)
             note = resize_note(video_size(path), size) if size else ""
+            note = ", ".join(filter(None, [note, "H.264 CRF 18" if codec == "h264" else ""]))
             what = ", ".join(filter(None, [f"first {written} frames" if frames else f"{written} frames", note]))
             return Case(f"{path.name} ({what})", "video", target, written, note=note)
         return Case(path.name, "video", path, count_frames(path))
@@ -832,6 +845,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", metavar="WxH", help="resize every video's frames to WxH in the lossless copy all "
                     "tools read (e.g. 1280x720; default: the video's own size)")
     ap.add_argument("--repeat", type=int, default=1, help="runs of each tool per input; the median wall time is kept")
+    ap.add_argument("--codec", choices=CODECS, default="ffv1",
+                    help="how the --frames/--size copy is written: lossless FFV1 (default) or H.264, as a "
+                         "recorded clip is (decoding FFV1 at 1280x720 costs about 50 ms of CPU a frame)")
     ap.add_argument("--venv", type=Path, default=DEFACE_VENV,
                     help=f"deface's virtual environment (default {DEFACE_VENV})")
     ap.add_argument("--no-doc", action="store_true", help="only print the section")
@@ -865,7 +881,7 @@ def main(argv: list[str] | None = None) -> int:
         for i, path in enumerate(inputs):
             work = tmp / f"input{i}"
             work.mkdir()
-            case = prepare(path, args.frames, work, size)
+            case = prepare(path, args.frames, work, size, args.codec)
             print(f"{case.name}: {case.frames} frames", file=sys.stderr)
             results.append((case.name, bench(case, args.venv, work, args.repeat, i)))
     load_end = os.getloadavg()[0]
@@ -875,6 +891,7 @@ def main(argv: list[str] | None = None) -> int:
     command += f" --size {size_label(size)}" if size else ""
     command += "".join(f" --input {p}" for p in args.input) + (" --only-inputs" if args.only_inputs else "")
     command += f" --repeat {args.repeat}" if args.repeat != 1 else ""
+    command += f" --codec {args.codec}" if args.codec != "ffv1" else ""
     command += f" --section {args.section}" if args.section != SECTION else ""
     body = section(results, command, revision(git_revision()), machine_line(), (load_start, load_end), versions,
                    args.repeat)
