@@ -182,8 +182,10 @@ def test_sigint_stops_cleanly(tmp_path: Path, presses: int) -> None:
     make_video(tmp_path / "long.mp4", 2000, Fraction(25), (320, 240), audio=False)
     shutil.copy(REAL / "person.jpg", tmp_path / "a.jpg")
     out = tmp_path / "out"
+    # as from a terminal: a run started as a shell's background job inherits Ctrl-C ignored, which deid keeps
     proc = subprocess.Popen([str(SCRIPTS / "edged"), "deid", str(tmp_path / "a.jpg"), str(tmp_path / "long.mp4"),
-                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not any(p.name.endswith(".partial.mp4") for p in out.glob(".*")) and time.monotonic() < deadline:
         time.sleep(0.05)
