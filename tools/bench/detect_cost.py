@@ -24,20 +24,9 @@ from edged.core.types import Detections
 from edged.stages.detect import detector as detector_module
 from edged.stages.detect.detector import Detector, LoadedModel, Region
 from tools.bench.vs_deface import parse_size, resize
+from tools.eval.realset import video_frames
 
 DEFAULT_INPUT = Path.home() / ".cache" / "edged" / "real" / "vtest.avi"
-
-
-def frames_of(path: Path, limit: int, size: tuple[int, int] | None) -> list[np.ndarray]:
-    """The first ``limit`` frames of a video, BGR, resized to ``size`` when given."""
-    cap, out = cv2.VideoCapture(str(path)), list[np.ndarray]()
-    while len(out) < limit:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        out.append(resize(frame, size))
-    cap.release()
-    return out
 
 
 def measure(frames: list[np.ndarray], threads: int) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
@@ -83,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     cv2.setNumThreads(1)
-    frames = frames_of(args.input, args.frames, args.size)
+    frames = [resize(frame, args.size) for frame in video_frames(args.input, args.frames)]
     if len(frames) < 2:
         print(f"{args.input}: fewer than 2 frames read")
         return 1

@@ -26,7 +26,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from edged.config import Config, load
@@ -71,14 +70,7 @@ def frames_of(item: realset.Item, limit: int) -> list[np.ndarray]:
     if item.frames is not None:
         return item.frames
     assert item.video is not None
-    cap, out = cv2.VideoCapture(str(item.video)), []
-    while len(out) < limit:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        out.append(frame)
-    cap.release()
-    return out
+    return realset.video_frames(item.video, limit)
 
 
 def run_item(chain: OfflineChain, item: realset.Item, tallies: dict[tuple[str, str, str], BandTally],

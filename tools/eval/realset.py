@@ -610,14 +610,7 @@ def build(cache: Path | None = None, seed: int = SEED, photos: int = 8, per_phot
     bgs = backgrounds()
     face_lic = ("; ".join(sorted({p.licence for p in patches}))
                 + "; backgrounds: scikit-image coffee, chelsea, brick, grass, gravel (CC0), rocket (public domain)")
-    items: list[Item] = []
-    for i in range(photos):
-        bg = background(bgs[i % len(bgs)], FRAME_WH, rng)
-        frame, boxes = crowd_photo(rng, patches, bg, per_photo)
-        items.append(Item(f"faces_photo_{i}", "faces_photo", face_lic, [frame], gt=[boxes]))
-    bg = background(bgs[int(rng.integers(len(bgs)))], FRAME_WH, rng)
-    frames, gt = crowd_video(rng, patches, bg, video_faces, video_frames)
-    items.append(Item("faces_video", "faces_video", face_lic, frames, gt=gt, fps=10.0))
+    items = crowd_items("faces", patches, bgs, face_lic, rng, photos, per_photo, video_faces, video_frames)
     for name, plates in PLATES.items():
         img = _read(files[name])
         ign = list(PLATE_IGNORE.get(name, ()))
@@ -644,22 +637,43 @@ def build(cache: Path | None = None, seed: int = SEED, photos: int = 8, per_phot
     return RealSet(items)
 
 
+def crowd_items(prefix: str, patches: list[Patch], bgs: list[np.ndarray], licence: str, rng: np.random.Generator,
+                photos: int, per_photo: int, video_faces: int, frames: int, photo_cell: int = 64,
+                video_cell: int = 96, bands: tuple[tuple[int, int], ...] = FACE_BANDS) -> list[Item]:
+    """``photos`` crowd photos (``PREFIX_photo_i``, kind ``faces_photo``) and, with faces, a crowd video
+    (``PREFIX_video``, kind ``faces_video``) of ``bands`` faces from ``patches`` on the backgrounds."""
+    items = []
+    for i in range(photos):
+        bg = background(bgs[i % len(bgs)], FRAME_WH, rng)
+        frame, boxes = crowd_photo(rng, patches, bg, per_photo, cell=photo_cell, bands=bands)
+        items.append(Item(f"{prefix}_photo_{i}", "faces_photo", licence, [frame], gt=[boxes]))
+    if video_faces:
+        bg = background(bgs[int(rng.integers(len(bgs)))], FRAME_WH, rng)
+        video, gt = crowd_video(rng, patches, bg, video_faces, frames, cell=video_cell, bands=bands)
+        items.append(Item(f"{prefix}_video", "faces_video", licence, video, gt=gt, fps=10.0))
+    return items
+
+
 def larger_faces(patches: list[Patch], bgs: list[np.ndarray], licence: str, rng: np.random.Generator,
                  photos: int, per_photo: int, video_faces: int, frames: int) -> list[Item]:
     """Crowd photos and a crowd video of :data:`LARGE_FACE_BANDS` faces (kinds ``faces_photo`` and
     ``faces_video``), from the sharp photographs only; their own random stream, so the small-face
     items keep their pixels."""
     sharp = [p for p in patches if p.box[2] - p.box[0] >= 0.93 * LARGE_FACE_BANDS[-1][1]]
-    items = []
-    for i in range(photos):
-        bg = background(bgs[i % len(bgs)], FRAME_WH, rng)
-        frame, boxes = crowd_photo(rng, sharp, bg, per_photo, cell=LARGE_CELL, bands=LARGE_FACE_BANDS)
-        items.append(Item(f"faces_large_photo_{i}", "faces_photo", licence, [frame], gt=[boxes]))
-    if video_faces:
-        bg = background(bgs[int(rng.integers(len(bgs)))], FRAME_WH, rng)
-        frames_, gt = crowd_video(rng, sharp, bg, video_faces, frames, cell=LARGE_CELL, bands=LARGE_FACE_BANDS)
-        items.append(Item("faces_large_video", "faces_video", licence, frames_, gt=gt, fps=10.0))
-    return items
+    return crowd_items("faces_large", sharp, bgs, licence, rng, photos, per_photo, video_faces, frames,
+                       LARGE_CELL, LARGE_CELL, LARGE_FACE_BANDS)
+
+
+def video_frames(path: Path, limit: int) -> list[np.ndarray]:
+    """The first ``limit`` frames of a video file, BGR (OpenCV)."""
+    cap, out = cv2.VideoCapture(str(path)), list[np.ndarray]()
+    while len(out) < limit:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        out.append(frame)
+    cap.release()
+    return out
 
 
 def _fps(path: Path) -> float:
