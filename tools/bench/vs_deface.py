@@ -250,9 +250,12 @@ def resize(pixels: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     return cv2.resize(pixels, size, interpolation=cv2.INTER_CUBIC if enlarge else cv2.INTER_AREA)
 
 
-CODECS = ("ffv1", "h264")
-"""How a prepared copy is written: lossless FFV1 RGB, or H.264 as a camera or a download delivers
-video (CRF 18, 4:2:0; about a tenth of FFV1's decoding cost)."""
+CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
+    "ffv1": ("ffv1", "bgr0", {}),
+    "h264": ("libx264", "yuv420p", {"crf": "18", "preset": "medium"}),
+}
+"""How a prepared copy is written (encoder, pixel format, options): lossless FFV1 RGB, or H.264 as a
+camera or a download delivers video (CRF 18, 4:2:0; about a tenth of FFV1's decoding cost)."""
 
 
 def cut(source: Path, frames: int | None, target: Path, size: tuple[int, int] | None = None,
@@ -265,17 +268,18 @@ def cut(source: Path, frames: int | None, target: Path, size: tuple[int, int] | 
     with av.open(str(source)) as src, av.open(str(target), "w") as dst:
         stream_in = src.streams.video[0]
         rate = stream_in.average_rate or stream_in.guessed_rate or 25
-        stream = dst.add_stream("ffv1" if codec == "ffv1" else "libx264", rate=rate)
+        encoder, pix_fmt, options = CODECS[codec]
+        stream = dst.add_stream(encoder, rate=rate)
         stream.width, stream.height = size or (stream_in.width, stream_in.height)
-        stream.pix_fmt = "bgr0" if codec == "ffv1" else "yuv420p"
-        if codec != "ffv1":
-            stream.options = {"crf": "18", "preset": "medium"}
+        stream.pix_fmt = pix_fmt
+        if options:
+            stream.options = options
         for frame in src.decode(video=0):
             if frames is not None and written >= frames:
                 break
             pixels = resize(frame.to_ndarray(format="bgr24"), size)
             out = av.VideoFrame.from_ndarray(pixels, format="bgr24")
-            out = out.reformat(format="bgr0") if codec == "ffv1" else out
+            out = out.reformat(format=pix_fmt) if pix_fmt == "bgr0" else out  # RGB kept exact; x264 converts
             for packet in stream.encode(out):
                 dst.mux(packet)
             written += 1
