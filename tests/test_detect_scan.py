@@ -94,19 +94,23 @@ def test_a_still_crop_reuses_the_last_result_a_changed_one_runs_again() -> None:
     face.detect_region = lambda bgr, region: calls.append(region) or run(bgr, region)  # type: ignore[method-assign]
     image = frame()
     crop = Region(100, 100, 128, 128)
+
+    def crops(pixels: np.ndarray) -> list[Detections]:
+        return face.detect_crops([crop], det.change, lambda r: det.executor.submit(face.detect_crop, pixels, r))()
+
     det.change.update(image)
-    first = face.detect_crops(image, [crop], det.change)
+    first = crops(image)
     det.change.update(image.copy())
-    again = face.detect_crops(image, [crop], det.change)
+    again = crops(image)
     assert len(calls) == 1 and again[0] is first[0]
     changed = image.copy()
     changed[150:170, 150:170] = 255 - changed[150:170, 150:170]
     det.change.update(changed)
-    face.detect_crops(changed, [crop], det.change)
+    crops(changed)
     assert len(calls) == 2
     det.change.update(changed.copy())
     for _ in range(face.cfg.reuse_still_crops + 1):  # at most reuse_still_crops frames in a row
-        face.detect_crops(changed, [crop], det.change)
+        crops(changed)
     assert len(calls) == 3
 
 

@@ -226,6 +226,9 @@ def default_models() -> list[ModelConfig]:
 class DetectConfig(Section):
     enabled: bool = True
     threads: Annotated[int, msgspec.Meta(ge=1, le=16)] = 2
+    """Worker threads the models' regions run on, each model loaded once per thread with a single-threaded
+    interpreter: models that need nothing from each other run side by side, as do a model's crops and
+    scan windows (1: everything on the stage's own thread)."""
     models: list[ModelConfig] = msgspec.field(default_factory=default_models)
     tiling: TilingConfig = msgspec.field(default_factory=TilingConfig)
     merge_iou: Fraction = 0.5

@@ -85,7 +85,7 @@ def model_problems(config: Config) -> list[str]:
     problems, loaded = [], []
     for i, model in enumerate(config.detect.models):
         try:
-            loaded.append(LoadedModel(model, config.detect.threads))
+            loaded.append(LoadedModel(model))
         except (ModelError, ValueError, OSError) as err:
             problems.append(f"detect.models[{i}] ({model.name}): {err}")
     if not problems:

@@ -8,13 +8,25 @@ crop around each detection of those classes from the models before it (``crop_sh
 over a person's head for the face model, the whole box of a vehicle for the plate model), and
 with ``full_frame`` off sees only those crops (and tiles).
 A model's boxes from all its regions are merged by class-aware NMS.
+
+The regions' invocations run on ``detect.threads`` worker threads, each with its own single-threaded
+copy of every model: models that need nothing from each other (the object model and a whole-frame
+face model) run side by side, and so do a model's crops and scan windows. A model that reads
+earlier models' boxes (``crops_from``, ``scan.explained_by``) waits only for the models that detect
+those classes. The result is the same as running everything in order on one thread.
 """
 
 from __future__ import annotations
 
+import queue
 import time
-from dataclasses import dataclass
+import weakref
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import cv2
 import numpy as np
@@ -26,7 +38,7 @@ from edged.core.types import Detections
 from edged.stages.detect import decoders
 from edged.stages.detect.centerface import centerface_order, decode_centerface
 from edged.stages.detect.runtime import ModelError, TFLiteModel
-from edged.stages.detect.scan import CELL_PX, FrameChange, ScanPlanner
+from edged.stages.detect.scan import CELL_PX, FrameChange, ScanPlanner, Window
 
 _DEFAULT_RANGE = {"blazeface": (-1.0, 1.0), "ssd": (-1.0, 1.0), "yolov5": (0.0, 1.0), "yolov8": (0.0, 1.0),
                   "yolo_grid": (0.0, 1.0), "centernet": (0.0, 255.0), "centerface": (0.0, 255.0),
@@ -126,13 +138,32 @@ def letterbox(image: np.ndarray, size: tuple[int, int], pad: int = 0) -> tuple[n
     return img, nw / used_w, nh / used_h, px, py
 
 
-class LoadedModel:
-    """One model from the config: interpreter, decoder settings and label -> class-id map."""
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
-    def __init__(self, cfg: ModelConfig, threads: int) -> None:
+
+class InlineExecutor(Executor):
+    """Runs each submitted call at once on the caller's thread (``detect.threads = 1``)."""
+
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        done: Future[_T] = Future()
+        try:
+            done.set_result(fn(*args, **kwargs))
+        except BaseException as err:  # handed to whoever reads the result, as a pool would
+            done.set_exception(err)
+        return done
+
+
+class LoadedModel:
+    """One model from the config: interpreters, decoder settings and label -> class-id map.
+
+    ``copies`` single-threaded interpreters of the file, so that as many regions run at once.
+    """
+
+    def __init__(self, cfg: ModelConfig, copies: int = 1) -> None:
         self.cfg = cfg
         self.path = model_path(cfg.file)
-        self.model = TFLiteModel(self.path, threads)
+        self.model = TFLiteModel(self.path, 1)
         self.input_range = cfg.input_range or _DEFAULT_RANGE[cfg.layout]
         self.class_map = self._class_map()
         self.thresholds = self._thresholds()
@@ -149,6 +180,27 @@ class LoadedModel:
         self.scan_explained_ids = self._class_ids(explained_by, "scan.explained_by")
         self.still_crops: list[tuple[Region, Detections, int]] = []
         """Last frame's crops: region, what was found in it, for how many frames in a row reused."""
+        self._free: queue.SimpleQueue[TFLiteModel] = queue.SimpleQueue()
+        """Interpreters no region is running on."""
+        self._free.put(self.model)
+        for _ in range(copies - 1):
+            self._free.put(self._copy())
+
+    def _copy(self) -> TFLiteModel:
+        """Another interpreter of the file, at the input size the config gave the first."""
+        copy = TFLiteModel(self.path, 1)
+        if copy.input_size != self.model.input_size:
+            copy.resize_input(*self.model.input_size)
+        return copy
+
+    @contextmanager
+    def interpreter(self) -> Iterator[TFLiteModel]:
+        """An interpreter no other thread is running, for the duration of the block."""
+        model = self._free.get()
+        try:
+            yield model
+        finally:
+            self._free.put(model)
 
     def _class_ids(self, names: list[str], key: str) -> np.ndarray:
         """Class ids of the edged class ``names`` a config ``key`` lists; :class:`ModelError` on an unknown one."""
@@ -313,12 +365,17 @@ class LoadedModel:
         assert self.anchors is not None
         return decoders.decode_blazeface(outputs, self.anchors, wh, self.min_score, cfg.nms_iou)
 
-    def detect_crops(self, bgr: np.ndarray, crops: list[Region], change: FrameChange) -> list[Detections]:
-        """Run on each crop; a crop whose pixels have not changed since the last frame (no 8 x 8 cell
-        moved by more than :data:`STILL_LEVELS`), at about the same place, takes the last frame's
-        result instead, at most ``reuse_still_crops`` frames in a row."""
+    def detect_crops(self, crops: list[Region], change: FrameChange,
+                     start: Callable[[Region], Future[Detections]]) -> Callable[[], list[Detections]]:
+        """Start the crops (``start`` runs :meth:`detect_crop` on one); returns the call that waits for
+        what each crop found.
+
+        A crop whose pixels have not changed since the last frame (no 8 x 8 cell moved by more than
+        :data:`STILL_LEVELS`), at about the same place, takes the last frame's result instead, at
+        most ``reuse_still_crops`` frames in a row.
+        """
         limit = self.cfg.reuse_still_crops
-        out, kept = [], []
+        planned: list[tuple[Region, Detections | Future[Detections], int]] = []
         for r in crops:
             reused = None
             for prev, found, age in self.still_crops if limit else ():
@@ -327,12 +384,18 @@ class LoadedModel:
                         max(prev.y + prev.h, r.y + r.h) - min(prev.y, r.y), STILL_LEVELS):
                     reused = (prev, found, age + 1)
                     break
-            if reused is None:
-                reused = (r, fits_crop(self.detect_region(bgr, r), r, self.cfg.max_crop_fraction), 0)
-            kept.append(reused)
-            out.append(reused[1])
-        self.still_crops = kept
-        return out
+            planned.append(reused or (r, start(r), 0))
+
+        def finish() -> list[Detections]:
+            self.still_crops = [(r, found.result() if isinstance(found, Future) else found, age)
+                                for r, found, age in planned]
+            return [found for _, found, _ in self.still_crops]
+
+        return finish
+
+    def detect_crop(self, bgr: np.ndarray, region: Region) -> Detections:
+        """:meth:`detect_region` less the boxes too large for the crop (``max_crop_fraction``)."""
+        return fits_crop(self.detect_region(bgr, region), region, self.cfg.max_crop_fraction)
 
     def window_nms(self, found: Detections) -> Detections:
         """One box per object among detections from overlapping regions (class-aware NMS)."""
@@ -344,7 +407,9 @@ class LoadedModel:
         """Run on one region of the BGR frame; boxes in frame pixels, thresholds applied."""
         crop = bgr[region.y : region.y + region.h, region.x : region.x + region.w]
         img, sx, sy, px, py = self.prepare_pixels(crop)
-        raw = self.decode(self.model.run_pixels(img, self.input_range))
+        with self.interpreter() as model:
+            outputs = model.run_pixels(img, self.input_range)
+        raw = self.decode(outputs)
         valid = (raw.labels >= 0) & (raw.labels < len(self.class_map))
         raw = raw.select(valid)
         keep = (self.class_map[raw.labels] >= 0) & (raw.scores >= self.thresholds[raw.labels])
@@ -364,10 +429,29 @@ class LoadedModel:
         )
 
 
+@dataclass(slots=True)
+class ModelFrame:
+    """One model's work on one frame: its regions' results as they come, and the ms they took."""
+
+    model: LoadedModel
+    pieces: list[Future[Detections]]
+    """The whole frame's (and tiles') results."""
+    regions: int
+    """Regions the model sees on this frame (whole frame, tiles and crops)."""
+    crops: Callable[[], list[Detections]] | None = None
+    windows: list[Window] | None = None
+    """The scan's windows on this frame (x, y, w, h)."""
+    scanned: list[Future[Detections]] = field(default_factory=list)
+    spent_ms: list[float] = field(default_factory=list)
+    """Milliseconds each of its regions took (they may run side by side)."""
+    result: Detections | None = None
+
+
 class Detector:
     """Runs every configured model on a frame. Not thread-safe: call from one thread at a time."""
 
-    def __init__(self, models: list[LoadedModel], tiling: TilingConfig, merge_iou: float = 1.0) -> None:
+    def __init__(self, models: list[LoadedModel], tiling: TilingConfig, merge_iou: float = 1.0,
+                 threads: int = 1) -> None:
         self.models = models
         self.tiling = tiling
         self.merge_iou = merge_iou
@@ -377,7 +461,15 @@ class Detector:
                                  for m in models)
         """Whether any model reads :attr:`change` (else it is not computed)."""
         self.last_timings_ms: dict[str, float] = {}
-        """Milliseconds each model took on the last frame (all its regions)."""
+        """Milliseconds each model's regions took on the last frame, summed (they may overlap in time)."""
+        self.sources = [self._sources(i) for i in range(len(models))]
+        """Per model, the earlier models whose classes it reads (crops, the scan's explained boxes)."""
+        self.executor: Executor = InlineExecutor()
+        """Where the regions run: the caller's thread, or ``threads`` workers."""
+        if threads > 1:
+            pool = ThreadPoolExecutor(threads, thread_name_prefix="detect")
+            self.executor = pool
+            self._closer = weakref.finalize(self, pool.shutdown, wait=False)
 
     @classmethod
     def from_config(cls, cfg: DetectConfig) -> Detector:
@@ -385,7 +477,12 @@ class Detector:
         check_model_names(cfg)
         models = [LoadedModel(m, cfg.threads) for m in cfg.models]
         check_crop_sources(models)
-        return cls(models, cfg.tiling, cfg.merge_iou)
+        return cls(models, cfg.tiling, cfg.merge_iou, cfg.threads)
+
+    def close(self) -> None:
+        """Let the worker threads go once their regions are done (the detector is not used again)."""
+        if isinstance(self.executor, ThreadPoolExecutor):
+            self._closer()
 
     def reset(self) -> None:
         """Start a new stream: scanning models search the next frame whole."""
@@ -398,6 +495,22 @@ class Detector:
     def _tiled(self, model: LoadedModel) -> bool:
         return self.tiling.enabled and (not self.tiling.models or model.cfg.name in self.tiling.models)
 
+    def _sources(self, i: int) -> list[int]:
+        read = np.union1d(self.models[i].crop_class_ids, self.models[i].scan_explained_ids
+                          if self.models[i].scan is not None else np.zeros(0, np.int16))
+        return [j for j in range(i) if np.isin(self.models[j].class_map, read).any()]
+
+    def _timed(self, work: ModelFrame, run: Callable[[np.ndarray, Region], Detections],
+               bgr: np.ndarray, region: Region) -> Future[Detections]:
+        """Start ``run(bgr, region)`` on the executor, adding its milliseconds to ``work``."""
+        def timed() -> Detections:
+            t0 = time.perf_counter()
+            try:
+                return run(bgr, region)
+            finally:
+                work.spent_ms.append((time.perf_counter() - t0) * 1000.0)
+        return self.executor.submit(timed)
+
     def detect(self, pixels_bgr: np.ndarray) -> Detections:
         """All models' detections on one ``(H, W, 3)`` uint8 BGR frame, in frame pixels."""
         if pixels_bgr.ndim != 3 or pixels_bgr.shape[2] != 3 or pixels_bgr.dtype != np.uint8:
@@ -405,31 +518,56 @@ class Detector:
         h, w = pixels_bgr.shape[:2]
         if self.tracks_change:
             self.change.update(pixels_bgr)
-        parts: list[Detections] = []
-        for m in self.models:
-            t0 = time.perf_counter()
-            regions = tile_regions(w, h, self.tiling) if self._tiled(m) else [Region(0, 0, w, h)]
-            if not m.cfg.full_frame:
-                regions = regions[1:]  # tile_regions starts with the whole frame
-            pieces = [m.detect_region(pixels_bgr, r) for r in regions]
-            if m.crop_class_ids.size:
-                crops = crop_regions(Detections.concat(parts), m, w, h)
-                pieces += m.detect_crops(pixels_bgr, crops, self.change)
-                regions += crops
-            if m.scan is not None:
-                windows = m.scan.plan(w, h, self.change.change, explained_boxes(
-                    Detections.concat(parts), m.scan_explained_ids, m.cfg.scan.explained_min_score))
-                scanned = [fits_crop(m.detect_region(pixels_bgr, r), r, m.cfg.max_crop_fraction)
-                           for r in (Region(*window) for window in windows)]
-                pieces.append(m.scan.hold(m.window_nms(Detections.concat(scanned)), windows))
-            found = Detections.concat(pieces)
-            if m.cfg.max_box_fraction < 1.0 and len(found):
-                found = found.select(found.boxes[:, 3] - found.boxes[:, 1] <= m.cfg.max_box_fraction * h)
-            if len(regions) > 1 or m.scan is not None:
-                found = m.window_nms(found)
-            parts.append(found)
-            self.last_timings_ms[m.cfg.name] = (time.perf_counter() - t0) * 1000.0
-        return merged(Detections.concat(parts), self.merge_iou)
+        frame = [self._start(m, pixels_bgr) for m in self.models]
+        for i, work in enumerate(frame):
+            if work.model.crop_class_ids.size or work.model.scan is not None:
+                seen = Detections.concat([self._finish(frame[j], h) for j in self.sources[i]])
+                self._start_dependent(work, pixels_bgr, seen)
+        found = Detections.concat([self._finish(work, h) for work in frame])
+        self.last_timings_ms = {work.model.cfg.name: sum(work.spent_ms) for work in frame}
+        return merged(found, self.merge_iou)
+
+    def _start(self, m: LoadedModel, bgr: np.ndarray) -> ModelFrame:
+        """Start a model on the whole frame (and its tiles), as its config asks."""
+        h, w = bgr.shape[:2]
+        regions = tile_regions(w, h, self.tiling) if self._tiled(m) else [Region(0, 0, w, h)]
+        if not m.cfg.full_frame:
+            regions = regions[1:]  # tile_regions starts with the whole frame
+        work = ModelFrame(m, [], len(regions))
+        work.pieces = [self._timed(work, m.detect_region, bgr, r) for r in regions]
+        return work
+
+    def _start_dependent(self, work: ModelFrame, bgr: np.ndarray, seen: Detections) -> None:
+        """Start a model's crops around the boxes ``seen`` from earlier models, and its scan's windows."""
+        m, (h, w) = work.model, bgr.shape[:2]
+        if m.crop_class_ids.size:
+            crops = crop_regions(seen, m, w, h)
+            work.regions += len(crops)
+            work.crops = m.detect_crops(crops, self.change, lambda r: self._timed(work, m.detect_crop, bgr, r))
+        if m.scan is not None:
+            work.windows = m.scan.plan(w, h, self.change.change, explained_boxes(
+                seen, m.scan_explained_ids, m.cfg.scan.explained_min_score))
+            work.scanned = [self._timed(work, m.detect_crop, bgr, Region(*window)) for window in work.windows]
+
+    def _finish(self, work: ModelFrame, height: int) -> Detections:
+        """A model's boxes on this frame, once all its regions are done (computed once)."""
+        if work.result is not None:
+            return work.result
+        m = work.model
+        pieces = [f.result() for f in work.pieces]
+        if work.crops is not None:
+            pieces += work.crops()
+        if m.scan is not None:
+            assert work.windows is not None
+            scanned = Detections.concat([f.result() for f in work.scanned])
+            pieces.append(m.scan.hold(m.window_nms(scanned), work.windows))
+        found = Detections.concat(pieces)
+        if m.cfg.max_box_fraction < 1.0 and len(found):
+            found = found.select(found.boxes[:, 3] - found.boxes[:, 1] <= m.cfg.max_box_fraction * height)
+        if work.regions > 1 or m.scan is not None:
+            found = m.window_nms(found)
+        work.result = found
+        return found
 
 
 def merged(found: Detections, iou: float) -> Detections:
