@@ -322,3 +322,31 @@ def test_sink_parts_never_overwrite_the_summary_or_each_other(tmp_path: Path) ->
                              "recorded", "claimed"]
     assert list(on_disk["frames"]) == ["captured", "processed", "dropped", "auto_exposure", "retimed", "accounted"]
     assert on_disk["frames"]["captured"] == 3 and on_disk["recorded"] == 3
+
+
+class Timed:
+    """A stage named ``name`` that takes ``seconds`` and records when it ran on which frame."""
+
+    def __init__(self, name: str, seconds: float, log: list[tuple[str, int, float, float]]) -> None:
+        self.name, self.seconds, self.log = name, seconds, log
+
+    def __call__(self, work: FrameWork) -> None:
+        t0 = time.perf_counter()
+        time.sleep(self.seconds)
+        self.log.append((self.name, work.frame.meta.frame_index, t0, time.perf_counter()))
+
+
+def test_the_next_frame_is_detected_while_the_last_one_finishes(tmp_path: Path) -> None:
+    """Detection and the stages after it overlap across frames; frames still finish in order, all of them."""
+    log: list[tuple[str, int, float, float]] = []
+    rec = Recorder()
+    stages: list[Stage] = [Timed("detect", 0.03, log), Timed("track", 0.03, log)]
+    daemon = Daemon(config(), Builder(stages), [rec], summary_path=tmp_path / "summary.json")
+    summary = asyncio.run(daemon.run(max_frames=12))
+    assert summary.frames.processed == 12 and summary.frames.accounted
+    assert [w.frame.meta.frame_index for w in rec.works] == list(range(12))
+    assert all(set(w.timings_ms) == {"detect", "track"} for w in rec.works)
+    ran = {(name, i): (start, end) for name, i, start, end in log}
+    overlapped = [i for i in range(11) if ran["detect", i + 1][0] < ran["track", i][1]]
+    assert len(overlapped) >= 8
+    assert all(ran["track", i][0] >= ran["detect", i][1] for i in range(12))

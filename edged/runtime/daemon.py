@@ -151,6 +151,10 @@ class Daemon:
         self.applied = 0
         """Configs applied since start (for the pipeline-up check)."""
         self.frames: asyncio.Queue[Frame | None] = asyncio.Queue(config.pipeline.frame_queue)
+        self.detected: asyncio.Queue[tuple[Pipeline, FrameWork] | None] = asyncio.Queue(1)
+        """A frame past detection, waiting for the stages after it (with the chain it started in)."""
+        self.finished_by: Pipeline | None = None
+        """The chain that carried the last finished frame (a new config is up once its chain has)."""
         self.results: asyncio.Queue[FrameWork | None] = asyncio.Queue(config.pipeline.result_queue)
         self.stop = StopState()
         self.drained = asyncio.Event()
@@ -160,6 +164,7 @@ class Daemon:
         """Monotonic time of the last frame through the pipeline (watchdog source)."""
         self._camera_pool = ThreadPoolExecutor(1, thread_name_prefix="camera")
         self._stage_pool = ThreadPoolExecutor(1, thread_name_prefix="stages")
+        self._finish_pool = ThreadPoolExecutor(1, thread_name_prefix="finish")
         self._sink_pool = ThreadPoolExecutor(1, thread_name_prefix="sinks")
 
     # ------------------------------------------------------------------------------------ public
@@ -194,6 +199,7 @@ class Daemon:
             tasks = [
                 asyncio.create_task(self._capture(max_frames, duration), name="capture"),
                 asyncio.create_task(self._process(), name="process"),
+                asyncio.create_task(self._finish(), name="finish"),
                 asyncio.create_task(self._sink(), name="sink"),
             ]
             stats_task = asyncio.create_task(self._stats(), name="stats")
@@ -219,7 +225,7 @@ class Daemon:
                 signal.signal(sig, previous)  # asyncio would leave Python's default (a traceback on Ctrl-C)
             self._health_log.flush()
             await loop.run_in_executor(self._camera_pool, self.camera.stop)
-            for pool in (self._camera_pool, self._stage_pool):
+            for pool in (self._camera_pool, self._stage_pool, self._finish_pool):
                 pool.shutdown(wait=True)
         sink_parts = await loop.run_in_executor(self._sink_pool, self._close_sinks)
         self._sink_pool.shutdown(wait=True)
@@ -258,9 +264,8 @@ class Daemon:
                     raise
             self.pipeline = Pipeline(stages)
             self._use_config(new)
-            before = self.stats.processed
             deadline = time.monotonic() + up_timeout_s
-            while self.stats.processed == before and not self.stop.event.is_set():
+            while self.finished_by is not self.pipeline and not self.stop.event.is_set():
                 if time.monotonic() > deadline:
                     self.pipeline = old_pipeline
                     self.builder.restore_stages(old_pipeline.stages)
@@ -382,11 +387,28 @@ class Daemon:
             log.info("exposure: locked shutter=%.0fus gain=%.2f%s", command.shutter_us, command.gain, clamp)
 
     async def _process(self) -> None:
+        """Detect on each frame, then pass it on to :meth:`_finish` and go on to the next one."""
         loop = asyncio.get_running_loop()
         try:
             while (frame := await self.frames.get()) is not None:
-                work = await loop.run_in_executor(self._stage_pool, self.pipeline.process, frame)
+                pipeline = self.pipeline  # a new config takes effect between frames
+                work = await loop.run_in_executor(self._stage_pool, pipeline.start, frame)
+                await self.detected.put((pipeline, work))
+        except Exception:
+            self.request_stop("pipeline failed")
+            raise
+        finally:
+            await self.detected.put(None)
+
+    async def _finish(self) -> None:
+        """Run the stages after detection on each detected frame, in order, and queue it for the sinks."""
+        loop = asyncio.get_running_loop()
+        try:
+            while (started := await self.detected.get()) is not None:
+                pipeline, work = started
+                work = await loop.run_in_executor(self._finish_pool, pipeline.finish, work)
                 self.stats.processed += 1
+                self.finished_by = pipeline
                 self.stats.record_stage_times(work.timings_ms)
                 self.heartbeat = time.monotonic()
                 await self.results.put(work)

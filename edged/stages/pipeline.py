@@ -1,8 +1,9 @@
 """The per-frame chain of pure stages, timed stage by stage.
 
 A stage is any object with a ``name`` and a ``__call__(work)`` that reads and fills fields of the
-:class:`FrameWork` bundle. Stages do no I/O; the daemon runs the whole chain for one frame in an
-executor thread and hands the finished bundle to the sinks.
+:class:`FrameWork` bundle. Stages do no I/O; the daemon runs a frame's detection on one executor thread
+and the stages after it on another (the next frame's detection meanwhile), then hands the finished
+bundle to the sinks.
 """
 
 from __future__ import annotations
@@ -59,14 +60,31 @@ class Stage(Protocol):
 
 
 class Pipeline:
-    """Runs stages in order on a frame and records how long each took."""
+    """Runs stages in order on a frame and records how long each took.
+
+    :meth:`start` runs the stages up to the detect stage and :meth:`finish` the rest, so that a
+    caller may detect on the next frame while the last one finishes; :meth:`process` runs both.
+    """
 
     def __init__(self, stages: list[Stage]) -> None:
         self.stages = stages
+        self.split = next((i + 1 for i, s in enumerate(stages) if s.name == "detect"), 0)
+        """Stages before this index are :meth:`start`'s (none without a detect stage)."""
 
     def process(self, frame: Frame) -> FrameWork:
-        work = FrameWork(frame)
-        for stage in self.stages:
+        return self.finish(self.start(frame))
+
+    def start(self, frame: Frame) -> FrameWork:
+        """A new frame through the stages up to and including detection."""
+        return self._run(FrameWork(frame), self.stages[: self.split])
+
+    def finish(self, work: FrameWork) -> FrameWork:
+        """A started frame through the stages after detection."""
+        return self._run(work, self.stages[self.split :])
+
+    @staticmethod
+    def _run(work: FrameWork, stages: list[Stage]) -> FrameWork:
+        for stage in stages:
             t0 = time.perf_counter()
             stage(work)
             work.timings_ms[stage.name] = (time.perf_counter() - t0) * 1000.0
