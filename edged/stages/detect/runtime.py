@@ -73,10 +73,11 @@ class TensorInfo:
     dtype: np.dtype
     scale: float
     zero_point: int
+    quantized: bool = False
+    """Whether the tensor holds integers standing for ``(q - zero_point) * scale``."""
 
-    @property
-    def quantized(self) -> bool:
-        return self.scale != 0.0 and self.dtype in (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
+
+QUANTIZED_DTYPES = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
 
 
 def quantize(values: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
@@ -93,13 +94,15 @@ def dequantize(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
 
 def _tensor_info(detail: dict[str, Any]) -> TensorInfo:
     scale, zero = detail.get("quantization", (0.0, 0))
+    dtype = np.dtype(detail["dtype"])
     return TensorInfo(
         name=str(detail["name"]),
         index=int(detail["index"]),
         shape=tuple(int(d) for d in detail["shape"]),
-        dtype=np.dtype(detail["dtype"]),
+        dtype=dtype,
         scale=float(scale),
         zero_point=int(zero),
+        quantized=float(scale) != 0.0 and dtype in QUANTIZED_DTYPES,
     )
 
 
