@@ -180,11 +180,12 @@ class LoadedModel:
         self.scan_explained_ids = self._class_ids(explained_by, "scan.explained_by")
         self.still_crops: list[tuple[Region, Detections, int]] = []
         """Last frame's crops: region, what was found in it, for how many frames in a row reused."""
+        self.copies = [self.model, *(self._copy() for _ in range(copies - 1))]
+        """Every interpreter of the file (``model`` first)."""
         self._free: queue.SimpleQueue[TFLiteModel] = queue.SimpleQueue()
         """Interpreters no region is running on."""
-        self._free.put(self.model)
-        for _ in range(copies - 1):
-            self._free.put(self._copy())
+        for copy in self.copies:
+            self._free.put(copy)
 
     def _copy(self) -> TFLiteModel:
         """Another interpreter of the file, at the input size the config gave the first."""
