@@ -302,3 +302,40 @@ def test_pcm_audio_is_kept_as_aac(tmp_path: Path, capsys: pytest.CaptureFixture[
         assert abs(float(a.duration * a.time_base) - 1.0) < 0.1
     (entry,) = json.loads((tmp_path / "out" / "deid-summary.json").read_text())["files"]
     assert entry["audio"] == "kept (pcm_s16le re-encoded as aac)"
+
+
+def test_the_next_frame_is_detected_while_the_last_one_is_finished_and_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frames still come out in order, each finished after its own detection, with the sealed records
+    naming their own frames; the detection of one overlaps the finishing of the one before."""
+    from edged.stages.pipeline import FrameWork, Pipeline
+
+    spans: dict[tuple[str, int], tuple[float, float]] = {}
+    start, finish = Pipeline.start, Pipeline.finish
+
+    def timed_start(self: Pipeline, frame):  # noqa: ANN001, ANN202
+        t0 = time.perf_counter()
+        work = start(self, frame)
+        time.sleep(0.02)  # detection is the slow half
+        spans["start", frame.meta.frame_index] = (t0, time.perf_counter())
+        return work
+
+    def timed_finish(self: Pipeline, work: FrameWork) -> FrameWork:
+        t0 = time.perf_counter()
+        done = finish(self, work)
+        spans["finish", work.frame.meta.frame_index] = (t0, time.perf_counter())
+        return done
+
+    monkeypatch.setattr(Pipeline, "start", timed_start)
+    monkeypatch.setattr(Pipeline, "finish", timed_finish)
+    config, _ = sealing_config(tmp_path)
+    make_video(tmp_path / "clip.mp4", 8, Fraction(10), (768, 576), audio=False)
+    code, _, err = deid(capsys, tmp_path / "clip.mp4", "--out", tmp_path / "out", "--config", config,
+                        "--sealed", tmp_path / "sealed", "--quiet")
+    assert code == 0 and err == []
+    assert probe(tmp_path / "out" / "clip.mp4")["frames"] == 8
+    assert all(spans["finish", i][0] >= spans["start", i][1] for i in range(8))
+    assert sum(spans["start", i + 1][0] < spans["finish", i][1] for i in range(7)) >= 5
+    listed = json.loads((tmp_path / "out" / "clip.mp4.json").read_text())["frames"]
+    assert [f["frame_index"] for f in listed] == sorted({f["frame_index"] for f in listed}) and len(listed) >= 4
+    assert all(f"clip.mp4.f{f['frame_index']:06d}." in r for f in listed for r in f["records"])

@@ -54,6 +54,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -406,22 +407,23 @@ class Run:
             t0, first_pts = time.time(), None
             video_id = self.chain.ulids.new(t0)
             with Progress(job.path.name, source.total, "frame", "edged deid", self.quiet,
-                          position=1 if self.batch else 0, leave=not self.batch) as bar:
-                for pixels, pts in source.frames(writer.remux_audio if writer.keeps_audio else None):
+                          position=1 if self.batch else 0, leave=not self.batch) as bar, \
+                    ThreadPoolExecutor(1, thread_name_prefix="deid-detect") as ahead:
+                started: tuple[Future[FrameWork], np.ndarray, int] | None = None
+                for index, (pixels, pts) in enumerate(source.frames(writer.remux_audio if writer.keeps_audio
+                                                                    else None)):
                     first_pts = pts if first_pts is None else first_pts
-                    index = result.frames
                     timestamp = t0 + float((pts - first_pts) * source.time_base)
-                    work = pipeline.process(self.chain.frame(pixels, index, video_id, timestamp))
-                    out = self._deidentified(work)
-                    writer.write(out, pts)
-                    result.size, result.rotated = list(writer.size), source.rotation or None
-                    result.add_frame(pixels, out, work.sensitive_regions)
-                    records = self.keep_sealed(work, job.relative, result)
-                    if records:
-                        frames.append({"frame_index": index, "image_id": work.frame.meta.image_id,
-                                       "records": [str(p) for p in records]})
+                    detecting = (ahead.submit(pipeline.start, self.chain.frame(pixels, index, video_id, timestamp)),
+                                 pixels, pts)
+                    if started is not None:  # the last frame finishes while this one is detected
+                        self.finish_video_frame(pipeline, *started, writer, source, job, result, frames)
+                        bar.update()
+                        self.stop.check()
+                    started = detecting
+                if started is not None:
+                    self.finish_video_frame(pipeline, *started, writer, source, job, result, frames)
                     bar.update()
-                    self.stop.check()
                 if source.total != result.frames:
                     bar.set_total(result.frames)
             if result.frames == 0:
@@ -443,6 +445,21 @@ class Run:
             self.write_sidecar(target, result, {
                 "video_id": video_id, "frames": frames,
                 "restore": self.restore_command([Path(p) for p in first["records"]], target, first["frame_index"])})
+
+    def finish_video_frame(self, pipeline: Pipeline, detected: Future[FrameWork], pixels: np.ndarray, pts: int,
+                           writer: H264Writer, source: VideoSource, job: Job, result: FileResult,
+                           frames: list[dict]) -> None:
+        """A detected video frame through the stages after detection, into the video and the sealed records."""
+        work = pipeline.finish(detected.result())
+        out = self._deidentified(work)
+        writer.write(out, pts)
+        result.size, result.rotated = list(writer.size), source.rotation or None
+        result.add_frame(pixels, out, work.sensitive_regions)
+        records = self.keep_sealed(work, job.relative, result)
+        if records:
+            meta = work.frame.meta
+            frames.append({"frame_index": meta.frame_index, "image_id": meta.image_id,
+                           "records": [str(p) for p in records]})
 
     @staticmethod
     def _deidentified(work: FrameWork) -> np.ndarray:
