@@ -74,6 +74,7 @@ def test_get_set_status_stats_on_a_running_daemon(tmp_path: Path) -> None:
             assert status["frames"]["processed"] > 0 and status["heartbeat_age_s"] < 1.0
             stats = await control.handle({"cmd": "stats"}, "test", MQTT_ACCESS)
             assert stats["ok"] and stats["queues"]["frames"]["capacity"] == 2
+            assert stats["queues"]["detected"]["capacity"] == 1  # one frame between detection and the rest
             assert stats["processed"] == daemon.stats.processed
 
     run(scenario())

@@ -493,6 +493,7 @@ class Daemon:
     def queue_depths(self) -> dict[str, tuple[int, int]]:
         return {
             "frames": (self.frames.qsize(), self.frames.maxsize),
+            "detected": (self.detected.qsize(), self.detected.maxsize),
             "results": (self.results.qsize(), self.results.maxsize),
         }
 
