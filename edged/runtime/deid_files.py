@@ -409,13 +409,13 @@ class Run:
             with Progress(job.path.name, source.total, "frame", "edged deid", self.quiet,
                           position=1 if self.batch else 0, leave=not self.batch) as bar, \
                     ThreadPoolExecutor(1, thread_name_prefix="deid-detect") as ahead:
-                started: tuple[Future[FrameWork], np.ndarray, int] | None = None
+                started: tuple[Future[FrameWork], int] | None = None
                 for index, (pixels, pts) in enumerate(source.frames(writer.remux_audio if writer.keeps_audio
                                                                     else None)):
                     first_pts = pts if first_pts is None else first_pts
                     timestamp = t0 + float((pts - first_pts) * source.time_base)
-                    detecting = (ahead.submit(pipeline.start, self.chain.frame(pixels, index, video_id, timestamp)),
-                                 pixels, pts)
+                    frame = self.chain.frame(pixels, index, video_id, timestamp)
+                    detecting = (ahead.submit(pipeline.start, frame), pts)
                     if started is not None:  # the last frame finishes while this one is detected
                         self.finish_video_frame(pipeline, *started, writer, source, job, result, frames)
                         bar.update()
@@ -446,15 +446,14 @@ class Run:
                 "video_id": video_id, "frames": frames,
                 "restore": self.restore_command([Path(p) for p in first["records"]], target, first["frame_index"])})
 
-    def finish_video_frame(self, pipeline: Pipeline, detected: Future[FrameWork], pixels: np.ndarray, pts: int,
-                           writer: H264Writer, source: VideoSource, job: Job, result: FileResult,
-                           frames: list[dict]) -> None:
+    def finish_video_frame(self, pipeline: Pipeline, detected: Future[FrameWork], pts: int, writer: H264Writer,
+                           source: VideoSource, job: Job, result: FileResult, frames: list[dict]) -> None:
         """A detected video frame through the stages after detection, into the video and the sealed records."""
         work = pipeline.finish(detected.result())
         out = self._deidentified(work)
         writer.write(out, pts)
         result.size, result.rotated = list(writer.size), source.rotation or None
-        result.add_frame(pixels, out, work.sensitive_regions)
+        result.add_frame(work.frame.pixels, out, work.sensitive_regions)
         records = self.keep_sealed(work, job.relative, result)
         if records:
             meta = work.frame.meta
