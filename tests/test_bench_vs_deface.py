@@ -247,6 +247,8 @@ SUMMARY = {
     "wall_s": 2.809,
     "frames": {"captured": 20, "processed": 20, "dropped": 0, "auto_exposure": 11, "retimed": 0, "accounted": True},
     "fps": 7.12,
+    "first_frame_s": 0.912,
+    "steady_fps": 10.11,
     "stage_ms": {"capture": {"p50": 7.8, "p95": 9.0, "mean": 8.0}, "detect": {"p50": 90.9, "p95": 120.0, "mean": 95.0},
                  "privacy": {"p50": 5.1, "p95": 6.0, "mean": 5.2}, "sink": {"p50": 4.7, "p95": 8.0, "mean": 5.0},
                  "track": {"p50": 0.4, "p95": 0.9, "mean": 0.5}},
@@ -265,11 +267,13 @@ def test_daemon_summary_reads_fps_and_frames_from_summary_json(tmp_path: Path) -
     s = vs.DaemonSummary.from_dict(json.loads(found.read_text()))
     assert s.fps == 7.12 and s.wall_s == 2.809 and (s.captured, s.processed, s.dropped) == (20, 20, 0)
     assert s.stage_p50_ms["detect"] == 90.9 and s.outbox_stored == 25
+    assert (s.first_frame_s, s.steady_fps) == (0.912, 10.11)
     assert s.note == ("summary.json: 7.12 fps over wall_s 2.8 s, captured 20, processed 20, dropped 0, "
-                      "p50 detect 90.9 ms, capture 7.8 ms, privacy 5.1 ms, sink 4.7 ms, outbox stored 25 messages")
+                      "first frame done at 0.91 s, 10.11 fps after it, p50 detect 90.9 ms, capture 7.8 ms, privacy 5.1 ms, sink 4.7 ms, outbox stored 25 messages")
     bare = vs.DaemonSummary.from_dict({"wall_s": 1.0, "fps": 3.0,
                                        "frames": {"captured": 3, "processed": 3, "dropped": 0}})
     assert bare.stage_p50_ms == {} and bare.outbox_stored is None and bare.note.endswith("dropped 0")
+    assert bare.first_frame_s is None and bare.steady_fps is None  # a summary from before these figures
     (tmp_path / "out" / "run-20260101-000001").mkdir()
     (tmp_path / "out" / "run-20260101-000001" / "summary.json").write_text("{}")
     with pytest.raises(RuntimeError):

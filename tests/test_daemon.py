@@ -318,8 +318,8 @@ def test_sink_parts_never_overwrite_the_summary_or_each_other(tmp_path: Path) ->
     summary = asyncio.run(daemon.run(max_frames=3))
     assert summary.frames.captured == 3 and summary.sinks == {"recorded": 3, "claimed": True}
     on_disk = json.loads((tmp_path / "summary.json").read_text())
-    assert list(on_disk) == ["stop_reason", "wall_s", "frames", "fps", "stage_ms", "exposure", "sink_failures", "device",
-                             "recorded", "claimed"]
+    assert list(on_disk) == ["stop_reason", "wall_s", "frames", "fps", "first_frame_s", "steady_fps", "stage_ms",
+                             "exposure", "sink_failures", "device", "recorded", "claimed"]
     assert list(on_disk["frames"]) == ["captured", "processed", "dropped", "auto_exposure", "retimed", "accounted"]
     assert on_disk["frames"]["captured"] == 3 and on_disk["recorded"] == 3
 
@@ -334,6 +334,30 @@ class Timed:
         t0 = time.perf_counter()
         time.sleep(self.seconds)
         self.log.append((self.name, work.frame.meta.frame_index, t0, time.perf_counter()))
+
+
+class SlowFirst:
+    """A detect stage that takes ``first`` seconds on a stream's first frame and ``rest`` on the others."""
+
+    name = "detect"
+
+    def __init__(self, first: float, rest: float) -> None:
+        self.first, self.rest = first, rest
+
+    def __call__(self, work: FrameWork) -> None:
+        time.sleep(self.first if work.frame.meta.frame_index == 0 else self.rest)
+
+
+def test_summary_tells_the_first_frame_from_the_steady_rate(tmp_path: Path) -> None:
+    """A slow first frame (a stream's whole scan) is reported apart: steady fps counts the frames after it."""
+    daemon = Daemon(config(), Builder([SlowFirst(0.4, 0.01)]), [Recorder()], summary_path=tmp_path / "summary.json")
+    summary = asyncio.run(daemon.run(max_frames=11))
+    assert summary.frames.processed == 11
+    assert summary.first_frame_s is not None and 0.4 <= summary.first_frame_s < summary.wall_s
+    assert summary.steady_fps == pytest.approx(10 / (summary.wall_s - summary.first_frame_s), rel=0.02)  # both rounded
+    assert summary.steady_fps > 2 * summary.fps, "the first frame's 0.4 s weighs on fps only"
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk["first_frame_s"] == summary.first_frame_s and on_disk["steady_fps"] == summary.steady_fps
 
 
 def test_the_next_frame_is_detected_while_the_last_one_finishes(tmp_path: Path) -> None:

@@ -229,7 +229,7 @@ class Daemon:
                 pool.shutdown(wait=True)
         sink_parts = await loop.run_in_executor(self._sink_pool, self._close_sinks)
         self._sink_pool.shutdown(wait=True)
-        summary = self._summary(time.monotonic() - wall0, sink_parts)
+        summary = self._summary(time.monotonic() - wall0, sink_parts, wall0)
         if self.summary_path is not None:
             summary.summary_written = write_summary(self.summary_path, summary)
         return summary
@@ -408,6 +408,8 @@ class Daemon:
                 pipeline, work = started
                 work = await loop.run_in_executor(self._finish_pool, pipeline.finish, work)
                 self.stats.processed += 1
+                if self.stats.first_finished is None:
+                    self.stats.first_finished = time.monotonic()
                 self.finished_by = pipeline
                 self.stats.record_stage_times(work.timings_ms)
                 self.heartbeat = time.monotonic()
@@ -539,8 +541,10 @@ class Daemon:
                 pass
         return installed
 
-    def _summary(self, wall_s: float, sink_parts: dict[str, Any]) -> RunSummary:
+    def _summary(self, wall_s: float, sink_parts: dict[str, Any], wall0: float) -> RunSummary:
         s = self.stats
+        first_s = None if s.first_finished is None else s.first_finished - wall0
+        after_first = wall_s - first_s if first_s is not None else 0.0
         cycles = [] if self.exposure is None else [
             MeterCycle(time=r.time, auto_shutter_us=r.auto_shutter_us, auto_gain=round(r.auto_gain, 4),
                        locked_shutter_us=r.locked_shutter_us, locked_gain=round(r.locked_gain, 4), clamped=r.clamped)
@@ -553,6 +557,8 @@ class Daemon:
                                auto_exposure=s.auto_frames, retimed=s.retimed,
                                accounted=s.captured == s.processed + s.dropped),
             fps=round(s.processed / wall_s, 2) if wall_s > 0 else 0.0,
+            first_frame_s=None if first_s is None else round(first_s, 3),
+            steady_fps=round((s.processed - 1) / after_first, 2) if s.processed > 1 and after_first > 0 else None,
             stage_ms=s.stage_summary(),
             exposure=ExposureSummary(meter_cycles=cycles, clamped=self.exposure.clamp_count if self.exposure else 0),
             sink_failures=dict(self.sink_failures),

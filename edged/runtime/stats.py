@@ -90,6 +90,8 @@ class RunStats:
     retimed: int = 0
     """Frames whose capture timestamp was not after the previous frame's (moved just after it)."""
     stage_ms: dict[str, deque[float]] = field(default_factory=dict)
+    first_finished: float | None = None
+    """Monotonic time the first frame came out of the last stage (``None`` before)."""
     _last_time: float = field(default_factory=time.monotonic)
     _last_processed: int = 0
 

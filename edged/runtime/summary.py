@@ -61,6 +61,12 @@ class RunSummary(msgspec.Struct):
     wall_s: float
     frames: FrameCounts
     fps: float
+    """Processed frames / ``wall_s``."""
+    first_frame_s: float | None
+    """From camera start to the first frame out of the last stage: start-up of the camera and the first
+    frame's detection (a stream's first frame is scanned whole); ``None`` when no frame was processed."""
+    steady_fps: float | None
+    """Frames after the first / the time after it (``None`` with fewer than two frames)."""
     stage_ms: dict[str, dict[str, float]]
     exposure: ExposureSummary
     sink_failures: dict[str, int]

@@ -508,6 +508,10 @@ class DaemonSummary:
     stop_reason: str
     stage_p50_ms: dict[str, float]
     outbox_stored: int | None
+    first_frame_s: float | None = None
+    """Camera start to the first frame done (its whole scan); absent from older summaries."""
+    steady_fps: float | None = None
+    """Frames after the first / the time after it."""
 
     @classmethod
     def from_dict(cls, data: dict) -> DaemonSummary:
@@ -518,7 +522,7 @@ class DaemonSummary:
         return cls(float(data["fps"]), float(data["wall_s"]), int(frames["captured"]), int(frames["processed"]),
                    int(frames["dropped"]), str(data.get("stop_reason", "")),
                    {k: float(v["p50"]) for k, v in stages.items() if isinstance(v, dict) and "p50" in v},
-                   outbox.get("stored"))
+                   outbox.get("stored"), data.get("first_frame_s"), data.get("steady_fps"))
 
     @property
     def note(self) -> str:
@@ -526,6 +530,8 @@ class DaemonSummary:
         stages = sorted(self.stage_p50_ms.items(), key=lambda kv: -kv[1])[:4]
         line = (f"summary.json: {self.fps:.2f} fps over wall_s {self.wall_s:.1f} s, captured {self.captured}, "
                 f"processed {self.processed}, dropped {self.dropped}")
+        if self.first_frame_s is not None and self.steady_fps is not None:
+            line += f", first frame done at {self.first_frame_s:.2f} s, {self.steady_fps:.2f} fps after it"
         if stages:
             line += ", p50 " + ", ".join(f"{k} {v:.1f} ms" for k, v in stages)
         if self.outbox_stored is not None:
