@@ -392,13 +392,15 @@ NO_UNCONFIDENT = {"unconfident_max_share": 0.0}
 TRACKER_DIRECTIONS = [
     (briefly_missed, {"lost_buffer_s": 0.1}, {"lost_buffer_s": 10.0}, None),
     (faint_after_first, {"confirm_hits": 5}, {"confirm_hits": 1}, NO_UNCONFIDENT),
-    (faint_after_first, {"birth_score": 0.8}, {"birth_score": 0.5}, NO_UNCONFIDENT),
+    (faint_after_first, {"sensitive_birth_score": 0.8}, {"sensitive_birth_score": 0.5}, NO_UNCONFIDENT),
     (faint_after_first, {"low_score": 0.35}, {"low_score": 0.05}, NO_UNCONFIDENT),
-    (fast_then_faint, {"high_score": 0.6}, {"high_score": 0.3}, NO_UNCONFIDENT),
+    (fast_then_faint, {"sensitive_high_score": 0.6, "sensitive_birth_score": 0.6}, {"sensitive_high_score": 0.3},
+     NO_UNCONFIDENT),
     (fast_then_faint, {"min_iou_first": 0.7}, {"min_iou_first": 0.1}, NO_UNCONFIDENT),
     (fast_then_faint, {"min_iou_second": 0.99}, {"min_iou_second": 0.3}, NO_UNCONFIDENT),
 ]
-"""(scene, a weaker change, a stronger change, local privacy settings) per tracker key."""
+"""(scene, a weaker change, a stronger change, local privacy settings) per tracker key (a higher
+``sensitive_high_score`` needs an equal ``sensitive_birth_score``: the defaults are equal)."""
 
 
 @pytest.mark.parametrize(("scene", "weaker", "stronger", "privacy"), TRACKER_DIRECTIONS,
@@ -441,8 +443,8 @@ def _allowed(old: Any, new: Any, role: str) -> tuple[bool, str]:
 TRACKER_KEYS = [
     ("track.lost_buffer_s", 0.1, 10.0),
     ("track.confirm_hits", 5, 1),
-    ("track.birth_score", 0.8, 0.55),
-    ("track.high_score", 0.55, 0.3),
+    ("track.sensitive_birth_score", 0.8, None),
+    ("track.sensitive_high_score", None, 0.3),
     ("track.low_score", 0.3, 0.05),
     ("track.min_iou_first", 0.7, 0.1),
     ("track.min_iou_second", 0.9, 0.3),
@@ -451,7 +453,8 @@ TRACKER_KEYS = [
     ("track.leaving_growth", 0.0, 1.0),
     ("track.predicted_output_s", 0.1, 1.0),
 ]
-"""(key, a weaker value, a stronger value) from the defaults."""
+"""(key, a weaker value, a stronger value) from the defaults; ``None`` where no value of the key alone
+is a valid config in that direction (the sensitive high and birth scores are equal by default)."""
 
 
 @pytest.mark.parametrize(("key", "weaker", "stronger"), TRACKER_KEYS, ids=[k for k, _, _ in TRACKER_KEYS])
@@ -460,14 +463,17 @@ def test_tracker_keys_only_get_stronger_remotely(key: str, weaker: Any, stronger
     from edged.config import Config
 
     base = Config()
-    ok, why = _allowed(base, _changed(base, key, weaker), role)
-    assert not ok and f"config error at {key}: would weaken de-identification" in why, (key, why)
-    assert _allowed(base, _changed(base, key, stronger), role) == (True, ""), key
+    if weaker is not None:
+        ok, why = _allowed(base, _changed(base, key, weaker), role)
+        assert not ok and f"config error at {key}: would weaken de-identification" in why, (key, why)
+    if stronger is not None:
+        assert _allowed(base, _changed(base, key, stronger), role) == (True, ""), key
 
 
 def test_kalman_noise_is_local_and_bookkeeping_keys_stay_with_operators() -> None:
     """Kalman noise moves predicted boxes and matches either way (no direction hides more): file only.
-    History length and the id block change no box: operators keep them."""
+    History length, the id block and the scores that start and follow people's and vehicles' tracks
+    (faces and plates have their own) change no hidden region: operators keep them."""
     from edged.config import Config
 
     base = Config()
@@ -475,7 +481,8 @@ def test_kalman_noise_is_local_and_bookkeeping_keys_stay_with_operators() -> Non
         for role in ("operator", "admin"):
             ok, why = _allowed(base, _changed(base, key, value), role)
             assert not ok and "cannot be changed remotely" in why, (key, why)
-    for key, value in (("track.history_len", 16), ("track.id_block", 64)):
+    for key, value in (("track.history_len", 16), ("track.id_block", 64), ("track.birth_score", 0.9),
+                       ("track.high_score", 0.6)):
         assert _allowed(base, _changed(base, key, value), "operator") == (True, ""), key
 
 
@@ -573,15 +580,16 @@ def test_signed_operator_changes_to_the_tracker_weaker_refused_stronger_applied(
             control = RemoteControl.from_startup(startup)
             control.attach(daemon)
             start = daemon.config
-            for track in ({"lost_buffer_s": 0.2}, {"confirm_hits": 4}, {"birth_score": 0.9},
-                          {"high_score": 0.55}, {"low_score": 0.3}, {"min_iou_second": 0.8},
+            for track in ({"lost_buffer_s": 0.2}, {"confirm_hits": 4}, {"sensitive_birth_score": 0.9},
+                          {"sensitive_high_score": 0.55, "sensitive_birth_score": 0.55}, {"low_score": 0.3},
+                          {"min_iou_second": 0.8},
                           {"lost_buffer_s": 6.0, "confirm_hits": 3}, {"std_velocity": 0.1}):
                 reply = await control.handle(signed(track, 1), "t", MQTT_ACCESS)
                 assert reply["code"] == "forbidden", (track, reply)
                 assert "would weaken de-identification" in reply["error"] or "cannot be changed remotely" in reply["error"]
                 assert "config error at track." in reply["error"], reply
             assert daemon.config == start
-            stronger = {"lost_buffer_s": 6.0, "confirm_hits": 1, "birth_score": 0.55, "low_score": 0.05,
+            stronger = {"lost_buffer_s": 6.0, "confirm_hits": 1, "sensitive_high_score": 0.3, "low_score": 0.05,
                         "min_iou_first": 0.15, "history_len": 32}
             reply = await control.handle(signed(stronger, 1), "t", MQTT_ACCESS)
             assert reply["ok"] and reply["changed"] == ["track"], reply

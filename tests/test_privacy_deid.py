@@ -188,14 +188,15 @@ def test_stable_content_is_redrawn_only_when_the_average_moves() -> None:
 def test_unconfident_regions_stay_within_their_share_and_confident_ones_always_show() -> None:
     from edged.stages.privacy.deid import UNTRACKED, SensitiveRegions, within_unconfident_budget
 
-    boxes = np.array([[0, 0, 40, 40],        # tracked face: always hidden
+    boxes = np.array([[0, 0, 40, 40],        # tracked face that once scored 0.7: always hidden
                       [100, 100, 140, 140],  # confident untracked face (0.9): always hidden
                       [0, 0, 100, 100],      # unconfident, best of the three (0.4): fits the budget
                       [0, 100, 100, 200],    # unconfident 0.3: would pass the share
                       [150, 0, 160, 10]],    # unconfident 0.2, tiny: still fits
                      np.float32)
     regions = SensitiveRegions(boxes, np.zeros(5, np.int16), np.array([7, UNTRACKED, UNTRACKED, UNTRACKED, UNTRACKED]),
-                               np.array([0.2, 0.9, 0.4, 0.3, 0.2], np.float32), np.zeros(5, np.float32), np.ones(5, bool))
+                               np.array([0.2, 0.9, 0.4, 0.3, 0.2], np.float32), np.zeros(5, np.float32), np.ones(5, bool),
+                               np.array([0.7, 0.9, 0.4, 0.3, 0.2], np.float32))
     # what unconfident regions add counts (about 0.3 %, then 26 % beyond the tracked box, then 27 %)
     kept = within_unconfident_budget(regions, 200, 200, 0.0, 0.5, 0.3)
     assert kept.scores.tolist() == pytest.approx([0.2, 0.9, 0.4, 0.2])  # the 0.3 box would add 27 %
@@ -204,3 +205,30 @@ def test_unconfident_regions_stay_within_their_share_and_confident_ones_always_s
     assert len(within_unconfident_budget(regions, 200, 200, 0.0, 0.5, 1.0)) == 5  # 1.0: no limit
     # the confident regions are kept even when they alone pass the share
     assert len(within_unconfident_budget(regions, 200, 200, 0.0, 0.5, 0.001)) == 2
+
+
+def test_a_tracked_region_is_as_confident_as_its_track_ever_was() -> None:
+    from edged.core.types import Detections, TrackedObjects
+    from edged.stages.privacy.deid import sensitive_regions
+
+    tracks = TrackedObjects(np.array([5]), np.array([FACE], np.int16), np.array([[0, 0, 20, 20]], np.float32),
+                            np.array([0.2], np.float32), np.zeros(1, np.float32), np.array([False]),
+                            np.array([0.8], np.float32))
+    faint = Detections(np.array([[50, 50, 70, 70]], np.float32), np.array([0.3], np.float32),
+                       np.array([FACE], np.int16), np.zeros(1, np.float32))
+    regions = sensitive_regions(tracks, faint, 0.07)
+    assert regions.scores.tolist() == pytest.approx([0.2, 0.3])
+    assert regions.confidences().tolist() == pytest.approx([0.8, 0.3])
+
+
+def test_a_track_that_never_scored_confidently_stays_within_the_unconfident_share() -> None:
+    """A track a faint false box started (best score 0.45) is budgeted like a faint detection; one
+    whose best score reached the confident score is hidden whatever it scores now."""
+    from edged.stages.privacy.deid import SensitiveRegions, within_unconfident_budget
+
+    boxes = np.array([[0, 0, 100, 100], [100, 100, 200, 200]], np.float32)
+    regions = SensitiveRegions(boxes, np.zeros(2, np.int16), np.array([3, 4]), np.array([0.45, 0.2], np.float32),
+                               np.zeros(2, np.float32), np.array([True, False]), np.array([0.45, 0.8], np.float32))
+    kept = within_unconfident_budget(regions, 200, 200, 0.0, 0.5, 0.1)  # the weak track would add 25 %
+    assert kept.track_ids.tolist() == [4]
+    assert len(within_unconfident_budget(regions, 200, 200, 0.0, 0.5, 0.3)) == 2

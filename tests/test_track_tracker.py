@@ -13,6 +13,7 @@ from edged.stages.track.tracker import Tracker, TrackerInputError
 
 FPS = 10.0
 CAR, TRUCK, PERSON = class_id("car"), class_id("truck"), class_id("person")
+FACE, PLATE = class_id("face"), class_id("plate")
 
 
 def meta(i: int, width: int = 1280, height: int = 720) -> FrameMeta:
@@ -141,6 +142,34 @@ def test_birth_needs_birth_score():
     tracker = make()
     steps = run(tracker, [dets((*moving_box(i), 0.55, CAR)) for i in range(5)])  # high but below birth_score 0.6
     assert all(len(s.objects) == 0 for s in steps)
+
+
+def test_faces_and_plates_are_tracked_from_their_own_lower_scores():
+    """A face or plate at 0.45 (below the general birth and high scores) starts a track; a car does not."""
+    tracker = make()
+    frames = [dets((*moving_box(i), 0.45, CAR), (*moving_box(i, y0=100), 0.45, FACE), (*moving_box(i, y0=500), 0.45, PLATE))
+              for i in range(5)]
+    last = run(tracker, frames)[-1].objects
+    assert sorted(last.class_ids.tolist()) == sorted([FACE, PLATE])
+    # and 0.45 is a high score for them: a track is followed through the first association
+    assert last.detected.all() and len(set(last.track_ids.tolist())) == 2
+    strict = make(sensitive_high_score=0.6, sensitive_birth_score=0.6)
+    assert len(run(strict, frames)[-1].objects) == 0
+
+
+def test_a_track_reports_its_best_score_so_far():
+    tracker = make()
+    steps = run(tracker, [dets((*moving_box(i), s, FACE)) for i, s in enumerate((0.7, 0.9, 0.3, 0.2))])
+    last = steps[-1].objects
+    assert last.scores.tolist() == pytest.approx([0.2]) and last.best_scores().tolist() == pytest.approx([0.9])
+    assert steps[1].objects.best_scores().tolist() == pytest.approx([0.9])
+
+
+def test_sensitive_thresholds_must_be_ordered():
+    with pytest.raises(ValueError, match="sensitive_high_score <= sensitive_birth_score"):
+        TrackConfig(sensitive_high_score=0.5, sensitive_birth_score=0.4)
+    with pytest.raises(ValueError, match="low_score <= sensitive_high_score"):
+        TrackConfig(low_score=0.3, sensitive_high_score=0.2)
 
 
 def test_confirm_hits_one_reports_a_new_track_at_once():

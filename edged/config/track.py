@@ -24,6 +24,13 @@ class TrackConfig(Section):
     birth_score: Fraction = 0.6
     """An unmatched detection starts a candidate track only at or above this (ByteTrack's
     ``track_thresh + 0.1``): borderline false positives do not spawn tracks."""
+    sensitive_high_score: Fraction = 0.4
+    """``high_score`` for faces and plates: their detectors score small and partly hidden ones
+    lower, and a track keeps a face covered through the frames its detector misses."""
+    sensitive_birth_score: Fraction = 0.4
+    """``birth_score`` for faces and plates. A track born below ``privacy.confident_score`` is
+    covered within the unconfident budget (``privacy.unconfident_max_share``) until it scores
+    that high, so a false box that starts a track cannot blur much scenery."""
     min_iou_first: Fraction = 0.2
     """Least IoU between a predicted box and a high-score detection to match them; low (ByteTrack's
     ``match_thresh`` 0.8 as a cost), as a fast near car moves a large part of its width per frame."""
@@ -67,4 +74,9 @@ class TrackConfig(Section):
             raise ValueError(
                 f"need low_score <= high_score <= birth_score, got {self.low_score}, {self.high_score}, "
                 f"{self.birth_score}"
+            )
+        if not self.low_score <= self.sensitive_high_score <= self.sensitive_birth_score:
+            raise ValueError(
+                f"need low_score <= sensitive_high_score <= sensitive_birth_score, got {self.low_score}, "
+                f"{self.sensitive_high_score}, {self.sensitive_birth_score}"
             )

@@ -17,8 +17,9 @@ de-identification weaker is a decision for whoever holds the device's config fil
 can change what is hidden is one of them, or local:
 
 - the tracker's: a tracked face is hidden in every frame (a predicted box through missed
-  detections, never dropped for the unconfident budget), an untracked faint one only within
-  ``privacy.unconfident_max_share``; so only towards more and longer tracks: lower scores to start,
+  detections; never dropped for the unconfident budget once it scored ``privacy.confident_score``),
+  an untracked faint one only within ``privacy.unconfident_max_share``; so only towards more and
+  longer tracks of faces and plates: lower scores to start,
   follow and keep one, fewer hits to confirm it, looser matching, a longer lost buffer. Kalman noise
   moves predicted boxes either way (no direction hides more): local.
 - tiling's: tiles find faces too small for the whole-frame pass; only on, smaller, overlapping more,
@@ -168,13 +169,16 @@ POLICY: tuple[tuple[str, Rule], ...] = (
     ("detect.tiling.overlap", _privacy(at_least, "admin")),
     ("detect.tiling.models", _privacy(more_models, "admin")),
     # tracking decides which faces stay hidden through missed and faint detections: only towards
-    # more and longer tracks (a lost track's predicted box keeps a face covered, a tracked face is
-    # never dropped for the unconfident budget)
+    # more and longer tracks (a lost track's predicted box keeps a face covered, a track that once
+    # scored confidently is never dropped for the unconfident budget)
     ("track.predicted_output_s", _privacy(at_least)),
     ("track.lost_buffer_s", _privacy(at_least)),
     ("track.confirm_hits", _privacy(at_most)),
-    ("track.birth_score", _privacy(at_most)),
-    ("track.high_score", _privacy(at_most)),
+    ("track.sensitive_birth_score", _privacy(at_most)),
+    ("track.sensitive_high_score", _privacy(at_most)),
+    # people's and vehicles' tracks hide nothing (faces and plates have the sensitive scores above)
+    ("track.birth_score", OPERATOR),
+    ("track.high_score", OPERATOR),
     ("track.low_score", _privacy(at_most)),
     ("track.min_iou_*", _privacy(at_most)),
     ("track.candidate_buffer", _privacy(at_least)),

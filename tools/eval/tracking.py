@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edged.config import Config, SelectConfig, TrackConfig
-from edged.core.classes import CLASS_NAMES, class_id
+from edged.core.classes import CLASS_NAMES, SENSITIVE_CLASSES, class_id
 from edged.core.geometry import iou_matrix
 from edged.core.types import Detections, Exposure, ExposureMode, FrameMeta, Position
 from edged.stages.track.ids import MemoryIds
@@ -242,27 +242,29 @@ def run_edged(metas: list[FrameMeta], dets: list[Detections], config: TrackConfi
     return out
 
 
-def reference_factory(config: TrackConfig | None = None, fps: float = FPS) -> Callable[[], object]:
-    """trackers' ``ByteTrackTracker`` with the settings that match ``config``."""
+def reference_factory(config: TrackConfig | None = None, fps: float = FPS) -> Callable[..., object]:
+    """trackers' ``ByteTrackTracker`` with the settings that match ``config``; ``make(sensitive=True)``
+    takes the face and plate scores (``sensitive_birth_score``, ``sensitive_high_score``)."""
     from trackers import ByteTrackTracker
 
     cfg = config or TrackConfig()
 
-    def make() -> object:
+    def make(sensitive: bool = False) -> object:
         return ByteTrackTracker(
             lost_track_buffer=int(round(cfg.lost_buffer_s * 30)),  # counted in 30 fps frames
             frame_rate=fps,
-            track_activation_threshold=cfg.birth_score,
+            track_activation_threshold=cfg.sensitive_birth_score if sensitive else cfg.birth_score,
             minimum_consecutive_frames=cfg.confirm_hits,
             minimum_iou_threshold=cfg.min_iou_first,
-            high_conf_det_threshold=cfg.high_score,
+            high_conf_det_threshold=cfg.sensitive_high_score if sensitive else cfg.high_score,
         )
     return make
 
 
 def run_reference(metas: list[FrameMeta], dets: list[Detections], config: TrackConfig | None = None,
                   fps: float = FPS) -> list[TrackOutput]:
-    """trackers' ByteTrackTracker, one instance per class (it is class-agnostic), ids made unique."""
+    """trackers' ByteTrackTracker, one instance per class (it is class-agnostic; faces and plates with
+    their own scores, as edged's tracker), ids made unique."""
     import supervision as sv
 
     make = reference_factory(config, fps)
@@ -273,7 +275,7 @@ def run_reference(metas: list[FrameMeta], dets: list[Detections], config: TrackC
         ids, cls, boxes = [], [], []
         present = set(np.unique(d.class_ids).tolist()) | set(per_class)
         for c in sorted(present):
-            tracker = per_class.setdefault(c, make())
+            tracker = per_class.get(c) or per_class.setdefault(c, make(CLASS_NAMES[c] in SENSITIVE_CLASSES))
             m = (d.class_ids == c) & (d.scores >= cfg.low_score)
             res = tracker.update(sv.Detections(xyxy=d.boxes[m].astype(np.float32), confidence=d.scores[m],
                                                class_id=np.full(int(m.sum()), c)))

@@ -54,14 +54,21 @@ class SensitiveRegions:
     """Orientation in radians (0: axis-aligned)."""
     detected: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     """False when the box is the tracker's prediction (no detection in this frame)."""
+    confidence: np.ndarray | None = None
+    """The score that makes a region confident: a track's best so far, a detection's own
+    (``None``: ``scores``)."""
 
     def __len__(self) -> int:
         return int(self.boxes.shape[0])
 
+    def confidences(self) -> np.ndarray:
+        """Per region, the score that makes it confident (:attr:`confidence`, else :attr:`scores`)."""
+        return self.scores if self.confidence is None else self.confidence
+
     def select(self, keep: np.ndarray) -> SensitiveRegions:
         return SensitiveRegions(
             self.boxes[keep], self.class_ids[keep], self.track_ids[keep], self.scores[keep],
-            self.angles[keep], self.detected[keep],
+            self.angles[keep], self.detected[keep], None if self.confidence is None else self.confidence[keep],
         )
 
 
@@ -72,7 +79,7 @@ def sensitive_regions(
 
     All sensitive tracks (matched or predicted), plus each sensitive detection scoring at least
     ``min_score`` that no same-class track box overlaps (IoU < 0.3): a face the tracker has not
-    confirmed yet is hidden from its first frame on.
+    confirmed yet is hidden from its first frame on. A track's confidence is its best score so far.
     """
     parts: list[SensitiveRegions] = []
     if tracks is not None and len(tracks):
@@ -81,6 +88,7 @@ def sensitive_regions(
             SensitiveRegions(
                 t.boxes.astype(np.float32), t.class_ids.astype(np.int16), t.track_ids.astype(np.int64),
                 t.scores.astype(np.float32), t.angles.astype(np.float32), t.detected.astype(bool),
+                t.best_scores().astype(np.float32),
             )
         )
     if detections is not None and len(detections):
@@ -96,7 +104,7 @@ def sensitive_regions(
                 SensitiveRegions(
                     d.boxes.astype(np.float32), d.class_ids.astype(np.int16),
                     np.full(len(d), UNTRACKED, dtype=np.int64), d.scores.astype(np.float32),
-                    d.angles.astype(np.float32), np.ones(len(d), dtype=bool),
+                    d.angles.astype(np.float32), np.ones(len(d), dtype=bool), d.scores.astype(np.float32),
                 )
             )
     if not parts:
@@ -107,16 +115,16 @@ def sensitive_regions(
 def within_unconfident_budget(
     regions: SensitiveRegions, width: int, height: int, margin: float, confident: float, share: float
 ) -> SensitiveRegions:
-    """Every tracked or confident region, plus the unconfident ones (untracked, scoring below
-    ``confident``), smallest first (then best-scoring), while what they add to the confident
+    """Every confident region, plus the unconfident ones (a detection scoring below ``confident``, a
+    track that never did), smallest first (then best-scoring), while what they add to the confident
     regions' cover (grown) is at most ``share`` of the frame: many small faces fit, a large false
-    box on scenery does not.
+    box on scenery does not, nor a track a false box started.
 
     A low-score detection may be a face, so it is hidden; but on close-up footage BlazeFace's and
     CenterFace's 0.1-0.4 boxes on cheeks, hands and backgrounds grow (with the margin) into most
     of the frame, which no longer shows anything. The budget is measured on a 1/4-scale mask.
     """
-    unconfident = (regions.track_ids == UNTRACKED) & (regions.scores < confident)
+    unconfident = regions.confidences() < confident
     if share >= 1.0 or not unconfident.any():
         return regions
     scale = 4

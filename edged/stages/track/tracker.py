@@ -8,7 +8,8 @@ classes are infinite, which makes each assignment block-diagonal, i.e. exactly t
 Per frame: Kalman-predict every track; (1) associate high-score detections with all confirmed tracks
 (tracked and lost) by IoU; (2) extend unconfirmed candidates with the remaining high-score detections
 (buffered IoU, since a candidate's velocity is unknown) and start candidates from what is left
-(score >= ``birth_score``); (3) associate low-score detections with every track and candidate still
+(score >= ``birth_score``; faces and plates have their own, lower ``sensitive_high_score`` and
+``sensitive_birth_score``); (3) associate low-score detections with every track and candidate still
 unmatched (stricter IoU). A candidate becomes a track, with its persistent id, after
 ``confirm_hits`` consecutive matches; candidates are removed on their first miss, tracks when lost
 for more than ``lost_buffer_s`` or predicted wholly outside the image. A track leaving through a
@@ -26,7 +27,7 @@ import lap
 import numpy as np
 
 from edged.config import TrackConfig
-from edged.core.classes import CLASS_NAMES
+from edged.core.classes import CLASS_NAMES, SENSITIVE_CLASSES
 from edged.core.geometry import (
     clip_boxes,
     cxcywh_to_xyxy,
@@ -100,9 +101,9 @@ _ALL = slice(None)
 """Every row (a view, where an index array of all rows would gather a copy)."""
 
 
-BOX, SCORE, ANGLE, CLS, FULL, LAST_SEEN, HITS = slice(0, 4), 4, 5, 6, slice(7, 9), 9, 10
+BOX, SCORE, ANGLE, CLS, FULL, LAST_SEEN, HITS, PEAK = slice(0, 4), 4, 5, 6, slice(7, 9), 9, 10, 11
 """Columns of :attr:`TrackSet.obs`; the first seven are those of a detection row (:func:`_detection_rows`)."""
-OBS_COLUMNS = 11
+OBS_COLUMNS = 12
 
 
 @dataclass(slots=True)
@@ -115,8 +116,8 @@ class TrackSet:
     """Kalman covariance as ``(N, 3, 4)`` blocks (:func:`~edged.stages.track.kalman.predict_blocks`)."""
     obs: np.ndarray = field(default_factory=lambda: np.zeros((0, OBS_COLUMNS)))
     """Per row, in float64: last matched detection box, its score and angle, the class, the width and height
-    of the object wholly in view (:func:`~edged.core.geometry.full_size`), the timestamp of the last match
-    and the number of consecutive frames matched (reset by a miss)."""
+    of the object wholly in view (:func:`~edged.core.geometry.full_size`), the timestamp of the last match,
+    the number of consecutive frames matched (reset by a miss) and the best score matched so far."""
     tracked: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     """Matched in the previous frame (ByteTrack's Tracked state); False while lost."""
 
@@ -249,6 +250,11 @@ class Tracker:
         self.ids = ids
         self.fps = fps
         self.noise = kalman.KalmanNoise(config.std_position, config.std_velocity, config.std_init_velocity)
+        sensitive = np.isin(CLASS_NAMES, sorted(SENSITIVE_CLASSES))
+        self.high_scores = np.where(sensitive, config.sensitive_high_score, config.high_score)
+        """Per class id: the least score of a high (first-association) detection."""
+        self.birth_scores = np.where(sensitive, config.sensitive_birth_score, config.birth_score)
+        """Per class id: the least score that starts a candidate."""
         self.tracks = TrackSet()
         """Every track and candidate."""
         self.last_timestamp: float | None = None
@@ -280,7 +286,8 @@ class Tracker:
             self._associate_low(f)
         elif len(dets):
             f.births = f.high
-        f.births = f.births[dets.scores[f.births] >= self.config.birth_score]
+        scores = dets.scores[f.births]  # compared in their own dtype, as with a plain number
+        f.births = f.births[scores >= self.birth_scores.astype(scores.dtype)[dets.class_ids[f.births]]]
         self._update_matched(f)
         ended = self._remove(f)
         self._birth_and_confirm(f)
@@ -301,11 +308,8 @@ class Tracker:
     def _split(self, f: _Frame) -> None:
         """Split the detections into high- and low-score rows and the tracks into confirmed ones and candidates."""
         cfg, scores = self.config, f.dets.scores
-        is_high = scores >= cfg.high_score
-        if cfg.high_score >= cfg.low_score:
-            f.high = is_high.nonzero()[0]
-        else:
-            f.high = (is_high & (scores >= cfg.low_score)).nonzero()[0]
+        is_high = (scores >= self.high_scores.astype(scores.dtype)[f.dets.class_ids]) & (scores >= cfg.low_score)
+        f.high = is_high.nonzero()[0]
         f.low = ((scores >= cfg.low_score) & ~is_high).nonzero()[0]
         f.matched = np.full(len(self.tracks), -1, dtype=np.int64)
         f.confirmed_mask = self.tracks.ids != UNCONFIRMED
@@ -384,6 +388,7 @@ class Tracker:
             mean, cov = kalman.update_blocks(old_mean, old_cov, xyxy_to_cxcywh(boxes), self.noise)
             tracks.mean[idx] = mean
             tracks.cov[idx] = cov
+            obs[idx, PEAK] = np.maximum(obs[idx, PEAK], det[:, SCORE])
             obs[idx, :CLS] = det[:, :CLS]  # box, score, angle; the class stays the track's
             obs[idx, FULL] = full_size(obs[idx, FULL], boxes, f.width, f.height)
             obs[idx, LAST_SEEN] = f.ts
@@ -427,7 +432,7 @@ class Tracker:
             obs = np.empty((n, OBS_COLUMNS))
             obs[:, :FULL.start] = det
             obs[:, FULL] = full_size(np.zeros((n, 2)), boxes, f.width, f.height)
-            obs[:, LAST_SEEN:] = (f.ts, 1.0)  # seen now, one hit
+            obs[:, LAST_SEEN], obs[:, HITS], obs[:, PEAK] = f.ts, 1.0, det[:, SCORE]  # seen now, one hit
             born = np.ones(n, dtype=bool)
             tracks.extend(TrackSet(np.full(n, UNCONFIRMED, dtype=np.int64), mean, cov, obs, born))
             f.hit = np.concatenate([f.hit, born])
@@ -452,6 +457,7 @@ class Tracker:
                 scores=out[:, SCORE].astype(np.float32),
                 angles=out[:, ANGLE].astype(np.float32),
                 detected=hit.compress(report),
+                peak_scores=out[:, PEAK].astype(np.float32),
             )
         full_area = np.maximum((unclipped[:, 2] - unclipped[:, 0]) * (unclipped[:, 3] - unclipped[:, 1]), 1e-9)
         inside = (predicted[:, 2] - predicted[:, 0]) * (predicted[:, 3] - predicted[:, 1]) / full_area
@@ -466,4 +472,5 @@ class Tracker:
             scores=out[:, SCORE].astype(np.float32),
             angles=out[:, ANGLE].astype(np.float32),
             detected=hit.compress(report),
+            peak_scores=out[:, PEAK].astype(np.float32),
         )
