@@ -207,23 +207,23 @@ def test_unconfident_regions_stay_within_their_share_and_confident_ones_always_s
     assert len(within_unconfident_budget(regions, 200, 200, 0.0, 0.5, 0.001)) == 2
 
 
-def test_a_tracked_region_is_as_confident_as_its_track_ever_was() -> None:
+def test_a_tracked_region_is_as_confident_as_its_track_started_or_is_now() -> None:
     from edged.core.types import Detections, TrackedObjects
     from edged.stages.privacy.deid import sensitive_regions
 
-    tracks = TrackedObjects(np.array([5]), np.array([FACE], np.int16), np.array([[0, 0, 20, 20]], np.float32),
-                            np.array([0.2], np.float32), np.zeros(1, np.float32), np.array([False]),
-                            np.array([0.8], np.float32))
+    tracks = TrackedObjects(np.array([5, 6]), np.array([FACE, FACE], np.int16),
+                            np.array([[0, 0, 20, 20], [30, 0, 50, 20]], np.float32), np.array([0.2, 0.6], np.float32),
+                            np.zeros(2, np.float32), np.array([False, True]), np.array([0.8, 0.45], np.float32))
     faint = Detections(np.array([[50, 50, 70, 70]], np.float32), np.array([0.3], np.float32),
                        np.array([FACE], np.int16), np.zeros(1, np.float32))
     regions = sensitive_regions(tracks, faint, 0.07)
-    assert regions.scores.tolist() == pytest.approx([0.2, 0.3])
-    assert regions.confidences().tolist() == pytest.approx([0.8, 0.3])
+    assert regions.scores.tolist() == pytest.approx([0.2, 0.6, 0.3])
+    assert regions.confidences().tolist() == pytest.approx([0.8, 0.6, 0.3])
 
 
 def test_a_track_that_never_scored_confidently_stays_within_the_unconfident_share() -> None:
-    """A track a faint false box started (best score 0.45) is budgeted like a faint detection; one
-    whose best score reached the confident score is hidden whatever it scores now."""
+    """A track a faint false box started (0.45), scoring 0.45 now, is budgeted like a faint detection;
+    one that started at a confident score is hidden whatever it scores now."""
     from edged.stages.privacy.deid import SensitiveRegions, within_unconfident_budget
 
     boxes = np.array([[0, 0, 100, 100], [100, 100, 200, 200]], np.float32)

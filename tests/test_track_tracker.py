@@ -157,12 +157,16 @@ def test_faces_and_plates_are_tracked_from_their_own_lower_scores():
     assert len(run(strict, frames)[-1].objects) == 0
 
 
-def test_a_track_reports_its_best_score_so_far():
+def test_a_track_reports_the_score_it_started_with():
+    """A track is as sure as the higher of its first and its last score."""
     tracker = make()
     steps = run(tracker, [dets((*moving_box(i), s, FACE)) for i, s in enumerate((0.7, 0.9, 0.3, 0.2))])
     last = steps[-1].objects
-    assert last.scores.tolist() == pytest.approx([0.2]) and last.best_scores().tolist() == pytest.approx([0.9])
-    assert steps[1].objects.best_scores().tolist() == pytest.approx([0.9])
+    assert last.scores.tolist() == pytest.approx([0.2]) and last.first_scores.tolist() == pytest.approx([0.7])
+    assert last.confidences().tolist() == pytest.approx([0.7])
+    assert steps[1].objects.confidences().tolist() == pytest.approx([0.9])
+    faint = run(make(), [dets((*moving_box(i), s, FACE)) for i, s in enumerate((0.45, 0.3, 0.2))])[-1].objects
+    assert faint.confidences().tolist() == pytest.approx([0.45])
 
 
 def test_sensitive_thresholds_must_be_ordered():

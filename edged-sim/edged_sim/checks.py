@@ -74,8 +74,8 @@ class CheckSettings:
     face_min_size_px: float = 8.0
     """Faces with a shorter side below this are not counted (as in the run's detection recall)."""
     face_found_score: float = 0.5
-    """A face counts as found when the detector scores it at least this: ``track.high_score``, the
-    score at which the pipeline itself takes a detection as confident. The detector also outputs
+    """A face counts as found when the detector scores it at least this: ``privacy.confident_score``,
+    the score at which the pipeline itself takes a detection as confident. The detector also outputs
     boxes down to 0.1 (so that privacy hides doubtful faces too); on the flat patches the
     de-identification leaves, it fires at 0.1-0.3 on the head-shaped blob above a body, which is not
     a face found. Those are counted and reported (``found_after_any_score``), not failed."""

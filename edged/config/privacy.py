@@ -35,9 +35,9 @@ class PrivacyConfig(Section):
     them; 0.07, the lowest threshold of the shipped face and plate models (the plate model in
     vehicle crops), covers every sensitive detection they report."""
     confident_score: Fraction = 0.5
-    """A sensitive detection scoring below this, and a track whose best score stayed below it, is
-    *unconfident*: still hidden, but only within ``unconfident_max_share``. Confident detections and
-    tracks are always hidden."""
+    """A sensitive detection scoring below this, and a track that started below it and scores below
+    it now, is *unconfident*: still hidden, but only within ``unconfident_max_share``. Confident
+    detections and tracks are always hidden."""
     unconfident_max_share: Fraction = 0.03
     """Unconfident regions are hidden smallest first while what they add to the confident regions'
     cover (grown by the margin) is at most this share of the frame (1.0: no limit): a crowd's many

@@ -29,8 +29,8 @@ class TrackConfig(Section):
     lower, and a track keeps a face covered through the frames its detector misses."""
     sensitive_birth_score: Fraction = 0.4
     """``birth_score`` for faces and plates. A track born below ``privacy.confident_score`` is
-    covered within the unconfident budget (``privacy.unconfident_max_share``) until it scores
-    that high, so a false box that starts a track cannot blur much scenery."""
+    covered within the unconfident budget (``privacy.unconfident_max_share``) on every frame its
+    detection scores below it too, so a false box that starts a track cannot blur much scenery."""
     min_iou_first: Fraction = 0.2
     """Least IoU between a predicted box and a high-score detection to match them; low (ByteTrack's
     ``match_thresh`` 0.8 as a cost), as a fast near car moves a large part of its width per frame."""

@@ -137,15 +137,15 @@ class TrackedObjects:
     scores: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     angles: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     detected: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
-    peak_scores: np.ndarray | None = None
-    """Each track's best detection score so far (``None``: not known, read ``scores``)."""
+    first_scores: np.ndarray | None = None
+    """The score of the detection that started each track (``None``: not known)."""
 
     def __len__(self) -> int:
         return int(self.track_ids.shape[0])
 
-    def best_scores(self) -> np.ndarray:
-        """Each track's best detection score so far, or its last one where the best is not known."""
-        return self.scores if self.peak_scores is None else self.peak_scores
+    def confidences(self) -> np.ndarray:
+        """How sure each track is: the higher of the score it started with and its last one."""
+        return self.scores if self.first_scores is None else np.maximum(self.first_scores, self.scores)
 
     def select(self, keep: np.ndarray) -> TrackedObjects:
         return TrackedObjects(
@@ -155,7 +155,7 @@ class TrackedObjects:
             self.scores[keep],
             self.angles[keep],
             self.detected[keep],
-            None if self.peak_scores is None else self.peak_scores[keep],
+            None if self.first_scores is None else self.first_scores[keep],
         )
 
 

@@ -17,7 +17,7 @@ de-identification weaker is a decision for whoever holds the device's config fil
 can change what is hidden is one of them, or local:
 
 - the tracker's: a tracked face is hidden in every frame (a predicted box through missed
-  detections; never dropped for the unconfident budget once it scored ``privacy.confident_score``),
+  detections; never dropped for the unconfident budget when it started at ``privacy.confident_score``),
   an untracked faint one only within ``privacy.unconfident_max_share``; so only towards more and
   longer tracks of faces and plates: lower scores to start,
   follow and keep one, fewer hits to confirm it, looser matching, a longer lost buffer. Kalman noise
@@ -169,8 +169,8 @@ POLICY: tuple[tuple[str, Rule], ...] = (
     ("detect.tiling.overlap", _privacy(at_least, "admin")),
     ("detect.tiling.models", _privacy(more_models, "admin")),
     # tracking decides which faces stay hidden through missed and faint detections: only towards
-    # more and longer tracks (a lost track's predicted box keeps a face covered, a track that once
-    # scored confidently is never dropped for the unconfident budget)
+    # more and longer tracks (a lost track's predicted box keeps a face covered, a track that started
+    # confidently is never dropped for the unconfident budget)
     ("track.predicted_output_s", _privacy(at_least)),
     ("track.lost_buffer_s", _privacy(at_least)),
     ("track.confirm_hits", _privacy(at_most)),

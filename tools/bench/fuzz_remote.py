@@ -310,7 +310,7 @@ WEAKER = [
     {"privacy": {"margin": 0.0}}, {"privacy": {"cells": 64}}, {"privacy": {"method": "pixelate"}},
     {"privacy": {"min_score": 0.9}}, {"privacy": {"confident_score": 0.9}}, {"privacy": {"unconfident_max_share": 0.01}},
     {"privacy": {"min_cell_px": 1}}, {"privacy": {"categories": ["face"]}},
-    {"track": {"lost_buffer_s": 0.1}}, {"track": {"confirm_hits": 10}}, {"track": {"birth_score": 0.9}},
+    {"track": {"lost_buffer_s": 0.1}}, {"track": {"confirm_hits": 10}}, {"track": {"sensitive_birth_score": 0.9}},
     {"track": {"low_score": 0.4}}, {"track": {"min_iou_second": 0.95}},
 ]
 ADMIN_ONLY = [{"pipeline": {"stats_period_s": 9.0}}, {"remote": {"apply_timeout_s": 30.0}}, {"uplink": {"enabled": True}}]

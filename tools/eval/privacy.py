@@ -195,10 +195,10 @@ class Success:
 
 # ------------------------------------------------------------------------------------- measures
 def thresholds(detector: FaceDetector) -> tuple[float, float]:
-    """Face scores counted as "the detector fires": any output (the model's threshold) and the
-    tracker's ``high_score`` (what starts and keeps a track)."""
+    """Face scores counted as "the detector fires": any output (the model's threshold) and
+    ``privacy.confident_score`` (what the pipeline takes as a sure face)."""
     f = detector.face_cfg
-    return (f.thresholds.get("face", f.score_threshold), TrackConfig().high_score)
+    return (f.thresholds.get("face", f.score_threshold), PrivacyConfig().confident_score)
 
 
 def measure_scene(frames, detector: FaceDetector, config: PrivacyConfig, perturb=None) -> list[Success]:
@@ -262,7 +262,7 @@ def measure_pipeline(frames, detector, config: PrivacyConfig) -> dict:
         for x1, y1, x2, y2 in faces.astype(int):
             total += 1
             covered += bool(mask[max(y1, 0):y2, max(x1, 0):x2].mean() >= 0.9) if x2 > x1 and y2 > y1 else 0
-        high = TrackConfig().high_score
+        high = PrivacyConfig().confident_score
         f_orig = found(faces, work.detections, high)
         f_after = found(faces, detector.detect(work.deidentified, cap.ground_truth), high)
         found_orig += int(f_orig.sum())
@@ -442,7 +442,7 @@ cells, track-stable, grid {config.grid_px} px). Face detector: {detector.descrip
 **De-identification success.** Regions = the ground-truth faces and plates (the figure measures the
 method, not detector recall). A face is found when a face detection overlaps it with IoU >= {HIT_IOU};
 each count is given as "any detection the model outputs (score >= {lo_t})" / "score >= {hi_t}
-(track.high_score)". Success = 1 - found after / GT faces. SSIM on grey levels, de-identified vs
+(privacy.confident_score)". Success = 1 - found after / GT faces. SSIM on grey levels, de-identified vs
 original.
 
 {head} SSIM min | SSIM mean |

@@ -55,8 +55,8 @@ class SensitiveRegions:
     detected: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     """False when the box is the tracker's prediction (no detection in this frame)."""
     confidence: np.ndarray | None = None
-    """The score that makes a region confident: a track's best so far, a detection's own
-    (``None``: ``scores``)."""
+    """How sure each region is: a detection's score; for a track the higher of the score it started
+    with and its last one (``None``: ``scores``)."""
 
     def __len__(self) -> int:
         return int(self.boxes.shape[0])
@@ -79,7 +79,8 @@ def sensitive_regions(
 
     All sensitive tracks (matched or predicted), plus each sensitive detection scoring at least
     ``min_score`` that no same-class track box overlaps (IoU < 0.3): a face the tracker has not
-    confirmed yet is hidden from its first frame on. A track's confidence is its best score so far.
+    confirmed yet is hidden from its first frame on. A track is as confident as the higher of the score
+    it started with and its last one.
     """
     parts: list[SensitiveRegions] = []
     if tracks is not None and len(tracks):
@@ -88,7 +89,7 @@ def sensitive_regions(
             SensitiveRegions(
                 t.boxes.astype(np.float32), t.class_ids.astype(np.int16), t.track_ids.astype(np.int64),
                 t.scores.astype(np.float32), t.angles.astype(np.float32), t.detected.astype(bool),
-                t.best_scores().astype(np.float32),
+                t.confidences().astype(np.float32),
             )
         )
     if detections is not None and len(detections):
@@ -116,7 +117,7 @@ def within_unconfident_budget(
     regions: SensitiveRegions, width: int, height: int, margin: float, confident: float, share: float
 ) -> SensitiveRegions:
     """Every confident region, plus the unconfident ones (a detection scoring below ``confident``, a
-    track that never did), smallest first (then best-scoring), while what they add to the confident
+    track that started below it and scores below it now), smallest first (then best-scoring), while what they add to the confident
     regions' cover (grown) is at most ``share`` of the frame: many small faces fit, a large false
     box on scenery does not, nor a track a false box started.
 

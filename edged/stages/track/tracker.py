@@ -101,7 +101,7 @@ _ALL = slice(None)
 """Every row (a view, where an index array of all rows would gather a copy)."""
 
 
-BOX, SCORE, ANGLE, CLS, FULL, LAST_SEEN, HITS, PEAK = slice(0, 4), 4, 5, 6, slice(7, 9), 9, 10, 11
+BOX, SCORE, ANGLE, CLS, FULL, LAST_SEEN, HITS, FIRST = slice(0, 4), 4, 5, 6, slice(7, 9), 9, 10, 11
 """Columns of :attr:`TrackSet.obs`; the first seven are those of a detection row (:func:`_detection_rows`)."""
 OBS_COLUMNS = 12
 
@@ -117,7 +117,7 @@ class TrackSet:
     obs: np.ndarray = field(default_factory=lambda: np.zeros((0, OBS_COLUMNS)))
     """Per row, in float64: last matched detection box, its score and angle, the class, the width and height
     of the object wholly in view (:func:`~edged.core.geometry.full_size`), the timestamp of the last match,
-    the number of consecutive frames matched (reset by a miss) and the best score matched so far."""
+    the number of consecutive frames matched (reset by a miss) and the score the track started with."""
     tracked: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     """Matched in the previous frame (ByteTrack's Tracked state); False while lost."""
 
@@ -388,7 +388,6 @@ class Tracker:
             mean, cov = kalman.update_blocks(old_mean, old_cov, xyxy_to_cxcywh(boxes), self.noise)
             tracks.mean[idx] = mean
             tracks.cov[idx] = cov
-            obs[idx, PEAK] = np.maximum(obs[idx, PEAK], det[:, SCORE])
             obs[idx, :CLS] = det[:, :CLS]  # box, score, angle; the class stays the track's
             obs[idx, FULL] = full_size(obs[idx, FULL], boxes, f.width, f.height)
             obs[idx, LAST_SEEN] = f.ts
@@ -432,7 +431,7 @@ class Tracker:
             obs = np.empty((n, OBS_COLUMNS))
             obs[:, :FULL.start] = det
             obs[:, FULL] = full_size(np.zeros((n, 2)), boxes, f.width, f.height)
-            obs[:, LAST_SEEN], obs[:, HITS], obs[:, PEAK] = f.ts, 1.0, det[:, SCORE]  # seen now, one hit
+            obs[:, LAST_SEEN], obs[:, HITS], obs[:, FIRST] = f.ts, 1.0, det[:, SCORE]  # seen now, one hit
             born = np.ones(n, dtype=bool)
             tracks.extend(TrackSet(np.full(n, UNCONFIRMED, dtype=np.int64), mean, cov, obs, born))
             f.hit = np.concatenate([f.hit, born])
@@ -457,7 +456,7 @@ class Tracker:
                 scores=out[:, SCORE].astype(np.float32),
                 angles=out[:, ANGLE].astype(np.float32),
                 detected=hit.compress(report),
-                peak_scores=out[:, PEAK].astype(np.float32),
+                first_scores=out[:, FIRST].astype(np.float32),
             )
         full_area = np.maximum((unclipped[:, 2] - unclipped[:, 0]) * (unclipped[:, 3] - unclipped[:, 1]), 1e-9)
         inside = (predicted[:, 2] - predicted[:, 0]) * (predicted[:, 3] - predicted[:, 1]) / full_area
@@ -472,5 +471,5 @@ class Tracker:
             scores=out[:, SCORE].astype(np.float32),
             angles=out[:, ANGLE].astype(np.float32),
             detected=hit.compress(report),
-            peak_scores=out[:, PEAK].astype(np.float32),
+            first_scores=out[:, FIRST].astype(np.float32),
         )
