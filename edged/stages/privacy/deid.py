@@ -117,9 +117,9 @@ def within_unconfident_budget(
     regions: SensitiveRegions, width: int, height: int, margin: float, confident: float, share: float
 ) -> SensitiveRegions:
     """Every confident region, plus the unconfident ones (a detection scoring below ``confident``, a
-    track that started below it and scores below it now), smallest first (then best-scoring), while what they add to the confident
-    regions' cover (grown) is at most ``share`` of the frame: many small faces fit, a large false
-    box on scenery does not, nor a track a false box started.
+    track that started below it and scores below it now), smallest first (then best-scoring), while
+    what they add to the confident regions' cover (grown) is at most ``share`` of the frame: many
+    small faces fit, a large false box on scenery does not, nor a track a false box started.
 
     A low-score detection may be a face, so it is hidden; but on close-up footage BlazeFace's and
     CenterFace's 0.1-0.4 boxes on cheeks, hands and backgrounds grow (with the margin) into most
