@@ -17,6 +17,9 @@ CLASS_NAMES: tuple[str, ...] = (
 SENSITIVE_CLASSES: frozenset[str] = frozenset({"face", "plate"})
 """Classes whose pixels never leave the device in the clear."""
 
+SENSITIVE_IDS: tuple[int, ...] = tuple(sorted(CLASS_NAMES.index(c) for c in SENSITIVE_CLASSES))
+"""Class ids of :data:`SENSITIVE_CLASSES`."""
+
 
 def class_id(name: str) -> int:
     """Class id of ``name``; raises ``KeyError`` naming the known classes."""

@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from edged.config import TrackConfig
-from edged.core.classes import CLASS_NAMES, SENSITIVE_CLASSES
+from edged.core.classes import SENSITIVE_IDS
 from edged.stages.track.ids import MemoryIds
 from edged.stages.track.tracker import Tracker
 from tools.bench.doc import git_revision, machine_line, write_section
@@ -84,7 +84,9 @@ def time_reference(inputs: list[dict]) -> tuple[float, list[TrackOutput]]:
     for frame in inputs:
         out = {}
         for c in set(frame) | set(trackers):
-            tracker = trackers.get(c) or trackers.setdefault(c, make(c >= 0 and CLASS_NAMES[c] in SENSITIVE_CLASSES))
+            if c not in trackers:
+                trackers[c] = make(c in SENSITIVE_IDS)  # -1: the class-agnostic instance
+            tracker = trackers[c]
             out[c] = tracker.update(frame.get(c, empty))
         results.append(out)
     elapsed = time.perf_counter() - t0

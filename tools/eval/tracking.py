@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edged.config import Config, SelectConfig, TrackConfig
-from edged.core.classes import CLASS_NAMES, SENSITIVE_CLASSES, class_id
+from edged.core.classes import CLASS_NAMES, SENSITIVE_IDS, class_id
 from edged.core.geometry import iou_matrix
 from edged.core.types import Detections, Exposure, ExposureMode, FrameMeta, Position
 from edged.stages.track.ids import MemoryIds
@@ -275,7 +275,9 @@ def run_reference(metas: list[FrameMeta], dets: list[Detections], config: TrackC
         ids, cls, boxes = [], [], []
         present = set(np.unique(d.class_ids).tolist()) | set(per_class)
         for c in sorted(present):
-            tracker = per_class.get(c) or per_class.setdefault(c, make(CLASS_NAMES[c] in SENSITIVE_CLASSES))
+            if c not in per_class:
+                per_class[c] = make(c in SENSITIVE_IDS)
+            tracker = per_class[c]
             m = (d.class_ids == c) & (d.scores >= cfg.low_score)
             res = tracker.update(sv.Detections(xyxy=d.boxes[m].astype(np.float32), confidence=d.scores[m],
                                                class_id=np.full(int(m.sum()), c)))

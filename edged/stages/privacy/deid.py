@@ -22,7 +22,7 @@ from typing import Literal, Protocol
 import cv2
 import numpy as np
 
-from edged.core.classes import CLASS_NAMES, SENSITIVE_CLASSES
+from edged.core.classes import SENSITIVE_IDS
 from edged.core.geometry import iou_matrix
 from edged.core.types import Detections, TrackedObjects
 from edged.link.records import UNTRACKED
@@ -31,7 +31,6 @@ Method = Literal["blur", "pixelate", "fill"]
 METHODS: tuple[str, ...] = ("blur", "pixelate", "fill")
 Shape = Literal["ellipse", "box"]
 SHAPES: tuple[str, ...] = ("ellipse", "box")
-SENSITIVE_IDS = np.array(sorted(CLASS_NAMES.index(c) for c in SENSITIVE_CLASSES), dtype=np.int16)
 _DUPLICATE_IOU = 0.3
 """A detection overlapping a same-class track box by this much is that track (not a new region)."""
 

@@ -27,7 +27,7 @@ import lap
 import numpy as np
 
 from edged.config import TrackConfig
-from edged.core.classes import CLASS_NAMES, SENSITIVE_CLASSES
+from edged.core.classes import CLASS_NAMES, SENSITIVE_IDS
 from edged.core.geometry import (
     clip_boxes,
     cxcywh_to_xyxy,
@@ -250,7 +250,7 @@ class Tracker:
         self.ids = ids
         self.fps = fps
         self.noise = kalman.KalmanNoise(config.std_position, config.std_velocity, config.std_init_velocity)
-        sensitive = np.isin(CLASS_NAMES, sorted(SENSITIVE_CLASSES))
+        sensitive = np.isin(np.arange(len(CLASS_NAMES)), SENSITIVE_IDS)
         self.high_scores = np.where(sensitive, config.sensitive_high_score, config.high_score)
         """Per class id: the least score of a high (first-association) detection."""
         self.birth_scores = np.where(sensitive, config.sensitive_birth_score, config.birth_score)
