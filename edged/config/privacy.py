@@ -51,6 +51,11 @@ class PrivacyConfig(Section):
     shrink_per_frame: Fraction = 0.005
     """Most a stabilised box shrinks per frame (it grows at once), so detector size jitter never
     resizes it back and forth."""
+    fit_from_px: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 96
+    """With ``stabilize``, a region detected in this frame whose grown box is at least this many pixels
+    wide hides only its grown box (pushed out to the grid, each side held within a grid step), not
+    the stabilised box's slack; smaller and predicted regions, whose boxes may lag the object, keep
+    the whole box. A large value keeps the whole box for every region."""
     fill_update: Fraction = 0.05
     """Per-frame weight of the new frame in a track's de-identified field (exponential average; 0.05
     is a time constant of 2 s at 10 fps)."""

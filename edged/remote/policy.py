@@ -225,6 +225,8 @@ POLICY: tuple[tuple[str, Rule], ...] = (
     ("privacy.stabilize", STABILISER_GEOMETRY),
     ("privacy.grid_px", STABILISER_GEOMETRY),
     ("privacy.shrink_per_frame", STABILISER_GEOMETRY),
+    # a fitted region hides less of its box: only towards fewer fitted regions
+    ("privacy.fit_from_px", _privacy(at_least)),
     ("privacy.fill_update", ADMIN),
     ("privacy.redraw_levels", ADMIN),
 )

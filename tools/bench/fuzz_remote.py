@@ -309,7 +309,7 @@ LOCAL_ONLY = [
 WEAKER = [
     {"privacy": {"margin": 0.0}}, {"privacy": {"cells": 64}}, {"privacy": {"method": "pixelate"}},
     {"privacy": {"min_score": 0.9}}, {"privacy": {"confident_score": 0.9}}, {"privacy": {"unconfident_max_share": 0.01}},
-    {"privacy": {"min_cell_px": 1}}, {"privacy": {"categories": ["face"]}},
+    {"privacy": {"min_cell_px": 1}}, {"privacy": {"categories": ["face"]}}, {"privacy": {"fit_from_px": 0}},
     {"track": {"lost_buffer_s": 0.1}}, {"track": {"confirm_hits": 10}}, {"track": {"sensitive_birth_score": 0.9}},
     {"track": {"low_score": 0.4}}, {"track": {"min_iou_second": 0.95}},
 ]

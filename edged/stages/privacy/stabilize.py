@@ -9,6 +9,11 @@ coding spends bits on it. Here each track keeps
   moves by whole grid steps when the object would leave it, grows at once and shrinks slowly
   (``shrink_per_frame``). The box always contains the object's grown box: stability never uncovers
   a pixel.
+- a **fitted rectangle** inside that box for a region detected in this frame whose grown box is at
+  least ``fit_from_px`` wide: only the grown box, pushed out to the grid, is hidden, and each side
+  stays put until the object crosses it or leaves more than a grid step between them. A large face
+  found in this frame sits where its box says, so the box's slack would only hide scenery; a small
+  or predicted one may lag its box, and keeps the whole box.
 - a **low-resolution field** (the region's cells, as in :func:`edged.stages.privacy.deid.sample_field`)
   updated by an exponential average (``fill_update``) of what the region shows now, and redrawn
   only when that average has moved ``redraw_levels`` grey levels from what is shown. The rendered
@@ -73,6 +78,17 @@ class _TrackRegion:
     """The field as last drawn; redrawn only when ``field`` moved away from it (``redraw_levels``)."""
     idle: int = 0
     """Frames since the region was last drawn."""
+    fitted: tuple[int, int, int, int] | None = None
+    """The grid rectangle hidden inside the box (``x1, y1, x2, y2``) when the region is fitted, else ``None``."""
+
+
+def _fit_side(prev: int | None, edge: float, grid: int, low: bool) -> int:
+    """Grid line for one side of a fitted rectangle: outside the grown box's ``edge``, the previous one
+    while it leaves at most one grid step more than needed, else the nearest one outside."""
+    need = math.floor(edge / grid) * grid if low else math.ceil(edge / grid) * grid
+    if prev is not None and (need - grid <= prev <= edge if low else edge <= prev <= need + grid):
+        return prev
+    return need
 
 
 def _place(lo: float, hi: float, prev: int | None, centre: float, size: int, grid: int) -> int:
@@ -101,6 +117,7 @@ class StableDeidentifier:
         fill_update: float = 0.05,
         redraw_levels: float = 4.0,
         shape: Shape = "box",
+        fit_from_px: int = 96,
     ) -> None:
         check_style(method, shape)
         self.method: Method = method
@@ -112,6 +129,7 @@ class StableDeidentifier:
         self.shrink = shrink_per_frame
         self.alpha = fill_update
         self.redraw = redraw_levels
+        self.fit_from_px = fit_from_px
         self._tracks: dict[tuple[int, int], _TrackRegion] = {}
         self._private = UNTRACKED - 1
         """Next key for a region without a track id (negative, never a tracker id)."""
@@ -133,6 +151,8 @@ class StableDeidentifier:
         for i, key in enumerate(keys):
             prev = self._tracks.get(key)
             state = self._update_box(prev, grown[i])
+            fit = bool(regions.detected[i]) and grown[i][2] - grown[i][0] >= self.fit_from_px
+            state.fitted = self._fit(prev.fitted if prev is not None else None, grown[i]) if fit else None
             rects[i] = self._paint(pixels, out, state, prev is None, grown[i])
             self._tracks[key] = state
         drawn = set(keys)
@@ -211,16 +231,28 @@ class StableDeidentifier:
         shown = prev.shown if prev is not None and (prev.w, prev.h) == (w, h) else None
         return _TrackRegion(x1, y1, w, h, hold_w, hold_h, fld, shown, 0)
 
+    def _fit(self, prev: tuple[int, int, int, int] | None, grown: np.ndarray) -> tuple[int, int, int, int]:
+        """The fitted rectangle around the grown box, each side kept while it stays within a grid step."""
+        g = self.grid
+        p = prev if prev is not None else (None, None, None, None)
+        return (
+            _fit_side(p[0], float(grown[0]), g, True), _fit_side(p[1], float(grown[1]), g, True),
+            _fit_side(p[2], float(grown[2]), g, False), _fit_side(p[3], float(grown[3]), g, False),
+        )
+
     def _paint(
         self, pixels: np.ndarray, out: np.ndarray, st: _TrackRegion, new: bool, grown: np.ndarray
     ) -> tuple[int, int, int, int]:
         img_h, img_w = pixels.shape[:2]
         vx1, vy1 = max(st.x1, 0), max(st.y1, 0)
         vx2, vy2 = min(st.x1 + st.w, img_w), min(st.y1 + st.h, img_h)
+        if st.fitted is not None:  # only the fitted rectangle of the box is hidden
+            fx1, fy1, fx2, fy2 = st.fitted
+            vx1, vy1, vx2, vy2 = max(vx1, fx1), max(vy1, fy1), min(vx2, fx2), min(vy2, fy2)
         if vx2 <= vx1 or vy2 <= vy1:
             return (0, 0, 0, 0)
         patch = pixels[vy1:vy2, vx1:vx2]
-        # the whole box, edges replicated where it leaves the image, so cells keep their place
+        # the whole box from the hidden pixels alone, edges replicated beyond them, so cells keep their place
         full = cv2.copyMakeBorder(
             patch, vy1 - st.y1, st.y1 + st.h - vy2, vx1 - st.x1, st.x1 + st.w - vx2, cv2.BORDER_REPLICATE
         ).reshape(st.h, st.w, -1)

@@ -40,6 +40,7 @@ def make_deidentifier(config: PrivacyConfig) -> Deidentifier:
         return StableDeidentifier(
             config.method, config.margin, config.cells, config.min_cell_px,
             config.grid_px, config.shrink_per_frame, config.fill_update, config.redraw_levels, config.shape,
+            config.fit_from_px,
         )
     return FrameDeidentifier(config.method, config.margin, config.cells, config.min_cell_px, config.shape)
 
