@@ -53,10 +53,10 @@ def test_models_that_need_nothing_from_each_other_run_side_by_side(
     spans: dict[str, list[tuple[float, float, int]]] = {}
     original = LoadedModel.detect_region
 
-    def recorded(self: LoadedModel, bgr: np.ndarray, region: Region) -> Detections:
+    def recorded(self: LoadedModel, bgr: np.ndarray, region: Region, floor: float | None = None) -> Detections:
         t0 = time.perf_counter()
         try:
-            return original(self, bgr, region)
+            return original(self, bgr, region, floor)
         finally:
             spans.setdefault(self.cfg.name, []).append((t0, time.perf_counter(), threading.get_ident()))
 
@@ -82,7 +82,7 @@ def test_a_model_waits_only_for_the_models_whose_classes_it_reads(
 def test_a_failing_region_raises_from_detect(monkeypatch: pytest.MonkeyPatch) -> None:
     det = Detector.from_config(DetectConfig(threads=2))
 
-    def broken(self: LoadedModel, bgr: np.ndarray, region: Region) -> Detections:
+    def broken(self: LoadedModel, bgr: np.ndarray, region: Region, floor: float | None = None) -> Detections:
         raise RuntimeError(f"{self.cfg.name} broke")
 
     monkeypatch.setattr(LoadedModel, "detect_region", broken)

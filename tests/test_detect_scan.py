@@ -208,3 +208,59 @@ def test_a_held_box_about_to_expire_is_checked_before_new_motion() -> None:
     windows = stream.plan(frame(5))  # everything changed: motion alone would fill the budget
     assert any(x <= 640 and y <= 360 and 660 <= x + w and 380 <= y + h for x, y, w, h in windows)
     assert planner.last_counts["follow"] >= 1
+
+
+def faces(boxes: list[list[float]], scores: list[float]) -> Detections:
+    n = len(boxes)
+    return Detections(np.asarray(boxes, np.float32).reshape(n, 4), np.asarray(scores, np.float32),
+                      np.full(n, FACE, np.int16), np.zeros(n, np.float32))
+
+
+def test_weak_window_boxes_get_a_centred_closer_window_best_first_within_the_limit() -> None:
+    from edged.stages.detect.scan import zoom_windows
+
+    weak = faces([[100, 100, 118, 118], [600, 300, 617, 318], [1270, 710, 1280, 720],
+                  [400, 400, 460, 460], [200, 200, 218, 218]], [0.22, 0.28, 0.25, 0.29, 0.21])
+    strong = faces([[202, 201, 219, 219]], [0.8])  # the last weak box is this face, found at the threshold
+    looked, windows = zoom_windows(weak, strong, (64, 43), 1280, 720, None)
+    # the 60 px box is too large for the closer window, the one over a strong box is that face
+    assert looked.scores.tolist() == pytest.approx([0.28, 0.25, 0.22])
+    assert windows == [(576, 288, 64, 43), (1216, 677, 64, 43), (77, 88, 64, 43)]  # centred, inside the frame
+    looked, windows = zoom_windows(weak, strong, (64, 43), 1280, 720, 1)
+    assert looked.scores.tolist() == pytest.approx([0.28]) and len(windows) == 1
+    assert zoom_windows(faces([], []), strong, (64, 43), 1280, 720, None)[1] == []
+
+
+def test_a_weak_box_is_kept_only_when_its_closer_look_finds_it() -> None:
+    from edged.stages.detect.scan import zoomed
+
+    weak = faces([[100, 100, 118, 118], [600, 300, 617, 318], [300, 300, 318, 318]], [0.22, 0.28, 0.25])
+    looks = [faces([[101, 99, 119, 119], [130, 100, 140, 110]], [0.6, 0.9]),  # the face, and another box
+             faces([[640, 300, 657, 318]], [0.7]),  # something else in the window
+             faces([], [])]
+    kept = zoomed(weak, looks)
+    assert kept.boxes.tolist() == [[101, 99, 119, 119]] and kept.scores.tolist() == pytest.approx([0.6])
+
+
+@pytest.mark.slow
+def test_a_second_closer_look_finds_weak_small_faces_and_loses_none() -> None:
+    """Real LFW faces 16-17 px wide: boxes the windows score just below the threshold, looked at
+    again in a closer window centred on them, add faces to what the windows find, and drop none."""
+    data = pytest.importorskip("skimage.data")
+    image = cv2.resize(cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR), (1280, 720))
+    truth = []
+    for i, f in enumerate(data.lfw_subset()[20:32]):
+        side = 16 + i % 2
+        tile = cv2.resize((f * 255).astype(np.uint8), (side, side), interpolation=cv2.INTER_AREA)
+        x, y = 80 + (i % 6) * 190, 150 + (i // 6) * 300
+        image[y:y + side, x:x + side] = cv2.cvtColor(tile, cv2.COLOR_GRAY2BGR)
+        truth.append((x, y, x + side, y + side))
+    boxes = np.asarray(truth, np.float32)
+    scan = next(m for m in default_models() if m.name == "face_scan")
+    assert scan.scan.zoom_scale > 0  # the default model set looks again
+    without = msgspec.structs.replace(scan, scan=msgspec.structs.replace(scan.scan, zoom_scale=0.0))
+    closer = Detector.from_config(DetectConfig(models=[scan]))
+    hits = found(closer.detect(image), boxes)
+    assert closer.models[0].scan is not None and closer.models[0].scan.last_counts["zoom"] >= 2
+    plain = found(Detector.from_config(DetectConfig(models=[without])).detect(image), boxes)
+    assert (hits >= plain).all() and hits.sum() >= plain.sum() + 2

@@ -47,6 +47,16 @@ class ScanConfig(Section):
     motion_levels: Annotated[float, Bounds(0, 255)] = 6.0
     """A cell of 8 x 8 pixels has changed when its mean grey level moved by more than this since
     the last frame."""
+    zoom_scale: Annotated[float, Bounds(0, 8)] = 0.0
+    """A window box scoring from ``zoom_min_score`` up to the model's threshold is looked at once
+    more, in one window enlarged this many times and centred on it, and kept if that look finds it
+    at the threshold (0: no second look): a small face seen at a few pixels too few in a window
+    scores higher a little closer."""
+    zoom_min_score: Fraction = 0.2
+    """Least window score of a box that gets a second look."""
+    zoom_windows: Annotated[int, msgspec.Meta(ge=0, le=4096)] = 4
+    """At most this many second looks a frame after the first, best-scoring boxes first; a stream's
+    first frame and a photo look at every such box."""
 
 
 class ModelConfig(Section):
@@ -188,7 +198,7 @@ def default_models() -> list[ModelConfig]:
             score_threshold=0.3,
             nms_iou=0.3,
             full_frame=False,
-            scan=ScanConfig(enabled=True, scale=1.8, overlap=0.6, max_windows=6, sweep_windows=1),
+            scan=ScanConfig(enabled=True, scale=1.8, overlap=0.6, max_windows=6, sweep_windows=1, zoom_scale=3.0),
         ),
         ModelConfig(
             name="plate",

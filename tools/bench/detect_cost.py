@@ -38,9 +38,9 @@ def measure(frames: list[np.ndarray], threads: int) -> tuple[dict[str, float], d
     invokes: Counter[str] = Counter()
     original = LoadedModel.detect_region
 
-    def counted(self: LoadedModel, bgr: np.ndarray, region: Region) -> Detections:
+    def counted(self: LoadedModel, bgr: np.ndarray, region: Region, floor: float | None = None) -> Detections:
         invokes[self.cfg.name] += 1
-        return original(self, bgr, region)
+        return original(self, bgr, region, floor)
 
     spent: dict[str, float] = defaultdict(float)
     first: dict[str, float] = {}

@@ -38,7 +38,7 @@ from edged.core.types import Detections
 from edged.stages.detect import decoders
 from edged.stages.detect.centerface import centerface_order, decode_centerface
 from edged.stages.detect.runtime import ModelError, TFLiteModel
-from edged.stages.detect.scan import CELL_PX, FrameChange, ScanPlanner, Window
+from edged.stages.detect.scan import CELL_PX, FrameChange, ScanPlanner, Window, zoom_windows, zoomed
 
 _DEFAULT_RANGE = {"blazeface": (-1.0, 1.0), "ssd": (-1.0, 1.0), "yolov5": (0.0, 1.0), "yolov8": (0.0, 1.0),
                   "yolo_grid": (0.0, 1.0), "centernet": (0.0, 255.0), "centerface": (0.0, 255.0),
@@ -176,6 +176,11 @@ class LoadedModel:
         w, h = self.model.input_size
         scale = cfg.scan.scale
         self.scan = ScanPlanner(cfg.scan, (round(w / scale), round(h / scale))) if cfg.scan.enabled else None
+        zoom = cfg.scan.zoom_scale if cfg.scan.enabled else 0.0
+        self.zoom_window = (round(w / zoom), round(h / zoom)) if zoom > 0 else None
+        """The scan's second-look window in frame pixels (``None``: no second looks)."""
+        self.window_floor = min(cfg.scan.zoom_min_score, self.min_score) if zoom > 0 else None
+        """Least score a scan window reports (its weak boxes get a second look), else the thresholds."""
         explained_by = cfg.scan.explained_by if cfg.scan.enabled else []
         self.scan_explained_ids = self._class_ids(explained_by, "scan.explained_by")
         self.still_crops: list[tuple[Region, Detections, int]] = []
@@ -347,24 +352,26 @@ class LoadedModel:
             img, sx, sy, px, py = letterbox(bgr, (w, h), pad)
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB), sx, sy, px, py
 
-    def decode(self, outputs: list[np.ndarray]) -> decoders.Raw:
+    def decode(self, outputs: list[np.ndarray], min_score: float | None = None) -> decoders.Raw:
+        """Boxes in model pixels scoring at least ``min_score`` (default: the lowest threshold)."""
         cfg, wh = self.cfg, self.model.input_size
+        least = self.min_score if min_score is None else min_score
         if cfg.layout == "ssd":
-            return decoders.decode_ssd(outputs, wh, self.min_score, self.ssd_order)
+            return decoders.decode_ssd(outputs, wh, least, self.ssd_order)
         if cfg.layout == "yolov5":
-            return decoders.decode_yolov5(outputs, wh, len(cfg.labels), self.min_score, cfg.nms_iou)
+            return decoders.decode_yolov5(outputs, wh, len(cfg.labels), least, cfg.nms_iou)
         if cfg.layout == "yolov8":
-            return decoders.decode_yolov8(outputs, wh, len(cfg.labels), self.min_score, cfg.nms_iou)
+            return decoders.decode_yolov8(outputs, wh, len(cfg.labels), least, cfg.nms_iou)
         if cfg.layout == "yolo_grid":
-            return decoders.decode_yolo_grid(outputs, wh, len(cfg.labels), self.min_score, cfg.nms_iou)
+            return decoders.decode_yolo_grid(outputs, wh, len(cfg.labels), least, cfg.nms_iou)
         if cfg.layout == "centernet":
-            return decoders.decode_centernet(outputs, wh, len(cfg.labels), self.min_score, cfg.nms_iou)
+            return decoders.decode_centernet(outputs, wh, len(cfg.labels), least, cfg.nms_iou)
         if cfg.layout == "nanodet":
-            return decoders.decode_nanodet(outputs, wh, len(cfg.labels), self.min_score, cfg.nms_iou)
+            return decoders.decode_nanodet(outputs, wh, len(cfg.labels), least, cfg.nms_iou)
         if cfg.layout == "centerface":
-            return decode_centerface(outputs, wh, self.min_score, cfg.nms_iou, self.centerface_order)
+            return decode_centerface(outputs, wh, least, cfg.nms_iou, self.centerface_order)
         assert self.anchors is not None
-        return decoders.decode_blazeface(outputs, self.anchors, wh, self.min_score, cfg.nms_iou)
+        return decoders.decode_blazeface(outputs, self.anchors, wh, least, cfg.nms_iou)
 
     def detect_crops(self, crops: list[Region], change: FrameChange,
                      start: Callable[[Region], Future[Detections]]) -> Callable[[], list[Detections]]:
@@ -398,22 +405,34 @@ class LoadedModel:
         """:meth:`detect_region` less the boxes too large for the crop (``max_crop_fraction``)."""
         return fits_crop(self.detect_region(bgr, region), region, self.cfg.max_crop_fraction)
 
+    def detect_window(self, bgr: np.ndarray, region: Region) -> Detections:
+        """:meth:`detect_crop` for a scan window: with second looks, also the boxes down to ``zoom_min_score``."""
+        return fits_crop(self.detect_region(bgr, region, self.window_floor), region, self.cfg.max_crop_fraction)
+
+    def weak(self, found: Detections) -> np.ndarray:
+        """Per box, whether it scores below its class's threshold (a scan window's box for a second look)."""
+        by_class = np.ones(int(self.class_map.max(initial=0)) + 1, np.float32)
+        by_class[self.class_map[self.class_map >= 0]] = self.thresholds[self.class_map >= 0]
+        return np.asarray(found.scores < by_class[found.class_ids])
+
     def window_nms(self, found: Detections) -> Detections:
         """One box per object among detections from overlapping regions (class-aware NMS)."""
         if len(found) < 2:
             return found
         return found.select(decoders.nms(found.boxes, found.scores, found.class_ids, self.cfg.nms_iou))
 
-    def detect_region(self, bgr: np.ndarray, region: Region) -> Detections:
-        """Run on one region of the BGR frame; boxes in frame pixels, thresholds applied."""
+    def detect_region(self, bgr: np.ndarray, region: Region, floor: float | None = None) -> Detections:
+        """Run on one region of the BGR frame; boxes in frame pixels, thresholds applied (no threshold
+        above ``floor`` when one is given)."""
         crop = bgr[region.y : region.y + region.h, region.x : region.x + region.w]
         img, sx, sy, px, py = self.prepare_pixels(crop)
         with self.interpreter() as model:
             outputs = model.run_pixels(img, self.input_range)
-        raw = self.decode(outputs)
+        raw = self.decode(outputs, floor)
         valid = (raw.labels >= 0) & (raw.labels < len(self.class_map))
         raw = raw.select(valid)
-        keep = (self.class_map[raw.labels] >= 0) & (raw.scores >= self.thresholds[raw.labels])
+        thresholds = self.thresholds if floor is None else np.minimum(self.thresholds, np.float32(floor))
+        keep = (self.class_map[raw.labels] >= 0) & (raw.scores >= thresholds[raw.labels])
         raw = raw.select(keep)
         b = raw.boxes.copy()
         b[:, [0, 2]] = (b[:, [0, 2]] - px) / sx + region.x
@@ -522,9 +541,9 @@ class Detector:
         frame = [self._start(m, pixels_bgr) for m in self.models]
         for i, work in enumerate(frame):
             if work.model.crop_class_ids.size or work.model.scan is not None:
-                seen = Detections.concat([self._finish(frame[j], h) for j in self.sources[i]])
+                seen = Detections.concat([self._finish(frame[j], pixels_bgr) for j in self.sources[i]])
                 self._start_dependent(work, pixels_bgr, seen)
-        found = Detections.concat([self._finish(work, h) for work in frame])
+        found = Detections.concat([self._finish(work, pixels_bgr) for work in frame])
         self.last_timings_ms = {work.model.cfg.name: sum(work.spent_ms) for work in frame}
         return merged(found, self.merge_iou)
 
@@ -548,19 +567,19 @@ class Detector:
         if m.scan is not None:
             work.windows = m.scan.plan(w, h, self.change.change, explained_boxes(
                 seen, m.scan_explained_ids, m.cfg.scan.explained_min_score))
-            work.scanned = [self._timed(work, m.detect_crop, bgr, Region(*window)) for window in work.windows]
+            work.scanned = [self._timed(work, m.detect_window, bgr, Region(*window)) for window in work.windows]
 
-    def _finish(self, work: ModelFrame, height: int) -> Detections:
+    def _finish(self, work: ModelFrame, bgr: np.ndarray) -> Detections:
         """A model's boxes on this frame, once all its regions are done (computed once)."""
         if work.result is not None:
             return work.result
-        m = work.model
+        m, height = work.model, bgr.shape[0]
         pieces = [f.result() for f in work.pieces]
         if work.crops is not None:
             pieces += work.crops()
         if m.scan is not None:
             assert work.windows is not None
-            scanned = Detections.concat([f.result() for f in work.scanned])
+            scanned = self._second_looks(work, bgr, Detections.concat([f.result() for f in work.scanned]))
             pieces.append(m.scan.hold(m.window_nms(scanned), work.windows))
         found = Detections.concat(pieces)
         if m.cfg.max_box_fraction < 1.0 and len(found):
@@ -569,6 +588,22 @@ class Detector:
             found = m.window_nms(found)
         work.result = found
         return found
+
+
+    def _second_looks(self, work: ModelFrame, bgr: np.ndarray, scanned: Detections) -> Detections:
+        """The scan windows' boxes at the threshold, plus the weak ones a closer window found again."""
+        m = work.model
+        if m.zoom_window is None or m.scan is None:
+            return scanned
+        weak = m.weak(scanned)
+        strong = scanned.select(~weak)
+        h, w = bgr.shape[:2]
+        limit = None if "first" in m.scan.last_counts else m.cfg.scan.zoom_windows
+        looked, windows = zoom_windows(m.window_nms(scanned.select(weak)), strong, m.zoom_window, w, h, limit)
+        m.scan.last_counts["zoom"] = len(windows)
+        work.regions += len(windows)
+        looks = [self._timed(work, m.detect_crop, bgr, Region(*window)) for window in windows]
+        return Detections.concat([strong, zoomed(looked, [f.result() for f in looks])])
 
 
 def merged(found: Detections, iou: float) -> Detections:

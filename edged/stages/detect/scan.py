@@ -15,7 +15,8 @@ is scanned whole. After it, each frame scans:
 3. a rotating sweep.
 
 A box found in a window is held, and reported as it was, until a scanned window holds it again or
-``hold_frames`` pass.
+``hold_frames`` pass. A window box just below the model's threshold may get a second look: one window
+enlarged ``zoom_scale`` times, centred on it (:func:`zoom_windows`, :func:`zoomed`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 
 from edged.config import ScanConfig
 from edged.config.detect import tile_starts
-from edged.core.geometry import expand
+from edged.core.geometry import expand, iou_matrix
 from edged.core.types import Detections
 
 CELL_PX = 8
@@ -37,6 +38,12 @@ EXPLAINED_GROWTH = 0.25
 person's legs, shadow and box jitter change cells just outside the box."""
 Window = tuple[int, int, int, int]
 """``x, y, w, h`` in frame pixels."""
+ZOOM_FIT = 0.5
+"""A weak box gets a second look only if it is at most this share of the closer window's height, so
+the face lies well inside that window (the scan is for small faces)."""
+ZOOM_IOU = 0.3
+"""A second look's box is the weak box it looked at when they overlap this much; a weak box this
+close to a box the windows found at the threshold is that object, and gets no second look."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,3 +253,35 @@ class ScanPlanner:
         self.held = Detections.concat([found, carried])
         self.ages = np.concatenate([np.zeros(len(found), np.int32), self.ages[keep] + 1])
         return self.held
+
+
+def zoom_windows(weak: Detections, strong: Detections, window: tuple[int, int], width: int, height: int,
+                 limit: int | None) -> tuple[Detections, list[Window]]:
+    """The weak boxes to look at again (at most half the window's height, none overlapping a strong
+    one, best first, at most ``limit``) and, for each, a ``window``-sized window centred on it inside
+    the frame."""
+    weak = weak.select(np.asarray(weak.boxes[:, 3] - weak.boxes[:, 1] <= ZOOM_FIT * window[1]))
+    if not len(weak):
+        return weak, []
+    if len(strong):
+        weak = weak.select(np.asarray(~(iou_matrix(weak.boxes, strong.boxes) >= ZOOM_IOU).any(axis=1)))
+    weak = weak.select(np.argsort(-weak.scores, kind="stable")[:limit])
+    ww, wh = min(window[0], width), min(window[1], height)
+    out = []
+    for x1, y1, x2, y2 in weak.boxes:
+        x = int(np.clip(round((x1 + x2) / 2 - ww / 2), 0, width - ww))
+        y = int(np.clip(round((y1 + y2) / 2 - wh / 2), 0, height - wh))
+        out.append((x, y, ww, wh))
+    return weak, out
+
+
+def zoomed(weak: Detections, looks: list[Detections]) -> Detections:
+    """Per weak box, the best box its second look found over it (``ZOOM_IOU``), if any."""
+    kept = []
+    for i, found in enumerate(looks):
+        if len(found):
+            over = iou_matrix(weak.boxes[i:i + 1], found.boxes)[0] >= ZOOM_IOU
+            if over.any():
+                best = int(np.flatnonzero(over)[np.argmax(found.scores[over])])
+                kept.append(found.select(np.array([best])))
+    return Detections.concat(kept)
