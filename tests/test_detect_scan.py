@@ -60,7 +60,7 @@ def test_first_frame_whole_then_changes_then_the_sweep_within_the_budget() -> No
     still = frame()
     first = stream.plan(still)
     assert len(first) == planner.grid.count and planner.last_counts == {"first": planner.grid.count}
-    assert stream.plan(still.copy()) and planner.last_counts == {"motion": 0, "follow": 0, "sweep": 2}
+    assert stream.plan(still.copy()) and planner.last_counts == {"motion": 0, "follow": 0, "sweep": 2, "close": 0}
     moved = still.copy()
     moved[300:340, 600:640] = 255 - moved[300:340, 600:640]
     windows = stream.plan(moved)
@@ -264,3 +264,21 @@ def test_a_second_closer_look_finds_weak_small_faces_and_loses_none() -> None:
     assert closer.models[0].scan is not None and closer.models[0].scan.last_counts["zoom"] >= 2
     plain = found(Detector.from_config(DetectConfig(models=[without])).detect(image), boxes)
     assert (hits >= plain).all() and hits.sum() >= plain.sum() + 2
+
+
+def test_small_held_boxes_are_checked_again_in_a_closer_window_outside_the_budget() -> None:
+    """With ``zoom_follow``, a small held box gets a closer window centred on it (and is replaced or
+    dropped by what that window finds), and its grid window is not taken from the budget."""
+    planner = ScanPlanner(ScanConfig(enabled=True, max_windows=2, sweep_windows=0, hold_frames=20, zoom_follow=True,
+                                     zoom_scale=3.0, zoom_windows=1), (107, 71))
+    planner.zoom_window = (64, 43)
+    stream = Stream(planner)
+    image = frame(1)
+    stream.plan(image)  # first frame: whole
+    planner.hold(Detections.concat([held_face(300, 300, 18), held_face(700, 200, 18), held_face(100, 500, 30)]), [])
+    windows = stream.plan(image.copy())  # nothing changed
+    assert planner.last_counts["close"] == 1 and windows[-1] == (277, 288, 64, 43)  # the oldest small box, centred
+    # the other small box and the large one are followed in their grid windows, within the budget
+    assert planner.last_counts["follow"] == 2 and len(windows) == 3
+    kept = planner.hold(Detections(), windows)
+    assert len(kept) == 0  # every held box was looked at again and not found: gone

@@ -54,9 +54,13 @@ class ScanConfig(Section):
     scores higher a little closer."""
     zoom_min_score: Fraction = 0.2
     """Least window score of a box that gets a second look."""
+    zoom_follow: bool = False
+    """Small held boxes are checked again in a closer window centred on them (at most
+    ``zoom_windows`` a frame, longest unchecked first) instead of in their window of the grid, which
+    leaves the grid's budget to newcomers."""
     zoom_windows: Annotated[int, msgspec.Meta(ge=0, le=4096)] = 4
-    """At most this many second looks a frame after the first, best-scoring boxes first; a stream's
-    first frame and a photo look at every such box."""
+    """At most this many second looks a frame after the first, best-scoring boxes first (a stream's
+    first frame and a photo look at every such box), and at most this many closer follows."""
 
 
 class ModelConfig(Section):
@@ -198,7 +202,8 @@ def default_models() -> list[ModelConfig]:
             score_threshold=0.3,
             nms_iou=0.3,
             full_frame=False,
-            scan=ScanConfig(enabled=True, scale=1.8, overlap=0.6, max_windows=6, sweep_windows=1, zoom_scale=3.0),
+            scan=ScanConfig(enabled=True, scale=1.8, overlap=0.6, max_windows=6, sweep_windows=1, zoom_scale=3.0,
+                            zoom_follow=True),
         ),
         ModelConfig(
             name="plate",

@@ -179,6 +179,8 @@ class LoadedModel:
         zoom = cfg.scan.zoom_scale if cfg.scan.enabled else 0.0
         self.zoom_window = (round(w / zoom), round(h / zoom)) if zoom > 0 else None
         """The scan's second-look window in frame pixels (``None``: no second looks)."""
+        if self.scan is not None:
+            self.scan.zoom_window = self.zoom_window
         self.window_floor = min(cfg.scan.zoom_min_score, self.min_score) if zoom > 0 else None
         """Least score a scan window reports (its weak boxes get a second look), else the thresholds."""
         explained_by = cfg.scan.explained_by if cfg.scan.enabled else []

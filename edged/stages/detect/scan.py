@@ -11,7 +11,9 @@ is scanned whole. After it, each frame scans:
    it appears; changed windows the budget left out wait, and come right after the next frames'
    changes until they are scanned (a newcomer that stops changing is still searched);
 2. the windows of held boxes, longest unchecked first; those about to expire come before the
-   changes (up to half the budget), so what was found is checked again rather than dropped;
+   changes (up to half the budget), so what was found is checked again rather than dropped; with
+   ``zoom_follow`` small held boxes are checked in a closer window centred on them instead, outside
+   the budget;
 3. a rotating sweep.
 
 A box found in a window is held, and reported as it was, until a scanned window holds it again or
@@ -145,7 +147,10 @@ class ScanPlanner:
     waiting: dict[int, None] = field(default_factory=dict)
     """Changed windows not scanned yet, oldest first (an ordered set)."""
     last_counts: dict[str, int] = field(default_factory=dict)
-    """Windows chosen on the last frame by reason (``first``, ``motion``, ``follow``, ``sweep``)."""
+    """Windows chosen on the last frame by reason (``first``, ``motion``, ``follow``, ``close``, ``sweep``)."""
+    zoom_window: tuple[int, int] | None = None
+    """The closer window of second looks (frame pixels); with ``zoom_follow``, small held boxes are
+    checked again in one centred on them."""
 
     def reset(self) -> None:
         """Forget what earlier frames found."""
@@ -167,7 +172,8 @@ class ScanPlanner:
             return [self.grid.rect(i) for i in range(self.grid.count)]
         grid, budget = self.grid, self.config.max_windows
         changed = self.unexplained(change, explained)
-        held_windows = self.held_windows(change.shape)
+        close, closer = self.close_follows(width, height)
+        held_windows = self.held_windows(change.shape, ~close)
         due = [win for win, age in held_windows if age >= self.config.hold_frames - 1][:max(1, budget // 2)]
         chosen: dict[int, str] = dict.fromkeys(due, "follow")
         for win in [*self.changed_windows(changed, change), *self.waiting]:
@@ -183,7 +189,20 @@ class ScanPlanner:
         for win in chosen:
             self.waiting.pop(win, None)
         self.last_counts = {r: sum(1 for v in chosen.values() if v == r) for r in ("motion", "follow", "sweep")}
-        return [grid.rect(i) for i in sorted(chosen)]
+        self.last_counts["close"] = len(closer)
+        return [grid.rect(i) for i in sorted(chosen)] + closer
+
+    def close_follows(self, width: int, height: int) -> tuple[np.ndarray, list[Window]]:
+        """Which held boxes are checked again in a closer window centred on them (``zoom_follow``: the
+        small ones, longest unchecked first, at most ``zoom_windows``), and those windows."""
+        close = np.zeros(len(self.held), bool)
+        if not self.config.zoom_follow or self.zoom_window is None or not len(self.held):
+            return close, []
+        zw, zh = self.zoom_window
+        fits = self.held.boxes[:, 3] - self.held.boxes[:, 1] <= ZOOM_FIT * zh
+        order = [i for i in np.argsort(-self.ages, kind="stable") if fits[i]][:self.config.zoom_windows]
+        close[order] = True
+        return close, [centred(self.held.boxes[i], (zw, zh), width, height) for i in order]
 
     def unexplained(self, change: np.ndarray, explained: np.ndarray | None) -> np.ndarray:
         """Cells changed by more than ``motion_levels`` outside the held and the ``explained`` boxes."""
@@ -210,12 +229,14 @@ class ScanPlanner:
                 chosen[win] = "sweep"
                 swept += 1
 
-    def held_windows(self, cells_shape: tuple[int, ...]) -> list[tuple[int, int]]:
-        """The window whose core holds each held box's centre, with the box's age, oldest first."""
+    def held_windows(self, cells_shape: tuple[int, ...], among: np.ndarray | None = None) -> list[tuple[int, int]]:
+        """The window whose core holds each held box's centre (``among`` them), with the box's age, oldest first."""
         grid = self.grid
         if grid is None or not len(self.held):
             return []
         order = np.argsort(-self.ages, kind="stable")
+        if among is not None:
+            order = order[among[order]]
         boxes = self.held.boxes[order]
         cx = np.clip(((boxes[:, 0] + boxes[:, 2]) / 2 // CELL_PX).astype(np.int64), 0, cells_shape[1] - 1)
         cy = np.clip(((boxes[:, 1] + boxes[:, 3]) / 2 // CELL_PX).astype(np.int64), 0, cells_shape[0] - 1)
@@ -266,13 +287,15 @@ def zoom_windows(weak: Detections, strong: Detections, window: tuple[int, int], 
     if len(strong):
         weak = weak.select(np.asarray(~(iou_matrix(weak.boxes, strong.boxes) >= ZOOM_IOU).any(axis=1)))
     weak = weak.select(np.argsort(-weak.scores, kind="stable")[:limit])
+    return weak, [centred(box, window, width, height) for box in weak.boxes]
+
+
+def centred(box: np.ndarray, window: tuple[int, int], width: int, height: int) -> Window:
+    """A ``window``-sized window centred on ``box`` (x1, y1, x2, y2), inside the frame."""
     ww, wh = min(window[0], width), min(window[1], height)
-    out = []
-    for x1, y1, x2, y2 in weak.boxes:
-        x = int(np.clip(round((x1 + x2) / 2 - ww / 2), 0, width - ww))
-        y = int(np.clip(round((y1 + y2) / 2 - wh / 2), 0, height - wh))
-        out.append((x, y, ww, wh))
-    return weak, out
+    x = int(np.clip(round((box[0] + box[2]) / 2 - ww / 2), 0, width - ww))
+    y = int(np.clip(round((box[1] + box[3]) / 2 - wh / 2), 0, height - wh))
+    return x, y, ww, wh
 
 
 def zoomed(weak: Detections, looks: list[Detections]) -> Detections:
