@@ -591,7 +591,6 @@ class Detector:
         work.result = found
         return found
 
-
     def _second_looks(self, work: ModelFrame, bgr: np.ndarray, scanned: Detections) -> Detections:
         """The scan windows' boxes at the threshold, plus the weak ones a closer window found again."""
         m = work.model
