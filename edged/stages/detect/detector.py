@@ -168,6 +168,9 @@ class LoadedModel:
         self.class_map = self._class_map()
         self.thresholds = self._thresholds()
         self.min_score = float(min(self.thresholds[self.class_map >= 0].min(initial=1.0), 1.0))
+        self.class_thresholds = np.ones(int(self.class_map.max(initial=0)) + 1, np.float32)
+        """Score threshold per class id this model outputs (1 for the others)."""
+        self.class_thresholds[self.class_map[self.class_map >= 0]] = self.thresholds[self.class_map >= 0]
         self.crop_class_ids = self._class_ids(cfg.crops_from, "crops_from")
         self.anchors: np.ndarray | None = None
         self.ssd_order: list[int] | None = None
@@ -413,9 +416,7 @@ class LoadedModel:
 
     def weak(self, found: Detections) -> np.ndarray:
         """Per box, whether it scores below its class's threshold (a scan window's box for a second look)."""
-        by_class = np.ones(int(self.class_map.max(initial=0)) + 1, np.float32)
-        by_class[self.class_map[self.class_map >= 0]] = self.thresholds[self.class_map >= 0]
-        return np.asarray(found.scores < by_class[found.class_ids])
+        return np.asarray(found.scores < self.class_thresholds[found.class_ids])
 
     def window_nms(self, found: Detections) -> Detections:
         """One box per object among detections from overlapping regions (class-aware NMS)."""

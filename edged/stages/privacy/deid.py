@@ -100,11 +100,12 @@ def sensitive_regions(
             same = d.class_ids[:, None] == tracked.class_ids[None, :]
             d = d.select(~((iou >= _DUPLICATE_IOU) & same).any(axis=1))
         if len(d):
+            scores = d.scores.astype(np.float32)  # a detection is as confident as it scores
             parts.append(
                 SensitiveRegions(
                     d.boxes.astype(np.float32), d.class_ids.astype(np.int16),
-                    np.full(len(d), UNTRACKED, dtype=np.int64), d.scores.astype(np.float32),
-                    d.angles.astype(np.float32), np.ones(len(d), dtype=bool), d.scores.astype(np.float32),
+                    np.full(len(d), UNTRACKED, dtype=np.int64), scores,
+                    d.angles.astype(np.float32), np.ones(len(d), dtype=bool), scores,
                 )
             )
     if not parts:
