@@ -7,7 +7,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from edged.config import DetectConfig, ScanConfig, default_models
+from edged.config import ConfigError, DetectConfig, ScanConfig, default_models, from_dict
 from edged.core.classes import CLASS_NAMES
 from edged.core.geometry import iou_matrix
 from edged.core.types import Detections
@@ -258,7 +258,7 @@ def test_a_second_closer_look_finds_weak_small_faces_and_loses_none() -> None:
     boxes = np.asarray(truth, np.float32)
     scan = next(m for m in default_models() if m.name == "face_scan")
     assert scan.scan.zoom_scale > 0  # the default model set looks again
-    without = msgspec.structs.replace(scan, scan=msgspec.structs.replace(scan.scan, zoom_scale=0.0))
+    without = msgspec.structs.replace(scan, scan=msgspec.structs.replace(scan.scan, zoom_scale=0.0, zoom_follow=False))
     closer = Detector.from_config(DetectConfig(models=[scan]))
     hits = found(closer.detect(image), boxes)
     assert closer.models[0].scan is not None and closer.models[0].scan.last_counts["zoom"] >= 2
@@ -282,3 +282,14 @@ def test_small_held_boxes_are_checked_again_in_a_closer_window_outside_the_budge
     assert planner.last_counts["follow"] == 2 and len(windows) == 3
     kept = planner.hold(Detections(), windows)
     assert len(kept) == 0  # every held box was looked at again and not found: gone
+
+
+def test_config_rejects_closer_follows_without_a_closer_window() -> None:
+    """``zoom_follow`` without ``zoom_scale`` would follow in no closer window: one line names the key."""
+    model = {"name": "face_scan", "file": "models/face_centerface_480x288_int8.tflite", "layout": "centerface",
+             "input_size": [192, 128], "labels": ["face"], "full_frame": False,
+             "scan": {"enabled": True, "zoom_follow": True, "zoom_scale": 0.0}}
+    with pytest.raises(ConfigError, match=r"detect\.models\[0\]\.scan.*zoom_follow needs zoom_scale > 0"):
+        from_dict({"detect": {"models": [model]}})
+    model["scan"] = {"enabled": True, "zoom_follow": True, "zoom_scale": 3.0}
+    assert from_dict({"detect": {"models": [model]}}).detect.models[0].scan.zoom_follow

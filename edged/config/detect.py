@@ -62,6 +62,10 @@ class ScanConfig(Section):
     """At most this many second looks a frame after the first, best-scoring boxes first (a stream's
     first frame and a photo look at every such box), and at most this many closer follows."""
 
+    def __post_init__(self) -> None:
+        if self.zoom_follow and self.zoom_scale <= 0:
+            raise ValueError("zoom_follow needs zoom_scale > 0: the closer window is enlarged zoom_scale times")
+
 
 class ModelConfig(Section):
     name: str
