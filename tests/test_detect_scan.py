@@ -11,7 +11,7 @@ from edged.config import ConfigError, DetectConfig, ScanConfig, default_models, 
 from edged.core.classes import CLASS_NAMES
 from edged.core.geometry import iou_matrix
 from edged.core.types import Detections
-from edged.stages.detect.detector import Detector, Region
+from edged.stages.detect.detector import Detector, Region, explained_boxes
 from edged.stages.detect.scan import CELL_PX, FrameChange, ScanPlanner, Window, WindowGrid
 
 FACE = CLASS_NAMES.index("face")
@@ -82,6 +82,31 @@ def test_changes_inside_boxes_other_models_explain_call_for_no_window() -> None:
     assert planner.last_counts["motion"] == 0
     stream.plan(still)  # changed back, nothing explains it this time
     assert planner.last_counts["motion"] >= 1
+
+
+def test_a_weak_box_over_most_of_the_frame_explains_no_change() -> None:
+    """A weak box over a whole crowd does not blind the scan to a face appearing inside it, while a
+    pedestrian's box as weak, and a confident close person's box, still explain their own motion."""
+    person, ids = CLASS_NAMES.index("person"), np.array([CLASS_NAMES.index("person")], np.int16)
+    seen = Detections(np.array([[20, 10, 1260, 700], [590, 290, 650, 450]], np.float32),
+                      np.array([0.35, 0.35], np.float32), np.array([person, person], np.int16))
+    scan = ScanConfig(enabled=True, sweep_windows=0)
+    assert (scan.explained_large_share, scan.explained_large_min_score) == (0.5, 0.5)
+    explain = (scan.explained_min_score, scan.explained_large_share * 1280 * 720, scan.explained_large_min_score)
+    explained = explained_boxes(seen, ids, *explain)
+    assert explained.tolist() == [[590, 290, 650, 450]]
+    close = Detections(seen.boxes, np.array([0.6, 0.35], np.float32), seen.class_ids)
+    assert len(explained_boxes(close, ids, *explain)) == 2
+    planner = ScanPlanner(scan, (178, 107))
+    stream = Stream(planner)
+    still = frame()
+    stream.plan(still)
+    moved = still.copy()
+    moved[300:340, 600:640] = 255 - moved[300:340, 600:640]  # inside the pedestrian: explained
+    moved[100:120, 200:220] = 255 - moved[100:120, 200:220]  # a newcomer inside the crowd's box
+    windows = stream.plan(moved, explained)
+    assert any(x <= 200 and y <= 100 and 220 <= x + w and 120 <= y + h for x, y, w, h in windows)
+    assert not any(x <= 600 < x + w and y <= 300 < y + h for x, y, w, h in windows)
 
 
 def test_a_still_crop_reuses_the_last_result_a_changed_one_runs_again() -> None:

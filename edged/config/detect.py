@@ -44,6 +44,12 @@ class ScanConfig(Section):
     explained_min_score: Fraction = 0.3
     """Least score of an explaining box (as a crop seed's ``crop_min_score``): weak boxes, such as a
     person box over a whole crowd, explain nothing."""
+    explained_large_share: Fraction = 0.5
+    """A box covering more than this share of the frame explains changes only from
+    ``explained_large_min_score``: ..."""
+    explained_large_min_score: Fraction = 0.5
+    """... a close person or vehicle is found with confidence and hides what lies behind it, while a
+    weak box over a whole group holds small faces its crops (one head, one vehicle) never look at."""
     motion_levels: Annotated[float, Bounds(0, 255)] = 6.0
     """A cell of 8 x 8 pixels has changed when its mean grey level moved by more than this since
     the last frame."""

@@ -568,8 +568,10 @@ class Detector:
             work.regions += len(crops)
             work.crops = m.detect_crops(crops, self.change, lambda r: self._timed(work, m.detect_crop, bgr, r))
         if m.scan is not None:
+            scan = m.cfg.scan
             work.windows = m.scan.plan(w, h, self.change.change, explained_boxes(
-                seen, m.scan_explained_ids, m.cfg.scan.explained_min_score))
+                seen, m.scan_explained_ids, scan.explained_min_score, scan.explained_large_share * w * h,
+                scan.explained_large_min_score))
             work.scanned = [self._timed(work, m.detect_window, bgr, Region(*window)) for window in work.windows]
 
     def _finish(self, work: ModelFrame, bgr: np.ndarray) -> Detections:
@@ -652,9 +654,14 @@ def crop_regions(found: Detections, model: LoadedModel, width: int, height: int)
     return regions
 
 
-def explained_boxes(found: Detections, class_ids: np.ndarray, min_score: float) -> np.ndarray:
-    """Boxes of the given classes scoring at least ``min_score`` among ``found``."""
-    return found.boxes[np.isin(found.class_ids, class_ids) & (found.scores >= min_score)]
+def explained_boxes(found: Detections, class_ids: np.ndarray, min_score: float, max_area: float,
+                    large_min_score: float) -> np.ndarray:
+    """Boxes of the given classes among ``found`` scoring at least ``min_score``, and at least
+    ``large_min_score`` where they cover more than ``max_area`` square pixels."""
+    boxes, scores = found.boxes, found.scores
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    confident = (scores >= min_score) & ((area <= max_area) | (scores >= large_min_score))
+    return boxes[np.isin(found.class_ids, class_ids) & confident]
 
 
 def fits_crop(found: Detections, region: Region, max_fraction: float) -> Detections:
