@@ -146,15 +146,19 @@ def test_bands_count_video_objects_once():
 def test_built_set_from_cache():
     s = rs.build(photos=1, per_photo=8, video_faces=4, video_frames=6, plate_frames=6)
     assert {it.kind for it in s.items} == {"faces_photo", "faces_video", "plate_photo", "plate_video",
-                                           "street", "no_people"}
+                                           "plate_scene", "street", "no_people"}
     for it in s.items:
         if it.frames is None:
             assert it.video is not None and it.video.is_file()
             continue
         for f, boxes in zip(it.frames, it.gt or []):
-            assert f.shape == (720, 1280, 3)
+            h, w = f.shape[:2]
+            assert f.shape == (720, 1280, 3) or it.kind == "plate_scene"
             for b in boxes:
-                assert 0 <= b.box[0] < b.box[2] <= 1280 and 0 <= b.box[1] < b.box[3] <= 720
+                assert 0 <= b.box[0] < b.box[2] <= w and 0 <= b.box[1] < b.box[3] <= h
+    scenes = [it for it in s.items if it.kind == "plate_scene"]
+    labelled = [b for it in scenes for b in (it.gt or [[]])[0] if not b.ignore]
+    assert len(scenes) == len(rs.SCENE_PLATES) and len(labelled) == sum(map(len, rs.SCENE_PLATES.values()))
 
 
 @pytest.mark.skipif(not rs.available(), reason="real set sources not cached (python -m tools.eval.realset fetches them)")

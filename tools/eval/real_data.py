@@ -101,6 +101,9 @@ FILES: dict[str, _Source] = {
                                "b3047772e0dc6c9d83c26f64894ca1a897f799f855c5574ac24b2ef934c2978e"),
     "licenseplate_motion.jpg": _Source("opencv-doc", _OPENCV + "licenseplate_motion.jpg",
                                        "ea6fa9cea75df91bec656d1d3b903111a9c0708c6a3b88f405a5156de38ff9d6"),
+    "pexels_double_decker_bus.jpg": _Source(
+        "opencv-doc", "usr/share/doc/opencv-doc/opencv4/html/pexels_double_decker_bus.jpg",
+        "e4c4dd62995cbe30501798f86fcf5973c7abe3ff9f7711fdb72c6d1f7f304484"),
     "vtest.avi": _Source("opencv-doc", _OPENCV + "vtest.avi",
                          "45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf"),
     "Megamind.avi": _Source("opencv-doc", _OPENCV + "Megamind.avi",

