@@ -178,12 +178,11 @@ class LoadedModel:
         self._check()
         w, h = self.model.input_size
         scale = cfg.scan.scale
-        self.scan = ScanPlanner(cfg.scan, (round(w / scale), round(h / scale))) if cfg.scan.enabled else None
         zoom = cfg.scan.zoom_scale if cfg.scan.enabled else 0.0
         self.zoom_window = (round(w / zoom), round(h / zoom)) if zoom > 0 else None
         """The scan's second-look window in frame pixels (``None``: no second looks)."""
-        if self.scan is not None:
-            self.scan.zoom_window = self.zoom_window
+        self.scan = ScanPlanner(cfg.scan, (round(w / scale), round(h / scale)),
+                                zoom_window=self.zoom_window) if cfg.scan.enabled else None
         self.window_floor = min(cfg.scan.zoom_min_score, self.min_score) if zoom > 0 else None
         """Least score a scan window reports (its weak boxes get a second look), else the thresholds."""
         explained_by = cfg.scan.explained_by if cfg.scan.enabled else []
