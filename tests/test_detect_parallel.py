@@ -76,7 +76,7 @@ def test_a_model_waits_only_for_the_models_whose_classes_it_reads(
     names = [m.cfg.name for m in parallel.models]
     reads = {names[i]: [names[j] for j in sources] for i, sources in enumerate(parallel.sources)}
     assert reads == {"objects": [], "face": ["objects"], "face_frame": [], "face_scan": ["objects"],
-                     "plate": ["objects"], "plate_scan": ["objects"]}
+                     "plate": ["objects"], "plate_text": ["objects"], "plate_scan": ["objects"]}
 
 
 def test_a_failing_region_raises_from_detect(monkeypatch: pytest.MonkeyPatch) -> None:

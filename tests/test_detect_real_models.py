@@ -65,7 +65,7 @@ def test_default_chain_covers_the_labelled_face_of_a_real_photo() -> None:
     det = Detector.from_config(DetectConfig())
     dets = det.detect(cv2.imread(str(REAL / "messi5.jpg")))
     assert found(truth("messi5.jpg", "face"), dets, "face", 0.3, iou=0.3).all()
-    assert set(det.last_timings_ms) == {"objects", "face", "face_frame", "face_scan", "plate", "plate_scan"}
+    assert set(det.last_timings_ms) == {"objects", "face", "face_frame", "face_scan", "plate", "plate_text", "plate_scan"}
 
 
 def test_centernet_decoder_on_synthetic_maps() -> None:

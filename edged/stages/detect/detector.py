@@ -37,16 +37,18 @@ from edged.core.paths import model_file
 from edged.core.types import Detections
 from edged.stages.detect import decoders
 from edged.stages.detect.centerface import centerface_order, decode_centerface
+from edged.stages.detect.db import check_db_output, decode_db
 from edged.stages.detect.runtime import ModelError, TFLiteModel
 from edged.stages.detect.scan import CELL_PX, FrameChange, ScanPlanner, Window, zoom_windows, zoomed
 
 _DEFAULT_RANGE = {"blazeface": (-1.0, 1.0), "ssd": (-1.0, 1.0), "yolov5": (0.0, 1.0), "yolov8": (0.0, 1.0),
                   "yolo_grid": (0.0, 1.0), "centernet": (0.0, 255.0), "centerface": (0.0, 255.0),
-                  "nanodet": (0.0, 255.0)}
+                  "nanodet": (0.0, 255.0), "db": (0.0, 255.0)}
 """Float input range each layout is usually trained on (pixels / 255 mapped linearly into it)."""
 RESIZABLE_LAYOUTS = frozenset({"centerface"})
 """Fully convolutional layouts whose files run at any input size (multiples of 32) the config names."""
-_EXPECTED_OUTPUTS = {"ssd": 4, "yolov5": 1, "yolov8": 1, "blazeface": 2, "centernet": 2, "centerface": 4}
+_EXPECTED_OUTPUTS = {"ssd": 4, "yolov5": 1, "yolov8": 1, "blazeface": 2, "centernet": 2, "centerface": 4,
+                     "db": 1}
 
 
 def model_path(file: str) -> Path:
@@ -266,6 +268,7 @@ class LoadedModel:
             "yolov5": self._check_yolov5, "yolov8": self._check_yolov8, "yolo_grid": self._check_yolo_grid,
             "centernet": self._check_centernet, "nanodet": self._check_nanodet,
             "centerface": self._check_centerface, "blazeface": self._check_blazeface, "ssd": self._check_ssd,
+            "db": self._check_db,
         }
         check = by_layout.get(cfg.layout)
         if check is not None:
@@ -334,6 +337,14 @@ class LoadedModel:
             raise self._fail(f"ssd outputs {shapes} have no (1, N, 4) box tensor (TFLite_Detection_PostProcess)")
         self.ssd_order = decoders.ssd_output_order([o.name for o in self.model.outputs], shapes)
 
+    def _check_db(self, shapes: list[tuple[int, ...]], n: int) -> None:
+        if n != 1:
+            raise self._fail(f"db has one class, config lists {n} labels")
+        try:
+            check_db_output(shapes[0], self.model.input_size)
+        except ValueError as e:
+            raise self._fail(str(e)) from None
+
     # ------------------------------------------------------------------------------------------ run
     def prepare(self, bgr: np.ndarray) -> tuple[np.ndarray, float, float, float, float]:
         """As :meth:`prepare_pixels`, with the image as float32 in the model's input range."""
@@ -374,6 +385,8 @@ class LoadedModel:
             return decoders.decode_nanodet(outputs, wh, len(cfg.labels), least, cfg.nms_iou)
         if cfg.layout == "centerface":
             return decode_centerface(outputs, wh, least, cfg.nms_iou, self.centerface_order)
+        if cfg.layout == "db":
+            return decode_db(outputs, wh, least, cfg.nms_iou)
         assert self.anchors is not None
         return decoders.decode_blazeface(outputs, self.anchors, wh, least, cfg.nms_iou)
 
