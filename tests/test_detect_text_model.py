@@ -11,8 +11,9 @@ import pytest
 
 from edged.config import DetectConfig, ModelConfig, default_models
 from edged.core.classes import CLASS_NAMES
+from edged.core.types import Detections
 from edged.stages.detect.db import TEXT_PROBABILITY, UNCLIP, check_db_output, decode_db
-from edged.stages.detect.detector import Detector
+from edged.stages.detect.detector import Detector, Region, carried_crop, region_iou
 from edged.stages.detect.runtime import ModelError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,4 +96,48 @@ def test_the_default_models_run_the_text_detector_inside_car_lorry_and_motorbike
     assert m.layout == "db" and Path(m.file).name == MODEL.name and not m.full_frame
     assert sorted(m.crops_from) == ["car", "motorcycle", "truck"] and m.crop_shape == "box"
     names = [x.name for x in default_models()]
-    assert names.index("objects") < names.index("plate_text")
+    assert names.index("objects") < names.index("plate_text") and m.carry_crops == 2
+
+
+def test_a_moved_crop_carries_its_last_result_with_it_and_runs_again_after_carry_crops_frames():
+    """A vehicle's crop that moved (overlap >= half) takes the last result shifted with it, at most
+    ``carry_crops`` frames in a row; a crop elsewhere (a newcomer) runs at once."""
+    det = Detector.from_config(DetectConfig(models=[text_config(carry_crops=2, reuse_still_crops=0)], threads=1))
+    text = det.models[0]
+    calls: list[Region] = []
+    run = text.detect_region
+    text.detect_region = lambda bgr, region: calls.append(region) or run(bgr, region)  # type: ignore[method-assign]
+    plate, (x1, y1, x2, y2) = two_line_plate()
+    frame = np.zeros((480, 640, 3), np.uint8)
+
+    def crops(at: Region) -> list[Detections]:
+        img = frame.copy()
+        img[at.y : at.y + at.h, at.x : at.x + at.w] = plate
+        return text.detect_crops([at], det.change, lambda r: det.executor.submit(text.detect_crop, img, r))()
+
+    first = crops(Region(100, 100, 200, 240))
+    assert len(calls) == 1 and len(first[0]) >= 1
+    for step in (1, 2):  # the vehicle moves 12 px a frame: carried, not run
+        moved = crops(Region(100 + 12 * step, 100, 200, 240))
+        assert len(calls) == 1
+        np.testing.assert_allclose(moved[0].boxes, first[0].boxes + [12 * step, 0, 12 * step, 0], atol=1e-4)
+        assert moved[0].boxes[:, 0].min() <= 100 + 12 * step + x1 + 10
+    crops(Region(136, 100, 200, 240))  # carried twice in a row: runs again
+    assert len(calls) == 2
+    crops(Region(400, 200, 200, 240))  # no overlap with the last crop: a newcomer runs at once
+    assert len(calls) == 3
+
+
+def test_carried_crops_are_off_by_default_and_region_overlap_is_the_usual_iou():
+    assert ModelConfig(name="m", file="f", layout="db", input_size=(8, 8), labels=["plate"]).carry_crops == 0
+    assert region_iou(Region(0, 0, 10, 10), Region(5, 0, 10, 10)) == pytest.approx(50 / 150)
+    assert region_iou(Region(0, 0, 10, 10), Region(20, 20, 5, 5)) == 0.0
+    last = [(Region(0, 0, 100, 100), Detections(np.array([[10, 10, 20, 20]], np.float32), np.array([0.9], np.float32),
+                                                 np.array([0], np.int16), np.zeros(1, np.float32)), 0)]
+    carried = carried_crop(last, Region(0, 0, 150, 100), 3)
+    assert carried is not None
+    r, found, age = carried
+    assert r == Region(0, 0, 150, 100) and age == 1
+    np.testing.assert_allclose(found.boxes, [[15, 10, 30, 20]])  # 1.5x as wide: scaled with the crop
+    assert carried_crop(last, Region(60, 0, 100, 100), 3) is None  # overlap 40/160: another object
+    assert carried_crop([(*last[0][:2], 3)], Region(0, 0, 100, 100), 3) is None  # carried enough

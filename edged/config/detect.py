@@ -115,6 +115,11 @@ class ModelConfig(Section):
     """A crop whose pixels have not changed since the last frame (a parked car, a person standing)
     at about the same place reuses the last frame's result, at most this many frames in a row
     (0: always run)."""
+    carry_crops: Annotated[int, msgspec.Meta(ge=0, le=100)] = 0
+    """A crop overlapping one of the last frame's by half or more (the same vehicle, moved) takes that
+    crop's result moved and scaled with it, at most this many frames in a row, instead of running
+    (0: every crop runs): a model too slow for every vehicle on every frame runs on each one every
+    ``carry_crops + 1`` frames, and on a newcomer at once."""
     crop_grow: Annotated[float, msgspec.Meta(ge=1.0, le=4.0)] = 1.4
     """Crop side = this x max(box width, 0.45 x box height), centred on the box's upper part, so a
     turned or tilted head and its whole face fit with margin."""
@@ -245,6 +250,7 @@ def default_models() -> list[ModelConfig]:
             crop_grow=1.1,
             crop_min_score=0.2,
             max_crop_fraction=0.6,
+            carry_crops=2,
             full_frame=False,
         ),
         ModelConfig(

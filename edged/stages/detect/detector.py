@@ -397,18 +397,22 @@ class LoadedModel:
 
         A crop whose pixels have not changed since the last frame (no 8 x 8 cell moved by more than
         :data:`STILL_LEVELS`), at about the same place, takes the last frame's result instead, at
-        most ``reuse_still_crops`` frames in a row.
+        most ``reuse_still_crops`` frames in a row. With ``carry_crops``, a crop overlapping one of
+        the last frame's by at least :data:`CARRY_IOU` (the same vehicle, moved) takes that result
+        moved and scaled with the crop, at most ``carry_crops`` frames in a row.
         """
-        limit = self.cfg.reuse_still_crops
+        still_limit, carry_limit = self.cfg.reuse_still_crops, self.cfg.carry_crops
         planned: list[tuple[Region, Detections | Future[Detections], int]] = []
         for r in crops:
             reused = None
-            for prev, found, age in self.still_crops if limit else ():
-                if age < limit and same_place(prev, r) and change.still(
+            for prev, found, age in self.still_crops if still_limit else ():
+                if age < still_limit and same_place(prev, r) and change.still(
                         min(prev.x, r.x), min(prev.y, r.y), max(prev.x + prev.w, r.x + r.w) - min(prev.x, r.x),
                         max(prev.y + prev.h, r.y + r.h) - min(prev.y, r.y), STILL_LEVELS):
                     reused = (prev, found, age + 1)
                     break
+            if reused is None and carry_limit:
+                reused = carried_crop(self.still_crops, r, carry_limit)
             planned.append(reused or (r, start(r), 0))
 
         def finish() -> list[Detections]:
@@ -638,6 +642,37 @@ def same_place(a: Region, b: Region) -> bool:
     """Two crops at about the same place: every edge within one cell."""
     return (abs(a.x - b.x) <= CELL_PX and abs(a.y - b.y) <= CELL_PX and abs(a.x + a.w - b.x - b.w) <= CELL_PX
             and abs(a.y + a.h - b.y - b.h) <= CELL_PX)
+
+
+CARRY_IOU = 0.5
+"""A crop overlapping one of the last frame's at least this much holds the same object."""
+
+
+def region_iou(a: Region, b: Region) -> float:
+    """Intersection over union of two regions."""
+    iw = min(a.x + a.w, b.x + b.w) - max(a.x, b.x)
+    ih = min(a.y + a.h, b.y + b.h) - max(a.y, b.y)
+    inter = max(iw, 0) * max(ih, 0)
+    return inter / float(a.w * a.h + b.w * b.h - inter)
+
+
+def carried_crop(last: list[tuple[Region, Detections, int]], r: Region,
+                 limit: int) -> tuple[Region, Detections, int] | None:
+    """The last frame's crop that best overlaps ``r`` (at least :data:`CARRY_IOU`, carried fewer than
+    ``limit`` frames in a row), with its result moved and scaled from that crop onto ``r``."""
+    best, best_iou = None, CARRY_IOU
+    for prev, found, age in last:
+        iou = region_iou(prev, r)
+        if age < limit and iou >= best_iou:
+            best, best_iou = (prev, found, age), iou
+    if best is None:
+        return None
+    prev, found, age = best
+    boxes = found.boxes.copy()
+    sx, sy = r.w / prev.w, r.h / prev.h
+    boxes[:, [0, 2]] = (boxes[:, [0, 2]] - prev.x) * sx + r.x
+    boxes[:, [1, 3]] = (boxes[:, [1, 3]] - prev.y) * sy + r.y
+    return r, Detections(boxes, found.scores, found.class_ids, found.angles), age + 1
 
 
 SAME_OBJECT_IOU = 0.7
