@@ -180,7 +180,7 @@ def _resize(tf: Any, x: Any, ins: list[Any], a: dict[str, Any]) -> Any:
 
 
 def translate(nodes: list[Any], weights: dict[str, np.ndarray], input_name: str, output_names: list[str],
-              macs: list[int] | None = None, logit_clip: float | None = None) -> Callable[[Any], tuple[Any, ...]]:
+              macs: list[int] | None = None) -> Callable[[Any], tuple[Any, ...]]:
     """A function NHWC float image -> NHWC outputs (in ``output_names`` order) that runs the nodes as tf ops (MACs per conv appended to ``macs``)."""
     import tensorflow as tf
 
@@ -201,7 +201,7 @@ def translate(nodes: list[Any], weights: dict[str, np.ndarray], input_name: str,
             elif op == "Relu":
                 y = tf.nn.relu(ins[0])
             elif op == "Sigmoid":
-                y = tf.sigmoid(ins[0] if logit_clip is None else tf.clip_by_value(ins[0], -logit_clip, logit_clip))
+                y = tf.sigmoid(ins[0])
             elif op == "HardSwish":
                 y = tf.nn.relu6(ins[0] + 3.0) * (ins[0] * (1.0 / 6.0))
             elif op == "HardSigmoid":
