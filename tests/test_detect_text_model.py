@@ -13,7 +13,7 @@ from edged.config import DetectConfig, ModelConfig, default_models
 from edged.core.classes import CLASS_NAMES
 from edged.core.types import Detections
 from edged.stages.detect.db import TEXT_PROBABILITY, UNCLIP, check_db_output, decode_db
-from edged.stages.detect.detector import Detector, Region, carried_crop, region_iou
+from edged.stages.detect.detector import Detector, Region, carried_crop
 from edged.stages.detect.runtime import ModelError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,10 +128,8 @@ def test_a_moved_crop_carries_its_last_result_with_it_and_runs_again_after_carry
     assert len(calls) == 3
 
 
-def test_carried_crops_are_off_by_default_and_region_overlap_is_the_usual_iou():
+def test_carried_crops_are_off_by_default_and_follow_the_best_overlapping_crop():
     assert ModelConfig(name="m", file="f", layout="db", input_size=(8, 8), labels=["plate"]).carry_crops == 0
-    assert region_iou(Region(0, 0, 10, 10), Region(5, 0, 10, 10)) == pytest.approx(50 / 150)
-    assert region_iou(Region(0, 0, 10, 10), Region(20, 20, 5, 5)) == 0.0
     last = [(Region(0, 0, 100, 100), Detections(np.array([[10, 10, 20, 20]], np.float32), np.array([0.9], np.float32),
                                                  np.array([0], np.int16), np.zeros(1, np.float32)), 0)]
     carried = carried_crop(last, Region(0, 0, 150, 100), 3)
@@ -140,4 +138,8 @@ def test_carried_crops_are_off_by_default_and_region_overlap_is_the_usual_iou():
     assert r == Region(0, 0, 150, 100) and age == 1
     np.testing.assert_allclose(found.boxes, [[15, 10, 30, 20]])  # 1.5x as wide: scaled with the crop
     assert carried_crop(last, Region(60, 0, 100, 100), 3) is None  # overlap 40/160: another object
+    nearer = (Region(40, 0, 100, 100), Detections(np.array([[50, 10, 60, 20]], np.float32), np.array([0.8], np.float32),
+                                                  np.array([0], np.int16), np.zeros(1, np.float32)), 0)
+    found = carried_crop([*last, nearer], Region(45, 0, 100, 100), 3)
+    assert found is not None and found[1].scores.tolist() == pytest.approx([0.8])  # the best overlap wins
     assert carried_crop([(*last[0][:2], 3)], Region(0, 0, 100, 100), 3) is None  # carried enough

@@ -33,6 +33,7 @@ import numpy as np
 
 from edged.config import DetectConfig, ModelConfig, TilingConfig
 from edged.core.classes import CLASS_NAMES
+from edged.core.geometry import iou_matrix
 from edged.core.paths import model_file
 from edged.core.types import Detections
 from edged.stages.detect import decoders
@@ -648,26 +649,23 @@ CARRY_IOU = 0.5
 """A crop overlapping one of the last frame's at least this much holds the same object."""
 
 
-def region_iou(a: Region, b: Region) -> float:
-    """Intersection over union of two regions."""
-    iw = min(a.x + a.w, b.x + b.w) - max(a.x, b.x)
-    ih = min(a.y + a.h, b.y + b.h) - max(a.y, b.y)
-    inter = max(iw, 0) * max(ih, 0)
-    return inter / float(a.w * a.h + b.w * b.h - inter)
+def region_box(r: Region) -> np.ndarray:
+    """A region as one ``x1, y1, x2, y2`` box."""
+    return np.array([[r.x, r.y, r.x + r.w, r.y + r.h]], np.float32)
 
 
 def carried_crop(last: list[tuple[Region, Detections, int]], r: Region,
                  limit: int) -> tuple[Region, Detections, int] | None:
-    """The last frame's crop that best overlaps ``r`` (at least :data:`CARRY_IOU`, carried fewer than
-    ``limit`` frames in a row), with its result moved and scaled from that crop onto ``r``."""
-    best, best_iou = None, CARRY_IOU
-    for prev, found, age in last:
-        iou = region_iou(prev, r)
-        if age < limit and iou >= best_iou:
-            best, best_iou = (prev, found, age), iou
-    if best is None:
+    """The last frame's crop that best overlaps ``r`` (IoU at least :data:`CARRY_IOU`, carried fewer
+    than ``limit`` frames in a row), with its result moved and scaled from that crop onto ``r``."""
+    candidates = [(prev, found, age) for prev, found, age in last if age < limit]
+    if not candidates:
         return None
-    prev, found, age = best
+    ious = iou_matrix(region_box(r), np.concatenate([region_box(prev) for prev, _, _ in candidates]))[0]
+    best = int(np.argmax(ious))
+    if ious[best] < CARRY_IOU:
+        return None
+    prev, found, age = candidates[best]
     boxes = found.boxes.copy()
     sx, sy = r.w / prev.w, r.h / prev.h
     boxes[:, [0, 2]] = (boxes[:, [0, 2]] - prev.x) * sx + r.x
