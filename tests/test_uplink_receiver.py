@@ -162,6 +162,8 @@ def test_the_stats_document_carries_each_links_status(tmp_path: Path, mosquitto:
             t0 = time.monotonic()
             while ob.pending()[0] and time.monotonic() - t0 < 10:
                 await asyncio.sleep(0.02)
+            for sv in daemon.services:  # the rows go before each link counts its acks
+                await sv.uplink.wait_acks()
             control = RemoteControl.from_startup(startup)
             control.attach(daemon)
             return await control.handle({"cmd": "stats"}, "test", MQTT_ACCESS)
