@@ -34,13 +34,14 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 import cv2
 import numpy as np
 
+from tools.models import tflite_export
 from tools.models.onnx_graph import load_graph, translate
+from tools.models.tflite_export import letterbox_rgb
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT_NAMES = {"537": "heatmap", "538": "scale", "539": "offset", "540": "landmarks"}
@@ -73,14 +74,6 @@ def concrete(nodes: list[Any], weights: dict[str, np.ndarray], size: tuple[int, 
 
 
 # --------------------------------------------------------------------------------------- data
-def letterbox_rgb(bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """As the detector does: letterbox with black into ``size`` (w, h), RGB, float32 0-255."""
-    from edged.stages.detect.detector import letterbox
-
-    img, *_ = letterbox(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), size, 0)
-    return img.astype(np.float32)
-
-
 def calibration_images(n_video: int = 24) -> list[np.ndarray]:
     """Real BGR photos: scikit-image data, LFW faces 0-49 pasted on photos, OpenCV/darknet samples, vtest.avi frames."""
     import skimage.data
@@ -212,21 +205,8 @@ def check(onnx_path: Path, f32: Path, i8: Path, size: tuple[int, int], images: l
 
 # ------------------------------------------------------------------------------------ building
 def convert(cf: Any, size: tuple[int, int], images: list[np.ndarray] | None) -> bytes:
-    """TFLite flatbuffer: float32, or full int8 (int8 input/outputs) calibrated on ``images`` when given."""
-    import tensorflow as tf
-
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([cf])
-    if images is not None:
-        def rep() -> Iterator[list[np.ndarray]]:
-            for bgr in images:
-                yield [letterbox_rgb(bgr, size)[None]]
-
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.representative_dataset = rep
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv.inference_input_type = tf.int8
-        conv.inference_output_type = tf.int8
-    return name_outputs(conv.convert())
+    """TFLite flatbuffer with the four outputs named: float32, or full int8 calibrated on ``images`` when given."""
+    return name_outputs(tflite_export.convert(cf, size, images))
 
 
 def name_outputs(model: bytes) -> bytes:

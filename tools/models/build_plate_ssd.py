@@ -48,6 +48,8 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 
+from tools.models.tflite_export import letterbox_rgb
+
 ROOT = Path(__file__).resolve().parents[2]
 WHEEL = "hyperlpr==0.0.2"
 MEMBER = "hyperlpr/models/dnn/mininet_ssd_v1"
@@ -334,14 +336,6 @@ def concrete(net: Net, size: tuple[int, int], with_post: bool = True) -> tuple[A
 
 
 # --------------------------------------------------------------------------------------- data
-def letterbox_rgb(bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """As the detector does for the ``ssd`` layout: letterbox with black into ``size`` (w, h), RGB float32 0-255."""
-    from edged.stages.detect.detector import letterbox
-
-    img, *_ = letterbox(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), size, 0)
-    return img.astype(np.float32)
-
-
 def video_frames(path: Path, every: int, limit: int) -> list[np.ndarray]:
     """Every ``every``-th frame of a video, at most ``limit``."""
     cap = cv2.VideoCapture(str(path))

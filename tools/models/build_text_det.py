@@ -35,13 +35,14 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tools.models.onnx_graph import load_graph, translate
+from tools.models.tflite_export import convert, letterbox_rgb
 
 ROOT = Path(__file__).resolve().parents[2]
 WHEEL = "rapidocr-onnxruntime==1.2.3"
@@ -152,34 +153,6 @@ def concrete(onnx_path: Path, size: tuple[int, int], equalise_on: list[np.ndarra
     spec = tf.TensorSpec([1, size[1], size[0], 3], tf.float32, name="image")
     cf = tf.function(network(onnx_path, macs, equalise_on, size), input_signature=[spec]).get_concrete_function()
     return cf, sum(macs)
-
-
-def letterbox_rgb(bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """As the detector does: letterbox with black into ``size`` (w, h), RGB float32 0-255."""
-    import cv2
-
-    from edged.stages.detect.detector import letterbox
-
-    img, *_ = letterbox(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), size, 0)
-    return img.astype(np.float32)
-
-
-def convert(cf: Any, size: tuple[int, int], images: list[np.ndarray] | None) -> bytes:
-    """TFLite flatbuffer: float32, or full int8 (int8 input and output) calibrated on ``images`` when given."""
-    import tensorflow as tf
-
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([cf])
-    if images is not None:
-        def rep() -> Iterator[list[np.ndarray]]:
-            for bgr in images:
-                yield [letterbox_rgb(bgr, size)[None]]
-
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.representative_dataset = rep
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv.inference_input_type = tf.int8
-        conv.inference_output_type = tf.int8
-    return conv.convert()
 
 
 def tflite_map(path: Path, rgb: np.ndarray) -> np.ndarray:

@@ -15,8 +15,8 @@ fall back to reference kernels between XNNPACK pieces (``docs/TUNING.md``).
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,13 +29,19 @@ def attrs(node: Any) -> dict[str, Any]:
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
-def _fold_batch_norms(nodes: list[Any], weights: dict[str, np.ndarray]) -> list[Any]:
-    """Nodes with each BatchNormalization that alone follows a (transposed) conv folded into its weights."""
+def _producers_and_users(nodes: list[Any]) -> tuple[dict[str, Any], dict[str, int]]:
+    """Each tensor's producing node, and how many node inputs read each tensor."""
     producer = {out: n for n in nodes for out in n.output}
     users: dict[str, int] = {}
     for n in nodes:
         for i in n.input:
             users[i] = users.get(i, 0) + 1
+    return producer, users
+
+
+def _fold_batch_norms(nodes: list[Any], weights: dict[str, np.ndarray]) -> list[Any]:
+    """Nodes with each BatchNormalization that alone follows a (transposed) conv folded into its weights."""
+    producer, users = _producers_and_users(nodes)
     kept = []
     for n in nodes:
         prev = producer.get(n.input[0])
@@ -79,11 +85,7 @@ def _fuse_hard_swish(nodes: list[Any], weights: dict[str, np.ndarray]) -> list[A
     """Nodes with each ``Div(Mul(x, Clip(Add(x, 3), 0, 6)), 6)`` replaced by one ``HardSwish`` node."""
     import onnx
 
-    producer = {out: n for n in nodes for out in n.output}
-    users: dict[str, int] = {}
-    for n in nodes:
-        for i in n.input:
-            users[i] = users.get(i, 0) + 1
+    producer, users = _producers_and_users(nodes)
     dropped: set[int] = set()
     swaps: dict[int, Any] = {}
     for n in nodes:
