@@ -20,6 +20,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from edged.core.geometry import clip_boxes
 from edged.stages.detect.decoders import Raw, nms
 
 
@@ -61,6 +62,6 @@ def decode_centerface(
     cx, cy = (gx + o[:, 1] + 0.5) * sx, (gy + o[:, 0] + 0.5) * sy
     bw, bh = np.exp(s[:, 1]) * sx, np.exp(s[:, 0]) * sy
     boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
-    boxes = np.clip(boxes, 0, [input_wh[0], input_wh[1], input_wh[0], input_wh[1]]).astype(np.float32)
+    boxes = clip_boxes(boxes, *input_wh).astype(np.float32)
     raw = Raw(boxes, heat[gy, gx], np.zeros(len(gy), np.int32))
     return raw.select(nms(raw.boxes, raw.scores, raw.labels, iou))

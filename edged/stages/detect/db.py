@@ -12,6 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from edged.core.geometry import clip_boxes
 from edged.stages.detect.decoders import Raw, nms
 
 TEXT_PROBABILITY = 0.3
@@ -45,6 +46,6 @@ def decode_db(outputs: list[np.ndarray], input_wh: tuple[int, int], min_score: f
     x, y, w, h = x[keep], y[keep], w[keep], h[keep]
     grow = UNCLIP * w * h / (2 * (w + h))
     boxes = np.stack([x - grow, y - grow, x + w + grow, y + h + grow], axis=1)
-    boxes = np.clip(boxes, 0, [input_wh[0], input_wh[1], input_wh[0], input_wh[1]]).astype(np.float32)
+    boxes = clip_boxes(boxes, *input_wh).astype(np.float32)
     raw = Raw(boxes, mean[keep].astype(np.float32), np.zeros(len(boxes), np.int32))
     return raw.select(nms(raw.boxes, raw.scores, raw.labels, iou))
