@@ -298,3 +298,47 @@ def test_a_track_that_never_scored_confidently_stays_within_the_unconfident_shar
     kept = within_unconfident_budget(regions, 200, 200, 0.0, 0.5, 0.1)  # the weak track would add 25 %
     assert kept.track_ids.tolist() == [4]
     assert len(within_unconfident_budget(regions, 200, 200, 0.0, 0.5, 0.3)) == 2
+
+
+def plate_on_bodywork() -> np.ndarray:
+    """A light plate with dark lettering on dark, even bodywork (a 80 x 40 plate at 120, 100)."""
+    import cv2
+
+    img = np.full((240, 320, 3), 60, np.uint8)
+    img[100:140, 120:200] = 235
+    cv2.putText(img, "AB 123", (126, 128), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (20, 20, 20), 2)
+    return img
+
+
+@pytest.mark.parametrize("method", ["blur", "pixelate", "fill"])
+@pytest.mark.parametrize("stable", [False, True])
+def test_a_plate_region_shows_neither_the_plates_colour_nor_its_outline(method: str, stable: bool) -> None:
+    img = plate_on_bodywork()
+    regions = regions_of([[120, 100, 200, 140]], [PLATE], [1])
+    deid = (StableDeidentifier(method, margin=0.3, edge_fill=(PLATE,)) if stable
+            else FrameDeidentifier(method, margin=0.3, edge_fill=(PLATE,)))
+    out = deid(img, regions).image.astype(np.float32)
+    plate = out[100:140, 120:200]
+    # painted from the region's own edge (bodywork), not from the plate: no light rectangle remains
+    assert abs(float(plate.mean()) - 60) < 6 and float(plate.std()) < 6
+
+
+@pytest.mark.parametrize("stable", [False, True])
+def test_a_face_region_keeps_its_own_colours_when_only_plates_are_edge_filled(stable: bool) -> None:
+    img = plate_on_bodywork()
+    regions = regions_of([[120, 100, 200, 140]], [FACE], [1])
+    deid = StableDeidentifier("blur", margin=0.3, edge_fill=(PLATE,)) if stable else FrameDeidentifier(
+        "blur", margin=0.3, edge_fill=(PLATE,))
+    out = deid(img, regions).image.astype(np.float32)
+    assert float(out[100:140, 120:200].mean()) > 100  # a smudge of its own light middle, not the bodywork's 60
+
+
+@pytest.mark.parametrize("stable", [False, True])
+def test_a_text_line_region_inside_a_plate_region_takes_the_plate_regions_paint(stable: bool) -> None:
+    img = plate_on_bodywork()
+    # the plate and, listed after it, one of its text lines (a text detector's box inside the plate)
+    regions = regions_of([[120, 100, 200, 140], [126, 112, 194, 130]], [PLATE, PLATE], [1, 2])
+    deid = StableDeidentifier("blur", margin=0.3, edge_fill=(PLATE,)) if stable else FrameDeidentifier(
+        "blur", margin=0.3, edge_fill=(PLATE,))
+    plate = deid(img, regions).image[100:140, 120:200].astype(np.float32)
+    assert abs(float(plate.mean()) - 60) < 6 and float(plate.max()) < 90

@@ -56,6 +56,12 @@ class PrivacyConfig(Section):
     wide hides only its grown box (pushed out to the grid, each side held within a grid step), not
     the stabilised box's slack; smaller and predicted regions, whose boxes may lag the object, keep
     the whole box. A large value keeps the whole box for every region."""
+    edge_fill: list[str] = msgspec.field(default_factory=lambda: ["plate"])
+    """Sensitive classes whose regions are painted only from the colours at their grown box's edge
+    (the margin around the object), blended inward, so neither the object's own colour nor its
+    outline shows: under a blur of its own pixels a plate stays a light rectangle that a detector
+    still finds as a plate, and its colour tells what kind of vehicle carries it. Classes left out
+    (faces by default) keep a smudge of their own colours."""
     fill_update: Fraction = 0.05
     """Per-frame weight of the new frame in a track's de-identified field (exponential average; 0.05
     is a time constant of 2 s at 10 fps)."""
@@ -75,6 +81,6 @@ class PrivacyConfig(Section):
     def __post_init__(self) -> None:
         from edged.core.classes import SENSITIVE_CLASSES
 
-        for c in list(self.categories) + list(self.recipients):
+        for c in list(self.categories) + list(self.recipients) + list(self.edge_fill):
             if c not in SENSITIVE_CLASSES:
                 raise ValueError(f"{c!r} is not a sensitive category ({', '.join(sorted(SENSITIVE_CLASSES))})")

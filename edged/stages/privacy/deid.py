@@ -196,6 +196,34 @@ def sample_field(patch: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return cv2.resize(patch.astype(np.float32), (cols, rows), interpolation=cv2.INTER_AREA).reshape(rows, cols, -1)
 
 
+EDGE_SHARE = 0.08
+"""Thickness of the edge an edge-filled region is painted from, as a share of its shorter side: well
+inside the margin that surrounds the object."""
+
+
+def edge_field(patch: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The low-resolution field of a region painted from its outermost pixels alone: each side's
+    colours blended inward (a Coons patch), so nothing of what lies inside the edge shows. float32."""
+    rows, cols = shape
+    h, w = patch.shape[:2]
+    p = patch.astype(np.float32).reshape(h, w, -1)
+    k = max(1, round(EDGE_SHARE * min(h, w)))
+
+    def profile(strip: np.ndarray, n: int) -> np.ndarray:  # a side's colours at the n cell centres
+        line = strip.mean(axis=0, keepdims=True)
+        return cv2.resize(line, (n, 1), interpolation=cv2.INTER_AREA).reshape(n, -1)
+
+    top, bottom = profile(p[:k], cols), profile(p[h - k :], cols)
+    left, right = profile(p[:, :k].transpose(1, 0, 2), rows), profile(p[:, w - k :].transpose(1, 0, 2), rows)
+    corners = [p[ys, xs].reshape(-1, p.shape[2]).mean(axis=0)
+               for ys in (slice(0, k), slice(h - k, h)) for xs in (slice(0, k), slice(w - k, w))]
+    u = ((np.arange(cols, dtype=np.float32) + 0.5) / cols)[None, :, None]
+    v = ((np.arange(rows, dtype=np.float32) + 0.5) / rows)[:, None, None]
+    sides = (1 - v) * top[None] + v * bottom[None] + (1 - u) * left[:, None] + u * right[:, None]
+    tl, tr, bl, br = corners
+    return sides - ((1 - u) * (1 - v) * tl + u * (1 - v) * tr + (1 - u) * v * bl + u * v * br)
+
+
 def render_field(fld: np.ndarray, w: int, h: int, method: Method) -> np.ndarray:
     """Draw a low-resolution field at ``w`` x ``h``: flat cells (pixelate), a smooth surface (blur),
     or its mean colour (fill). Returns uint8 ``(h, w, C)``."""
@@ -249,11 +277,25 @@ def paste(out: np.ndarray, rect: tuple[int, int, int, int], drawn: np.ndarray, m
         out[y1:y2, x1:x2][mask] = drawn[mask]
 
 
-def deidentify_patch(patch: np.ndarray, method: Method, cells: int, min_cell_px: int) -> np.ndarray:
+def paint_order(rects: np.ndarray, edge: np.ndarray) -> list[int]:
+    """The order regions are painted in: those drawn from their own pixels first, then the edge-filled
+    ones largest first. An edge-filled region is painted from the frame as painted so far, so a
+    smaller one inside a larger one (a plate's text line inside the plate) takes the larger one's
+    paint at its edge, not the plate's."""
+    area = (rects[:, 2] - rects[:, 0]).astype(np.int64) * (rects[:, 3] - rects[:, 1])
+    own = [int(i) for i in np.flatnonzero(~edge)]
+    edged = np.flatnonzero(edge)
+    return own + [int(i) for i in edged[np.argsort(-area[edged], kind="stable")]]
+
+
+def deidentify_patch(patch: np.ndarray, method: Method, cells: int, min_cell_px: int, edge: bool = False) -> np.ndarray:
     """De-identify one region on its own (no state): Gaussian blur of sigma = cell, pixelation into
-    cells, or a fill with the region's mean colour."""
+    cells, or a fill with the region's mean colour; with ``edge``, of the field painted from the
+    region's edge (:func:`edge_field`) instead of its own pixels."""
     h, w = patch.shape[:2]
     cell = cell_size(w, h, cells, min_cell_px)
+    if edge:
+        return render_field(edge_field(patch, field_shape(w, h, cell)), w, h, method).reshape(patch.shape)
     if method == "blur":
         return gaussian_blur(patch, cell)
     return render_field(sample_field(patch, field_shape(w, h, cell)), w, h, method).reshape(patch.shape)
@@ -299,13 +341,15 @@ class FrameDeidentifier:
     """Hides each region of each frame on its own (no memory of earlier frames)."""
 
     def __init__(self, method: Method = "blur", margin: float = 0.4, cells: int = 2, min_cell_px: int = 4,
-                 shape: Shape = "box") -> None:
+                 shape: Shape = "box", edge_fill: tuple[int, ...] = ()) -> None:
         check_style(method, shape)
         self.method: Method = method
         self.shape: Shape = shape
         self.margin = margin
         self.cells = cells
         self.min_cell_px = min_cell_px
+        self.edge_fill = frozenset(edge_fill)
+        """Class ids whose regions are painted from their edge (:func:`edge_field`)."""
 
     def __call__(self, pixels: np.ndarray, regions: SensitiveRegions) -> DeidResult:
         check_image(pixels)
@@ -313,8 +357,11 @@ class FrameDeidentifier:
         grown = grow_boxes(regions.boxes, regions.angles, self.margin)
         rects = pixel_boxes(grown, w, h)
         out = pixels.copy()
-        for (x1, y1, x2, y2), g in zip(rects, grown, strict=True):
+        edge = np.isin(regions.class_ids, list(self.edge_fill))
+        for i in paint_order(rects, edge):
+            x1, y1, x2, y2 = rects[i]
             if x2 > x1 and y2 > y1:
-                drawn = deidentify_patch(pixels[y1:y2, x1:x2], self.method, self.cells, self.min_cell_px)
-                paste(out, (x1, y1, x2, y2), drawn, shape_mask((x1, y1, x2, y2), g, self.shape))
+                source = out if edge[i] else pixels
+                drawn = deidentify_patch(source[y1:y2, x1:x2], self.method, self.cells, self.min_cell_px, bool(edge[i]))
+                paste(out, (x1, y1, x2, y2), drawn, shape_mask((x1, y1, x2, y2), grown[i], self.shape))
         return DeidResult(out, rects)

@@ -46,8 +46,10 @@ from edged.stages.privacy.deid import (
     cell_size,
     check_image,
     check_style,
+    edge_field,
     field_shape,
     grow_boxes,
+    paint_order,
     paste,
     render_field,
     sample_field,
@@ -118,6 +120,7 @@ class StableDeidentifier:
         redraw_levels: float = 4.0,
         shape: Shape = "box",
         fit_from_px: int = 96,
+        edge_fill: tuple[int, ...] = (),
     ) -> None:
         check_style(method, shape)
         self.method: Method = method
@@ -130,6 +133,8 @@ class StableDeidentifier:
         self.alpha = fill_update
         self.redraw = redraw_levels
         self.fit_from_px = fit_from_px
+        self.edge_fill = frozenset(edge_fill)
+        """Class ids whose regions are painted from their edge (:func:`edged.stages.privacy.deid.edge_field`)."""
         self._tracks: dict[tuple[int, int], _TrackRegion] = {}
         self._private = UNTRACKED - 1
         """Next key for a region without a track id (negative, never a tracker id)."""
@@ -148,13 +153,19 @@ class StableDeidentifier:
         out = pixels.copy()
         rects = np.zeros((len(regions), 4), dtype=np.int32)
         keys = self._associate(regions, grown)
+        states: list[tuple[_TrackRegion, bool]] = []
         for i, key in enumerate(keys):
             prev = self._tracks.get(key)
             state = self._update_box(prev, grown[i])
             fit = bool(regions.detected[i]) and grown[i][2] - grown[i][0] >= self.fit_from_px
             state.fitted = self._fit(prev.fitted if prev is not None else None, grown[i]) if fit else None
-            rects[i] = self._paint(pixels, out, state, prev is None, grown[i])
+            states.append((state, prev is None))
             self._tracks[key] = state
+        edge = np.array([k[0] in self.edge_fill for k in keys], bool)
+        boxes = np.array([[s.x1, s.y1, s.x1 + s.w, s.y1 + s.h] for s, _ in states], np.int64).reshape(-1, 4)
+        for i in paint_order(boxes, edge):
+            state, new = states[i]
+            rects[i] = self._paint(out if edge[i] else pixels, out, state, new, grown[i], bool(edge[i]))
         drawn = set(keys)
         for key in list(self._tracks):
             if key not in drawn:
@@ -241,7 +252,7 @@ class StableDeidentifier:
         )
 
     def _paint(
-        self, pixels: np.ndarray, out: np.ndarray, st: _TrackRegion, new: bool, grown: np.ndarray
+        self, pixels: np.ndarray, out: np.ndarray, st: _TrackRegion, new: bool, grown: np.ndarray, edge: bool
     ) -> tuple[int, int, int, int]:
         img_h, img_w = pixels.shape[:2]
         vx1, vy1 = max(st.x1, 0), max(st.y1, 0)
@@ -258,7 +269,7 @@ class StableDeidentifier:
         ).reshape(st.h, st.w, -1)
         cell = cell_size(st.w, st.h, self.cells, self.min_cell_px)
         shape = field_shape(st.w, st.h, cell)
-        obs = sample_field(full, shape)
+        obs = edge_field(full, shape) if edge else sample_field(full, shape)
         if new or st.field.shape[:2] != shape or st.field.shape[2] != obs.shape[2]:
             if new or st.field.size == 0 or st.field.shape[2] != obs.shape[2]:
                 st.field = obs

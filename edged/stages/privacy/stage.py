@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edged.config import PrivacyConfig
+from edged.core.classes import class_id
 from edged.core.keys import PrivacyKeys
 from edged.core.types import Detections, Frame, TrackedObjects
 from edged.link import wire
@@ -36,13 +37,14 @@ SENSITIVE_KIND = "sensitive"
 
 def make_deidentifier(config: PrivacyConfig) -> Deidentifier:
     """The de-identifier the config asks for: track-stable (``stabilize``) or frame by frame."""
+    edge_fill = tuple(class_id(c) for c in config.edge_fill)
     if config.stabilize:
         return StableDeidentifier(
             config.method, config.margin, config.cells, config.min_cell_px,
             config.grid_px, config.shrink_per_frame, config.fill_update, config.redraw_levels, config.shape,
-            config.fit_from_px,
+            config.fit_from_px, edge_fill,
         )
-    return FrameDeidentifier(config.method, config.margin, config.cells, config.min_cell_px, config.shape)
+    return FrameDeidentifier(config.method, config.margin, config.cells, config.min_cell_px, config.shape, edge_fill)
 
 
 @dataclass(slots=True)
