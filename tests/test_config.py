@@ -83,6 +83,8 @@ def test_empty_file_gives_all_defaults(tmp_path: Path) -> None:
                                          "'plugins'; known: file, picamera2, v4l2, fake)"),
         ('[[detect.models]]\nname = "x"', "config error at detect.models[0].file: missing required key"),
         ("[device.position]\nlat = 91", "config error at device.position.lat: expected float <= 90.0"),
+        ('[privacy]\nedge_fill = ["car"]', "config error at privacy: edge_fill: 'car' is not a sensitive category "
+                                           "(face, plate)"),
         (
             "[uplink.functional.'Bad Name']",
             "config error at uplink.functional: expected str matching regex '^[a-z][a-z0-9_-]{0,31}$' "

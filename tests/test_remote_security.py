@@ -301,7 +301,7 @@ def test_privacy_only_gets_stronger_for_every_role() -> None:
         for section, values in {"margin": (0.2, 0.5), "cells": (3, 1), "min_score": (0.2, 0.05),
                                 "confident_score": (0.6, 0.4), "unconfident_max_share": (0.02, 0.1),
                                 "min_cell_px": (2, 8), "shape": ("ellipse", "box"),
-                                "fit_from_px": (32, 128)}.items():
+                                "fit_from_px": (32, 128), "edge_fill": ([], ["plate", "face"])}.items():
             weaker, stronger = values
             for value, allowed in ((weaker, False), (stronger, True)):
                 new = Config(privacy=type(base.privacy)(**{**_fields(base.privacy), section: value}))

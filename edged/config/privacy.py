@@ -81,6 +81,9 @@ class PrivacyConfig(Section):
     def __post_init__(self) -> None:
         from edged.core.classes import SENSITIVE_CLASSES
 
-        for c in list(self.categories) + list(self.recipients) + list(self.edge_fill):
-            if c not in SENSITIVE_CLASSES:
-                raise ValueError(f"{c!r} is not a sensitive category ({', '.join(sorted(SENSITIVE_CLASSES))})")
+        known = ", ".join(sorted(SENSITIVE_CLASSES))
+        for key, names in (("categories", self.categories), ("recipients", self.recipients),
+                           ("edge_fill", self.edge_fill)):
+            for c in names:
+                if c not in SENSITIVE_CLASSES:
+                    raise ValueError(f"{key}: {c!r} is not a sensitive category ({known})")

@@ -103,6 +103,11 @@ def more_models(old: list[str], new: list[str]) -> bool:
     return not new or (bool(old) and set(new) >= set(old))
 
 
+def more_items(old: list[str], new: list[str]) -> bool:
+    """Stronger when items are only added (classes painted from their edge: their outline no longer shows)."""
+    return set(new) >= set(old)
+
+
 DIRECTIONS: dict[Callable[[Any, Any], bool], str] = {
     at_least: "grow",
     at_most: "shrink",
@@ -112,6 +117,7 @@ DIRECTIONS: dict[Callable[[Any, Any], bool], str] = {
     stronger_method: "change towards fill",
     each_at_most: "shrink in every dimension",
     more_models: "gain models (empty: all of them)",
+    more_items: "gain items",
 }
 """How a refusal says which way a privacy key may still change."""
 
@@ -227,6 +233,8 @@ POLICY: tuple[tuple[str, Rule], ...] = (
     ("privacy.shrink_per_frame", STABILISER_GEOMETRY),
     # a fitted region hides less of its box: only towards fewer fitted regions
     ("privacy.fit_from_px", _privacy(at_least)),
+    # a class painted from its edge shows neither its colour nor its outline: only towards more classes
+    ("privacy.edge_fill", _privacy(more_items)),
     ("privacy.fill_update", ADMIN),
     ("privacy.redraw_levels", ADMIN),
 )
