@@ -8,9 +8,10 @@ track-stable one). Every de-identifier returns the exact rectangles it changed, 
 crop of each one can be sealed and pasted back bit for bit.
 
 Strength scales with the region: a region keeps about ``cells`` cells of detail across its longer
-side, never cells smaller than ``min_cell_px``. The output of a region depends only on the original
-pixels inside that region (borders are reflected, never read from outside), so nothing of a
-neighbouring region leaks into it.
+side, never cells smaller than ``min_cell_px``. The output of a region depends only on the pixels
+inside that region (borders are reflected, never read from outside), so nothing of a neighbouring
+region leaks into it: the original pixels, or for an edge-filled class (``privacy.edge_fill``) the
+frame as the regions painted before it left it (:func:`paint_order`), de-identified where they overlap.
 """
 
 from __future__ import annotations
