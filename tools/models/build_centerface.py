@@ -41,7 +41,7 @@ import numpy as np
 
 from tools.models import tflite_export
 from tools.models.onnx_graph import load_graph, translate
-from tools.models.tflite_export import letterbox_rgb
+from tools.models.tflite_export import input_size, letterbox_rgb
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT_NAMES = {"537": "heatmap", "538": "scale", "539": "offset", "540": "landmarks"}
@@ -336,11 +336,9 @@ def main() -> None:
     if args.bench:
         bench(args.bench, args.threads)
         return
-    w, h = args.size
-    if w % 32 or h % 32:
-        ap.error("--size must be multiples of 32")
+    size = input_size(ap, args.size)
     with tempfile.TemporaryDirectory() as tmp:
-        build(find_onnx(args.onnx, args.wheel, Path(tmp)), (w, h), args.out, check_set())
+        build(find_onnx(args.onnx, args.wheel, Path(tmp)), size, args.out, check_set())
 
 
 if __name__ == "__main__":

@@ -110,12 +110,10 @@ def int8_tflite(fn, representative) -> bytes:
     that ``representative()`` yields (each a one-element list, as TFLiteConverter wants)."""
     import tensorflow as tf
 
+    from tools.models.tflite_export import full_int8
+
     conv = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
+    full_int8(conv, representative)
     return conv.convert()
 
 

@@ -48,7 +48,7 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 
-from tools.models.tflite_export import letterbox_rgb
+from tools.models.tflite_export import input_size, letterbox_rgb, representative
 
 ROOT = Path(__file__).resolve().parents[2]
 WHEEL = "hyperlpr==0.0.2"
@@ -392,12 +392,8 @@ def convert(cf: Any, size: tuple[int, int], images: list[np.ndarray] | None) -> 
         conv = tf.lite.TFLiteConverter.from_saved_model(tmp)
         conv.allow_custom_ops = True
         if images is not None:
-            def rep() -> Iterator[list[np.ndarray]]:
-                for bgr in images:
-                    yield [letterbox_rgb(bgr, size)[None]]
-
             conv.optimizations = [tf.lite.Optimize.DEFAULT]
-            conv.representative_dataset = rep
+            conv.representative_dataset = representative(images, size)
             conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
             conv.inference_input_type = tf.int8
         return conv.convert()
@@ -613,12 +609,10 @@ def main() -> None:
     if args.bench:
         bench(args.bench, args.threads)
         return
-    w, h = args.size
-    if w % 32 or h % 32:
-        ap.error("--size must be multiples of 32")
+    size = input_size(ap, args.size)
     with tempfile.TemporaryDirectory() as tmp:
         prototxt, caffemodel = find_files(args.wheel, Path(tmp))
-        build(prototxt, caffemodel, (w, h), args.out)
+        build(prototxt, caffemodel, size, args.out)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from tools.models.onnx_graph import load_graph, translate
-from tools.models.tflite_export import convert, letterbox_rgb
+from tools.models.tflite_export import convert, input_size, letterbox_rgb
 
 ROOT = Path(__file__).resolve().parents[2]
 WHEEL = "rapidocr-onnxruntime==1.2.3"
@@ -218,11 +218,9 @@ def main() -> None:
 
         bench(args.bench, args.threads)
         return
-    w, h = args.size
-    if w % 32 or h % 32:
-        ap.error("--size must be multiples of 32")
+    size = input_size(ap, args.size)
     with tempfile.TemporaryDirectory() as tmp:
-        build(find_onnx(args.wheel, Path(tmp)), (w, h), args.out)
+        build(find_onnx(args.wheel, Path(tmp)), size, args.out)
 
 
 if __name__ == "__main__":
